@@ -1,0 +1,11 @@
+/* commands.h - subcommand entry points. Each returns the process exit code:
+ * 0 success, 1 runtime failure (message printed), 2 bad usage. */
+#ifndef SK_COMMANDS_H
+#define SK_COMMANDS_H
+
+typedef int (*sk_command_fn)(int argc, char **argv);
+typedef struct { const char *name; sk_command_fn fn; const char *summary; } sk_command;
+
+int sk_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# install_deps.sh - installs the Debian packages sinkstream builds and tests with.
+# Idempotent: skips apt when every package is already installed. Needs root (or sudo).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+      libcriterion-dev libstb-dev libcjson-dev libsentencepiece-dev libmicrohttpd-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  echo "install_deps: installing ${missing[*]}" >&2
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

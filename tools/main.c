@@ -1,0 +1,36 @@
+/* main.c - the `sinkstream` command line: dispatches to subcommands.
+ * Each subcommand lives in tools/cmd_<name>.c and parses its own options
+ * through the one option table in tools/cli_opts.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/commands.h"
+
+static const sk_command k_commands[] = {
+    {"inspect", sk_cmd_inspect, "describe a safetensors file or model directory"},
+};
+
+static void usage(FILE *o)
+{
+    fprintf(o, "sinkstream %s - streaming video diffusion runtime\n\n"
+               "usage: sinkstream <command> [options]\n       sinkstream --help | --version\n\n"
+               "commands:\n", SK_VERSION);
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(o, "  %-12s %s\n", k_commands[i].name, k_commands[i].summary);
+    fprintf(o, "\n'sinkstream <command> --help' lists a command's options and their defaults.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) { printf("sinkstream %s\n", SK_VERSION); return 0; }
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sinkstream: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
