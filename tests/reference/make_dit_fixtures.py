@@ -508,6 +508,9 @@ def main():
     xp = x.reshape(CHUNK, cfg["in_dim"], 4, 2, 4, 2).permute(0, 2, 4, 1, 3, 5).reshape(CHUNK * S, -1)
     pe = xp @ P["patch_embedding.weight"].reshape(cfg["dim"], -1).t() + P["patch_embedding.bias"]
     check(rel_err(pe, rec["patch_tokens"]) < 1e-5, "Conv3d patch embedding == GEMM with K = c*4+q*2+r")
+    ho = rec["head_out"].reshape(CHUNK, 4, 4, 1, 2, 2, cfg["out_dim"])
+    ue = torch.einsum("fhwpqrc->cfphqwr", ho).reshape(cfg["out_dim"], CHUNK, LAT_H, LAT_W).permute(1, 0, 2, 3)
+    check(torch.equal(ue, v), "unpatchify == einsum fhwpqrc->cfphqwr, channel-fastest head index")
     v_nc = forward(P, cfg, x, t, ctx0, None, 0)
     check(rel_err(v_nc, v) < 1e-5, "first chunk: cached forward == plain unmasked forward")
     for k_, a in rec.items():
@@ -531,6 +534,23 @@ def main():
     ex.update(rr)
     st_save(os.path.join(args.out, "expected_fifo.safetensors"), ex,
             {"description": "Self-Forcing loop, kv window 6 frames, sink 0, chunk 3, 2 chunks, steps 1000,750,500,250 shift 5, embeds:context"})
+
+    # --- fifo_roll: rolling window without sink (local_attn_size 6, sink 0), 4 chunks ---
+    gr = torch.Generator().manual_seed(SEED + 4)
+    noise_r = torch.randn(12, cfg["in_dim"], LAT_H, LAT_W, generator=gr)
+    lat_r, rr2, ren_r, cache_r = run_chunks(P, cfg, noise_r, lambda k: ctx0, 6, 0, STEPS, SHIFT, gr)
+    for ck in (2, 3):
+        for si in (0, 3):
+            vt = teacher_forced_v(P, cfg, lat_r, rr2[f"xt.{ck}.{si}"], ts[si], ctx0, ck, lambda a, b: a - 1 <= b <= a)
+            e_ = rel_err(vt, rr2[f"v.{ck}.{si}"])
+            check(e_ < 1e-5, f"fifo_roll chunk {ck} step {si}: cached v == teacher-forced 2-chunk window v (rel {e_:.2e})")
+    check(cache_r[0].global_end == 12 * S and cache_r[0].local_end == 6 * S, "fifo_roll: final indices global 12S, local 6S")
+    check(bool(torch.isfinite(lat_r).all()) and float(lat_r.abs().max()) < 50, f"fifo_roll latents finite, max {float(lat_r.abs().max()):.3g}")
+    st_save(os.path.join(args.out, "noise_fifo_roll.safetensors"), dict(noise=noise_r, **ren_r))
+    exr = {"latents": lat_r, "timesteps": ex["timesteps"], "sigmas": ex["sigmas"]}
+    exr.update(rr2)
+    st_save(os.path.join(args.out, "expected_fifo_roll.safetensors"), exr,
+            {"description": "rolling window without sink: kv window 6 frames, sink 0, chunk 3, 4 chunks (evicts at chunks 2, 3), steps 1000,750,500,250 shift 5, embeds:context"})
 
     # --- f3) forward at start frame 3 on a cache pre-filled by the clean pass of chunk 0 ---
     cache = make_cache(cfg, S, 6, 0)
@@ -604,6 +624,11 @@ def main():
                  "timesteps": ts.tolist(), "sigmas": ex["sigmas"].tolist(),
                  "embeds": "context", "noise_file": "noise_fifo.safetensors",
                  "expected_file": "expected_fifo.safetensors"},
+        "fifo_roll": {"policy": "fifo", "kv_window_frames": 6, "kv_sink_frames": 0, "chunk_frames": CHUNK,
+                      "frames": 12, "chunks": 4, "steps": STEPS, "shift": SHIFT,
+                      "timesteps": ts.tolist(), "sigmas": ex["sigmas"].tolist(),
+                      "embeds": "context", "noise_file": "noise_fifo_roll.safetensors",
+                      "expected_file": "expected_fifo_roll.safetensors"},
         "sink": {"policy": "sink", "kv_window_frames": 9, "kv_sink_frames": 3, "chunk_frames": CHUNK,
                  "frames": 15, "chunks": 5, "steps": STEPS, "shift": SHIFT,
                  "timesteps": ts.tolist(), "sigmas": ex["sigmas"].tolist(),
