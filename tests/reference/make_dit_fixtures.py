@@ -616,6 +616,31 @@ def main():
     st_save(os.path.join(args.out, "expected_switch.safetensors"), ex,
             {"description": "run_sink + LongLive KV-recache switch to embeds:context.1 at frame 12 (chunk 4), global_sink true; noise from noise_sink.safetensors"})
 
+    # --- run_switch_f6: switch at frame 6 (chunk 2): the recache window starts at frame 0, so
+    # the pass is not a recompute (start 0) and rewrites the sink under the new prompt too ---
+    gs.set_state(gs_state)
+    lat_6, r6, ren_6, cache_6 = run_chunks(P, cfg, noise_s, lambda k: ctx0 if k < 2 else ctx1, 9, 3,
+                                           STEPS, SHIFT, gs, switch=(2, ctx1))
+    check(all(torch.equal(ren_6[k_], ren_s[k_]) for k_ in ren_s), "switch_f6 run draws the same renoise as the sink run")
+    check(torch.equal(lat_6[:6], lat_s[:6]), "switch_f6 run == sink run before the switch")
+    check(int(r6["recache.start_frame"][0]) == 0, "switch_f6 recaches frames 0..5")
+    for i in range(cfg["num_layers"]):
+        bk, bv, ge, le = r6[f"_before.{i}"]
+        ak = r6[f"recache.cache_k.{i}"]
+        dsink = float((ak[:3 * S] - bk[:3 * S]).abs().max())
+        dall = float((ak[:6 * S] - bk[:6 * S]).abs().max())
+        if i == 0:
+            check(dall < 1e-6, f"switch_f6 layer 0: recached K of frames 0..5 == their clean-pass K (max diff {dall:.2e})")
+        else:
+            check(dsink > 1e-3, f"switch_f6 layer {i}: recache rewrites the sink under the new prompt (max diff {dsink:.3g})")
+        check((ge, le) == (6 * S, 6 * S) and (cache_6[i].global_end, cache_6[i].local_end) == (15 * S, 9 * S),
+              f"switch_f6 layer {i}: indices 6S/6S around the recache, 15S/9S at the end")
+    ex6 = {"latents": lat_6, "timesteps": ex["timesteps"], "sigmas": ex["sigmas"]}
+    ex6.update({k_: v_ for k_, v_ in r6.items()
+                if k_.startswith(("xt.2.", "x0.2.", "v.2.", "xt.3.", "x0.3.", "v.3.", "xt.4.", "x0.4.", "v.4.", "recache."))})
+    st_save(os.path.join(args.out, "expected_switch_f6.safetensors"), ex6,
+            {"description": "run_sink + LongLive KV-recache switch to embeds:context.1 at frame 6 (chunk 2; recache of frames 0..5 from slot 0, sink rewritten), global_sink true; noise from noise_sink.safetensors"})
+
     # --- e) manifest ---
     script = os.path.abspath(__file__)
     runs = {
@@ -640,6 +665,12 @@ def main():
                    "embeds": "context", "prompts": [{"frame": 12, "embeds": "context.1"}],
                    "switch_chunk": 4, "recache_frames": [3, 12], "global_sink": True,
                    "noise_file": "noise_sink.safetensors", "expected_file": "expected_switch.safetensors"},
+        "switch_f6": {"policy": "sink", "kv_window_frames": 9, "kv_sink_frames": 3, "chunk_frames": CHUNK,
+                      "frames": 15, "chunks": 5, "steps": STEPS, "shift": SHIFT,
+                      "timesteps": ts.tolist(), "sigmas": ex["sigmas"].tolist(),
+                      "embeds": "context", "prompts": [{"frame": 6, "embeds": "context.1"}],
+                      "switch_chunk": 2, "recache_frames": [0, 6], "global_sink": True,
+                      "noise_file": "noise_sink.safetensors", "expected_file": "expected_switch_f6.safetensors"},
     }
     files = sorted(f for f in os.listdir(args.out) if f != "manifest.json")
     man = {
