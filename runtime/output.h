@@ -1,0 +1,128 @@
+/* output.h - output sinks: where decoded frames go as they are produced.
+ *
+ * A frame is RGB float32 in [0, 1], planar [3, H, W] (channel-major, as the
+ * TAEHV decoder produces it). Every sink converts a sample the same way:
+ * clamp to [0, 1] (NaN -> 0), then uint8 = round(x * 255) (round half up).
+ * The raw-RGB sink keeps the floats as they are.
+ *
+ * Sinks (sk_output_kind), picked from the path unless params.kind says so:
+ *   "*.mp4" | "*.mkv" | "*.mov"  -> FFmpeg file (libx264 yuv420p by default)
+ *   "rtmp://..." | "rtmps://..." -> FFmpeg FLV over RTMP (live; every blocking
+ *                                   call bounded by params.timeout_ms)
+ *   "*.safetensors"              -> raw frames: tensor `frames` [T, 3, H, W] f32
+ *   a directory (existing, or the path ends in '/'), or kind = PNG_DIR
+ *                                -> DIR/frame_000000.png, frame_000001.png, ...
+ * Several sinks at once ("tee"): sk_output_open_multi.
+ *
+ * Ownership and lifetime:
+ *   - sk_output_open copies everything it needs from params (strings too).
+ *   - sk_output_write copies/encodes the frame before returning: the caller may
+ *     reuse its buffer at once.
+ *   - sk_output_close finalises (encoder flushed, trailer written, PNG/safetensors
+ *     files complete) and frees; it always frees, even when finalising fails, and
+ *     NULLs the pointer. Accepts NULL / *o == NULL (returns SK_OK).
+ * Errors: every function returns sk_status; the message (sk_error_message())
+ * names the path and, for FFmpeg failures, carries FFmpeg's own text
+ * (av_err2str). Build without FFmpeg: video/RTMP sinks give SK_E_UNSUPPORTED.
+ * Not thread-safe: one thread drives one sk_output.
+ */
+#ifndef SK_OUTPUT_H
+#define SK_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SK_OUTPUT_AUTO = 0,        /* detect from the path (see above)               */
+    SK_OUTPUT_VIDEO_FILE,      /* FFmpeg container file, format from the extension */
+    SK_OUTPUT_RTMP,            /* FFmpeg FLV muxer over rtmp:// (live)           */
+    SK_OUTPUT_PNG_DIR,         /* one PNG per frame in a directory (--frames-dir) */
+    SK_OUTPUT_RGB_SAFETENSORS, /* `frames` [T, 3, H, W] f32 (--rgb-out)          */
+    SK_OUTPUT_KIND_COUNT_
+} sk_output_kind;
+
+/* yuv420p (and any 2x2-subsampled pix_fmt) needs even width and height. */
+typedef enum {
+    SK_OUTPUT_ODD_ERROR = 0, /* default: open fails, the message suggests the even size */
+    SK_OUTPUT_ODD_PAD,       /* encode at the next even size, replicating the last
+                              * column/row (no black bar); the video is then
+                              * (W+W%2) x (H+H%2) */
+} sk_output_odd_policy;
+
+#define SK_OUTPUT_CRF_LOSSLESS (-1) /* crf = 0 (since 0 in the struct means "default") */
+
+/* Zero-initialised params are valid once path, width and height are set:
+ * every 0 / NULL field means "the default" written beside it. */
+typedef struct {
+    const char *path;           /* file, URL or directory (required)                    */
+    sk_output_kind kind;        /* AUTO: detect from path                               */
+    int width, height;          /* frame size in pixels (required, 1..16384)            */
+    int fps_num, fps_den;       /* frame rate num/den; 0 -> 16/1 (Wan 2.1's rate)       */
+    int crf;                    /* 0 -> 23; 1..51; SK_OUTPUT_CRF_LOSSLESS -> 0          */
+    const char *preset;         /* NULL -> "medium" (x264 presets)                      */
+    const char *tune;           /* NULL -> none for files, "zerolatency" for RTMP       */
+    const char *codec;          /* NULL -> "libx264" (any FFmpeg video encoder name)    */
+    const char *pix_fmt;        /* NULL -> "yuv420p"                                    */
+    int gop;                    /* keyframe interval in frames; 0 -> encoder default for
+                                 * files, 2 seconds for RTMP                            */
+    sk_output_odd_policy odd;   /* odd width/height with a subsampled pix_fmt           */
+    int timeout_ms;             /* bound on each blocking network call; 0 -> 10000 for
+                                 * RTMP, none for files; <0 -> none                     */
+    const volatile int *abort_flag; /* optional: when *abort_flag != 0 any blocking
+                                 * FFmpeg I/O returns at once (e.g. set by SIGINT)       */
+} sk_output_params;
+
+typedef struct sk_output sk_output;
+
+/* "video-file", "rtmp", "png-dir", "rgb-safetensors" ("auto" for AUTO). */
+const char *sk_output_kind_name(sk_output_kind k);
+
+/* The kind a path gets under SK_OUTPUT_AUTO. SK_E_INVALID_ARG (message lists the
+ * accepted forms) when the path fits none. Checks the file system only to see
+ * whether path is an existing directory. */
+sk_status sk_output_detect_kind(const char *path, sk_output_kind *out);
+
+/* 1 if this build can write kind (video/RTMP need FFmpeg, PNG needs stb). */
+int sk_output_kind_available(sk_output_kind k);
+
+/* Opens one sink. Validates the params, creates the file / directory / connection
+ * (RTMP connects here) and, for video, opens the encoder and writes the header,
+ * so that a bad path, codec, preset or size fails here and not at the first
+ * frame. On failure *out is NULL and nothing is left open (a half-made video
+ * file is removed). */
+sk_status sk_output_open(const sk_output_params *p, sk_output **out);
+
+/* Tee: one sk_output that writes every frame to n sinks (n >= 1) in order. All
+ * must have the same width and height. On failure none is left open. */
+sk_status sk_output_open_multi(const sk_output_params *ps, int n, sk_output **out);
+
+/* Writes one frame, rgb = [3, H, W] f32 (H, W as opened). For a tee, the first
+ * failing sink's error is returned (the later sinks do not get this frame). */
+sk_status sk_output_write(sk_output *o, const float *rgb);
+
+/* Writes t frames stored back to back: rgb = [t, 3, H, W] f32. */
+sk_status sk_output_write_frames(sk_output *o, const float *rgb, int t);
+
+/* Frames written so far. */
+int64_t sk_output_frames(const sk_output *o);
+/* The path / URL as opened (for a tee, the first sink's); valid until close. */
+const char *sk_output_path(const sk_output *o);
+sk_output_kind sk_output_get_kind(const sk_output *o); /* first sink's kind for a tee */
+
+/* Finalises and frees (see above). Returns the first finalising error. */
+sk_status sk_output_close(sk_output **o);
+
+/* The conversion every 8-bit sink uses: planar f32 [3, h, w] -> packed RGB24
+ * rows of dst_stride bytes. Clamp to [0, 1], NaN -> 0, round(x * 255). */
+void sk_rgb_planar_to_rgb24(const float *src, int w, int h, uint8_t *dst, size_t dst_stride);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
