@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as Fn
 
 SEED = 20261124
+# activation dtype; main() reruns one loop with float64 to measure the float32 noise floor
+ACT = torch.float32
 
 # The tiny config. Keys follow the diffusers-style config.json of Wan checkpoints.
 CONFIG = {
@@ -167,7 +169,7 @@ def time_sinusoid(t, freq_dim):
     omega = torch.pow(torch.tensor(10000.0, dtype=torch.float64),
                       -torch.arange(half, dtype=torch.float64) / half)
     ang = pos[:, None] * omega[None, :]
-    return torch.cat([torch.cos(ang), torch.sin(ang)], dim=1).to(torch.float32)
+    return torch.cat([torch.cos(ang), torch.sin(ang)], dim=1).to(ACT)
 
 
 def rope_split(head_dim):
@@ -201,7 +203,7 @@ def rope_apply(x, ang):
     a, b = xd[..., 0], xd[..., 1]
     c, s = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
     out = torch.stack([a * c - b * s, a * s + b * c], dim=-1)
-    return out.reshape(L, n, d).to(torch.float32)
+    return out.reshape(L, n, d).to(ACT)
 
 
 def attention(q, k, v, mask=None):
@@ -220,8 +222,8 @@ def attention(q, k, v, mask=None):
 # ----------------------------------------------------------------------------
 class LayerKV:
     def __init__(self, cap_tokens, n, d, sink_tokens, roll):
-        self.k = torch.zeros(cap_tokens, n, d)
-        self.v = torch.zeros(cap_tokens, n, d)
+        self.k = torch.zeros(cap_tokens, n, d, dtype=ACT)
+        self.v = torch.zeros(cap_tokens, n, d, dtype=ACT)
         self.cap = cap_tokens
         self.max_att = cap_tokens          # all configs: window == capacity
         self.sink = sink_tokens
@@ -399,7 +401,7 @@ def run_chunks(P, cfg, noise, ctx_for_chunk, window_frames, sink_frames, steps, 
             r0 = f0 - nrec
             rr = {}
             before = [(lc.k.clone(), lc.v.clone(), lc.global_end, lc.local_end) for lc in cache]
-            forward(P, cfg, out[r0:f0], torch.zeros(nrec), switch[1], cache, r0, rec=rr)
+            forward(P, cfg, out[r0:f0], torch.zeros(nrec, dtype=ACT), switch[1], cache, r0, rec=rr)
             rec["recache.v"] = rr["v"]
             rec["recache.start_frame"] = torch.tensor([r0], dtype=torch.int64)
             for i, lc in enumerate(cache):
@@ -413,17 +415,17 @@ def run_chunks(P, cfg, noise, ctx_for_chunk, window_frames, sink_frames, steps, 
             rec[f"xt.{ck}.{si}"] = x
             v = forward(P, cfg, x, t, ctx, cache, f0)
             sg = sigma_of(sig, T, tv)
-            x0 = (x.double() - sg.double() * v.double()).to(torch.float32)
+            x0 = (x.double() - sg.double() * v.double()).to(ACT)
             rec[f"v.{ck}.{si}"] = v
             rec[f"x0.{ck}.{si}"] = x0
             if si < len(ts) - 1:
-                z = torch.randn(x0.shape, generator=gen, dtype=torch.float32)
+                z = torch.randn(x0.shape, generator=gen, dtype=torch.float32).to(ACT)
                 ren[f"renoise.{ck}.{si}"] = z
                 sn = sigma_of(sig, T, ts[si + 1])
                 x = (1 - sn) * x0 + sn * z
         out[f0:f0 + CHUNK] = x0
         # clean pass at t = context_noise = 0 writes the chunk's clean K/V
-        forward(P, cfg, x0, torch.zeros(CHUNK), ctx, cache, f0)
+        forward(P, cfg, x0, torch.zeros(CHUNK, dtype=ACT), ctx, cache, f0)
     return out, rec, ren, cache
 
 
@@ -641,6 +643,17 @@ def main():
     st_save(os.path.join(args.out, "expected_switch_f6.safetensors"), ex6,
             {"description": "run_sink + LongLive KV-recache switch to embeds:context.1 at frame 6 (chunk 2; recache of frames 0..5 from slot 0, sink rewritten), global_sink true; noise from noise_sink.safetensors"})
 
+    # --- float32 noise floor: the switch run again with float64 activations and weights ---
+    global ACT
+    ACT = torch.float64
+    gs.set_state(gs_state)
+    P64 = {k_: v_.double() for k_, v_ in P.items()}
+    lat_64, _, _, _ = run_chunks(P64, cfg, noise_s.double(), lambda k: ctx0.double() if k < 4 else ctx1.double(),
+                                 9, 3, STEPS, SHIFT, gs, switch=(4, ctx1.double()))
+    ACT = torch.float32
+    floor = rel_err(lat_w.double(), lat_64)
+    check(floor < 1e-5, f"switch run: float32 latents vs a float64 rerun, rel err {floor:.2e} (the 1e-4 tolerance has room)")
+
     # --- e) manifest ---
     script = os.path.abspath(__file__)
     runs = {
@@ -684,6 +697,7 @@ def main():
         "forward_single_f3": {"t": float(ts[0]), "start_frame": 3, "embeds": "context",
                               "prefill": "prefill_x at t=0, start frame 0, window 6 sink 0"},
         "runs": runs,
+        "float32_vs_float64_rel_err_switch_latents": floor,
         "files": {f: sha256_file(os.path.join(args.out, f)) for f in files},
     }
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
