@@ -254,7 +254,7 @@ static void check_video(const char *name, int fps_num, int fps_den, const char *
     cr_assert_str_eq(pi.rate, want_rate, "%s", p.path);
 
     /* colours come back: mean |err| small and no pixel far off. A BT.601/709 or
-     * full/limited range mix-up on this saturated gradient gives errors > 10. */
+     * full/limited range mix-up on this gradient measured mean 7.1 / 7.8 (max 41 / 23). */
     uint8_t *dec = ffmpeg_decode(p.path, w, h, t);
     double sum = 0;
     int worst = 0;
