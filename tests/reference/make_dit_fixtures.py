@@ -230,6 +230,7 @@ class LayerKV:
         self.roll = roll                   # local_attn_size != -1
         self.global_end = 0
         self.local_end = 0
+        self.pos = torch.full((cap_tokens,), -1, dtype=torch.int64)   # absolute token in each slot
 
     def write_and_window(self, k, v, cs):
         """Write the call's N tokens [cs, cs+N) (K already rotated), return the keys and
@@ -244,6 +245,7 @@ class LayerKV:
             rolled = self.local_end - E - self.sink
             self.k[self.sink:self.sink + rolled] = self.k[self.sink + E:self.sink + E + rolled].clone()
             self.v[self.sink:self.sink + rolled] = self.v[self.sink + E:self.sink + E + rolled].clone()
+            self.pos[self.sink:self.sink + rolled] = self.pos[self.sink + E:self.sink + E + rolled].clone()
             local_end = self.local_end + ce - self.global_end - E
         else:
             local_end = self.local_end + ce - self.global_end
@@ -255,6 +257,7 @@ class LayerKV:
         if local_end > ws:
             self.k[ws:local_end] = k[off:]
             self.v[ws:local_end] = v[off:]
+            self.pos[ws:local_end] = torch.arange(cs + off, ce)
         if self.sink > 0:
             lo = max(self.sink, local_end - (self.max_att - self.sink))
             kk = torch.cat([self.k[:self.sink], self.k[lo:local_end]])
@@ -379,6 +382,10 @@ def sigma_of(sig, T, t):
     return sig[torch.argmin((T - t).abs())]
 
 
+def x_shape_hw(x):
+    return x.shape[-2], x.shape[-1]
+
+
 def run_chunks(P, cfg, noise, ctx_for_chunk, window_frames, sink_frames, steps, shift, gen,
                switch=None, roll=True):
     """The Self-Forcing / LongLive chunk loop (spec 5.4). noise [F, C, H, W] initial noise;
@@ -404,6 +411,9 @@ def run_chunks(P, cfg, noise, ctx_for_chunk, window_frames, sink_frames, steps, 
             forward(P, cfg, out[r0:f0], torch.zeros(nrec, dtype=ACT), switch[1], cache, r0, rec=rr)
             rec["recache.v"] = rr["v"]
             rec["recache.start_frame"] = torch.tensor([r0], dtype=torch.int64)
+            S_ = (x_shape_hw(noise)[0] // 2) * (x_shape_hw(noise)[1] // 2)
+            fr = cache[0].pos[::S_].clone()
+            rec["recache.cache_frames"] = torch.where(fr >= 0, fr // S_, fr)
             for i, lc in enumerate(cache):
                 rec[f"recache.cache_k.{i}"] = lc.k.clone()
                 rec[f"recache.cache_v.{i}"] = lc.v.clone()
@@ -582,6 +592,7 @@ def main():
             e_ = rel_err(vt, rs[f"v.{ck}.{si}"])
             check(e_ < 1e-5, f"sink chunk {ck} step {si}: cached v == teacher-forced sink+window v (rel {e_:.2e})")
     check(cache_s[0].global_end == 15 * S and cache_s[0].local_end == 9 * S, "sink run: final indices global 15S, local 9S")
+    check((cache_s[0].pos[::S] // S).tolist() == [0, 1, 2, 9, 10, 11, 12, 13, 14], "sink run: final buffer holds frames 0,1,2,9..14")
     check(bool(torch.isfinite(lat_s).all()) and float(lat_s.abs().max()) < 50, f"sink latents finite, max {float(lat_s.abs().max()):.3g}")
     st_save(os.path.join(args.out, "noise_sink.safetensors"), dict(noise=noise_s, **ren_s))
     ex = {"latents": lat_s, "timesteps": ex["timesteps"], "sigmas": ex["sigmas"]}
@@ -600,6 +611,7 @@ def main():
     check(bool(torch.isfinite(lat_w).all()), "switch latents finite")
     ex = {"latents": lat_w, "timesteps": ex["timesteps"], "sigmas": ex["sigmas"]}
     ex.update({k_: v_ for k_, v_ in rw.items() if k_.startswith(("xt.4.", "x0.4.", "v.4.", "recache."))})
+    check(rw["recache.cache_frames"].tolist() == [0, 1, 2, 6, 7, 8, 9, 10, 11], "switch: buffer frame-slots hold frames 0,1,2,6..11 after the recache")
     sink_t, win_t = 3 * S, 9 * S
     for i in range(cfg["num_layers"]):
         bk, bv, ge, le = rw[f"_before.{i}"]
@@ -626,6 +638,7 @@ def main():
     check(all(torch.equal(ren_6[k_], ren_s[k_]) for k_ in ren_s), "switch_f6 run draws the same renoise as the sink run")
     check(torch.equal(lat_6[:6], lat_s[:6]), "switch_f6 run == sink run before the switch")
     check(int(r6["recache.start_frame"][0]) == 0, "switch_f6 recaches frames 0..5")
+    check(r6["recache.cache_frames"].tolist() == [0, 1, 2, 3, 4, 5, -1, -1, -1], "switch_f6: buffer frame-slots hold frames 0..5 after the recache")
     for i in range(cfg["num_layers"]):
         bk, bv, ge, le = r6[f"_before.{i}"]
         ak = r6[f"recache.cache_k.{i}"]
