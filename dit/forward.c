@@ -1,0 +1,341 @@
+/* forward.c - the causal Wan DiT forward over the backend op table (spec §2).
+ *
+ * Every per-token computation is an sk_op_*; the host only loops over
+ * layers and (for the per-frame modulation tables) over the F frames of a
+ * chunk. Scratch comes from the context's arena, reset after each call.
+ */
+#include "dit/forward.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/log.h"
+
+#define ALIGN_PAD (SK_ARENA_ALIGN)
+
+static size_t act_bytes(const sk_dit_model *m, int64_t n)
+{
+    return (size_t)n * sk_dtype_size(m->be->act_dtype) + ALIGN_PAD;
+}
+
+void sk_dit_ctx_free(sk_dit_ctx **pc)
+{
+    if (!pc || !*pc) return;
+    sk_dit_ctx *c = *pc;
+    if (c->cross_k)
+        for (int64_t l = 0; l < c->m->cfg.num_layers; l++) {
+            sk_tensor_free(&c->cross_k[l]);
+            sk_tensor_free(&c->cross_v[l]);
+        }
+    free(c->cross_k);
+    free(c->cross_v);
+    sk_arena_free(&c->arena);
+    free(c->stage);
+    free(c->ranges);
+    free(c);
+    *pc = NULL;
+}
+
+sk_status sk_dit_ctx_init(const sk_dit_model *m, int64_t max_frames, int64_t H, int64_t W,
+                          int kv_max_ranges, sk_dit_ctx **out)
+{
+    SK_CHECK(m && out, SK_E_INVALID_ARG, "sk_dit_ctx_init: NULL argument");
+    *out = NULL;
+    SK_CHECK(max_frames >= 1, SK_E_INVALID_ARG, "DiT: chunk of %lld frames", (long long)max_frames);
+    SK_CHECK(H >= 2 && W >= 2 && H % 2 == 0 && W % 2 == 0 && H <= 65536 && W <= 65536,
+             SK_E_INVALID_ARG, "DiT: latent size %lldx%lld; expected even sizes (the (1,2,2) "
+             "patch); in pixels that is a multiple of 16", (long long)H, (long long)W);
+    SK_CHECK(kv_max_ranges >= 1, SK_E_INVALID_ARG, "DiT: %d KV ranges", kv_max_ranges);
+    const sk_dit_config *cf = &m->cfg;
+    sk_dit_ctx *c = calloc(1, sizeof *c);
+    SK_CHECK(c, SK_E_OOM, "DiT: out of host memory");
+    c->m = m;
+    c->be = m->be;
+    c->max_frames = max_frames;
+    c->H = H; c->W = W; c->Hp = H / 2; c->Wp = W / 2; c->S = c->Hp * c->Wp;
+    sk_status st = SK_OK;
+
+    /* scratch: the largest of the forward's and the prompt pass's needs */
+    const int64_t F = max_frames, N = F * c->S, D = cf->dim, Lt = cf->text_len;
+    size_t fwd = act_bytes(m, N * 4 * cf->in_dim)            /* patch */
+               + 7 * act_bytes(m, N * D)                     /* x h tmp q k v att */
+               + act_bytes(m, N * cf->ffn_dim)               /* ffn hidden */
+               + act_bytes(m, N * 4 * cf->out_dim)           /* head out */
+               + act_bytes(m, F * cf->freq_dim)              /* sinusoid */
+               + 3 * act_bytes(m, F * D)                     /* e_h e e_silu */
+               + 2 * act_bytes(m, F * 6 * D)                 /* e0 mod */
+               + act_bytes(m, F * 2 * D);                    /* head mod */
+    size_t txt = act_bytes(m, Lt * cf->text_dim) + 3 * act_bytes(m, Lt * D);
+    size_t cap = (fwd > txt ? fwd : txt) + 4 * ALIGN_PAD;
+    SK_TRY_GOTO(st, sk_arena_init(&c->arena, c->be, cap), fail);
+
+    c->cross_k = calloc((size_t)cf->num_layers, sizeof *c->cross_k);
+    c->cross_v = calloc((size_t)cf->num_layers, sizeof *c->cross_v);
+    c->ranges = calloc((size_t)kv_max_ranges, sizeof *c->ranges);
+    c->ranges_cap = kv_max_ranges;
+    int64_t stage_n = Lt * cf->text_dim > F * cf->freq_dim ? Lt * cf->text_dim : F * cf->freq_dim;
+    c->stage_cap = (size_t)stage_n * 4 * 2;
+    c->stage = malloc(c->stage_cap);
+    if (!c->cross_k || !c->cross_v || !c->ranges || !c->stage) {
+        st = SK_ERR(SK_E_OOM, "DiT: out of host memory");
+        goto fail;
+    }
+    int64_t ks[3] = {Lt, cf->num_heads, cf->head_dim};
+    for (int64_t l = 0; l < cf->num_layers; l++) {
+        SK_TRY_GOTO(st, sk_tensor_alloc(c->be, c->be->act_dtype, 3, ks, &c->cross_k[l]), fail);
+        SK_TRY_GOTO(st, sk_tensor_alloc(c->be, c->be->act_dtype, 3, ks, &c->cross_v[l]), fail);
+    }
+    SK_LOGD("DiT context: chunk %lld frames of %lldx%lld (S = %lld tokens), scratch %.1f MB",
+            (long long)F, (long long)H, (long long)W, (long long)c->S, (double)cap / 1e6);
+    *out = c;
+    return SK_OK;
+fail:
+    sk_dit_ctx_free(&c);
+    return st;
+}
+
+/* Host f32 -> backend tensor of the act dtype, through the staging buffer. */
+static sk_status upload(sk_dit_ctx *c, sk_tensor *t, const float *src)
+{
+    size_t n = (size_t)sk_tensor_numel(t);
+    if (t->dtype == SK_DTYPE_F32) return sk_tensor_upload_raw(t, src, n * 4);
+    size_t need = n * sk_dtype_size(t->dtype);
+    SK_CHECK(need <= c->stage_cap, SK_E_INTERNAL, "DiT: staging buffer too small");
+    void *dst = (char *)c->stage + c->stage_cap / 2;
+    if ((const void *)src != c->stage) memcpy(c->stage, src, n * 4);
+    SK_TRY(sk_convert(dst, t->dtype, c->stage, SK_DTYPE_F32, n));
+    return sk_tensor_upload_raw(t, dst, need);
+}
+
+static sk_status scratch(sk_dit_ctx *c, int64_t rows, int64_t cols, sk_tensor *out)
+{
+    int64_t s[2] = {rows, cols};
+    return sk_arena_tensor(&c->arena, c->be->act_dtype, 2, s, out);
+}
+
+static void dump(sk_dit_ctx *c, const char *name, const sk_tensor *t)
+{
+    if (c->debug) c->debug(c->debug_user, name, t);
+}
+
+static sk_tensor heads(const sk_tensor *t, int64_t nh, int64_t hd)
+{
+    sk_tensor v = *t;
+    v.owns = 0;
+    v.ndim = 3;
+    v.shape[0] = t->shape[0];
+    v.shape[1] = nh;
+    v.shape[2] = hd;
+    return v;
+}
+
+static sk_status set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows)
+{
+    const sk_dit_model *m = c->m;
+    const sk_dit_config *cf = &m->cfg;
+    const int64_t Lt = cf->text_len, D = cf->dim;
+    sk_backend *be = c->be;
+    sk_tensor ctx, c1, ce, tmp;
+    SK_TRY(scratch(c, Lt, cf->text_dim, &ctx));
+    /* zero padding past the real rows, as the umT5 wrapper pads (spec §2.3) */
+    float *h = c->stage;
+    size_t n = (size_t)(Lt * cf->text_dim);
+    memset(h, 0, n * 4);
+    memcpy(h, ctx_host, (size_t)(rows * cf->text_dim) * 4);
+    for (size_t i = 0; i < (size_t)(rows * cf->text_dim); i++)
+        SK_CHECK(isfinite(h[i]), SK_E_INVALID_ARG, "DiT: text embedding holds a non-finite value "
+                 "at row %lld, column %lld", (long long)(i / (size_t)cf->text_dim),
+                 (long long)(i % (size_t)cf->text_dim));
+    SK_TRY(upload(c, &ctx, h));
+    SK_TRY(scratch(c, Lt, D, &c1));
+    SK_TRY(scratch(c, Lt, D, &ce));
+    SK_TRY(scratch(c, Lt, D, &tmp));
+    SK_TRY(sk_op_linear(be, &c1, &ctx, &m->g[SK_DW_TEXT0_W], &m->g[SK_DW_TEXT0_B], SK_ACT_GELU_TANH));
+    SK_TRY(sk_op_linear(be, &ce, &c1, &m->g[SK_DW_TEXT2_W], &m->g[SK_DW_TEXT2_B], SK_ACT_NONE));
+    dump(c, "context_emb", &ce);
+    for (int64_t l = 0; l < cf->num_layers; l++) {
+        const sk_tensor *w = m->blocks[l].w;
+        int64_t s2[2] = {Lt, D};
+        sk_tensor k2, v2;
+        SK_TRY(sk_tensor_reshape(&c->cross_k[l], 2, s2, &k2));
+        SK_TRY(sk_tensor_reshape(&c->cross_v[l], 2, s2, &v2));
+        SK_TRY(sk_op_linear(be, &tmp, &ce, &w[SK_DB_CA_K_W], &w[SK_DB_CA_K_B], SK_ACT_NONE));
+        SK_TRY(sk_op_rmsnorm(be, &k2, &tmp, &w[SK_DB_CA_NK], cf->eps));
+        SK_TRY(sk_op_linear(be, &v2, &ce, &w[SK_DB_CA_V_W], &w[SK_DB_CA_V_B], SK_ACT_NONE));
+    }
+    return SK_OK;
+}
+
+sk_status sk_dit_set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows)
+{
+    const sk_dit_config *cf = &c->m->cfg;
+    SK_CHECK(ctx_host && rows >= 1 && rows <= cf->text_len, SK_E_SHAPE,
+             "DiT: text embedding with %lld rows; expected 1..%lld (text_len) rows of %lld",
+             (long long)rows, (long long)cf->text_len, (long long)cf->text_dim);
+    c->cross_ready = 0;
+    size_t mark = sk_arena_mark(&c->arena);
+    sk_status st = set_context(c, ctx_host, rows);
+    sk_arena_reset_to(&c->arena, mark);
+    if (st == SK_OK) c->cross_ready = 1;
+    return st;
+}
+
+/* y[F, K, D] = base[K, D] broadcast + add[F, K*D] (per-frame modulation). */
+static sk_status frame_mod(sk_backend *be, sk_tensor *y, const sk_tensor *base, const sk_tensor *add,
+                           int64_t F, int64_t KD)
+{
+    int64_t s1[2] = {1, KD};
+    sk_tensor b1;
+    SK_TRY(sk_tensor_reshape(base, 2, s1, &b1));
+    for (int64_t f = 0; f < F; f++) {
+        sk_tensor yf, af;
+        sk_tensor yr = sk_tensor_rows(y, f, 1), ar = sk_tensor_rows(add, f, 1);
+        SK_TRY(sk_tensor_reshape(&yr, 2, s1, &yf));
+        SK_TRY(sk_tensor_reshape(&ar, 2, s1, &af));
+        SK_TRY(sk_op_axpby(be, &yf, 1.0f, &b1, 1.0f, &af));
+    }
+    return SK_OK;
+}
+
+static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
+                         int64_t t0, sk_tensor *vout)
+{
+    const sk_dit_model *m = c->m;
+    const sk_dit_config *cf = &m->cfg;
+    sk_backend *be = c->be;
+    const int64_t F = x->shape[0], S = c->S, N = F * S, D = cf->dim, NH = cf->num_heads,
+                  HD = cf->head_dim, half = cf->freq_dim / 2;
+    const float eps = cf->eps;
+
+    /* time embedding (spec §2.2): sinusoid in f64, [cos | sin], raw t */
+    sk_tensor sinus, eh, e, es, e0, mod, hmod;
+    SK_TRY(scratch(c, F, cf->freq_dim, &sinus));
+    float *h = c->stage;
+    for (int64_t f = 0; f < F; f++)
+        for (int64_t k = 0; k < half; k++) {
+            double w = pow(10000.0, -(double)k / (double)half);
+            double a = (double)t[f] * w;
+            h[f * cf->freq_dim + k] = (float)cos(a);
+            h[f * cf->freq_dim + half + k] = (float)sin(a);
+        }
+    SK_TRY(upload(c, &sinus, h));
+    dump(c, "time_sinusoid", &sinus);
+    SK_TRY(scratch(c, F, D, &eh));
+    SK_TRY(scratch(c, F, D, &e));
+    SK_TRY(scratch(c, F, D, &es));
+    SK_TRY(scratch(c, F, 6 * D, &e0));
+    SK_TRY(sk_op_linear(be, &eh, &sinus, &m->g[SK_DW_TIME0_W], &m->g[SK_DW_TIME0_B], SK_ACT_SILU));
+    SK_TRY(sk_op_linear(be, &e, &eh, &m->g[SK_DW_TIME2_W], &m->g[SK_DW_TIME2_B], SK_ACT_NONE));
+    SK_TRY(sk_op_act(be, &es, &e, SK_ACT_SILU));
+    SK_TRY(sk_op_linear(be, &e0, &es, &m->g[SK_DW_TPROJ_W], &m->g[SK_DW_TPROJ_B], SK_ACT_NONE));
+    dump(c, "e", &e);
+    dump(c, "e0", &e0);
+    int64_t ms[3] = {F, 6, D}, hs[3] = {F, 2, D};
+    SK_TRY(sk_arena_tensor(&c->arena, be->act_dtype, 3, ms, &mod));
+    SK_TRY(sk_arena_tensor(&c->arena, be->act_dtype, 3, hs, &hmod));
+
+    /* patch embedding: patchify + GEMM with the conv weight viewed [D, C*4] */
+    sk_tensor patch, xs, hb, tmp, q, k, v, att, ffh, hout;
+    SK_TRY(scratch(c, N, 4 * cf->in_dim, &patch));
+    SK_TRY(scratch(c, N, D, &xs));
+    SK_TRY(sk_op_patchify(be, &patch, x));
+    SK_TRY(sk_op_linear(be, &xs, &patch, &m->g[SK_DW_PATCH_W], &m->g[SK_DW_PATCH_B], SK_ACT_NONE));
+    dump(c, "patch_tokens", &xs);
+    SK_TRY(scratch(c, N, D, &hb));
+    SK_TRY(scratch(c, N, D, &tmp));
+    SK_TRY(scratch(c, N, D, &q));
+    SK_TRY(scratch(c, N, D, &k));
+    SK_TRY(scratch(c, N, D, &v));
+    SK_TRY(scratch(c, N, D, &att));
+    SK_TRY(scratch(c, N, cf->ffn_dim, &ffh));
+    sk_tensor q3 = heads(&q, NH, HD), k3 = heads(&k, NH, HD), v3 = heads(&v, NH, HD);
+    const float scale = (float)(1.0 / sqrt((double)HD));
+
+    for (int64_t l = 0; l < cf->num_layers; l++) {
+        const sk_tensor *w = m->blocks[l].w;
+        /* per-frame adaLN table: blocks.l.modulation + e0 (spec §2.4) */
+        SK_TRY(frame_mod(be, &mod, &w[SK_DB_MOD], &e0, F, 6 * D));
+
+        /* self-attention on LN1(x)(1 + scale) + shift; K/V into the cache first */
+        SK_TRY(sk_op_modulate(be, &hb, &xs, &mod, 0, 1, S, 1, eps));
+        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_Q_W], &w[SK_DB_SA_Q_B], SK_ACT_NONE));
+        SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_SA_NQ], eps));
+        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_K_W], &w[SK_DB_SA_K_B], SK_ACT_NONE));
+        SK_TRY(sk_op_rmsnorm(be, &k, &tmp, &w[SK_DB_SA_NK], eps));
+        SK_TRY(sk_op_linear(be, &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B], SK_ACT_NONE));
+        SK_TRY(sk_op_rope3d(be, &q3, F, c->Hp, c->Wp, t0, cf->rope_theta));
+        SK_TRY(sk_op_rope3d(be, &k3, F, c->Hp, c->Wp, t0, cf->rope_theta));
+        SK_TRY(sk_kv_write(kv, (int)l, &k3, &v3));
+        int nr = sk_kv_visible(kv, (int)l, c->ranges, c->ranges_cap);
+        SK_CHECK(nr <= c->ranges_cap, SK_E_INTERNAL, "DiT: %d KV ranges, room for %d", nr,
+                 c->ranges_cap);
+        SK_TRY(sk_op_attention(be, &att, &q3, c->ranges, nr, scale, NULL));
+        SK_TRY(sk_op_linear(be, &tmp, &att, &w[SK_DB_SA_O_W], &w[SK_DB_SA_O_B], SK_ACT_NONE));
+        SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 2, S));
+
+        /* cross-attention on norm3(x) (affine), no modulation, no gate */
+        SK_TRY(sk_op_layernorm(be, &hb, &xs, &w[SK_DB_N3_W], &w[SK_DB_N3_B], eps));
+        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_CA_Q_W], &w[SK_DB_CA_Q_B], SK_ACT_NONE));
+        SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_CA_NQ], eps));
+        sk_kv_range cr = {&c->cross_k[l], &c->cross_v[l], 0, cf->text_len};
+        SK_TRY(sk_op_attention(be, &att, &q3, &cr, 1, scale, NULL));
+        SK_TRY(sk_op_linear(be, &tmp, &att, &w[SK_DB_CA_O_W], &w[SK_DB_CA_O_B], SK_ACT_NONE));
+        SK_TRY(sk_op_gated_add(be, &xs, &tmp, NULL, -1, S));
+
+        /* FFN on LN2(x)(1 + scale) + shift, gated */
+        SK_TRY(sk_op_modulate(be, &hb, &xs, &mod, 3, 4, S, 1, eps));
+        SK_TRY(sk_op_linear(be, &ffh, &hb, &w[SK_DB_FFN0_W], &w[SK_DB_FFN0_B], SK_ACT_GELU_TANH));
+        SK_TRY(sk_op_linear(be, &tmp, &ffh, &w[SK_DB_FFN2_W], &w[SK_DB_FFN2_B], SK_ACT_NONE));
+        SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 5, S));
+        if (c->debug) {
+            char name[32];
+            snprintf(name, sizeof name, "block%lld_out", (long long)l);
+            dump(c, name, &xs);
+        }
+    }
+
+    /* head: LN(x)(1 + scale) + shift with head.modulation + e (not e0), spec §2.5 */
+    SK_TRY(frame_mod(be, &hmod, &m->g[SK_DW_HEAD_MOD], &e, F, D) );
+    SK_TRY(sk_op_modulate(be, &hb, &xs, &hmod, 0, 1, S, 1, eps));
+    SK_TRY(scratch(c, N, 4 * cf->out_dim, &hout));
+    SK_TRY(sk_op_linear(be, &hout, &hb, &m->g[SK_DW_HEAD_W], &m->g[SK_DW_HEAD_B], SK_ACT_NONE));
+    dump(c, "head_out", &hout);
+    SK_TRY(sk_op_unpatchify(be, vout, &hout));
+    dump(c, "v", vout);
+    return SK_OK;
+}
+
+sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
+                         int64_t start_frame, sk_tensor *v)
+{
+    const sk_dit_config *cf = &c->m->cfg;
+    char a[96], b[96];
+    SK_CHECK(c->cross_ready, SK_E_INVALID_ARG,
+             "DiT forward: no prompt set (call sk_dit_set_context first)");
+    SK_CHECK(x->ndim == 4 && x->shape[0] >= 1 && x->shape[0] <= c->max_frames &&
+                 x->shape[1] == cf->in_dim && x->shape[2] == c->H && x->shape[3] == c->W,
+             SK_E_SHAPE, "DiT forward: x is %s; expected [1..%lld, %lld, %lld, %lld]",
+             sk_shape_str(x, a, sizeof a), (long long)c->max_frames, (long long)cf->in_dim,
+             (long long)c->H, (long long)c->W);
+    SK_CHECK(v->ndim == 4 && v->shape[0] == x->shape[0] && v->shape[1] == cf->out_dim &&
+                 v->shape[2] == c->H && v->shape[3] == c->W,
+             SK_E_SHAPE, "DiT forward: output v is %s; expected [%lld, %lld, %lld, %lld]",
+             sk_shape_str(v, b, sizeof b), (long long)x->shape[0], (long long)cf->out_dim,
+             (long long)c->H, (long long)c->W);
+    SK_CHECK(kv && kv->pending && kv->pend_frame0 == start_frame && kv->pend_n == x->shape[0],
+             SK_E_INTERNAL, "DiT forward: KV cache has no pending chunk of %lld frames at frame "
+             "%lld (call sk_kv_begin_chunk)", (long long)x->shape[0], (long long)start_frame);
+    SK_CHECK(kv->p.tokens_per_frame == c->S && kv->p.num_layers == cf->num_layers &&
+                 kv->p.num_heads == cf->num_heads && kv->p.head_dim == cf->head_dim,
+             SK_E_INVALID_ARG, "DiT forward: KV cache geometry does not match the model");
+    for (int64_t f = 0; f < x->shape[0]; f++)
+        SK_CHECK(isfinite(t[f]) && t[f] >= 0 && t[f] <= 1000.5f, SK_E_INVALID_ARG,
+                 "DiT forward: timestep %g for frame %lld; expected 0..1000", (double)t[f],
+                 (long long)f);
+    size_t mark = sk_arena_mark(&c->arena);
+    sk_status st = forward(c, kv, x, t, start_frame, v);
+    sk_arena_reset_to(&c->arena, mark);
+    return st;
+}

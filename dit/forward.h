@@ -1,0 +1,64 @@
+/* forward.h - one call of the causal Wan DiT on one chunk (spec §2).
+ *
+ * An sk_dit_ctx is the per-stream working state of a model: the scratch
+ * arena (allocated once, sized for the largest chunk), the cross-attention
+ * K/V of the current prompt (computed once per prompt, spec §5.7), host
+ * staging buffers. The self-attention KV cache is passed in separately
+ * (runtime/kv_cache.h) and must hold a pending chunk of the same frames.
+ * Nothing is allocated by sk_dit_forward.
+ */
+#ifndef SK_DIT_FORWARD_H
+#define SK_DIT_FORWARD_H
+
+#include "dit/model.h"
+#include "runtime/arena.h"
+#include "runtime/kv_cache.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Called with named intermediates when set (tests, --dump): "time_sinusoid"
+ * [F, freq_dim], "e" [F, D], "e0" [F, 6D], "context_emb" [text_len, D],
+ * "patch_tokens" [N, D], "block{i}_out" [N, D], "head_out" [N, 4*C_out],
+ * "v" [F, C_out, H, W]. Tensors live on the backend and are valid only
+ * during the call. */
+typedef void (*sk_dit_debug_fn)(void *user, const char *name, const sk_tensor *t);
+
+typedef struct sk_dit_ctx {
+    const sk_dit_model *m;
+    sk_backend *be;
+    int64_t max_frames, H, W, Hp, Wp, S;
+    sk_arena arena;
+    sk_tensor *cross_k, *cross_v; /* [num_layers] of [text_len, NH, HD] */
+    int cross_ready;
+    void *stage;                  /* host staging for uploads */
+    size_t stage_cap;
+    sk_kv_range *ranges;
+    int ranges_cap;
+    sk_dit_debug_fn debug;
+    void *debug_user;
+} sk_dit_ctx;
+
+/* Allocates everything a forward of up to max_frames frames of H x W
+ * latents needs (H, W even). */
+sk_status sk_dit_ctx_init(const sk_dit_model *m, int64_t max_frames, int64_t H, int64_t W,
+                          int kv_max_ranges, sk_dit_ctx **out);
+void sk_dit_ctx_free(sk_dit_ctx **c);
+
+/* Sets the prompt: ctx_host [rows, text_dim] f32 (rows <= text_len; the
+ * rest is zero padding, as the umT5 wrapper pads). Runs the text MLP and
+ * every layer's cross-attention K/V projection once. */
+sk_status sk_dit_set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows);
+
+/* v [F, C_out, H, W] = DiT(x [F, C_in, H, W], t[f] per frame) for the chunk
+ * starting at absolute latent frame start_frame. kv must have a pending
+ * chunk (sk_kv_begin_chunk) at start_frame with F frames; this call writes
+ * its K/V and attends over the visible set. */
+sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
+                         int64_t start_frame, sk_tensor *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,241 @@
+/* model.c - strict loading of the causal Wan DiT weights (see model.h). */
+#include "dit/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/log.h"
+#include "runtime/safetensors.h"
+
+/* Index of the first non-finite value in raw data of a float dtype, or -1.
+ * Loads go through memcpy: mmap'd tensor data need not be aligned. */
+static int64_t first_nonfinite(const void *data, sk_dtype dt, int64_t n)
+{
+    const unsigned char *p = data;
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == SK_DTYPE_F32) {
+            uint32_t u; memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return i;
+        } else if (dt == SK_DTYPE_BF16) {
+            uint16_t u; memcpy(&u, p + 2 * i, 2);
+            if ((u & 0x7f80u) == 0x7f80u) return i;
+        } else if (dt == SK_DTYPE_F16) {
+            uint16_t u; memcpy(&u, p + 2 * i, 2);
+            if ((u & 0x7c00u) == 0x7c00u) return i;
+        } else if (dt == SK_DTYPE_F64) {
+            double d; memcpy(&d, p + 8 * i, 8);
+            if (!isfinite(d)) return i;
+        }
+    }
+    return -1;
+}
+
+static int loadable_dtype(sk_dtype dt)
+{
+    return dt == SK_DTYPE_F32 || dt == SK_DTYPE_BF16 || dt == SK_DTYPE_F16 || dt == SK_DTYPE_F64;
+}
+
+/* Checks one bound tensor against the expected shape, dtype and finiteness. */
+static sk_status check_tensor(const char *path, const char *canon, const sk_st_tensor *t, int ndim,
+                              const int64_t *shape)
+{
+    char a[128], b[128];
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    SK_CHECK(ok, SK_E_SHAPE, "'%s': tensor '%s' (stored as '%s') has shape %s; expected %s for "
+             "this config (wrong --dit-config or a different model?)",
+             path, canon, t->name, sk_shape_str_n(t->ndim, t->shape, a, sizeof a),
+             sk_shape_str_n(ndim, shape, b, sizeof b));
+    SK_CHECK(loadable_dtype(t->dtype), SK_E_DTYPE,
+             "'%s': tensor '%s' has dtype %s; expected a float dtype (F32, BF16, F16 or F64)", path,
+             t->name, sk_dtype_st_name(t->dtype));
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    int64_t bad = first_nonfinite(t->data, t->dtype, n);
+    SK_CHECK(bad < 0, SK_E_FORMAT,
+             "'%s': tensor '%s' holds a non-finite value (NaN or Inf) at flat index %lld; "
+             "expected finite weights (corrupt or diverged checkpoint)",
+             path, t->name, (long long)bad);
+    return SK_OK;
+}
+
+/* Uploads t into a new backend tensor of dtype `want` with the given (view) shape. */
+static sk_status upload(sk_backend *be, const sk_st_tensor *t, sk_dtype want, int ndim,
+                        const int64_t *shape, void **scratch, size_t *scratch_cap, sk_tensor *out)
+{
+    SK_TRY(sk_tensor_alloc(be, want, ndim, shape, out));
+    size_t n = (size_t)sk_tensor_numel(out);
+    if (t->dtype == want) return sk_tensor_upload_raw(out, t->data, t->nbytes);
+    size_t need = n * sk_dtype_size(want);
+    if (need > *scratch_cap) {
+        void *p = realloc(*scratch, need);
+        SK_CHECK(p, SK_E_OOM, "out of host memory (%zu bytes) converting tensor '%s'", need,
+                 t->name);
+        *scratch = p;
+        *scratch_cap = need;
+    }
+    /* the source may be unaligned inside the mapping: convert from an aligned copy */
+    void *src = malloc(t->nbytes ? t->nbytes : 1);
+    SK_CHECK(src, SK_E_OOM, "out of host memory (%zu bytes) converting tensor '%s'", t->nbytes,
+             t->name);
+    memcpy(src, t->data, t->nbytes);
+    sk_status st = sk_convert(*scratch, want, src, t->dtype, n);
+    free(src);
+    SK_TRY(st);
+    return sk_tensor_upload_raw(out, *scratch, need);
+}
+
+void sk_dit_free(sk_dit_model **pm)
+{
+    if (!pm || !*pm) return;
+    sk_dit_model *m = *pm;
+    for (int i = 0; i < SK_DW_COUNT_; i++) sk_tensor_free(&m->g[i]);
+    if (m->blocks)
+        for (int64_t l = 0; l < m->cfg.num_layers; l++)
+            for (int i = 0; i < SK_DB_COUNT_; i++) sk_tensor_free(&m->blocks[l].w[i]);
+    free(m->blocks);
+    free(m->path);
+    free(m);
+    *pm = NULL;
+}
+
+sk_status sk_dit_load(const char *path, const sk_dit_config *cfg_in, sk_backend *be,
+                      sk_dtype wdtype, sk_dit_model **out)
+{
+    SK_CHECK(path && be && out, SK_E_INVALID_ARG, "sk_dit_load: NULL argument");
+    *out = NULL;
+    SK_CHECK(wdtype == SK_DIT_WDTYPE_AS_STORED || wdtype == SK_DTYPE_F32 ||
+                 wdtype == SK_DTYPE_BF16 || wdtype == SK_DTYPE_F16,
+             SK_E_INVALID_ARG, "DiT weight dtype %s; expected f32, bf16 or f16",
+             sk_dtype_name(wdtype));
+    sk_st_file *f = NULL;
+    sk_status st = sk_st_open(path, &f);
+    if (st != SK_OK) return st;
+
+    sk_dit_model *m = calloc(1, sizeof *m);
+    const sk_st_tensor **bind = NULL; /* [(1 + L) * SK_DB_COUNT_]: globals first, then blocks */
+    void *scratch = NULL;
+    size_t scratch_cap = 0;
+    char canon[512], label[600];
+    if (!m) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
+    m->be = be;
+    m->path = strdup(path);
+
+    /* 1. config: caller, then metadata, then shapes */
+    const char *meta = sk_st_meta(f, "config");
+    if (cfg_in) {
+        snprintf(label, sizeof label, "DiT config given for '%s'", path);
+        SK_TRY_GOTO(st, sk_dit_config_validate(cfg_in, label), fail);
+        m->cfg = *cfg_in;
+        sk_dit_config_log(&m->cfg, "the given config file");
+    } else if (meta) {
+        snprintf(label, sizeof label, "'%s' __metadata__ \"config\"", path);
+        SK_TRY_GOTO(st, sk_dit_config_from_json(meta, label, &m->cfg), fail);
+        sk_dit_config_log(&m->cfg, label);
+    } else {
+        SK_TRY_GOTO(st, sk_dit_config_infer(f, &m->cfg), fail);
+        snprintf(label, sizeof label, "tensor shapes of '%s', head_dim assumed 128", path);
+        sk_dit_config_log(&m->cfg, label);
+    }
+    const sk_dit_config *c = &m->cfg;
+    const int64_t L = c->num_layers;
+
+    /* 2. bind every file tensor to exactly one expected slot */
+    bind = calloc((size_t)(1 + L) * SK_DB_COUNT_ + SK_DW_COUNT_, sizeof *bind);
+    if (!bind) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
+    for (int i = 0; i < f->n_tensors; i++) {
+        const sk_st_tensor *t = &f->tensors[i];
+        int g, b, l;
+        if (!sk_dit_strip_name(t->name, canon, sizeof canon) ||
+            !sk_dit_parse_name(canon, &g, &b, &l)) {
+            st = SK_ERR(SK_E_FORMAT, "'%s': unexpected tensor '%s'; not a Wan DiT parameter "
+                        "(a LoRA or a different model? only the names of spec §4.1 are accepted, "
+                        "with optional model./generator./_orig_mod. prefixes)", path, t->name);
+            goto fail;
+        }
+        if (b >= 0 && l >= L) {
+            st = SK_ERR(SK_E_FORMAT, "'%s': unexpected tensor '%s': block %d, but the config has "
+                        "%lld layers", path, t->name, l, (long long)L);
+            goto fail;
+        }
+        size_t slot = g >= 0 ? (size_t)g : SK_DW_COUNT_ + (size_t)l * SK_DB_COUNT_ + (size_t)b;
+        if (bind[slot]) {
+            st = SK_ERR(SK_E_FORMAT, "'%s': tensors '%s' and '%s' both map to '%s'; keep one "
+                        "(e.g. only generator_ema.*)", path, bind[slot]->name, t->name, canon);
+            goto fail;
+        }
+        bind[slot] = t;
+    }
+
+    /* 3. check every expected tensor: present, shape, dtype, finite */
+    int64_t shape[6];
+    for (int g = 0; g < SK_DW_COUNT_; g++) {
+        int nd = sk_dit_global_shape(c, g, shape);
+        if (!bind[g]) {
+            char s[96];
+            st = SK_ERR(SK_E_FORMAT, "'%s': missing tensor '%s' (expected shape %s)", path,
+                        sk_dit_global_name(g), sk_shape_str_n(nd, shape, s, sizeof s));
+            goto fail;
+        }
+        SK_TRY_GOTO(st, check_tensor(path, sk_dit_global_name(g), bind[g], nd, shape), fail);
+    }
+    for (int64_t l = 0; l < L; l++)
+        for (int b = 0; b < SK_DB_COUNT_; b++) {
+            const sk_st_tensor *t = bind[SK_DW_COUNT_ + l * SK_DB_COUNT_ + b];
+            int nd = sk_dit_block_shape(c, b, shape);
+            snprintf(canon, sizeof canon, "blocks.%lld.%s", (long long)l, sk_dit_block_suffix(b));
+            if (!t) {
+                char s[96];
+                st = SK_ERR(SK_E_FORMAT, "'%s': missing tensor '%s' (expected shape %s)", path,
+                            canon, sk_shape_str_n(nd, shape, s, sizeof s));
+                goto fail;
+            }
+            SK_TRY_GOTO(st, check_tensor(path, canon, t, nd, shape), fail);
+        }
+
+    /* 4. upload */
+    m->blocks = calloc((size_t)L, sizeof *m->blocks);
+    if (!m->blocks) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
+    for (int g = 0; g < SK_DW_COUNT_; g++) {
+        const sk_st_tensor *t = bind[g];
+        sk_dtype want = sk_dit_global_is_matrix(g)
+                            ? (wdtype == SK_DIT_WDTYPE_AS_STORED
+                                   ? (t->dtype == SK_DTYPE_F64 ? SK_DTYPE_F32 : t->dtype) : wdtype)
+                            : be->act_dtype;
+        int nd = sk_dit_global_shape(c, g, shape);
+        if (g == SK_DW_PATCH_W) { nd = 2; shape[1] = c->in_dim * 4; }
+        if (g == SK_DW_HEAD_MOD) { nd = 2; shape[0] = 2; shape[1] = c->dim; }
+        SK_TRY_GOTO(st, upload(be, t, want, nd, shape, &scratch, &scratch_cap, &m->g[g]), fail);
+        m->weight_bytes += sk_tensor_nbytes(&m->g[g]);
+    }
+    for (int64_t l = 0; l < L; l++)
+        for (int b = 0; b < SK_DB_COUNT_; b++) {
+            const sk_st_tensor *t = bind[SK_DW_COUNT_ + l * SK_DB_COUNT_ + b];
+            sk_dtype want = sk_dit_block_is_matrix(b)
+                                ? (wdtype == SK_DIT_WDTYPE_AS_STORED
+                                       ? (t->dtype == SK_DTYPE_F64 ? SK_DTYPE_F32 : t->dtype)
+                                       : wdtype)
+                                : be->act_dtype;
+            int nd = sk_dit_block_shape(c, b, shape);
+            if (b == SK_DB_MOD) { nd = 2; shape[0] = 6; shape[1] = c->dim; }
+            SK_TRY_GOTO(st, upload(be, t, want, nd, shape, &scratch, &scratch_cap,
+                                   &m->blocks[l].w[b]), fail);
+            m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]);
+        }
+    SK_LOGI("DiT '%s': %d tensors, %.1f MB on %s", path, f->n_tensors,
+            (double)m->weight_bytes / 1e6, be->name);
+    free(bind);
+    free(scratch);
+    sk_st_close(&f);
+    *out = m;
+    return SK_OK;
+
+fail:
+    free(bind);
+    free(scratch);
+    sk_st_close(&f);
+    sk_dit_free(&m);
+    return st;
+}

@@ -1,0 +1,56 @@
+/* model.h - a loaded causal Wan DiT: config + weights on a backend.
+ *
+ * Loading is strict: every expected tensor (names.h) must be present with the
+ * expected shape and a float dtype, no unexpected tensor may be present, and
+ * no weight may hold NaN or Inf. Errors name the tensor, the file, and the
+ * expected vs actual value.
+ *
+ * The model is immutable after sk_dit_load and may serve several streams
+ * (each stream owns its own KV cache and scratch; see runtime/stream.h).
+ */
+#ifndef SK_DIT_MODEL_H
+#define SK_DIT_MODEL_H
+
+#include "dit/config.h"
+#include "dit/names.h"
+#include "runtime/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Pass as wdtype to keep linear-layer matrices in the dtype the file stores
+ * (f64 files become f32). */
+#define SK_DIT_WDTYPE_AS_STORED SK_DTYPE_COUNT_
+
+typedef struct {
+    /* indexed by sk_dit_block_id; SK_DB_MOD is viewed [6, D] */
+    sk_tensor w[SK_DB_COUNT_];
+} sk_dit_block;
+
+typedef struct sk_dit_model {
+    sk_dit_config cfg;
+    sk_backend *be;
+    /* indexed by sk_dit_global_id. PATCH_W is viewed [D, C_in*4] (the GEMM
+     * form of the (1,2,2) conv); HEAD_MOD is viewed [2, D]. */
+    sk_tensor g[SK_DW_COUNT_];
+    sk_dit_block *blocks;   /* [num_layers] */
+    size_t weight_bytes;    /* on the backend */
+    char *path;
+} sk_dit_model;
+
+/* Loads a DiT from a safetensors file onto be.
+ *  cfg: the config to use, or NULL to take it from the file's metadata
+ *       ("config" key, JSON) or else infer it from tensor shapes.
+ *  wdtype: dtype for linear-layer matrices (f32/f16/bf16), or
+ *       SK_DIT_WDTYPE_AS_STORED. Vector parameters (biases, norm weights,
+ *       modulation tables) use the backend's activation dtype. */
+sk_status sk_dit_load(const char *path, const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
+                      sk_dit_model **out);
+/* Accepts NULL and *m == NULL; NULLs the pointer. */
+void sk_dit_free(sk_dit_model **m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

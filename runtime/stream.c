@@ -1,0 +1,157 @@
+/* stream.c - the streaming chunk loop (see stream.h). */
+#include "stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+sk_stream_params sk_stream_params_default(void)
+{
+    sk_stream_params p;
+    memset(&p, 0, sizeof p);
+    p.chunk_frames = 3;
+    static const int steps[4] = {1000, 750, 500, 250};
+    (void)sk_schedule_make(steps, 4, 5.0, 1, &p.sched);
+    p.kv_policy = SK_KV_SINK;
+    p.kv_window = 12;
+    p.kv_sink = 3;
+    p.context_t = 0.0f;
+    return p;
+}
+
+void sk_stream_free(sk_stream **ps)
+{
+    if (!ps || !*ps) return;
+    sk_stream *s = *ps;
+    sk_kv_cache_free(&s->kv);
+    sk_dit_ctx_free(&s->dit);
+    sk_noise_source_free(&s->own_noise);
+    sk_tensor_free(&s->x);
+    sk_tensor_free(&s->v);
+    sk_tensor_free(&s->x0);
+    sk_tensor_free(&s->z);
+    free(s->tbuf);
+    free(s);
+    *ps = NULL;
+}
+
+sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_stream **out)
+{
+    SK_CHECK(m && p && out, SK_E_INVALID_ARG, "sk_stream_init: NULL argument");
+    *out = NULL;
+    const sk_dit_config *cf = &m->cfg;
+    SK_CHECK(p->frames >= 0, SK_E_INVALID_ARG, "stream: %lld frames (--frames)",
+             (long long)p->frames);
+    SK_CHECK(p->chunk_frames >= 1 && p->chunk_frames <= 64, SK_E_INVALID_ARG,
+             "stream: chunk of %lld latent frames; expected 1..64 (--chunk)",
+             (long long)p->chunk_frames);
+    SK_CHECK(p->sched.n >= 1, SK_E_INVALID_ARG, "stream: empty step schedule (--steps)");
+    SK_CHECK(p->frames > 0 || !p->noise || !sk_noise_source_is_file(p->noise), SK_E_INVALID_ARG,
+             "stream: an unbounded stream (frames 0) needs generated noise, not a noise file");
+    SK_CHECK(p->latent_h >= 2 && p->latent_w >= 2 && p->latent_h % 2 == 0 &&
+                 p->latent_w % 2 == 0, SK_E_INVALID_ARG,
+             "stream: latent size %lldx%lld; expected even sizes >= 2 (pixels: multiples of 16)",
+             (long long)p->latent_h, (long long)p->latent_w);
+    SK_CHECK(cf->in_dim == cf->out_dim, SK_E_UNSUPPORTED,
+             "stream: the model maps %lld latent channels to %lld; a sampler needs equal counts",
+             (long long)cf->in_dim, (long long)cf->out_dim);
+    sk_stream *s = calloc(1, sizeof *s);
+    SK_CHECK(s, SK_E_OOM, "stream: out of host memory");
+    s->m = m;
+    s->be = m->be;
+    s->p = *p;
+    sk_status st = SK_OK;
+    int64_t chunk = p->chunk_frames;
+    if (p->frames > 0 && p->frames < chunk) chunk = p->frames;
+    s->p.chunk_frames = chunk;
+
+    sk_kv_params kp = {
+        .policy = p->kv_policy, .window_frames = p->kv_window,
+        .sink_frames = p->kv_policy == SK_KV_SINK ? p->kv_sink : 0,
+        .max_chunk_frames = chunk, .tokens_per_frame = (p->latent_h / 2) * (p->latent_w / 2),
+        .num_layers = cf->num_layers, .num_heads = cf->num_heads, .head_dim = cf->head_dim,
+        .dtype = s->be->act_dtype,
+    };
+    SK_TRY_GOTO(st, sk_kv_cache_init(s->be, &kp, &s->kv), fail);
+    SK_TRY_GOTO(st, sk_dit_ctx_init(m, chunk, p->latent_h, p->latent_w, (int)s->kv->n_slots + 1,
+                                    &s->dit), fail);
+    s->dit->debug = p->debug;
+    s->dit->debug_user = p->debug_user;
+    if (p->noise) {
+        s->noise = p->noise;
+    } else {
+        SK_TRY_GOTO(st, sk_noise_source_philox(p->seed, &s->own_noise), fail);
+        s->noise = s->own_noise;
+    }
+    SK_TRY_GOTO(st, sk_noise_source_prepare(s->noise, p->frames, cf->in_dim, p->latent_h,
+                                            p->latent_w, chunk, p->sched.n), fail);
+    int64_t xs[4] = {chunk, cf->in_dim, p->latent_h, p->latent_w};
+    SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->x), fail);
+    SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->v), fail);
+    SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->x0), fail);
+    SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->z), fail);
+    s->tbuf = calloc((size_t)chunk, sizeof *s->tbuf);
+    if (!s->tbuf) { st = SK_ERR(SK_E_OOM, "stream: out of host memory"); goto fail; }
+    *out = s;
+    return SK_OK;
+fail:
+    sk_stream_free(&s);
+    return st;
+}
+
+sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows)
+{
+    s->have_prompt = 0;
+    SK_TRY(sk_dit_set_context(s->dit, ctx, rows));
+    s->have_prompt = 1;
+    return SK_OK;
+}
+
+int sk_stream_done(const sk_stream *s) { return s->p.frames > 0 && s->next_frame >= s->p.frames; }
+
+static sk_status run_chunk(sk_stream *s, int64_t f0, int64_t n)
+{
+    const sk_schedule *sc = &s->p.sched;
+    sk_backend *be = s->be;
+    sk_tensor x = sk_tensor_rows(&s->x, 0, n), v = sk_tensor_rows(&s->v, 0, n),
+              x0 = sk_tensor_rows(&s->x0, 0, n), z = sk_tensor_rows(&s->z, 0, n);
+    SK_TRY(sk_noise_initial(s->noise, &x, f0));
+    for (int k = 0; k < sc->n; k++) {
+        for (int64_t f = 0; f < n; f++) s->tbuf[f] = sc->t[k];
+        SK_TRY(sk_dit_forward(s->dit, s->kv, &x, s->tbuf, f0, &v));
+        SK_TRY(sk_sched_x0(be, &x0, &x, &v, sc->sigma[k]));
+        if (s->p.on_step) s->p.on_step(s->p.on_step_user, s->chunk_index, k, &x, &v, &x0);
+        if (k + 1 < sc->n) {
+            SK_TRY(sk_noise_renoise(s->noise, &z, f0, s->chunk_index, k));
+            SK_TRY(sk_sched_renoise(be, &x, &x0, &z, sc->sigma[k + 1]));
+        }
+    }
+    /* clean pass: the cache keeps the chunk's clean K/V (v is discarded) */
+    for (int64_t f = 0; f < n; f++) s->tbuf[f] = s->p.context_t;
+    SK_TRY(sk_dit_forward(s->dit, s->kv, &x0, s->tbuf, f0, &v));
+    return SK_OK;
+}
+
+sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0)
+{
+    SK_CHECK(s->have_prompt, SK_E_INVALID_ARG, "stream: no prompt set (sk_stream_set_prompt)");
+    SK_CHECK(!sk_stream_done(s), SK_E_INVALID_ARG, "stream: all %lld frames already generated",
+             (long long)s->p.frames);
+    int64_t f0 = s->next_frame, n = s->p.chunk_frames;
+    if (s->p.frames > 0 && f0 + n > s->p.frames) n = s->p.frames - f0;
+    SK_TRY(sk_kv_begin_chunk(s->kv, f0, n));
+    sk_status st = run_chunk(s, f0, n);
+    if (st != SK_OK) {
+        sk_kv_abort(s->kv); /* the cache and frame counter stay as before this chunk */
+        sk_error_prefix("chunk %d (frames %lld..%lld): ", s->chunk_index, (long long)f0,
+                        (long long)(f0 + n - 1));
+        return st;
+    }
+    sk_kv_commit(s->kv);
+    s->next_frame = f0 + n;
+    s->chunk_index++;
+    if (x0) *x0 = sk_tensor_rows(&s->x0, 0, n);
+    if (frame0) *frame0 = f0;
+    return SK_OK;
+}

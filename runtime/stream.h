@@ -1,0 +1,91 @@
+/* stream.h - one generation stream of the causal DiT: the chunk loop.
+ *
+ * A stream owns everything that changes while a video is generated (the
+ * model itself is shared and immutable): the self-attention KV cache, the
+ * cross-attention K/V of the current prompt, the scratch arena, the chunk
+ * buffers and the noise position. Everything is allocated in sk_stream_init;
+ * sk_stream_step allocates nothing on the backend.
+ *
+ * One sk_stream_step generates the next chunk (Self-Forcing / LongLive 1.0,
+ * spec-wan-causal-dit.md §5.4):
+ *   x = noise(frames)
+ *   for each step s:  v = DiT(x, t_s); x0 = x - sigma_s v;
+ *                     if not last: x = (1 - sigma_{s+1}) x0 + sigma_{s+1} fresh_noise
+ *   DiT(x0, t = 0)    (the clean pass: the cache keeps the chunk's clean K/V)
+ * and hands out x0. A failed step leaves the stream as it was before it
+ * (KV cache and frame counter), so the caller may retry or stop cleanly.
+ */
+#ifndef SK_STREAM_H
+#define SK_STREAM_H
+
+#include <stdint.h>
+
+#include "dit/forward.h"
+#include "runtime/kv_cache.h"
+#include "sampler/noise_source.h"
+#include "sampler/schedule.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per denoising step, before re-noising (tests and --dump): x_t fed to the
+ * model, its v, and x0 = x_t - sigma v; all [n, C, H, W] on the backend. */
+typedef void (*sk_stream_step_fn)(void *user, int chunk, int step, const sk_tensor *xt,
+                                  const sk_tensor *v, const sk_tensor *x0);
+
+typedef struct {
+    int64_t frames;          /* latent frames to generate; 0 = unbounded (Philox noise only) */
+    int64_t chunk_frames;    /* latent frames per chunk (3) */
+    int64_t latent_h, latent_w;
+    sk_schedule sched;
+    sk_kv_policy kv_policy;
+    int64_t kv_window;       /* frames a query sees, sink included (12) */
+    int64_t kv_sink;         /* sink frames (policy sink: 3; fifo: 0) */
+    uint64_t seed;           /* Philox noise when noise == NULL */
+    sk_noise_source *noise;  /* borrowed; NULL = Philox with seed */
+    float context_t;         /* timestep of the clean pass (context_noise = 0) */
+    sk_dit_debug_fn debug;   /* optional DiT intermediates */
+    void *debug_user;
+    sk_stream_step_fn on_step;
+    void *on_step_user;
+} sk_stream_params;
+
+/* LongLive 1.0 defaults: chunk 3, steps 1000,750,500,250 shift 5 (warped),
+ * policy sink, window 12, sink 3. Caller sets frames and latent size. */
+sk_stream_params sk_stream_params_default(void);
+
+typedef struct sk_stream {
+    const sk_dit_model *m;
+    sk_backend *be;
+    sk_stream_params p;
+    sk_kv_cache *kv;
+    sk_dit_ctx *dit;
+    sk_noise_source *noise, *own_noise;
+    sk_tensor x, v, x0, z;   /* [chunk, C, H, W] */
+    float *tbuf;             /* [chunk] timesteps per frame */
+    int64_t next_frame;      /* first frame of the next chunk */
+    int chunk_index;
+    int have_prompt;
+} sk_stream;
+
+/* Validates params against the model, then allocates everything. */
+sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_stream **out);
+void sk_stream_free(sk_stream **s);
+
+/* Sets / switches the prompt: ctx [rows, text_dim] f32 on the host
+ * (rows <= text_len). Recomputes the cross-attention K/V. */
+sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows);
+
+/* 1 when every requested frame has been generated. */
+int sk_stream_done(const sk_stream *s);
+
+/* Generates the next chunk. On success *x0 is a view [n, C, H, W] of the
+ * chunk's clean latents on the backend (valid until the next step) and
+ * *frame0 its first frame. */
+sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
