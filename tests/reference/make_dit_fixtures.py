@@ -532,6 +532,25 @@ def main():
     st_save(os.path.join(args.out, "forward_single.safetensors"), fs,
             {"description": "one forward, chunk of 3 frames at t=937.5, start frame 0, empty cache, prompt embeds:context"})
 
+    # --- a2) non-square latent (8x12: 4x6 tokens, S = 24), a different t per frame, prompt
+    # context.1: catches row/column mix-ups in patchify, RoPE and unpatchify, and per-frame
+    # modulation broadcast bugs ---
+    xr_ = torch.randn(CHUNK, cfg["in_dim"], 8, 12, generator=gx)
+    tr_ = torch.tensor([1000.0, 625.0, 0.0])
+    recr = {}
+    vr_ = forward(P, cfg, xr_, tr_, ctx1, make_cache(cfg, 24, 3, 0), 0, rec=recr)
+    check(rel_err(forward(P, cfg, xr_, tr_, ctx1, None, 0), vr_) < 1e-5, "rect: cached forward == plain forward")
+    vr_t = forward(P, cfg, xr_.transpose(2, 3).contiguous(), tr_, ctx1, None, 0)
+    check(rel_err(vr_t.transpose(2, 3), vr_) > 1e-2, "rect: the model is not transpose-equivariant (test is sensitive to h/w swaps)")
+    keep = ("patch_tokens", "time_sinusoid", "e", "e0", "context_emb", "block0_q", "block0_k", "block0_v",
+            "block0_out", "block1_out", "head_out", "v")
+    fr_ = {"x": xr_, "t": tr_, "context": ctx1, "start_frame": torch.tensor([0], dtype=torch.int64)}
+    fr_.update({k_: recr[k_] for k_ in keep})
+    for k_, a in fr_.items():
+        check(bool(torch.isfinite(a.double()).all()) and float(a.abs().max()) < 1e4, f"forward_single_rect {k_} finite")
+    st_save(os.path.join(args.out, "forward_single_rect.safetensors"), fr_,
+            {"description": "one forward, 3 frames of 8x12 latents (4x6 tokens), t = 1000, 625, 0 per frame, start frame 0, empty cache, prompt embeds:context.1"})
+
     # --- c) run_fifo: Self-Forcing style, capacity 6 frames, no sink, 2 chunks ---
     gn = torch.Generator().manual_seed(SEED + 2)
     noise = torch.randn(6, cfg["in_dim"], LAT_H, LAT_W, generator=gn)
@@ -707,6 +726,8 @@ def main():
         "script_sha256": sha256_file(script),
         "config": cfg, "latent_hw": [LAT_H, LAT_W], "tokens_per_frame": S,
         "forward_single": {"t": 937.5, "start_frame": 0, "embeds": "context"},
+        "forward_single_rect": {"t": [1000.0, 625.0, 0.0], "start_frame": 0, "embeds": "context.1",
+                                "latent_hw": [8, 12]},
         "forward_single_f3": {"t": float(ts[0]), "start_frame": 3, "embeds": "context",
                               "prefill": "prefill_x at t=0, start frame 0, window 6 sink 0"},
         "runs": runs,
