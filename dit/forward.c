@@ -297,7 +297,16 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     }
 
     /* head: LN(x)(1 + scale) + shift with head.modulation + e (not e0), spec §2.5 */
-    SK_TRY(frame_mod(be, &hmod, &m->g[SK_DW_HEAD_MOD], &e, F, D) );
+    int64_t h2[2] = {F * 2, D};
+    sk_tensor hm2;
+    SK_TRY(sk_tensor_reshape(&hmod, 2, h2, &hm2));
+    for (int64_t f = 0; f < F; f++)
+        for (int64_t j = 0; j < 2; j++) {
+            /* hmod[f, j] = head.modulation[j] + e[f]: e broadcast over shift/scale */
+            sk_tensor y = sk_tensor_rows(&hm2, f * 2 + j, 1),
+                      b = sk_tensor_rows(&m->g[SK_DW_HEAD_MOD], j, 1), ef = sk_tensor_rows(&e, f, 1);
+            SK_TRY(sk_op_axpby(be, &y, 1.0f, &b, 1.0f, &ef));
+        }
     SK_TRY(sk_op_modulate(be, &hb, &xs, &hmod, 0, 1, S, 1, eps));
     SK_TRY(scratch(c, N, 4 * cf->out_dim, &hout));
     SK_TRY(sk_op_linear(be, &hout, &hb, &m->g[SK_DW_HEAD_W], &m->g[SK_DW_HEAD_B], SK_ACT_NONE));
