@@ -1,0 +1,117 @@
+/* test_dit_stream.c - whole Self-Forcing / LongLive runs through the stream
+ * API with the reference's noise, against tests/fixtures/dit/expected_*:
+ * every step's x_t, v and x0 and the final latents. */
+#include "dit_test_util.h"
+
+#include "runtime/stream.h"
+
+typedef struct {
+    const sk_st_file *exp;
+    int steps_checked;
+    double worst;
+} step_ctx;
+
+static void on_step(void *user, int chunk, int step, const sk_tensor *xt, const sk_tensor *v,
+                    const sk_tensor *x0)
+{
+    step_ctx *c = user;
+    char name[32];
+    const sk_tensor *ts[3] = {xt, v, x0};
+    const char *pre[3] = {"xt", "v", "x0"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "%s.%d.%d", pre[i], chunk, step);
+        if (!sk_st_find(c->exp, name)) continue;
+        double e = dt_check(c->exp, name, ts[i], name);
+        if (e > c->worst) c->worst = e;
+    }
+    c->steps_checked++;
+}
+
+static void run_fixture(const char *noise_file, const char *expected_file, sk_kv_policy pol,
+                        int64_t window, int64_t sink, int64_t frames, int check_allocs)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_st_file *exp = NULL, *emb = NULL;
+    dt_ok(sk_st_open(expected_file, &exp), "expected");
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    sk_noise_source *ns = NULL;
+    dt_ok(sk_noise_source_file(noise_file, &ns), "noise file");
+
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = frames;
+    p.latent_h = 8; p.latent_w = 8;
+    p.kv_policy = pol; p.kv_window = window; p.kv_sink = sink;
+    p.noise = ns;
+    step_ctx sc = {exp, 0, 0};
+    p.on_step = on_step;
+    p.on_step_user = &sc;
+    /* the schedule is the reference's */
+    size_t n;
+    float *tv = dt_read(exp, "timesteps", &n);
+    float *sg = dt_read(exp, "sigmas", &n);
+    cr_assert_eq(n, 4u);
+    for (int k = 0; k < 4; k++) {
+        cr_expect_float_eq(p.sched.t[k], tv[k], 1e-6f * 1000, "t[%d] %g vs %g", k, p.sched.t[k], tv[k]);
+        cr_expect_float_eq(p.sched.sigma[k], sg[k], 1e-6f, "sigma[%d]", k);
+    }
+    free(tv); free(sg);
+
+    sk_stream *s = NULL;
+    dt_ok(sk_stream_init(m, &p, &s), "stream init");
+    float *ctx = dt_read(emb, "context", &n);
+    dt_ok(sk_stream_set_prompt(s, ctx, 16), "prompt");
+    free(ctx);
+
+    int64_t E = 4 * 8 * 8;
+    float *lat = calloc((size_t)(frames * E), sizeof *lat);
+    uint64_t allocs_after_first = 0;
+    int chunks = 0;
+    while (!sk_stream_done(s)) {
+        sk_tensor x0;
+        int64_t f0;
+        dt_ok(sk_stream_step(s, &x0, &f0), "stream step");
+        dt_ok(sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0)), "dl");
+        if (chunks == 0) allocs_after_first = be->n_allocs;
+        chunks++;
+    }
+    cr_expect_eq(chunks, (int)((frames + 2) / 3));
+    cr_expect_eq(sc.steps_checked, chunks * 4);
+    if (check_allocs)
+        cr_expect_eq(be->n_allocs, allocs_after_first,
+                     "the chunk loop allocated %llu times after the first chunk",
+                     (unsigned long long)(be->n_allocs - allocs_after_first));
+    float *ref = dt_read(exp, "latents", &n);
+    cr_assert_eq(n, (size_t)(frames * E));
+    sk_compare_result r = sk_compare(lat, ref, n, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+    char buf[512];
+    sk_compare_format(&r, lat, ref, buf, sizeof buf);
+    cr_log_info("latents %s (worst step rel err %.3g)", buf, sc.worst);
+    cr_expect(r.ok, "latents: %s", buf);
+    cr_expect_leq(sqrt(r.nmse), 1e-4);
+    free(ref); free(lat);
+    sk_stream_free(&s);
+    sk_noise_source_free(&ns);
+    sk_st_close(&exp); sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+Test(dit_stream, fifo_two_chunks)
+{
+    run_fixture(DIT_FIX "noise_fifo.safetensors", DIT_FIX "expected_fifo.safetensors", SK_KV_FIFO,
+                6, 0, 6, 1);
+}
+
+Test(dit_stream, fifo_rolling_window_four_chunks)
+{
+    run_fixture(DIT_FIX "noise_fifo_roll.safetensors", DIT_FIX "expected_fifo_roll.safetensors",
+                SK_KV_FIFO, 6, 0, 12, 1);
+}
+
+Test(dit_stream, sink3_window9_five_chunks_with_eviction)
+{
+    run_fixture(DIT_FIX "noise_sink.safetensors", DIT_FIX "expected_sink.safetensors", SK_KV_SINK,
+                9, 3, 15, 1);
+}
