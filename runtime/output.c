@@ -5,6 +5,7 @@
 #include "output_impl.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,36 @@ sk_status sk_output_detect_kind(const char *path, sk_output_kind *out)
                   "output '%s': cannot tell the output kind from the name; use a .mp4, .mkv or "
                   ".mov file, an rtmp:// URL, a .safetensors file (raw RGB), or a directory for PNG "
                   "frames (--frames-dir DIR)", path);
+}
+
+static int gcd_i(int a, int b)
+{
+    while (b) { int t = a % b; a = b; b = t; }
+    return a;
+}
+
+sk_status sk_output_parse_fps(const char *s, int *num, int *den)
+{
+    SK_CHECK(s && *s && num && den, SK_E_INVALID_ARG, "--fps: empty value; expected e.g. 16, "
+             "30000/1001 or 29.97");
+    char *end = NULL;
+    long n = 0, d = 1;
+    errno = 0;
+    if (strchr(s, '/')) {
+        n = strtol(s, &end, 10);
+        if (end && *end == '/') d = strtol(end + 1, &end, 10);
+    } else {
+        double v = strtod(s, &end);
+        if (v > 0 && v <= 1000 && end != s) { n = lround(v * 1000.0); d = 1000; }
+    }
+    SK_CHECK(errno == 0 && end && *end == 0 && n > 0 && d > 0 && n <= 1000L * d &&
+             n <= 1000000000L && d <= 1000000000L, SK_E_INVALID_ARG,
+             "--fps '%s': not a frame rate; expected a positive number up to 1000, e.g. 16, "
+             "30000/1001 or 29.97", s);
+    int g = gcd_i((int)n, (int)d);
+    *num = (int)(n / g);
+    *den = (int)(d / g);
+    return SK_OK;
 }
 
 int sk_output_kind_available(sk_output_kind k)

@@ -88,6 +88,11 @@ const char *sk_output_kind_name(sk_output_kind k);
  * whether path is an existing directory. */
 sk_status sk_output_detect_kind(const char *path, sk_output_kind *out);
 
+/* Parses a frame rate for the CLI: "16", "30000/1001" or "29.97" (decimals are
+ * turned into num/1000 and reduced: "29.97" -> 2997/100, "23.976" -> 2997/125).
+ * SK_E_INVALID_ARG naming the text when it is not a positive rate <= 1000. */
+sk_status sk_output_parse_fps(const char *s, int *num, int *den);
+
 /* 1 if this build can write kind (video/RTMP need FFmpeg, PNG needs stb). */
 int sk_output_kind_available(sk_output_kind k);
 

@@ -93,17 +93,20 @@ typedef struct {
     char codec[256];
     int width, height, frames;
     char rate[256];
+    char color_space[256], color_range[256];
+    double duration; /* container duration, seconds */
 } probe_info;
 
 /* ffprobe's view of the first video stream; key=value output so the order of
  * the fields does not matter. */
-static int ffprobe(const char *file, probe_info *pi)
+static __attribute__((unused)) int ffprobe(const char *file, probe_info *pi)
 {
     memset(pi, 0, sizeof *pi);
     pi->frames = -1;
     char cmd[512];
     snprintf(cmd, sizeof cmd, "ffprobe -v error -select_streams v:0 -count_frames -show_entries "
-             "stream=codec_name,width,height,nb_read_frames,r_frame_rate -of default=nw=1 '%s'",
+             "stream=codec_name,width,height,nb_read_frames,r_frame_rate,color_space,color_range:"
+             "format=duration -of default=nw=1 '%s'",
              file);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
@@ -114,13 +117,18 @@ static int ffprobe(const char *file, probe_info *pi)
         else if (!strncmp(line, "width=", 6)) pi->width = atoi(line + 6);
         else if (!strncmp(line, "height=", 7)) pi->height = atoi(line + 7);
         else if (!strncmp(line, "nb_read_frames=", 15)) pi->frames = atoi(line + 15);
+        else if (!strncmp(line, "color_space=", 12))
+            snprintf(pi->color_space, sizeof pi->color_space, "%s", line + 12);
+        else if (!strncmp(line, "color_range=", 12))
+            snprintf(pi->color_range, sizeof pi->color_range, "%s", line + 12);
+        else if (!strncmp(line, "duration=", 9)) pi->duration = atof(line + 9);
         else if (!strncmp(line, "r_frame_rate=", 13)) snprintf(pi->rate, sizeof pi->rate, "%s", line + 13);
     }
     return pclose(p);
 }
 
 /* Decodes a video to packed RGB24 [t, h, w, 3] with the ffmpeg CLI. */
-static uint8_t *ffmpeg_decode(const char *file, int w, int h, int t)
+static __attribute__((unused)) uint8_t *ffmpeg_decode(const char *file, int w, int h, int t)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "ffmpeg -v error -i '%s' -f rawvideo -pix_fmt rgb24 -", file);
@@ -189,6 +197,27 @@ Test(output, detect_kind)
     cr_assert_eq(sk_output_detect_kind("", &k), SK_E_INVALID_ARG);
 }
 
+Test(output, parse_fps)
+{
+    struct { const char *s; int num, den; } ok[] = {
+        {"16", 16, 1}, {"30000/1001", 30000, 1001}, {"29.97", 2997, 100}, {"23.976", 2997, 125},
+        {"24/2", 12, 1}, {"0.5", 1, 2},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int n = 0, d = 0;
+        cr_assert_eq(sk_output_parse_fps(ok[i].s, &n, &d), SK_OK, "%s: %s", ok[i].s,
+                     sk_error_message());
+        cr_assert(n == ok[i].num && d == ok[i].den, "%s -> %d/%d, expected %d/%d", ok[i].s, n, d,
+                  ok[i].num, ok[i].den);
+    }
+    const char *bad[] = {"", "0", "-16", "abc", "16fps", "30/0", "1/", "2000", "nan", "1e9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int n, d;
+        cr_assert_eq(sk_output_parse_fps(bad[i], &n, &d), SK_E_INVALID_ARG, "'%s' accepted", bad[i]);
+        if (*bad[i]) cr_assert(strstr(sk_error_message(), bad[i]), "%s", sk_error_message());
+    }
+}
+
 Test(output, bad_params)
 {
     sk_output *o = (sk_output *)0x1;
@@ -252,6 +281,14 @@ static void check_video(const char *name, int fps_num, int fps_den, const char *
     cr_assert_eq(pi.height, h);
     cr_assert_eq(pi.frames, t, "%s: ffprobe read %d frames, wrote %d", p.path, pi.frames, t);
     cr_assert_str_eq(pi.rate, want_rate, "%s", p.path);
+    /* pts = frame index in a 1/fps time base: the clip lasts t frames of den/num s
+     * (containers store milliseconds or finer: 1.5 ms slack) */
+    const double want_dur = (double)t * fps_den / fps_num;
+    cr_assert(fabs(pi.duration - want_dur) < 1.5e-3, "%s: duration %.4f s, expected %.4f",
+              p.path, pi.duration, want_dur);
+    /* tagged as what the converter produced, so players invert it the same way */
+    cr_assert_str_eq(pi.color_space, "bt709", "%s", p.path);
+    cr_assert_str_eq(pi.color_range, "tv", "%s", p.path);
 
     /* colours come back: mean |err| small and no pixel far off. A BT.601/709 or
      * full/limited range mix-up on this gradient measured mean 7.1 / 7.8 (max 41 / 23). */
