@@ -7,5 +7,6 @@ typedef int (*sk_command_fn)(int argc, char **argv);
 typedef struct { const char *name; sk_command_fn fn; const char *summary; } sk_command;
 
 int sk_cmd_inspect(int argc, char **argv);
+int sk_cmd_generate(int argc, char **argv);
 
 #endif

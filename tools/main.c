@@ -8,6 +8,7 @@
 
 static const sk_command k_commands[] = {
     {"inspect", sk_cmd_inspect, "describe a safetensors file or model directory"},
+    {"generate", sk_cmd_generate, "generate latent video with a causal Wan DiT"},
 };
 
 static void usage(FILE *o)

@@ -1,0 +1,272 @@
+/* cmd_generate.c - `sinkstream generate`: the causal DiT chunk loop from the
+ * command line, with the reference-run interface of DESIGN.md (--text-embeds,
+ * --noise-file, --latents-out) so any PyTorch Self-Forcing / LongLive run
+ * can be reproduced. Everything is validated before weights are loaded.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dit/model.h"
+#include "runtime/log.h"
+#include "runtime/progress.h"
+#include "runtime/safetensors.h"
+#include "runtime/stream.h"
+#include "tools/cli_opts.h"
+#include "tools/commands.h"
+
+typedef struct {
+    const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out;
+    int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
+    sk_int_list steps;
+    double shift;
+    int64_t seed;
+    int kv_policy;  /* 0 fifo, 1 sink */
+    int device;     /* 0 cpu, 1 cuda */
+    int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16 */
+    int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
+    int no_decode, no_warp;
+} gen_opts;
+
+static int readable(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* Runs a validated request. Returns the exit code. */
+static int run(const gen_opts *o, const sk_schedule *sched)
+{
+    int rc = 1;
+    sk_backend *be = NULL;
+    sk_dit_model *m = NULL;
+    sk_st_file *emb = NULL;
+    sk_noise_source *ns = NULL;
+    sk_stream *s = NULL;
+    float *ctx = NULL, *lat = NULL;
+    sk_st_writer *w = NULL;
+    sk_status st;
+
+    /* prompt embeddings first: cheap, and a bad file should not cost a model load */
+    if ((st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
+    const sk_st_tensor *et = sk_st_find(emb, o->embeds_key);
+    if (!et) {
+        st = SK_ERR(SK_E_FORMAT, "--text-embeds '%s': no tensor '%s' (expected [L, text_dim]; "
+                    "choose another with --embeds-key)", o->text_embeds, o->embeds_key);
+        goto fail;
+    }
+    if (et->ndim != 2 && !(et->ndim == 3 && et->shape[0] == 1)) {
+        char b[96];
+        st = SK_ERR(SK_E_SHAPE, "--text-embeds '%s': tensor '%s' has shape %s; expected [L, "
+                    "text_dim]", o->text_embeds, o->embeds_key,
+                    sk_shape_str_n(et->ndim, et->shape, b, sizeof b));
+        goto fail;
+    }
+    const int64_t rows = et->shape[et->ndim - 2], cols = et->shape[et->ndim - 1];
+    if ((st = sk_st_read_f32(emb, o->embeds_key, 0, NULL, &ctx, NULL)) != SK_OK) goto fail;
+    if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
+
+    sk_dit_config cfg, *cfgp = NULL;
+    if (o->dit_config) {
+        if ((st = sk_dit_config_from_file(o->dit_config, &cfg)) != SK_OK) goto fail;
+        cfgp = &cfg;
+    }
+    static const sk_dtype act_of[] = {SK_DTYPE_F32, SK_DTYPE_F32, SK_DTYPE_BF16};
+    sk_dtype act = o->act_dtype == 0 ? (o->device == 1 ? SK_DTYPE_BF16 : SK_DTYPE_F32)
+                                     : act_of[o->act_dtype];
+    if ((st = sk_backend_create(o->device == 1 ? "cuda" : "cpu", act, &be)) != SK_OK) goto fail;
+    static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
+                                     SK_DTYPE_F16};
+    if ((st = sk_dit_load(o->dit, cfgp, be, wd_of[o->wdtype], &m)) != SK_OK) goto fail;
+    if (cols != m->cfg.text_dim || rows > m->cfg.text_len) {
+        st = SK_ERR(SK_E_SHAPE, "--text-embeds '%s': tensor '%s' is [%lld, %lld]; the model "
+                    "takes up to %lld rows of %lld", o->text_embeds, o->embeds_key,
+                    (long long)rows, (long long)cols, (long long)m->cfg.text_len,
+                    (long long)m->cfg.text_dim);
+        goto fail;
+    }
+
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = o->frames;
+    p.chunk_frames = o->chunk;
+    p.latent_h = o->latent_h;
+    p.latent_w = o->latent_w;
+    p.sched = *sched;
+    p.kv_policy = o->kv_policy == 0 ? SK_KV_FIFO : SK_KV_SINK;
+    p.kv_window = o->kv_window;
+    p.kv_sink = o->kv_sink;
+    p.seed = (uint64_t)o->seed;
+    p.noise = ns;
+    if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
+    if ((st = sk_stream_set_prompt(s, ctx, rows)) != SK_OK) goto fail;
+
+    const int64_t C = m->cfg.out_dim, E = C * o->latent_h * o->latent_w;
+    if (o->latents_out) {
+        lat = malloc((size_t)(o->frames * E) * sizeof *lat);
+        if (!lat) { st = SK_ERR(SK_E_OOM, "out of host memory for %lld latent frames", (long long)o->frames); goto fail; }
+    }
+    SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, steps %d (t %g..%g), "
+            "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
+            (long long)o->latent_w, (long long)s->p.chunk_frames, sched->n, (double)sched->t[0],
+            (double)sched->t[sched->n - 1], sk_kv_policy_name(p.kv_policy),
+            (long long)p.kv_window, (long long)s->kv->p.sink_frames,
+            o->noise_file ? o->noise_file : "philox");
+    sk_progress pr;
+    sk_progress_start(&pr, "latent frames", o->frames);
+    pr.log_every_s = 0; /* one line per chunk when not on a terminal */
+    while (!sk_stream_done(s)) {
+        sk_tensor x0;
+        int64_t f0;
+        if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
+        if (lat && (st = sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0))) != SK_OK)
+            goto fail;
+        sk_progress_update(&pr, f0 + x0.shape[0]);
+    }
+    sk_progress_finish(&pr);
+    if (o->latents_out) {
+        int64_t shape[4] = {o->frames, C, o->latent_h, o->latent_w};
+        if ((st = sk_st_writer_create(&w)) != SK_OK ||
+            (st = sk_st_writer_add_f32(w, "latents", SK_DTYPE_F32, 4, shape, lat)) != SK_OK ||
+            (st = sk_st_writer_meta(w, "generator", "sinkstream generate")) != SK_OK ||
+            (st = sk_st_writer_save(w, o->latents_out)) != SK_OK)
+            goto fail;
+        SK_LOGI("wrote latents [%lld, %lld, %lld, %lld] to '%s'", (long long)o->frames,
+                (long long)C, (long long)o->latent_h, (long long)o->latent_w, o->latents_out);
+    }
+    if (!o->no_decode)
+        SK_LOGW("decoding inside generate is not wired yet: decode the latents with "
+                "'sinkstream decode --latents %s'", o->latents_out ? o->latents_out : "FILE");
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
+    SK_LOGD("raised at %s", sk_error_where());
+done:
+    sk_st_writer_free(&w);
+    sk_stream_free(&s);
+    sk_noise_source_free(&ns);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+    sk_st_close(&emb);
+    free(ctx);
+    free(lat);
+    return rc;
+}
+
+int sk_cmd_generate(int argc, char **argv)
+{
+    gen_opts o = {.embeds_key = "context", .frames = 21, .chunk = 3, .height = 480, .width = 832,
+                  .kv_window = 12, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
+                  .shift = 5.0, .seed = 0, .kv_policy = 1};
+#define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
+#define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
+    .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
+    .metavar = (mv_)
+    const sk_opt opts[] = {
+        GROUP("Model"),
+        {OPT("dit", SK_OPT_STRING, &o.dit, NULL, "causal Wan DiT weights (.safetensors, upstream "
+             "names, optional model./generator. prefixes)", "SK_DIT", "FILE")},
+        {OPT("dit-config", SK_OPT_STRING, &o.dit_config, "from the checkpoint",
+             "config.json (dim, num_heads, ...); else safetensors metadata, else tensor shapes",
+             NULL, "FILE")},
+        {OPT("dit-dtype", SK_OPT_ENUM, &o.wdtype, NULL, "dtype of the DiT's linear weights", NULL,
+             NULL), .choices = "as-stored|f32|bf16|f16"},
+        GROUP("Prompt"),
+        {OPT("text-embeds", SK_OPT_STRING, &o.text_embeds, NULL,
+             "safetensors with the text encoder output [L, text_dim]", NULL, "FILE")},
+        {OPT("embeds-key", SK_OPT_STRING, &o.embeds_key, NULL, "tensor in --text-embeds to use",
+             NULL, "NAME")},
+        GROUP("Video"),
+        {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "latent frames to generate", NULL, "N"),
+         .short_name = 'f', .lo = 1, .hi = 1 << 20},
+        {OPT("height", SK_OPT_INT64, &o.height, NULL, "height in pixels (multiple of 16)", NULL,
+             "PX"), .lo = 16, .hi = 16384},
+        {OPT("width", SK_OPT_INT64, &o.width, NULL, "width in pixels (multiple of 16)", NULL,
+             "PX"), .lo = 16, .hi = 16384},
+        {OPT("latent-height", SK_OPT_INT64, &o.latent_h, "height/8",
+             "latent height (overrides --height; even)", NULL, "N"), .lo = 0, .hi = 2048},
+        {OPT("latent-width", SK_OPT_INT64, &o.latent_w, "width/8",
+             "latent width (overrides --width; even)", NULL, "N"), .lo = 0, .hi = 2048},
+        GROUP("Sampling"),
+        {OPT("chunk", SK_OPT_INT64, &o.chunk, NULL, "latent frames per chunk", NULL, "N"),
+         .lo = 1, .hi = 64},
+        {OPT("steps", SK_OPT_INT_LIST, &o.steps, NULL, "denoising timesteps (warped by --shift)",
+             NULL, "LIST"), .lo = 1, .hi = 1000},
+        {OPT("shift", SK_OPT_DOUBLE, &o.shift, NULL, "flow-matching timestep shift", NULL, "X"),
+         .lo = 0.01, .hi = 1000},
+        {OPT("no-warp", SK_OPT_FLAG, &o.no_warp, NULL, "use --steps as raw timesteps (no warp)",
+             NULL, NULL)},
+        {OPT("seed", SK_OPT_INT64, &o.seed, NULL, "noise seed (Philox; ignored with --noise-file)",
+             "SK_SEED", "N")},
+        {OPT("noise-file", SK_OPT_STRING, &o.noise_file, NULL, "reference noise: 'noise' "
+             "[F,C,H,W] and 'renoise.{chunk}.{step}'", NULL, "FILE")},
+        GROUP("KV cache"),
+        {OPT("kv-policy", SK_OPT_ENUM, &o.kv_policy, NULL,
+             "fifo (Self-Forcing) or sink (LongLive)", NULL, NULL), .choices = "fifo|sink"},
+        {OPT("kv-window", SK_OPT_INT64, &o.kv_window, NULL,
+             "frames a chunk attends to, sink and itself included", NULL, "N"), .lo = 1,
+         .hi = 4096},
+        {OPT("kv-sink", SK_OPT_INT64, &o.kv_sink, "3 (sink), 0 (fifo)",
+             "first frames kept as the attention sink", NULL, "N"), .lo = -1, .hi = 4096},
+        GROUP("Output"),
+        {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
+             "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
+        {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
+        GROUP("Device"),
+        {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
+         .choices = "cpu|cuda"},
+        {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
+             "activation dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
+         .choices = "auto|f32|bf16"},
+    };
+#undef OPT
+#undef GROUP
+    sk_cli cli = {"sinkstream generate", "[options]",
+                  "Generate latent video with a causal Wan DiT (Self-Forcing / LongLive chunk loop).",
+                  opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    sk_cli_pos pos;
+    int rc = sk_cli_parse(&cli, argc, argv, &pos);
+    if (rc >= 0) return rc;
+
+    /* validate everything before loading weights */
+    if (!o.dit) return sk_cli_usage_error(&cli, "--dit FILE is required");
+    if (!o.text_embeds)
+        return sk_cli_usage_error(&cli, "--text-embeds FILE is required (the text encoder is not "
+                                        "wired into generate yet)");
+    const char *files[][2] = {{"--dit", o.dit}, {"--dit-config", o.dit_config},
+                              {"--text-embeds", o.text_embeds}, {"--noise-file", o.noise_file}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i][1] && !readable(files[i][1]))
+            return sk_cli_usage_error(&cli, "%s '%s': cannot open (%s)", files[i][0], files[i][1],
+                                      strerror(errno));
+    if (!o.latents_out && !o.no_decode)
+        return sk_cli_usage_error(&cli, "no output: give --latents-out FILE (decoding inside "
+                                        "generate is not wired yet; add --no-decode)");
+    if (!o.latent_h) {
+        if (o.height % 16) return sk_cli_usage_error(&cli, "--height %lld is not a multiple of 16", (long long)o.height);
+        o.latent_h = o.height / 8;
+    }
+    if (!o.latent_w) {
+        if (o.width % 16) return sk_cli_usage_error(&cli, "--width %lld is not a multiple of 16", (long long)o.width);
+        o.latent_w = o.width / 8;
+    }
+    if (o.latent_h % 2 || o.latent_w % 2 || o.latent_h < 2 || o.latent_w < 2)
+        return sk_cli_usage_error(&cli, "latent size %lldx%lld must be even (the DiT's 2x2 patch)",
+                                  (long long)o.latent_h, (long long)o.latent_w);
+    if (o.kv_sink < 0) o.kv_sink = o.kv_policy == 1 ? 3 : 0;
+    if (o.kv_policy == 0 && o.kv_sink != 0)
+        return sk_cli_usage_error(&cli, "--kv-sink %lld with --kv-policy fifo: fifo keeps no sink "
+                                        "(use --kv-policy sink)", (long long)o.kv_sink);
+    int64_t chunk = o.chunk < o.frames ? o.chunk : o.frames;
+    if (o.kv_sink + chunk > o.kv_window)
+        return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
+                                        "chunk of %lld frames", (long long)o.kv_window,
+                                  (long long)o.kv_sink, (long long)chunk);
+    sk_schedule sched;
+    sk_status st = sk_schedule_make(o.steps.v, o.steps.n, o.shift, !o.no_warp, &sched);
+    if (st != SK_OK) return sk_cli_usage_error(&cli, "%s", sk_error_message());
+    return run(&o, &sched);
+}
