@@ -41,9 +41,16 @@ void sk_error_prefix(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
+    /* pre + old message, truncated to the buffer (a long message loses its tail) */
     char tmp[SK_MSG_CAP];
-    snprintf(tmp, sizeof tmp, "%s%s", pre, tl_msg);
-    memcpy(tl_msg, tmp, sizeof tl_msg);
+    size_t np = strlen(pre);
+    if (np >= SK_MSG_CAP) np = SK_MSG_CAP - 1;
+    memcpy(tmp, pre, np);
+    size_t nm = strnlen(tl_msg, SK_MSG_CAP - 1);
+    if (nm > SK_MSG_CAP - 1 - np) nm = SK_MSG_CAP - 1 - np;
+    memcpy(tmp + np, tl_msg, nm);
+    tmp[np + nm] = 0;
+    memcpy(tl_msg, tmp, np + nm + 1);
 }
 
 const char *sk_error_message(void) { return tl_msg; }
