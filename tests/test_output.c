@@ -10,14 +10,20 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "runtime/output.h"
 #include "runtime/progress.h"
@@ -498,6 +504,51 @@ Test(output, rtmp_connection_refused)
     sk_status s = sk_output_open(&p, &o);
     cr_assert_eq(s, SK_E_NET, "got %s: %s", sk_status_name(s), sk_error_message());
     cr_assert(strstr(sk_error_message(), url), "%s", sk_error_message());
+}
+
+/* Loopback smoke test: the ffmpeg CLI plays an RTMP server (-listen 1) and
+ * copies what it receives into an FLV file, which ffprobe then checks. */
+Test(output, rtmp_loopback_to_ffmpeg_server, .timeout = 60)
+{
+    int port;
+    int fd = silent_server(&port); /* reserve a free port number, then release it */
+    close(fd);
+    char url[128], flv[300];
+    snprintf(url, sizeof url, "rtmp://127.0.0.1:%d/live/test", port);
+    snprintf(flv, sizeof flv, "%s", tpath("received.flv"));
+    char *argv[] = {"timeout", "30", "ffmpeg", "-nostdin", "-v", "error", "-listen", "1",
+                    "-i", url, "-c", "copy", "-y", flv, NULL};
+    pid_t pid;
+    posix_spawn_file_actions_t fa; /* the server's stderr ("I/O error" at stream end) to a file */
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, tpath("server.log"), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    cr_assert_eq(posix_spawnp(&pid, "timeout", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+
+    const int w = 64, h = 48, t = 9;
+    float *clip = make_clip(t, w, h);
+    sk_output_params p = vparams(url, w, h);
+    p.timeout_ms = 5000;
+    sk_output *o = NULL;
+    sk_status s = SK_E_NET;
+    for (int tries = 0; tries < 100 && s != SK_OK; tries++) { /* until the server listens */
+        s = sk_output_open(&p, &o);
+        if (s != SK_OK) usleep(50 * 1000);
+    }
+    cr_assert_eq(s, SK_OK, "could not stream to a local ffmpeg server: %s", sk_error_message());
+    cr_assert_eq(sk_output_get_kind(o), SK_OUTPUT_RTMP);
+    cr_assert_eq(sk_output_write_frames(o, clip, t), SK_OK, "%s", sk_error_message());
+    cr_assert_eq(sk_output_close(&o), SK_OK, "%s", sk_error_message());
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    probe_info pi;
+    cr_assert_eq(ffprobe(flv, &pi), 0, "ffprobe on the received stream failed");
+    cr_assert_str_eq(pi.codec, "h264");
+    cr_assert(pi.width == w && pi.height == h);
+    cr_assert_eq(pi.frames, t, "server received %d frames, sent %d", pi.frames, t);
+    cr_assert_str_eq(pi.rate, "16/1");
+    free(clip);
 }
 
 #else /* !SK_HAVE_FFMPEG */
