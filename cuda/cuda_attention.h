@@ -1,0 +1,34 @@
+/* cuda_attention.h - the KV-range list as the attention kernels see it. */
+#ifndef SK_CUDA_ATTENTION_H
+#define SK_CUDA_ATTENTION_H
+
+#include <stdint.h>
+
+#define SK_ATT_MAX_RANGES 8
+
+/* Passed by value to the kernels: keys are the concatenation of the ranges,
+ * key j of range r is row start[r] + j of k[r] / v[r] ([Ncap, NH, HD]). */
+typedef struct {
+    const void *k[SK_ATT_MAX_RANGES];
+    const void *v[SK_ATT_MAX_RANGES];
+    int64_t start[SK_ATT_MAX_RANGES];
+    int64_t len[SK_ATT_MAX_RANGES];
+    int64_t kbase[SK_ATT_MAX_RANGES];   /* index of the range's first key in the concatenation */
+    int tiles_before[SK_ATT_MAX_RANGES + 1]; /* fast kernel: 64-key tiles before range r */
+    int n;
+    int kt, vt; /* dtypes of k and v (same for every range) */
+} sk_att_ranges;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Tensor-core flash attention for bf16 q/k/v/out with HD 64 or 128 and 16-byte
+ * aligned rows. Returns SK_E_UNSUPPORTED (no message) when it does not apply. */
+int sk_cuda_flash_bf16_supported(int64_t HD);
+sk_status sk_cuda_flash_bf16(cudaStream_t s, void *out, const void *q, const sk_att_ranges *R,
+                             int64_t Nq, int64_t NH, int64_t HD, int64_t Nk, float scale,
+                             const void *bias, int bias_t);
+#ifdef __cplusplus
+}
+#endif
+#endif

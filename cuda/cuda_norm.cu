@@ -1,0 +1,158 @@
+/* cuda_norm.cu - layernorm, rmsnorm, modulate (optionally fused with a
+ * LayerNorm) and gated_add. One block per row; statistics in f32 with a
+ * two-pass mean/variance (the row is re-read from L1/L2, not DRAM) so large
+ * activations do not lose precision to E[x^2]-E[x]^2 cancellation. */
+#include "cuda_internal.h"
+
+#define NORM_THREADS 256
+
+__device__ __forceinline__ float block_sum(float v, float *red)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    __syncthreads(); /* red may still be read by a previous call */
+    if (l == 0) red[w] = v;
+    __syncthreads();
+    float t = 0.0f;
+    int nw = blockDim.x >> 5;
+    for (int i = 0; i < nw; i++) t += red[i];
+    return t;
+}
+
+/* mode 0: layernorm (w, b optional), 1: rmsnorm (w optional) */
+__global__ void k_norm(void *y, int yt, const void *x, int xt, const void *w, int wt,
+                       const void *b, int bt, int64_t D, float eps, int mode)
+{
+    __shared__ float red[32];
+    int64_t r = blockIdx.x;
+    const int64_t off = r * D;
+    float mean = 0.0f, inv;
+    if (mode == 0) {
+        float s = 0.0f;
+        for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += sk_ld(x, xt, off + d);
+        mean = block_sum(s, red) / (float)D;
+        float v = 0.0f;
+        for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+            float t = sk_ld(x, xt, off + d) - mean;
+            v += t * t;
+        }
+        inv = rsqrtf(block_sum(v, red) / (float)D + eps);
+    } else {
+        float v = 0.0f;
+        for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+            float t = sk_ld(x, xt, off + d);
+            v += t * t;
+        }
+        inv = rsqrtf(block_sum(v, red) / (float)D + eps);
+    }
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+        float t = (sk_ld(x, xt, off + d) - mean) * inv;
+        if (w) t *= sk_ld(w, wt, d);
+        if (b) t += sk_ld(b, bt, d);
+        sk_st(y, yt, off + d, t);
+    }
+}
+
+/* y = norm?(x) * (1 + mod[g, i_scale]) + mod[g, i_shift]; y may equal x
+ * (each element is read before it is written, by the same thread) */
+__global__ void k_modulate(void *y, int yt, const void *x, int xt, const void *mod, int mt,
+                           int64_t D, int64_t K, int i_shift, int i_scale, int64_t rpg, int ln,
+                           float eps)
+{
+    __shared__ float red[32];
+    int64_t r = blockIdx.x;
+    int64_t g = r / rpg;
+    const int64_t off = r * D;
+    const int64_t sh = (g * K + i_shift) * D, sc = (g * K + i_scale) * D;
+    float mean = 0.0f, inv = 1.0f;
+    if (ln) {
+        float s = 0.0f;
+        for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += sk_ld(x, xt, off + d);
+        mean = block_sum(s, red) / (float)D;
+        float v = 0.0f;
+        for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+            float t = sk_ld(x, xt, off + d) - mean;
+            v += t * t;
+        }
+        inv = rsqrtf(block_sum(v, red) / (float)D + eps);
+    }
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+        float t = (sk_ld(x, xt, off + d) - mean) * inv;
+        t = t * (1.0f + sk_ld(mod, mt, sc + d)) + sk_ld(mod, mt, sh + d);
+        sk_st(y, yt, off + d, t);
+    }
+}
+
+__global__ void k_gated_add(void *x, int xt, const void *y, int yt, const void *mod, int mt,
+                            int64_t D, int64_t K, int i_gate, int64_t rpg, int64_t n)
+{
+    SK_GRID_STRIDE(i, n)
+    {
+        float v = sk_ld(y, yt, i);
+        if (i_gate >= 0) {
+            int64_t r = i / D, d = i - r * D, g = r / rpg;
+            v *= sk_ld(mod, mt, (g * K + i_gate) * D + d);
+        }
+        sk_st(x, xt, i, sk_ld(x, xt, i) + v);
+    }
+}
+
+static int64_t last_dim(const sk_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
+
+extern "C" sk_status sk_cuda_layernorm(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                                       const sk_tensor *w, const sk_tensor *b, float eps)
+{
+    int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
+    if (R == 0) return SK_OK;
+    k_norm<<<(unsigned)R, NORM_THREADS, 0, sk_cuda(be)->stream>>>(
+        y->data, y->dtype, x->data, x->dtype, w ? w->data : NULL, w ? w->dtype : 0,
+        b ? b->data : NULL, b ? b->dtype : 0, D, eps, 0);
+    SK_CU_LAUNCH("layernorm");
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_rmsnorm(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                                     const sk_tensor *w, float eps)
+{
+    int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
+    if (R == 0) return SK_OK;
+    k_norm<<<(unsigned)R, NORM_THREADS, 0, sk_cuda(be)->stream>>>(
+        y->data, y->dtype, x->data, x->dtype, w ? w->data : NULL, w ? w->dtype : 0, NULL, 0, D,
+        eps, 1);
+    SK_CU_LAUNCH("rmsnorm");
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_modulate(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                                      const sk_tensor *mod, int i_shift, int i_scale,
+                                      int64_t rows_per_group, int ln, float eps)
+{
+    int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
+    if (R == 0) return SK_OK;
+    SK_CHECK(mod->ndim >= 2 && rows_per_group > 0, SK_E_SHAPE,
+             "cuda modulate: mod must be [G, K, D] and rows_per_group > 0");
+    int64_t K = mod->shape[mod->ndim - 2];
+    k_modulate<<<(unsigned)R, NORM_THREADS, 0, sk_cuda(be)->stream>>>(
+        y->data, y->dtype, x->data, x->dtype, mod->data, mod->dtype, D, K, i_shift, i_scale,
+        rows_per_group, ln, eps);
+    SK_CU_LAUNCH("modulate");
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_gated_add(sk_backend *be, sk_tensor *x, const sk_tensor *y,
+                                       const sk_tensor *mod, int i_gate, int64_t rows_per_group)
+{
+    int64_t n = sk_tensor_numel(x), D = last_dim(x);
+    if (n == 0) return SK_OK;
+    int64_t K = 1;
+    if (i_gate >= 0) {
+        SK_CHECK(mod && mod->ndim >= 2 && rows_per_group > 0, SK_E_SHAPE,
+                 "cuda gated_add: mod must be [G, K, D] and rows_per_group > 0");
+        K = mod->shape[mod->ndim - 2];
+    }
+    k_gated_add<<<sk_cuda_blocks(n, 256), 256, 0, sk_cuda(be)->stream>>>(
+        x->data, x->dtype, y->data, y->dtype, i_gate >= 0 ? mod->data : NULL,
+        i_gate >= 0 ? mod->dtype : 0, D, K, i_gate, rows_per_group > 0 ? rows_per_group : 1, n);
+    SK_CU_LAUNCH("gated_add");
+    return SK_OK;
+}
