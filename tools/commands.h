@@ -8,5 +8,7 @@ typedef struct { const char *name; sk_command_fn fn; const char *summary; } sk_c
 
 int sk_cmd_inspect(int argc, char **argv);
 int sk_cmd_generate(int argc, char **argv);
+int sk_cmd_decode(int argc, char **argv);
+int sk_cmd_encode(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@
 static const sk_command k_commands[] = {
     {"inspect", sk_cmd_inspect, "describe a safetensors file or model directory"},
     {"generate", sk_cmd_generate, "generate latent video with a causal Wan DiT"},
+    {"decode", sk_cmd_decode, "decode latents to video with the TAEHV tiny VAE (streaming)"},
+    {"encode", sk_cmd_encode, "encode RGB frames to latents with the TAEHV encoder"},
 };
 
 static void usage(FILE *o)
