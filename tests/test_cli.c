@@ -1,0 +1,433 @@
+/* test_cli.c - runs the built `sinkstream` binary (env SK_SINKSTREAM, else
+ * SK_BINARY_DIR/sinkstream) as a user would and checks exit codes and
+ * output: top-level --help/--version/unknown command, and `inspect` on
+ * files written here with known layouts, on committed broken files and on
+ * missing files. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/safetensors.h"
+
+extern char **environ;
+
+static char g_dir[256];
+
+static void setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sk_cli_test.XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir));
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(g_dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[600];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
+            if (unlink(p) != 0) { /* a sub directory of files */
+                DIR *s = opendir(p);
+                struct dirent *f;
+                char q[900];
+                while (s && (f = readdir(s)))
+                    if (f->d_name[0] != '.') {
+                        snprintf(q, sizeof q, "%s/%s", p, f->d_name);
+                        unlink(q);
+                    }
+                if (s) closedir(s);
+                rmdir(p);
+            }
+        }
+    closedir(d);
+    rmdir(g_dir);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown);
+
+static const char *binary(void)
+{
+    const char *b = getenv("SK_SINKSTREAM");
+    return b && *b ? b : SK_BINARY_DIR "/sinkstream";
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+typedef struct {
+    int code;
+    char *out, *err;
+} run_result;
+
+/* Runs `sinkstream args...` (NULL-terminated) with stdout/stderr captured. */
+static run_result run(const char *a0, ...)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = binary();
+    va_list ap;
+    va_start(ap, a0);
+    for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+
+    char out[300], err[300];
+    snprintf(out, sizeof out, "%s/.stdout", g_dir);
+    snprintf(err, sizeof err, "%s/.stderr", g_dir);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot start %s: %s (set SK_SINKSTREAM)", argv[0], strerror(rc));
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "%s did not exit normally (signal %d)", argv[0],
+              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    run_result r = {WEXITSTATUS(status), slurp(out), slurp(err)};
+    unlink(out);
+    unlink(err);
+    return r;
+}
+
+static void run_free(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static int count_substr(const char *s, const char *sub)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, sub)); p += strlen(sub)) n++;
+    return n;
+}
+
+/* ----------------------------------------------------------- top level */
+
+Test(cli, help_lists_commands)
+{
+    run_result r = run("--help", NULL);
+    cr_expect_eq(r.code, 0, "stderr: %s", r.err);
+    cr_expect(strstr(r.out, "usage: sinkstream"), "%s", r.out);
+    cr_expect(strstr(r.out, "inspect"), "inspect not listed: %s", r.out);
+    run_free(&r);
+}
+
+Test(cli, version)
+{
+    run_result r = run("--version", NULL);
+    cr_expect_eq(r.code, 0);
+    cr_expect(strncmp(r.out, "sinkstream ", 11) == 0, "%s", r.out);
+    cr_expect(r.out[11] >= '0' && r.out[11] <= '9', "no version number: %s", r.out);
+    run_free(&r);
+}
+
+Test(cli, unknown_command_and_no_command)
+{
+    run_result r = run("frobnicate", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "unknown command 'frobnicate'"), "%s", r.err);
+    run_free(&r);
+    r = run(NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "usage:"), "%s", r.err);
+    run_free(&r);
+}
+
+Test(cli, inspect_help_shows_defaults)
+{
+    run_result r = run("inspect", "--help", NULL);
+    cr_expect_eq(r.code, 0);
+    cr_expect(strstr(r.out, "usage: sinkstream inspect"), "%s", r.out);
+    cr_expect(strstr(r.out, "--json") && strstr(r.out, "--all"), "%s", r.out);
+    cr_expect(strstr(r.out, "(default: 20)"), "limit default missing: %s", r.out);
+    run_free(&r);
+}
+
+Test(cli, inspect_usage_errors)
+{
+    run_result r = run("inspect", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "missing argument"), "%s", r.err);
+    run_free(&r);
+    r = run("inspect", "--bogus", "x.safetensors", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "unknown option '--bogus'"), "%s", r.err);
+    run_free(&r);
+    r = run("inspect", "--lmit", "3", "x.safetensors", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "did you mean --limit"), "%s", r.err);
+    run_free(&r);
+    r = run("inspect", "x.safetensors", "--limit", "many", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "--limit") && strstr(r.err, "'many' is not an integer"), "%s", r.err);
+    run_free(&r);
+    r = run("inspect", "x.safetensors", "--limit", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "--limit") && strstr(r.err, "missing value"), "%s", r.err);
+    run_free(&r);
+    r = run("inspect", "a.safetensors", "b.safetensors", NULL);
+    cr_expect_eq(r.code, 2);
+    cr_expect(strstr(r.err, "unexpected extra argument 'b.safetensors'"), "%s", r.err);
+    run_free(&r);
+}
+
+/* ------------------------------------------------------- inspect files */
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[5];
+} spec;
+
+/* Writes the tensors (f32 zeros) and returns the total parameter count. */
+static uint64_t write_model(const char *path, const char *prefix, const spec *s, int n)
+{
+    sk_st_writer *w = NULL;
+    cr_assert_eq(sk_st_writer_create(&w), SK_OK);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        for (int d = 0; d < s[i].ndim; d++) numel *= (uint64_t)s[i].shape[d];
+        float *z = calloc(numel ? numel : 1, sizeof(float));
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", prefix, s[i].name);
+        cr_assert_eq(sk_st_writer_add_f32(w, name, SK_DTYPE_BF16, s[i].ndim, s[i].shape, z), SK_OK,
+                     "%s", sk_error_message());
+        free(z);
+        total += numel;
+    }
+    cr_assert_eq(sk_st_writer_meta(w, "format", "pt"), SK_OK);
+    cr_assert_eq(sk_st_writer_save(w, path), SK_OK, "%s", sk_error_message());
+    sk_st_writer_free(&w);
+    return total;
+}
+
+/* A Wan-shaped DiT: dim 256 (2 heads of 128), 2 blocks, ffn 512, 16 -> 16
+ * channels, patch 1x2x2, text_dim 32, freq_dim 16. */
+static const spec k_wan[] = {
+    {"patch_embedding.weight", 5, {256, 16, 1, 2, 2}},
+    {"patch_embedding.bias", 1, {256}},
+    {"text_embedding.0.weight", 2, {256, 32}},
+    {"time_embedding.0.weight", 2, {256, 16}},
+    {"blocks.0.self_attn.q.weight", 2, {256, 256}},
+    {"blocks.0.ffn.0.weight", 2, {512, 256}},
+    {"blocks.1.self_attn.q.weight", 2, {256, 256}},
+    {"blocks.1.ffn.0.weight", 2, {512, 256}},
+    {"head.head.weight", 2, {64, 256}},
+};
+
+static char *fmt_grouped(uint64_t v, char *buf)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+static void check_wan(const char *prefix)
+{
+    char path[400], num[40];
+    snprintf(path, sizeof path, "%s/wan.safetensors", g_dir);
+    uint64_t params = write_model(path, prefix, k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
+    cr_assert_gt(params, 1000);
+
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0, "stderr: %s", r.err);
+    cr_expect(strstr(r.out, "Wan DiT"), "layout not named: %s", r.out);
+    cr_expect(strstr(r.out, fmt_grouped(params, num)), "parameter count %s missing: %s", num, r.out);
+    cr_expect(strstr(r.out, "tensors:    9"), "%s", r.out);
+    cr_expect(strstr(r.out, "BF16 x9"), "dtype histogram: %s", r.out);
+    cr_expect(strstr(r.out, "format = pt"), "metadata: %s", r.out);
+    if (*prefix) cr_expect(strstr(r.out, "key prefix 'model.'"), "%s", r.out);
+    run_free(&r);
+
+    r = run("inspect", "--json", path, NULL);
+    cr_expect_eq(r.code, 0, "stderr: %s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert_not_null(j, "--json output is not JSON: %s", r.out);
+    cr_expect_eq(cJSON_GetObjectItem(j, "parameters")->valuedouble, (double)params);
+    cr_expect_eq(cJSON_GetObjectItem(j, "tensors")->valueint, 9);
+    const cJSON *L = cJSON_GetObjectItem(j, "layout");
+    cr_assert_not_null(L);
+    cr_expect_str_eq(cJSON_GetObjectItem(L, "name")->valuestring, "wan_dit");
+    cr_expect_str_eq(cJSON_GetObjectItem(L, "prefix")->valuestring, prefix);
+    cr_expect_eq(cJSON_GetObjectItem(L, "dim")->valueint, 256);
+    cr_expect_eq(cJSON_GetObjectItem(L, "ffn_dim")->valueint, 512);
+    cr_expect_eq(cJSON_GetObjectItem(L, "num_layers")->valueint, 2);
+    cr_expect_eq(cJSON_GetObjectItem(L, "num_heads")->valueint, 2);
+    cr_expect_eq(cJSON_GetObjectItem(L, "in_dim")->valueint, 16);
+    cr_expect_eq(cJSON_GetObjectItem(L, "out_dim")->valueint, 16);
+    cr_expect_eq(cJSON_GetObjectItem(L, "text_dim")->valueint, 32);
+    cr_expect_eq(cJSON_GetObjectItem(L, "freq_dim")->valueint, 16);
+    cJSON_Delete(j);
+    run_free(&r);
+}
+
+Test(cli, inspect_wan_dit) { check_wan(""); }
+Test(cli, inspect_wan_dit_model_prefix) { check_wan("model."); }
+
+static void check_taehv(int z, int outc, const char *variant)
+{
+    const spec s[] = {
+        {"decoder.1.weight", 4, {32, z, 3, 3}},
+        {"decoder.1.bias", 1, {32}},
+        {"decoder.7.conv.weight", 4, {32, 32, 1, 1}},
+        {"decoder.22.weight", 4, {outc, 8, 3, 3}},
+        {"decoder.22.bias", 1, {outc}},
+    };
+    char path[400];
+    snprintf(path, sizeof path, "%s/tae.safetensors", g_dir);
+    write_model(path, "", s, 5);
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0, "stderr: %s", r.err);
+    cr_expect(strstr(r.out, "TAEHV"), "%s", r.out);
+    cr_expect(strstr(r.out, variant), "variant %s not named: %s", variant, r.out);
+    cr_expect(strstr(r.out, "decode only"), "%s", r.out);
+    run_free(&r);
+}
+
+Test(cli, inspect_taew2_1) { check_taehv(16, 3, "taew2_1"); }
+Test(cli, inspect_taew2_2) { check_taehv(48, 12, "taew2_2"); }
+
+Test(cli, inspect_umt5_both_namings)
+{
+    const spec wan[] = {
+        {"token_embedding.weight", 2, {100, 64}},
+        {"blocks.0.attn.q.weight", 2, {64, 64}},
+        {"blocks.0.pos_embedding.embedding.weight", 2, {32, 4}},
+        {"blocks.0.ffn.fc1.weight", 2, {96, 64}},
+        {"blocks.1.attn.q.weight", 2, {64, 64}},
+    };
+    const spec hf[] = {
+        {"shared.weight", 2, {100, 64}},
+        {"encoder.block.0.layer.0.SelfAttention.q.weight", 2, {64, 64}},
+        {"encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", 2, {32, 4}},
+        {"encoder.block.1.layer.0.SelfAttention.q.weight", 2, {64, 64}},
+        {"encoder.block.2.layer.0.SelfAttention.q.weight", 2, {64, 64}},
+    };
+    char path[400];
+    snprintf(path, sizeof path, "%s/t5.safetensors", g_dir);
+    write_model(path, "", wan, 5);
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0);
+    cr_expect(strstr(r.out, "umT5") && strstr(r.out, "Wan names"), "%s", r.out);
+    cr_expect(strstr(r.out, "layers 2") && strstr(r.out, "heads 4") && strstr(r.out, "ffn 96"),
+              "%s", r.out);
+    run_free(&r);
+    write_model(path, "", hf, 5);
+    r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0);
+    cr_expect(strstr(r.out, "umT5") && strstr(r.out, "HF names") && strstr(r.out, "layers 3"),
+              "%s", r.out);
+    run_free(&r);
+}
+
+Test(cli, inspect_unknown_layout_and_all)
+{
+    spec s[25];
+    char names[25][16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(names[i], sizeof names[i], "x%02d", i);
+        s[i] = (spec){names[i], 2, {2, 3}};
+    }
+    char path[400];
+    snprintf(path, sizeof path, "%s/misc.safetensors", g_dir);
+    write_model(path, "", s, 25);
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0);
+    cr_expect(strstr(r.out, "unknown layout"), "%s", r.out);
+    cr_expect_eq(count_substr(r.out, "[2, 3]"), 20, "default lists 20: %s", r.out);
+    cr_expect(strstr(r.out, "first 20 of 25"), "%s", r.out);
+    run_free(&r);
+    r = run("inspect", "--all", path, NULL);
+    cr_expect_eq(count_substr(r.out, "[2, 3]"), 25, "--all lists 25: %s", r.out);
+    run_free(&r);
+    r = run("inspect", "--limit=3", path, NULL);
+    cr_expect_eq(count_substr(r.out, "[2, 3]"), 3, "--limit=3: %s", r.out);
+    run_free(&r);
+    r = run("inspect", "-n", "5", "--json", path, NULL);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert_not_null(j, "%s", r.out);
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tensor_list")), 5);
+    cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "layout"), "name")->valuestring,
+                     "unknown");
+    cJSON_Delete(j);
+    run_free(&r);
+}
+
+Test(cli, inspect_broken_fixture_exits_1)
+{
+    static const char *const k[][2] = {
+        {"overlap.safetensors", "overlap"},
+        {"truncated.safetensors", "truncated"},
+        {"bool_dtype.safetensors", "unsupported dtype 'BOOL'"},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/tests/fixtures/bad_safetensors/%s", SK_SOURCE_DIR, k[i][0]);
+        run_result r = run("inspect", path, NULL);
+        cr_expect_eq(r.code, 1, "%s: exit %d", k[i][0], r.code);
+        cr_expect(strstr(r.err, path), "message does not name the file: %s", r.err);
+        cr_expect(strstr(r.err, k[i][1]), "%s: %s", k[i][0], r.err);
+        cr_expect_eq(r.out[0], 0, "nothing on stdout for a broken file: %s", r.out);
+        run_free(&r);
+    }
+}
+
+Test(cli, inspect_missing_file)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/nope.safetensors", g_dir);
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 1);
+    cr_expect(strstr(r.err, path) && strstr(r.err, "No such file"), "%s", r.err);
+    run_free(&r);
+}
+
+Test(cli, inspect_directory)
+{
+    char sub[400], a[500], b[500];
+    snprintf(sub, sizeof sub, "%s/model", g_dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    snprintf(a, sizeof a, "%s/b-dit.safetensors", sub);
+    snprintf(b, sizeof b, "%s/a-other.safetensors", sub);
+    write_model(a, "", k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
+    const spec one[] = {{"w", 1, {4}}};
+    write_model(b, "", one, 1);
+    run_result r = run("inspect", sub, NULL);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    const char *pa = strstr(r.out, "a-other"), *pb = strstr(r.out, "b-dit");
+    cr_expect(pa && pb && pa < pb, "both files, sorted: %s", r.out);
+    cr_expect(strstr(r.out, "Wan DiT"), "%s", r.out);
+    run_free(&r);
+}
