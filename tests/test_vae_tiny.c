@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime/backend.h"
@@ -477,4 +478,76 @@ Test(vae_tiny, full_width_21_binds_and_decodes, .init = setup, .fini = teardown,
 Test(vae_tiny, full_width_22_binds_and_decodes, .init = setup, .fini = teardown, .timeout = 300)
 {
     full_width(48, 2, SK_TAEHV_W2_2);
+}
+
+/* ------------------------------------------------------------ CLI */
+
+/* Runs the built sinkstream binary; returns its exit code, stderr in err. */
+static int run_cli(const char *args, char *err, size_t cap)
+{
+    const char *bin = getenv("SK_SINKSTREAM");
+    char log[128], cmd[2048];
+    snprintf(log, sizeof log, "/tmp/sk_test_vae_cli_%d.log", (int)getpid());
+    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", bin, args, log);
+    int rc = system(cmd);
+    FILE *f = fopen(log, "r");
+    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
+    err[n] = 0;
+    if (f) fclose(f);
+    unlink(log);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+Test(vae_tiny, cli_decode_and_encode, .init = setup, .fini = teardown, .timeout = 120)
+{
+    if (!getenv("SK_SINKSTREAM")) cr_skip_test("SK_SINKSTREAM not set (run through ctest)");
+    char out[256], args[1024], err[4096];
+    snprintf(out, sizeof out, "/tmp/sk_test_vae_cli_%d.safetensors", (int)getpid());
+
+    /* decode, streamed 2 latents at a time, vs the whole-clip PyTorch frames */
+    snprintf(args, sizeof args,
+             "decode --vae " FIX "taehv_tiny_22.safetensors --latents " FIX
+             "taehv_tiny_22_decode.safetensors --stream-chunk 2 --rgb-out %s", out);
+    int rc = run_cli(args, err, sizeof err);
+    cr_assert_eq(rc, 0, "decode failed (%d): %s", rc, err);
+    int64_t gs[4], rs[4];
+    float *got = read_f32(out, "frames", gs);
+    float *ref = read_f32(FIX "taehv_tiny_22_decode.safetensors", "frames", rs);
+    for (int i = 0; i < 4; i++) cr_assert_eq(gs[i], rs[i]);
+    expect_close(got, ref, (size_t)(rs[0] * rs[1] * rs[2] * rs[3]), REL_NMSE, REL_ATOL, REL_RTOL,
+                 "cli decode");
+    free(got);
+    free(ref);
+    unlink(out);
+
+    /* encode */
+    snprintf(args, sizeof args,
+             "encode --vae " FIX "taehv_tiny_21.safetensors --frames " FIX
+             "taehv_tiny_21_encode.safetensors --stream-chunk 3 --latents-out %s", out);
+    rc = run_cli(args, err, sizeof err);
+    cr_assert_eq(rc, 0, "encode failed (%d): %s", rc, err);
+    got = read_f32(out, "latents", gs);
+    ref = read_f32(FIX "taehv_tiny_21_encode.safetensors", "latents", rs);
+    for (int i = 0; i < 4; i++) cr_assert_eq(gs[i], rs[i]);
+    expect_close(got, ref, (size_t)(rs[0] * rs[1] * rs[2] * rs[3]), REL_NMSE, REL_ATOL, REL_RTOL,
+                 "cli encode");
+    free(got);
+    free(ref);
+    unlink(out);
+
+    /* 48-channel latents into a taew2_1: exit 1, a message that says why, no output */
+    snprintf(args, sizeof args,
+             "decode --vae " FIX "taehv_tiny_21.safetensors --latents " FIX
+             "taehv_tiny_22_decode.safetensors --rgb-out %s", out);
+    rc = run_cli(args, err, sizeof err);
+    cr_assert_eq(rc, 1, "rc %d: %s", rc, err);
+    cr_assert(strstr(err, "48 channels") && strstr(err, "16-channel"), "%s", err);
+    cr_assert_neq(access(out, F_OK), 0, "an output was written despite the error");
+
+    /* usage errors: no output, unknown variant */
+    rc = run_cli("decode --vae x.safetensors --latents y.safetensors", err, sizeof err);
+    cr_assert_eq(rc, 2, "%s", err);
+    cr_assert(strstr(err, "no output"), "%s", err);
+    rc = run_cli("decode --vae x --latents y --rgb-out z --vae-variant taew9", err, sizeof err);
+    cr_assert_eq(rc, 2, "%s", err);
 }
