@@ -70,7 +70,8 @@ static inline float *tt_get(const sk_tensor *t)
 }
 
 /* Asserts got ~ ref with sk_compare and prints the verdict line on failure. */
-#define TT_CLOSE(got, ref, n, nmse, atol, rtol)                                             \
+#define TT_CLOSE(got, ref, n, ...) TT_CLOSE_(got, ref, n, __VA_ARGS__)
+#define TT_CLOSE_(got, ref, n, nmse, atol, rtol)                                            \
     do {                                                                                    \
         sk_compare_result tt_r_ = sk_compare((got), (ref), (n), (nmse), (atol), (rtol));    \
         char tt_b_[512];                                                                    \
