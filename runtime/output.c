@@ -105,19 +105,25 @@ int sk_output_kind_available(sk_output_kind k)
     }
 }
 
+/* x > 0 fails for NaN, so NaN lands on 0. Written as selects (not fminf/fmaxf,
+ * which stay libm calls without -ffast-math) so it compiles to maxss/minss. */
+static inline uint8_t unit_to_u8(float v)
+{
+    v = v > 0.0f ? v : 0.0f;
+    v = v < 1.0f ? v : 1.0f;
+    return (uint8_t)(v * 255.0f + 0.5f);
+}
+
 void sk_rgb_planar_to_rgb24(const float *src, int w, int h, uint8_t *dst, size_t dst_stride)
 {
     const size_t plane = (size_t)w * (size_t)h;
     for (int y = 0; y < h; y++) {
         uint8_t *row = dst + (size_t)y * dst_stride;
+        const float *r = src + (size_t)y * (size_t)w, *g = r + plane, *b = g + plane;
         for (int x = 0; x < w; x++) {
-            const size_t i = (size_t)y * (size_t)w + (size_t)x;
-            for (int c = 0; c < 3; c++) {
-                float v = src[c * plane + i];
-                /* written so that NaN fails both comparisons and lands on 0 */
-                float cl = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
-                row[3 * x + c] = (uint8_t)(cl * 255.0f + 0.5f);
-            }
+            row[3 * x + 0] = unit_to_u8(r[x]);
+            row[3 * x + 1] = unit_to_u8(g[x]);
+            row[3 * x + 2] = unit_to_u8(b[x]);
         }
     }
 }
