@@ -36,7 +36,8 @@ sk_status sk_dit_config_validate(const sk_dit_config *c, const char *label)
                  "%s: %s = %lld; expected a positive size (at most 2^20)", L, pos[i].n,
                  (long long)pos[i].v);
     SK_CHECK(c->num_heads * c->head_dim == c->dim, SK_E_INVALID_ARG,
-             "%s: num_heads %lld x head_dim %lld != dim %lld; dim must split evenly into heads",
+             "%s: num_heads %lld x head_dim %lld != dim %lld; dim must split evenly into heads "
+             "(check num_heads / head_dim)",
              L, (long long)c->num_heads, (long long)c->head_dim, (long long)c->dim);
     /* 3D RoPE: HD/2 complex pairs split t/h/w = c-2(c/3), c/3, c/3; each axis needs one pair */
     SK_CHECK(c->head_dim % 2 == 0 && c->head_dim >= 6, SK_E_INVALID_ARG,
@@ -117,7 +118,6 @@ sk_status sk_dit_config_from_json(const char *json, const char *label, sk_dit_co
     if (f_heads && f_hd) { c.num_heads = heads; c.head_dim = hd; }
     else if (f_heads) { c.num_heads = heads; c.head_dim = heads > 0 ? c.dim / heads : 0; }
     else { c.head_dim = hd; c.num_heads = hd > 0 ? c.dim / hd : 0; }
-    if (f_heads && heads > 0 && c.dim % heads) c.head_dim = 0; /* validate reports it */
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "eps");
     if (eps) {
         if (!cJSON_IsNumber(eps)) { st = SK_ERR(SK_E_FORMAT, "%s: \"eps\" must be a number", L); goto done; }
