@@ -144,6 +144,11 @@ static sk_status ff_close(sk_output *o)
     ff_sink *s = o->impl;
     o->impl = NULL;
     sk_status st = SK_OK;
+    /* The abort flag (Ctrl-C) must not cut a local file's trailer short: an mp4
+     * without its index is unplayable. libav checks the interrupt callback on
+     * every write, files included, so stop watching the flag here. A live
+     * stream keeps it, so that an abort still returns at once. */
+    if (!s->live) s->guard.abort_flag = NULL;
     if (s->header_written) {
         int r = avcodec_send_frame(s->enc, NULL); /* enter draining mode */
         if (r < 0) st = ff_err(s, o->path, "flushing the encoder", r);
@@ -230,6 +235,7 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
                       r < 0 ? r : AVERROR(EINVAL));
     s->fmt->interrupt_callback.callback = interrupt_cb;
     s->fmt->interrupt_callback.opaque = &s->guard;
+    if (live) s->fmt->flush_packets = 1; /* each frame leaves at once, not per 32 KB buffer */
 
     s->enc = avcodec_alloc_context3(codec);
     s->frame = av_frame_alloc();

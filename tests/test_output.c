@@ -344,6 +344,26 @@ Test(output, zero_frames_still_finalises)
     cr_assert(file_exists(p.path));
 }
 
+Test(output, abort_flag_still_finalises_a_file)
+{
+    const int w = 32, h = 32, t = 5;
+    float *clip = make_clip(t, w, h);
+    static volatile int stop = 0;
+    sk_output_params p = vparams(tpath("abort.mp4"), w, h);
+    p.abort_flag = &stop;
+    sk_output *o = NULL;
+    cr_assert_eq(sk_output_open(&p, &o), SK_OK, "%s", sk_error_message());
+    cr_assert_eq(sk_output_write_frames(o, clip, 3), SK_OK, "%s", sk_error_message());
+    stop = 1; /* Ctrl-C: writing more may fail, but close must leave a playable file */
+    (void)sk_output_write_frames(o, clip + 3 * 3 * w * h, 2);
+    cr_assert_eq(sk_output_close(&o), SK_OK, "%s", sk_error_message());
+    probe_info pi;
+    cr_assert_eq(ffprobe(p.path, &pi), 0, "aborted mp4 is not readable");
+    cr_assert_str_eq(pi.codec, "h264");
+    cr_assert(pi.frames >= 3 && pi.frames <= 5, "%d frames", pi.frames);
+    free(clip);
+}
+
 Test(output, unknown_codec)
 {
     sk_output *o = NULL;
