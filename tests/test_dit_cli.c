@@ -1,0 +1,111 @@
+/* test_dit_cli.c - `sinkstream generate` end to end on the tiny fixtures
+ * (binary from env SK_SINKSTREAM): the reference run reproduced through the
+ * command line, and usage errors that name the flag. */
+#include "dit_test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *bin(void)
+{
+    const char *b = getenv("SK_SINKSTREAM");
+    cr_assert(b && *b, "SK_SINKSTREAM is not set (ctest sets it to the built binary)");
+    return b;
+}
+
+/* Runs a shell command, captures stderr into *err (malloc'd); returns the exit code. */
+static int sh(const char *cmd, char **err)
+{
+    char path[] = "/tmp/sk_cli_err_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, path);
+    int rc = system(full);
+    FILE *f = fopen(path, "rb");
+    static char buf[65536];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    unlink(path);
+    *err = buf;
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void run_and_compare(const char *policy, int window, int sink, int frames,
+                            const char *noise, const char *expected)
+{
+    char out[] = "/tmp/sk_cli_lat_XXXXXX";
+    int fd = mkstemp(out);
+    close(fd);
+    char cmd[2048], *err;
+    snprintf(cmd, sizeof cmd,
+             "%s generate --dit %sdit_tiny.safetensors --dit-config %sconfig.json "
+             "--text-embeds %sembeds.safetensors --noise-file %s%s --frames %d "
+             "--latent-height 8 --latent-width 8 --chunk 3 --steps 1000,750,500,250 --shift 5 "
+             "--kv-policy %s --kv-window %d --kv-sink %d --device cpu --no-decode "
+             "--latents-out %s",
+             bin(), DIT_FIX, DIT_FIX, DIT_FIX, DIT_FIX, noise, frames, policy, window, sink, out);
+    int rc = sh(cmd, &err);
+    cr_assert_eq(rc, 0, "generate failed (%d): %s", rc, err);
+    cr_expect(strstr(err, "15/15") || strstr(err, "6/6") || strstr(err, "latent frames"),
+              "no progress on stderr: %s", err);
+    sk_st_file *got, *exp;
+    dt_ok(sk_st_open(out, &got), "latents-out");
+    dt_ok(sk_st_open(expected, &exp), "expected");
+    const sk_st_tensor *t = sk_st_find(got, "latents");
+    cr_assert(t, "no 'latents' tensor");
+    cr_expect_eq(t->dtype, SK_DTYPE_F32);
+    cr_assert(t->ndim == 4 && t->shape[0] == frames && t->shape[1] == 4 && t->shape[2] == 8 &&
+              t->shape[3] == 8, "latents shape");
+    size_t n, m;
+    float *a = dt_read(got, "latents", &n), *b = dt_read(exp, "latents", &m);
+    cr_assert_eq(n, m);
+    sk_compare_result r = sk_compare(a, b, n, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+    char buf[512];
+    sk_compare_format(&r, a, b, buf, sizeof buf);
+    cr_log_info("generate --kv-policy %s: %s", policy, buf);
+    cr_expect(r.ok && sqrt(r.nmse) <= 1e-4, "%s", buf);
+    free(a); free(b);
+    sk_st_close(&got); sk_st_close(&exp);
+    unlink(out);
+}
+
+Test(dit_cli, generate_reproduces_longlive_sink_run)
+{
+    run_and_compare("sink", 9, 3, 15, "noise_sink.safetensors", DIT_FIX "expected_sink.safetensors");
+}
+
+Test(dit_cli, generate_reproduces_selfforcing_fifo_run)
+{
+    run_and_compare("fifo", 6, 0, 6, "noise_fifo.safetensors", DIT_FIX "expected_fifo.safetensors");
+}
+
+Test(dit_cli, usage_errors_name_the_flag)
+{
+    struct { const char *args; int rc; const char *needle; } cases[] = {
+        {"--text-embeds X --no-decode", 2, "--dit"},
+        {"--dit %sdit_tiny.safetensors --no-decode", 2, "--text-embeds"},
+        {"--dit /nonexistent.safetensors --text-embeds %sembeds.safetensors --no-decode", 2, "/nonexistent.safetensors"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --kv-policy lru", 2, "kv-policy"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --chunk 0", 2, "chunk"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --kv-policy fifo --kv-sink 3", 2, "--kv-sink"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --kv-window 4", 2, "--kv-window"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --steps 500,750", 2, "decrease"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --height 100", 2, "--height"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors", 2, "--latents-out"},
+        /* runtime failures: exit 1 with the file and the tensor named */
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --embeds-key ctx", 1, "'ctx'"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --latent-height 8 --latent-width 8 --frames 18 --noise-file %snoise_sink.safetensors", 1, "'noise'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1024], cmd[2048], *err;
+        snprintf(args, sizeof args, cases[i].args, DIT_FIX, DIT_FIX, DIT_FIX);
+        snprintf(cmd, sizeof cmd, "%s generate %s", bin(), args);
+        int rc = sh(cmd, &err);
+        cr_expect_eq(rc, cases[i].rc, "'%s': exit %d, expected %d: %s", args, rc, cases[i].rc, err);
+        cr_expect(strstr(err, cases[i].needle) != NULL, "'%s': stderr lacks '%s': %s", args,
+                  cases[i].needle, err);
+    }
+}
