@@ -363,6 +363,11 @@ def main():
               f"{frames.mean():.3f} std {frames.std():.3f} clamped {frac_clamped:.3f} "
               f"(seq {d_seq:.1e}, chunked {d_chunk:.1e}); encode {tuple(vid.shape)} -> "
               f"{tuple(lat.shape)} std {lat.std():.3f} (seq {d_enc:.1e})")
+    manifest["command"] = "/usr/bin/python3 tests/reference/make_taehv_fixtures.py" + \
+        "".join(" " + a for a in sys.argv[1:])
+    manifest["sha256"] = {
+        fn: hashlib.sha256(open(os.path.join(outdir, fn), "rb").read()).hexdigest()
+        for fn in sorted(os.listdir(outdir)) if fn.endswith(".safetensors")}
     with open(os.path.join(outdir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
