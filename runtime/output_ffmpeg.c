@@ -235,7 +235,10 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
                       r < 0 ? r : AVERROR(EINVAL));
     s->fmt->interrupt_callback.callback = interrupt_cb;
     s->fmt->interrupt_callback.opaque = &s->guard;
-    if (live) s->fmt->flush_packets = 1; /* each frame leaves at once, not per 32 KB buffer */
+    /* each packet leaves at once, not per 32 KB buffer: a live viewer sees it now,
+     * and a killed run leaves a .mkv readable up to its last packet (a few
+     * syscalls per frame, nothing next to the encoder) */
+    s->fmt->flush_packets = 1;
 
     s->enc = avcodec_alloc_context3(codec);
     s->frame = av_frame_alloc();
