@@ -15,6 +15,7 @@
  * tests/test_output.c (files checked with ffprobe). */
 #include "output_impl.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,10 +80,13 @@ static sk_status ff_err(ff_sink *s, const char *path, const char *what, int aver
     if (s->guard.fired == 2)
         return SK_ERR(SK_E_NET, "output '%s': %s: aborted by the caller (%s)", path, what,
                       av_err2str(averr));
-    sk_status st = s->live ? SK_E_NET : (averr == AVERROR(ENOENT) || averr == AVERROR(EACCES) ||
-                    averr == AVERROR(ENOTDIR) || averr == AVERROR(EROFS) ||
-                    averr == AVERROR(ENOSPC) || averr == AVERROR(EIO)) ? SK_E_IO : SK_E_FFMPEG;
-    if (s->live && averr == AVERROR(ENOMEM)) st = SK_E_OOM;
+    sk_status st = SK_E_FFMPEG; /* codec / muxer trouble */
+    if (averr == AVERROR(ENOMEM)) st = SK_E_OOM;
+    else if (averr == AVERROR(ENOENT) || averr == AVERROR(EACCES) || averr == AVERROR(ENOTDIR) ||
+             averr == AVERROR(EROFS) || averr == AVERROR(ENOSPC) || averr == AVERROR(EIO) ||
+             averr == AVERROR(EISDIR) || averr == AVERROR(EPIPE) || averr == AVERROR(ECONNREFUSED) ||
+             averr == AVERROR(ECONNRESET) || averr == AVERROR(ETIMEDOUT) || averr == AVERROR_EOF)
+        st = s->live ? SK_E_NET : SK_E_IO;
     return SK_ERR(st, "output '%s': %s failed: %s", path, what, av_err2str(averr));
 }
 
@@ -343,8 +347,9 @@ static void quiet_libav(void)
     if (av_log_get_level() != AV_LOG_INFO) return; /* someone set it on purpose */
     switch (sk_log_get_level()) {
     case SK_LOG_DEBUG: av_log_set_level(AV_LOG_VERBOSE); break;
-    case SK_LOG_ERROR: av_log_set_level(AV_LOG_ERROR); break;
-    default: av_log_set_level(AV_LOG_WARNING); break;
+    case SK_LOG_INFO: av_log_set_level(AV_LOG_WARNING); break;
+    case SK_LOG_WARN: av_log_set_level(AV_LOG_ERROR); break;
+    default: av_log_set_level(AV_LOG_FATAL); break; /* our status says it already */
     }
 }
 
