@@ -177,13 +177,13 @@ sk_op_bounds sk_op_case_bounds(const sk_op_case *c)
         else b = (sk_op_bounds){1e-7, 1e-4, 1e-4};
         break;
     case SK_OPC_MATMUL:
-        if (lowp) b = (sk_op_bounds){5e-4, 5e-2, 5e-2};
-        else if (half) b = (sk_op_bounds){2e-5, 1e-2, 1e-2};
+        if (lowp) b = (sk_op_bounds){5e-4, 1e-2, 1.6e-2};
+        else if (half) b = (sk_op_bounds){2e-5, 2e-3, 2e-3};
         else b = (sk_op_bounds){1e-6, 1e-3, 1e-3};
         break;
     case SK_OPC_ATTENTION:
-        if (lowp) b = (sk_op_bounds){5e-4, 2e-2, 5e-2};
-        else if (half) b = (sk_op_bounds){2e-5, 5e-3, 1e-2};
+        if (lowp) b = (sk_op_bounds){5e-4, 5e-3, 2e-2};
+        else if (half) b = (sk_op_bounds){2e-5, 1e-3, 4e-3};
         else b = (sk_op_bounds){1e-6, 1e-4, 1e-3};
         break;
     case SK_OPC_NOISE:
