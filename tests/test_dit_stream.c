@@ -115,3 +115,102 @@ Test(dit_stream, sink3_window9_five_chunks_with_eviction)
     run_fixture(DIT_FIX "noise_sink.safetensors", DIT_FIX "expected_sink.safetensors", SK_KV_SINK,
                 9, 3, 15, 1);
 }
+
+/* A step that fails half-way (after two forwards wrote K/V) leaves the stream
+ * as it was: the retry produces exactly the reference latents. */
+Test(dit_stream, failed_step_is_rolled_back)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_st_file *exp = NULL, *emb = NULL;
+    dt_ok(sk_st_open(DIT_FIX "expected_sink.safetensors", &exp), "expected");
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    sk_noise_source *ns = NULL;
+    dt_ok(sk_noise_source_file(DIT_FIX "noise_sink.safetensors", &ns), "noise");
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = 15; p.latent_h = 8; p.latent_w = 8;
+    p.kv_policy = SK_KV_SINK; p.kv_window = 9; p.kv_sink = 3;
+    p.noise = ns;
+    sk_stream *s = NULL;
+    dt_ok(sk_stream_init(m, &p, &s), "init");
+    size_t n;
+    float *ctx = dt_read(emb, "context", &n);
+    dt_ok(sk_stream_set_prompt(s, ctx, 16), "prompt");
+    free(ctx);
+    const int64_t E = 4 * 8 * 8;
+    float lat[15 * 4 * 8 * 8];
+    for (int k = 0; k < 5; k++) {
+        sk_tensor x0;
+        int64_t f0;
+        if (k == 3) {
+            /* chunk 3 is the first to evict; break its third forward */
+            float keep = s->p.sched.t[2];
+            s->p.sched.t[2] = 5000.0f;
+            sk_status st = sk_stream_step(s, &x0, &f0);
+            cr_expect_eq(st, SK_E_INVALID_ARG, "%s", sk_error_message());
+            cr_expect(strstr(sk_error_message(), "chunk 3") && strstr(sk_error_message(), "timestep 5000"),
+                      "%s", sk_error_message());
+            cr_expect_eq(s->next_frame, 9, "frame counter moved on failure");
+            cr_expect_eq(sk_kv_global_end(s->kv), 9 * 16);
+            s->p.sched.t[2] = keep;
+        }
+        dt_ok(sk_stream_step(s, &x0, &f0), "step");
+        cr_assert_eq(f0, 3 * k);
+        dt_ok(sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0)), "dl");
+    }
+    cr_expect(sk_stream_done(s));
+    sk_tensor x0;
+    int64_t f0;
+    cr_expect_neq(sk_stream_step(s, &x0, &f0), SK_OK, "a step past the end is refused");
+    float *ref = dt_read(exp, "latents", &n);
+    sk_compare_result r = sk_compare(lat, ref, n, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+    char buf[512];
+    sk_compare_format(&r, lat, ref, buf, sizeof buf);
+    cr_expect(r.ok, "latents after a rolled-back failure: %s", buf);
+    free(ref);
+    sk_stream_free(&s);
+    sk_noise_source_free(&ns);
+    sk_st_close(&exp); sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+/* Philox noise (no noise file): a seed gives the same latents on every run.
+ * Chunk-size independence of the noise itself is tested in test_sampler. */
+Test(dit_stream, philox_run_is_deterministic)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_st_file *emb = NULL;
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    size_t n;
+    float *ctx = dt_read(emb, "context", &n);
+    float out[2][6 * 256];
+    for (int run = 0; run < 2; run++) {
+        sk_stream_params p = sk_stream_params_default();
+        p.frames = 6; p.latent_h = 8; p.latent_w = 8;
+        p.kv_policy = SK_KV_FIFO; p.kv_window = 6; p.kv_sink = 0;
+        p.seed = 42;
+        sk_stream *s = NULL;
+        dt_ok(sk_stream_init(m, &p, &s), "init");
+        dt_ok(sk_stream_set_prompt(s, ctx, 16), "prompt");
+        while (!sk_stream_done(s)) {
+            sk_tensor x0;
+            int64_t f0;
+            dt_ok(sk_stream_step(s, &x0, &f0), "step");
+            dt_ok(sk_tensor_download_f32(&x0, out[run] + f0 * 256, (size_t)sk_tensor_numel(&x0)), "dl");
+        }
+        sk_stream_free(&s);
+    }
+    cr_expect(memcmp(out[0], out[1], sizeof out[0]) == 0, "two runs with seed 42 differ");
+    int finite = 1;
+    double ss = 0;
+    for (int i = 0; i < 6 * 256; i++) { finite &= isfinite(out[0][i]) != 0; ss += out[0][i] * out[0][i]; }
+    cr_expect(finite && ss > 0, "latents finite and non-zero");
+    free(ctx);
+    sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
