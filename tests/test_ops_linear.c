@@ -135,9 +135,13 @@ Test(ops_linear, dtype_errors)
 }
 
 /* The DiT tests run many forwards: a 256x128x128 linear must stay well under
- * a millisecond (generous limit under sanitizers). Best of 30 runs. */
+ * a millisecond in an optimised build. Best of 30 runs; skipped where timing
+ * means nothing (sanitizers, -O0). */
 Test(ops_linear, speed_256x128x128)
 {
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+    cr_skip_test("timing is meaningless under sanitizers or without optimisation");
+#endif
     sk_tensor x = tt_rand(be, SK_DTYPE_F32, 2, TT_SHAPE(256, 128), 1, -1, 1);
     sk_tensor w = tt_rand(be, SK_DTYPE_F32, 2, TT_SHAPE(128, 128), 2, -1, 1);
     sk_tensor y = tt_new(be, SK_DTYPE_F32, 2, TT_SHAPE(256, 128), NULL);
@@ -150,12 +154,7 @@ Test(ops_linear, speed_256x128x128)
         const double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
         if (ms < best) best = ms;
     }
-#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
-    const double limit = 25.0;
-#else
-    const double limit = 1.0;
-#endif
-    cr_log_info("linear 256x128x128: best %.3f ms (limit %.1f)", best, limit);
-    cr_expect(best < limit, "linear 256x128x128 took %.3f ms, limit %.1f ms", best, limit);
+    cr_log_info("linear 256x128x128: best %.3f ms (limit 1 ms)", best);
+    cr_expect(best < 1.0, "linear 256x128x128 took %.3f ms, limit 1 ms", best);
     sk_tensor_free(&x), sk_tensor_free(&w), sk_tensor_free(&y);
 }
