@@ -177,7 +177,10 @@ sk_op_bounds sk_op_case_bounds(const sk_op_case *c)
         else b = (sk_op_bounds){1e-7, 1e-4, 1e-4};
         break;
     case SK_OPC_MATMUL:
-        if (lowp) b = (sk_op_bounds){5e-4, 1e-2, 1.6e-2};
+        /* f32 weights on a bf16 backend are rounded by the backend but not
+         * by the oracle: one more bf16 rounding per product */
+        if (lowp && c->wdtype == F32) b = (sk_op_bounds){5e-4, 3e-2, 3e-2};
+        else if (lowp) b = (sk_op_bounds){5e-4, 1e-2, 1.6e-2};
         else if (half) b = (sk_op_bounds){2e-5, 2e-3, 2e-3};
         else b = (sk_op_bounds){1e-6, 1e-3, 1e-3};
         break;
