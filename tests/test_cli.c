@@ -206,6 +206,8 @@ typedef struct {
 } spec;
 
 /* Writes the tensors (f32 zeros) and returns the total parameter count. */
+static const char *g_config; /* metadata "config" to write, or NULL */
+
 static uint64_t write_model(const char *path, const char *prefix, const spec *s, int n)
 {
     sk_st_writer *w = NULL;
@@ -223,6 +225,7 @@ static uint64_t write_model(const char *path, const char *prefix, const spec *s,
         total += numel;
     }
     cr_assert_eq(sk_st_writer_meta(w, "format", "pt"), SK_OK);
+    if (g_config) cr_assert_eq(sk_st_writer_meta(w, "config", g_config), SK_OK);
     cr_assert_eq(sk_st_writer_save(w, path), SK_OK, "%s", sk_error_message());
     sk_st_writer_free(&w);
     return total;
@@ -295,6 +298,27 @@ static void check_wan(const char *prefix)
 
 Test(cli, inspect_wan_dit) { check_wan(""); }
 Test(cli, inspect_wan_dit_model_prefix) { check_wan("model."); }
+
+/* The head count is invisible in the shapes: a metadata config supplies it,
+ * and a config that contradicts the shapes is flagged. */
+Test(cli, inspect_wan_heads_from_config)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/wan.safetensors", g_dir);
+    g_config = "{\"dim\": 256, \"num_heads\": 4, \"num_layers\": 2}";
+    write_model(path, "", k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "heads 4 x head_dim 64 (from the metadata config)"), "%s", r.out);
+    cr_expect(strstr(r.out, "WARNING") == NULL, "%s", r.out);
+    run_free(&r);
+    g_config = "{\"dim\": 512, \"num_heads\": 4, \"num_layers\": 2}";
+    write_model(path, "", k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
+    r = run("inspect", path, NULL);
+    cr_expect(strstr(r.out, "WARNING: metadata config (dim 512"), "%s", r.out);
+    run_free(&r);
+    g_config = NULL;
+}
 
 static void check_taehv(int z, int outc, const char *variant)
 {

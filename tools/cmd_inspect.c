@@ -133,7 +133,30 @@ static int detect_wan(const sk_st_file *f, layout *L)
     int64_t ffn_dim = ffn && ffn->ndim == 2 ? ffn->shape[0] : -1;
     int64_t text_dim = te && te->ndim == 2 ? te->shape[1] : -1;
     int64_t freq_dim = tm && tm->ndim == 2 ? tm->shape[1] : -1;
-    int64_t heads = dim % 128 == 0 ? dim / 128 : -1; /* Wan's head_dim is always 128 */
+    /* Head count is not visible in any shape (q/k norms span the full dim).
+     * A "config" metadata entry (diffusers-style JSON) says it; otherwise
+     * assume Wan's head_dim of 128, which holds for every released size. */
+    int64_t heads = dim % 128 == 0 ? dim / 128 : -1;
+    const char *heads_src = "head_dim 128 assumed";
+    char cfg_warn[256] = "";
+    cJSON *cfg = sk_st_meta(f, "config") ? cJSON_Parse(sk_st_meta(f, "config")) : NULL;
+    if (cfg) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(cfg, "num_heads");
+        const cJSON *cd = cJSON_GetObjectItemCaseSensitive(cfg, "dim");
+        const cJSON *cl = cJSON_GetObjectItemCaseSensitive(cfg, "num_layers");
+        if (cJSON_IsNumber(h) && h->valuedouble >= 1 && h->valuedouble <= 4096) {
+            heads = (int64_t)h->valuedouble;
+            heads_src = "from the metadata config";
+        }
+        if ((cJSON_IsNumber(cd) && (int64_t)cd->valuedouble != dim) ||
+            (cJSON_IsNumber(cl) && (int)cl->valuedouble != layers))
+            snprintf(cfg_warn, sizeof cfg_warn,
+                     "; WARNING: metadata config (dim %g, layers %g) disagrees with the shapes",
+                     cJSON_IsNumber(cd) ? cd->valuedouble : -1.0,
+                     cJSON_IsNumber(cl) ? cl->valuedouble : -1.0);
+        cJSON_Delete(cfg);
+    }
+    int64_t head_dim = heads > 0 && dim % heads == 0 ? dim / heads : -1;
 
     const char *known = "";
     if (dim == 1536 && layers == 30 && in_ch == 16) known = "Wan2.1-T2V-1.3B (Self-Forcing / LongLive 1.0)";
@@ -148,7 +171,8 @@ static int detect_wan(const sk_st_file *f, layout *L)
     cJSON_AddNumberToObject(j, "ffn_dim", (double)ffn_dim);
     cJSON_AddNumberToObject(j, "num_layers", layers);
     cJSON_AddNumberToObject(j, "num_heads", (double)heads);
-    cJSON_AddNumberToObject(j, "head_dim", 128);
+    cJSON_AddNumberToObject(j, "head_dim", (double)head_dim);
+    cJSON_AddStringToObject(j, "num_heads_source", heads_src);
     cJSON_AddNumberToObject(j, "in_dim", (double)in_ch);
     cJSON_AddNumberToObject(j, "out_dim", (double)out_ch);
     cJSON_AddNumberToObject(j, "text_dim", (double)text_dim);
@@ -165,11 +189,12 @@ static int detect_wan(const sk_st_file *f, layout *L)
         snprintf(extra, sizeof extra, "; WARNING: only %d of %d blocks have self_attn.q", nq, layers);
     snprintf(L->text, sizeof L->text,
              "Wan DiT%s%s%s: dim %" PRId64 ", ffn %" PRId64 ", layers %d, heads %" PRId64
-             " (head_dim 128), in %" PRId64 " / out %" PRId64 " channels, patch %" PRId64
-             "x%" PRId64 "x%" PRId64 ", text_dim %" PRId64 ", freq_dim %" PRId64 "%s%s%s%s",
+             " x head_dim %" PRId64 " (%s), in %" PRId64 " / out %" PRId64 " channels, patch %"
+             PRId64 "x%" PRId64 "x%" PRId64 ", text_dim %" PRId64 ", freq_dim %" PRId64
+             "%s%s%s%s%s",
              *prefix ? " (key prefix '" : "", prefix, *prefix ? "')" : "", dim, ffn_dim, layers,
-             heads, in_ch, out_ch, pt, ph, pw, text_dim, freq_dim, *known ? "; matches " : "",
-             known, lora ? "; has LoRA tensors" : "", extra);
+             heads, head_dim, heads_src, in_ch, out_ch, pt, ph, pw, text_dim, freq_dim,
+             *known ? "; matches " : "", known, lora ? "; has LoRA tensors" : "", extra, cfg_warn);
     return 1;
 }
 
