@@ -103,7 +103,7 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
     c->k = calloc((size_t)p->num_layers, sizeof *c->k);
     c->v = calloc((size_t)p->num_layers, sizeof *c->v);
     c->slots = calloc((size_t)c->n_slots, sizeof *c->slots);
-    c->pend_slot = calloc((size_t)p->max_chunk_frames, sizeof *c->pend_slot);
+    c->pend_slot = calloc((size_t)c->n_slots, sizeof *c->pend_slot);
     c->vis_slot = calloc((size_t)c->n_slots, sizeof *c->vis_slot);
     c->tmp = calloc((size_t)c->n_slots, sizeof *c->tmp);
     sk_status st = SK_OK;
@@ -177,6 +177,35 @@ sk_status sk_kv_begin_chunk(sk_kv_cache *c, int64_t frame0, int64_t n)
     return SK_OK;
 }
 
+sk_status sk_kv_begin_recompute(sk_kv_cache *c, int64_t frame0, int64_t n, int protect_sink)
+{
+    SK_CHECK(!c->pending, SK_E_INTERNAL,
+             "KV cache: a chunk at frame %lld is still pending (commit or abort it first)",
+             (long long)c->pend_frame0);
+    SK_CHECK(n >= 1 && frame0 >= 0 && frame0 + n == c->next_frame && n <= c->p.window_frames,
+             SK_E_INVALID_ARG, "KV cache: recompute of frames %lld..%lld; expected up to %lld "
+             "frames ending at the last generated frame %lld", (long long)frame0,
+             (long long)(frame0 + n - 1), (long long)c->p.window_frames,
+             (long long)c->next_frame - 1);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t s = slot_of(c, frame0 + i);
+        if (s >= 0 && protect_sink && c->slots[s].kind == SK_KV_SLOT_SINK) s = -1;
+        c->pend_slot[i] = s;
+    }
+    int64_t nk = c->ops->keep(c, c->next_frame, c->tmp, c->n_slots);
+    for (int64_t i = 0; i < nk; i++) {
+        int64_t s = slot_of(c, c->tmp[i]);
+        SK_CHECK(s >= 0, SK_E_INTERNAL, "KV cache: frame %lld should be cached but is not",
+                 (long long)c->tmp[i]);
+        c->vis_slot[i] = s;
+    }
+    c->n_vis = nk;
+    c->pend_frame0 = frame0;
+    c->pend_n = n;
+    c->pending = 2;
+    return SK_OK;
+}
+
 sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_tensor *v)
 {
     SK_CHECK(c->pending, SK_E_INTERNAL, "KV cache: write without a pending chunk");
@@ -191,10 +220,11 @@ sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_te
              SK_E_SHAPE, "KV cache: write of K %s (%s) into a chunk slot of %s (%s)",
              sk_shape_str(k, a, sizeof a), sk_dtype_name(k->dtype), sk_shape_str(&d, b, sizeof b),
              sk_dtype_name(c->p.dtype));
-    /* copy runs of consecutive slots at once */
+    /* copy runs of consecutive slots at once; -1 marks query-only frames */
     for (int64_t i = 0; i < n;) {
+        if (c->pend_slot[i] < 0) { i++; continue; }
         int64_t j = i + 1;
-        while (j < n && c->pend_slot[j] == c->pend_slot[j - 1] + 1) j++;
+        while (j < n && c->pend_slot[j] >= 0 && c->pend_slot[j] == c->pend_slot[j - 1] + 1) j++;
         sk_tensor dk = sk_tensor_rows(&c->k[layer], c->pend_slot[i] * S, (j - i) * S);
         sk_tensor dv = sk_tensor_rows(&c->v[layer], c->pend_slot[i] * S, (j - i) * S);
         sk_tensor sk_ = sk_tensor_rows(k, i * S, (j - i) * S);
@@ -231,7 +261,7 @@ int64_t sk_kv_visible_frames(const sk_kv_cache *c, int64_t *frames, int64_t cap)
     for (int64_t i = 0; i < c->n_vis && n < cap; i++) {
         int64_t s = c->vis_slot[i];
         int64_t f = -1;
-        for (int64_t p = 0; p < c->pend_n && c->pending; p++)
+        for (int64_t p = 0; p < c->pend_n && c->pending == 1; p++)
             if (c->pend_slot[p] == s) f = c->pend_frame0 + p;
         frames[n++] = f >= 0 ? f : c->slots[s].abs_frame;
     }
@@ -241,6 +271,11 @@ int64_t sk_kv_visible_frames(const sk_kv_cache *c, int64_t *frames, int64_t cap)
 void sk_kv_commit(sk_kv_cache *c)
 {
     if (!c->pending) return;
+    if (c->pending == 2) { /* a recompute moves nothing */
+        c->pending = 0;
+        c->n_vis = 0;
+        return;
+    }
     for (int64_t i = 0; i < c->pend_n; i++) {
         sk_kv_slot *s = &c->slots[c->pend_slot[i]];
         s->abs_frame = c->pend_frame0 + i;

@@ -82,9 +82,9 @@ struct sk_kv_cache {
     sk_kv_slot *slots;       /* [n_slots] committed metadata */
     int64_t next_frame;      /* frames committed so far (global_end / S) */
     /* the chunk in flight */
-    int pending;
+    int pending;             /* 0 none, 1 new chunk, 2 recompute */
     int64_t pend_frame0, pend_n;
-    int64_t *pend_slot;      /* [max_chunk_frames] */
+    int64_t *pend_slot;      /* [n_slots]; -1: query-only frame (not written) */
     int64_t *vis_slot;       /* [n_slots] visible slots, in attention order */
     int64_t n_vis;
     int64_t *tmp;            /* [n_slots] scratch for the policy */
@@ -100,6 +100,14 @@ void sk_kv_cache_reset(sk_kv_cache *c);
 /* Starts a new chunk of n frames at frame0 (must equal next_frame): picks
  * free slots and computes the visible set. Changes no committed state. */
 sk_status sk_kv_begin_chunk(sk_kv_cache *c, int64_t frame0, int64_t n);
+/* Starts a recompute of frames [frame0, frame0 + n) ending at next_frame
+ * (LongLive KV-recache after a prompt switch, spec §5.6): the frames are
+ * re-encoded in place, without moving any index. Frames the cache no longer
+ * keeps are query-only (their K/V are dropped), and with protect_sink the
+ * sink frames keep their old K/V too (LongLive does so when frame0 > 0).
+ * The visible set is everything the cache keeps. A recompute overwrites
+ * committed slots, so unlike a new chunk it cannot be undone. */
+sk_status sk_kv_begin_recompute(sk_kv_cache *c, int64_t frame0, int64_t n, int protect_sink);
 /* Writes the pending chunk's K and V ([n*S, NH, HD]) of one layer into its
  * slots (overwriting any earlier pass of the same chunk). */
 sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_tensor *v);

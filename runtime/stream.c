@@ -31,6 +31,9 @@ void sk_stream_free(sk_stream **ps)
     sk_tensor_free(&s->v);
     sk_tensor_free(&s->x0);
     sk_tensor_free(&s->z);
+    sk_tensor_free(&s->ring);
+    sk_tensor_free(&s->rec_x);
+    sk_tensor_free(&s->rec_v);
     free(s->tbuf);
     free(s);
     *ps = NULL;
@@ -74,8 +77,10 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
         .dtype = s->be->act_dtype,
     };
     SK_TRY_GOTO(st, sk_kv_cache_init(s->be, &kp, &s->kv), fail);
-    SK_TRY_GOTO(st, sk_dit_ctx_init(m, chunk, p->latent_h, p->latent_w, (int)s->kv->n_slots + 1,
-                                    &s->dit), fail);
+    /* a prompt-switch recache runs up to kv_window frames in one pass */
+    int64_t max_pass = p->prompt_switch && p->kv_window > chunk ? p->kv_window : chunk;
+    SK_TRY_GOTO(st, sk_dit_ctx_init(m, max_pass, p->latent_h, p->latent_w,
+                                    (int)s->kv->n_slots + 1, &s->dit), fail);
     s->dit->debug = p->debug;
     s->dit->debug_user = p->debug_user;
     if (p->noise) {
@@ -91,7 +96,13 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->v), fail);
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->x0), fail);
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->z), fail);
-    s->tbuf = calloc((size_t)chunk, sizeof *s->tbuf);
+    if (p->prompt_switch) {
+        int64_t rs[4] = {p->kv_window, cf->in_dim, p->latent_h, p->latent_w};
+        SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->ring), fail);
+        SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->rec_x), fail);
+        SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->rec_v), fail);
+    }
+    s->tbuf = calloc((size_t)max_pass, sizeof *s->tbuf);
     if (!s->tbuf) { st = SK_ERR(SK_E_OOM, "stream: out of host memory"); goto fail; }
     *out = s;
     return SK_OK;
@@ -106,6 +117,48 @@ sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows)
     SK_TRY(sk_dit_set_context(s->dit, ctx, rows));
     s->have_prompt = 1;
     return SK_OK;
+}
+
+static sk_status recache(sk_stream *s)
+{
+    const int64_t W = s->p.kv_window, next = s->next_frame;
+    const int64_t n = next < W ? next : W, r0 = next - n;
+    /* the clean latents of frames r0..next-1, in order, from the ring */
+    for (int64_t i = 0; i < n; i++) {
+        sk_tensor dst = sk_tensor_rows(&s->rec_x, i, 1);
+        sk_tensor src = sk_tensor_rows(&s->ring, (r0 + i) % W, 1);
+        SK_TRY(sk_tensor_copy(&dst, &src));
+    }
+    sk_tensor x = sk_tensor_rows(&s->rec_x, 0, n), v = sk_tensor_rows(&s->rec_v, 0, n);
+    for (int64_t f = 0; f < n; f++) s->tbuf[f] = s->p.context_t;
+    /* LongLive protects the sink on a recompute that does not start at frame 0 */
+    SK_TRY(sk_kv_begin_recompute(s->kv, r0, n, r0 > 0));
+    sk_status st = sk_dit_forward(s->dit, s->kv, &x, s->tbuf, r0, &v);
+    if (st != SK_OK) {
+        sk_kv_abort(s->kv);
+        return st;
+    }
+    sk_kv_commit(s->kv);
+    s->rec_n = n;
+    SK_LOGI("prompt switch at frame %lld: recached frames %lld..%lld", (long long)next,
+            (long long)r0, (long long)(next - 1));
+    return SK_OK;
+}
+
+sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows)
+{
+    SK_CHECK(!s->broken, SK_E_INVALID_ARG, "stream: a failed prompt switch lost the KV cache; "
+             "start a new stream");
+    if (s->next_frame == 0) return sk_stream_set_prompt(s, ctx, rows);
+    SK_CHECK(s->p.prompt_switch, SK_E_INVALID_ARG, "stream: prompt switching was not enabled "
+             "when the stream was created (sk_stream_params.prompt_switch)");
+    SK_TRY(sk_stream_set_prompt(s, ctx, rows));
+    sk_status st = recache(s);
+    if (st != SK_OK) {
+        s->broken = 1;
+        sk_error_prefix("prompt switch at frame %lld: ", (long long)s->next_frame);
+    }
+    return st;
 }
 
 int sk_stream_done(const sk_stream *s) { return s->p.frames > 0 && s->next_frame >= s->p.frames; }
@@ -135,6 +188,8 @@ static sk_status run_chunk(sk_stream *s, int64_t f0, int64_t n)
 
 sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0)
 {
+    SK_CHECK(!s->broken, SK_E_INVALID_ARG, "stream: a failed prompt switch lost the KV cache; "
+             "start a new stream");
     SK_CHECK(s->have_prompt, SK_E_INVALID_ARG, "stream: no prompt set (sk_stream_set_prompt)");
     SK_CHECK(!sk_stream_done(s), SK_E_INVALID_ARG, "stream: all %lld frames already generated",
              (long long)s->p.frames);
@@ -147,6 +202,16 @@ sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0)
         sk_error_prefix("chunk %d (frames %lld..%lld): ", s->chunk_index, (long long)f0,
                         (long long)(f0 + n - 1));
         return st;
+    }
+    /* keep the clean latents for a later prompt-switch recache (ring by frame) */
+    for (int64_t f = 0; s->p.prompt_switch && f < n; f++) {
+        sk_tensor dst = sk_tensor_rows(&s->ring, (f0 + f) % s->p.kv_window, 1);
+        sk_tensor src = sk_tensor_rows(&s->x0, f, 1);
+        st = sk_tensor_copy(&dst, &src);
+        if (st != SK_OK) {
+            sk_kv_abort(s->kv);
+            return st;
+        }
     }
     sk_kv_commit(s->kv);
     s->next_frame = f0 + n;

@@ -49,6 +49,8 @@ typedef struct {
     void *debug_user;
     sk_stream_step_fn on_step;
     void *on_step_user;
+    int prompt_switch;       /* allow sk_stream_switch_prompt: keeps a ring of the last
+                                kv_window clean latents, scratch for a kv_window-frame pass */
 } sk_stream_params;
 
 /* LongLive 1.0 defaults: chunk 3, steps 1000,750,500,250 shift 5 (warped),
@@ -67,6 +69,10 @@ typedef struct sk_stream {
     int64_t next_frame;      /* first frame of the next chunk */
     int chunk_index;
     int have_prompt;
+    int broken;              /* a prompt-switch recache failed: the cache is lost */
+    sk_tensor ring;          /* [kv_window, C, H, W] clean latents, frame f at f % kv_window */
+    sk_tensor rec_x, rec_v;  /* [kv_window, C, H, W] recache input / output */
+    int64_t rec_n;           /* frames of the last recache (rec_v rows valid) */
 } sk_stream;
 
 /* Validates params against the model, then allocates everything. */
@@ -76,6 +82,16 @@ void sk_stream_free(sk_stream **s);
 /* Sets / switches the prompt: ctx [rows, text_dim] f32 on the host
  * (rows <= text_len). Recomputes the cross-attention K/V. */
 sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows);
+
+/* Switches the prompt mid-stream, LongLive 1.0 style (spec §5.6, global
+ * sink): the cross-attention K/V are recomputed for the new prompt, then the
+ * last min(kv_window, generated) clean latent frames are run once more at
+ * t = 0 with the new prompt at their absolute positions, rewriting their
+ * cached K/V (the sink keeps its old K/V unless the recache starts at frame
+ * 0). Needs params.prompt_switch. Before the first chunk it just sets the
+ * prompt. If the recache pass fails the stream is unusable (the cache was
+ * partly rewritten): later steps report it. */
+sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows);
 
 /* 1 when every requested frame has been generated. */
 int sk_stream_done(const sk_stream *s);

@@ -214,3 +214,101 @@ Test(dit_stream, philox_run_is_deterministic)
     sk_dit_free(&m);
     sk_backend_free_(&be);
 }
+
+/* LongLive prompt switch with KV-recache (spec §5.6): the recache pass's v,
+ * the cache content per frame right after it, and the final latents. */
+static void run_switch(const char *expected_file, int switch_chunk)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_st_file *exp = NULL, *emb = NULL;
+    dt_ok(sk_st_open(expected_file, &exp), "expected");
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    sk_noise_source *ns = NULL;
+    dt_ok(sk_noise_source_file(DIT_FIX "noise_sink.safetensors", &ns), "noise");
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = 15; p.latent_h = 8; p.latent_w = 8;
+    p.kv_policy = SK_KV_SINK; p.kv_window = 9; p.kv_sink = 3;
+    p.noise = ns;
+    p.prompt_switch = 1;
+    step_ctx sc = {exp, 0, 0};
+    p.on_step = on_step;
+    p.on_step_user = &sc;
+    sk_stream *s = NULL;
+    dt_ok(sk_stream_init(m, &p, &s), "init");
+    size_t n;
+    float *c0 = dt_read(emb, "context", &n), *c1 = dt_read(emb, "context.1", &n);
+    dt_ok(sk_stream_set_prompt(s, c0, 16), "prompt");
+    const int64_t E = 4 * 8 * 8, S = 16, ROW = 128;
+    float lat[15 * 256];
+    for (int k = 0; k < 5; k++) {
+        if (k == switch_chunk) {
+            dt_ok(sk_stream_switch_prompt(s, c1, 16), "switch");
+            const sk_st_tensor *sf = sk_st_find(exp, "recache.start_frame");
+            cr_assert(sf && sf->dtype == SK_DTYPE_I64);
+            int64_t r0;
+            memcpy(&r0, sf->data, 8);
+            cr_expect_eq(s->next_frame - s->rec_n, r0, "recache starts at frame %lld, reference %lld",
+                         (long long)(s->next_frame - s->rec_n), (long long)r0);
+            sk_tensor rv = sk_tensor_rows(&s->rec_v, 0, s->rec_n);
+            dt_check(exp, "recache.v", &rv, "recache.v");
+            /* cache content, frame by frame: the reference's slot j holds frame fr[j] */
+            const sk_st_tensor *cf = sk_st_find(exp, "recache.cache_frames");
+            cr_assert(cf && cf->dtype == SK_DTYPE_I64 && cf->ndim == 1);
+            int64_t fr[32];
+            memcpy(fr, cf->data, (size_t)cf->shape[0] * 8);
+            for (int l = 0; l < 2; l++) {
+                char nm[40];
+                snprintf(nm, sizeof nm, "recache.cache_k.%d", l);
+                float *rk = dt_read(exp, nm, &n);
+                snprintf(nm, sizeof nm, "recache.cache_v.%d", l);
+                float *rvv = dt_read(exp, nm, &n);
+                float *mk = malloc(sizeof(float) * (size_t)sk_tensor_numel(&s->kv->k[l]));
+                float *mv = malloc(sizeof(float) * (size_t)sk_tensor_numel(&s->kv->v[l]));
+                dt_ok(sk_tensor_download_f32(&s->kv->k[l], mk, (size_t)sk_tensor_numel(&s->kv->k[l])), "dl");
+                dt_ok(sk_tensor_download_f32(&s->kv->v[l], mv, (size_t)sk_tensor_numel(&s->kv->v[l])), "dl");
+                for (int64_t j = 0; j < cf->shape[0]; j++) {
+                    if (fr[j] < 0) continue;
+                    int64_t slot = -1;
+                    for (int64_t q = 0; q < s->kv->n_slots; q++)
+                        if (s->kv->slots[q].kind != SK_KV_SLOT_FREE && s->kv->slots[q].abs_frame == fr[j]) slot = q;
+                    cr_assert_geq(slot, 0, "frame %lld missing from the cache", (long long)fr[j]);
+                    sk_compare_result r = sk_compare(mk + slot * S * ROW, rk + j * S * ROW, (size_t)(S * ROW),
+                                                     DIT_NMSE, DIT_ATOL, DIT_RTOL);
+                    sk_compare_result r2 = sk_compare(mv + slot * S * ROW, rvv + j * S * ROW, (size_t)(S * ROW),
+                                                      DIT_NMSE, DIT_ATOL, DIT_RTOL);
+                    cr_expect(r.ok && r2.ok, "layer %d frame %lld: K/V after recache differ (nmse %g / %g)",
+                              l, (long long)fr[j], r.nmse, r2.nmse);
+                }
+                free(rk); free(rvv); free(mk); free(mv);
+            }
+        }
+        sk_tensor x0;
+        int64_t f0;
+        dt_ok(sk_stream_step(s, &x0, &f0), "step");
+        dt_ok(sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0)), "dl");
+    }
+    float *ref = dt_read(exp, "latents", &n);
+    sk_compare_result r = sk_compare(lat, ref, n, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+    char buf[512];
+    sk_compare_format(&r, lat, ref, buf, sizeof buf);
+    cr_log_info("switch at chunk %d: latents %s", switch_chunk, buf);
+    cr_expect(r.ok && sqrt(r.nmse) <= 1e-4, "latents with a prompt switch: %s", buf);
+    free(ref); free(c0); free(c1);
+    sk_stream_free(&s);
+    sk_noise_source_free(&ns);
+    sk_st_close(&exp); sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+Test(dit_stream, prompt_switch_recache_protects_sink)
+{
+    run_switch(DIT_FIX "expected_switch.safetensors", 4);
+}
+
+Test(dit_stream, prompt_switch_recache_from_frame0_rewrites_sink)
+{
+    run_switch(DIT_FIX "expected_switch_f6.safetensors", 2);
+}
