@@ -119,7 +119,7 @@ static sk_status detect(const sk_st_file *f, const sk_taehv_load_opts *o, sk_tae
              "encoding was asked for", f->path);
     int64_t z = 0, p2x3 = 0;
     if (c->has_decoder) {
-        int64_t v;
+        int64_t v = 0;
         SK_TRY(dim_of(f, "decoder.1.weight", 4, 1, &z));
         SK_TRY(dim_of(f, "decoder.22.weight", 4, 0, &p2x3));
         SK_TRY(dim_of(f, "decoder.1.weight", 4, 0, &v));  c->nf[0] = (int)v;
@@ -138,7 +138,7 @@ static sk_status detect(const sk_st_file *f, const sk_taehv_load_opts *o, sk_tae
         }
     }
     if (c->has_encoder) {
-        int64_t ez, ep, ew;
+        int64_t ez = 0, ep = 0, ew = 0;
         SK_TRY(dim_of(f, "encoder.0.weight", 4, 0, &ew));
         SK_TRY(dim_of(f, "encoder.0.weight", 4, 1, &ep));
         SK_TRY(dim_of(f, "encoder.17.weight", 4, 0, &ez));
