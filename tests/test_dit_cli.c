@@ -33,8 +33,8 @@ static int sh(const char *cmd, char **err)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static void run_and_compare(const char *policy, int window, int sink, int frames,
-                            const char *noise, const char *expected)
+static void run_and_compare_x(const char *policy, int window, int sink, int frames,
+                              const char *noise, const char *expected, const char *extra)
 {
     char out[] = "/tmp/sk_cli_lat_XXXXXX";
     int fd = mkstemp(out);
@@ -45,8 +45,9 @@ static void run_and_compare(const char *policy, int window, int sink, int frames
              "--text-embeds %sembeds.safetensors --noise-file %s%s --frames %d "
              "--latent-height 8 --latent-width 8 --chunk 3 --steps 1000,750,500,250 --shift 5 "
              "--kv-policy %s --kv-window %d --kv-sink %d --device cpu --no-decode "
-             "--latents-out %s",
-             bin(), DIT_FIX, DIT_FIX, DIT_FIX, DIT_FIX, noise, frames, policy, window, sink, out);
+             "--latents-out %s %s",
+             bin(), DIT_FIX, DIT_FIX, DIT_FIX, DIT_FIX, noise, frames, policy, window, sink, out,
+             extra);
     int rc = sh(cmd, &err);
     cr_assert_eq(rc, 0, "generate failed (%d): %s", rc, err);
     cr_expect(strstr(err, "15/15") || strstr(err, "6/6") || strstr(err, "latent frames"),
@@ -70,6 +71,27 @@ static void run_and_compare(const char *policy, int window, int sink, int frames
     free(a); free(b);
     sk_st_close(&got); sk_st_close(&exp);
     unlink(out);
+}
+
+static void run_and_compare(const char *policy, int window, int sink, int frames,
+                            const char *noise, const char *expected)
+{
+    run_and_compare_x(policy, window, sink, frames, noise, expected, "");
+}
+
+/* --prompts: a switch at frame 10 takes effect at the next chunk start, 12 */
+Test(dit_cli, generate_reproduces_longlive_prompt_switch)
+{
+    char pf[] = "/tmp/sk_cli_prompts_XXXXXX";
+    int fd = mkstemp(pf);
+    const char *line = "# switch to the second prompt\n{\"frame\": 10, \"embeds\": \"context.1\"}\n";
+    cr_assert_eq(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+    close(fd);
+    char extra[256];
+    snprintf(extra, sizeof extra, "--prompts %s", pf);
+    run_and_compare_x("sink", 9, 3, 15, "noise_sink.safetensors",
+                      DIT_FIX "expected_switch.safetensors", extra);
+    unlink(pf);
 }
 
 Test(dit_cli, generate_reproduces_longlive_sink_run)
@@ -97,6 +119,7 @@ Test(dit_cli, usage_errors_name_the_flag)
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors", 2, "--latents-out"},
         /* runtime failures: exit 1 with the file and the tensor named */
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --embeds-key ctx", 1, "'ctx'"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --prompts /nonexistent.jsonl", 2, "--prompts"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --latent-height 8 --latent-width 8 --frames 18 --noise-file %snoise_sink.safetensors", 1, "'noise'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

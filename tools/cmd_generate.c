@@ -3,6 +3,7 @@
  * --noise-file, --latents-out) so any PyTorch Self-Forcing / LongLive run
  * can be reproduced. Everything is validated before weights are loaded.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include "tools/commands.h"
 
 typedef struct {
-    const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out;
+    const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
     sk_int_list steps;
     double shift;
@@ -37,6 +38,86 @@ static int readable(const char *path)
     return 1;
 }
 
+/* One prompt switch of --prompts: from latent frame `frame` on, embeds `key`. */
+typedef struct {
+    int64_t frame;
+    char key[128];
+} prompt_switch;
+
+#define MAX_SWITCHES 256
+
+/* Parses --prompts (JSON lines {"frame": N, "embeds": "context.1"}); checks
+ * every key against the embeds file. Returns the count or -1 (message set). */
+static int parse_prompts(const char *path, const sk_st_file *emb, int64_t frames,
+                         prompt_switch *out, int cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) { SK_ERR(SK_E_IO, "--prompts '%s': cannot open (%s)", path, strerror(errno)); return -1; }
+    char line[4096];
+    int n = 0, lineno = 0, bad = 0;
+    while (!bad && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
+        cJSON *j = cJSON_Parse(p);
+        const cJSON *fr = j ? cJSON_GetObjectItemCaseSensitive(j, "frame") : NULL;
+        const cJSON *em = j ? cJSON_GetObjectItemCaseSensitive(j, "embeds") : NULL;
+        if (!j || !cJSON_IsObject(j)) {
+            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: not a JSON object", path, lineno);
+            bad = 1;
+        } else if (cJSON_GetObjectItemCaseSensitive(j, "prompt") || cJSON_GetObjectItemCaseSensitive(j, "at")) {
+            SK_ERR(SK_E_UNSUPPORTED, "--prompts '%s' line %d: text prompts and \"at\" times need "
+                   "the text encoder, which generate does not run yet; use {\"frame\": N, "
+                   "\"embeds\": \"NAME\"}", path, lineno);
+            bad = 1;
+        } else if (!cJSON_IsNumber(fr) || fr->valuedouble < 0 || fr->valuedouble >= (double)frames ||
+                   fr->valuedouble != (double)(int64_t)fr->valuedouble) {
+            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: \"frame\" must be an integer latent "
+                   "frame in 0..%lld", path, lineno, (long long)frames - 1);
+            bad = 1;
+        } else if (!cJSON_IsString(em) || strlen(em->valuestring) >= sizeof out[0].key) {
+            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: \"embeds\" must name a tensor of "
+                   "--text-embeds", path, lineno);
+            bad = 1;
+        } else if (!sk_st_find(emb, em->valuestring)) {
+            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: --text-embeds '%s' has no tensor '%s'",
+                   path, lineno, emb->path, em->valuestring);
+            bad = 1;
+        } else if (n >= cap) {
+            SK_ERR(SK_E_FORMAT, "--prompts '%s': more than %d switches", path, cap);
+            bad = 1;
+        } else if (n > 0 && (int64_t)fr->valuedouble <= out[n - 1].frame) {
+            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: frames must increase (%lld after %lld)",
+                   path, lineno, (long long)fr->valuedouble, (long long)out[n - 1].frame);
+            bad = 1;
+        } else {
+            out[n].frame = (int64_t)fr->valuedouble;
+            snprintf(out[n].key, sizeof out[n].key, "%s", em->valuestring);
+            n++;
+        }
+        cJSON_Delete(j);
+    }
+    fclose(f);
+    return bad ? -1 : n;
+}
+
+/* Reads embeds `key` ([L, text_dim] or [1, L, text_dim]) as f32. */
+static sk_status read_embeds(const sk_st_file *emb, const char *key, float **out, int64_t *rows,
+                             int64_t *cols)
+{
+    const sk_st_tensor *et = sk_st_find(emb, key);
+    SK_CHECK(et, SK_E_FORMAT, "--text-embeds '%s': no tensor '%s' (expected [L, text_dim]; choose "
+             "another with --embeds-key)", emb->path, key);
+    char b[96];
+    SK_CHECK(et->ndim == 2 || (et->ndim == 3 && et->shape[0] == 1), SK_E_SHAPE,
+             "--text-embeds '%s': tensor '%s' has shape %s; expected [L, text_dim]", emb->path,
+             key, sk_shape_str_n(et->ndim, et->shape, b, sizeof b));
+    *rows = et->shape[et->ndim - 2];
+    *cols = et->shape[et->ndim - 1];
+    return sk_st_read_f32(emb, key, 0, NULL, out, NULL);
+}
+
 /* Runs a validated request. Returns the exit code. */
 static int run(const gen_opts *o, const sk_schedule *sched)
 {
@@ -52,21 +133,25 @@ static int run(const gen_opts *o, const sk_schedule *sched)
 
     /* prompt embeddings first: cheap, and a bad file should not cost a model load */
     if ((st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
-    const sk_st_tensor *et = sk_st_find(emb, o->embeds_key);
-    if (!et) {
-        st = SK_ERR(SK_E_FORMAT, "--text-embeds '%s': no tensor '%s' (expected [L, text_dim]; "
-                    "choose another with --embeds-key)", o->text_embeds, o->embeds_key);
+    int64_t rows, cols;
+    if ((st = read_embeds(emb, o->embeds_key, &ctx, &rows, &cols)) != SK_OK) goto fail;
+    prompt_switch sw[MAX_SWITCHES];
+    int nsw = 0, next_sw = 0;
+    if (o->prompts && (nsw = parse_prompts(o->prompts, emb, o->frames, sw, MAX_SWITCHES)) < 0) {
+        st = SK_E_FORMAT;
         goto fail;
     }
-    if (et->ndim != 2 && !(et->ndim == 3 && et->shape[0] == 1)) {
-        char b[96];
-        st = SK_ERR(SK_E_SHAPE, "--text-embeds '%s': tensor '%s' has shape %s; expected [L, "
-                    "text_dim]", o->text_embeds, o->embeds_key,
-                    sk_shape_str_n(et->ndim, et->shape, b, sizeof b));
-        goto fail;
+    for (int i = 0; i < nsw; i++) {
+        float *tmp = NULL;
+        int64_t r2, c2;
+        if ((st = read_embeds(emb, sw[i].key, &tmp, &r2, &c2)) != SK_OK) goto fail;
+        free(tmp);
+        if (c2 != cols) {
+            st = SK_ERR(SK_E_SHAPE, "--prompts: embeds '%s' has %lld columns, '%s' has %lld",
+                        sw[i].key, (long long)c2, o->embeds_key, (long long)cols);
+            goto fail;
+        }
     }
-    const int64_t rows = et->shape[et->ndim - 2], cols = et->shape[et->ndim - 1];
-    if ((st = sk_st_read_f32(emb, o->embeds_key, 0, NULL, &ctx, NULL)) != SK_OK) goto fail;
     if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
 
     sk_dit_config cfg, *cfgp = NULL;
@@ -100,6 +185,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     p.kv_sink = o->kv_sink;
     p.seed = (uint64_t)o->seed;
     p.noise = ns;
+    p.prompt_switch = nsw > 0;
     if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
     if ((st = sk_stream_set_prompt(s, ctx, rows)) != SK_OK) goto fail;
 
@@ -118,6 +204,25 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_progress_start(&pr, "latent frames", o->frames);
     pr.log_every_s = 0; /* one line per chunk when not on a terminal */
     while (!sk_stream_done(s)) {
+        /* switches take effect at the first chunk starting at or after their frame */
+        int apply = -1;
+        while (next_sw < nsw && sw[next_sw].frame <= s->next_frame) apply = next_sw++;
+        if (apply >= 0) {
+            float *pc = NULL;
+            int64_t prow, pcols;
+            if ((st = read_embeds(emb, sw[apply].key, &pc, &prow, &pcols)) != SK_OK) goto fail;
+            if (prow > m->cfg.text_len) {
+                free(pc);
+                st = SK_ERR(SK_E_SHAPE, "--prompts: embeds '%s' has %lld rows; the model takes "
+                            "up to %lld", sw[apply].key, (long long)prow, (long long)m->cfg.text_len);
+                goto fail;
+            }
+            SK_LOGI("prompt switch to '%s' at latent frame %lld", sw[apply].key,
+                    (long long)s->next_frame);
+            st = sk_stream_switch_prompt(s, pc, prow);
+            free(pc);
+            if (st != SK_OK) goto fail;
+        }
         sk_tensor x0;
         int64_t f0;
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
@@ -179,6 +284,8 @@ int sk_cmd_generate(int argc, char **argv)
              "safetensors with the text encoder output [L, text_dim]", NULL, "FILE")},
         {OPT("embeds-key", SK_OPT_STRING, &o.embeds_key, NULL, "tensor in --text-embeds to use",
              NULL, "NAME")},
+        {OPT("prompts", SK_OPT_STRING, &o.prompts, NULL, "prompt switches, JSON lines "
+             "{\"frame\": N, \"embeds\": \"context.1\"} (LongLive KV-recache)", NULL, "FILE")},
         GROUP("Video"),
         {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "latent frames to generate", NULL, "N"),
          .short_name = 'f', .lo = 1, .hi = 1 << 20},
@@ -237,7 +344,8 @@ int sk_cmd_generate(int argc, char **argv)
         return sk_cli_usage_error(&cli, "--text-embeds FILE is required (the text encoder is not "
                                         "wired into generate yet)");
     const char *files[][2] = {{"--dit", o.dit}, {"--dit-config", o.dit_config},
-                              {"--text-embeds", o.text_embeds}, {"--noise-file", o.noise_file}};
+                              {"--text-embeds", o.text_embeds}, {"--noise-file", o.noise_file},
+                              {"--prompts", o.prompts}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if (files[i][1] && !readable(files[i][1]))
             return sk_cli_usage_error(&cli, "%s '%s': cannot open (%s)", files[i][0], files[i][1],
