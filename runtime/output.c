@@ -194,6 +194,8 @@ static sk_status resolve_params(const sk_output_params *in, sk_output_params *p)
     SK_CHECK(p->gop >= 0, SK_E_INVALID_ARG, "output '%s': gop %d < 0", p->path, p->gop);
     if (p->timeout_ms == 0 && p->kind == SK_OUTPUT_RTMP) p->timeout_ms = 10000;
     if (p->timeout_ms < 0) p->timeout_ms = 0;
+    SK_CHECK(p->queue_frames >= 0 && p->queue_frames <= 1024, SK_E_INVALID_ARG,
+             "output '%s': queue_frames %d outside 0..1024", p->path, p->queue_frames);
     SK_CHECK(p->odd == SK_OUTPUT_ODD_ERROR || p->odd == SK_OUTPUT_ODD_PAD, SK_E_INVALID_ARG,
              "output '%s': unknown odd-size policy %d", p->path, (int)p->odd);
     return SK_OK;
@@ -241,8 +243,9 @@ sk_status sk_output_open(const sk_output_params *in, sk_output **out)
         free(o);
         return s;
     }
-    SK_LOGD("output: opened %s '%s' (%dx%d @ %d/%d fps)", sk_output_kind_name(o->kind), o->path,
-            o->width, o->height, p.fps_num, p.fps_den);
+    SK_LOGD("output: opened %s '%s' (%dx%d @ %d/%d fps, queue %d)", sk_output_kind_name(o->kind),
+            o->path, o->width, o->height, p.fps_num, p.fps_den, p.queue_frames);
+    if (p.queue_frames > 0) return sk_output_async_wrap(o, p.queue_frames, out);
     *out = o;
     return SK_OK;
 }

@@ -24,7 +24,8 @@
  * Errors: every function returns sk_status; the message (sk_error_message())
  * names the path and, for FFmpeg failures, carries FFmpeg's own text
  * (av_err2str). Build without FFmpeg: video/RTMP sinks give SK_E_UNSUPPORTED.
- * Not thread-safe: one thread drives one sk_output.
+ * Not thread-safe: one thread drives one sk_output (queue_frames > 0 adds a
+ * private worker thread per sink; the caller still uses one thread).
  */
 #ifndef SK_OUTPUT_H
 #define SK_OUTPUT_H
@@ -76,6 +77,12 @@ typedef struct {
                                  * RTMP, none for files; <0 -> none                     */
     const volatile int *abort_flag; /* optional: when *abort_flag != 0 any blocking
                                  * FFmpeg I/O returns at once (e.g. set by SIGINT)       */
+    int queue_frames;           /* 0: write encodes before returning. N > 0: a worker
+                                 * thread per sink does the conversion/encoding/I/O;
+                                 * write copies the frame into one of N preallocated
+                                 * slots and blocks only when all N are waiting. A
+                                 * worker's error is returned by the next write or by
+                                 * close. Lets the GPU loop run on while x264 works.    */
 } sk_output_params;
 
 typedef struct sk_output sk_output;

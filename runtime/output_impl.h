@@ -30,6 +30,10 @@ sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p);
 sk_status sk_output_png_open(sk_output *o, const sk_output_params *p);
 sk_status sk_output_rgb_open(sk_output *o, const sk_output_params *p);
 
+/* Wraps an opened sink `inner` (taken over, also on failure) in a worker thread
+ * with `slots` preallocated frame buffers (output_async.c). */
+sk_status sk_output_async_wrap(sk_output *inner, int slots, sk_output **out);
+
 /* mkdir -p; message names the component that failed. */
 sk_status sk_output_mkdirs(const char *dir);
 

@@ -681,6 +681,84 @@ Test(output, rgb_safetensors_bad_dir_fails_at_open)
     cr_assert(strstr(sk_error_message(), p.path), "%s", sk_error_message());
 }
 
+/* ---- worker thread (queue_frames) -------------------------------------- */
+
+Test(output, async_same_result_as_sync)
+{
+    const int w = 16, h = 8, t = 40; /* more frames than slots: backpressure is exercised */
+    float *clip = make_clip(t, w, h);
+    sk_output_params p = vparams(tpath("async.safetensors"), w, h);
+    p.queue_frames = 3;
+    sk_output *o = NULL;
+    cr_assert_eq(sk_output_open(&p, &o), SK_OK, "%s", sk_error_message());
+    cr_assert_eq(sk_output_get_kind(o), SK_OUTPUT_RGB_SAFETENSORS);
+    float *scratch = malloc(sizeof(float) * 3 * w * h);
+    cr_assert(scratch);
+    for (int i = 0; i < t; i++) {
+        memcpy(scratch, clip + (size_t)i * 3 * w * h, sizeof(float) * 3 * w * h);
+        cr_assert_eq(sk_output_write(o, scratch), SK_OK, "%s", sk_error_message());
+        /* the caller may reuse its buffer as soon as write returns */
+        for (int k = 0; k < 3 * w * h; k++) scratch[k] = 7.0f;
+    }
+    free(scratch);
+    cr_assert_eq(sk_output_frames(o), t);
+    cr_assert_eq(sk_output_close(&o), SK_OK, "%s", sk_error_message());
+    sk_st_file *f = NULL;
+    cr_assert_eq(sk_st_open(p.path, &f), SK_OK, "%s", sk_error_message());
+    const sk_st_tensor *tn = sk_st_find(f, "frames");
+    cr_assert(tn && tn->shape[0] == t, "frames missing or wrong count");
+    cr_assert(memcmp(tn->data, clip, tn->nbytes) == 0, "frames reordered or corrupted");
+    sk_st_close(&f);
+    free(clip);
+}
+
+#ifdef SK_HAVE_STB
+Test(output, async_worker_error_reaches_the_caller)
+{
+    const int w = 8, h = 8;
+    float *clip = make_clip(1, w, h);
+    const char *dir = tpath("vanishing");
+    sk_output_params p = vparams(dir, w, h);
+    p.kind = SK_OUTPUT_PNG_DIR;
+    p.queue_frames = 2;
+    sk_output *o = NULL;
+    cr_assert_eq(sk_output_open(&p, &o), SK_OK, "%s", sk_error_message());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    /* the worker fails on the first frame; some later write or close must say so */
+    sk_status s = SK_OK;
+    for (int i = 0; i < 50 && s == SK_OK; i++) s = sk_output_write(o, clip);
+    sk_status c = sk_output_close(&o);
+    cr_assert(s == SK_E_IO || c == SK_E_IO, "write %s, close %s", sk_status_name(s),
+              sk_status_name(c));
+    cr_assert(strstr(sk_error_message(), "frame_000000.png"), "%s", sk_error_message());
+    free(clip);
+}
+#endif
+
+#ifdef SK_HAVE_FFMPEG
+Test(output, async_video_matches_sync)
+{
+    const int w = 64, h = 48, t = 9;
+    float *clip = make_clip(t, w, h);
+    sk_output_params p = vparams(tpath("sync.mkv"), w, h);
+    write_clip(&p, clip, t);
+    p.path = tpath("async.mkv");
+    p.queue_frames = 4;
+    write_clip(&p, clip, t);
+    probe_info pi;
+    cr_assert_eq(ffprobe(p.path, &pi), 0);
+    cr_assert_eq(pi.frames, t);
+    uint8_t *a = ffmpeg_decode(tpath("sync.mkv"), w, h, t);
+    uint8_t *b = ffmpeg_decode(p.path, w, h, t);
+    cr_assert(memcmp(a, b, (size_t)w * h * 3 * t) == 0, "threaded writer changed the video");
+    free(a);
+    free(b);
+    free(clip);
+}
+#endif
+
 /* ---- tee ------------------------------------------------------------------ */
 
 Test(output, tee_writes_every_sink)
