@@ -24,7 +24,7 @@ static inline float dot_f32(const float *a, const float *b, int64_t n)
     return r;
 }
 
-#define SK_ATT_QB 4 /* queries per block sharing one pass over the keys */
+#define SK_ATT_QB 8 /* queries per block sharing one pass over the keys */
 
 sk_status sk_cpu_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                            const sk_kv_range *ranges, int nranges, float scale,
@@ -79,8 +79,7 @@ sk_status sk_cpu_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                         const double p = exp((double)scores[b * Nk + j] - mx[b]);
                         sum[b] += p;
                         const float pf = (float)p;
-                        float *ab = acc + b * HD;
-                        for (int64_t d = 0; d < HD; d++) ab[d] += pf * vrow[d];
+                        sk_cpu_axpy(acc + b * HD, pf, vrow, HD);
                     }
                 }
             }

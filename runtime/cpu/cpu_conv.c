@@ -37,7 +37,10 @@ sk_status sk_cpu_conv2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, const 
                             if (iy < 0 || iy >= H) continue;
                             const float *xr = xp + iy * W + off;
                             float *yr = yp + oy * Wo;
-                            for (int64_t ox = ox0; ox < ox1; ox++) yr[ox] += wv * xr[ox * stride];
+                            if (stride == 1)
+                                sk_cpu_axpy(yr + ox0, wv, xr + ox0, ox1 - ox0);
+                            else
+                                for (int64_t ox = ox0; ox < ox1; ox++) yr[ox] += wv * xr[ox * stride];
                         }
                     }
             }

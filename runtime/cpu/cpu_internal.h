@@ -26,6 +26,17 @@ static inline float sk_cpu_ld(const void *p, sk_dtype t, int64_t i)
     }
 }
 
+/* y[i] += a * x[i]. Written as fixed 8-wide steps plus a scalar tail because
+ * GCC's -O2 cost model only vectorises loops whose trip count is a known
+ * multiple of the vector width; the arithmetic is the plain loop's. */
+static inline void sk_cpu_axpy(float *restrict y, float a, const float *restrict x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) y[i + t] += a * x[i + t];
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 /* f32 view of a weight: w's own memory when it is f32 (*owned = NULL), else a
  * converted malloc'd copy that the caller frees through *owned. */
 sk_status sk_cpu_weight_f32(const sk_tensor *w, const float **out, float **owned);
