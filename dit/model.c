@@ -239,3 +239,81 @@ fail:
     sk_dit_free(&m);
     return st;
 }
+
+static uint64_t mix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Fills a backend tensor with uniform values center +- half. */
+static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float half, float **buf,
+                             size_t *cap)
+{
+    size_t n = (size_t)sk_tensor_numel(t);
+    if (n > *cap) {
+        float *p = realloc(*buf, n * sizeof *p);
+        SK_CHECK(p, SK_E_OOM, "random DiT: out of host memory (%zu values)", n);
+        *buf = p;
+        *cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(mix64(rng) >> 11) * (1.0 / 9007199254740992.0);
+        (*buf)[i] = center + half * (float)(2.0 * u - 1.0);
+    }
+    return sk_tensor_upload_f32(t, *buf, n);
+}
+
+sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype, uint64_t seed,
+                        sk_dit_model **out)
+{
+    SK_CHECK(cfg && be && out, SK_E_INVALID_ARG, "sk_dit_random: NULL argument");
+    *out = NULL;
+    SK_TRY(sk_dit_config_validate(cfg, "random DiT config"));
+    if (wdtype == SK_DIT_WDTYPE_AS_STORED) wdtype = be->act_dtype;
+    sk_dit_model *m = calloc(1, sizeof *m);
+    SK_CHECK(m, SK_E_OOM, "random DiT: out of host memory");
+    m->cfg = *cfg;
+    m->be = be;
+    m->path = strdup("(random)");
+    sk_status st = SK_OK;
+    float *buf = NULL;
+    size_t cap = 0;
+    uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 7;
+    int64_t shape[6];
+    m->blocks = calloc((size_t)cfg->num_layers, sizeof *m->blocks);
+    if (!m->blocks) { st = SK_ERR(SK_E_OOM, "random DiT: out of host memory"); goto fail; }
+    for (int g = 0; g < SK_DW_COUNT_; g++) {
+        int nd = sk_dit_global_shape(cfg, g, shape);
+        if (g == SK_DW_PATCH_W) { nd = 2; shape[1] = cfg->in_dim * 4; }
+        if (g == SK_DW_HEAD_MOD) { nd = 2; shape[0] = 2; shape[1] = cfg->dim; }
+        int mat = sk_dit_global_is_matrix(g);
+        SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, &m->g[g]), fail);
+        float half = mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f;
+        SK_TRY_GOTO(st, fill_random(&m->g[g], &rng, 0.0f, half, &buf, &cap), fail);
+        m->weight_bytes += sk_tensor_nbytes(&m->g[g]);
+    }
+    for (int64_t l = 0; l < cfg->num_layers; l++)
+        for (int b = 0; b < SK_DB_COUNT_; b++) {
+            int nd = sk_dit_block_shape(cfg, b, shape);
+            if (b == SK_DB_MOD) { nd = 2; shape[0] = 6; shape[1] = cfg->dim; }
+            int mat = sk_dit_block_is_matrix(b);
+            int norm = b == SK_DB_SA_NQ || b == SK_DB_SA_NK || b == SK_DB_CA_NQ ||
+                       b == SK_DB_CA_NK || b == SK_DB_N3_W;
+            sk_tensor *t = &m->blocks[l].w[b];
+            SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, t), fail);
+            SK_TRY_GOTO(st, fill_random(t, &rng, norm ? 1.0f : 0.0f,
+                                        mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f, &buf, &cap),
+                        fail);
+            m->weight_bytes += sk_tensor_nbytes(t);
+        }
+    free(buf);
+    *out = m;
+    return SK_OK;
+fail:
+    free(buf);
+    sk_dit_free(&m);
+    return st;
+}

@@ -47,6 +47,11 @@ typedef struct sk_dit_model {
  *       modulation tables) use the backend's activation dtype. */
 sk_status sk_dit_load(const char *path, const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
                       sk_dit_model **out);
+/* A model with random weights for benchmarks and GPU checks (no file):
+ * matrices uniform in +-1/sqrt(fan_in), biases and modulation tables small,
+ * norm weights near 1; deterministic for a seed. */
+sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype, uint64_t seed,
+                        sk_dit_model **out);
 /* Accepts NULL and *m == NULL; NULLs the pointer. */
 void sk_dit_free(sk_dit_model **m);
 
