@@ -30,11 +30,14 @@ static int fail(const char *prog, sk_status st)
     return 1;
 }
 
-static sk_status make_backend(int device, sk_backend **be)
+#define DTYPE_CHOICES "bf16|f32"
+
+/* TAEHV activations: always f32 on the CPU reference; on CUDA bf16 (fast) or
+ * f32 (the parity mode, slower) */
+static sk_status make_backend(int device, int dtype, sk_backend **be)
 {
-    /* TAEHV activations: f32 on the CPU reference, bf16 on CUDA */
     return device == 0 ? sk_backend_create("cpu", SK_DTYPE_F32, be)
-                       : sk_backend_create("cuda", SK_DTYPE_BF16, be);
+                       : sk_backend_create("cuda", dtype == 1 ? SK_DTYPE_F32 : SK_DTYPE_BF16, be);
 }
 
 /* Reads tensor `name` [F, C, H, W] (or [1, F, C, H, W]) of path as f32. */
@@ -65,7 +68,7 @@ static sk_status read_4d(const char *path, const char *name, const char *what, f
 
 typedef struct {
     const char *vae, *latents, *latents_name, *rgb_out, *output, *frames_dir;
-    int chunk, device, variant, fps, crf;
+    int chunk, device, dtype, variant, fps, crf;
 } decode_opts;
 
 int sk_cmd_decode(int argc, char **argv)
@@ -87,6 +90,8 @@ int sk_cmd_decode(int argc, char **argv)
          .metavar = "N", .lo = 0, .hi = 4096},
         {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend", .env = "SK_DEVICE",
          .choices = DEVICE_CHOICES},
+        {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
+         .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
         SK_OPT_HEADING("Output (one or more)"),
         {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov) or rtmp:// URL",
          .metavar = "FILE"},
@@ -142,7 +147,7 @@ int sk_cmd_decode(int argc, char **argv)
     sk_output *out = NULL;
     sk_status st = read_4d(o.latents, o.latents_name, "latents [F, C, H, W]", &lat, ls);
     if (st != SK_OK) goto done;
-    SK_TRY_GOTO(st, make_backend(o.device, &be), done);
+    SK_TRY_GOTO(st, make_backend(o.device, o.dtype, &be), done);
     sk_taehv_load_opts lo = sk_taehv_load_opts_default();
     lo.variant = k_variants[o.variant];
     SK_TRY_GOTO(st, sk_taehv_load(be, o.vae, &lo, &m), done);
@@ -208,7 +213,7 @@ done:
 
 typedef struct {
     const char *vae, *frames, *frames_name, *latents_out;
-    int chunk, device, variant;
+    int chunk, device, dtype, variant;
 } encode_opts;
 
 int sk_cmd_encode(int argc, char **argv)
@@ -230,6 +235,8 @@ int sk_cmd_encode(int argc, char **argv)
          .lo = 0, .hi = 65536},
         {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend", .env = "SK_DEVICE",
          .choices = DEVICE_CHOICES},
+        {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
+         .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
     };
     sk_cli cli = {"sinkstream encode", "--vae FILE --frames FILE --latents-out FILE [options]",
                   "Encode RGB frames to Wan latents with the TAEHV encoder (4 frames per latent;\n"
@@ -255,7 +262,7 @@ int sk_cmd_encode(int argc, char **argv)
                     o.frames, (long long)fs[1]);
         goto done;
     }
-    SK_TRY_GOTO(st, make_backend(o.device, &be), done);
+    SK_TRY_GOTO(st, make_backend(o.device, o.dtype, &be), done);
     sk_taehv_load_opts lo = sk_taehv_load_opts_default();
     lo.variant = k_variants[o.variant];
     lo.need_encoder = 1;
