@@ -1,0 +1,31 @@
+/* umt5_internal.h - the loaded umT5 model, shared by umt5_load.c (binding)
+ * and umt5.c (forward). Not a public header. */
+#ifndef SK_TEXT_UMT5_INTERNAL_H
+#define SK_TEXT_UMT5_INTERNAL_H
+
+#include "runtime/arena.h"
+#include "runtime/safetensors.h"
+#include "umt5.h"
+
+typedef struct {
+    sk_tensor norm1, q, k, v, o, norm2, gate, fc1, fc2; /* on the backend */
+    float *pos;                                         /* host [num_buckets, num_heads] */
+} sk_umt5_layer;
+
+struct sk_umt5 {
+    sk_backend *be;
+    sk_umt5_config cfg;
+    sk_st_file *file;      /* kept mapped: CPU weights may be views into it */
+    sk_tensor embed;       /* [vocab, dim] */
+    sk_tensor norm;        /* [dim] */
+    sk_umt5_layer *layers; /* [num_layers] */
+    char describe[320];
+    /* forward scratch, sized for scratch_rows tokens at the first encode */
+    sk_arena arena;
+    int64_t scratch_rows;
+    float *bias_host;      /* [num_heads, rows, rows] */
+    int32_t *bucket_host;  /* [rows, rows], for bucket_len tokens */
+    int64_t bucket_len;
+};
+
+#endif
