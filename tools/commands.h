@@ -10,5 +10,6 @@ int sk_cmd_inspect(int argc, char **argv);
 int sk_cmd_generate(int argc, char **argv);
 int sk_cmd_decode(int argc, char **argv);
 int sk_cmd_encode(int argc, char **argv);
+int sk_cmd_encode_text(int argc, char **argv);
 
 #endif

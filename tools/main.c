@@ -11,6 +11,7 @@ static const sk_command k_commands[] = {
     {"generate", sk_cmd_generate, "generate latent video with a causal Wan DiT"},
     {"decode", sk_cmd_decode, "decode latents to video with the TAEHV tiny VAE (streaming)"},
     {"encode", sk_cmd_encode, "encode RGB frames to latents with the TAEHV encoder"},
+    {"encode-text", sk_cmd_encode_text, "encode a prompt with the umT5 text encoder (context file)"},
 };
 
 static void usage(FILE *o)
