@@ -139,7 +139,7 @@ int sk_cmd_decode(int argc, char **argv)
     }
     if (o.rgb_out) ps[np++] = (sk_output_params){.path = o.rgb_out, .kind = SK_OUTPUT_RGB_SAFETENSORS};
 
-    float *lat = NULL, *rgb = NULL;
+    float *lat = NULL;
     int64_t ls[4];
     sk_backend *be = NULL;
     sk_taehv *m = NULL;
@@ -173,13 +173,6 @@ int sk_cmd_decode(int argc, char **argv)
         ps[i].crf = o.crf;
     }
     SK_TRY_GOTO(st, sk_output_open_multi(ps, np, &out), done);
-    const size_t per = (size_t)(3 * H * W);
-    rgb = malloc((size_t)chunk * c->t_upscale * per * sizeof(float));
-    if (!rgb) {
-        st = SK_ERR(SK_E_OOM, "out of host memory for %d frames of %lldx%lld", chunk * 4,
-                    (long long)W, (long long)H);
-        goto done;
-    }
     SK_LOGI("decode: %lld latents %lldx%lld -> %lld frames %lldx%lld, chunk %d, %s",
             (long long)F, (long long)ls[2], (long long)ls[3], (long long)T, (long long)W,
             (long long)H, chunk, be->name);
@@ -188,11 +181,12 @@ int sk_cmd_decode(int argc, char **argv)
     for (int64_t f0 = 0; f0 < F; f0 += chunk) {
         const int64_t n = F - f0 < chunk ? F - f0 : chunk;
         int64_t sh[4] = {n, ls[1], ls[2], ls[3]};
-        sk_tensor part = sk_tensor_desc(SK_DTYPE_F32, 4, sh), fr;
+        sk_tensor part = sk_tensor_desc(SK_DTYPE_F32, 4, sh);
         part.data = lat + (size_t)f0 * (size_t)(ls[1] * ls[2] * ls[3]);
-        SK_TRY_GOTO(st, sk_taehv_dec_stream_push(s, &part, &fr), done);
-        SK_TRY_GOTO(st, sk_tensor_download_f32(&fr, rgb, (size_t)fr.shape[0] * per), done);
-        SK_TRY_GOTO(st, sk_output_write_frames(out, rgb, (int)fr.shape[0]), done);
+        const float *rgb = NULL;
+        int64_t nf = 0;
+        SK_TRY_GOTO(st, sk_taehv_dec_stream_push_host(s, &part, &rgb, &nf), done);
+        SK_TRY_GOTO(st, sk_output_write_frames(out, rgb, (int)nf), done);
         sk_progress_update(&pr, sk_taehv_dec_stream_frames(s));
     }
     sk_progress_finish(&pr);
@@ -205,7 +199,6 @@ done:
     sk_taehv_free(&m);
     sk_backend_free_(&be);
     free(lat);
-    free(rgb);
     return st == SK_OK ? 0 : fail(prog, st);
 }
 

@@ -111,6 +111,14 @@ sk_status sk_taehv_dec_stream_reset(sk_taehv_dec_stream *s);
  * [T, 3, H, W]: T = 4n - 3 for the first chunk of a stream, 4n afterwards. */
 sk_status sk_taehv_dec_stream_push(sk_taehv_dec_stream *s, const sk_tensor *latents,
                                    sk_tensor *frames_out);
+/* The same, then the frames downloaded as host f32 [T, 3, H, W] into a buffer
+ * the stream owns (allocated at the first call, sized for max_chunk; valid
+ * until the next push): what sk_output_write_frames takes. */
+sk_status sk_taehv_dec_stream_push_host(sk_taehv_dec_stream *s, const sk_tensor *latents,
+                                        const float **rgb, int64_t *n_frames);
+/* Output frame size in pixels. */
+void sk_taehv_dec_stream_frame_size(const sk_taehv_dec_stream *s, int64_t *height,
+                                    int64_t *width);
 /* Latent frames pushed so far, frames returned so far. */
 int64_t sk_taehv_dec_stream_latents(const sk_taehv_dec_stream *s);
 int64_t sk_taehv_dec_stream_frames(const sk_taehv_dec_stream *s);

@@ -27,6 +27,7 @@ struct sk_taehv_dec_stream {
     sk_arena arena;
     sk_taehv_scratch sc;
     int64_t n_latents, n_frames; /* pushed / returned so far               */
+    float *host;         /* push_host staging, [4 * max_chunk, 3, H, W] f32     */
 };
 
 int64_t sk_taehv_dec_stream_latents(const sk_taehv_dec_stream *s) { return s->n_latents; }
@@ -176,6 +177,7 @@ void sk_taehv_dec_stream_free(sk_taehv_dec_stream **ps)
     sk_taehv_dec_stream *s = *ps;
     for (int i = 0; i < SK_TAEHV_NMEM; i++) sk_tensor_free(&s->state[i]);
     sk_arena_free(&s->arena);
+    free(s->host);
     free(s);
     *ps = NULL;
 }
@@ -299,5 +301,29 @@ sk_status sk_taehv_decode_video(const sk_taehv *m, const sk_tensor *latents, int
     frames_shape[2] = H;
     frames_shape[3] = W;
     *frames_out = buf;
+    return SK_OK;
+}
+
+void sk_taehv_dec_stream_frame_size(const sk_taehv_dec_stream *s, int64_t *height, int64_t *width)
+{
+    *height = s->h * s->m->cfg.space_factor;
+    *width = s->w * s->m->cfg.space_factor;
+}
+
+sk_status sk_taehv_dec_stream_push_host(sk_taehv_dec_stream *s, const sk_tensor *latents,
+                                        const float **rgb, int64_t *n_frames)
+{
+    SK_CHECK(s && rgb && n_frames, SK_E_INVALID_ARG, "taehv: push_host without outputs");
+    const int64_t per = 3 * s->h * s->w * s->m->cfg.space_factor * s->m->cfg.space_factor;
+    if (!s->host) {
+        size_t bytes = (size_t)s->max_chunk * (size_t)s->m->cfg.t_upscale * (size_t)per * 4;
+        s->host = malloc(bytes);
+        SK_CHECK(s->host, SK_E_OOM, "taehv: out of host memory for %zu bytes of frames", bytes);
+    }
+    sk_tensor fr;
+    SK_TRY(sk_taehv_dec_stream_push(s, latents, &fr));
+    SK_TRY(sk_tensor_download_f32(&fr, s->host, (size_t)(fr.shape[0] * per)));
+    *rgb = s->host;
+    *n_frames = fr.shape[0];
     return SK_OK;
 }
