@@ -119,11 +119,14 @@ static const char *json_type(const cJSON *v)
     return "invalid";
 }
 
-/* Lexical pass over the raw header: cJSON turns "2.0", "1e3" and "+2" into
- * the same double as "2", but shapes and offsets must be plain integers.
- * Flags any number token inside an array that is not [0-9]+ without leading
- * zeros, and names the top-level key it sits under. Strings are skipped
- * (escape-aware) so tensor names may contain anything. */
+/* Lexical pass over the raw header, for what cJSON lets through.
+ * Control bytes: cJSON skips any byte <= 0x20 as whitespace and keeps raw
+ * control bytes inside strings; JSON allows neither.
+ * Numbers: cJSON turns "2.0", "1e3" and "+2" into the same double as "2",
+ * but shapes and offsets must be plain integers. Flags any number token
+ * inside an array that is not [0-9]+ without leading zeros, and names the
+ * top-level key it sits under. Strings are skipped (escape-aware) so tensor
+ * names may contain anything escaped. */
 static sk_status lex_integers(const char *h, size_t n, const char *label)
 {
     int depth = 0, arr = 0; /* arr: nesting of '[' */
@@ -132,10 +135,20 @@ static sk_status lex_integers(const char *h, size_t n, const char *label)
         char c = h[i];
         if (c == '"') {
             size_t s = ++i;
-            while (i < n && h[i] != '"') i += (h[i] == '\\') ? 2 : 1;
+            while (i < n && h[i] != '"') {
+                if ((unsigned char)h[i] < 0x20)
+                    return FAIL(SK_E_FORMAT, label, NULL,
+                                "raw control byte 0x%02x inside a string at header byte %zu "
+                                "(JSON needs it escaped)", (unsigned char)h[i], i);
+                i += (h[i] == '\\') ? 2 : 1;
+            }
             if (depth == 1) { key_at = s; key_len = (i < n ? i : n) - s; }
             continue;
         }
+        if ((unsigned char)c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return FAIL(SK_E_FORMAT, label, NULL,
+                        "control byte 0x%02x at header byte %zu is not valid JSON",
+                        (unsigned char)c, i);
         if (c == '{') depth++;
         else if (c == '}') depth--;
         else if (c == '[') arr++;

@@ -23,7 +23,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 secs=${SK_FUZZ_SECONDS:-60}
 if [ "$secs" != "0" ]; then
   echo "== fuzz safetensors parser for ${secs}s"
-  CC=clang cmake -S . -B build-fuzz -DSK_FUZZ=ON -DSK_TESTS=OFF -DSK_CUDA=OFF -DSK_FFMPEG=OFF >/dev/null
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSK_FUZZ=ON -DSK_TESTS=OFF -DSK_CUDA=OFF -DSK_FFMPEG=OFF >/dev/null
   cmake --build build-fuzz -j "$jobs" --target fuzz_safetensors
   mkdir -p build-fuzz/corpus
   ./build-fuzz/fuzz_safetensors -max_total_time="$secs" -max_len=65536 \

@@ -134,6 +134,10 @@ BAD(header_len_past_eof, mk(64, "{}      ", 8, 0), SK_E_FORMAT, "truncated")
 BAD(not_json, mkh("{\"a\": {\"dtype\": ", 0), SK_E_FORMAT, "not valid JSON")
 BAD(not_object, mkh("[1, 2]  ", 0), SK_E_FORMAT, "does not start with '{'")
 BAD(nul_padding, mk(8, "{}\0\0\0\0\0\0", 8, 0), SK_E_FORMAT, "NUL byte")
+BAD(control_byte, mkh("{\"w\"\x01:{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1),
+    SK_E_FORMAT, "control byte 0x01 at header byte 4")
+BAD(raw_newline_in_name, mkh("{\"w\nx\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1),
+    SK_E_FORMAT, "raw control byte 0x0a inside a string")
 BAD(trailing_garbage, mkh("{}    xy", 0), SK_E_FORMAT, "after the JSON header")
 
 /* dtype */
