@@ -29,6 +29,7 @@ extern char **environ;
 #include "runtime/progress.h"
 #include "runtime/safetensors.h"
 
+#ifdef SK_HAVE_STB /* PNGs are read back with stb_image (libstb-dev) */
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
@@ -39,6 +40,7 @@ extern char **environ;
 #include <stb/stb_image.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -642,6 +644,18 @@ Test(output, png_dir_inside_a_file_fails)
     p.path = file; /* the dir itself is a file */
     cr_assert_eq(sk_output_open(&p, &o), SK_E_IO);
     cr_assert(strstr(sk_error_message(), "not a directory"), "%s", sk_error_message());
+}
+
+#else /* !SK_HAVE_STB */
+
+Test(output, png_unsupported_without_stb)
+{
+    sk_output_params p = vparams(tpath("frames"), 8, 8);
+    p.kind = SK_OUTPUT_PNG_DIR;
+    sk_output *o = NULL;
+    cr_assert_eq(sk_output_open(&p, &o), SK_E_UNSUPPORTED);
+    cr_assert_null(o);
+    cr_assert(strstr(sk_error_message(), "libstb-dev"), "%s", sk_error_message());
 }
 
 #endif
