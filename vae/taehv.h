@@ -108,7 +108,9 @@ void sk_taehv_dec_stream_free(sk_taehv_dec_stream **s);
 /* Back to the start of a stream (zero states, trim re-armed); no allocation. */
 sk_status sk_taehv_dec_stream_reset(sk_taehv_dec_stream *s);
 /* latents [n, z, lat_h, lat_w], 1 <= n <= max_chunk. frames_out gets a view
- * [T, 3, H, W]: T = 4n - 3 for the first chunk of a stream, 4n afterwards. */
+ * [T, 3, H, W]: T = 4n - 3 for the first chunk of a stream, 4n afterwards.
+ * Argument errors leave the stream untouched; after a failure inside the
+ * forward (a backend error) the MemBlock states are undefined: reset. */
 sk_status sk_taehv_dec_stream_push(sk_taehv_dec_stream *s, const sk_tensor *latents,
                                    sk_tensor *frames_out);
 /* The same, then the frames downloaded as host f32 [T, 3, H, W] into a buffer
