@@ -121,7 +121,7 @@ sk_status sk_output_write(sk_output *o, const float *rgb);
 /* Writes t frames stored back to back: rgb = [t, 3, H, W] f32. */
 sk_status sk_output_write_frames(sk_output *o, const float *rgb, int t);
 
-/* Frames written so far. */
+/* Frames accepted by write so far (with queue_frames > 0 some may still be queued). */
 int64_t sk_output_frames(const sk_output *o);
 /* The path / URL as opened (for a tee, the first sink's); valid until close. */
 const char *sk_output_path(const sk_output *o);
