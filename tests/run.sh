@@ -17,8 +17,20 @@ ctest --test-dir build -L cpu --output-on-failure -j "$jobs"
 echo "== CPU tests under ASan+UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSK_SANITIZE=ON -DSK_CUDA=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
+# Criterion runs each test in a forked child and reports it passed even when
+# LeakSanitizer complains at the child's exit, so the log is scanned as well.
+log=build-asan/ctest-sanitizers.log
+set +e
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan -L cpu --output-on-failure -j "$jobs"
+  ctest --test-dir build-asan -L cpu -V -j "$jobs" >"$log" 2>&1
+rc=$?
+set -e
+grep -E "tests passed|tests failed|Test +#" "$log" | tail -40
+if [ $rc -ne 0 ] || grep -qE "ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:" "$log"; then
+  grep -nE -A25 "ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:|Failed|FAIL" "$log" | head -150
+  echo "sanitizer run failed (full log: $log)" >&2
+  exit 1
+fi
 
 secs=${SK_FUZZ_SECONDS:-60}
 if [ "$secs" != "0" ]; then
