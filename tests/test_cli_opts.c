@@ -216,3 +216,32 @@ Test(cli_opts, value_str)
     cr_expect_str_eq(sk_opt_value_str(&table[8], buf, sizeof buf), "cuda");
     cr_expect_str_eq(sk_opt_value_str(&table[9], buf, sizeof buf), "off");
 }
+
+Test(cli_opts, help_wraps_long_lines_but_not_defaults)
+{
+    int n = 12345678;
+    const sk_opt t[] = {
+        {"number", 0, SK_OPT_INT, &n,
+         .help = "a deliberately long help text that goes on and on about what this option "
+                 "does so that it has to wrap at least once or twice in the help output",
+         .env = "SKT_NUMBER"},
+    };
+    sk_cli cli = {"sinkstream w", NULL, NULL, t, 1, 0, 0};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    sk_cli_help(&cli, mem);
+    fclose(mem);
+    int lines = 0;
+    for (char *line = buf, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        cr_expect_leq(nl - line, 100, "line too long: %.*s", (int)(nl - line), line);
+        lines++;
+    }
+    cr_expect_gt(lines, 5, "%s", buf);
+    cr_expect(strstr(buf, "(default: 12345678)"), "%s", buf);
+    cr_expect(strstr(buf, "[env SKT_NUMBER]"), "%s", buf);
+    cr_expect(strchr(buf, '\1') == NULL, "no marker bytes leak");
+    free(buf);
+}

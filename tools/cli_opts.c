@@ -385,9 +385,37 @@ static const char *default_metavar(const sk_opt *o)
     }
 }
 
+/* Help text starts at this column; lines wrap before HELP_WIDTH. */
+#define HELP_COL 30
+#define HELP_WIDTH 100
+
+/* Prints text word-wrapped into [HELP_COL, HELP_WIDTH); the cursor is at
+ * HELP_COL. A \1 byte prints as a space that never breaks. */
+static void print_wrapped(const char *text, FILE *out)
+{
+    int col = HELP_COL;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        size_t w = strcspn(p, " ");
+        if (!w) break;
+        if (col > HELP_COL && col + 1 + (int)w > HELP_WIDTH) {
+            fprintf(out, "\n%*s", HELP_COL, "");
+            col = HELP_COL;
+        } else if (col > HELP_COL) {
+            fputc(' ', out);
+            col++;
+        }
+        for (size_t k = 0; k < w; k++) fputc(p[k] == '\1' ? ' ' : p[k], out);
+        col += (int)w;
+        p += w;
+    }
+    fputc('\n', out);
+}
+
 static void print_opt(const sk_opt *o, FILE *out)
 {
-    char left[160], def[512];
+    char left[160], def[512], text[1400];
     int at = 0;
     if (o->short_name) at = snprintf(left, sizeof left, "-%c, ", o->short_name);
     else at = snprintf(left, sizeof left, "    ");
@@ -395,26 +423,33 @@ static void print_opt(const sk_opt *o, FILE *out)
         snprintf(left + at, sizeof left - (size_t)at, "--%s", o->name);
     else
         snprintf(left + at, sizeof left - (size_t)at, "--%s %s", o->name, default_metavar(o));
-    if (strlen(left) <= 26) fprintf(out, "  %-26s  ", left);
-    else fprintf(out, "  %s\n  %-26s  ", left, "");
-    fprintf(out, "%s", o->help ? o->help : "");
+    if (strlen(left) <= HELP_COL - 4) fprintf(out, "  %-*s  ", HELP_COL - 4, left);
+    else fprintf(out, "  %s\n%*s", left, HELP_COL, "");
 
     if (o->def_text) snprintf(def, sizeof def, "%s", o->def_text);
     else sk_opt_value_str(o, def, sizeof def);
     /* A flag that is off and a string with no value have nothing to say. */
     int show = def[0] && !(o->type == SK_OPT_FLAG && !o->def_text && !*(int *)o->field);
-    if (show && o->type == SK_OPT_FLAG && !o->def_text)
-        fprintf(out, " (default: on; --no-%s turns it off)", o->name);
-    else if (show) fprintf(out, " (default: %s)", def);
-    if (o->env) fprintf(out, " [env %s]", o->env);
-    fprintf(out, "\n");
+    size_t n = (size_t)snprintf(text, sizeof text, "%s", o->help ? o->help : "");
+    if (show && o->type == SK_OPT_FLAG && !o->def_text && n < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n, " (default: on; --no-%s turns it off)",
+                              o->name);
+    else if (show && n < sizeof text)
+        n += (size_t)snprintf(text + n, sizeof text - n, " (default: %s)", def);
+    if (o->env && n < sizeof text) snprintf(text + n, sizeof text - n, " [env %s]", o->env);
+    /* Keep "(default: ...)" and "[env ...]" on one line each (scripts grep
+     * for them): their spaces become \1, which wrapping does not split. */
+    size_t hl = strlen(o->help ? o->help : "");
+    for (size_t k = hl + 1; k < sizeof text && text[k]; k++)
+        if (text[k] == ' ' && text[k - 1] != ')' && text[k - 1] != ']') text[k] = '\1';
+    print_wrapped(text, out);
 }
 
 void sk_cli_help(const sk_cli *cli, FILE *out)
 {
     fprintf(out, "usage: %s %s\n", cli->prog, cli->args ? cli->args : "[options]");
     if (cli->summary) fprintf(out, "\n%s\n", cli->summary);
-    fprintf(out, "\noptions:\n  %-26s  show this help and exit\n", "-h, --help");
+    fprintf(out, "\noptions:\n  %-*s  show this help and exit\n", HELP_COL - 4, "-h, --help");
     for (int i = 0; i < cli->n_opts; i++) {
         const sk_opt *o = &cli->opts[i];
         if (o->type == SK_OPT_GROUP) fprintf(out, "\n%s:\n", o->name);
