@@ -122,7 +122,11 @@ Test(ops_norm, modulate_ln_equals_layernorm_then_modulate)
     TT_OK(sk_op_modulate(be, &y2, &n, &m, 4, 1, RPG, 0, 1e-6f));
     float *a = tt_get(&y1), *b = tt_get(&y2);
     TT_CLOSE(a, b, (size_t)(G * RPG * D), 1e-12, 1e-6, 1e-6);
-    free(a), free(b);
+    /* in place (y == x) gives the same as out of place */
+    TT_OK(sk_op_modulate(be, &x, &x, &m, 4, 1, RPG, 1, 1e-6f));
+    float *c = tt_get(&x);
+    cr_assert(memcmp(a, c, (size_t)(G * RPG * D) * sizeof(float)) == 0, "in-place modulate differs");
+    free(a), free(b), free(c);
     sk_tensor_free(&x), sk_tensor_free(&m), sk_tensor_free(&n), sk_tensor_free(&y1);
     sk_tensor_free(&y2);
 }
