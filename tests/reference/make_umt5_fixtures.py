@@ -296,7 +296,12 @@ def main():
         "config": cfg, "special_ids": {"pad": 0, "eos": 1, "bos": 2, "unk": 3},
         "weights": "umt5_tiny.safetensors", "expected": "umt5_tiny_expected.safetensors",
         "tokenizer": "spiece_tiny.model", "prompts": prompts,
+        "command": "/usr/bin/python3 tests/reference/make_umt5_fixtures.py",
+        "files_sha256": {},
     }
+    for fn in ("spiece_tiny.model", "umt5_tiny.safetensors", "umt5_tiny_expected.safetensors"):
+        with open(os.path.join(outdir, fn), "rb") as fp:
+            manifest["files_sha256"][fn] = hashlib.sha256(fp.read()).hexdigest()
     with open(os.path.join(outdir, "manifest.json"), "w", encoding="utf-8") as fp:
         json.dump(manifest, fp, indent=1, ensure_ascii=True)
         fp.write("\n")
