@@ -215,3 +215,56 @@ Test(kv_cache, bad_params_are_refused)
     cr_expect_eq(pol, SK_KV_SINK);
     sk_backend_free_(&be);
 }
+
+/* LongLive KV-recache indices (spec §5.6), hand-computed for sink 3, window 9:
+ * after 12 frames the cache keeps 0,1,2 + 6..11; a recache of frames 3..11
+ * (start > 0, so the sink is protected) rewrites only 6..11; frames 3..5 are
+ * query-only. After 6 frames a recache of 0..5 starts at frame 0 and rewrites
+ * everything, sink included. Indices never move. */
+Test(kv_cache, recompute_after_prompt_switch)
+{
+    sk_backend *be;
+    ok(sk_backend_cpu_create(&be), "cpu");
+    sk_kv_cache *c = make(be, SK_KV_SINK, 9, 3, 3);
+    for (int64_t f0 = 0; f0 < 12; f0 += 3) {
+        ok(sk_kv_begin_chunk(c, f0, 3), "begin");
+        write_chunk(c, be, f0, 3);
+        sk_kv_commit(c);
+    }
+    cr_expect_neq(sk_kv_begin_recompute(c, 2, 9, 1), SK_OK, "must end at the last frame");
+    cr_expect_neq(sk_kv_begin_recompute(c, 1, 11, 1), SK_OK, "more than the window");
+    ok(sk_kv_begin_recompute(c, 3, 9, 1), "recompute 3..11");
+    /* the pass writes K of frames 3..11 tagged as frame + 100 */
+    write_chunk(c, be, 103, 9);
+    int64_t got[16];
+    int n = read_frames(c, 0, got, 16);
+    cr_assert_eq(n, 9, "the pass sees everything cached");
+    int seen[200] = {0};
+    for (int i = 0; i < n; i++) seen[got[i]] = 1;
+    for (int f = 0; f < 3; f++) cr_expect(seen[f], "sink frame %d keeps its old K/V", f);
+    for (int f = 106; f < 112; f++) cr_expect(seen[f], "frame %d rewritten", f - 100);
+    for (int f = 103; f < 106; f++) cr_expect(!seen[f], "frame %d is query-only", f - 100);
+    sk_kv_commit(c);
+    cr_expect_eq(sk_kv_global_end(c), 12 * S, "indices do not move");
+    sk_kv_cache_free(&c);
+
+    c = make(be, SK_KV_SINK, 9, 3, 3);
+    for (int64_t f0 = 0; f0 < 6; f0 += 3) {
+        ok(sk_kv_begin_chunk(c, f0, 3), "begin");
+        write_chunk(c, be, f0, 3);
+        sk_kv_commit(c);
+    }
+    ok(sk_kv_begin_recompute(c, 0, 6, 0), "recompute 0..5");
+    write_chunk(c, be, 100, 6);
+    n = read_frames(c, 1, got, 16);
+    cr_assert_eq(n, 6);
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < n; i++) seen[got[i]] = 1;
+    for (int f = 100; f < 106; f++) cr_expect(seen[f], "frame %d rewritten (sink too)", f - 100);
+    sk_kv_commit(c);
+    /* generation goes on from frame 6 */
+    ok(sk_kv_begin_chunk(c, 6, 3), "next chunk");
+    sk_kv_abort(c);
+    sk_kv_cache_free(&c);
+    sk_backend_free_(&be);
+}
