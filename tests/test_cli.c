@@ -455,3 +455,198 @@ Test(cli, inspect_directory)
     cr_expect(strstr(r.out, "Wan DiT"), "%s", r.out);
     run_free(&r);
 }
+
+/* ----------------------------------------- full-size headers (sparse files)
+ * The released checkpoints' key lists, rebuilt here from the specs
+ * (spec-wan-causal-dit.md §4.1, spec-taehv-umt5.md A8) as a header-only file
+ * whose data area is a hole (ftruncate): inspect must name the model and
+ * count exactly the parameters the specs state. Nothing reads the data. */
+
+typedef struct {
+    cJSON *root;
+    uint64_t off, params;
+    int count;
+} hdr_builder;
+
+static void hb_add(hdr_builder *b, const char *name, int nd, const int64_t *shape)
+{
+    cJSON *e = cJSON_AddObjectToObject(b->root, name);
+    cJSON_AddStringToObject(e, "dtype", "BF16");
+    cJSON *s = cJSON_AddArrayToObject(e, "shape");
+    uint64_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        cJSON_AddItemToArray(s, cJSON_CreateNumber((double)shape[i]));
+        n *= (uint64_t)shape[i];
+    }
+    cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+    cJSON_AddItemToArray(o, cJSON_CreateNumber((double)b->off));
+    cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(b->off + 2 * n)));
+    b->off += 2 * n;
+    b->params += n;
+    b->count++;
+}
+
+#define HB(b, nd, ...) hb_add((b), key, (nd), (const int64_t[]){__VA_ARGS__})
+
+static void hb_write(hdr_builder *b, const char *path)
+{
+    char *js = cJSON_PrintUnformatted(b->root);
+    size_t n = strlen(js);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    unsigned char pre[8];
+    for (int i = 0; i < 8; i++) pre[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    fwrite(pre, 1, 8, f);
+    fwrite(js, 1, n, f);
+    fclose(f);
+    cr_assert_eq(truncate(path, (off_t)(8 + n + b->off)), 0, "sparse file %s", path);
+    free(js);
+    cJSON_Delete(b->root);
+}
+
+static void wan_keys(hdr_builder *b, int64_t D, int64_t F, int L, int64_t C)
+{
+    char key[128];
+    const char *pair_w[] = {"text_embedding.0", "text_embedding.2", "time_embedding.0",
+                            "time_embedding.2"};
+    const int64_t in_w[] = {4096, D, 256, D};
+    snprintf(key, sizeof key, "patch_embedding.weight"), HB(b, 5, D, C, 1, 2, 2);
+    snprintf(key, sizeof key, "patch_embedding.bias"), HB(b, 1, D);
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "%s.weight", pair_w[i]), HB(b, 2, D, in_w[i]);
+        snprintf(key, sizeof key, "%s.bias", pair_w[i]), HB(b, 1, D);
+    }
+    snprintf(key, sizeof key, "time_projection.1.weight"), HB(b, 2, 6 * D, D);
+    snprintf(key, sizeof key, "time_projection.1.bias"), HB(b, 1, 6 * D);
+    for (int l = 0; l < L; l++) {
+        snprintf(key, sizeof key, "blocks.%d.modulation", l), HB(b, 3, 1, 6, D);
+        const char *att[] = {"self_attn", "cross_attn"};
+        for (int a = 0; a < 2; a++) {
+            for (const char *x = "qkvo"; *x; x++) {
+                snprintf(key, sizeof key, "blocks.%d.%s.%c.weight", l, att[a], *x), HB(b, 2, D, D);
+                snprintf(key, sizeof key, "blocks.%d.%s.%c.bias", l, att[a], *x), HB(b, 1, D);
+            }
+            snprintf(key, sizeof key, "blocks.%d.%s.norm_q.weight", l, att[a]), HB(b, 1, D);
+            snprintf(key, sizeof key, "blocks.%d.%s.norm_k.weight", l, att[a]), HB(b, 1, D);
+        }
+        snprintf(key, sizeof key, "blocks.%d.norm3.weight", l), HB(b, 1, D);
+        snprintf(key, sizeof key, "blocks.%d.norm3.bias", l), HB(b, 1, D);
+        snprintf(key, sizeof key, "blocks.%d.ffn.0.weight", l), HB(b, 2, F, D);
+        snprintf(key, sizeof key, "blocks.%d.ffn.0.bias", l), HB(b, 1, F);
+        snprintf(key, sizeof key, "blocks.%d.ffn.2.weight", l), HB(b, 2, D, F);
+        snprintf(key, sizeof key, "blocks.%d.ffn.2.bias", l), HB(b, 1, D);
+    }
+    snprintf(key, sizeof key, "head.modulation"), HB(b, 3, 1, 2, D);
+    snprintf(key, sizeof key, "head.head.weight"), HB(b, 2, 4 * C, D);
+    snprintf(key, sizeof key, "head.head.bias"), HB(b, 1, 4 * C);
+}
+
+static void memblock(hdr_builder *b, const char *part, int i, int64_t C)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%d.conv.0.weight", part, i), HB(b, 4, C, 2 * C, 3, 3);
+    snprintf(key, sizeof key, "%s.%d.conv.0.bias", part, i), HB(b, 1, C);
+    snprintf(key, sizeof key, "%s.%d.conv.2.weight", part, i), HB(b, 4, C, C, 3, 3);
+    snprintf(key, sizeof key, "%s.%d.conv.2.bias", part, i), HB(b, 1, C);
+    snprintf(key, sizeof key, "%s.%d.conv.4.weight", part, i), HB(b, 4, C, C, 3, 3);
+    snprintf(key, sizeof key, "%s.%d.conv.4.bias", part, i), HB(b, 1, C);
+}
+
+static void taehv_keys(hdr_builder *b, int64_t z, int64_t p)
+{
+    char key[128];
+    snprintf(key, sizeof key, "encoder.0.weight"), HB(b, 4, 64, 3 * p * p, 3, 3);
+    snprintf(key, sizeof key, "encoder.0.bias"), HB(b, 1, 64);
+    snprintf(key, sizeof key, "encoder.2.conv.weight"), HB(b, 4, 64, 128, 1, 1);
+    snprintf(key, sizeof key, "encoder.7.conv.weight"), HB(b, 4, 64, 128, 1, 1);
+    snprintf(key, sizeof key, "encoder.12.conv.weight"), HB(b, 4, 64, 64, 1, 1);
+    for (int i = 3; i <= 13; i += 5) snprintf(key, sizeof key, "encoder.%d.weight", i), HB(b, 4, 64, 64, 3, 3);
+    const int enc_mb[] = {4, 5, 6, 9, 10, 11, 14, 15, 16};
+    for (int i = 0; i < 9; i++) memblock(b, "encoder", enc_mb[i], 64);
+    snprintf(key, sizeof key, "encoder.17.weight"), HB(b, 4, z, 64, 3, 3);
+    snprintf(key, sizeof key, "encoder.17.bias"), HB(b, 1, z);
+    snprintf(key, sizeof key, "decoder.1.weight"), HB(b, 4, 256, z, 3, 3);
+    snprintf(key, sizeof key, "decoder.1.bias"), HB(b, 1, 256);
+    for (int i = 3; i <= 5; i++) memblock(b, "decoder", i, 256);
+    for (int i = 9; i <= 11; i++) memblock(b, "decoder", i, 128);
+    for (int i = 15; i <= 17; i++) memblock(b, "decoder", i, 64);
+    snprintf(key, sizeof key, "decoder.7.conv.weight"), HB(b, 4, 256, 256, 1, 1);
+    snprintf(key, sizeof key, "decoder.13.conv.weight"), HB(b, 4, 256, 128, 1, 1);
+    snprintf(key, sizeof key, "decoder.19.conv.weight"), HB(b, 4, 128, 64, 1, 1);
+    snprintf(key, sizeof key, "decoder.8.weight"), HB(b, 4, 128, 256, 3, 3);
+    snprintf(key, sizeof key, "decoder.14.weight"), HB(b, 4, 64, 128, 3, 3);
+    snprintf(key, sizeof key, "decoder.20.weight"), HB(b, 4, 64, 64, 3, 3);
+    snprintf(key, sizeof key, "decoder.22.weight"), HB(b, 4, 3 * p * p, 64, 3, 3);
+    snprintf(key, sizeof key, "decoder.22.bias"), HB(b, 1, 3 * p * p);
+}
+
+static cJSON *inspect_json(const char *path)
+{
+    run_result r = run("inspect", "--json", "-n", "0", path, NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert_not_null(j, "%s", r.out);
+    run_free(&r);
+    return j;
+}
+
+Test(cli, inspect_released_wan_sizes)
+{
+    static const struct {
+        int64_t D, F;
+        int L;
+        int64_t C;
+        double params; /* from spec-wan-causal-dit.md §1 */
+        const char *name;
+    } k[] = {
+        {1536, 8960, 30, 16, 1418996800.0, "Wan2.1-T2V-1.3B"},
+        {3072, 14336, 30, 48, 4999787712.0, "Wan2.2-TI2V-5B"},
+    };
+    char path[400];
+    snprintf(path, sizeof path, "%s/big.safetensors", g_dir);
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        hdr_builder b = {cJSON_CreateObject(), 0, 0, 0};
+        wan_keys(&b, k[i].D, k[i].F, k[i].L, k[i].C);
+        cr_expect_eq(b.count, 825, "spec: 825 tensors");
+        hb_write(&b, path);
+        cJSON *j = inspect_json(path);
+        cr_expect_eq(cJSON_GetObjectItem(j, "parameters")->valuedouble, k[i].params, "%s",
+                     k[i].name);
+        cJSON *L = cJSON_GetObjectItem(j, "layout");
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(L, "matches")), "no known model named");
+        cr_expect(strstr(cJSON_GetObjectItem(L, "matches")->valuestring, k[i].name), "%s",
+                  cJSON_GetObjectItem(L, "matches")->valuestring);
+        cr_expect_eq(cJSON_GetObjectItem(L, "num_heads")->valueint, (int)(k[i].D / 128));
+        cr_expect_eq(cJSON_GetObjectItem(L, "num_layers")->valueint, k[i].L);
+        cr_expect_eq(cJSON_GetObjectItem(L, "ffn_dim")->valueint, (int)k[i].F);
+        cr_expect_eq(cJSON_GetObjectItem(L, "out_dim")->valueint, (int)k[i].C);
+        cr_expect_eq(cJSON_GetObjectItem(L, "text_dim")->valueint, 4096);
+        cr_expect_eq(cJSON_GetObjectItem(L, "freq_dim")->valueint, 256);
+        cJSON_Delete(j);
+        unlink(path);
+    }
+}
+
+Test(cli, inspect_released_taehv)
+{
+    static const struct {
+        int64_t z, p;
+        double params; /* from spec-taehv-umt5.md A1 */
+        const char *variant;
+    } k[] = {{16, 1, 11315539.0, "taew2_1"}, {48, 2, 11418108.0, "taew2_2"}};
+    char path[400];
+    snprintf(path, sizeof path, "%s/tae.safetensors", g_dir);
+    for (size_t i = 0; i < 2; i++) {
+        hdr_builder b = {cJSON_CreateObject(), 0, 0, 0};
+        taehv_keys(&b, k[i].z, k[i].p);
+        cr_expect_eq(b.count, 128, "spec: 128 tensors");
+        hb_write(&b, path);
+        cJSON *j = inspect_json(path);
+        cr_expect_eq(cJSON_GetObjectItem(j, "parameters")->valuedouble, k[i].params);
+        cJSON *L = cJSON_GetObjectItem(j, "layout");
+        cr_expect_str_eq(cJSON_GetObjectItem(L, "variant")->valuestring, k[i].variant);
+        cr_expect_eq(cJSON_GetObjectItem(L, "decoder_width")->valueint, 256);
+        cJSON_Delete(j);
+        unlink(path);
+    }
+}
