@@ -376,6 +376,24 @@ Test(cli, inspect_umt5_both_namings)
     run_free(&r);
 }
 
+Test(cli, inspect_lora_adapter)
+{
+    const spec s[] = {
+        {"base_model.model.blocks.0.self_attn.q.lora_A.weight", 2, {8, 64}},
+        {"base_model.model.blocks.0.self_attn.q.lora_B.weight", 2, {64, 8}},
+        {"base_model.model.blocks.2.ffn.0.lora_A.weight", 2, {8, 64}},
+        {"base_model.model.blocks.2.ffn.0.lora_B.weight", 2, {128, 8}},
+    };
+    char path[400];
+    snprintf(path, sizeof path, "%s/lora.safetensors", g_dir);
+    write_model(path, "", s, 4);
+    run_result r = run("inspect", path, NULL);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "LoRA adapter: 2 adapted layers") && strstr(r.out, "rank 8") &&
+              strstr(r.out, "over 3 blocks"), "%s", r.out);
+    run_free(&r);
+}
+
 Test(cli, inspect_unknown_layout_and_all)
 {
     spec s[25];

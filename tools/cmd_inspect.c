@@ -281,14 +281,55 @@ static int detect_umt5(const sk_st_file *f, layout *L)
     return 1;
 }
 
+/* A LoRA adapter on its own (LongLive's lora.pt converted to safetensors):
+ * PEFT names "<...>.q.lora_A.weight" [r, in] / "lora_B.weight" [out, r]. */
+static int detect_lora(const sk_st_file *f, layout *L)
+{
+    int na = 0, nb = 0;
+    int64_t rank = -1;
+    int mixed = 0;
+    for (int i = 0; i < f->n_tensors; i++) {
+        const sk_st_tensor *t = &f->tensors[i];
+        if (strstr(t->name, ".lora_A.") || strstr(t->name, ".lora_down.")) {
+            na++;
+            if (t->ndim == 2) {
+                if (rank >= 0 && rank != t->shape[0]) mixed = 1;
+                rank = t->shape[0];
+            }
+        } else if (strstr(t->name, ".lora_B.") || strstr(t->name, ".lora_up.")) {
+            nb++;
+        }
+    }
+    if (!na) return 0;
+    int blocks = 0;
+    for (int i = 0; i < f->n_tensors; i++) {
+        const char *b = strstr(f->tensors[i].name, "blocks.");
+        if (b && b[7] >= '0' && b[7] <= '9') {
+            int v = atoi(b + 7) + 1;
+            if (v > blocks && v < 100000) blocks = v;
+        }
+    }
+    cJSON *j = L->json = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", "lora");
+    cJSON_AddNumberToObject(j, "adapted_layers", na);
+    cJSON_AddNumberToObject(j, "rank", mixed ? -1 : (double)rank);
+    cJSON_AddNumberToObject(j, "blocks", blocks);
+    snprintf(L->text, sizeof L->text,
+             "LoRA adapter: %d adapted layers (%d lora_A, %d lora_B), rank %s%" PRId64
+             ", over %d blocks%s", na, na, nb, mixed ? "mixed, last " : "", rank, blocks,
+             na != nb ? "; WARNING: lora_A and lora_B counts differ" : "");
+    return 1;
+}
+
 static void detect(const sk_st_file *f, layout *L)
 {
     L->text[0] = 0;
     L->json = NULL;
-    if (detect_wan(f, L) || detect_taehv(f, L) || detect_umt5(f, L)) return;
+    if (detect_wan(f, L) || detect_taehv(f, L) || detect_umt5(f, L) || detect_lora(f, L)) return;
     L->json = cJSON_CreateObject();
     cJSON_AddStringToObject(L->json, "name", "unknown");
-    snprintf(L->text, sizeof L->text, "unknown layout (not a Wan DiT, TAEHV or umT5 checkpoint)");
+    snprintf(L->text, sizeof L->text,
+             "unknown layout (not a Wan DiT, TAEHV, umT5 or LoRA checkpoint)");
 }
 
 /* --------------------------------------------------------------- output */
