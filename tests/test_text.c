@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -660,4 +661,58 @@ Test(text, cli_encode_text_writes_context)
     /* runtime failure (no tokenizer anywhere) exits 1 */
     cr_assert_eq(run_cli("encode-text", "--text-encoder", WEIGHTS, "--prompt", "x", "--out", out,
                          NULL), 1);
+}
+
+/* Diffusers layout: text_encoder/{config.json, model.safetensors.index.json, shards} */
+Test(text, sharded_hf_folder_binds)
+{
+    char dir[300], path[400];
+    snprintf(dir, sizeof dir, "%s/text_encoder", g_dir);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    sk_st_file *f = NULL;
+    TT_OK(sk_st_open(WEIGHTS, &f));
+    sk_st_writer *w[2] = {NULL, NULL};
+    TT_OK(sk_st_writer_create(&w[0]));
+    TT_OK(sk_st_writer_create(&w[1]));
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    FILE *idx = fopen(path, "w");
+    fprintf(idx, "{\"metadata\": {\"total_size\": 1}, \"weight_map\": {");
+    for (int i = 0; i < f->n_tensors; i++) {
+        const sk_st_tensor *t = &f->tensors[i];
+        char buf[256];
+        const char *hf = to_hf(t->name, buf, sizeof buf);
+        int shard = i % 2;
+        TT_OK(sk_st_writer_add_raw(w[shard], hf, t->dtype, t->ndim, t->shape, t->data, t->nbytes));
+        fprintf(idx, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "", hf,
+                shard + 1);
+    }
+    fprintf(idx, "}}");
+    fclose(idx);
+    for (int s = 0; s < 2; s++) {
+        snprintf(path, sizeof path, "%s/model-0000%d-of-00002.safetensors", dir, s + 1);
+        TT_OK(sk_st_writer_save(w[s], path));
+        sk_st_writer_free(&w[s]);
+    }
+    sk_st_close(&f);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *cf = fopen(path, "w");
+    fprintf(cf, "{\"d_model\": %d, \"relative_attention_max_distance\": 128, \"text_len\": 16}",
+            cfg_int("dim"));
+    fclose(cf);
+
+    sk_umt5 *m = NULL;
+    TT_OK(sk_umt5_load(g_be, dir, NULL, &m));
+    cr_assert_eq(sk_umt5_config_of(m)->text_len, 16, "the folder's config.json was not read");
+    encode_fixture_prompts(m, "sharded HF folder");
+    sk_umt5_free(&m);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    TT_OK(sk_umt5_load(g_be, path, NULL, &m));
+    encode_fixture_prompts(m, "sharded HF index");
+    sk_umt5_free(&m);
+
+    /* a shard the index names but that is missing */
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    cr_assert_eq(unlink(path), 0);
+    TT_FAILS(sk_umt5_load(g_be, dir, NULL, &m), SK_E_IO, "model-00002-of-00002.safetensors");
+    cr_assert_null(m);
 }

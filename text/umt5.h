@@ -39,9 +39,11 @@ typedef struct {
 
 typedef struct sk_umt5 sk_umt5;
 
-/* Loads and binds weights from a safetensors file onto backend be.
- * config_json may be NULL. The file stays mapped while the model lives
- * (the CPU backend uses the mapping directly when alignment allows). */
+/* Loads and binds weights onto backend be from path: a .safetensors file, a
+ * Hugging Face model.safetensors.index.json (sharded), or a folder holding
+ * either (Diffusers text_encoder/, whose config.json is then used when
+ * config_json is NULL). config_json may be NULL. Files stay mapped while the
+ * model lives (the CPU backend uses the mapping directly when aligned). */
 sk_status sk_umt5_load(sk_backend *be, const char *path, const char *config_json, sk_umt5 **out);
 void sk_umt5_free(sk_umt5 **m); /* accepts NULL; NULLs the pointer */
 

@@ -15,7 +15,10 @@ typedef struct {
 struct sk_umt5 {
     sk_backend *be;
     sk_umt5_config cfg;
-    sk_st_file *file;      /* kept mapped: CPU weights may be views into it */
+    sk_st_file **files;    /* kept mapped: CPU weights may be views into them */
+    int n_files;           /* 1, or the shards of a sharded checkpoint */
+    const sk_st_tensor **all; /* every tensor of every file */
+    int n_all;
     sk_tensor embed;       /* [vocab, dim] */
     sk_tensor norm;        /* [dim] */
     sk_umt5_layer *layers; /* [num_layers] */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "runtime/log.h"
 #include "umt5_internal.h"
@@ -230,7 +231,8 @@ static sk_status place(sk_backend *be, const sk_st_tensor *t, sk_tensor *out)
 
 static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
 {
-    sk_st_file *f = m->file;
+    const sk_st_tensor *const *all = m->all;
+    const int n_all = m->n_all;
     const sk_umt5_config *c = &m->cfg;
     char nb[256], nb2[256], s1[96], s2[96];
 
@@ -238,17 +240,17 @@ static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
     int64_t max_layer = -1;
     int n_ignored = 0, n_unexpected = 0;
     char unexpected[512] = "";
-    int *slot_of = calloc((size_t)f->n_tensors + 1, sizeof *slot_of);
-    int64_t *layer_of = calloc((size_t)f->n_tensors + 1, sizeof *layer_of);
-    int *alias_of = calloc((size_t)f->n_tensors + 1, sizeof *alias_of);
+    int *slot_of = calloc((size_t)n_all + 1, sizeof *slot_of);
+    int64_t *layer_of = calloc((size_t)n_all + 1, sizeof *layer_of);
+    int *alias_of = calloc((size_t)n_all + 1, sizeof *alias_of);
     bound *b = NULL;
     sk_status st = SK_OK;
     if (!slot_of || !layer_of || !alias_of) {
-        st = SK_ERR(SK_E_OOM, "umT5 '%s': out of memory binding %d tensors", path, f->n_tensors);
+        st = SK_ERR(SK_E_OOM, "umT5 '%s': out of memory binding %d tensors", path, n_all);
         goto done;
     }
-    for (int i = 0; i < f->n_tensors; i++) {
-        const char *name = strip_prefixes(f->tensors[i].name);
+    for (int i = 0; i < n_all; i++) {
+        const char *name = strip_prefixes(all[i]->name);
         slot_of[i] = -1;
         for (int s = 0; s < N_SLOTS && slot_of[i] < 0; s++)
             for (int a = 0; a < 3 && k_slots[s].names[a] && slot_of[i] < 0; a++) {
@@ -265,7 +267,7 @@ static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
         if (n_unexpected++ < 4) {
             size_t u = strlen(unexpected);
             snprintf(unexpected + u, sizeof unexpected - u, "%s'%s'", u ? ", " : "",
-                     f->tensors[i].name);
+                     all[i]->name);
         }
     }
     if (n_unexpected) {
@@ -286,23 +288,23 @@ static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
     int64_t L = max_layer + 1;
     b = calloc((size_t)(N_SLOTS * (L + 1)), sizeof *b);
     if (!b) { st = SK_ERR(SK_E_OOM, "umT5 '%s': out of memory", path); goto done; }
-    for (int i = 0; i < f->n_tensors; i++) {
+    for (int i = 0; i < n_all; i++) {
         int s = slot_of[i];
         if (s < 0) continue;
         int64_t l = k_slots[s].per_layer ? layer_of[i] : 0;
         bound *e = &b[(size_t)s * (size_t)(L + 1) + (size_t)l];
         if (e->t) {
             /* tied embedding saved under two names is fine; anything else is ambiguous */
-            int same = s == SLOT_EMB && e->t->ndim == f->tensors[i].ndim &&
-                       !memcmp(e->t->shape, f->tensors[i].shape, sizeof e->t->shape);
+            int same = s == SLOT_EMB && e->t->ndim == all[i]->ndim &&
+                       !memcmp(e->t->shape, all[i]->shape, sizeof e->t->shape);
             if (!same) {
                 st = SK_ERR(SK_E_FORMAT, "umT5 '%s': '%s' and '%s' both give %s", path,
-                            e->t->name, f->tensors[i].name, slot_name(s, 0, l, nb, sizeof nb));
+                            e->t->name, all[i]->name, slot_name(s, 0, l, nb, sizeof nb));
                 goto done;
             }
             if (alias_of[i] >= e->alias) continue;
         }
-        e->t = &f->tensors[i];
+        e->t = all[i];
         e->alias = alias_of[i];
     }
 #define B(s, l) (&b[(size_t)(s) * (size_t)(L + 1) + (size_t)(l)])
@@ -344,7 +346,8 @@ static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
         d.src = config_json;
         cfg_src = "config.json + shapes";
         if ((st = declare_json(&d, config_json)) != SK_OK) goto done;
-    } else if (f->n_meta > 0) {
+    } else if (m->files[0]->n_meta > 0) {
+        const sk_st_file *f = m->files[0];
         d.src = "metadata";
         for (int i = 0; i < f->n_meta && st == SK_OK; i++)
             st = declare(&d, f->meta_keys[i], f->meta_values[i], 0, 0);
@@ -409,8 +412,10 @@ static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
                 goto done;
             }
             if (s == SLOT_POS) {
-                const sk_st_tensor *info;
-                if ((st = sk_st_read_f32(f, t->name, wn, ws, &m->layers[l].pos, &info)) != SK_OK)
+                size_t np = (size_t)(ws[0] * ws[1]);
+                m->layers[l].pos = malloc(np * sizeof(float));
+                if (!m->layers[l].pos) { st = SK_ERR(SK_E_OOM, "umT5: out of memory"); goto done; }
+                if ((st = sk_convert(m->layers[l].pos, SK_DTYPE_F32, t->data, t->dtype, np)) != SK_OK)
                     goto done;
                 continue;
             }
@@ -438,6 +443,123 @@ done:
     return st;
 }
 
+/* ---------------------------------------------------------------- files */
+static sk_status add_file(sk_umt5 *m, const char *path)
+{
+    sk_st_file **fs = realloc(m->files, (size_t)(m->n_files + 1) * sizeof *fs);
+    SK_CHECK(fs, SK_E_OOM, "umT5: out of memory opening '%s'", path);
+    m->files = fs;
+    SK_TRY(sk_st_open(path, &m->files[m->n_files]));
+    m->n_files++;
+    return SK_OK;
+}
+
+/* Shards named by a Hugging Face model.safetensors.index.json (weight_map values,
+ * in order of first appearance), relative to the index's folder. */
+static sk_status open_index(sk_umt5 *m, const char *index)
+{
+    FILE *fp = fopen(index, "rb");
+    SK_CHECK(fp, SK_E_IO, "umT5 index '%s': cannot open it", index);
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(fp, 0, SEEK_END) == 0) n = ftell(fp);
+    if (n >= 0 && n < (1 << 26) && fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+        if (fread(buf, 1, (size_t)n, fp) != (size_t)n) { free(buf); buf = NULL; }
+        else buf[n] = 0;
+    }
+    fclose(fp);
+    SK_CHECK(buf, SK_E_IO, "umT5 index '%s': cannot read it", index);
+    cJSON *root = cJSON_Parse(buf);
+    free(buf);
+    const cJSON *map = root ? cJSON_GetObjectItem(root, "weight_map") : NULL;
+    if (!cJSON_IsObject(map)) {
+        cJSON_Delete(root);
+        return SK_ERR(SK_E_FORMAT, "umT5 index '%s': no \"weight_map\" object; expected a "
+                      "model.safetensors.index.json", index);
+    }
+    const char *slash = strrchr(index, '/');
+    int dirlen = slash ? (int)(slash - index) + 1 : 0;
+    sk_status st = SK_OK;
+    for (const cJSON *it = map->child; it && st == SK_OK; it = it->next) {
+        if (!cJSON_IsString(it) || strchr(it->valuestring, '/')) {
+            st = SK_ERR(SK_E_FORMAT, "umT5 index '%s': entry '%s' is not a shard file name", index,
+                        it->string ? it->string : "?");
+            break;
+        }
+        int seen = 0;
+        for (const cJSON *p = map->child; p != it && !seen; p = p->next)
+            seen = !strcmp(p->valuestring, it->valuestring);
+        if (seen) continue;
+        char shard[4096];
+        snprintf(shard, sizeof shard, "%.*s%s", dirlen, index, it->valuestring);
+        st = add_file(m, shard);
+    }
+    cJSON_Delete(root);
+    if (st == SK_OK && m->n_files == 0)
+        st = SK_ERR(SK_E_FORMAT, "umT5 index '%s': the weight_map names no shard", index);
+    return st;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* path: a .safetensors file, an index .json, or a folder holding either (the
+ * Diffusers text_encoder/ layout). A folder's config.json is used when no
+ * config was given; *cfg_auto then holds its path (malloc'd). */
+static sk_status open_weights(sk_umt5 *m, const char *path, char **cfg_auto)
+{
+    char buf[4096];
+    *cfg_auto = NULL;
+    if (is_dir(path)) {
+        snprintf(buf, sizeof buf, "%s/config.json", path);
+        if (exists(buf)) *cfg_auto = strdup(buf);
+        snprintf(buf, sizeof buf, "%s/model.safetensors.index.json", path);
+        if (exists(buf)) SK_TRY(open_index(m, buf));
+        else {
+            snprintf(buf, sizeof buf, "%s/model.safetensors", path);
+            SK_CHECK(exists(buf), SK_E_IO, "umT5 '%s': folder has neither "
+                     "model.safetensors.index.json nor model.safetensors", path);
+            SK_TRY(add_file(m, buf));
+        }
+    } else if (ends_with(path, ".json")) {
+        SK_TRY(open_index(m, path));
+        const char *slash = strrchr(path, '/');
+        snprintf(buf, sizeof buf, "%.*sconfig.json", slash ? (int)(slash - path) + 1 : 0, path);
+        if (exists(buf)) *cfg_auto = strdup(buf);
+    } else {
+        SK_TRY(add_file(m, path));
+    }
+    int total = 0;
+    for (int i = 0; i < m->n_files; i++) total += m->files[i]->n_tensors;
+    m->all = calloc((size_t)total + 1, sizeof *m->all);
+    SK_CHECK(m->all, SK_E_OOM, "umT5 '%s': out of memory", path);
+    for (int i = 0; i < m->n_files; i++)
+        for (int j = 0; j < m->files[i]->n_tensors; j++) {
+            const sk_st_tensor *t = &m->files[i]->tensors[j];
+            for (int k = 0; k < i; k++)
+                SK_CHECK(!sk_st_find(m->files[k], t->name), SK_E_FORMAT,
+                         "umT5 '%s': tensor '%s' is in both '%s' and '%s'", path, t->name,
+                         m->files[k]->path, m->files[i]->path);
+            m->all[m->n_all++] = t;
+        }
+    return SK_OK;
+}
+
 sk_status sk_umt5_load(sk_backend *be, const char *path, const char *config_json, sk_umt5 **out)
 {
     SK_CHECK(be && path && out, SK_E_INVALID_ARG, "umT5: NULL argument to load");
@@ -445,8 +567,10 @@ sk_status sk_umt5_load(sk_backend *be, const char *path, const char *config_json
     sk_umt5 *m = calloc(1, sizeof *m);
     SK_CHECK(m, SK_E_OOM, "umT5 '%s': out of memory", path);
     m->be = be;
-    sk_status st = sk_st_open(path, &m->file);
-    if (st == SK_OK) st = bind_all(m, path, config_json);
+    char *cfg_auto = NULL;
+    sk_status st = open_weights(m, path, &cfg_auto);
+    if (st == SK_OK) st = bind_all(m, path, config_json ? config_json : cfg_auto);
+    free(cfg_auto);
     if (st != SK_OK) {
         sk_umt5_free(&m);
         return st;
@@ -475,7 +599,9 @@ void sk_umt5_free(sk_umt5 **pm)
     sk_arena_free(&m->arena);
     free(m->bias_host);
     free(m->bucket_host);
-    sk_st_close(&m->file);
+    for (int i = 0; i < m->n_files; i++) sk_st_close(&m->files[i]);
+    free(m->files);
+    free(m->all);
     free(m);
     *pm = NULL;
 }
