@@ -188,6 +188,105 @@ static void part2(int chunks, int layers)
     sk_backend_free_(&be);
 }
 
+/* Part 3: where a steady-state forward's time goes: each op the forward
+ * calls, timed alone at the 1.3B shapes (N = 4680 query tokens, 18720 keys)
+ * and multiplied by its count per forward (30 layers). */
+static double time_op(sk_backend *be, int reps, sk_status (*fn)(void *), void *arg)
+{
+    CHECK_OK(fn(arg));
+    CHECK_OK(sk_backend_sync(be));
+    double t0 = sk_progress_now();
+    for (int i = 0; i < reps; i++) CHECK_OK(fn(arg));
+    CHECK_OK(sk_backend_sync(be));
+    return (sk_progress_now() - t0) / reps;
+}
+
+typedef struct {
+    sk_backend *be;
+    sk_tensor x, y, h, w, b, wf, bf, wd, big, q3, mod, kc, vc, nw, ctxk, ctxv;
+    sk_kv_range r[2];
+} opb;
+
+static sk_status f_lin(void *a) { opb *o = a; return sk_op_linear(o->be, &o->y, &o->x, &o->w, &o->b, SK_ACT_NONE); }
+static sk_status f_ffn1(void *a) { opb *o = a; return sk_op_linear(o->be, &o->big, &o->x, &o->wf, &o->bf, SK_ACT_GELU_TANH); }
+static sk_status f_ffn2(void *a) { opb *o = a; return sk_op_linear(o->be, &o->y, &o->big, &o->wd, &o->b, SK_ACT_NONE); }
+static sk_status f_att(void *a) { opb *o = a; return sk_op_attention(o->be, &o->y, &o->q3, o->r, 1, 0.088f, NULL); }
+static sk_status f_xatt(void *a) { opb *o = a; return sk_op_attention(o->be, &o->y, &o->q3, o->r + 1, 1, 0.088f, NULL); }
+static sk_status f_mod(void *a) { opb *o = a; return sk_op_modulate(o->be, &o->h, &o->x, &o->mod, 0, 1, 1560, 1, 1e-6f); }
+static sk_status f_ln(void *a) { opb *o = a; return sk_op_layernorm(o->be, &o->h, &o->x, &o->nw, &o->nw, 1e-6f); }
+static sk_status f_rms(void *a) { opb *o = a; return sk_op_rmsnorm(o->be, &o->h, &o->x, &o->nw, 1e-6f); }
+static sk_status f_rope(void *a) { opb *o = a; return sk_op_rope3d(o->be, &o->q3, 3, 30, 52, 9, 10000.0); }
+static sk_status f_gadd(void *a) { opb *o = a; return sk_op_gated_add(o->be, &o->y, &o->h, &o->mod, 2, 1560); }
+static sk_status f_copy(void *a) { opb *o = a; sk_tensor d = sk_tensor_rows(&o->kc, 0, 4680); sk_tensor s3 = o->q3; return sk_tensor_copy(&d, &s3); }
+
+static void part3(void)
+{
+    opb o;
+    memset(&o, 0, sizeof o);
+    CHECK_OK(sk_backend_cuda_create(0, SK_DTYPE_BF16, &o.be));
+    sk_backend *be = o.be;
+    const int64_t N = 4680, D = 1536, FF = 8960, K = 18720;
+    sk_dtype bt = SK_DTYPE_BF16;
+    int64_t sND[2] = {N, D}, sDD[2] = {D, D}, sD[1] = {D}, sFD[2] = {FF, D}, sDF[2] = {D, FF},
+            sF[1] = {FF}, sNF[2] = {N, FF}, s3[3] = {N, 12, 128}, sK[3] = {K, 12, 128},
+            sC[3] = {512, 12, 128}, sM[3] = {3, 6, D};
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sND, &o.x));
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sND, &o.y));
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sND, &o.h));
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sDD, &o.w));
+    CHECK_OK(sk_tensor_alloc(be, bt, 1, sD, &o.b));
+    CHECK_OK(sk_tensor_alloc(be, bt, 1, sD, &o.nw));
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sFD, &o.wf));
+    CHECK_OK(sk_tensor_alloc(be, bt, 1, sF, &o.bf));
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sDF, &o.wd));
+    CHECK_OK(sk_tensor_alloc(be, bt, 2, sNF, &o.big));
+    CHECK_OK(sk_tensor_alloc(be, bt, 3, s3, &o.q3));
+    CHECK_OK(sk_tensor_alloc(be, bt, 3, sK, &o.kc));
+    CHECK_OK(sk_tensor_alloc(be, bt, 3, sK, &o.vc));
+    CHECK_OK(sk_tensor_alloc(be, bt, 3, sC, &o.ctxk));
+    CHECK_OK(sk_tensor_alloc(be, bt, 3, sC, &o.ctxv));
+    CHECK_OK(sk_tensor_alloc(be, bt, 3, sM, &o.mod));
+    sk_tensor *all[] = {&o.x, &o.y, &o.h, &o.w, &o.b, &o.nw, &o.wf, &o.bf, &o.wd, &o.big, &o.q3,
+                        &o.kc, &o.vc, &o.ctxk, &o.ctxv, &o.mod};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        CHECK_OK(sk_op_noise(be, all[i], 3, 0, (uint32_t)i));
+    CHECK_OK(sk_op_axpby(be, &o.w, 0.02f, &o.w, 0.0f, &o.w));
+    CHECK_OK(sk_op_axpby(be, &o.wf, 0.02f, &o.wf, 0.0f, &o.wf));
+    CHECK_OK(sk_op_axpby(be, &o.wd, 0.01f, &o.wd, 0.0f, &o.wd));
+    o.r[0] = (sk_kv_range){&o.kc, &o.vc, 0, K};
+    o.r[1] = (sk_kv_range){&o.ctxk, &o.ctxv, 0, 512};
+    struct { const char *name; sk_status (*fn)(void *); int count; double flop; } ops[] = {
+        {"linear 1536->1536 (q k v o, cross q o)", f_lin, 6, 2.0 * N * D * D},
+        {"linear 1536->8960 + gelu (ffn.0)", f_ffn1, 1, 2.0 * N * D * FF},
+        {"linear 8960->1536 (ffn.2)", f_ffn2, 1, 2.0 * N * D * FF},
+        {"self-attention 4680 x 18720 keys", f_att, 1, 4.0 * N * K * D},
+        {"cross-attention 4680 x 512", f_xatt, 1, 4.0 * N * 512 * D},
+        {"modulate (LN + scale/shift)", f_mod, 2, 0},
+        {"layernorm (norm3)", f_ln, 1, 0},
+        {"rmsnorm (q, k, cross q)", f_rms, 3, 0},
+        {"rope3d (q, k)", f_rope, 2, 0},
+        {"gated_add (3 residuals)", f_gadd, 3, 0},
+        {"copy K/V into the cache", f_copy, 2, 0},
+    };
+    double total = 0;
+    printf("\nop budget of one steady-state forward (bf16, x30 layers):\n");
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        double t = time_op(be, 10, ops[i].fn, &o);
+        double per = t * ops[i].count * 30;
+        total += per;
+        if (ops[i].flop > 0)
+            printf("  %-42s %7.3f ms x %d x 30 = %6.2f ms  (%.0f TFLOP/s)\n", ops[i].name, 1e3 * t,
+                   ops[i].count, 1e3 * per, ops[i].flop / t / 1e12);
+        else
+            printf("  %-42s %7.3f ms x %d x 30 = %6.2f ms\n", ops[i].name, 1e3 * t, ops[i].count,
+                   1e3 * per);
+    }
+    printf("  sum of the ops: %.1f ms per forward (compare with the measured forward above)\n",
+           1e3 * total);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sk_tensor_free(all[i]);
+    sk_backend_free_(&o.be);
+}
+
 int main(int argc, char **argv)
 {
     int time_it = 1, check = 1, chunks = 7, layers = 0;
@@ -200,6 +299,7 @@ int main(int argc, char **argv)
     }
     if (check) part1();
     if (time_it) part2(chunks, layers);
+    if (time_it) part3();
     printf("check_dit: %s\n", g_fail ? "FAIL" : "all PASS");
     return g_fail;
 }
