@@ -74,6 +74,13 @@ static void teardown(void)
 
 TestSuite(text, .init = setup, .fini = teardown);
 
+/* The tokenizer needs libsentencepiece (tools/install_deps.sh installs it). */
+#ifdef SK_HAVE_SENTENCEPIECE
+#define NEED_SPM() ((void)0)
+#else
+#define NEED_SPM() cr_skip_test("built without libsentencepiece")
+#endif
+
 static const cJSON *prompts(void)
 {
     const cJSON *p = cJSON_GetObjectItem(g_manifest, "prompts");
@@ -166,6 +173,7 @@ Test(text, prompt_clean_edge_cases)
 /* ------------------------------------------------------------ tokenizer */
 Test(text, tokenizer_special_ids_from_model)
 {
+    NEED_SPM();
     sk_tokenizer *t = NULL;
     TT_OK(sk_tokenizer_load(SPM, &t));
     const cJSON *sp = cJSON_GetObjectItem(g_manifest, "special_ids");
@@ -181,6 +189,7 @@ Test(text, tokenizer_special_ids_from_model)
 
 Test(text, tokenize_wan_matches_fixture)
 {
+    NEED_SPM();
     sk_tokenizer *t = NULL;
     TT_OK(sk_tokenizer_load(SPM, &t));
     const int T = cfg_int("text_len");
@@ -219,6 +228,7 @@ Test(text, tokenize_wan_matches_fixture)
 
 Test(text, tokenizer_load_errors_name_the_file)
 {
+    NEED_SPM();
     sk_tokenizer *t = NULL;
     TT_FAILS(sk_tokenizer_load("/nonexistent/spiece.model", &t), SK_E_IO,
              "/nonexistent/spiece.model");
@@ -372,6 +382,7 @@ static const char *to_hf_prefixed(const char *name, char *buf, size_t cap)
 
 Test(text, hf_alias_names_bind)
 {
+    NEED_SPM();
     char path[300];
     snprintf(path, sizeof path, "%s/hf.safetensors", g_dir);
     /* HF files may carry the tied embedding twice and ComfyUI's tokenizer blob */
@@ -499,6 +510,7 @@ Test(text, config_json_checked_against_shapes)
 /* ------------------------------------------------------------ cache, offload */
 Test(text, cache_hit_skips_the_encoder)
 {
+    NEED_SPM();
     const int T = cfg_int("text_len"), D = cfg_int("dim");
     sk_text_opts o = {.encoder_path = WEIGHTS, .tokenizer_path = SPM, .text_len = T,
                       .cache_entries = 2};
@@ -542,6 +554,7 @@ Test(text, cache_hit_skips_the_encoder)
 
 Test(text, offload_frees_and_reloads)
 {
+    NEED_SPM();
     const int T = cfg_int("text_len"), D = cfg_int("dim");
     sk_text_opts o = {.encoder_path = WEIGHTS, .tokenizer_path = SPM, .text_len = T,
                       .offload = 1};
@@ -570,6 +583,7 @@ Test(text, offload_frees_and_reloads)
 
 Test(text, text_encoder_end_to_end)
 {
+    NEED_SPM();
     const int T = cfg_int("text_len"), D = cfg_int("dim");
     sk_text_opts o = {.encoder_path = WEIGHTS, .tokenizer_path = SPM, .text_len = T};
     sk_text_encoder *te = NULL;
@@ -629,6 +643,7 @@ static int run_cli(const char *a0, ...)
 
 Test(text, cli_encode_text_writes_context)
 {
+    NEED_SPM();
     const int T = cfg_int("text_len"), D = cfg_int("dim");
     char out[300], tl[16];
     snprintf(out, sizeof out, "%s/ctx.safetensors", g_dir);
