@@ -24,9 +24,10 @@ static sk_status chk_tensor(const char *op, const char *arg, const sk_backend *b
 {
     SK_CHECK(t, SK_E_INVALID_ARG, "op %s: tensor %s is NULL", op, arg);
     SK_CHECK(t->be == be, SK_E_INVALID_ARG,
-             "op %s: tensor %s lives on backend '%s', the op runs on '%s'; "
-             "allocate it on the same backend", op, arg, t->be ? be_name(t->be) : "host (none)",
-             be_name(be));
+             "op %s: tensor %s lives on %sbackend '%s', the op runs on '%s'; "
+             "allocate it on the same backend", op, arg,
+             t->be && be && t->be->name == be->name ? "another instance of " : "",
+             t->be ? be_name(t->be) : "host (none)", be_name(be));
     SK_CHECK(t->data || sk_tensor_numel(t) == 0, SK_E_INVALID_ARG,
              "op %s: tensor %s has no memory (data is NULL)", op, arg);
     return SK_OK;

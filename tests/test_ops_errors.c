@@ -35,7 +35,7 @@ Test(ops_errors, tensors_of_another_backend_or_host)
     sk_tensor w = tt_new(other, SK_DTYPE_F32, 2, TT_SHAPE(4, 3), NULL);
     sk_tensor y = tt_new(be, SK_DTYPE_F32, 2, TT_SHAPE(2, 4), NULL);
     TT_FAILS(sk_op_linear(be, &y, &x, &w, NULL, SK_ACT_NONE), SK_E_INVALID_ARG,
-             "op linear: tensor w lives on backend 'cpu', the op runs on 'cpu'");
+             "op linear: tensor w lives on another instance of backend 'cpu', the op runs on 'cpu'");
     float host[6] = {0};
     sk_tensor h = sk_tensor_desc(SK_DTYPE_F32, 2, TT_SHAPE(2, 3));
     h.data = host;
