@@ -4,6 +4,8 @@
 #include "dit_test_util.h"
 
 #include <sys/wait.h>
+#include "common/taehv_random.h"
+#include "dit/names.h"
 #include <unistd.h>
 
 static const char *bin(void)
@@ -117,6 +119,9 @@ Test(dit_cli, usage_errors_name_the_flag)
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --steps 500,750", 2, "decrease"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --height 100", 2, "--height"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors", 2, "--latents-out"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --rgb-out /tmp/x.safetensors", 2, "--vae"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --rgb-out /tmp/x.safetensors --no-decode", 2, "--no-decode"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --vae %sdit_tiny.safetensors -o /tmp/x.avi", 2, "-o"},
         /* runtime failures: exit 1 with the file and the tensor named */
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --embeds-key ctx", 1, "'ctx'"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --prompts /nonexistent.jsonl", 2, "--prompts"},
@@ -131,4 +136,82 @@ Test(dit_cli, usage_errors_name_the_flag)
         cr_expect(strstr(err, cases[i].needle) != NULL, "'%s': stderr lacks '%s': %s", args,
                   cases[i].needle, err);
     }
+}
+
+/* A random DiT checkpoint with 16 latent channels (what a Wan TAEHV decodes):
+ * dim 32, 2 heads, 1 layer, text 16 x 64 (so embeds.safetensors fits). */
+static void write_dit16(const char *path)
+{
+    sk_dit_config c = sk_dit_config_wan_1_3b();
+    c.dim = 32; c.ffn_dim = 64; c.num_heads = 2; c.head_dim = 16; c.num_layers = 1;
+    c.in_dim = 16; c.out_dim = 16; c.text_dim = 64; c.freq_dim = 32; c.text_len = 16;
+    sk_st_writer *w;
+    dt_ok(sk_st_writer_create(&w), "writer");
+    float *buf = malloc(sizeof(float) * 64 * 64 * 4);
+    int64_t shape[6];
+    char name[128];
+    for (int i = 0; i < 2 * (SK_DW_COUNT_ + SK_DB_COUNT_); i++) {
+        int nd;
+        if (i < SK_DW_COUNT_) {
+            nd = sk_dit_global_shape(&c, i, shape);
+            snprintf(name, sizeof name, "%s", sk_dit_global_name(i));
+        } else if (i < SK_DW_COUNT_ + SK_DB_COUNT_) {
+            nd = sk_dit_block_shape(&c, i - SK_DW_COUNT_, shape);
+            snprintf(name, sizeof name, "blocks.0.%s", sk_dit_block_suffix(i - SK_DW_COUNT_));
+        } else break;
+        int64_t n = 1;
+        for (int d = 0; d < nd; d++) n *= shape[d];
+        sk_test_fill_uniform(buf, (size_t)n, (uint64_t)i + 11, -0.15f, 0.15f);
+        dt_ok(sk_st_writer_add_f32(w, name, SK_DTYPE_F32, nd, shape, buf), name);
+    }
+    dt_ok(sk_st_writer_meta(w, "config", "{\"dim\": 32, \"ffn_dim\": 64, \"num_heads\": 2, "
+                            "\"num_layers\": 1, \"in_dim\": 16, \"out_dim\": 16, \"text_dim\": 64, "
+                            "\"freq_dim\": 32, \"text_len\": 16}"), "meta");
+    dt_ok(sk_st_writer_save(w, path), "save");
+    sk_st_writer_free(&w);
+    free(buf);
+}
+
+/* generate with --vae decodes each chunk as it comes (TAEHV streaming): the
+ * frames equal `sinkstream decode` of the latents generate wrote. */
+Test(dit_cli, generate_decodes_like_decode)
+{
+    char dir[] = "/tmp/sk_cli_dec_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char vae[256], lat[256], rgb1[256], rgb2[256], dit[256], cmd[4096], *err;
+    snprintf(dit, sizeof dit, "%s/dit16.safetensors", dir);
+    write_dit16(dit);
+    snprintf(vae, sizeof vae, "%s/taehv_z4.safetensors", dir);
+    snprintf(lat, sizeof lat, "%s/lat.safetensors", dir);
+    snprintf(rgb1, sizeof rgb1, "%s/rgb1.safetensors", dir);
+    snprintf(rgb2, sizeof rgb2, "%s/rgb2.safetensors", dir);
+    const int nf[4] = {16, 8, 8, 8};
+    dt_ok(sk_test_write_taehv_random(vae, 16, 1, nf, 16, 5, SK_DTYPE_F32, NULL), "random TAEHV");
+    snprintf(cmd, sizeof cmd,
+             "%s generate --dit %s --text-embeds %sembeds.safetensors "
+             "--frames 6 --latent-height 8 --latent-width 8 --kv-policy fifo --kv-window 6 "
+             "--seed 3 --vae %s --rgb-out %s --latents-out %s", bin(), dit, DIT_FIX, vae, rgb1, lat);
+    int rc = sh(cmd, &err);
+    cr_assert_eq(rc, 0, "generate with decode failed (%d): %s", rc, err);
+    snprintf(cmd, sizeof cmd, "%s decode --vae %s --latents %s --rgb-out %s --stream-chunk 0",
+             bin(), vae, lat, rgb2);
+    rc = sh(cmd, &err);
+    cr_assert_eq(rc, 0, "decode failed (%d): %s", rc, err);
+    sk_st_file *a, *b;
+    dt_ok(sk_st_open(rgb1, &a), "rgb1");
+    dt_ok(sk_st_open(rgb2, &b), "rgb2");
+    const sk_st_tensor *ta = sk_st_find(a, "frames"), *tb = sk_st_find(b, "frames");
+    cr_assert(ta && tb, "no `frames`");
+    cr_expect_eq(ta->shape[0], 4 * 6 - 3, "4F - 3 frames");
+    cr_assert_eq(ta->nbytes, tb->nbytes);
+    size_t n;
+    float *fa = dt_read(a, "frames", &n), *fb = dt_read(b, "frames", &n);
+    sk_compare_result r = sk_compare(fa, fb, n, 1e-10, 1e-5, 1e-4);
+    char buf[512];
+    sk_compare_format(&r, fa, fb, buf, sizeof buf);
+    cr_expect(r.ok, "generate's frames vs decode's: %s", buf);
+    free(fa); free(fb);
+    sk_st_close(&a); sk_st_close(&b);
+    unlink(vae); unlink(lat); unlink(rgb1); unlink(rgb2); unlink(dit);
+    rmdir(dir);
 }

@@ -11,14 +11,18 @@
 
 #include "dit/model.h"
 #include "runtime/log.h"
+#include "runtime/output.h"
 #include "runtime/progress.h"
 #include "runtime/safetensors.h"
 #include "runtime/stream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "vae/taehv.h"
 
 typedef struct {
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
+    const char *vae, *output, *frames_dir, *rgb_out;
+    int fps, crf;
     int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
     sk_int_list steps;
     double shift;
@@ -129,7 +133,11 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_stream *s = NULL;
     float *ctx = NULL, *lat = NULL;
     sk_st_writer *w = NULL;
+    sk_taehv *vae = NULL;
+    sk_taehv_dec_stream *dec = NULL;
+    sk_output *out = NULL;
     sk_status st;
+    const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
 
     /* prompt embeddings first: cheap, and a bad file should not cost a model load */
     if ((st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
@@ -172,6 +180,44 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                     (long long)rows, (long long)cols, (long long)m->cfg.text_len,
                     (long long)m->cfg.text_dim);
         goto fail;
+    }
+
+    if (decode) {
+        /* the VAE shares the DiT's backend: latents go from one to the other on the device */
+        sk_taehv_load_opts lo = sk_taehv_load_opts_default();
+        if ((st = sk_taehv_load(be, o->vae, &lo, &vae)) != SK_OK) goto fail;
+        const sk_taehv_config *vc = sk_taehv_get_config(vae);
+        if (vc->latent_channels != m->cfg.out_dim) {
+            st = SK_ERR(SK_E_SHAPE, "--vae '%s' decodes %d-channel latents but the DiT makes %lld "
+                        "(taew2_1 for Wan 2.1, 16 channels; taew2_2 for Wan 2.2 TI2V-5B, 48)",
+                        o->vae, vc->latent_channels, (long long)m->cfg.out_dim);
+            goto fail;
+        }
+        int64_t chunk = o->chunk < o->frames ? o->chunk : o->frames;
+        if ((st = sk_taehv_dec_stream_create(vae, o->latent_h, o->latent_w, (int)chunk, &dec)) != SK_OK)
+            goto fail;
+        int64_t vh, vw;
+        sk_taehv_dec_stream_frame_size(dec, &vh, &vw);
+        sk_output_params ps[3];
+        int np = 0;
+        memset(ps, 0, sizeof ps);
+        if (o->output) {
+            sk_output_kind k = SK_OUTPUT_AUTO;
+            if ((st = sk_output_detect_kind(o->output, &k)) != SK_OK) goto fail;
+            ps[np++] = (sk_output_params){.path = o->output, .kind = k};
+        }
+        if (o->frames_dir) ps[np++] = (sk_output_params){.path = o->frames_dir, .kind = SK_OUTPUT_PNG_DIR};
+        if (o->rgb_out) ps[np++] = (sk_output_params){.path = o->rgb_out, .kind = SK_OUTPUT_RGB_SAFETENSORS};
+        for (int i = 0; i < np; i++) {
+            ps[i].width = (int)vw;
+            ps[i].height = (int)vh;
+            ps[i].fps_num = o->fps;
+            ps[i].fps_den = 1;
+            ps[i].crf = o->crf;
+        }
+        if ((st = sk_output_open_multi(ps, np, &out)) != SK_OK) goto fail;
+        SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,
+                (long long)vh, o->fps);
     }
 
     sk_stream_params p = sk_stream_params_default();
@@ -228,6 +274,13 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
         if (lat && (st = sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0))) != SK_OK)
             goto fail;
+        if (dec) {
+            const float *rgb = NULL;
+            int64_t nf = 0;
+            if ((st = sk_taehv_dec_stream_push_host(dec, &x0, &rgb, &nf)) != SK_OK ||
+                (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK)
+                goto fail;
+        }
         sk_progress_update(&pr, f0 + x0.shape[0]);
     }
     sk_progress_finish(&pr);
@@ -241,15 +294,19 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         SK_LOGI("wrote latents [%lld, %lld, %lld, %lld] to '%s'", (long long)o->frames,
                 (long long)C, (long long)o->latent_h, (long long)o->latent_w, o->latents_out);
     }
-    if (!o->no_decode)
-        SK_LOGW("decoding inside generate is not wired yet: decode the latents with "
-                "'sinkstream decode --latents %s'", o->latents_out ? o->latents_out : "FILE");
+    if (out) {
+        st = sk_output_close(&out);
+        if (st != SK_OK) goto fail;
+    }
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
     SK_LOGD("raised at %s", sk_error_where());
 done:
+    if (out) (void)sk_output_close(&out);
+    sk_taehv_dec_stream_free(&dec);
+    sk_taehv_free(&vae);
     sk_st_writer_free(&w);
     sk_stream_free(&s);
     sk_noise_source_free(&ns);
@@ -265,7 +322,7 @@ int sk_cmd_generate(int argc, char **argv)
 {
     gen_opts o = {.embeds_key = "context", .frames = 21, .chunk = 3, .height = 480, .width = 832,
                   .kv_window = 12, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
-                  .shift = 5.0, .seed = 0, .kv_policy = 1};
+                  .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -321,6 +378,18 @@ int sk_cmd_generate(int argc, char **argv)
         GROUP("Output"),
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
+        {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov) or rtmp:// URL "
+             "(decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
+        {OPT("frames-dir", SK_OPT_STRING, &o.frames_dir, NULL, "write decoded frames as "
+             "DIR/frame_000000.png, ...", NULL, "DIR")},
+        {OPT("rgb-out", SK_OPT_STRING, &o.rgb_out, NULL, "write decoded frames as `frames` "
+             "[T, 3, H, W] f32 in [0, 1]", NULL, "FILE")},
+        {OPT("vae", SK_OPT_STRING, &o.vae, NULL, "TAEHV decoder (taew2_1 / taew2_2 .safetensors)",
+             "SK_VAE", "FILE")},
+        {OPT("fps", SK_OPT_INT, &o.fps, NULL, "frame rate of the video", NULL, "N"), .lo = 1,
+         .hi = 1000},
+        {OPT("crf", SK_OPT_INT, &o.crf, NULL, "x264 quality (0: encoder default 23)", NULL, "N"),
+         .lo = 0, .hi = 51},
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
         GROUP("Device"),
         {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
@@ -350,9 +419,30 @@ int sk_cmd_generate(int argc, char **argv)
         if (files[i][1] && !readable(files[i][1]))
             return sk_cli_usage_error(&cli, "%s '%s': cannot open (%s)", files[i][0], files[i][1],
                                       strerror(errno));
-    if (!o.latents_out && !o.no_decode)
-        return sk_cli_usage_error(&cli, "no output: give --latents-out FILE (decoding inside "
-                                        "generate is not wired yet; add --no-decode)");
+    const int video_out = o.output || o.frames_dir || o.rgb_out;
+    if (o.no_decode && video_out)
+        return sk_cli_usage_error(&cli, "--no-decode with -o/--frames-dir/--rgb-out: nothing "
+                                        "would be written there");
+    /* --no-decode without --latents-out is allowed: a timing run that writes nothing */
+    if (!o.latents_out && !video_out && !o.no_decode)
+        return sk_cli_usage_error(&cli, "no output: give -o FILE, --frames-dir DIR, --rgb-out FILE "
+                                        "(with --vae) and/or --latents-out FILE (or --no-decode "
+                                        "for a run that writes nothing)");
+    if (video_out && !o.vae)
+        return sk_cli_usage_error(&cli, "-o/--frames-dir/--rgb-out need --vae FILE (the TAEHV "
+                                        "decoder)");
+    if (o.vae && !readable(o.vae))
+        return sk_cli_usage_error(&cli, "--vae '%s': cannot open (%s)", o.vae, strerror(errno));
+    if (o.output) {
+        sk_output_kind k;
+        if (sk_output_detect_kind(o.output, &k) != SK_OK ||
+            (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
+            return sk_cli_usage_error(&cli, "-o '%s': expected a .mp4/.mkv/.mov file or an "
+                                            "rtmp:// URL", o.output);
+        if (!sk_output_kind_available(k))
+            return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir "
+                                            "or --rgb-out", o.output);
+    }
     if (!o.latent_h) {
         if (o.height % 16) return sk_cli_usage_error(&cli, "--height %lld is not a multiple of 16", (long long)o.height);
         o.latent_h = o.height / 8;
