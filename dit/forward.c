@@ -268,6 +268,8 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(sk_op_rope3d(be, &q3, F, c->Hp, c->Wp, t0, cf->rope_theta));
         SK_TRY(sk_op_rope3d(be, &k3, F, c->Hp, c->Wp, t0, cf->rope_theta));
         SK_TRY(sk_kv_write(kv, (int)l, &k3, &v3));
+        /* a K/V-only pass (the clean pass) needs nothing after the last layer's write */
+        if (!vout && l == cf->num_layers - 1) return SK_OK;
         int nr = sk_kv_visible(kv, (int)l, c->ranges, c->ranges_cap);
         SK_CHECK(nr <= c->ranges_cap, SK_E_INTERNAL, "DiT: %d KV ranges, room for %d", nr,
                  c->ranges_cap);
@@ -328,10 +330,10 @@ sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
              SK_E_SHAPE, "DiT forward: x is %s; expected [1..%lld, %lld, %lld, %lld]",
              sk_shape_str(x, a, sizeof a), (long long)c->max_frames, (long long)cf->in_dim,
              (long long)c->H, (long long)c->W);
-    SK_CHECK(v->ndim == 4 && v->shape[0] == x->shape[0] && v->shape[1] == cf->out_dim &&
-                 v->shape[2] == c->H && v->shape[3] == c->W,
+    SK_CHECK(!v || (v->ndim == 4 && v->shape[0] == x->shape[0] && v->shape[1] == cf->out_dim &&
+                 v->shape[2] == c->H && v->shape[3] == c->W),
              SK_E_SHAPE, "DiT forward: output v is %s; expected [%lld, %lld, %lld, %lld]",
-             sk_shape_str(v, b, sizeof b), (long long)x->shape[0], (long long)cf->out_dim,
+             v ? sk_shape_str(v, b, sizeof b) : "", (long long)x->shape[0], (long long)cf->out_dim,
              (long long)c->H, (long long)c->W);
     SK_CHECK(kv && kv->pending && kv->pend_frame0 == start_frame && kv->pend_n == x->shape[0],
              SK_E_INTERNAL, "DiT forward: KV cache has no pending chunk of %lld frames at frame "

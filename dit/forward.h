@@ -54,7 +54,9 @@ sk_status sk_dit_set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows)
 /* v [F, C_out, H, W] = DiT(x [F, C_in, H, W], t[f] per frame) for the chunk
  * starting at absolute latent frame start_frame. kv must have a pending
  * chunk (sk_kv_begin_chunk) at start_frame with F frames; this call writes
- * its K/V and attends over the visible set. */
+ * its K/V and attends over the visible set. v may be NULL for a pass that
+ * only has to fill the cache (the clean pass): it then stops right after the
+ * last layer's K/V write (no last-layer attention, FFN or head). */
 sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
                          int64_t start_frame, sk_tensor *v);
 

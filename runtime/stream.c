@@ -180,9 +180,9 @@ static sk_status run_chunk(sk_stream *s, int64_t f0, int64_t n)
             SK_TRY(sk_sched_renoise(be, &x, &x0, &z, sc->sigma[k + 1]));
         }
     }
-    /* clean pass: the cache keeps the chunk's clean K/V (v is discarded) */
+    /* clean pass: only the chunk's clean K/V are wanted, so no output */
     for (int64_t f = 0; f < n; f++) s->tbuf[f] = s->p.context_t;
-    SK_TRY(sk_dit_forward(s->dit, s->kv, &x0, s->tbuf, f0, &v));
+    SK_TRY(sk_dit_forward(s->dit, s->kv, &x0, s->tbuf, f0, NULL));
     return SK_OK;
 }
 
