@@ -68,7 +68,7 @@ static const sk_st_tensor *findp(const sk_st_file *f, const char *prefix, const 
 static int count_indexed(const sk_st_file *f, const char *prefix, const char *stem,
                          const char *suffix, int *count)
 {
-    size_t lp = strlen(prefix), ls = strlen(stem), lx = strlen(suffix);
+    size_t lp = strlen(prefix), ls = strlen(stem);
     int max = -1, n = 0;
     for (int i = 0; i < f->n_tensors; i++) {
         const char *s = f->tensors[i].name;
@@ -81,7 +81,6 @@ static int count_indexed(const sk_st_file *f, const char *prefix, const char *st
         n++;
         if (v > max) max = (int)v;
     }
-    (void)lx;
     if (count) *count = n;
     return max + 1;
 }
