@@ -1,7 +1,8 @@
 /* umt5.c - umT5 encoder forward over the backend op table (see umt5.h).
  *
  * Per layer: rmsnorm -> q,k,v linears -> attention (scale 1, bias [NH, n, n]
- * built on the host from the layer's bucket table) -> o -> residual ->
+ * gathered on the backend from the layer's table by bucket ids computed once
+ * per length on the host) -> o -> residual ->
  * rmsnorm -> gelu_tanh(gate) * fc1 -> fc2 -> residual. Final rmsnorm.
  * Scratch lives in one arena sized at the first encode for the largest row
  * count asked so far (text_len in practice), so repeated encodes allocate
@@ -32,27 +33,23 @@ int sk_umt5_bucket(int64_t rel, int64_t num_buckets, int64_t max_distance)
     return (int)(b + v);
 }
 
-/* Scratch for up to `rows` tokens: activations and the bias, plus host buffers. */
+/* Scratch for up to `rows` tokens: activations, bucket ids and the bias. */
 static sk_status ensure_scratch(sk_umt5 *m, int64_t rows)
 {
     if (m->scratch_rows >= rows) return SK_OK;
     const sk_umt5_config *c = &m->cfg;
     size_t es = sk_dtype_size(m->be->act_dtype), al = SK_ARENA_ALIGN;
-#define SZ(n) ((((size_t)(n)) * es + al - 1) / al * al)
-    size_t bytes = ((size_t)rows * 4 + al - 1) / al * al  /* ids (i32) */
-                   + 3 * SZ(rows * c->dim)                /* x, h, o */
-                   + 4 * SZ(rows * c->dim_attn)           /* q, k, v, att */
-                   + 2 * SZ(rows * c->dim_ffn)            /* gate, fc1 */
-                   + SZ(c->num_heads * rows * rows) + al; /* bias */
+#define SZ(n, e) ((((size_t)(n)) * (e) + al - 1) / al * al)
+    size_t bytes = SZ(rows, 4) + SZ(rows * rows, 4)      /* ids, bucket ids (i32) */
+                   + 3 * SZ(rows * c->dim, es)          /* x, h, o */
+                   + 4 * SZ(rows * c->dim_attn, es)     /* q, k, v, att */
+                   + 2 * SZ(rows * c->dim_ffn, es)      /* gate, fc1 */
+                   + SZ(c->num_heads * rows * rows, es) /* bias */
+                   + al;
 #undef SZ
     sk_arena_free(&m->arena);
-    free(m->bias_host);
-    m->bias_host = NULL;
     m->scratch_rows = 0;
     SK_TRY(sk_arena_init(&m->arena, m->be, bytes));
-    m->bias_host = malloc((size_t)(c->num_heads * rows * rows) * sizeof(float));
-    SK_CHECK(m->bias_host, SK_E_OOM, "umT5: out of host memory for the [%lld, %lld, %lld] "
-             "position bias", (long long)c->num_heads, (long long)rows, (long long)rows);
     m->scratch_rows = rows;
     return SK_OK;
 }
@@ -92,9 +89,10 @@ sk_status sk_umt5_encode(sk_umt5 *m, const int32_t *ids, int n, int rows, float 
     SK_TRY(ensure_buckets(m, N));
     sk_arena_reset(&m->arena);
 
-    sk_tensor tid, x, h, o, q, k, v, att, g, f1, bias, q3, k3, v3;
+    sk_tensor tid, tb, x, h, o, q, k, v, att, g, f1, bias, bias_col, q3, k3, v3;
     sk_arena *a = &m->arena;
     SK_TRY(sk_arena_tensor(a, SK_DTYPE_I32, 1, (int64_t[]){N}, &tid));
+    SK_TRY(sk_arena_tensor(a, SK_DTYPE_I32, 1, (int64_t[]){N * N}, &tb));
     SK_TRY(sk_arena_tensor(a, at, 2, (int64_t[]){N, D}, &x));
     SK_TRY(sk_arena_tensor(a, at, 2, (int64_t[]){N, D}, &h));
     SK_TRY(sk_arena_tensor(a, at, 2, (int64_t[]){N, D}, &o));
@@ -105,20 +103,25 @@ sk_status sk_umt5_encode(sk_umt5 *m, const int32_t *ids, int n, int rows, float 
     SK_TRY(sk_arena_tensor(a, at, 2, (int64_t[]){N, F}, &g));
     SK_TRY(sk_arena_tensor(a, at, 2, (int64_t[]){N, F}, &f1));
     SK_TRY(sk_arena_tensor(a, at, 3, (int64_t[]){NH, N, N}, &bias));
+    SK_TRY(sk_tensor_reshape(&bias, 2, (int64_t[]){NH * N * N, 1}, &bias_col));
     SK_TRY(sk_tensor_reshape(&q, 3, (int64_t[]){N, NH, HD}, &q3));
     SK_TRY(sk_tensor_reshape(&k, 3, (int64_t[]){N, NH, HD}, &k3));
     SK_TRY(sk_tensor_reshape(&v, 3, (int64_t[]){N, NH, HD}, &v3));
 
     SK_TRY(sk_tensor_upload_raw(&tid, ids, (size_t)N * sizeof(int32_t)));
+    SK_TRY(sk_tensor_upload_raw(&tb, m->bucket_host, (size_t)(N * N) * sizeof(int32_t)));
     SK_TRY(sk_op_embedding(be, &x, &m->embed, &tid));
     const sk_kv_range kv = {&k3, &v3, 0, N};
     for (int64_t l = 0; l < c->num_layers; l++) {
         const sk_umt5_layer *y = &m->layers[l];
-        /* bias[h, i, j] = table[bucket(j - i), h] */
-        for (int64_t hh = 0; hh < NH; hh++)
-            for (int64_t ij = 0; ij < N * N; ij++)
-                m->bias_host[hh * N * N + ij] = y->pos[(int64_t)m->bucket_host[ij] * NH + hh];
-        SK_TRY(sk_tensor_upload_f32(&bias, m->bias_host, (size_t)(NH * N * N)));
+        /* bias[h, i, j] = table[bucket(j - i), h]: for each head a gather of
+         * its [NB, 1] column by the bucket ids, on the backend (no host work) */
+        for (int64_t hh = 0; hh < NH; hh++) {
+            sk_tensor col = sk_tensor_rows(&y->pos_t, hh, 1), table;
+            SK_TRY(sk_tensor_reshape(&col, 2, (int64_t[]){c->num_buckets, 1}, &table));
+            sk_tensor plane = sk_tensor_rows(&bias_col, hh * N * N, N * N);
+            SK_TRY(sk_op_embedding(be, &plane, &table, &tb));
+        }
 
         SK_TRY(sk_op_rmsnorm(be, &h, &x, &y->norm1, c->eps));
         SK_TRY(sk_op_linear(be, &q, &h, &y->q, NULL, SK_ACT_NONE));

@@ -9,7 +9,7 @@
 
 typedef struct {
     sk_tensor norm1, q, k, v, o, norm2, gate, fc1, fc2; /* on the backend */
-    float *pos;                                         /* host [num_buckets, num_heads] */
+    sk_tensor pos_t; /* f32 [num_heads, num_buckets]: the position table, transposed */
 } sk_umt5_layer;
 
 struct sk_umt5 {
@@ -26,7 +26,6 @@ struct sk_umt5 {
     /* forward scratch, sized for scratch_rows tokens at the first encode */
     sk_arena arena;
     int64_t scratch_rows;
-    float *bias_host;      /* [num_heads, rows, rows] */
     int32_t *bucket_host;  /* [rows, rows], for bucket_len tokens */
     int64_t bucket_len;
 };

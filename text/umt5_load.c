@@ -412,11 +412,20 @@ static sk_status bind_all(sk_umt5 *m, const char *path, const char *config_json)
                 goto done;
             }
             if (s == SLOT_POS) {
+                /* transposed to [NH, NB] so each head's column is a contiguous
+                 * [NB, 1] table for the embedding op (see umt5.c) */
                 size_t np = (size_t)(ws[0] * ws[1]);
-                m->layers[l].pos = malloc(np * sizeof(float));
-                if (!m->layers[l].pos) { st = SK_ERR(SK_E_OOM, "umT5: out of memory"); goto done; }
-                if ((st = sk_convert(m->layers[l].pos, SK_DTYPE_F32, t->data, t->dtype, np)) != SK_OK)
-                    goto done;
+                float *h = malloc(2 * np * sizeof *h);
+                if (!h) { st = SK_ERR(SK_E_OOM, "umT5: out of memory"); goto done; }
+                st = sk_convert(h, SK_DTYPE_F32, t->data, t->dtype, np);
+                for (int64_t bb = 0; st == SK_OK && bb < ws[0]; bb++)
+                    for (int64_t hh = 0; hh < ws[1]; hh++) h[np + hh * ws[0] + bb] = h[bb * ws[1] + hh];
+                if (st == SK_OK)
+                    st = sk_tensor_alloc(m->be, SK_DTYPE_F32, 2, (int64_t[]){ws[1], ws[0]},
+                                         &m->layers[l].pos_t);
+                if (st == SK_OK) st = sk_tensor_upload_f32(&m->layers[l].pos_t, h + np, np);
+                free(h);
+                if (st != SK_OK) goto done;
                 continue;
             }
             char *base = k_slots[s].per_layer ? (char *)&m->layers[l] : (char *)m;
@@ -590,14 +599,13 @@ void sk_umt5_free(sk_umt5 **pm)
             sk_tensor *ts[] = {&y->norm1, &y->q, &y->k, &y->v, &y->o,
                                &y->norm2, &y->gate, &y->fc1, &y->fc2};
             for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) sk_tensor_free(ts[i]);
-            free(y->pos);
+            sk_tensor_free(&y->pos_t);
         }
         free(m->layers);
     }
     sk_tensor_free(&m->embed);
     sk_tensor_free(&m->norm);
     sk_arena_free(&m->arena);
-    free(m->bias_host);
     free(m->bucket_host);
     for (int i = 0; i < m->n_files; i++) sk_st_close(&m->files[i]);
     free(m->files);
