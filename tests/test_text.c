@@ -559,23 +559,24 @@ Test(text, offload_frees_and_reloads)
     sk_text_opts o = {.encoder_path = WEIGHTS, .tokenizer_path = SPM, .text_len = T,
                       .offload = 1};
     sk_text_encoder *te = NULL;
-    TT_OK(sk_text_encoder_create(g_be, &o, &te));
-    cr_assert_eq(sk_text_encoder_resident(te), 0, "offload: weights still resident after create");
     size_t live0 = g_be->bytes_live;
+    TT_OK(sk_text_encoder_create(g_be, &o, &te));
+    cr_assert_eq(sk_text_encoder_resident(te), 1, "create loads (and validates) the weights");
     float *a = malloc((size_t)T * D * 4);
     int len = 0;
     TT_OK(sk_text_encode(te, "A red fox at dawn.", a, &len, NULL));
-    cr_assert_eq(sk_text_encoder_resident(te), 0);
-    cr_assert_eq(sk_text_encoder_loads(te), 2);
+    cr_assert_eq(sk_text_encoder_resident(te), 0, "offload: weights still resident after use");
+    cr_assert_eq(sk_text_encoder_loads(te), 1);
     cr_assert_eq(g_be->bytes_live, live0, "offload left %zu backend bytes behind",
                  g_be->bytes_live - live0);
     float *ref = expected_context("fox");
     expect_close(a, ref, (size_t)len * D, "offloaded encoder");
     free(ref);
     TT_OK(sk_text_encode(te, "A red fox at dawn.", a, &len, NULL));
-    cr_assert_eq(sk_text_encoder_loads(te), 2, "a cached prompt reloaded the weights");
+    cr_assert_eq(sk_text_encoder_loads(te), 1, "a cached prompt reloaded the weights");
     TT_OK(sk_text_encode(te, "Time-lapse of clouds", a, &len, NULL));
-    cr_assert_eq(sk_text_encoder_loads(te), 3);
+    cr_assert_eq(sk_text_encoder_loads(te), 2);
+    cr_assert_eq(sk_text_encoder_resident(te), 0);
     cr_assert_eq(sk_text_encoder_runs(te), 2);
     sk_text_encoder_free(&te);
     free(a);

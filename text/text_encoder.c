@@ -106,7 +106,7 @@ sk_status sk_text_encoder_create(sk_backend *be, const sk_text_opts *o, sk_text_
         st = SK_ERR(SK_E_OOM, "text encoder: out of memory");
         goto fail;
     }
-    if (te->offload) sk_text_encoder_offload(te);
+    /* with offload the weights stay until the first encode: it uses them */
     *out = te;
     return SK_OK;
 fail:
