@@ -362,6 +362,27 @@ static sk_status check_duplicate_keys(const cJSON *root, int n, const char *labe
     return st;
 }
 
+/* Files that are commonly mistaken for safetensors, recognised by their
+ * first bytes, so the message can say what the file really is. */
+static const char *sniff(const unsigned char *buf, size_t size)
+{
+    static const struct { const char *magic, *what; } k[] = {
+        {"version https://git-lfs", "a Git LFS pointer, not the weights (run 'git lfs pull')"},
+        {"PK\x03\x04", "a zip archive, e.g. a PyTorch .pt/.pth checkpoint (convert it to "
+                         "safetensors first)"},
+        {"\x80\x02", "a Python pickle, e.g. an old PyTorch checkpoint (convert it first)"},
+        {"GGUF", "a GGUF file, not safetensors"},
+        {"<!DOCTYPE", "an HTML page (a failed or unauthenticated download?)"},
+        {"<html", "an HTML page (a failed or unauthenticated download?)"},
+        {"{", "a JSON text file (an index or config?), not safetensors"},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        size_t l = strlen(k[i].magic);
+        if (size >= l && !memcmp(buf, k[i].magic, l)) return k[i].what;
+    }
+    return NULL;
+}
+
 static sk_status parse_header(const unsigned char *buf, size_t size, const char *label,
                               st_file_impl *fi)
 {
@@ -373,6 +394,9 @@ static sk_status parse_header(const unsigned char *buf, size_t size, const char 
         return FAIL(SK_E_FORMAT, label, NULL,
                     "file is %zu bytes, shorter than the 8-byte header length prefix", size);
     uint64_t n = le64(buf);
+    /* A length prefix that cannot be right: say what the file is, if we can tell. */
+    const char *what = (n == 0 || n > ST_MAX_HEADER || n > size - 8) ? sniff(buf, size) : NULL;
+    if (what) return FAIL(SK_E_FORMAT, label, NULL, "not a safetensors file: it is %s", what);
     if (n == 0)
         return FAIL(SK_E_FORMAT, label, NULL,
                     "header length is 0 (expected at least 2 bytes for \"{}\")");

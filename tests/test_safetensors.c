@@ -214,6 +214,22 @@ BAD(metadata_number_value, mkh("{\"__metadata__\":{\"epoch\":3}}", 0), SK_E_FORM
 BAD(metadata_duplicate_key, mkh("{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0), SK_E_FORMAT,
     "__metadata__ key 'k' is duplicate")
 
+/* Files often mistaken for safetensors are named for what they are. */
+static blob text_blob(const char *t)
+{
+    blob b = {(unsigned char *)strdup(t), strlen(t)};
+    return b;
+}
+BAD(git_lfs_pointer,
+    text_blob("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 2836\n"),
+    SK_E_FORMAT, "Git LFS pointer")
+BAD(pytorch_zip, text_blob("PK\x03\x04" "archive/data.pkl............"), SK_E_FORMAT,
+    "PyTorch .pt/.pth")
+BAD(html_page, text_blob("<!DOCTYPE html><html><body>403 Forbidden</body></html>"), SK_E_FORMAT,
+    "HTML page")
+BAD(json_index, text_blob("{\"metadata\": {}, \"weight_map\": {}}"), SK_E_FORMAT,
+    "JSON text file")
+
 /* The tensor name appears in per-tensor messages. */
 Test(safetensors, message_names_tensor)
 {
