@@ -538,7 +538,9 @@ Test(text, cache_hit_skips_the_encoder)
     TT_OK(sk_text_encode(te, "  A cat &amp; a dog\t\n  play &lt;fetch&gt; ", b, &lb, NULL));
     TT_OK(sk_text_encode(te, "A red fox at dawn.", b, &lb, NULL)); /* hit: fox now newest */
     cr_assert_eq(sk_text_encoder_runs(te), 2);
+    uint64_t allocs = g_be->n_allocs;
     TT_OK(sk_text_encode(te, "another prompt", b, &lb, NULL));    /* evicts messy */
+    cr_assert_eq(g_be->n_allocs, allocs, "a later encode allocated backend memory");
     TT_OK(sk_text_encode(te, "A red fox at dawn.", b, &lb, NULL)); /* still cached */
     cr_assert_eq(sk_text_encoder_runs(te), 3);
     TT_OK(sk_text_encode(te, "  A cat &amp; a dog\t\n  play &lt;fetch&gt; ", b, &lb, NULL));

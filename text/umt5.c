@@ -4,9 +4,9 @@
  * gathered on the backend from the layer's table by bucket ids computed once
  * per length on the host) -> o -> residual ->
  * rmsnorm -> gelu_tanh(gate) * fc1 -> fc2 -> residual. Final rmsnorm.
- * Scratch lives in one arena sized at the first encode for the largest row
- * count asked so far (text_len in practice), so repeated encodes allocate
- * nothing.
+ * Scratch (device arena + host bucket ids) is sized at the first encode for
+ * the largest row count asked so far (text_len in practice), so later encodes,
+ * e.g. a prompt switch mid-stream, allocate nothing.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -48,27 +48,28 @@ static sk_status ensure_scratch(sk_umt5 *m, int64_t rows)
                    + al;
 #undef SZ
     sk_arena_free(&m->arena);
+    free(m->bucket_host);
+    m->bucket_host = NULL;
+    m->bucket_len = 0;
     m->scratch_rows = 0;
     SK_TRY(sk_arena_init(&m->arena, m->be, bytes));
+    m->bucket_host = malloc((size_t)(rows * rows) * sizeof *m->bucket_host);
+    SK_CHECK(m->bucket_host, SK_E_OOM, "umT5: out of host memory for %lld x %lld buckets",
+             (long long)rows, (long long)rows);
     m->scratch_rows = rows;
     return SK_OK;
 }
 
-/* Bucket index of every (query, key) pair for n tokens; computed once per length. */
-static sk_status ensure_buckets(sk_umt5 *m, int64_t n)
+/* Bucket index of every (query, key) pair for n tokens, into the buffer
+ * ensure_scratch sized for its row count; recomputed only when n changes. */
+static void ensure_buckets(sk_umt5 *m, int64_t n)
 {
-    if (m->bucket_len == n && m->bucket_host) return SK_OK;
-    free(m->bucket_host);
-    m->bucket_len = 0;
-    m->bucket_host = malloc((size_t)(n * n) * sizeof *m->bucket_host);
-    SK_CHECK(m->bucket_host, SK_E_OOM, "umT5: out of host memory for %lld x %lld buckets",
-             (long long)n, (long long)n);
+    if (m->bucket_len == n) return;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
             m->bucket_host[i * n + j] =
                 sk_umt5_bucket(j - i, m->cfg.num_buckets, m->cfg.max_distance);
     m->bucket_len = n;
-    return SK_OK;
 }
 
 sk_status sk_umt5_encode(sk_umt5 *m, const int32_t *ids, int n, int rows, float *out)
@@ -86,7 +87,7 @@ sk_status sk_umt5_encode(sk_umt5 *m, const int32_t *ids, int n, int rows, float 
     const int64_t N = n, D = c->dim, DA = c->dim_attn, F = c->dim_ffn, NH = c->num_heads;
     const int64_t HD = DA / NH;
     SK_TRY(ensure_scratch(m, rows));
-    SK_TRY(ensure_buckets(m, N));
+    ensure_buckets(m, N);
     sk_arena_reset(&m->arena);
 
     sk_tensor tid, tb, x, h, o, q, k, v, att, g, f1, bias, bias_col, q3, k3, v3;
