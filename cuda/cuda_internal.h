@@ -80,6 +80,12 @@ sk_status sk_cuda_scratch(sk_backend *be, size_t bytes, void **out);
 sk_status sk_cuda_convert_raw(sk_backend *be, void *dst, sk_dtype dt, const void *src,
                               sk_dtype st, int64_t n);
 
+/* 1 if p is aligned for sk_ld8/sk_st8 of dtype t (NULL counts as aligned) */
+static inline int sk_cuda_vec_ok(const void *p, sk_dtype t)
+{
+    return ((uintptr_t)p % (t == SK_DTYPE_F32 ? 32u : 16u)) == 0;
+}
+
 /* number of blocks for n threads' worth of work, capped for grid-stride loops */
 static inline unsigned sk_cuda_blocks(int64_t n, int threads)
 {
@@ -147,6 +153,45 @@ __device__ __forceinline__ float sk_act_apply(int act, float x)
     case SK_ACT_TANH_CLAMP: return 3.0f * tanhf(x / 3.0f);
     case SK_ACT_CLAMP01: return fminf(fmaxf(x, 0.0f), 1.0f);
     default: return x;
+    }
+}
+/* 8 consecutive elements starting at element 8*c (16-byte aligned for bf16,
+ * 32-byte for f32: callers check alignment on the host) */
+__device__ __forceinline__ void sk_ld8(const void *p, int dt, int64_t c, float v[8])
+{
+    if (dt == SK_DTYPE_BF16) {
+        uint4 u = reinterpret_cast<const uint4 *>(p)[c];
+        const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 f = __bfloat1622float2(h[k]);
+            v[2 * k] = f.x;
+            v[2 * k + 1] = f.y;
+        }
+    } else if (dt == SK_DTYPE_F32) {
+        float4 a = reinterpret_cast<const float4 *>(p)[2 * c];
+        float4 b = reinterpret_cast<const float4 *>(p)[2 * c + 1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+        v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = sk_ld(p, dt, 8 * c + k);
+    }
+}
+__device__ __forceinline__ void sk_st8(void *p, int dt, int64_t c, const float v[8])
+{
+    if (dt == SK_DTYPE_BF16) {
+        uint4 u;
+        __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+        reinterpret_cast<uint4 *>(p)[c] = u;
+    } else if (dt == SK_DTYPE_F32) {
+        reinterpret_cast<float4 *>(p)[2 * c] = make_float4(v[0], v[1], v[2], v[3]);
+        reinterpret_cast<float4 *>(p)[2 * c + 1] = make_float4(v[4], v[5], v[6], v[7]);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) sk_st(p, dt, 8 * c + k, v[k]);
     }
 }
 #define SK_GRID_STRIDE(i, n)                                                         \

@@ -2,6 +2,8 @@
  * LayerNorm) and gated_add. One block per row; statistics in f32 with a
  * two-pass mean/variance (the row is re-read from L1/L2, not DRAM) so large
  * activations do not lose precision to E[x^2]-E[x]^2 cancellation. */
+#include <stdlib.h>
+
 #include "cuda_internal.h"
 
 #define NORM_THREADS 256
@@ -97,6 +99,132 @@ __global__ void k_gated_add(void *x, int xt, const void *y, int yt, const void *
     }
 }
 
+/* Vectorised row kernel (D % 8 == 0, aligned rows): the row is read once
+ * into registers as NC chunks of 8 per thread, statistics come from the
+ * registers, and the result is written once. mode: 0 layernorm, 1 rmsnorm,
+ * 2 modulate (ln), 3 modulate (no ln). Same math as k_norm/k_modulate. */
+template <int NC>
+__global__ void k_row8(void *y, int yt, const void *x, int xt, const void *w, int wt,
+                       const void *b, int bt, const void *mod, int mt, int64_t D, int64_t K,
+                       int i_shift, int i_scale, int64_t rpg, float eps, int mode)
+{
+    __shared__ float red[32];
+    const int64_t r = blockIdx.x, nch = D / 8, c0 = r * nch;
+    float v[NC][8];
+#pragma unroll
+    for (int k = 0; k < NC; k++) {
+        const int64_t c = threadIdx.x + (int64_t)k * blockDim.x;
+        if (c < nch) sk_ld8(x, xt, c0 + c, v[k]);
+        else
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[k][e] = 0.0f;
+    }
+    float mean = 0.0f, inv = 1.0f;
+    if (mode != 3) {
+        if (mode != 1) {
+            float s = 0.0f;
+#pragma unroll
+            for (int k = 0; k < NC; k++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) s += v[k][e];
+            mean = block_sum(s, red) / (float)D;
+        }
+        float q = 0.0f;
+#pragma unroll
+        for (int k = 0; k < NC; k++) {
+            const int64_t c = threadIdx.x + (int64_t)k * blockDim.x;
+            if (c < nch)
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float t = v[k][e] - mean;
+                    q += t * t;
+                }
+        }
+        inv = rsqrtf(block_sum(q, red) / (float)D + eps);
+    }
+    const int64_t g = r / rpg;
+    const int64_t sh = (g * K + i_shift) * (D / 8), sc = (g * K + i_scale) * (D / 8);
+#pragma unroll
+    for (int k = 0; k < NC; k++) {
+        const int64_t c = threadIdx.x + (int64_t)k * blockDim.x;
+        if (c >= nch) continue;
+        float o[8], p1[8], p2[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = (v[k][e] - mean) * inv;
+        if (mode >= 2) {
+            sk_ld8(mod, mt, sc + c, p1);
+            sk_ld8(mod, mt, sh + c, p2);
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = o[e] * (1.0f + p1[e]) + p2[e];
+        } else {
+            if (w) {
+                sk_ld8(w, wt, c, p1);
+#pragma unroll
+                for (int e = 0; e < 8; e++) o[e] *= p1[e];
+            }
+            if (b) {
+                sk_ld8(b, bt, c, p2);
+#pragma unroll
+                for (int e = 0; e < 8; e++) o[e] += p2[e];
+            }
+        }
+        sk_st8(y, yt, c0 + c, o);
+    }
+}
+
+/* x += y * gate, 8 elements per thread (D % 8 == 0, aligned) */
+__global__ void k_gated_add8(void *x, int xt, const void *y, int yt, const void *mod, int mt,
+                             int64_t D, int64_t K, int i_gate, int64_t rpg, int64_t nch)
+{
+    const int64_t dch = D / 8;
+    SK_GRID_STRIDE(c, nch)
+    {
+        float a[8], v[8];
+        sk_ld8(x, xt, c, a);
+        sk_ld8(y, yt, c, v);
+        if (i_gate >= 0) {
+            int64_t r = c / dch, dc = c - r * dch, g = r / rpg;
+            float gt[8];
+            sk_ld8(mod, mt, (g * K + i_gate) * dch + dc, gt);
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[e] *= gt[e];
+        }
+#pragma unroll
+        for (int e = 0; e < 8; e++) a[e] += v[e];
+        sk_st8(x, xt, c, a);
+    }
+}
+
+/* launches k_row8 when the shapes/alignment allow; *done = 0 otherwise */
+static sk_status row8(sk_backend *be, const char *op, int *done, sk_tensor *y, const sk_tensor *x,
+                      const sk_tensor *w, const sk_tensor *b, const sk_tensor *mod, int64_t D,
+                      int64_t R, int64_t K, int i_shift, int i_scale, int64_t rpg, float eps,
+                      int mode)
+{
+    *done = 0;
+    if (D % 8 || getenv("SK_CUDA_NORM_SCALAR")) return SK_OK;
+    const sk_tensor *ts[5] = {y, x, w, b, mod};
+    for (int i = 0; i < 5; i++)
+        if (ts[i] && !sk_cuda_vec_ok(ts[i]->data, ts[i]->dtype)) return SK_OK;
+    const int64_t nch = D / 8;
+    int threads = (int)((nch < 256 ? nch : 256) + 31) / 32 * 32;
+    int64_t nc = (nch + threads - 1) / threads;
+    if (nc > 4) return SK_OK;
+    cudaStream_t s = sk_cuda(be)->stream;
+#define ROW8(NCV)                                                                             \
+    k_row8<NCV><<<(unsigned)R, threads, 0, s>>>(                                              \
+        y->data, y->dtype, x->data, x->dtype, w ? w->data : NULL, w ? w->dtype : 0,           \
+        b ? b->data : NULL, b ? b->dtype : 0, mod ? mod->data : NULL, mod ? mod->dtype : 0, D, \
+        K, i_shift, i_scale, rpg, eps, mode)
+    if (nc == 1) ROW8(1);
+    else if (nc == 2) ROW8(2);
+    else ROW8(4);
+#undef ROW8
+    SK_CU_LAUNCH(op);
+    *done = 1;
+    return SK_OK;
+}
+
 static int64_t last_dim(const sk_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
 extern "C" sk_status sk_cuda_layernorm(sk_backend *be, sk_tensor *y, const sk_tensor *x,
@@ -104,6 +232,9 @@ extern "C" sk_status sk_cuda_layernorm(sk_backend *be, sk_tensor *y, const sk_te
 {
     int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
     if (R == 0) return SK_OK;
+    int done = 0;
+    SK_TRY(row8(be, "layernorm", &done, y, x, w, b, NULL, D, R, 1, 0, 0, 1, eps, 0));
+    if (done) return SK_OK;
     k_norm<<<(unsigned)R, NORM_THREADS, 0, sk_cuda(be)->stream>>>(
         y->data, y->dtype, x->data, x->dtype, w ? w->data : NULL, w ? w->dtype : 0,
         b ? b->data : NULL, b ? b->dtype : 0, D, eps, 0);
@@ -116,6 +247,9 @@ extern "C" sk_status sk_cuda_rmsnorm(sk_backend *be, sk_tensor *y, const sk_tens
 {
     int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
     if (R == 0) return SK_OK;
+    int done = 0;
+    SK_TRY(row8(be, "rmsnorm", &done, y, x, w, NULL, NULL, D, R, 1, 0, 0, 1, eps, 1));
+    if (done) return SK_OK;
     k_norm<<<(unsigned)R, NORM_THREADS, 0, sk_cuda(be)->stream>>>(
         y->data, y->dtype, x->data, x->dtype, w ? w->data : NULL, w ? w->dtype : 0, NULL, 0, D,
         eps, 1);
@@ -132,6 +266,10 @@ extern "C" sk_status sk_cuda_modulate(sk_backend *be, sk_tensor *y, const sk_ten
     SK_CHECK(mod->ndim >= 2 && rows_per_group > 0, SK_E_SHAPE,
              "cuda modulate: mod must be [G, K, D] and rows_per_group > 0");
     int64_t K = mod->shape[mod->ndim - 2];
+    int done = 0;
+    SK_TRY(row8(be, "modulate", &done, y, x, NULL, NULL, mod, D, R, K, i_shift, i_scale,
+                rows_per_group, eps, ln ? 2 : 3));
+    if (done) return SK_OK;
     k_modulate<<<(unsigned)R, NORM_THREADS, 0, sk_cuda(be)->stream>>>(
         y->data, y->dtype, x->data, x->dtype, mod->data, mod->dtype, D, K, i_shift, i_scale,
         rows_per_group, ln, eps);
@@ -149,6 +287,16 @@ extern "C" sk_status sk_cuda_gated_add(sk_backend *be, sk_tensor *x, const sk_te
         SK_CHECK(mod && mod->ndim >= 2 && rows_per_group > 0, SK_E_SHAPE,
                  "cuda gated_add: mod must be [G, K, D] and rows_per_group > 0");
         K = mod->shape[mod->ndim - 2];
+    }
+    if (D % 8 == 0 && sk_cuda_vec_ok(x->data, x->dtype) && sk_cuda_vec_ok(y->data, y->dtype) &&
+        (i_gate < 0 || sk_cuda_vec_ok(mod->data, mod->dtype)) && !getenv("SK_CUDA_NORM_SCALAR")) {
+        const int64_t nch = n / 8;
+        k_gated_add8<<<sk_cuda_blocks(nch, 256), 256, 0, sk_cuda(be)->stream>>>(
+            x->data, x->dtype, y->data, y->dtype, i_gate >= 0 ? mod->data : NULL,
+            i_gate >= 0 ? mod->dtype : 0, D, K, i_gate, rows_per_group > 0 ? rows_per_group : 1,
+            nch);
+        SK_CU_LAUNCH("gated_add");
+        return SK_OK;
     }
     k_gated_add<<<sk_cuda_blocks(n, 256), 256, 0, sk_cuda(be)->stream>>>(
         x->data, x->dtype, y->data, y->dtype, i_gate >= 0 ? mod->data : NULL,

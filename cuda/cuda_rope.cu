@@ -1,37 +1,85 @@
 /* cuda_rope.cu - in-place 3D RoPE on interleaved pairs (see backend.h).
- * One thread per (token, head, pair). Angles are computed in f64 like the CPU
- * reference (and the fp64 complex RoPE of Self-Forcing), then the rotation of
- * the pair runs in f32 and rounds once to x's dtype. */
+ *
+ * The angles pos * theta^(-2j/(2*pairs_a)) are computed in f64, like the CPU
+ * reference (and Self-Forcing's fp64 complex RoPE), once per (axis position,
+ * pair) into a small cos/sin table in the scratch buffer (F*pt + (Hp+Wp)*ph
+ * entries); the main kernel then rotates 4 pairs (8 elements, one 16-byte
+ * load for bf16) per thread in f32 and rounds once to x's dtype. */
 #include "cuda_internal.h"
 
-__global__ void k_rope3d(void *x, int xt, int64_t NH, int64_t HD, int64_t Hp, int64_t Wp,
-                         int64_t t0, double log_theta, int64_t n_pairs)
+/* table: [F][pt] then [Hp][ph] then [Wp][ph], each (cos, sin) */
+__global__ void k_rope_table(float2 *tab, int64_t F, int64_t Hp, int64_t Wp, int64_t pt,
+                             int64_t ph, int64_t t0, double log_theta, int64_t n)
 {
-    const int64_t c = HD / 2;
-    const int64_t pt = c - 2 * (c / 3), ph = c / 3;
+    SK_GRID_STRIDE(i, n)
+    {
+        int64_t pos, jj, pa;
+        if (i < F * pt) {
+            pos = t0 + i / pt; jj = i % pt; pa = pt;
+        } else if (i < F * pt + Hp * ph) {
+            int64_t k = i - F * pt;
+            pos = k / ph; jj = k % ph; pa = ph;
+        } else {
+            int64_t k = i - F * pt - Hp * ph;
+            pos = k / ph; jj = k % ph; pa = ph;
+        }
+        double freq = exp(-(double)(2 * jj) / (double)(2 * pa) * log_theta);
+        double s, c;
+        sincos((double)pos * freq, &s, &c);
+        tab[i] = make_float2((float)c, (float)s);
+    }
+}
+
+__device__ __forceinline__ float2 rope_cs(const float2 *tab, int64_t j, int64_t f, int64_t row,
+                                          int64_t col, int64_t F, int64_t Hp, int64_t pt,
+                                          int64_t ph)
+{
+    if (j < pt) return tab[f * pt + j];
+    if (j < pt + ph) return tab[F * pt + row * ph + (j - pt)];
+    return tab[F * pt + Hp * ph + col * ph + (j - pt - ph)];
+}
+
+/* 4 pairs per thread; HD % 8 == 0 so the 8 elements stay in one head */
+__global__ void k_rope3d8(void *x, int xt, const float2 *tab, int64_t NH, int64_t HD, int64_t F,
+                          int64_t Hp, int64_t Wp, int64_t nch)
+{
+    const int64_t c = HD / 2, pt = c - 2 * (c / 3), ph = c / 3;
+    SK_GRID_STRIDE(i, nch)
+    {
+        const int64_t e0 = 8 * i;
+        const int64_t j0 = (e0 % HD) / 2;
+        const int64_t tok = e0 / (NH * HD);
+        const int64_t f = tok / (Hp * Wp), rem = tok - f * Hp * Wp;
+        const int64_t row = rem / Wp, col = rem - row * Wp;
+        float v[8];
+        sk_ld8(x, xt, i, v);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 cs = rope_cs(tab, j0 + k, f, row, col, F, Hp, pt, ph);
+            float a = v[2 * k], b = v[2 * k + 1];
+            v[2 * k] = a * cs.x - b * cs.y;
+            v[2 * k + 1] = a * cs.y + b * cs.x;
+        }
+        sk_st8(x, xt, i, v);
+    }
+}
+
+/* one pair per thread: any even HD or unaligned x */
+__global__ void k_rope3d(void *x, int xt, const float2 *tab, int64_t NH, int64_t HD, int64_t F,
+                         int64_t Hp, int64_t Wp, int64_t n_pairs)
+{
+    const int64_t c = HD / 2, pt = c - 2 * (c / 3), ph = c / 3;
     SK_GRID_STRIDE(i, n_pairs)
     {
         int64_t j = i % c;
         int64_t tok = i / (c * NH);
         int64_t f = tok / (Hp * Wp), rem = tok - f * Hp * Wp;
         int64_t row = rem / Wp, col = rem - row * Wp;
-        int64_t pos, jj, pa;
-        if (j < pt) {
-            pos = t0 + f; jj = j; pa = pt;
-        } else if (j < pt + ph) {
-            pos = row; jj = j - pt; pa = ph;
-        } else {
-            pos = col; jj = j - pt - ph; pa = ph;
-        }
-        /* theta^(-2jj/(2pa)) */
-        double freq = exp(-(double)(2 * jj) / (double)(2 * pa) * log_theta);
-        double s, co;
-        sincos((double)pos * freq, &s, &co);
-        int64_t e = 2 * i; /* pairs are contiguous: element index of x[2j] */
+        float2 cs = rope_cs(tab, j, f, row, col, F, Hp, pt, ph);
+        int64_t e = 2 * i;
         float a = sk_ld(x, xt, e), b = sk_ld(x, xt, e + 1);
-        float cf = (float)co, sf = (float)s;
-        sk_st(x, xt, e, a * cf - b * sf);
-        sk_st(x, xt, e + 1, a * sf + b * cf);
+        sk_st(x, xt, e, a * cs.x - b * cs.y);
+        sk_st(x, xt, e + 1, a * cs.y + b * cs.x);
     }
 }
 
@@ -40,11 +88,28 @@ extern "C" sk_status sk_cuda_rope3d(sk_backend *be, sk_tensor *x, int64_t F, int
 {
     SK_CHECK(x->ndim == 3 && x->shape[2] % 2 == 0, SK_E_SHAPE,
              "cuda rope3d: x must be [N, NH, HD] with even HD");
-    int64_t NH = x->shape[1], HD = x->shape[2];
-    int64_t n = sk_tensor_numel(x) / 2;
+    const int64_t NH = x->shape[1], HD = x->shape[2];
+    const int64_t n = sk_tensor_numel(x) / 2;
     if (n == 0) return SK_OK;
-    k_rope3d<<<sk_cuda_blocks(n, 256), 256, 0, sk_cuda(be)->stream>>>(
-        x->data, x->dtype, NH, HD, Hp, Wp, t0, log(theta), n);
+    const int64_t c = HD / 2, pt = c - 2 * (c / 3), ph = c / 3;
+    const int64_t nt = F * pt + (Hp + Wp) * ph;
+    void *sc = NULL;
+    SK_TRY(sk_cuda_scratch(be, (size_t)(nt > 0 ? nt : 1) * sizeof(float2), &sc));
+    cudaStream_t s = sk_cuda(be)->stream;
+    float2 *tab = (float2 *)sc;
+    if (nt > 0) {
+        k_rope_table<<<sk_cuda_blocks(nt, 256), 256, 0, s>>>(tab, F, Hp, Wp, pt, ph, t0,
+                                                             log(theta), nt);
+        SK_CU_LAUNCH("rope3d (table)");
+    }
+    if (HD % 8 == 0 && sk_cuda_vec_ok(x->data, x->dtype)) {
+        const int64_t nch = n / 4;
+        k_rope3d8<<<sk_cuda_blocks(nch, 256), 256, 0, s>>>(x->data, x->dtype, tab, NH, HD, F, Hp,
+                                                           Wp, nch);
+    } else {
+        k_rope3d<<<sk_cuda_blocks(n, 256), 256, 0, s>>>(x->data, x->dtype, tab, NH, HD, F, Hp, Wp,
+                                                        n);
+    }
     SK_CU_LAUNCH("rope3d");
     return SK_OK;
 }
