@@ -10,6 +10,11 @@
  * --time-only FILE: no comparison (the CPU would take minutes at umT5-XXL size):
  * load time and warm CUDA encode times at 16, 77 and 512 tokens, f32 and bf16.
  *
+ * Measured on the H100 (2026-11-24): CUDA f32 vs CPU rel err 2e-6 (tiny) and
+ * 4.4e-6 (dim 512, 8 x 64 heads, bf16 weights), bf16 activations 0.8% / 1.6%;
+ * umT5-XXL size (random bf16 weights, 24 layers): load 1.4 s; bf16 activations
+ * 9.7 / 10.7 / 22.6 ms at 16 / 77 / 512 tokens; f32 activations 37 / 52 / 161 ms.
+ *
  * usage: gpu_check_umt5 [weights.safetensors ...] | --time-only FILE
  * Exit status: 0 all pass, 1 a comparison failed, 2 setup error.
  */
@@ -102,7 +107,7 @@ static int check_file(const char *path, sk_backend *cpu, sk_backend *gf, sk_back
         bad |= sk_umt5_encode(ms[pass], ids, maxn, maxn, o) != SK_OK;
         double t = (now_s() - t0) / 2;
         if (bad) fail = 1;
-        printf("  cuda %s: %d tokens in %.2f ms per encode (incl. host bias build + download)\n",
+        printf("  cuda %s: %d tokens in %.2f ms per encode (incl. the download)\n",
                sk_dtype_name(bes[pass]->act_dtype), maxn, 1e3 * t);
     }
     free(ids);
