@@ -155,3 +155,35 @@ Test(dit_forward, prefixed_checkpoint_and_explicit_config_give_same_v)
     sk_kv_cache_free(&kv); sk_dit_ctx_free(&ctx); sk_dit_free(&m); sk_backend_free_(&be);
     sk_st_close(&fix);
 }
+
+/* The K/V-only pass (v NULL: the clean pass) fills the cache exactly as a
+ * full forward does. */
+Test(dit_forward, kv_only_pass_writes_the_same_cache)
+{
+    sk_st_file *fix = NULL;
+    dt_ok(sk_st_open(DIT_FIX "forward_single.safetensors", &fix), "open fixture");
+    dump_ctx d = {fix, 0, 0};
+    sk_backend *be; sk_dit_model *m; sk_dit_ctx *ctx; sk_kv_cache *kv;
+    setup_run(&be, &m, &ctx, &kv, fix, &d);
+    ctx->debug = NULL;
+    sk_tensor x, v;
+    upload_fix(fix, "x", be, &x);
+    upload_fix(fix, "x", be, &v);
+    float t[3] = {0, 0, 0};
+    size_t n = (size_t)sk_tensor_numel(&kv->k[1]);
+    float *full = malloc(n * 4), *only = malloc(n * 4);
+    dt_ok(sk_kv_begin_chunk(kv, 0, 3), "begin");
+    dt_ok(sk_dit_forward(ctx, kv, &x, t, 0, &v), "full forward");
+    dt_ok(sk_tensor_download_f32(&kv->k[1], full, n), "dl");
+    dt_ok(sk_tensor_zero(&kv->k[1]), "zero");
+    dt_ok(sk_dit_forward(ctx, kv, &x, t, 0, NULL), "K/V-only forward");
+    dt_ok(sk_tensor_download_f32(&kv->k[1], only, n), "dl");
+    cr_expect(memcmp(full, only, n * 4) == 0, "last layer's K differs between full and K/V-only passes");
+    float s = 0;
+    for (size_t i = 0; i < n; i++) s += fabsf(only[i]);
+    cr_expect(s > 0, "K/V-only pass wrote nothing");
+    free(full); free(only);
+    sk_tensor_free(&x); sk_tensor_free(&v);
+    sk_kv_cache_free(&kv); sk_dit_ctx_free(&ctx); sk_dit_free(&m); sk_backend_free_(&be);
+    sk_st_close(&fix);
+}
