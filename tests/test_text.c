@@ -149,6 +149,24 @@ Test(text, prompt_clean_matches_wan)
     cr_assert_geq(n, 10);
 }
 
+Test(text, prompt_clean_matches_wan_on_random_strings)
+{
+    const cJSON *cases = cJSON_GetObjectItem(g_manifest, "clean_cases"), *c;
+    cr_assert(cJSON_IsArray(cases) && cJSON_GetArraySize(cases) >= 100, "manifest: no clean_cases");
+    int bad = 0;
+    cJSON_ArrayForEach(c, cases)
+    {
+        char *got = NULL;
+        TT_OK(sk_prompt_clean(str_of(c, "text"), &got));
+        if (strcmp(got, str_of(c, "cleaned")) && bad++ < 5)
+            cr_log_error("clean('%s') = '%s', Wan gives '%s'", str_of(c, "text"), got,
+                         str_of(c, "cleaned"));
+        free(got);
+    }
+    cr_assert_eq(bad, 0, "%d of %d random strings cleaned differently from Wan", bad,
+                 cJSON_GetArraySize(cases));
+}
+
 Test(text, prompt_clean_edge_cases)
 {
     /* Python behaviour, written out: html.unescape's invalid code points give
@@ -166,6 +184,25 @@ Test(text, prompt_clean_edge_cases)
         char *got = NULL;
         TT_OK(sk_prompt_clean(c[i].in, &got));
         cr_expect_str_eq(got, c[i].out, "case %zu", i);
+        free(got);
+    }
+    /* arbitrary bytes (invalid UTF-8, NUL-free): never fails, and the result
+     * has no leading, trailing or doubled ASCII space */
+    uint64_t st = 12345;
+    for (int k = 0; k < 2000; k++) {
+        char in[64];
+        int n = k % 63;
+        for (int i = 0; i < n; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            static const char pick[] = "&#;x1 \t\n<a\xc3\xa9\xe2\x80\x9c\xff\x80\xef\xbc\x81";
+            in[i] = (st >> 33) % 3 ? pick[(st >> 40) % (sizeof pick - 1)] : (char)(1 + (st >> 50) % 255);
+        }
+        in[n] = 0;
+        char *got = NULL;
+        TT_OK(sk_prompt_clean(in, &got));
+        size_t m = strlen(got);
+        cr_assert(m == 0 || (got[0] != ' ' && got[m - 1] != ' '), "case %d: '%s'", k, got);
+        cr_assert_null(strstr(got, "  "), "case %d: doubled space in '%s'", k, got);
         free(got);
     }
 }

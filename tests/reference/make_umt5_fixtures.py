@@ -99,7 +99,33 @@ TOKEN_PROMPTS = [
     ("multiline_lt", "one &amp;amp;lt;\nline < two &amp;amp;amp;lt;\nthree &amp;amp;lt;"),
     ("c1_controls", "\u0093quoted\u0094 \u0080 5 \u0081x"),
     ("curly_html", "&ldquo;hi&rdquo; it&rsquo;s &hellip; &mdash; ok"),
+    # Wan's default negative prompt (wan/configs/shared_config.py): fullwidth commas
+    ("wan_negative", "\u8272\u8c03\u8273\u4e3d\uff0c\u8fc7\u66dd\uff0c\u9759\u6001\uff0c"
+     "\u7ec6\u8282\u6a21\u7cca\u4e0d\u6e05\uff0c\u5b57\u5e55\uff0cJPEG\u538b\u7f29"
+     "\u6b8b\u7559\uff0c\u4e11\u964b\u7684"),
 ]
+
+# Cleaning-only cases: seeded random strings over the characters the rules act on.
+# Kept only where ftfy's mojibake repair (fix_encoding, not reproduced in C) has no
+# effect, so the expected text is still exactly Wan's.
+CLEAN_ALPHABET = (list("ab &;#xX0123456789<>\t\n\r ") +
+                  ["&amp;", "&lt;", "&gt", "&notit", "&eacute", "&EACUTE;", "&#", "&#x", "&nbsp;",
+                   "\u201c", "\u2019", "\u3000", "\u00a0", "\x1b[3m", "\x07", "\u0093", "\ufb01",
+                   "\uff21", "\u02bc", "&amp;amp;", "&#59;", "&#1;", "&#128;", "&#x110000;",
+                   "&#xD800;", "&#0;", "&szlig;", "&SZLIG;", "&AMP", "&Amp;", "\u2028", "\x1c",
+                   "\x85", "\u00e9", "&#65a;", "&hellip;", "\uffe3", "\u2003"])
+
+
+def clean_cases(n=400):
+    import random
+    rng = random.Random(SEED)
+    out = []
+    while len(out) < n:
+        t = "".join(rng.choice(CLEAN_ALPHABET) for _ in range(rng.randint(0, 14)))
+        if ftfy.fix_text(t) != ftfy.fix_text(t, fix_encoding=False):
+            continue
+        out.append({"text": t, "cleaned": wan_clean(t)})
+    return out
 
 
 # ---------------------------------------------------------------- Wan text cleaning
@@ -296,6 +322,7 @@ def main():
         "config": cfg, "special_ids": {"pad": 0, "eos": 1, "bos": 2, "unk": 3},
         "weights": "umt5_tiny.safetensors", "expected": "umt5_tiny_expected.safetensors",
         "tokenizer": "spiece_tiny.model", "prompts": prompts,
+        "clean_cases": clean_cases(),
         "command": "/usr/bin/python3 tests/reference/make_umt5_fixtures.py",
         "files_sha256": {},
     }
