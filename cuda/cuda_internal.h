@@ -45,6 +45,7 @@ typedef struct {
     sk_cuda_allocation *allocs; /* live allocations (ptr -> size) for bytes_live */
     size_t n_allocs, cap_allocs;
     sk_cuda_lt_plan plans[SK_CUDA_LT_PLANS];
+    void *cudnn;            /* cuDNN state, made at the first conv2d (cuda_conv_cudnn.cu) */
 } sk_cuda_ctx;
 
 /* deferred error bits in err_flag (checked at sync/download) */
@@ -236,6 +237,11 @@ sk_status sk_cuda_embedding(sk_backend *be, sk_tensor *y, const sk_tensor *table
                             const sk_tensor *ids);
 sk_status sk_cuda_noise(sk_backend *be, sk_tensor *y, uint64_t seed, int64_t frame0,
                         uint32_t stream);
+/* bf16 conv2d through cuDNN; *done = 0 when cuDNN is absent or declines */
+sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                               const sk_tensor *w, const sk_tensor *b, int stride, int pad,
+                               int *done);
+void sk_cuda_cudnn_destroy(sk_cuda_ctx *c);
 #ifdef __cplusplus
 }
 #endif

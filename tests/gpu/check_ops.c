@@ -281,9 +281,24 @@ static const tcase k_timed[] = {
     {"conv2d 64->64 3x3 120x208", T_CONV, {1, 64, 120, 208, 64, 3}, 0},
     {"conv2d 64->64 3x3 480x832", T_CONV, {1, 64, 480, 832, 64, 3}, 0},
     {"conv2d 64->64 3x3 120x208 direct", T_CONV, {1, 64, 120, 208, 64, 3}, 0,
-     "SK_CUDA_CONV_DIRECT=1"},
+     "SK_CUDA_CONV=direct"},
+    {"conv2d 64->64 3x3 480x832 wmma", T_CONV, {1, 64, 480, 832, 64, 3}, 0,
+     "SK_CUDA_CONV=wmma"},
+    {"conv2d 128->64 3x3 240x416 x2", T_CONV, {2, 128, 240, 416, 64, 3}, 0},
+    {"conv2d 128->64 3x3 240x416 x2 wmma", T_CONV, {2, 128, 240, 416, 64, 3}, 0,
+     "SK_CUDA_CONV=wmma"},
+    {"conv2d 64->64 3x3 480x832 x4", T_CONV, {4, 64, 480, 832, 64, 3}, 0},
     {"conv2d 256->256 3x3 60x104", T_CONV, {1, 256, 60, 104, 256, 3}, 0},
     {"conv2d 3->64 3x3 480x832", T_CONV, {1, 3, 480, 832, 64, 3}, 0},
+    {"conv2d 64->3 3x3 480x832 x4", T_CONV, {4, 64, 480, 832, 3, 3}, 0},
+    {"conv2d 64->3 3x3 480x832 x4 wmma", T_CONV, {4, 64, 480, 832, 3, 3}, 0,
+     "SK_CUDA_CONV=wmma"},
+    {"conv2d 64->12 3x3 240x416 x4", T_CONV, {4, 64, 240, 416, 12, 3}, 0},
+    {"conv2d 64->12 3x3 240x416 x4 wmma", T_CONV, {4, 64, 240, 416, 12, 3}, 0,
+     "SK_CUDA_CONV=wmma"},
+    {"conv2d 256->256 1x1 120x208", T_CONV, {1, 256, 120, 208, 256, 1}, 0},
+    {"conv2d 256->256 1x1 120x208 wmma", T_CONV, {1, 256, 120, 208, 256, 1}, 0,
+     "SK_CUDA_CONV=wmma"},
     {"noise 3x16x60x104", T_NOISE, {3, 16, 60, 104}, 0},
 };
 
@@ -355,7 +370,7 @@ static sk_status run_timed(const tcase *t, pool *p, sk_tensor **a, int setup)
     case T_RMS: return sk_op_rmsnorm(be, a[3], a[0], a[1], 1e-6f);
     case T_LN: return sk_op_layernorm(be, a[3], a[0], a[1], a[2], 1e-6f);
     case T_ROPE: return sk_op_rope3d(be, a[0], d[0], d[1], d[2], 3, 10000.0);
-    case T_CONV: return sk_op_conv2d(be, a[3], a[0], a[1], a[2], 1, 1);
+    case T_CONV: return sk_op_conv2d(be, a[3], a[0], a[1], a[2], 1, (int)(d[5] / 2));
     case T_NOISE: return sk_op_noise(be, a[0], 42, 0, 1);
     }
     return SK_E_INTERNAL;
