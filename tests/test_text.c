@@ -709,7 +709,39 @@ Test(text, cli_encode_text_writes_context)
     free(ctx);
     sk_st_close(&f);
 
+    /* a prompt schedule: one prompt a line -> context.0, context.1, ... */
+    const cJSON *pr, *fox = NULL, *lng = NULL;
+    cJSON_ArrayForEach(pr, prompts())
+    {
+        if (!strcmp(str_of(pr, "key"), "fox")) fox = pr;
+        if (!strcmp(str_of(pr, "key"), "long")) lng = pr;
+    }
+    cr_assert(fox && lng);
+    char pf[300];
+    snprintf(pf, sizeof pf, "%s/prompts.txt", g_dir);
+    FILE *fp = fopen(pf, "w");
+    fprintf(fp, "%s\n\n%s\r\n%s\n", str_of(fox, "text"), str_of(lng, "text"), str_of(fox, "text"));
+    fclose(fp);
+    rc = run_cli("encode-text", "--text-encoder", WEIGHTS, "--tokenizer", SPM, "--prompt-file", pf,
+                 "--text-len", tl, "--out", out, NULL);
+    cr_assert_eq(rc, 0, "encode-text --prompt-file exited %d", rc);
+    TT_OK(sk_st_open(out, &f));
+    const char *names[] = {"context", "context.0", "context.1", "context.2"};
+    const char *keys[] = {"fox", "fox", "long", "fox"};
+    for (int i = 0; i < 4; i++) {
+        TT_OK(sk_st_read_f32(f, names[i], 2, (int64_t[]){T, D}, &ctx, NULL));
+        ref = expected_context(keys[i]);
+        expect_close(ctx, ref, (size_t)T * D, names[i]);
+        free(ref);
+        free(ctx);
+    }
+    cr_assert_null(sk_st_find(f, "context.3"), "the blank line made a prompt");
+    cr_assert_str_eq(sk_st_meta(f, "prompt.1"), str_of(lng, "text"));
+    sk_st_close(&f);
+
     /* usage errors exit 2 before loading anything */
+    cr_assert_eq(run_cli("encode-text", "--text-encoder", WEIGHTS, "--prompt", "x", "--prompt-file",
+                         pf, "--out", out, NULL), 2);
     cr_assert_eq(run_cli("encode-text", "--text-encoder", WEIGHTS, "--out", out, NULL), 2);
     cr_assert_eq(run_cli("encode-text", "--text-encoder", "/nonexistent.safetensors", "--prompt",
                          "x", "--out", out, NULL), 2);
