@@ -222,6 +222,15 @@ Test(text, tokenizer_special_ids_from_model)
     cr_assert_null(sk_tokenizer_piece(t, 1 << 20));
     sk_tokenizer_free(&t);
     cr_assert_null(t);
+    /* a folder means its spiece.model (Wan ships google/umt5-xxl/) */
+    char dir[300], cmd[700];
+    snprintf(dir, sizeof dir, "%s/umt5-xxl", g_dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/spiece.model'", dir, SPM, dir);
+    cr_assert_eq(system(cmd), 0);
+    TT_OK(sk_tokenizer_load(dir, &t));
+    cr_assert(strstr(sk_tokenizer_source(t), "umt5-xxl/spiece.model"), "%s", sk_tokenizer_source(t));
+    cr_assert_eq(sk_tokenizer_vocab_size(t), cfg_int("vocab"));
+    sk_tokenizer_free(&t);
 }
 
 Test(text, tokenize_wan_matches_fixture)

@@ -26,7 +26,8 @@ extern "C" {
 
 typedef struct sk_tokenizer sk_tokenizer;
 
-/* Loads a SentencePiece model file (spiece.model). */
+/* Loads a SentencePiece model file (spiece.model), or <path>/spiece.model when
+ * path is a folder (google/umt5-xxl/ as Wan ships it). */
 sk_status sk_tokenizer_load(const char *path, sk_tokenizer **out);
 /* Loads a serialized SentencePiece model from memory (e.g. the `spiece_model`
  * u8 tensor of ComfyUI-format umT5 files); label names it in messages. */

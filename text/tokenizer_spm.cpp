@@ -6,6 +6,7 @@
 #include "tokenizer.h"
 
 #include <sentencepiece_processor.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -55,6 +56,10 @@ extern "C" sk_status sk_tokenizer_load(const char *path, sk_tokenizer **out)
     try {
         auto t = std::make_unique<sk_tokenizer>();
         t->source = path;
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) // google/umt5-xxl/ as shipped
+            t->source = std::string(path) + "/spiece.model";
+        path = t->source.c_str();
         auto s = t->sp.Load(path);
         if (!s.ok())
             return SK_ERR(SK_E_IO,
