@@ -215,3 +215,52 @@ Test(dit_cli, generate_decodes_like_decode)
     unlink(vae); unlink(lat); unlink(rgb1); unlink(rgb2); unlink(dit);
     rmdir(dir);
 }
+
+/* --prompt with --text-encoder runs umT5 inside generate: the latents are the
+ * bytes of encode-text + --text-embeds. A text prompt switch in --prompts
+ * changes only the frames after it. */
+Test(dit_cli, generate_with_text_encoder)
+{
+    char dir[] = "/tmp/sk_cli_txt_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ctx[256], a[256], b[256], c[256], pf[256], cmd[4096], *err;
+    snprintf(ctx, sizeof ctx, "%s/ctx.safetensors", dir);
+    snprintf(a, sizeof a, "%s/a.safetensors", dir);
+    snprintf(b, sizeof b, "%s/b.safetensors", dir);
+    snprintf(c, sizeof c, "%s/c.safetensors", dir);
+    snprintf(pf, sizeof pf, "%s/prompts.jsonl", dir);
+    const char *T = SK_SOURCE_DIR "/tests/fixtures/text/";
+    snprintf(cmd, sizeof cmd, "%s encode-text --text-encoder %sumt5_tiny.safetensors --tokenizer "
+             "%sspiece_tiny.model --prompt 'A red fox at dawn.' --out %s", bin(), T, T, ctx);
+    int rc = sh(cmd, &err);
+    if (rc != 0 && strstr(err, "SentencePiece")) cr_skip_test("no SentencePiece in this build: %s", err);
+    cr_assert_eq(rc, 0, "encode-text: %s", err);
+    const char *common = "--frames 6 --latent-height 8 --latent-width 8 --kv-policy sink "
+                         "--kv-window 6 --kv-sink 3 --seed 9";
+    snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-embeds %s %s "
+             "--latents-out %s", bin(), DIT_FIX, ctx, common, a);
+    cr_assert_eq(sh(cmd, &err), 0, "generate --text-embeds: %s", err);
+    snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-encoder "
+             "%sumt5_tiny.safetensors --tokenizer %sspiece_tiny.model --prompt 'A red fox at dawn.' "
+             "%s --latents-out %s", bin(), DIT_FIX, T, T, common, b);
+    cr_assert_eq(sh(cmd, &err), 0, "generate --prompt: %s", err);
+    FILE *f = fopen(pf, "w");
+    fprintf(f, "{\"frame\": 3, \"prompt\": \"A blue whale.\"}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-encoder "
+             "%sumt5_tiny.safetensors --tokenizer %sspiece_tiny.model --prompt 'A red fox at dawn.' "
+             "--prompts %s %s --latents-out %s", bin(), DIT_FIX, T, T, pf, common, c);
+    cr_assert_eq(sh(cmd, &err), 0, "generate --prompts text: %s", err);
+    cr_expect(strstr(err, "recached frames 0..2") != NULL, "no recache logged: %s", err);
+    sk_st_file *fa, *fb, *fc;
+    dt_ok(sk_st_open(a, &fa), "a"); dt_ok(sk_st_open(b, &fb), "b"); dt_ok(sk_st_open(c, &fc), "c");
+    size_t n;
+    float *la = dt_read(fa, "latents", &n), *lb = dt_read(fb, "latents", &n), *lc = dt_read(fc, "latents", &n);
+    cr_expect(memcmp(la, lb, n * 4) == 0, "text prompt in generate != encode-text + --text-embeds");
+    cr_expect(memcmp(lb, lc, n / 2 * 4) == 0, "frames before the switch changed");
+    cr_expect(memcmp(lb + n / 2, lc + n / 2, n / 2 * 4) != 0, "the switch changed nothing");
+    free(la); free(lb); free(lc);
+    sk_st_close(&fa); sk_st_close(&fb); sk_st_close(&fc);
+    unlink(ctx); unlink(a); unlink(b); unlink(c); unlink(pf);
+    rmdir(dir);
+}

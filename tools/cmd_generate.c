@@ -5,6 +5,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,13 @@
 #include "runtime/stream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "text/text_encoder.h"
 #include "vae/taehv.h"
 
 typedef struct {
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     const char *vae, *output, *frames_dir, *rgb_out;
+    const char *prompt, *text_encoder, *tokenizer, *text_encoder_config;
     int fps, crf;
     int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
     sk_int_list steps;
@@ -42,68 +45,82 @@ static int readable(const char *path)
     return 1;
 }
 
-/* One prompt switch of --prompts: from latent frame `frame` on, embeds `key`. */
+/* A prompt in effect from latent frame `frame` on: a tensor of --text-embeds
+ * (key) or a text for the text encoder; resolved to a host context before
+ * any DiT weight is loaded. Item 0 is the initial prompt. */
 typedef struct {
     int64_t frame;
-    char key[128];
-} prompt_switch;
+    char key[128];   /* embeds tensor, "" for a text */
+    char *text;      /* prompt text (owned), NULL for embeds */
+    float *ctx;      /* [rows, cols] f32 (owned) */
+    int64_t rows, cols;
+} prompt_item;
 
-#define MAX_SWITCHES 256
+#define MAX_PROMPTS 256
 
-/* Parses --prompts (JSON lines {"frame": N, "embeds": "context.1"}); checks
- * every key against the embeds file. Returns the count or -1 (message set). */
-static int parse_prompts(const char *path, const sk_st_file *emb, int64_t frames,
-                         prompt_switch *out, int cap)
+static void free_prompts(prompt_item *it, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(it[i].text);
+        free(it[i].ctx);
+    }
+}
+
+/* Parses --prompts: JSON lines {"frame": N | "at": SECONDS, "embeds": NAME |
+ * "prompt": TEXT} appended after out[0..*n). "at" maps a time of the output
+ * video (fps) to the latent frame holding it (video frame v is in latent
+ * (v + 3) / 4). Returns SK_OK or a message naming the line. */
+static sk_status parse_prompts(const char *path, int64_t frames, int fps, prompt_item *out, int *n,
+                               int cap)
 {
     FILE *f = fopen(path, "r");
-    if (!f) { SK_ERR(SK_E_IO, "--prompts '%s': cannot open (%s)", path, strerror(errno)); return -1; }
-    char line[4096];
-    int n = 0, lineno = 0, bad = 0;
-    while (!bad && fgets(line, sizeof line, f)) {
+    SK_CHECK(f, SK_E_IO, "--prompts '%s': cannot open (%s)", path, strerror(errno));
+    char line[8192];
+    int lineno = 0;
+    sk_status st = SK_OK;
+    while (st == SK_OK && fgets(line, sizeof line, f)) {
         lineno++;
         char *p = line;
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
         cJSON *j = cJSON_Parse(p);
         const cJSON *fr = j ? cJSON_GetObjectItemCaseSensitive(j, "frame") : NULL;
+        const cJSON *at = j ? cJSON_GetObjectItemCaseSensitive(j, "at") : NULL;
         const cJSON *em = j ? cJSON_GetObjectItemCaseSensitive(j, "embeds") : NULL;
+        const cJSON *tx = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt") : NULL;
+        int64_t frame = -1;
+        if (cJSON_IsNumber(fr) && fr->valuedouble == (double)(int64_t)fr->valuedouble)
+            frame = (int64_t)fr->valuedouble;
+        else if (!fr && cJSON_IsNumber(at) && at->valuedouble >= 0 && at->valuedouble < 1e7)
+            frame = ((int64_t)floor(at->valuedouble * fps + 0.5) + 3) / 4;
         if (!j || !cJSON_IsObject(j)) {
-            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: not a JSON object", path, lineno);
-            bad = 1;
-        } else if (cJSON_GetObjectItemCaseSensitive(j, "prompt") || cJSON_GetObjectItemCaseSensitive(j, "at")) {
-            SK_ERR(SK_E_UNSUPPORTED, "--prompts '%s' line %d: text prompts and \"at\" times need "
-                   "the text encoder, which generate does not run yet; use {\"frame\": N, "
-                   "\"embeds\": \"NAME\"}", path, lineno);
-            bad = 1;
-        } else if (!cJSON_IsNumber(fr) || fr->valuedouble < 0 || fr->valuedouble >= (double)frames ||
-                   fr->valuedouble != (double)(int64_t)fr->valuedouble) {
-            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: \"frame\" must be an integer latent "
-                   "frame in 0..%lld", path, lineno, (long long)frames - 1);
-            bad = 1;
-        } else if (!cJSON_IsString(em) || strlen(em->valuestring) >= sizeof out[0].key) {
-            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: \"embeds\" must name a tensor of "
-                   "--text-embeds", path, lineno);
-            bad = 1;
-        } else if (!sk_st_find(emb, em->valuestring)) {
-            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: --text-embeds '%s' has no tensor '%s'",
-                   path, lineno, emb->path, em->valuestring);
-            bad = 1;
-        } else if (n >= cap) {
-            SK_ERR(SK_E_FORMAT, "--prompts '%s': more than %d switches", path, cap);
-            bad = 1;
-        } else if (n > 0 && (int64_t)fr->valuedouble <= out[n - 1].frame) {
-            SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: frames must increase (%lld after %lld)",
-                   path, lineno, (long long)fr->valuedouble, (long long)out[n - 1].frame);
-            bad = 1;
+            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: not a JSON object", path, lineno);
+        } else if (frame < 0 || frame >= frames) {
+            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: needs \"frame\" (an integer latent "
+                        "frame in 0..%lld) or \"at\" (seconds of video at %d fps within the "
+                        "video)", path, lineno, (long long)frames - 1, fps);
+        } else if (!!cJSON_IsString(em) == !!cJSON_IsString(tx)) {
+            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: needs exactly one of \"embeds\" "
+                        "(a tensor of --text-embeds) and \"prompt\" (text for --text-encoder)",
+                        path, lineno);
+        } else if (em && strlen(em->valuestring) >= sizeof out[0].key) {
+            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: embeds name too long", path, lineno);
+        } else if (*n >= cap) {
+            st = SK_ERR(SK_E_FORMAT, "--prompts '%s': more than %d prompts", path, cap - 1);
+        } else if (*n > 1 && frame <= out[*n - 1].frame) {
+            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: frames must increase (%lld after "
+                        "%lld)", path, lineno, (long long)frame, (long long)out[*n - 1].frame);
         } else {
-            out[n].frame = (int64_t)fr->valuedouble;
-            snprintf(out[n].key, sizeof out[n].key, "%s", em->valuestring);
-            n++;
+            prompt_item *it = &out[(*n)++];
+            memset(it, 0, sizeof *it);
+            it->frame = frame;
+            if (em) snprintf(it->key, sizeof it->key, "%s", em->valuestring);
+            else if (!(it->text = strdup(tx->valuestring))) st = SK_ERR(SK_E_OOM, "out of memory");
         }
         cJSON_Delete(j);
     }
     fclose(f);
-    return bad ? -1 : n;
+    return st;
 }
 
 /* Reads embeds `key` ([L, text_dim] or [1, L, text_dim]) as f32. */
@@ -131,7 +148,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_st_file *emb = NULL;
     sk_noise_source *ns = NULL;
     sk_stream *s = NULL;
-    float *ctx = NULL, *lat = NULL;
+    float *lat = NULL;
+    prompt_item items[MAX_PROMPTS];
+    int nitems = 0;
+    memset(items, 0, sizeof items);
     sk_st_writer *w = NULL;
     sk_taehv *vae = NULL;
     sk_taehv_dec_stream *dec = NULL;
@@ -139,27 +159,72 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_status st;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
 
-    /* prompt embeddings first: cheap, and a bad file should not cost a model load */
-    if ((st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
-    int64_t rows, cols;
-    if ((st = read_embeds(emb, o->embeds_key, &ctx, &rows, &cols)) != SK_OK) goto fail;
-    prompt_switch sw[MAX_SWITCHES];
-    int nsw = 0, next_sw = 0;
-    if (o->prompts && (nsw = parse_prompts(o->prompts, emb, o->frames, sw, MAX_SWITCHES)) < 0) {
-        st = SK_E_FORMAT;
-        goto fail;
+    /* every prompt resolved to a host context first: cheap next to the DiT, and a bad
+     * file or prompt should not cost a model load; the text encoder is freed before the
+     * DiT is loaded */
+    items[0].frame = 0;
+    if (o->prompt) {
+        if (!(items[0].text = strdup(o->prompt))) { st = SK_ERR(SK_E_OOM, "out of memory"); goto fail; }
+    } else {
+        snprintf(items[0].key, sizeof items[0].key, "%s", o->embeds_key);
     }
-    for (int i = 0; i < nsw; i++) {
-        float *tmp = NULL;
-        int64_t r2, c2;
-        if ((st = read_embeds(emb, sw[i].key, &tmp, &r2, &c2)) != SK_OK) goto fail;
-        free(tmp);
-        if (c2 != cols) {
-            st = SK_ERR(SK_E_SHAPE, "--prompts: embeds '%s' has %lld columns, '%s' has %lld",
-                        sw[i].key, (long long)c2, o->embeds_key, (long long)cols);
+    nitems = 1;
+    if (o->prompts &&
+        (st = parse_prompts(o->prompts, o->frames, o->fps, items, &nitems, MAX_PROMPTS)) != SK_OK)
+        goto fail;
+    for (int i = 0; i < nitems; i++) {
+        if (items[i].text && !o->text_encoder) {
+            st = SK_ERR(SK_E_INVALID_ARG, "--prompts: text prompt '%.40s' needs --text-encoder",
+                        items[i].text);
+            goto fail;
+        }
+        if (!items[i].text && !o->text_embeds) {
+            st = SK_ERR(SK_E_INVALID_ARG, "--prompts: embeds '%s' needs --text-embeds", items[i].key);
             goto fail;
         }
     }
+    if (o->text_embeds) {
+        if ((st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
+        for (int i = 0; i < nitems; i++)
+            if (!items[i].text &&
+                (st = read_embeds(emb, items[i].key, &items[i].ctx, &items[i].rows, &items[i].cols)) != SK_OK)
+                goto fail;
+    }
+    if (o->text_encoder) {
+        sk_backend *tbe = NULL;
+        sk_text_encoder *te = NULL;
+        /* f32 activations: the encoder runs once per prompt (as Self-Forcing runs it) */
+        st = sk_backend_create(o->device == 1 ? "cuda" : "cpu", SK_DTYPE_F32, &tbe);
+        sk_text_opts to = {.encoder_path = o->text_encoder, .tokenizer_path = o->tokenizer,
+                           .config_path = o->text_encoder_config};
+        if (st == SK_OK) st = sk_text_encoder_create(tbe, &to, &te);
+        int64_t tr = 0, tc = 0;
+        if (st == SK_OK) sk_text_encoder_shape(te, &tr, &tc);
+        for (int i = 0; st == SK_OK && i < nitems; i++) {
+            if (!items[i].text) continue;
+            items[i].rows = tr;
+            items[i].cols = tc;
+            items[i].ctx = malloc((size_t)(tr * tc) * sizeof(float));
+            int len = 0;
+            st = items[i].ctx ? sk_text_encode(te, items[i].text, items[i].ctx, &len, NULL)
+                              : SK_ERR(SK_E_OOM, "out of host memory for a [%lld, %lld] context",
+                                       (long long)tr, (long long)tc);
+            if (st == SK_OK)
+                SK_LOGI("prompt %d (frame %lld): %d tokens: %.60s", i, (long long)items[i].frame,
+                        len, items[i].text);
+        }
+        sk_text_encoder_free(&te);
+        sk_backend_free_(&tbe);
+        if (st != SK_OK) goto fail;
+    }
+    for (int i = 1; i < nitems; i++)
+        if (items[i].cols != items[0].cols) {
+            st = SK_ERR(SK_E_SHAPE, "--prompts: prompt %d has %lld columns, the first one %lld", i,
+                        (long long)items[i].cols, (long long)items[0].cols);
+            goto fail;
+        }
+    const int nsw = nitems - 1;
+    int next_sw = 1;
     if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
 
     sk_dit_config cfg, *cfgp = NULL;
@@ -174,12 +239,30 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
                                      SK_DTYPE_F16};
     if ((st = sk_dit_load(o->dit, cfgp, be, wd_of[o->wdtype], &m)) != SK_OK) goto fail;
-    if (cols != m->cfg.text_dim || rows > m->cfg.text_len) {
-        st = SK_ERR(SK_E_SHAPE, "--text-embeds '%s': tensor '%s' is [%lld, %lld]; the model "
-                    "takes up to %lld rows of %lld", o->text_embeds, o->embeds_key,
-                    (long long)rows, (long long)cols, (long long)m->cfg.text_len,
-                    (long long)m->cfg.text_dim);
-        goto fail;
+    for (int i = 0; i < nitems; i++) {
+        /* rows past the DiT's text_len may be dropped when they are zero padding (an encoder
+         * padding to 512 for a model of shorter text_len) */
+        int64_t keep = items[i].rows;
+        while (keep > m->cfg.text_len) {
+            const float *r = items[i].ctx + (keep - 1) * items[i].cols;
+            int64_t c = 0;
+            while (c < items[i].cols && r[c] == 0.0f) c++;
+            if (c < items[i].cols) break;
+            keep--;
+        }
+        if (keep < items[i].rows) {
+            SK_LOGD("prompt %d: %lld zero padding rows dropped to fit text_len %lld", i,
+                    (long long)(items[i].rows - keep), (long long)m->cfg.text_len);
+            items[i].rows = keep;
+        }
+        if (items[i].cols != m->cfg.text_dim || items[i].rows > m->cfg.text_len) {
+            st = SK_ERR(SK_E_SHAPE, "prompt %d (%s '%s') is [%lld, %lld]; the model takes up to "
+                        "%lld rows of %lld", i, items[i].text ? "text" : "embeds",
+                        items[i].text ? items[i].text : items[i].key, (long long)items[i].rows,
+                        (long long)items[i].cols, (long long)m->cfg.text_len,
+                        (long long)m->cfg.text_dim);
+            goto fail;
+        }
     }
 
     if (decode) {
@@ -233,7 +316,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     p.noise = ns;
     p.prompt_switch = nsw > 0;
     if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
-    if ((st = sk_stream_set_prompt(s, ctx, rows)) != SK_OK) goto fail;
+    if ((st = sk_stream_set_prompt(s, items[0].ctx, items[0].rows)) != SK_OK) goto fail;
 
     const int64_t C = m->cfg.out_dim, E = C * o->latent_h * o->latent_w;
     if (o->latents_out) {
@@ -252,22 +335,14 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     while (!sk_stream_done(s)) {
         /* switches take effect at the first chunk starting at or after their frame */
         int apply = -1;
-        while (next_sw < nsw && sw[next_sw].frame <= s->next_frame) apply = next_sw++;
+        while (next_sw <= nsw && items[next_sw].frame <= s->next_frame) apply = next_sw++;
         if (apply >= 0) {
-            float *pc = NULL;
-            int64_t prow, pcols;
-            if ((st = read_embeds(emb, sw[apply].key, &pc, &prow, &pcols)) != SK_OK) goto fail;
-            if (prow > m->cfg.text_len) {
-                free(pc);
-                st = SK_ERR(SK_E_SHAPE, "--prompts: embeds '%s' has %lld rows; the model takes "
-                            "up to %lld", sw[apply].key, (long long)prow, (long long)m->cfg.text_len);
-                goto fail;
-            }
-            SK_LOGI("prompt switch to '%s' at latent frame %lld", sw[apply].key,
+            SK_LOGI("prompt switch to %s '%.60s' at latent frame %lld",
+                    items[apply].text ? "text" : "embeds",
+                    items[apply].text ? items[apply].text : items[apply].key,
                     (long long)s->next_frame);
-            st = sk_stream_switch_prompt(s, pc, prow);
-            free(pc);
-            if (st != SK_OK) goto fail;
+            if ((st = sk_stream_switch_prompt(s, items[apply].ctx, items[apply].rows)) != SK_OK)
+                goto fail;
         }
         sk_tensor x0;
         int64_t f0;
@@ -313,7 +388,7 @@ done:
     sk_dit_free(&m);
     sk_backend_free_(&be);
     sk_st_close(&emb);
-    free(ctx);
+    free_prompts(items, nitems);
     free(lat);
     return rc;
 }
@@ -337,12 +412,21 @@ int sk_cmd_generate(int argc, char **argv)
         {OPT("dit-dtype", SK_OPT_ENUM, &o.wdtype, NULL, "dtype of the DiT's linear weights", NULL,
              NULL), .choices = "as-stored|f32|bf16|f16"},
         GROUP("Prompt"),
+        {OPT("prompt", SK_OPT_STRING, &o.prompt, NULL, "the prompt (encoded with "
+             "--text-encoder)", NULL, "TEXT"), .short_name = 'p'},
+        {OPT("text-encoder", SK_OPT_STRING, &o.text_encoder, NULL, "umT5 encoder weights "
+             "(.safetensors)", "SK_TEXT_ENCODER", "FILE")},
+        {OPT("tokenizer", SK_OPT_STRING, &o.tokenizer, "the encoder file's spiece_model",
+             "SentencePiece model (spiece.model)", NULL, "FILE")},
+        {OPT("text-encoder-config", SK_OPT_STRING, &o.text_encoder_config, "metadata / shapes",
+             "config.json of the text encoder", NULL, "FILE")},
         {OPT("text-embeds", SK_OPT_STRING, &o.text_embeds, NULL,
              "safetensors with the text encoder output [L, text_dim]", NULL, "FILE")},
         {OPT("embeds-key", SK_OPT_STRING, &o.embeds_key, NULL, "tensor in --text-embeds to use",
              NULL, "NAME")},
         {OPT("prompts", SK_OPT_STRING, &o.prompts, NULL, "prompt switches, JSON lines "
-             "{\"frame\": N, \"embeds\": \"context.1\"} (LongLive KV-recache)", NULL, "FILE")},
+             "{\"frame\": N | \"at\": SECONDS, \"embeds\": NAME | \"prompt\": TEXT} "
+             "(LongLive KV-recache)", NULL, "FILE")},
         GROUP("Video"),
         {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "latent frames to generate", NULL, "N"),
          .short_name = 'f', .lo = 1, .hi = 1 << 20},
@@ -409,12 +493,16 @@ int sk_cmd_generate(int argc, char **argv)
 
     /* validate everything before loading weights */
     if (!o.dit) return sk_cli_usage_error(&cli, "--dit FILE is required");
-    if (!o.text_embeds)
-        return sk_cli_usage_error(&cli, "--text-embeds FILE is required (the text encoder is not "
-                                        "wired into generate yet)");
+    if (!o.text_embeds && !o.prompt)
+        return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE) or "
+                                        "--text-embeds FILE");
+    if (o.prompt && !o.text_encoder)
+        return sk_cli_usage_error(&cli, "--prompt needs --text-encoder FILE (umT5)");
     const char *files[][2] = {{"--dit", o.dit}, {"--dit-config", o.dit_config},
                               {"--text-embeds", o.text_embeds}, {"--noise-file", o.noise_file},
-                              {"--prompts", o.prompts}};
+                              {"--prompts", o.prompts}, {"--text-encoder", o.text_encoder},
+                              {"--tokenizer", o.tokenizer},
+                              {"--text-encoder-config", o.text_encoder_config}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         if (files[i][1] && !readable(files[i][1]))
             return sk_cli_usage_error(&cli, "%s '%s': cannot open (%s)", files[i][0], files[i][1],
