@@ -359,6 +359,13 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         sk_progress_update(&pr, f0 + x0.shape[0]);
     }
     sk_progress_finish(&pr);
+    {
+        double dt = sk_progress_now() - pr.t_start;
+        int64_t vf = 4 * o->frames - 3; /* video frames the Wan VAE makes of F latents */
+        SK_LOGI("generated %lld latent frames (%lld video frames) in %.2f s: %.1f video fps%s",
+                (long long)o->frames, (long long)vf, dt, dt > 0 ? (double)vf / dt : 0.0,
+                dec ? " including decode" : "");
+    }
     if (o->latents_out) {
         int64_t shape[4] = {o->frames, C, o->latent_h, o->latent_w};
         if ((st = sk_st_writer_create(&w)) != SK_OK ||
