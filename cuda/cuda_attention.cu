@@ -96,6 +96,156 @@ __global__ void __launch_bounds__(GEN_ROWS * 32)
     }
 }
 
+/* Generic kernel for HD = 32*DPL (the f32 parity mode at the real shapes):
+ * each warp owns 4 query rows, so every K/V value read from shared memory
+ * feeds 4 FMAs (float4 reads; rows padded by 4 floats). Lane j scores key j
+ * of the tile for the 4 rows; the probabilities go through shared memory as
+ * one float4 per key; lane l accumulates output dims [l*DPL, (l+1)*DPL). */
+#define R4_ROWS 4
+#define R4_WARPS 8
+template <int DPL>
+__global__ void __launch_bounds__(R4_WARPS * 32)
+    k_attention_rows4(void *out, int ot, const void *q, int qt, sk_att_ranges R, int64_t Nq,
+                      int64_t NH, float scale, const void *bias, int bt, int64_t Nk)
+{
+    constexpr int HD = 32 * DPL, KLD = HD + 4;
+    extern __shared__ __align__(16) float sm4[];
+    float *Ks = sm4;                            /* [GEN_TILE][KLD] */
+    float *Vs = Ks + GEN_TILE * KLD;            /* [GEN_TILE][HD]  */
+    float *Qs = Vs + GEN_TILE * HD;             /* [R4_WARPS*4][HD] */
+    float4 *Ps = (float4 *)(Qs + R4_WARPS * R4_ROWS * HD); /* [R4_WARPS][GEN_TILE] */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t h = blockIdx.y;
+    const int64_t ib = (int64_t)blockIdx.x * R4_WARPS * R4_ROWS + warp * R4_ROWS;
+    for (int e = lane; e < R4_ROWS * HD; e += 32) {
+        int r = e / HD, d = e - r * HD;
+        int64_t i = ib + r;
+        Qs[(warp * R4_ROWS + r) * HD + d] = i < Nq ? sk_ld(q, qt, (i * NH + h) * HD + d) * scale : 0.0f;
+    }
+    float acc[R4_ROWS][DPL];
+    float m[R4_ROWS], l[R4_ROWS];
+#pragma unroll
+    for (int r = 0; r < R4_ROWS; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < DPL; k++) acc[r][k] = 0.0f;
+    }
+    const float *qw = Qs + warp * R4_ROWS * HD;
+    for (int rg = 0; rg < R.n; rg++) {
+        for (int64_t j0 = 0; j0 < R.len[rg]; j0 += GEN_TILE) {
+            const int nv = (int)min((int64_t)GEN_TILE, R.len[rg] - j0);
+            __syncthreads();
+            for (int e = threadIdx.x; e < GEN_TILE * HD; e += blockDim.x) {
+                int jj = e / HD, d = e - jj * HD;
+                float kv = 0.0f, vv = 0.0f;
+                if (jj < nv) {
+                    int64_t off = ((R.start[rg] + j0 + jj) * NH + h) * HD + d;
+                    kv = sk_ld(R.k[rg], R.kt, off);
+                    vv = sk_ld(R.v[rg], R.vt, off);
+                }
+                Ks[jj * KLD + d] = kv;
+                Vs[jj * HD + d] = vv;
+            }
+            __syncthreads();
+            float sc[R4_ROWS];
+#pragma unroll
+            for (int r = 0; r < R4_ROWS; r++) sc[r] = 0.0f;
+            const float4 *kr = (const float4 *)(Ks + lane * KLD);
+#pragma unroll 4
+            for (int d4 = 0; d4 < HD / 4; d4++) {
+                float4 kv = kr[d4];
+#pragma unroll
+                for (int r = 0; r < R4_ROWS; r++) {
+                    float4 qv = ((const float4 *)(qw + r * HD))[d4];
+                    sc[r] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                }
+            }
+            float p[R4_ROWS];
+#pragma unroll
+            for (int r = 0; r < R4_ROWS; r++) {
+                float sv = -INFINITY;
+                if (lane < nv) {
+                    sv = sc[r];
+                    const int64_t i = ib + r;
+                    if (bias && i < Nq) sv += sk_ld(bias, bt, (h * Nq + i) * Nk + R.kbase[rg] + j0 + lane);
+                }
+                float mx = sv;
+                for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                const float mn = fmaxf(m[r], mx);
+                const float alpha = (m[r] == -INFINITY) ? 0.0f : __expf(m[r] - mn);
+                p[r] = (sv == -INFINITY) ? 0.0f : __expf(sv - mn);
+                float ps = p[r];
+                for (int o = 16; o > 0; o >>= 1) ps += __shfl_xor_sync(0xffffffffu, ps, o);
+                l[r] = l[r] * alpha + ps;
+                m[r] = mn;
+#pragma unroll
+                for (int k = 0; k < DPL; k++) acc[r][k] *= alpha;
+            }
+            Ps[warp * GEN_TILE + lane] = make_float4(p[0], p[1], p[2], p[3]);
+            __syncwarp();
+            for (int jj = 0; jj < nv; jj++) {
+                const float4 pj = Ps[warp * GEN_TILE + jj];
+                const float *vr = Vs + jj * HD + lane * DPL;
+                float v[DPL];
+                if (DPL % 4 == 0) {
+#pragma unroll
+                    for (int k = 0; k < DPL; k += 4) {
+                        float4 t = *(const float4 *)(vr + k);
+                        v[k] = t.x; v[k + 1] = t.y; v[k + 2] = t.z; v[k + 3] = t.w;
+                    }
+                } else {
+#pragma unroll
+                    for (int k = 0; k < DPL; k++) v[k] = vr[k];
+                }
+#pragma unroll
+                for (int k = 0; k < DPL; k++) {
+                    acc[0][k] += pj.x * v[k];
+                    acc[1][k] += pj.y * v[k];
+                    acc[2][k] += pj.z * v[k];
+                    acc[3][k] += pj.w * v[k];
+                }
+            }
+            __syncwarp();
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R4_ROWS; r++) {
+        const int64_t i = ib + r;
+        if (i >= Nq) continue;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < DPL; k++)
+            sk_st(out, ot, i * NH * HD + h * HD + lane * DPL + k, acc[r][k] * inv);
+    }
+}
+
+template <int DPL>
+static sk_status launch_rows4(cudaStream_t s, sk_tensor *out, const sk_tensor *q,
+                              const sk_att_ranges *R, int64_t Nq, int64_t NH, float scale,
+                              const sk_tensor *bias, int64_t Nk)
+{
+    constexpr int HD = 32 * DPL;
+    const size_t smem = ((size_t)GEN_TILE * (HD + 4) + (size_t)GEN_TILE * HD +
+                         (size_t)R4_WARPS * R4_ROWS * HD + (size_t)R4_WARPS * GEN_TILE * 4) *
+                        sizeof(float);
+    static unsigned long long set = 0; /* per device */
+    int dev = 0;
+    SK_CU("attention", cudaGetDevice(&dev));
+    if (!(set >> (dev & 63) & 1ull)) {
+        SK_CU("attention", cudaFuncSetAttribute(k_attention_rows4<DPL>,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                (int)smem));
+        set |= 1ull << (dev & 63);
+    }
+    dim3 grid((unsigned)((Nq + R4_WARPS * R4_ROWS - 1) / (R4_WARPS * R4_ROWS)), (unsigned)NH);
+    k_attention_rows4<DPL><<<grid, R4_WARPS * 32, smem, s>>>(
+        out->data, out->dtype, q->data, q->dtype, *R, Nq, NH, scale, bias ? bias->data : NULL,
+        bias ? bias->dtype : 0, Nk);
+    SK_CU_LAUNCH("attention (generic, 4 rows/warp)");
+    return SK_OK;
+}
+
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
@@ -151,15 +301,23 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
         return sk_cuda_flash_bf16(s, out->data, q->data, &R, Nq, NH, HD, Nk, scale,
                                   bias ? bias->data : NULL, bias ? bias->dtype : 0);
 
+    if (!getenv("SK_CUDA_ATTN_ROW1")) {
+        if (HD == 32) return launch_rows4<1>(s, out, q, &R, Nq, NH, scale, bias, Nk);
+        if (HD == 64) return launch_rows4<2>(s, out, q, &R, Nq, NH, scale, bias, Nk);
+        if (HD == 128) return launch_rows4<4>(s, out, q, &R, Nq, NH, scale, bias, Nk);
+        if (HD == 256) return launch_rows4<8>(s, out, q, &R, Nq, NH, scale, bias, Nk);
+    }
     size_t smem = (size_t)(GEN_TILE * (HD + 1) + GEN_TILE * HD + GEN_ROWS * HD) * sizeof(float);
-    static int smem_set = 0; /* the attribute is per function, once per process */
-    if (!smem_set) {
+    static unsigned long long smem_set = 0; /* per device */
+    int dev = 0;
+    SK_CU("attention", cudaGetDevice(&dev));
+    if (!(smem_set >> (dev & 63) & 1ull)) {
         SK_CU("attention", cudaFuncSetAttribute(k_attention_generic,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                 (GEN_TILE * (GEN_MAX_HD + 1) + GEN_TILE * GEN_MAX_HD +
                                                  GEN_ROWS * GEN_MAX_HD) *
                                                     (int)sizeof(float)));
-        smem_set = 1;
+        smem_set |= 1ull << (dev & 63);
     }
     dim3 grid((unsigned)((Nq + GEN_ROWS - 1) / GEN_ROWS), (unsigned)NH);
     k_attention_generic<<<grid, GEN_ROWS * 32, smem, s>>>(out->data, out->dtype, q->data, q->dtype,

@@ -176,10 +176,12 @@ extern "C" sk_status sk_cuda_conv2d(sk_backend *be, sk_tensor *y, const sk_tenso
              "cuda conv2d: x, w, y must be 4-D");
     int64_t n = sk_tensor_numel(y);
     if (n == 0) return SK_OK;
-    /* cuDNN for real convs; tiny reductions (the encoder's 3-channel input
-     * conv: Ci*kh*kw = 27) ran faster on the WMMA kernel (0.19 vs 0.28 ms) */
+    /* cuDNN for 3x3 convs (64->64 at 480x832: 0.37 ms vs 1.43 ms WMMA on H100);
+     * the WMMA kernel for tiny reductions (the encoder's 3-channel input conv,
+     * Ci*kh*kw = 27: 0.19 vs 0.28 ms) and 1x1 convs (256->256 at 120x208:
+     * 0.18 vs 0.26 ms) */
     if (x->dtype == SK_DTYPE_BF16 && y->dtype == SK_DTYPE_BF16 &&
-        x->shape[1] * w->shape[2] * w->shape[3] >= 64) {
+        x->shape[1] * w->shape[2] * w->shape[3] >= 64 && w->shape[2] * w->shape[3] > 1) {
         int done = 0;
         SK_TRY(sk_cuda_conv2d_cudnn(be, y, x, w, b, stride, pad, &done));
         if (done) return SK_OK;

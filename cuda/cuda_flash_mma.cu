@@ -306,12 +306,14 @@ static sk_status launch(cudaStream_t s, void *out, const void *q, const sk_att_r
     R.tiles_before[R.n] = tiles;
     const int BR = 64 * MT;
     const size_t smem = (size_t)(BR + 4 * BC) * (HD + FA_PAD) * sizeof(__nv_bfloat16);
-    static int attr_set = 0;
-    if (!attr_set) {
+    static unsigned long long attr_set = 0; /* one bit per device: the attribute is per device */
+    int dev = 0;
+    SK_CU("attention", cudaGetDevice(&dev));
+    if (!(attr_set >> (dev & 63) & 1ull)) {
         SK_CU("attention", cudaFuncSetAttribute(k_flash_bf16<HD, MT, BC, QREG, MINB>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                 (int)smem));
-        attr_set = 1;
+        attr_set |= 1ull << (dev & 63);
     }
     dim3 grid((unsigned)((Nq + BR - 1) / BR), (unsigned)NH);
     k_flash_bf16<HD, MT, BC, QREG, MINB><<<grid, 128, smem, s>>>((__nv_bfloat16 *)out,
