@@ -264,3 +264,38 @@ Test(dit_cli, generate_with_text_encoder)
     unlink(ctx); unlink(a); unlink(b); unlink(c); unlink(pf);
     rmdir(dir);
 }
+
+/* --dump-steps writes every step under the reference's names: each one of
+ * expected_sink's xt/v/x0 tensors matches. */
+Test(dit_cli, dump_steps_match_reference_steps)
+{
+    char path[] = "/tmp/sk_cli_steps_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char cmd[2048], *err;
+    snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-embeds "
+             "%sembeds.safetensors --noise-file %snoise_sink.safetensors --frames 15 "
+             "--latent-height 8 --latent-width 8 --kv-window 9 --kv-sink 3 --no-decode "
+             "--dump-steps %s", bin(), DIT_FIX, DIT_FIX, DIT_FIX, path);
+    int rc = sh(cmd, &err);
+    cr_assert_eq(rc, 0, "generate --dump-steps: %s", err);
+    sk_st_file *got, *exp;
+    dt_ok(sk_st_open(path, &got), "dump");
+    dt_ok(sk_st_open(DIT_FIX "expected_sink.safetensors", &exp), "expected");
+    int compared = 0;
+    for (int i = 0; i < exp->n_tensors; i++) {
+        const char *nm = exp->tensors[i].name;
+        if (strncmp(nm, "xt.", 3) && strncmp(nm, "v.", 2) && strncmp(nm, "x0.", 3)) continue;
+        cr_assert(sk_st_find(got, nm), "dump lacks '%s'", nm);
+        size_t n, m;
+        float *a = dt_read(got, nm, &n), *b = dt_read(exp, nm, &m);
+        cr_assert_eq(n, m, "%s size", nm);
+        sk_compare_result r = sk_compare(a, b, n, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+        cr_expect(r.ok, "%s: nmse %g", nm, r.nmse);
+        free(a); free(b);
+        compared++;
+    }
+    cr_expect_eq(compared, 5 * 4 * 3, "compared %d step tensors", compared);
+    sk_st_close(&got); sk_st_close(&exp);
+    unlink(path);
+}

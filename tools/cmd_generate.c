@@ -24,7 +24,7 @@
 typedef struct {
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     const char *vae, *output, *frames_dir, *rgb_out;
-    const char *prompt, *text_encoder, *tokenizer, *text_encoder_config;
+    const char *prompt, *text_encoder, *tokenizer, *text_encoder_config, *dump_steps;
     int fps, crf;
     int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
     sk_int_list steps;
@@ -139,6 +139,32 @@ static sk_status read_embeds(const sk_st_file *emb, const char *key, float **out
     return sk_st_read_f32(emb, key, 0, NULL, out, NULL);
 }
 
+/* --dump-steps: every denoising step's x_t, v and x0 under the names the
+ * PyTorch reference fixtures use (xt.{chunk}.{step}, v.*, x0.*), to find the
+ * first step where a reproduction diverges. */
+typedef struct {
+    sk_st_writer *w;
+    sk_status st;
+} step_dump;
+
+static void on_step_dump(void *user, int chunk, int step, const sk_tensor *xt, const sk_tensor *v,
+                         const sk_tensor *x0)
+{
+    step_dump *d = user;
+    const sk_tensor *ts[3] = {xt, v, x0};
+    static const char *const pre[3] = {"xt", "v", "x0"};
+    for (int i = 0; i < 3 && d->st == SK_OK; i++) {
+        size_t n = (size_t)sk_tensor_numel(ts[i]);
+        float *h = malloc(n * sizeof *h);
+        char name[64];
+        snprintf(name, sizeof name, "%s.%d.%d", pre[i], chunk, step);
+        d->st = h ? sk_tensor_download_f32(ts[i], h, n) : SK_ERR(SK_E_OOM, "--dump-steps: out of memory");
+        if (d->st == SK_OK)
+            d->st = sk_st_writer_add_f32(d->w, name, SK_DTYPE_F32, ts[i]->ndim, ts[i]->shape, h);
+        free(h);
+    }
+}
+
 /* Runs a validated request. Returns the exit code. */
 static int run(const gen_opts *o, const sk_schedule *sched)
 {
@@ -149,6 +175,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_noise_source *ns = NULL;
     sk_stream *s = NULL;
     float *lat = NULL;
+    step_dump sd = {NULL, SK_OK}; /* before any goto: done: frees its writer */
     prompt_item items[MAX_PROMPTS];
     int nitems = 0;
     memset(items, 0, sizeof items);
@@ -315,6 +342,11 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     p.seed = (uint64_t)o->seed;
     p.noise = ns;
     p.prompt_switch = nsw > 0;
+    if (o->dump_steps) {
+        if ((st = sk_st_writer_create(&sd.w)) != SK_OK) goto fail;
+        p.on_step = on_step_dump;
+        p.on_step_user = &sd;
+    }
     if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
     if ((st = sk_stream_set_prompt(s, items[0].ctx, items[0].rows)) != SK_OK) goto fail;
 
@@ -347,6 +379,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         sk_tensor x0;
         int64_t f0;
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
+        if ((st = sd.st) != SK_OK) goto fail;
         if (lat && (st = sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0))) != SK_OK)
             goto fail;
         if (dec) {
@@ -380,12 +413,24 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         st = sk_output_close(&out);
         if (st != SK_OK) goto fail;
     }
+    if (sd.w) {
+        for (int k = 0; k < sched->n; k++) {
+            char v[32];
+            snprintf(v, sizeof v, "%.9g", (double)sched->t[k]);
+            char key[32];
+            snprintf(key, sizeof key, "t.%d", k);
+            if ((st = sk_st_writer_meta(sd.w, key, v)) != SK_OK) goto fail;
+        }
+        if ((st = sk_st_writer_save(sd.w, o->dump_steps)) != SK_OK) goto fail;
+        SK_LOGI("wrote every step's xt/v/x0 to '%s'", o->dump_steps);
+    }
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
     SK_LOGD("raised at %s", sk_error_where());
 done:
+    sk_st_writer_free(&sd.w);
     if (out) (void)sk_output_close(&out);
     sk_taehv_dec_stream_free(&dec);
     sk_taehv_free(&vae);
@@ -482,6 +527,8 @@ int sk_cmd_generate(int argc, char **argv)
         {OPT("crf", SK_OPT_INT, &o.crf, NULL, "x264 quality (0: encoder default 23)", NULL, "N"),
          .lo = 0, .hi = 51},
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
+        {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
+             "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
         GROUP("Device"),
         {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
          .choices = "cpu|cuda"},
@@ -492,7 +539,8 @@ int sk_cmd_generate(int argc, char **argv)
 #undef OPT
 #undef GROUP
     sk_cli cli = {"sinkstream generate", "[options]",
-                  "Generate latent video with a causal Wan DiT (Self-Forcing / LongLive chunk loop).",
+                  "Generate video with a causal Wan DiT (Self-Forcing / LongLive chunk loop): prompt\n"
+                  "(umT5 or precomputed embeddings) -> DiT chunks -> TAEHV -> video / latents.",
                   opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     sk_cli_pos pos;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
