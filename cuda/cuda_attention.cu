@@ -297,6 +297,11 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
         return SK_OK;
     }
     if (getenv("SK_CUDA_ATTN_GENERIC")) fast = 0; /* A/B switch for tests */
+    /* wgmma kernel: opt-in (SK_CUDA_WGMMA=1) until it beats the mma.sync one */
+    if (fast && sk_cuda(be)->wgmma_ok && getenv("SK_CUDA_WGMMA") && !getenv("SK_CUDA_NO_WGMMA") &&
+        !getenv("SK_CUDA_FA_VARIANT"))
+        return sk_cuda_flash_wgmma(s, out->data, q->data, &R, Nq, NH, HD, Nk, scale,
+                                   bias ? bias->data : NULL, bias ? bias->dtype : 0);
     if (fast)
         return sk_cuda_flash_bf16(s, out->data, q->data, &R, Nq, NH, HD, Nk, scale,
                                   bias ? bias->data : NULL, bias ? bias->dtype : 0);

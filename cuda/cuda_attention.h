@@ -28,6 +28,13 @@ int sk_cuda_flash_bf16_supported(int64_t HD);
 sk_status sk_cuda_flash_bf16(cudaStream_t s, void *out, const void *q, const sk_att_ranges *R,
                              int64_t Nq, int64_t NH, int64_t HD, int64_t Nk, float scale,
                              const void *bias, int bias_t);
+/* Hopper wgmma version of the same kernel (cuda_flash_wgmma.cu), same
+ * preconditions; only when sk_cuda_wgmma_probe() said the sm_90a image loaded. */
+sk_status sk_cuda_flash_wgmma(cudaStream_t s, void *out, const void *q, const sk_att_ranges *R,
+                              int64_t Nq, int64_t NH, int64_t HD, int64_t Nk, float scale,
+                              const void *bias, int bias_t);
+/* 1 if the wgmma kernel can run here; dev_int: a device int it may scribble on */
+int sk_cuda_wgmma_probe(cudaStream_t s, int *dev_int);
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cuda_internal.h"
+#include "cuda_attention.h"
 #include "sk_cuda.h"
 
 /* cuBLASLt workspace: 32 MiB is what NVIDIA recommends for Hopper GEMMs. */
@@ -248,9 +249,13 @@ extern "C" sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_b
             goto fail;
         }
     }
-    SK_LOGI("cuda: device %d %s (sm_%d%d, %d SMs, %zu MiB), activations %s", device, prop.name,
-            prop.major, prop.minor, prop.multiProcessorCount, prop.totalGlobalMem >> 20,
-            sk_dtype_name(act_dtype));
+    /* which image of the attention kernels the driver loaded (sm_90a has wgmma) */
+    c->wgmma_ok = prop.major == 9 && sk_cuda_wgmma_probe(c->stream, c->err_flag);
+    cudaGetLastError();
+    SK_LOGI("cuda: device %d %s (sm_%d%d, %d SMs, %zu MiB), activations %s, attention %s", device,
+            prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+            prop.totalGlobalMem >> 20, sk_dtype_name(act_dtype),
+            c->wgmma_ok ? "wgmma" : "mma.sync");
     *out = be;
     return SK_OK;
 fail:

@@ -45,6 +45,7 @@ typedef struct {
     sk_cuda_allocation *allocs; /* live allocations (ptr -> size) for bytes_live */
     size_t n_allocs, cap_allocs;
     sk_cuda_lt_plan plans[SK_CUDA_LT_PLANS];
+    int wgmma_ok;           /* the sm_90a wgmma attention kernel runs on this device */
     void *cudnn;            /* cuDNN state, made at the first conv2d (cuda_conv_cudnn.cu) */
 } sk_cuda_ctx;
 
