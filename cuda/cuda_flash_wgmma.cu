@@ -7,12 +7,12 @@
  * O += P V as wgmma m64nHDk16 with P taken straight from registers and V
  * read from shared memory through a transposed (MN-major) descriptor.
  *
- * Shared tiles use the no-swizzle "core matrix" layout: 8 rows x 16 bytes
- * per core matrix; element (row r, 8-element chunk c) of a tile lives at byte
- * (r/8)*RG + c*128 + (r%8)*16, RG = HD/8*128. That one layout serves Q and K
- * (K-major operands: LBO 128 between chunks along K, SBO RG between 8-row
- * groups) and V (MN-major operand: LBO RG between 8-key groups along K, SBO
- * 128 between 8-column chunks along N).
+ * Shared tiles use the 128-byte swizzle layout (one layout for Q, K and V;
+ * see the kernel). Measured on H100 while writing it: the plain core-matrix
+ * (no swizzle) layout ran at 4.5 ms, swizzled Q/K 2.8 ms, all swizzled
+ * 2.07 ms, and the 3-stage overlap of S(j+1) with softmax(j) is the step
+ * after that. For the plain layout's MN-major V the descriptor's LBO is the
+ * K-direction stride and SBO the N-direction one (the other reading faults).
  *
  * Built for sm_90a only (CMake adds that target for this file); the plain
  * sm_90 image holds stubs, and sk_cuda_wgmma_probe() tells at backend
@@ -89,55 +89,88 @@ __device__ __forceinline__ float ex2f(float x)
 }
 #endif
 
+#ifdef SK_WGMMA
+/* keeps the compiler from moving accesses of registers that an in-flight
+ * wgmma writes across the wait (CUTLASS's warpgroup_fence_operand) */
+template <int N> __device__ __forceinline__ void fence_regs(float (&r)[N])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ void wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+#endif
+
+/* Tiles of 64 keys go through 3 shared-memory stages so that S(j+1) = Q K(j+1)^T
+ * runs on the tensor cores while the warpgroup does the softmax of tile j
+ * (FlashAttention-3's intra-warpgroup overlap). Q, K and V tiles use the
+ * 128-byte swizzle layout: (r, c) -> (c/8)*8192 + r*128 + ((c%8) ^ (r%8))*16
+ * (c = 16-byte chunk of the row, 64 elements per swizzle atom). */
 template <int HD>
 __global__ void __launch_bounds__(128, 2)
     k_flash_wgmma(__nv_bfloat16 *__restrict__ out, const __nv_bfloat16 *__restrict__ q,
                   sk_att_ranges R, int64_t Nq, int64_t NH, int64_t Nk, float scale,
-                  const void *__restrict__ bias, int bt, int vswap, int sw)
+                  const void *__restrict__ bias, int bt)
 {
 #ifdef SK_WGMMA
-    constexpr int BC = 64, CH = HD / 8, RG = CH * 128, TB = 8 * RG; /* tile bytes (64 rows) */
+    constexpr int BC = 64, CH = HD / 8, TB = 64 * HD * 2; /* tile bytes (64 rows) */
     extern __shared__ __align__(128) unsigned char wsm_raw[];
-    /* 128B-swizzled tiles need 1024-byte aligned atoms */
-    unsigned char *wsm = wsm_raw + ((1024 - ((uint32_t)__cvta_generic_to_shared(wsm_raw) & 1023)) & 1023);
-    unsigned char *Qs = wsm, *Ks = wsm + TB, *Vs = wsm + 3 * TB; /* K, V: 2 stages each */
-    /* Q and K (K-major operands): sw = 1 uses the 128-byte swizzle layout, rows
-     * of 64 elements (128 B) per atom, 16-byte chunk index XOR (row % 8):
-     *   (r, c) -> (c/8)*64*128 + r*128 + ((c%8) ^ (r%8))*16
-     * sw = 0 uses the plain core-matrix layout described at the top. */
-    auto qk_off = [&](int r, int c) -> int {
-        return sw ? (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4)
-                  : (r >> 3) * RG + c * 128 + (r & 7) * 16;
-    };
+    unsigned char *wsm =
+        wsm_raw + ((1024 - ((uint32_t)__cvta_generic_to_shared(wsm_raw) & 1023)) & 1023);
+    unsigned char *Qs = wsm, *Ks = wsm + TB, *Vs = wsm + 4 * TB; /* K, V: 3 stages each */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3;
     const int64_t h = blockIdx.y, i0 = (int64_t)blockIdx.x * 64;
     const int ntiles = R.tiles_before[R.n];
     const float L2E = 1.4426950408889634f, sl2 = scale * L2E;
+    auto off = [](int r, int c) -> int {
+        return (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+    };
 
     for (int c = tid; c < 64 * CH; c += 128) {
         int r = c / CH, cc = c - r * CH;
         int64_t i = i0 + r;
         bool ok = i < Nq;
-        cp16(Qs + qk_off(r, cc), ok ? q + (i * NH + h) * HD + cc * 8 : q, ok);
+        cp16(Qs + off(r, cc), ok ? q + (i * NH + h) * HD + cc * 8 : q, ok);
     }
-    auto load_kv = [&](int tile, int stage) {
-        int r = 0;
+    auto tile_range = [&](int tile, int &r) {
+        r = 0;
         while (r + 1 < R.n && tile >= R.tiles_before[r + 1]) r++;
-        const int64_t j0 = (int64_t)(tile - R.tiles_before[r]) * BC;
+        return (int64_t)(tile - R.tiles_before[r]) * BC;
+    };
+    auto load_kv = [&](int tile) {
+        int r;
+        const int64_t j0 = tile_range(tile, r);
         const int64_t nv = R.len[r] - j0;
         const __nv_bfloat16 *kb = (const __nv_bfloat16 *)R.k[r];
         const __nv_bfloat16 *vb = (const __nv_bfloat16 *)R.v[r];
-        unsigned char *ks = Ks + stage * TB, *vs = Vs + stage * TB;
+        unsigned char *ks = Ks + (tile % 3) * TB, *vs = Vs + (tile % 3) * TB;
         for (int c = tid; c < BC * CH; c += 128) {
             int jr = c / CH, cc = c - jr * CH;
             bool ok = jr < nv;
-            int64_t off = ((R.start[r] + j0 + jr) * NH + h) * HD + cc * 8;
-            cp16(ks + qk_off(jr, cc), ok ? kb + off : kb, ok);
-            cp16(vs + qk_off(jr, cc), ok ? vb + off : vb, ok);
+            int64_t o = ((R.start[r] + j0 + jr) * NH + h) * HD + cc * 8;
+            cp16(ks + off(jr, cc), ok ? kb + o : kb, ok);
+            cp16(vs + off(jr, cc), ok ? vb + o : vb, ok);
         }
     };
-    if (ntiles > 0) load_kv(0, 0);
+    auto issue_s = [&](float (&sacc)[32], int tile) {
+        const unsigned char *ks = Ks + (tile % 3) * TB;
+#pragma unroll
+        for (int k = 0; k < 32; k++) sacc[k] = 0.0f;
+        fence_regs(sacc);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            const int o = (kk >> 2) * 8192 + (kk & 3) * 32;
+            wgmma_ss_n64(sacc, mkdesc(Qs + o, 16, 1024) | (1ull << 62),
+                         mkdesc(ks + o, 16, 1024) | (1ull << 62), 1);
+        }
+        wg_commit();
+    };
+
+    /* prologue: tiles 0 and 1 in flight, S(0) issued */
+    if (ntiles > 0) load_kv(0);
+    asm volatile("cp.async.commit_group;\n" ::);
+    if (ntiles > 1) load_kv(1);
     asm volatile("cp.async.commit_group;\n" ::);
 
     float o[HD / 2];
@@ -145,45 +178,29 @@ __global__ void __launch_bounds__(128, 2)
     for (int k = 0; k < HD / 2; k++) o[k] = 0.0f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     const int64_t row0 = i0 + warp * 16 + g, row1 = row0 + 8;
-    /* V is MN-major: measured on H100, LBO = stride between 8-key groups (K
-     * direction), SBO = stride between 8-column chunks (N direction); the
-     * swapped reading faults. vswap (SK_CUDA_WG_VSWAP=1) keeps that swapped
-     * form for experiments only. */
-    const uint32_t vl = vswap ? 128 : RG, vsb = vswap ? RG : 128;
+    float sa[32], sb[32];
 
-    for (int tile = 0; tile < ntiles; tile++) {
-        const int stage = tile & 1;
-        if (tile + 1 < ntiles) load_kv(tile + 1, stage ^ 1);
+    asm volatile("cp.async.wait_group 1;\n" ::);
+    fence_async_smem();
+    __syncthreads();
+    if (ntiles > 0) issue_s(sa, 0);
+
+    auto step = [&](float (&s)[32], float (&sn)[32], int tile) {
+        /* tile+2 goes into the stage tile-1 used (its P V finished last step) */
+        if (tile + 2 < ntiles) load_kv(tile + 2);
         asm volatile("cp.async.commit_group;\n" ::);
-        asm volatile("cp.async.wait_group 1;\n" ::);
-        fence_async_smem(); /* cp.async wrote through the generic proxy; wgmma reads async */
+        asm volatile("cp.async.wait_group 1;\n" ::); /* tile+1 resident */
+        fence_async_smem();
         __syncthreads();
-        int r = 0;
-        while (r + 1 < R.n && tile >= R.tiles_before[r + 1]) r++;
-        const int64_t j0 = (int64_t)(tile - R.tiles_before[r]) * BC;
+        const bool more = tile + 1 < ntiles;
+        if (more) issue_s(sn, tile + 1); /* overlaps the softmax below */
+        if (more) wg_wait1(); else wg_wait0(); /* S(tile) done */
+        fence_regs(s);
+
+        int r;
+        const int64_t j0 = tile_range(tile, r);
         const int nv = (int)min((int64_t)BC, R.len[r] - j0);
         const int64_t kglob = R.kbase[r] + j0;
-        const unsigned char *ks = Ks + stage * TB, *vs = Vs + stage * TB;
-
-        float s[32];
-#pragma unroll
-        for (int k = 0; k < 32; k++) s[k] = 0.0f;
-        wg_fence();
-        if (sw) {
-#pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++) {
-                const int o = (kk >> 2) * 8192 + (kk & 3) * 32; /* atom, then 16 k inside it */
-                wgmma_ss_n64(s, mkdesc(Qs + o, 16, 1024) | (1ull << 62),
-                             mkdesc(ks + o, 16, 1024) | (1ull << 62), 1);
-            }
-        } else {
-#pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++)
-                wgmma_ss_n64(s, mkdesc(Qs + kk * 256, 128, RG), mkdesc(ks + kk * 256, 128, RG), 1);
-        }
-        wg_commit();
-        wg_wait0();
-
         const bool fast = !bias && nv == BC && sl2 > 0.0f;
         const float mul = fast ? sl2 : 1.0f;
         if (!fast) {
@@ -246,22 +263,29 @@ __global__ void __launch_bounds__(128, 2)
             pa[kk][2] = pk(s[8 * kk + 4], s[8 * kk + 5]);
             pa[kk][3] = pk(s[8 * kk + 6], s[8 * kk + 7]);
         }
+        const unsigned char *vs = Vs + (tile % 3) * TB;
+        fence_regs(o);
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            /* V is MN-major. Swizzled: LBO = stride between 64-column atoms
-             * along N (8192 B), SBO = stride between 8-key groups (1024 B);
-             * 16 keys = 2 groups per step. Plain core matrices: see vl/vsb. */
-            const uint64_t dv = sw ? (mkdesc(vs + kk * 2048, vswap ? 1024 : 8192,
-                                             vswap ? 8192 : 1024) | (1ull << 62))
-                                   : mkdesc(vs + kk * 2 * RG, vl, vsb);
+            /* V is MN-major: LBO = stride between 64-column atoms along N
+             * (8192 B), SBO = stride between 8-key groups (1024 B) */
+            const uint64_t dv = mkdesc(vs + kk * 2048, 8192, 1024) | (1ull << 62);
             if (HD == 128) wgmma_rs_n128(o, pa[kk], dv, 1);
             else wgmma_rs_n64(o, pa[kk], dv, 1);
         }
         wg_commit();
-        wg_wait0();
-        __syncthreads(); /* the stage is refilled by the next prefetch */
+        wg_wait0(); /* P V(tile) and S(tile+1) */
+        fence_regs(o);
+        fence_regs(sn);
+        __syncthreads(); /* all warps done with stage tile%3 before it is refilled */
+    };
+    int tile = 0;
+    for (; tile + 1 < ntiles; tile += 2) {
+        step(sa, sb, tile);
+        step(sb, sa, tile + 1);
     }
+    if (tile < ntiles) step(sa, sb, tile);
     asm volatile("cp.async.wait_group 0;\n" ::);
 
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -316,7 +340,7 @@ static sk_status launch_wg(cudaStream_t s, void *out, const void *q, const sk_at
         tiles += (int)((R.len[r] + 63) / 64);
     }
     R.tiles_before[R.n] = tiles;
-    const size_t smem = (size_t)5 * 64 * HD * 2 + 1024; /* + alignment slack */
+    const size_t smem = (size_t)7 * 64 * HD * 2 + 1024; /* Q + 3 K + 3 V, + alignment slack */
     static unsigned long long set = 0;
     int dev = 0;
     SK_CU("attention", cudaGetDevice(&dev));
@@ -326,12 +350,9 @@ static sk_status launch_wg(cudaStream_t s, void *out, const void *q, const sk_at
                                                 (int)smem));
         set |= 1ull << (dev & 63);
     }
-    const char *e = getenv("SK_CUDA_WG_VSWAP");
-    const char *sws = getenv("SK_CUDA_WG_SW");
     dim3 grid((unsigned)((Nq + 63) / 64), (unsigned)NH);
     k_flash_wgmma<HD><<<grid, 128, smem, s>>>((__nv_bfloat16 *)out, (const __nv_bfloat16 *)q, R,
-                                              Nq, NH, Nk, scale, bias, bt, e ? atoi(e) : 0,
-                                              sws ? atoi(sws) : 1);
+                                              Nq, NH, Nk, scale, bias, bt);
     SK_CU_LAUNCH("attention (flash wgmma)");
     return SK_OK;
 }
