@@ -21,6 +21,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 "$BIN" "$@" 2>&1 | tee "$LOG/check_ops.log"
 rc=${PIPESTATUS[0]}
 
+# the mma.sync attention kernel (the non-Hopper / fallback path) on the same cases
+SK_CUDA_NO_WGMMA=1 "$BIN" --op attention --no-time >"$LOG/check_attention_mma.log" 2>&1
+arc=$?
+echo "attention with SK_CUDA_NO_WGMMA=1: $(grep -E '^check_ops:' "$LOG/check_attention_mma.log" | tail -1) (exit $arc)"
+[ "$rc" -eq 0 ] && rc=$arc
+
 src=0
 if command -v compute-sanitizer >/dev/null 2>&1; then
   echo "== compute-sanitizer memcheck (shared-table cases of linear, norms, attention, rope, conv, layout) =="
