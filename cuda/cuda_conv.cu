@@ -6,7 +6,8 @@
  * materialised). Block tile 64 channels x 128 pixels x 32 k, 8 warps of 32x32;
  * the next k-tile is fetched into registers while the current one multiplies.
  * cuDNN, when the build has it, runs first (cuda_conv_cudnn.cu); this kernel is
- * the fallback. f32 activations (the parity mode): direct convolution, one thread per output,
+ * the fallback. f32 activations (the parity mode): cuDNN with strict FP32 FMA
+ * math and GEMM/direct algorithms only, else the direct convolution, one thread per output,
  * f32 FMAs in the CPU's order of taps.
  */
 #include <mma.h>
@@ -180,8 +181,10 @@ extern "C" sk_status sk_cuda_conv2d(sk_backend *be, sk_tensor *y, const sk_tenso
      * the WMMA kernel for tiny reductions (the encoder's 3-channel input conv,
      * Ci*kh*kw = 27: 0.19 vs 0.28 ms) and 1x1 convs (256->256 at 120x208:
      * 0.18 vs 0.26 ms) */
-    if (x->dtype == SK_DTYPE_BF16 && y->dtype == SK_DTYPE_BF16 &&
-        x->shape[1] * w->shape[2] * w->shape[3] >= 64 && w->shape[2] * w->shape[3] > 1) {
+    const int f32 = x->dtype == SK_DTYPE_F32 && y->dtype == SK_DTYPE_F32;
+    if (((x->dtype == SK_DTYPE_BF16 && y->dtype == SK_DTYPE_BF16 &&
+          x->shape[1] * w->shape[2] * w->shape[3] >= 64 && w->shape[2] * w->shape[3] > 1) ||
+         f32) && !getenv("SK_CUDA_CONV_NO_CUDNN")) {
         int done = 0;
         SK_TRY(sk_cuda_conv2d_cudnn(be, y, x, w, b, stride, pad, &done));
         if (done) return SK_OK;

@@ -23,7 +23,7 @@
 #define CONV_PLANS 64
 typedef struct {
     int valid;
-    int n, ci, h, w, co, kh, kw, stride, pad;
+    int n, ci, h, w, co, kh, kw, stride, pad, f32;
     cudnnConvolutionFwdAlgo_t algo;
     size_t ws;
 } conv_plan;
@@ -35,13 +35,13 @@ typedef struct {
 } cudnn_state;
 
 /* y[n, c, :] = b[c] (or 0) */
-__global__ void k_fill_bias(__nv_bfloat16 *y, const void *b, int bt, int64_t C, int64_t HW,
+__global__ void k_fill_bias(void *y, int yt, const void *b, int bt, int64_t C, int64_t HW,
                             int64_t n)
 {
     SK_GRID_STRIDE(i, n)
     {
         int64_t c = (i / HW) % C;
-        y[i] = __float2bfloat16_rn(b ? sk_ld(b, bt, c) : 0.0f);
+        sk_st(y, yt, i, b ? sk_ld(b, bt, c) : 0.0f);
     }
 }
 
@@ -80,6 +80,12 @@ extern "C" sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk
     }
     if (S->broken) return SK_OK;
 
+    /* bf16: tensor-core math; f32 (the parity mode): strict FP32 FMA math and
+     * only the GEMM/direct algorithms (FFT and Winograd change the rounding
+     * far beyond plain f32 summation) */
+    const int f32 = y->dtype == SK_DTYPE_F32;
+    const cudnnDataType_t dt = f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_BFLOAT16;
+    const sk_dtype wt = f32 ? SK_DTYPE_F32 : SK_DTYPE_BF16;
     const int N = (int)x->shape[0], Ci = (int)x->shape[1], H = (int)x->shape[2],
               W = (int)x->shape[3];
     const int Co = (int)w->shape[0], kh = (int)w->shape[2], kw = (int)w->shape[3];
@@ -94,20 +100,21 @@ extern "C" sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk
         DNN(cudnnCreateTensorDescriptor(&yd));
         DNN(cudnnCreateFilterDescriptor(&wd));
         DNN(cudnnCreateConvolutionDescriptor(&cd));
-        DNN(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, N, Ci, H, W));
-        DNN(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, N, Co, Ho, Wo));
-        DNN(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NCHW, Co, Ci, kh, kw));
+        DNN(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, dt, N, Ci, H, W));
+        DNN(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, dt, N, Co, Ho, Wo));
+        DNN(cudnnSetFilter4dDescriptor(wd, dt, CUDNN_TENSOR_NCHW, Co, Ci, kh, kw));
         DNN(cudnnSetConvolution2dDescriptor(cd, pad, pad, stride, stride, 1, 1,
                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-        DNN(cudnnSetConvolutionMathType(cd, CUDNN_TENSOR_OP_MATH));
+        DNN(cudnnSetConvolutionMathType(cd, f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
 
         unsigned hsh = (unsigned)(((((N * 31u + Ci) * 31u + H) * 31u + W) * 31u + Co) * 31u +
-                                  kh * 7u + kw * 3u + stride * 5u + pad) % CONV_PLANS;
+                                  kh * 7u + kw * 3u + stride * 5u + pad + 11u * f32) % CONV_PLANS;
         for (int p = 0; p < CONV_PLANS; p++) {
             conv_plan *q = &S->plans[(hsh + p) % CONV_PLANS];
             if (!q->valid) { plan = q; break; }
             if (q->n == N && q->ci == Ci && q->h == H && q->w == W && q->co == Co &&
-                q->kh == kh && q->kw == kw && q->stride == stride && q->pad == pad) {
+                q->kh == kh && q->kw == kw && q->stride == stride && q->pad == pad &&
+                q->f32 == f32) {
                 plan = q;
                 break;
             }
@@ -123,7 +130,12 @@ extern "C" sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk
             int pick = -1;
             for (int i = 0; i < np; i++)
                 if (perf[i].status == CUDNN_STATUS_SUCCESS &&
-                    perf[i].memory <= ((size_t)1 << 30)) {
+                    perf[i].memory <= ((size_t)1 << 30) &&
+                    (!f32 || perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
+                     perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+                     perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_GEMM ||
+                     perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT) &&
+                    (!f32 || perf[i].mathType == CUDNN_FMA_MATH)) {
                     pick = i;
                     break;
                 }
@@ -132,12 +144,14 @@ extern "C" sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk
             plan->ws = perf[pick].memory;
             plan->n = N; plan->ci = Ci; plan->h = H; plan->w = W; plan->co = Co;
             plan->kh = kh; plan->kw = kw; plan->stride = stride; plan->pad = pad;
+            plan->f32 = f32;
             plan->valid = 1;
         }
 
         /* scratch: [bf16 weights if converted | workspace] */
         const int64_t nw = sk_tensor_numel(w);
-        const size_t wbytes = w->dtype == SK_DTYPE_BF16 ? 0 : ((size_t)nw * 2 + 255) / 256 * 256;
+        const size_t wbytes =
+            w->dtype == wt ? 0 : ((size_t)nw * sk_dtype_size(wt) + 255) / 256 * 256;
         void *sc = NULL;
         if (wbytes + plan->ws) {
             st = sk_cuda_scratch(be, wbytes + plan->ws, &sc);
@@ -145,14 +159,13 @@ extern "C" sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk
         }
         const void *wp = w->data;
         if (wbytes) {
-            st = sk_cuda_convert_raw(be, sc, SK_DTYPE_BF16, w->data, w->dtype, nw);
+            st = sk_cuda_convert_raw(be, sc, wt, w->data, w->dtype, nw);
             if (st != SK_OK) goto done;
             wp = sc;
         }
         const int64_t ny = sk_tensor_numel(y);
         k_fill_bias<<<sk_cuda_blocks(ny, 256), 256, 0, c->stream>>>(
-            (__nv_bfloat16 *)y->data, b ? b->data : NULL, b ? b->dtype : 0, Co,
-            (int64_t)Ho * Wo, ny);
+            y->data, y->dtype, b ? b->data : NULL, b ? b->dtype : 0, Co, (int64_t)Ho * Wo, ny);
         {
             cudaError_t e = cudaGetLastError();
             if (e != cudaSuccess) {

@@ -403,7 +403,8 @@ static int time_ops(sk_backend *be, const char *filt, int reps, int f32_subset)
     for (size_t i = 0; i < sizeof k_timed / sizeof k_timed[0]; i++) {
         const tcase *t = &k_timed[i];
         if (!matches_name(NULL, t->name, filt)) continue;
-        if (f32_subset && t->kind != T_LINEAR && t->kind != T_ATTN) continue;
+        if (f32_subset && t->kind != T_LINEAR && t->kind != T_ATTN &&
+            !(t->kind == T_CONV && !t->env && t->d[0] == 1 && t->d[1] == 64)) continue;
         pool p = {be, {{0}}, 0, 99 + i};
         sk_tensor *a[4] = {0};
         char envname[64] = "";
