@@ -105,8 +105,8 @@ __device__ __forceinline__ void wg_wait1() { asm volatile("wgmma.wait_group.sync
  * (FlashAttention-3's intra-warpgroup overlap). Q, K and V tiles use the
  * 128-byte swizzle layout: (r, c) -> (c/8)*8192 + r*128 + ((c%8) ^ (r%8))*16
  * (c = 16-byte chunk of the row, 64 elements per swizzle atom). */
-template <int HD>
-__global__ void __launch_bounds__(128, 2)
+template <int HD, int NWG>
+__global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
     k_flash_wgmma(__nv_bfloat16 *__restrict__ out, const __nv_bfloat16 *__restrict__ q,
                   sk_att_ranges R, int64_t Nq, int64_t NH, int64_t Nk, float scale,
                   const void *__restrict__ bias, int bt)
@@ -116,21 +116,25 @@ __global__ void __launch_bounds__(128, 2)
     extern __shared__ __align__(128) unsigned char wsm_raw[];
     unsigned char *wsm =
         wsm_raw + ((1024 - ((uint32_t)__cvta_generic_to_shared(wsm_raw) & 1023)) & 1023);
-    unsigned char *Qs = wsm, *Ks = wsm + TB, *Vs = wsm + 4 * TB; /* K, V: 3 stages each */
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    /* NWG warpgroups share each K/V tile (64*NWG query rows per block): NWG = 2
+     * halves the K/V traffic from L2 per query row */
+    constexpr int NT = 128 * NWG;
+    unsigned char *Qall = wsm, *Ks = wsm + NWG * TB, *Vs = wsm + (NWG + 3) * TB; /* 3 stages */
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    unsigned char *Qs = Qall + wg * TB; /* this warpgroup's 64 rows */
     const int g = lane >> 2, t4 = lane & 3;
-    const int64_t h = blockIdx.y, i0 = (int64_t)blockIdx.x * 64;
+    const int64_t h = blockIdx.y, ib = (int64_t)blockIdx.x * 64 * NWG, i0 = ib + wg * 64;
     const int ntiles = R.tiles_before[R.n];
     const float L2E = 1.4426950408889634f, sl2 = scale * L2E;
     auto off = [](int r, int c) -> int {
         return (c >> 3) * 8192 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
     };
 
-    for (int c = tid; c < 64 * CH; c += 128) {
+    for (int c = tid; c < 64 * NWG * CH; c += NT) {
         int r = c / CH, cc = c - r * CH;
-        int64_t i = i0 + r;
+        int64_t i = ib + r;
         bool ok = i < Nq;
-        cp16(Qs + off(r, cc), ok ? q + (i * NH + h) * HD + cc * 8 : q, ok);
+        cp16(Qall + (r >> 6) * TB + off(r & 63, cc), ok ? q + (i * NH + h) * HD + cc * 8 : q, ok);
     }
     auto tile_range = [&](int tile, int &r) {
         r = 0;
@@ -144,7 +148,7 @@ __global__ void __launch_bounds__(128, 2)
         const __nv_bfloat16 *kb = (const __nv_bfloat16 *)R.k[r];
         const __nv_bfloat16 *vb = (const __nv_bfloat16 *)R.v[r];
         unsigned char *ks = Ks + (tile % 3) * TB, *vs = Vs + (tile % 3) * TB;
-        for (int c = tid; c < BC * CH; c += 128) {
+        for (int c = tid; c < BC * CH; c += NT) {
             int jr = c / CH, cc = c - jr * CH;
             bool ok = jr < nv;
             int64_t o = ((R.start[r] + j0 + jr) * NH + h) * HD + cc * 8;
@@ -329,7 +333,7 @@ extern "C" int sk_cuda_wgmma_probe(cudaStream_t s, int *dev_int)
     return v == 1;
 }
 
-template <int HD>
+template <int HD, int NWG>
 static sk_status launch_wg(cudaStream_t s, void *out, const void *q, const sk_att_ranges *R0,
                            int64_t Nq, int64_t NH, int64_t Nk, float scale, const void *bias, int bt)
 {
@@ -340,18 +344,18 @@ static sk_status launch_wg(cudaStream_t s, void *out, const void *q, const sk_at
         tiles += (int)((R.len[r] + 63) / 64);
     }
     R.tiles_before[R.n] = tiles;
-    const size_t smem = (size_t)7 * 64 * HD * 2 + 1024; /* Q + 3 K + 3 V, + alignment slack */
+    const size_t smem = (size_t)(6 + NWG) * 64 * HD * 2 + 1024; /* Q + 3 K + 3 V, + slack */
     static unsigned long long set = 0;
     int dev = 0;
     SK_CU("attention", cudaGetDevice(&dev));
     if (!(set >> (dev & 63) & 1ull)) {
-        SK_CU("attention", cudaFuncSetAttribute(k_flash_wgmma<HD>,
+        SK_CU("attention", cudaFuncSetAttribute(k_flash_wgmma<HD, NWG>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                 (int)smem));
         set |= 1ull << (dev & 63);
     }
-    dim3 grid((unsigned)((Nq + 63) / 64), (unsigned)NH);
-    k_flash_wgmma<HD><<<grid, 128, smem, s>>>((__nv_bfloat16 *)out, (const __nv_bfloat16 *)q, R,
+    dim3 grid((unsigned)((Nq + 64 * NWG - 1) / (64 * NWG)), (unsigned)NH);
+    k_flash_wgmma<HD, NWG><<<grid, 128 * NWG, smem, s>>>((__nv_bfloat16 *)out, (const __nv_bfloat16 *)q, R,
                                               Nq, NH, Nk, scale, bias, bt);
     SK_CU_LAUNCH("attention (flash wgmma)");
     return SK_OK;
@@ -362,8 +366,12 @@ extern "C" sk_status sk_cuda_flash_wgmma(cudaStream_t s, void *out, const void *
                                          int64_t HD, int64_t Nk, float scale, const void *bias,
                                          int bias_t)
 {
-    if (HD == 128) return launch_wg<128>(s, out, q, R, Nq, NH, Nk, scale, bias, bias_t);
-    if (HD == 64) return launch_wg<64>(s, out, q, R, Nq, NH, Nk, scale, bias, bias_t);
+    const char *e = getenv("SK_CUDA_WG_NWG");
+    const int two = e ? atoi(e) == 2 : 0;
+    if (HD == 128 && two) return launch_wg<128, 2>(s, out, q, R, Nq, NH, Nk, scale, bias, bias_t);
+    if (HD == 128) return launch_wg<128, 1>(s, out, q, R, Nq, NH, Nk, scale, bias, bias_t);
+    if (HD == 64 && two) return launch_wg<64, 2>(s, out, q, R, Nq, NH, Nk, scale, bias, bias_t);
+    if (HD == 64) return launch_wg<64, 1>(s, out, q, R, Nq, NH, Nk, scale, bias, bias_t);
     return SK_ERR(SK_E_UNSUPPORTED, "cuda attention: wgmma kernel has no head dim %lld",
                   (long long)HD);
 }

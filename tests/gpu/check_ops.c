@@ -262,6 +262,8 @@ static const tcase k_timed[] = {
     {"attention q4680 kv18720 (2 ranges)", T_ATTN, {4680, 12, 128, 4680, 14040}, 0},
     {"attention q4680 kv18720 mma.sync", T_ATTN, {4680, 12, 128, 4680, 14040}, 0,
      "SK_CUDA_NO_WGMMA=1"},
+    {"attention q4680 kv18720 wgmma 2 warpgroups", T_ATTN, {4680, 12, 128, 4680, 14040}, 0,
+     "SK_CUDA_WG_NWG=2"},
     {"attention q4680 kv512 mma.sync", T_ATTN, {4680, 12, 128, 512, 0}, 0, "SK_CUDA_NO_WGMMA=1"},
     {"attention q4680 kv18720 variant 1", T_ATTN, {4680, 12, 128, 4680, 14040}, 0,
      "SK_CUDA_FA_VARIANT=1"},
