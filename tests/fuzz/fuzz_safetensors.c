@@ -14,12 +14,8 @@
 
 #include "runtime/safetensors.h"
 
-/* The CMake SK_FUZZ block compiles only this file with -fsanitize=fuzzer,
- * address: the libraries are built without coverage or ASan, so a parser
- * linked from sk_runtime would be fuzzed blind. Compiling the parser into
- * this translation unit instruments it; the linker then takes these
- * definitions and never pulls safetensors.o out of libsk_runtime.a. */
-#include "runtime/safetensors.c"
+/* With SK_FUZZ every library is built with -fsanitize=fuzzer-no-link,address,
+ * so the parser linked from sk_runtime is instrumented for coverage and ASan. */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
