@@ -26,6 +26,7 @@ void sk_progress_start(sk_progress *p, const char *label, int64_t total)
     p->quiet = sk_log_get_level() < SK_LOG_INFO;
     p->t_start = sk_progress_now();
     p->t_last = p->t_start;
+    p->logged_done = -1;
 }
 
 static void fmt_duration(double s, char *buf, size_t cap)
@@ -72,6 +73,7 @@ static void emit(sk_progress *p, double now)
         p->printed = 1;
     } else {
         fprintf(p->fp, "sinkstream: %s\n", line);
+        p->logged_done = p->done;
     }
     fflush(p->fp);
     p->t_last = now;
@@ -89,7 +91,8 @@ void sk_progress_update(sk_progress *p, int64_t done)
 void sk_progress_finish(sk_progress *p)
 {
     if (p->quiet) return;
-    emit(p, sk_progress_now());
+    /* A log that already shows the final count does not get it twice. */
+    if (p->tty || p->logged_done != p->done) emit(p, sk_progress_now());
     if (p->tty) fputc('\n', p->fp);
     fflush(p->fp);
     p->printed = 0;

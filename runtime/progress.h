@@ -36,6 +36,7 @@ typedef struct {
     int tty;              /* 1: rewrite one line ("\r...\x1b[K") */
     int quiet;            /* 1: print nothing */
     int printed;          /* a tty line is on screen (finish ends it with '\n') */
+    int64_t logged_done;  /* non-terminal: `done` of the last line printed (-1: none) */
     FILE *fp;             /* stderr */
 } sk_progress;
 

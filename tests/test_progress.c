@@ -77,9 +77,9 @@ Test(progress, log_lines_every_update)
     p.quiet = 0;
     p.log_every_s = 0; /* one line per chunk */
     for (int i = 3; i <= 12; i += 3) sk_progress_update(&p, i);
-    sk_progress_finish(&p);
+    sk_progress_finish(&p); /* 12/12 already logged: no repeat */
     char *s = slurp(f);
-    cr_assert_eq(count(s, "\n"), 5, "output:\n%s", s);
+    cr_assert_eq(count(s, "\n"), 4, "output:\n%s", s);
     cr_assert_eq(count(s, "\r"), 0);
     cr_assert(strstr(s, "frames 3/12") && strstr(s, "frames 12/12"), "%s", s);
     free(s);
@@ -142,5 +142,24 @@ Test(progress, quiet_prints_nothing)
     sk_progress_finish(&p);
     cr_assert_eq(ftell(f), 0);
     cr_assert_eq(p.done, 1);
+    fclose(f);
+}
+
+Test(progress, log_final_line_not_repeated)
+{
+    FILE *f = tmpfile();
+    cr_assert(f);
+    sk_progress p;
+    sk_progress_start(&p, "frames", 3);
+    p.fp = f;
+    p.tty = 0;
+    p.quiet = 0;
+    p.log_every_s = 0; /* a line per update */
+    for (int i = 1; i <= 3; i++) sk_progress_update(&p, i);
+    sk_progress_finish(&p); /* 3/3 is already logged */
+    char *s = slurp(f);
+    cr_assert_eq(count(s, "\n"), 3, "%s", s);
+    cr_assert_eq(count(s, "frames 3/3"), 1, "%s", s);
+    free(s);
     fclose(f);
 }
