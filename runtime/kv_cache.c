@@ -182,9 +182,9 @@ sk_status sk_kv_begin_recompute(sk_kv_cache *c, int64_t frame0, int64_t n, int p
     SK_CHECK(!c->pending, SK_E_INTERNAL,
              "KV cache: a chunk at frame %lld is still pending (commit or abort it first)",
              (long long)c->pend_frame0);
-    SK_CHECK(n >= 1 && frame0 >= 0 && frame0 + n == c->next_frame && n <= c->p.window_frames,
+    SK_CHECK(n >= 1 && frame0 >= 0 && frame0 + n <= c->next_frame && n <= c->p.window_frames,
              SK_E_INVALID_ARG, "KV cache: recompute of frames %lld..%lld; expected up to %lld "
-             "frames ending at the last generated frame %lld", (long long)frame0,
+             "frames ending at or before the last generated frame %lld", (long long)frame0,
              (long long)(frame0 + n - 1), (long long)c->p.window_frames,
              (long long)c->next_frame - 1);
     for (int64_t i = 0; i < n; i++) {

@@ -100,7 +100,7 @@ void sk_kv_cache_reset(sk_kv_cache *c);
 /* Starts a new chunk of n frames at frame0 (must equal next_frame): picks
  * free slots and computes the visible set. Changes no committed state. */
 sk_status sk_kv_begin_chunk(sk_kv_cache *c, int64_t frame0, int64_t n);
-/* Starts a recompute of frames [frame0, frame0 + n) ending at next_frame
+/* Starts a recompute of frames [frame0, frame0 + n) ending at or before next_frame
  * (LongLive KV-recache after a prompt switch, spec §5.6): the frames are
  * re-encoded in place, without moving any index. Frames the cache no longer
  * keeps are query-only (their K/V are dropped), and with protect_sink the

@@ -231,7 +231,7 @@ Test(kv_cache, recompute_after_prompt_switch)
         write_chunk(c, be, f0, 3);
         sk_kv_commit(c);
     }
-    cr_expect_neq(sk_kv_begin_recompute(c, 2, 9, 1), SK_OK, "must end at the last frame");
+    cr_expect_neq(sk_kv_begin_recompute(c, 4, 9, 1), SK_OK, "must not go past the last frame");
     cr_expect_neq(sk_kv_begin_recompute(c, 1, 11, 1), SK_OK, "more than the window");
     ok(sk_kv_begin_recompute(c, 3, 9, 1), "recompute 3..11");
     /* the pass writes K of frames 3..11 tagged as frame + 100 */
