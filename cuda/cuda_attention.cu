@@ -1,7 +1,9 @@
 /* cuda_attention.cu - multi-head attention over a list of KV ranges.
  *
  * Dispatch: bf16 q/k/v/out with head dim 64 or 128 and 16-byte aligned rows go
- * to the tensor-core flash kernel (cuda_flash_mma.cu). Everything else (the
+ * to cuDNN's fused flash attention on Hopper when there is no bias and the
+ * shape is large (cuda_attention_cudnn.cu), else to the tensor-core flash
+ * kernels (cuda_flash_wgmma.cu on Hopper, cuda_flash_mma.cu). Everything else (the
  * f32 parity mode, odd head dims, mixed dtypes) runs the generic kernel here:
  * online softmax in f32, K/V tiles of 32 keys staged in shared memory as f32,
  * one warp per query row, lane j scoring key j of the tile. Neither kernel
@@ -248,6 +250,20 @@ static sk_status launch_rows4(cudaStream_t s, sk_tensor *out, const sk_tensor *q
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
+/* the cuDNN path for this shape? (bf16, no bias, aligned: checked by the caller) */
+static int use_cudnn(sk_backend *be, int64_t Nq, int64_t Nk)
+{
+    const char *e = getenv("SK_CUDA_CUDNN_ATTN");
+    if (e && e[0] == '0') return 0;
+    if (getenv("SK_CUDA_NO_WGMMA") || getenv("SK_CUDA_FA_VARIANT") || getenv("SK_CUDA_WG_NWG"))
+        return 0; /* A/B runs of the own kernels */
+    if (e && e[0] == '1') return 1;
+    /* Hopper, enough rows to fill the chip: self-attention (q4680 kv18720:
+     * 1.03-1.10 ms vs 1.83 ms wgmma) and cross-attention (q4680 kv512:
+     * 0.043 ms vs 0.074 ms) on H100 */
+    return sk_cuda(be)->wgmma_ok && Nq >= 1024 && Nk >= 256;
+}
+
 extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                                        const sk_kv_range *ranges, int nranges, float scale,
                                        const sk_tensor *bias)
@@ -297,6 +313,16 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
         return SK_OK;
     }
     if (getenv("SK_CUDA_ATTN_GENERIC")) fast = 0; /* A/B switch for tests */
+    /* Hopper, large bf16 shapes without bias: cuDNN's fused flash attention
+     * (cuda_attention_cudnn.cu; 1.06 ms vs 1.86 ms for the wgmma kernel at
+     * q4680 kv4680+14040). SK_CUDA_CUDNN_ATTN=1 takes it for every shape it
+     * accepts (tests), =0 never; the own kernels' A/B switches below turn it
+     * off too. It declines (done = 0) when cuDNN is absent or refuses. */
+    if (fast && !bias && use_cudnn(be, Nq, Nk)) {
+        int done = 0;
+        sk_status st = sk_cuda_attention_cudnn(be, out->data, q->data, &R, Nq, NH, HD, scale, &done);
+        if (st != SK_OK || done) return st;
+    }
     /* Hopper: the wgmma kernel (1.82 ms vs 1.96 ms for the mma.sync one at
      * q4680 kv18720 on H100); SK_CUDA_NO_WGMMA=1 or SK_CUDA_FA_VARIANT=N
      * selects the mma.sync kernel */

@@ -33,6 +33,12 @@ sk_status sk_cuda_flash_bf16(cudaStream_t s, void *out, const void *q, const sk_
 sk_status sk_cuda_flash_wgmma(cudaStream_t s, void *out, const void *q, const sk_att_ranges *R,
                               int64_t Nq, int64_t NH, int64_t HD, int64_t Nk, float scale,
                               const void *bias, int bias_t);
+/* bf16 attention through cuDNN's fused flash attention (cuda_attention_cudnn.cu):
+ * q/out [Nq, NH, HD], the ranges' K/V rows in place, no bias. *done = 0 when
+ * cuDNN is absent or declines the shape (then nothing was written). */
+sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const void *q,
+                                  const sk_att_ranges *R, int64_t Nq, int64_t NH, int64_t HD,
+                                  float scale, int *done);
 /* 1 if the wgmma kernel can run here; dev_int: a device int it may scribble on */
 int sk_cuda_wgmma_probe(cudaStream_t s, int *dev_int);
 #ifdef __cplusplus

@@ -124,6 +124,7 @@ static void cu_destroy(sk_backend *be)
         for (size_t i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i].ptr);
         free(c->allocs);
         sk_cuda_cudnn_destroy(c);
+        sk_cuda_attention_cudnn_destroy(c);
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->lt_ws) cudaFree(c->lt_ws);
         if (c->scratch) cudaFree(c->scratch);

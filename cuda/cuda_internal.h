@@ -47,6 +47,8 @@ typedef struct {
     sk_cuda_lt_plan plans[SK_CUDA_LT_PLANS];
     int wgmma_ok;           /* the sm_90a wgmma attention kernel runs on this device */
     void *cudnn;            /* cuDNN state, made at the first conv2d (cuda_conv_cudnn.cu) */
+    void *cudnn_attn;       /* cuDNN attention state, made at the first large attention
+                               (cuda_attention_cudnn.cu) */
 } sk_cuda_ctx;
 
 /* deferred error bits in err_flag (checked at sync/download) */
@@ -243,6 +245,7 @@ sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk_tensor *x,
                                const sk_tensor *w, const sk_tensor *b, int stride, int pad,
                                int *done);
 void sk_cuda_cudnn_destroy(sk_cuda_ctx *c);
+void sk_cuda_attention_cudnn_destroy(sk_cuda_ctx *c);
 #ifdef __cplusplus
 }
 #endif

@@ -189,7 +189,9 @@ static void pool_free(pool *p)
 
 /* ---- part 2: flash vs generic attention at the real shape ---------------- */
 
-static int check_attention_full(sk_backend *be)
+/* nr: 1, 2 or 3 KV ranges of one cache (18720 keys in all); env: "NAME=VALUE"
+ * set for the fast run (the own kernels instead of cuDNN, say) or NULL */
+static int check_attention_full(sk_backend *be, int nr, const char *env)
 {
     pool p = {be, {{0}}, 0, 1234};
     const int64_t Nq = 4680, NH = 12, HD = 128, cap = 21000;
@@ -204,16 +206,27 @@ static int check_attention_full(sk_backend *be)
         pool_free(&p);
         return 1;
     }
-    /* sink rows [0, 4680) + window rows [6000, 20040): two ranges of one cache */
-    sk_kv_range rg[2] = {{k, v, 0, 4680}, {k, v, 6000, 14040}};
+    /* 2 ranges: sink rows [0, 4680) + window rows [6000, 20040) of one cache;
+     * 3: the window split in two non-adjacent parts; 1: rows [100, 18820) */
+    sk_kv_range rg2[2] = {{k, v, 0, 4680}, {k, v, 6000, 14040}};
+    sk_kv_range rg3[3] = {{k, v, 0, 4680}, {k, v, 11000, 9360}, {k, v, 6000, 4680}};
+    sk_kv_range rg1[1] = {{k, v, 100, 18720}};
+    sk_kv_range *rg = nr == 1 ? rg1 : nr == 3 ? rg3 : rg2;
+    char envname[64] = "";
+    if (env) {
+        const char *eq = strchr(env, '=');
+        snprintf(envname, sizeof envname, "%.*s", (int)(eq - env), env);
+    }
     const float scale = (float)(1.0 / sqrt((double)HD)) * 2.0f;
     size_t n = (size_t)Nq * NH * HD;
     float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
     sk_status st = a && b ? SK_OK : SK_E_OOM;
-    if (st == SK_OK) st = sk_op_attention(be, o1, q, rg, 2, scale, NULL);
+    if (envname[0]) setenv(envname, strchr(env, '=') + 1, 1);
+    if (st == SK_OK) st = sk_op_attention(be, o1, q, rg, nr, scale, NULL);
+    if (envname[0]) unsetenv(envname);
     if (st == SK_OK) st = sk_tensor_download_f32(o1, a, n);
     setenv("SK_CUDA_ATTN_GENERIC", "1", 1);
-    if (st == SK_OK) st = sk_op_attention(be, o2, q, rg, 2, scale, NULL);
+    if (st == SK_OK) st = sk_op_attention(be, o2, q, rg, nr, scale, NULL);
     unsetenv("SK_CUDA_ATTN_GENERIC");
     if (st == SK_OK) st = sk_tensor_download_f32(o2, b, n);
     if (st != SK_OK) {
@@ -227,9 +240,12 @@ static int check_attention_full(sk_backend *be)
         fake.dtype = be->act_dtype;
         sk_op_bounds bd = sk_op_case_bounds(&fake);
         sk_compare_result r = sk_compare(a, b, n, bd.nmse, bd.atol, bd.rtol);
+        char what[96];
+        snprintf(what, sizeof what, "fast vs generic q4680 kv18720 %dr 12x128%s%s", nr,
+                 env ? " " : "", env ? env : "");
         printf("%-16s | %-8s | %-40s | %9.2e | %9.2e | %6.1f%% | %s\n", "attention",
-               sk_dtype_name(be->act_dtype), "fast vs generic q4680 kv4680+14040 12x128",
-               r.nmse, r.max_rel, r.pct_of_bound, r.ok ? "PASS" : "FAIL");
+               sk_dtype_name(be->act_dtype), what, r.nmse, r.max_rel, r.pct_of_bound,
+               r.ok ? "PASS" : "FAIL");
         if (!r.ok) {
             char buf[512];
             sk_compare_format(&r, a, b, buf, sizeof buf);
@@ -260,6 +276,15 @@ static const tcase k_timed[] = {
     {"linear 4680x1536x8960 +bias gelu", T_LINEAR, {4680, 1536, 8960}, SK_ACT_GELU_TANH},
     {"linear 4680x8960x1536 +bias", T_LINEAR, {4680, 8960, 1536}, SK_ACT_NONE},
     {"attention q4680 kv18720 (2 ranges)", T_ATTN, {4680, 12, 128, 4680, 14040}, 0},
+    {"attention q4680 kv18720 (1 range)", T_ATTN, {4680, 12, 128, 18720, 0}, 0},
+    {"attention q4680 kv18720 (3 ranges)", T_ATTN, {4680, 12, 128, 4680, 4680, 9360}, 0},
+    {"attention q4680 kv9360 (2 ranges)", T_ATTN, {4680, 12, 128, 4680, 4680}, 0},
+    {"attention q4680 kv4680 (1 range)", T_ATTN, {4680, 12, 128, 4680, 0}, 0},
+    {"attention q4680 kv18720 2r wgmma", T_ATTN, {4680, 12, 128, 4680, 14040}, 0,
+     "SK_CUDA_CUDNN_ATTN=0"},
+    {"attention q4680 kv18720 1r wgmma", T_ATTN, {4680, 12, 128, 18720, 0}, 0,
+     "SK_CUDA_CUDNN_ATTN=0"},
+    {"attention q4680 kv512 wgmma", T_ATTN, {4680, 12, 128, 512, 0}, 0, "SK_CUDA_CUDNN_ATTN=0"},
     {"attention q4680 kv18720 mma.sync", T_ATTN, {4680, 12, 128, 4680, 14040}, 0,
      "SK_CUDA_NO_WGMMA=1"},
     {"attention q4680 kv18720 wgmma 2 warpgroups", T_ATTN, {4680, 12, 128, 4680, 14040}, 0,
@@ -328,8 +353,8 @@ static sk_status run_timed(const tcase *t, pool *p, sk_tensor **a, int setup)
             break;
         case T_ATTN:
             a[0] = rnd(p, A, 3, SH(d[0], d[1], d[2]), 1.0f);
-            a[1] = rnd(p, A, 3, SH(d[3] + d[4] + 100, d[1], d[2]), 1.0f);
-            a[2] = rnd(p, A, 3, SH(d[3] + d[4] + 100, d[1], d[2]), 1.0f);
+            a[1] = rnd(p, A, 3, SH(d[3] + d[4] + d[5] + 200, d[1], d[2]), 1.0f);
+            a[2] = rnd(p, A, 3, SH(d[3] + d[4] + d[5] + 200, d[1], d[2]), 1.0f);
             a[3] = rnd(p, A, 2, SH(d[0], d[1] * d[2]), 1.0f);
             break;
         case T_MOD: case T_GATED:
@@ -366,9 +391,12 @@ static sk_status run_timed(const tcase *t, pool *p, sk_tensor **a, int setup)
     switch (t->kind) {
     case T_LINEAR: return sk_op_linear(be, a[3], a[0], a[1], a[2], (sk_act)t->act);
     case T_ATTN: {
-        sk_kv_range rg[2] = {{a[1], a[2], 0, d[3]}, {a[1], a[2], d[3] + 50, d[4]}};
-        return sk_op_attention(be, a[3], a[0], rg, d[4] ? 2 : 1, 1.0f / sqrtf((float)d[2]),
-                               NULL);
+        /* up to 3 ranges, 64 rows apart (never adjacent) */
+        sk_kv_range rg[3] = {{a[1], a[2], 0, d[3]},
+                             {a[1], a[2], d[3] + 64, d[4]},
+                             {a[1], a[2], d[3] + d[4] + 128, d[5]}};
+        return sk_op_attention(be, a[3], a[0], rg, d[5] ? 3 : d[4] ? 2 : 1,
+                               1.0f / sqrtf((float)d[2]), NULL);
     }
     case T_MOD: return sk_op_modulate(be, a[2], a[0], a[1], 0, 1, d[2], 1, 1e-6f);
     case T_GATED: return sk_op_gated_add(be, a[0], a[2], a[1], 2, d[2]);
@@ -386,7 +414,7 @@ static double flops_of(const tcase *t)
     const int64_t *d = t->d;
     switch (t->kind) {
     case T_LINEAR: return 2.0 * d[0] * d[1] * d[2];
-    case T_ATTN: return 4.0 * d[0] * (d[3] + d[4]) * d[1] * d[2];
+    case T_ATTN: return 4.0 * d[0] * (d[3] + d[4] + d[5]) * d[1] * d[2];
     case T_CONV: return 2.0 * d[0] * d[4] * d[2] * d[3] * d[1] * d[5] * d[5];
     default: return 0;
     }
@@ -407,6 +435,10 @@ static int time_ops(sk_backend *be, const char *filt, int reps, int f32_subset)
         if (!matches_name(NULL, t->name, filt)) continue;
         if (f32_subset && t->kind != T_LINEAR && t->kind != T_ATTN &&
             !(t->kind == T_CONV && !t->env && t->d[0] == 1 && t->d[1] == 64)) continue;
+        /* f32 attention (one generic kernel): the two DiT shapes only */
+        if (f32_subset && t->kind == T_ATTN &&
+            (t->env || (!strstr(t->name, "(2 ranges)") && !strstr(t->name, "(cross)")) ||
+             (t->d[3] + t->d[4] != 18720 && t->d[3] != 512))) continue;
         pool p = {be, {{0}}, 0, 99 + i};
         sk_tensor *a[4] = {0};
         char envname[64] = "";
@@ -495,7 +527,10 @@ int main(int argc, char **argv)
     int n_run = 0;
     int fails = check_cases(cpu, gpu, filt, seed, &n_run);
     if (!quick && (!filt || strstr(filt, "attention"))) {
-        fails += check_attention_full(gpu[0]);
+        fails += check_attention_full(gpu[0], 2, NULL);
+        fails += check_attention_full(gpu[0], 3, NULL);
+        fails += check_attention_full(gpu[0], 1, NULL);
+        fails += check_attention_full(gpu[0], 2, "SK_CUDA_CUDNN_ATTN=0");
         n_run++;
     }
     int tfails = 0;

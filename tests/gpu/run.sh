@@ -26,6 +26,12 @@ SK_CUDA_NO_WGMMA=1 "$BIN" --op attention --no-time >"$LOG/check_attention_mma.lo
 arc=$?
 echo "attention with SK_CUDA_NO_WGMMA=1: $(grep -E '^check_ops:' "$LOG/check_attention_mma.log" | tail -1) (exit $arc)"
 [ "$rc" -eq 0 ] && rc=$arc
+# the cuDNN attention path on every attention case it accepts (by default it
+# takes only the large shapes)
+SK_CUDA_CUDNN_ATTN=1 "$BIN" --op attention --no-time >"$LOG/check_attention_cudnn.log" 2>&1
+arc=$?
+echo "attention with SK_CUDA_CUDNN_ATTN=1: $(grep -E '^check_ops:' "$LOG/check_attention_cudnn.log" | tail -1) (exit $arc)"
+[ "$rc" -eq 0 ] && rc=$arc
 
 src=0
 if command -v compute-sanitizer >/dev/null 2>&1; then

@@ -1,0 +1,537 @@
+/* cuda_attention_cudnn.cu - bf16 self-attention through cuDNN's fused flash
+ * attention (the runtime-fusion "SDPA" engine), driven by the backend
+ * (graph) API.
+ *
+ * At the DiT's self-attention shape (q 4680, kv 18720, 12 heads x 128) our
+ * own kernels reach ~296 TFLOP/s; cuDNN's fused SDPA reaches >500 on the same
+ * H100. The graph is the pattern cuDNN's engine recognises:
+ *
+ *   S = Q K^T (matmul, f32)  ->  S * scale (pointwise, by-value scalar)
+ *   M = rowmax(S)  ->  E = exp(S - M)  ->  Z = rowsum(E)  ->  P = E / Z (bf16)
+ *   O = P V (matmul, bf16 out)            [+ Stats = M + log(Z), f32]
+ *
+ * Q/K/V/O keep our [tokens, NH, HD] layout (cuDNN's "BSHD" strides), so K
+ * and V are read in place from the KV pool. The op takes a list of KV
+ * ranges that need not be adjacent. Each range runs one graph with the Stats
+ * output (the range's log-sum-exp per query row; cuDNN 9.14's heuristics
+ * offer no engine for the graph without it); the first range writes its
+ * partial output into `out`, the others into a buffer, and a small kernel
+ * merges them (flash-decoding's LSE merge): out = sum_r exp(L_r - L) O_r
+ * with L = log sum_r exp(L_r). Ranges that are adjacent rows of one pool are
+ * joined first. Nothing is copied.
+ *
+ * Plans are cached per (Nq, Nk, NH, HD, stats); the scale is a by-value
+ * tensor, so one plan serves every scale. Built only with cuDNN
+ * (SK_HAVE_CUDNN); the handle is made at the first call. Any failure to
+ * build a plan marks that shape as declined and the caller falls back to the
+ * own kernels (cuda_flash_wgmma.cu / cuda_flash_mma.cu).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cuda_internal.h"
+#include "cuda_attention.h"
+
+/* merge of per-range partial outputs: out[i,h,:] = sum_r w_r O_r[i,h,:],
+ * w_r = exp(L_r[h,i] - L) / sum_r' exp(L_r'[h,i] - L); one thread per 8
+ * elements (16 bytes). parts[0] is out itself (read before written). */
+typedef struct {
+    const __nv_bfloat16 *o[SK_ATT_MAX_RANGES];
+    const float *lse[SK_ATT_MAX_RANGES];
+    int n;
+} att_parts;
+
+__global__ void k_att_lse_merge(__nv_bfloat16 *out, att_parts P, int64_t Nq, int64_t NH,
+                                int64_t HD)
+{
+    const int64_t per_row = HD / 8;
+    const int64_t total = Nq * NH * per_row;
+    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t row = t / per_row, c8 = t - row * per_row; /* row = i*NH + h */
+        const int64_t i = row / NH, h = row - i * NH;
+        float L[SK_ATT_MAX_RANGES];
+        float mx = -INFINITY;
+        for (int r = 0; r < P.n; r++) {
+            L[r] = P.lse[r][h * Nq + i];
+            mx = fmaxf(mx, L[r]);
+        }
+        float acc[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] = 0.0f;
+        float wsum = 0.0f;
+        for (int r = 0; r < P.n; r++) {
+            const float w = (L[r] == -INFINITY || mx == -INFINITY) ? 0.0f : __expf(L[r] - mx);
+            wsum += w;
+            const uint4 raw = *reinterpret_cast<const uint4 *>(P.o[r] + row * HD + c8 * 8);
+            const __nv_bfloat162 *b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float2 f = __bfloat1622float2(b2[e]);
+                acc[2 * e] += w * f.x;
+                acc[2 * e + 1] += w * f.y;
+            }
+        }
+        const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
+        uint4 res;
+        __nv_bfloat162 *r2 = reinterpret_cast<__nv_bfloat162 *>(&res);
+#pragma unroll
+        for (int e = 0; e < 4; e++) r2[e] = __floats2bfloat162_rn(acc[2 * e] * inv, acc[2 * e + 1] * inv);
+        *reinterpret_cast<uint4 *>(out + row * HD + c8 * 8) = res;
+    }
+}
+
+#ifdef SK_HAVE_CUDNN
+#include <cudnn.h>
+
+#define ATT_PLANS 32
+
+typedef struct {
+    int valid;    /* 1: plan built; -1: cuDNN declined this shape */
+    int64_t nq, nk, nh, hd;
+    int stats;
+    cudnnBackendDescriptor_t plan;
+    int64_t ws;
+} att_plan;
+
+typedef struct {
+    cudnnHandle_t h;
+    int broken;
+    att_plan plans[ATT_PLANS];
+    void *buf; /* partial outputs, stats, workspace */
+    size_t buf_bytes;
+} att_state;
+
+enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS, UID_VIRT = 100 };
+
+/* one cuDNN call that failed: message into `err` */
+#define DNN(call)                                                                          \
+    do {                                                                                   \
+        cudnnStatus_t ds_ = (call);                                                        \
+        if (ds_ != CUDNN_STATUS_SUCCESS) {                                                 \
+            snprintf(err, errn, "%s in %s", cudnnGetErrorString(ds_), #call);              \
+            goto fail;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+typedef cudnnBackendDescriptor_t bdesc;
+
+/* tensor descriptor: dims/strides of rank 4 */
+static cudnnStatus_t mk_tensor(bdesc *out, int64_t uid, cudnnDataType_t dt, const int64_t *dim,
+                               const int64_t *str, int virt, int by_value)
+{
+    bdesc t = NULL;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    const int64_t align = by_value ? 4 : 16;
+    const bool bv = by_value != 0, vv = virt != 0;
+    if ((s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &vv)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &bv)) ||
+        (s = cudnnBackendFinalize(t))) {
+        cudnnBackendDestroyDescriptor(t);
+        return s;
+    }
+    *out = t;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t mk_pointwise(bdesc *op, cudnnPointwiseMode_t mode, bdesc x, bdesc b, bdesc y)
+{
+    bdesc pw = NULL, o = NULL;
+    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw);
+    if (s) return s;
+    if ((s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)) ||
+        (s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
+        (s = cudnnBackendFinalize(pw)) ||
+        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &o)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
+        (b && (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_BDESC,
+                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b))) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_YDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
+        (s = cudnnBackendFinalize(o))) {
+        if (o) cudnnBackendDestroyDescriptor(o);
+        cudnnBackendDestroyDescriptor(pw);
+        return s;
+    }
+    cudnnBackendDestroyDescriptor(pw);
+    *op = o;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t mk_reduction(bdesc *op, cudnnReduceTensorOp_t mode, bdesc x, bdesc y)
+{
+    bdesc rd = NULL, o = NULL;
+    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_REDUCTION_DESCRIPTOR, &rd);
+    if (s) return s;
+    if ((s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_OPERATOR,
+                                      CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode)) ||
+        (s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
+        (s = cudnnBackendFinalize(rd)) ||
+        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &o)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_XDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_YDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_DESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd)) ||
+        (s = cudnnBackendFinalize(o))) {
+        if (o) cudnnBackendDestroyDescriptor(o);
+        cudnnBackendDestroyDescriptor(rd);
+        return s;
+    }
+    cudnnBackendDestroyDescriptor(rd);
+    *op = o;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t mk_matmul(bdesc *op, bdesc a, bdesc b, bdesc c)
+{
+    bdesc mm = NULL, o = NULL;
+    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_MATMUL_DESCRIPTOR, &mm);
+    if (s) return s;
+    if ((s = cudnnBackendSetAttribute(mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
+        (s = cudnnBackendFinalize(mm)) ||
+        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &o)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_ADESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_BDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_CDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_DESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm)) ||
+        (s = cudnnBackendFinalize(o))) {
+        if (o) cudnnBackendDestroyDescriptor(o);
+        cudnnBackendDestroyDescriptor(mm);
+        return s;
+    }
+    cudnnBackendDestroyDescriptor(mm);
+    *op = o;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* Builds the SDPA graph for one shape and the first execution plan that
+ * cuDNN's heuristics offer and that finalizes. 0 on success. */
+static int build_plan(att_state *S, att_plan *p, char *err, size_t errn)
+{
+    const int64_t Nq = p->nq, Nk = p->nk, NH = p->nh, HD = p->hd;
+    enum { NT = 16, NOPS = 12 };
+    bdesc T[NT] = {0}, ops[NOPS] = {0}, graph = NULL, heur = NULL, *cfgs = NULL;
+    int nops = 0;
+    int64_t ncfg = 0;
+    const cudnnDataType_t BF = CUDNN_DATA_BFLOAT16, F32 = CUDNN_DATA_FLOAT;
+    /* Q, O: [1, NH, Nq, HD] with our [Nq, NH, HD] strides; K^T: [1, NH, HD, Nk];
+     * V: [1, NH, Nk, HD] */
+    const int64_t qd[4] = {1, NH, Nq, HD}, qs[4] = {Nq * NH * HD, HD, NH * HD, 1};
+    const int64_t kd[4] = {1, NH, HD, Nk}, ks[4] = {Nk * NH * HD, HD, 1, NH * HD};
+    const int64_t vd[4] = {1, NH, Nk, HD}, vs[4] = {Nk * NH * HD, HD, NH * HD, 1};
+    const int64_t sd[4] = {1, NH, Nq, Nk}, ss[4] = {NH * Nq * Nk, Nq * Nk, Nk, 1};
+    const int64_t rd[4] = {1, NH, Nq, 1}, rs[4] = {NH * Nq, Nq, 1, 1};
+    const int64_t one[4] = {1, 1, 1, 1};
+    int64_t vu = UID_VIRT;
+    enum { tQ, tK, tV, tO, tSC, tST, tS1, tS2, tM, tS3, tS4, tZ, tP, tLZ };
+    DNN(mk_tensor(&T[tQ], UID_Q, BF, qd, qs, 0, 0));
+    DNN(mk_tensor(&T[tK], UID_K, BF, kd, ks, 0, 0));
+    DNN(mk_tensor(&T[tV], UID_V, BF, vd, vs, 0, 0));
+    DNN(mk_tensor(&T[tO], UID_O, BF, qd, qs, 0, 0));
+    DNN(mk_tensor(&T[tSC], UID_SCALE, F32, one, one, 0, 1));
+    DNN(mk_tensor(&T[tS1], vu++, F32, sd, ss, 1, 0));
+    DNN(mk_tensor(&T[tS2], vu++, F32, sd, ss, 1, 0));
+    DNN(mk_tensor(&T[tM], vu++, F32, rd, rs, 1, 0));
+    DNN(mk_tensor(&T[tS3], vu++, F32, sd, ss, 1, 0));
+    DNN(mk_tensor(&T[tS4], vu++, F32, sd, ss, 1, 0));
+    DNN(mk_tensor(&T[tZ], vu++, F32, rd, rs, 1, 0));
+    DNN(mk_tensor(&T[tP], vu++, BF, sd, ss, 1, 0));
+    DNN(mk_matmul(&ops[nops++], T[tQ], T[tK], T[tS1]));
+    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, T[tS1], T[tSC], T[tS2]));
+    DNN(mk_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_MAX, T[tS2], T[tM]));
+    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_SUB, T[tS2], T[tM], T[tS3]));
+    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_EXP, T[tS3], NULL, T[tS4]));
+    DNN(mk_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_ADD, T[tS4], T[tZ]));
+    if (p->stats) {
+        DNN(mk_tensor(&T[tST], UID_STATS, F32, rd, rs, 0, 0));
+        DNN(mk_tensor(&T[tLZ], vu++, F32, rd, rs, 1, 0));
+        DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_LOG, T[tZ], NULL, T[tLZ]));
+        DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_ADD, T[tM], T[tLZ], T[tST]));
+    }
+    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_DIV, T[tS4], T[tZ], T[tP]));
+    DNN(mk_matmul(&ops[nops++], T[tP], T[tV], T[tO]));
+
+    DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
+    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &S->h));
+    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                 nops, ops));
+    DNN(cudnnBackendFinalize(graph));
+
+    {
+        DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
+        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph));
+        const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
+        DNN(cudnnBackendFinalize(heur));
+        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &ncfg, NULL));
+        if (ncfg <= 0) {
+            snprintf(err, errn, "heuristics offered no engine");
+            goto fail;
+        }
+        cfgs = (bdesc *)calloc((size_t)ncfg, sizeof *cfgs);
+        if (!cfgs) {
+            snprintf(err, errn, "out of host memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < ncfg; i++)
+            DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]));
+        int64_t got = 0;
+        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, ncfg, &got, cfgs));
+        const char *pick_env = getenv("SK_CUDA_CUDNN_ATTN_CFG"); /* A/B: skip to config N */
+        const int64_t first = pick_env ? atoll(pick_env) : 0;
+        cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+        for (int64_t i = first; i < got && !p->plan; i++) {
+            bdesc plan = NULL;
+            if ((last = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)))
+                continue;
+            if ((last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                                                 CUDNN_TYPE_HANDLE, 1, &S->h)) ||
+                (last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i])) ||
+                (last = cudnnBackendFinalize(plan))) {
+                cudnnBackendDestroyDescriptor(plan);
+                continue;
+            }
+            int64_t ws = 0, cnt = 0;
+            if ((last = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                 CUDNN_TYPE_INT64, 1, &cnt, &ws))) {
+                cudnnBackendDestroyDescriptor(plan);
+                continue;
+            }
+            p->plan = plan;
+            p->ws = ws;
+            SK_LOGD("cuda attention (cuDNN): q%lld kv%lld %lldx%lld%s: engine config %lld of %lld, "
+                    "workspace %lld B",
+                    (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
+                    p->stats ? " +stats" : "", (long long)i, (long long)got, (long long)ws);
+        }
+        if (!p->plan) {
+            snprintf(err, errn, "no engine config of %lld finalized (last: %s)", (long long)got,
+                     cudnnGetErrorString(last));
+            goto fail;
+        }
+    }
+    for (int64_t i = 0; i < ncfg; i++)
+        if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
+    free(cfgs);
+    cudnnBackendDestroyDescriptor(heur);
+    cudnnBackendDestroyDescriptor(graph);
+    for (int i = 0; i < NOPS; i++)
+        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
+    for (int i = 0; i < NT; i++)
+        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
+    return 0;
+fail:
+    if (cfgs) {
+        for (int64_t i = 0; i < ncfg; i++)
+            if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
+        free(cfgs);
+    }
+    if (heur) cudnnBackendDestroyDescriptor(heur);
+    if (graph) cudnnBackendDestroyDescriptor(graph);
+    for (int i = 0; i < NOPS; i++)
+        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
+    for (int i = 0; i < NT; i++)
+        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
+    return -1;
+}
+
+static att_plan *get_plan(att_state *S, int64_t Nq, int64_t Nk, int64_t NH, int64_t HD, int stats)
+{
+    unsigned hsh = (unsigned)((((Nq * 131 + Nk) * 131 + NH) * 131 + HD) * 2 + stats) % ATT_PLANS;
+    att_plan *p = NULL;
+    for (int i = 0; i < ATT_PLANS; i++) {
+        att_plan *c = &S->plans[(hsh + i) % ATT_PLANS];
+        if (!c->valid) { p = c; break; }
+        if (c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD && c->stats == stats) return c;
+    }
+    if (!p) { /* table full: reuse the home slot */
+        p = &S->plans[hsh];
+        if (p->plan) cudnnBackendDestroyDescriptor(p->plan);
+        memset(p, 0, sizeof *p);
+    }
+    p->nq = Nq;
+    p->nk = Nk;
+    p->nh = NH;
+    p->hd = HD;
+    p->stats = stats;
+    char err[256] = "";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const int rc = build_plan(S, p, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == 0) {
+        p->valid = 1;
+        SK_LOGD("cuda attention (cuDNN): plan for q%lld kv%lld built in %.1f ms", (long long)Nq,
+                (long long)Nk, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6);
+    } else {
+        p->valid = -1;
+        SK_LOGI("cuda attention: cuDNN declines q%lld kv%lld %lldx%lld%s (%s); own kernel runs",
+                (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
+                stats ? " +stats" : "", err);
+    }
+    return p;
+}
+
+static sk_status att_buf(att_state *S, cudaStream_t s, size_t bytes)
+{
+    if (bytes <= S->buf_bytes) return SK_OK;
+    size_t nb = bytes + (bytes >> 3);
+    SK_CU("attention (cuDNN)", cudaStreamSynchronize(s));
+    cudaFree(S->buf);
+    S->buf = NULL;
+    S->buf_bytes = 0;
+    SK_CU("attention (cuDNN)", cudaMalloc(&S->buf, nb));
+    S->buf_bytes = nb;
+    return SK_OK;
+}
+
+static sk_status run_plan(att_state *S, att_plan *p, void *o, const void *q, const void *k,
+                          const void *v, float *scale, float *stats, void *ws)
+{
+    int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS};
+    void *ptrs[6] = {(void *)q, (void *)k, (void *)v, o, scale, stats};
+    const int64_t n = p->stats ? 6 : 5;
+    bdesc vp = NULL;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
+    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
+    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
+    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+    if (!s) s = cudnnBackendFinalize(vp);
+    if (!s) s = cudnnBackendExecute(S->h, p->plan, vp);
+    if (vp) cudnnBackendDestroyDescriptor(vp);
+    if (s != CUDNN_STATUS_SUCCESS)
+        return SK_ERR(SK_E_CUDA, "cuda attention (cuDNN): %s", cudnnGetErrorString(s));
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const void *q,
+                                             const sk_att_ranges *R0, int64_t Nq, int64_t NH,
+                                             int64_t HD, float scale, int *done)
+{
+    *done = 0;
+    sk_cuda_ctx *c = sk_cuda(be);
+    att_state *S = (att_state *)c->cudnn_attn;
+    if (!S) {
+        S = (att_state *)calloc(1, sizeof *S);
+        SK_CHECK(S, SK_E_OOM, "cuda attention: out of host memory for the cuDNN state");
+        c->cudnn_attn = S;
+        cudnnStatus_t cs = cudnnCreate(&S->h);
+        if (cs == CUDNN_STATUS_SUCCESS) cs = cudnnSetStream(S->h, c->stream);
+        if (cs != CUDNN_STATUS_SUCCESS) {
+            SK_LOGW("cuda: cuDNN unavailable for attention (%s); own kernels run",
+                    cudnnGetErrorString(cs));
+            S->broken = 1;
+        } else {
+            SK_LOGI("cuda: cuDNN %zu fused attention for large bf16 shapes", cudnnGetVersion());
+        }
+    }
+    if (S->broken) return SK_OK;
+
+    /* join ranges that are adjacent rows of one pool */
+    sk_att_ranges R;
+    memset(&R, 0, sizeof R);
+    for (int r = 0; r < R0->n; r++) {
+        if (R.n > 0 && R.k[R.n - 1] == R0->k[r] && R.v[R.n - 1] == R0->v[r] &&
+            R.start[R.n - 1] + R.len[R.n - 1] == R0->start[r]) {
+            R.len[R.n - 1] += R0->len[r];
+            continue;
+        }
+        R.k[R.n] = R0->k[r];
+        R.v[R.n] = R0->v[r];
+        R.start[R.n] = R0->start[r];
+        R.len[R.n] = R0->len[r];
+        R.n++;
+    }
+    if (R.n == 0) return SK_OK;
+    /* always the Stats form: cuDNN 9.14's heuristics offer no engine for the
+     * graph without it (measured on H100); one range just ignores them */
+    const int stats = 1;
+    att_plan *pl[SK_ATT_MAX_RANGES];
+    size_t ws = 0;
+    for (int r = 0; r < R.n; r++) {
+        pl[r] = get_plan(S, Nq, R.len[r], NH, HD, stats);
+        if (pl[r]->valid != 1) return SK_OK; /* declined: the caller's kernels run */
+        if ((size_t)pl[r]->ws > ws) ws = (size_t)pl[r]->ws;
+    }
+    const size_t on = (size_t)Nq * NH * HD * 2, ln = (size_t)Nq * NH * sizeof(float);
+    const size_t o_off = 0, l_off = (size_t)(R.n - 1) * on;
+    const size_t w_off = (l_off + R.n * ln + 255) & ~(size_t)255;
+    sk_status st = att_buf(S, c->stream, w_off + ws);
+    if (st != SK_OK) return st;
+    char *buf = (char *)S->buf;
+    att_parts P;
+    memset(&P, 0, sizeof P);
+    P.n = R.n;
+    float sc = scale; /* by-value: read at execute time */
+    const size_t row = (size_t)NH * HD * 2;
+    for (int r = 0; r < R.n; r++) {
+        void *o = r == 0 ? out : buf + o_off + (size_t)(r - 1) * on;
+        float *l = (float *)(buf + l_off + (size_t)r * ln);
+        P.o[r] = (const __nv_bfloat16 *)o;
+        P.lse[r] = l;
+        st = run_plan(S, pl[r], o, q, (const char *)R.k[r] + (size_t)R.start[r] * row,
+                      (const char *)R.v[r] + (size_t)R.start[r] * row, &sc, stats ? l : NULL,
+                      ws ? buf + w_off : NULL);
+        if (st != SK_OK) return st;
+    }
+    if (R.n > 1) {
+        const int64_t total = Nq * NH * (HD / 8);
+        int blocks = (int)((total + 255) / 256);
+        if (blocks > c->n_sm * 16) blocks = c->n_sm * 16;
+        k_att_lse_merge<<<blocks, 256, 0, c->stream>>>((__nv_bfloat16 *)out, P, Nq, NH, HD);
+        SK_CU_LAUNCH("attention (cuDNN range merge)");
+    }
+    *done = 1;
+    return SK_OK;
+}
+
+extern "C" void sk_cuda_attention_cudnn_destroy(sk_cuda_ctx *c)
+{
+    att_state *S = (att_state *)c->cudnn_attn;
+    if (!S) return;
+    for (int i = 0; i < ATT_PLANS; i++)
+        if (S->plans[i].plan) cudnnBackendDestroyDescriptor(S->plans[i].plan);
+    if (S->buf) cudaFree(S->buf);
+    if (S->h) cudnnDestroy(S->h);
+    free(S);
+    c->cudnn_attn = NULL;
+}
+
+#else /* no cuDNN in this build */
+
+extern "C" sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const void *q,
+                                             const sk_att_ranges *R, int64_t Nq, int64_t NH,
+                                             int64_t HD, float scale, int *done)
+{
+    (void)be; (void)out; (void)q; (void)R; (void)Nq; (void)NH; (void)HD; (void)scale;
+    *done = 0;
+    return SK_OK;
+}
+
+extern "C" void sk_cuda_attention_cudnn_destroy(sk_cuda_ctx *c) { (void)c; }
+
+#endif
