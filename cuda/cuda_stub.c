@@ -10,6 +10,8 @@ sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **ou
                   "(cmake -DSK_CUDA=ON) or use --device cpu");
 }
 
+#include <string.h>
+
 #include "sk_cuda.h"
 
 void *sk_cuda_backend_stream(sk_backend *be)
@@ -17,3 +19,43 @@ void *sk_cuda_backend_stream(sk_backend *be)
     (void)be;
     return NULL;
 }
+
+sk_status sk_cuda_get_stats(sk_backend *be, sk_cuda_stats *out)
+{
+    (void)be;
+    if (out) memset(out, 0, sizeof *out);
+    return SK_ERR(SK_E_UNSUPPORTED, "this sinkstream was built without CUDA");
+}
+
+sk_status sk_cuda_timer_create(sk_backend *be, int cap, sk_cuda_timer **out)
+{
+    (void)be; (void)cap;
+    if (out) *out = NULL;
+    return SK_ERR(SK_E_UNSUPPORTED, "this sinkstream was built without CUDA");
+}
+
+void sk_cuda_timer_free(sk_cuda_timer **t)
+{
+    if (t) *t = NULL;
+}
+
+int sk_cuda_timer_mark(sk_cuda_timer *t)
+{
+    (void)t;
+    return -1;
+}
+
+int sk_cuda_timer_count(const sk_cuda_timer *t)
+{
+    (void)t;
+    return 0;
+}
+
+sk_status sk_cuda_timer_elapsed(sk_cuda_timer *t, int a, int b, float *ms)
+{
+    (void)t; (void)a; (void)b;
+    if (ms) *ms = 0;
+    return SK_ERR(SK_E_UNSUPPORTED, "this sinkstream was built without CUDA");
+}
+
+void sk_cuda_timer_reset(sk_cuda_timer *t) { (void)t; }

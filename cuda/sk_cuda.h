@@ -14,6 +14,39 @@ extern "C" {
  * on it; NULL when be is not a CUDA backend or the build has no CUDA. */
 void *sk_cuda_backend_stream(sk_backend *be);
 
+/* Graph counters since the backend was made (cuda_graph.cu). */
+typedef struct {
+    uint64_t captures;        /* recordings kept                                    */
+    uint64_t instantiations;  /* of them made with cudaGraphInstantiate              */
+    uint64_t updates;         /* of them patched into an older graph (ExecUpdate)    */
+    uint64_t launches;
+    double capture_ms;        /* host time recording + instantiating/updating        */
+} sk_cuda_graph_counters;
+
+typedef struct {
+    char device_name[128];
+    int sm_count, cc_major, cc_minor, driver_version, runtime_version;
+    uint64_t device_mallocs;  /* every cudaMalloc the backend made so far             */
+    size_t fixed_bytes;       /* cuBLASLt workspace + scratch (not in bytes_live)     */
+    size_t mem_free, mem_total; /* cudaMemGetInfo now                                 */
+    sk_cuda_graph_counters graphs;
+} sk_cuda_stats;
+
+/* SK_E_UNSUPPORTED when be is not a CUDA backend (or the build has no CUDA). */
+sk_status sk_cuda_get_stats(sk_backend *be, sk_cuda_stats *out);
+
+/* CUDA event marks on the backend's stream, for per-op timing. */
+typedef struct sk_cuda_timer sk_cuda_timer;
+sk_status sk_cuda_timer_create(sk_backend *be, int cap, sk_cuda_timer **out);
+void sk_cuda_timer_free(sk_cuda_timer **t);
+/* Records the next event; returns its index, or -1 when all cap are used. */
+int sk_cuda_timer_mark(sk_cuda_timer *t);
+int sk_cuda_timer_count(const sk_cuda_timer *t);
+/* Waits for mark b; milliseconds from mark a to mark b. */
+sk_status sk_cuda_timer_elapsed(sk_cuda_timer *t, int a, int b, float *ms);
+/* Forgets the marks (after their times were read). */
+void sk_cuda_timer_reset(sk_cuda_timer *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -139,6 +139,21 @@ typedef struct sk_backend_ops {
      * Identical bits on every backend and independent of chunking. */
     sk_status (*noise)(sk_backend *be, sk_tensor *y, uint64_t seed, int64_t frame0,
                        uint32_t stream);
+
+    /* Optional graph capture (NULL where the backend has none; CUDA graphs).
+     * graph_begin starts recording: the ops issued until graph_end are
+     * recorded, not run, and must not sync, upload, download or allocate.
+     * graph_end stores the recording as the executable graph of `key` (a byte
+     * string the caller derives from everything the recording depends on:
+     * buffer addresses, shapes, scalars), replacing the least recently used
+     * one (updated in place when only kernel parameters differ); discard != 0
+     * drops it (error path). graph_find says whether a usable graph of key
+     * exists (not evicted, not stale because a buffer it used was
+     * reallocated); graph_launch runs it on the backend's stream. */
+    sk_status (*graph_begin)(sk_backend *be);
+    sk_status (*graph_end)(sk_backend *be, const void *key, size_t key_len, int discard);
+    int (*graph_find)(sk_backend *be, const void *key, size_t key_len);
+    sk_status (*graph_launch)(sk_backend *be, const void *key, size_t key_len);
 } sk_backend_ops;
 
 struct sk_backend {
