@@ -34,6 +34,7 @@ void sk_stream_free(sk_stream **ps)
     sk_tensor_free(&s->ring);
     sk_tensor_free(&s->rec_x);
     sk_tensor_free(&s->rec_v);
+    sk_tensor_free(&s->sink_lat);
     free(s->tbuf);
     free(s);
     *ps = NULL;
@@ -59,6 +60,8 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
     SK_CHECK(cf->in_dim == cf->out_dim, SK_E_UNSUPPORTED,
              "stream: the model maps %lld latent channels to %lld; a sampler needs equal counts",
              (long long)cf->in_dim, (long long)cf->out_dim);
+    SK_CHECK(p->recache >= SK_RECACHE_WINDOW && p->recache <= SK_RECACHE_WITH_SINK,
+             SK_E_INVALID_ARG, "stream: unknown recache mode %d", (int)p->recache);
     sk_stream *s = calloc(1, sizeof *s);
     SK_CHECK(s, SK_E_OOM, "stream: out of host memory");
     s->m = m;
@@ -101,6 +104,10 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
         SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->ring), fail);
         SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->rec_x), fail);
         SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->rec_v), fail);
+        if (p->recache == SK_RECACHE_WITH_SINK && s->kv->p.sink_frames > 0) {
+            int64_t ks[4] = {s->kv->p.sink_frames, cf->in_dim, p->latent_h, p->latent_w};
+            SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, ks, &s->sink_lat), fail);
+        }
     }
     s->tbuf = calloc((size_t)max_pass, sizeof *s->tbuf);
     if (!s->tbuf) { st = SK_ERR(SK_E_OOM, "stream: out of host memory"); goto fail; }
@@ -119,29 +126,52 @@ sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows)
     return SK_OK;
 }
 
+/* One t = 0 pass over frames [f0, f0 + n) (clean latents already in rec_x
+ * rows 0..n-1) that rewrites their cached K/V under the current prompt. */
+static sk_status recompute(sk_stream *s, int64_t f0, int64_t n, int protect_sink)
+{
+    sk_tensor x = sk_tensor_rows(&s->rec_x, 0, n), v = sk_tensor_rows(&s->rec_v, 0, n);
+    for (int64_t f = 0; f < n; f++) s->tbuf[f] = s->p.context_t;
+    SK_TRY(sk_kv_begin_recompute(s->kv, f0, n, protect_sink));
+    sk_status st = sk_dit_forward(s->dit, s->kv, &x, s->tbuf, f0, &v);
+    if (st != SK_OK) {
+        sk_kv_abort(s->kv);
+        return st;
+    }
+    sk_kv_commit(s->kv);
+    return SK_OK;
+}
+
 static sk_status recache(sk_stream *s)
 {
     const int64_t W = s->p.kv_window, next = s->next_frame;
     const int64_t n = next < W ? next : W, r0 = next - n;
+    /* --recache-sink: the sink frames first, at their own positions, when the window pass
+     * below does not cover them */
+    const int64_t ns = s->sink_lat.data ? s->sink_lat.shape[0] : 0;
+    s->rec_sink_n = 0;
+    if (ns > 0 && r0 > 0) {
+        sk_tensor dst = sk_tensor_rows(&s->rec_x, 0, ns);
+        SK_TRY(sk_tensor_copy(&dst, &s->sink_lat));
+        SK_TRY(recompute(s, 0, ns, 0));
+        s->rec_sink_n = ns;
+    }
     /* the clean latents of frames r0..next-1, in order, from the ring */
     for (int64_t i = 0; i < n; i++) {
         sk_tensor dst = sk_tensor_rows(&s->rec_x, i, 1);
         sk_tensor src = sk_tensor_rows(&s->ring, (r0 + i) % W, 1);
         SK_TRY(sk_tensor_copy(&dst, &src));
     }
-    sk_tensor x = sk_tensor_rows(&s->rec_x, 0, n), v = sk_tensor_rows(&s->rec_v, 0, n);
-    for (int64_t f = 0; f < n; f++) s->tbuf[f] = s->p.context_t;
     /* LongLive protects the sink on a recompute that does not start at frame 0 */
-    SK_TRY(sk_kv_begin_recompute(s->kv, r0, n, r0 > 0));
-    sk_status st = sk_dit_forward(s->dit, s->kv, &x, s->tbuf, r0, &v);
-    if (st != SK_OK) {
-        sk_kv_abort(s->kv);
-        return st;
-    }
-    sk_kv_commit(s->kv);
+    SK_TRY(recompute(s, r0, n, r0 > 0));
     s->rec_n = n;
-    SK_LOGI("prompt switch at frame %lld: recached frames %lld..%lld", (long long)next,
-            (long long)r0, (long long)(next - 1));
+    s->rec_f0 = r0;
+    if (s->rec_sink_n)
+        SK_LOGI("prompt switch at frame %lld: recached sink frames 0..%lld and frames %lld..%lld",
+                (long long)next, (long long)ns - 1, (long long)r0, (long long)(next - 1));
+    else
+        SK_LOGI("prompt switch at frame %lld: recached frames %lld..%lld", (long long)next,
+                (long long)r0, (long long)(next - 1));
     return SK_OK;
 }
 
@@ -150,9 +180,17 @@ sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows)
     SK_CHECK(!s->broken, SK_E_INVALID_ARG, "stream: a failed prompt switch lost the KV cache; "
              "start a new stream");
     if (s->next_frame == 0) return sk_stream_set_prompt(s, ctx, rows);
+    if (s->p.recache == SK_RECACHE_OFF) {
+        SK_TRY(sk_stream_set_prompt(s, ctx, rows));
+        s->n_switches++;
+        s->rec_n = s->rec_sink_n = 0;
+        SK_LOGI("prompt switch at frame %lld: hard switch (no recache)", (long long)s->next_frame);
+        return SK_OK;
+    }
     SK_CHECK(s->p.prompt_switch, SK_E_INVALID_ARG, "stream: prompt switching was not enabled "
              "when the stream was created (sk_stream_params.prompt_switch)");
     SK_TRY(sk_stream_set_prompt(s, ctx, rows));
+    s->n_switches++;
     sk_status st = recache(s);
     if (st != SK_OK) {
         s->broken = 1;
@@ -203,11 +241,16 @@ sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0)
                         (long long)(f0 + n - 1));
         return st;
     }
-    /* keep the clean latents for a later prompt-switch recache (ring by frame) */
+    /* keep the clean latents for a later prompt-switch recache (ring by frame; the sink
+     * frames also apart for --recache-sink) */
     for (int64_t f = 0; s->p.prompt_switch && f < n; f++) {
         sk_tensor dst = sk_tensor_rows(&s->ring, (f0 + f) % s->p.kv_window, 1);
         sk_tensor src = sk_tensor_rows(&s->x0, f, 1);
         st = sk_tensor_copy(&dst, &src);
+        if (st == SK_OK && s->sink_lat.data && f0 + f < s->sink_lat.shape[0]) {
+            sk_tensor ds = sk_tensor_rows(&s->sink_lat, f0 + f, 1);
+            st = sk_tensor_copy(&ds, &src);
+        }
         if (st != SK_OK) {
             sk_kv_abort(s->kv);
             return st;

@@ -34,6 +34,15 @@ extern "C" {
 typedef void (*sk_stream_step_fn)(void *user, int chunk, int step, const sk_tensor *xt,
                                   const sk_tensor *v, const sk_tensor *x0);
 
+/* What sk_stream_switch_prompt re-encodes under the new prompt (--recache). */
+typedef enum {
+    SK_RECACHE_WINDOW = 0,   /* LongLive 1.0 (global sink): the last min(window, generated)
+                                frames; the sink keeps its old-prompt K/V */
+    SK_RECACHE_OFF,          /* hard switch: only the cross-attention K/V change */
+    SK_RECACHE_WITH_SINK,    /* the window, and first the sink frames at their own
+                                positions from their kept clean latents (--recache-sink) */
+} sk_recache_mode;
+
 typedef struct {
     int64_t frames;          /* latent frames to generate; 0 = unbounded (Philox noise only) */
     int64_t chunk_frames;    /* latent frames per chunk (3) */
@@ -51,6 +60,7 @@ typedef struct {
     void *on_step_user;
     int prompt_switch;       /* allow sk_stream_switch_prompt: keeps a ring of the last
                                 kv_window clean latents, scratch for a kv_window-frame pass */
+    sk_recache_mode recache; /* what a prompt switch re-encodes (default: the window) */
 } sk_stream_params;
 
 /* LongLive 1.0 defaults: chunk 3, steps 1000,750,500,250 shift 5 (warped),
@@ -73,6 +83,11 @@ typedef struct sk_stream {
     sk_tensor ring;          /* [kv_window, C, H, W] clean latents, frame f at f % kv_window */
     sk_tensor rec_x, rec_v;  /* [kv_window, C, H, W] recache input / output */
     int64_t rec_n;           /* frames of the last recache (rec_v rows valid) */
+    sk_tensor sink_lat;      /* [kv_sink, C, H, W] clean latents of the sink frames
+                                (recache WITH_SINK only) */
+    int64_t rec_f0;          /* first frame of the last window recache */
+    int64_t rec_sink_n;      /* sink frames re-encoded by the last switch */
+    int n_switches;          /* prompt switches made after the first chunk */
 } sk_stream;
 
 /* Validates params against the model, then allocates everything. */
@@ -88,9 +103,13 @@ sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows);
  * last min(kv_window, generated) clean latent frames are run once more at
  * t = 0 with the new prompt at their absolute positions, rewriting their
  * cached K/V (the sink keeps its old K/V unless the recache starts at frame
- * 0). Needs params.prompt_switch. Before the first chunk it just sets the
- * prompt. If the recache pass fails the stream is unusable (the cache was
- * partly rewritten): later steps report it. */
+ * 0). params.recache picks the variant: OFF sets the prompt only (a hard
+ * switch), WITH_SINK first re-encodes the sink frames (from their kept clean
+ * latents, at positions 0..sink-1, attending to the cache as it is) and then
+ * the window. The new prompt applies from the next chunk. Needs
+ * params.prompt_switch unless recache is OFF. Before the first chunk it just
+ * sets the prompt. If a recache pass fails the stream is unusable (the cache
+ * was partly rewritten): later steps report it. */
 sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows);
 
 /* 1 when every requested frame has been generated. */
