@@ -41,8 +41,21 @@ void sk_dit_ctx_free(sk_dit_ctx **pc)
 sk_status sk_dit_ctx_init(const sk_dit_model *m, int64_t max_frames, int64_t H, int64_t W,
                           int kv_max_ranges, sk_dit_ctx **out)
 {
+    SK_CHECK(m, SK_E_INVALID_ARG, "sk_dit_ctx_init: NULL argument");
+    return sk_dit_ctx_init_blocks(m, max_frames, H, W, kv_max_ranges, 0, (int)m->cfg.num_layers,
+                                  out);
+}
+
+sk_status sk_dit_ctx_init_blocks(const sk_dit_model *m, int64_t max_frames, int64_t H, int64_t W,
+                                 int kv_max_ranges, int first, int last, sk_dit_ctx **out)
+{
     SK_CHECK(m && out, SK_E_INVALID_ARG, "sk_dit_ctx_init: NULL argument");
     *out = NULL;
+    SK_CHECK(first >= 0 && first < last && last <= m->cfg.num_layers &&
+                 first >= m->block_first && last <= m->block_last, SK_E_INVALID_ARG,
+             "DiT: blocks [%d, %d) asked for; the model has %lld blocks and holds [%lld, %lld)",
+             first, last, (long long)m->cfg.num_layers, (long long)m->block_first,
+             (long long)m->block_last);
     SK_CHECK(max_frames >= 1, SK_E_INVALID_ARG, "DiT: chunk of %lld frames", (long long)max_frames);
     SK_CHECK(H >= 2 && W >= 2 && H % 2 == 0 && W % 2 == 0 && H <= 65536 && W <= 65536,
              SK_E_INVALID_ARG, "DiT: latent size %lldx%lld; expected even sizes (the (1,2,2) "
@@ -54,6 +67,8 @@ sk_status sk_dit_ctx_init(const sk_dit_model *m, int64_t max_frames, int64_t H, 
     c->m = m;
     c->be = m->be;
     c->max_frames = max_frames;
+    c->blk_first = first;
+    c->blk_last = last;
     c->H = H; c->W = W; c->Hp = H / 2; c->Wp = W / 2; c->S = c->Hp * c->Wp;
     sk_status st = SK_OK;
 
@@ -83,7 +98,7 @@ sk_status sk_dit_ctx_init(const sk_dit_model *m, int64_t max_frames, int64_t H, 
         goto fail;
     }
     int64_t ks[3] = {Lt, cf->num_heads, cf->head_dim};
-    for (int64_t l = 0; l < cf->num_layers; l++) {
+    for (int64_t l = first; l < last; l++) {
         SK_TRY_GOTO(st, sk_tensor_alloc(c->be, c->be->act_dtype, 3, ks, &c->cross_k[l]), fail);
         SK_TRY_GOTO(st, sk_tensor_alloc(c->be, c->be->act_dtype, 3, ks, &c->cross_v[l]), fail);
     }
@@ -155,7 +170,7 @@ static sk_status set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows)
     SK_TRY(sk_op_linear(be, &c1, &ctx, &m->g[SK_DW_TEXT0_W], &m->g[SK_DW_TEXT0_B], SK_ACT_GELU_TANH));
     SK_TRY(sk_op_linear(be, &ce, &c1, &m->g[SK_DW_TEXT2_W], &m->g[SK_DW_TEXT2_B], SK_ACT_NONE));
     dump(c, "context_emb", &ce);
-    for (int64_t l = 0; l < cf->num_layers; l++) {
+    for (int64_t l = c->blk_first; l < c->blk_last; l++) {
         const sk_tensor *w = m->blocks[l].w;
         int64_t s2[2] = {Lt, D};
         sk_tensor k2, v2;
@@ -238,11 +253,17 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
 
     /* patch embedding: patchify + GEMM with the conv weight viewed [D, C*4] */
     sk_tensor patch, xs, hb, tmp, q, k, v, att, ffh, hout;
-    SK_TRY(scratch(c, N, 4 * cf->in_dim, &patch));
-    SK_TRY(scratch(c, N, D, &xs));
-    SK_TRY(sk_op_patchify(be, &patch, x));
-    SK_TRY(sk_op_linear(be, &xs, &patch, &m->g[SK_DW_PATCH_W], &m->g[SK_DW_PATCH_B], SK_ACT_NONE));
-    dump(c, "patch_tokens", &xs);
+    /* a pipeline stage after the first gets x's hidden state instead (pp_stream.h) */
+    const int64_t first = c->blk_first, last = c->blk_last;
+    if (c->hidden) xs = *c->hidden;
+    else SK_TRY(scratch(c, N, D, &xs));
+    if (first == 0) {
+        SK_TRY(scratch(c, N, 4 * cf->in_dim, &patch));
+        SK_TRY(sk_op_patchify(be, &patch, x));
+        SK_TRY(sk_op_linear(be, &xs, &patch, &m->g[SK_DW_PATCH_W], &m->g[SK_DW_PATCH_B],
+                            SK_ACT_NONE));
+        dump(c, "patch_tokens", &xs);
+    }
     SK_TRY(scratch(c, N, D, &hb));
     SK_TRY(scratch(c, N, D, &tmp));
     SK_TRY(scratch(c, N, D, &q));
@@ -253,7 +274,7 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     sk_tensor q3 = heads(&q, NH, HD), k3 = heads(&k, NH, HD), v3 = heads(&v, NH, HD);
     const float scale = (float)(1.0 / sqrt((double)HD));
 
-    for (int64_t l = 0; l < cf->num_layers; l++) {
+    for (int64_t l = first; l < last; l++) {
         const sk_tensor *w = m->blocks[l].w;
         /* per-frame adaLN table: blocks.l.modulation + e0 (spec §2.4) */
         SK_TRY(frame_mod(be, &mod, &w[SK_DB_MOD], &e0, F, 6 * D));
@@ -267,10 +288,10 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(sk_op_linear(be, &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B], SK_ACT_NONE));
         SK_TRY(sk_op_rope3d(be, &q3, F, c->Hp, c->Wp, t0, cf->rope_theta));
         SK_TRY(sk_op_rope3d(be, &k3, F, c->Hp, c->Wp, t0, cf->rope_theta));
-        SK_TRY(sk_kv_write(kv, (int)l, &k3, &v3));
+        SK_TRY(sk_kv_write(kv, (int)(l - first), &k3, &v3));
         /* a K/V-only pass (the clean pass) needs nothing after the last layer's write */
         if (!vout && l == cf->num_layers - 1) return SK_OK;
-        int nr = sk_kv_visible(kv, (int)l, c->ranges, c->ranges_cap);
+        int nr = sk_kv_visible(kv, (int)(l - first), c->ranges, c->ranges_cap);
         SK_CHECK(nr <= c->ranges_cap, SK_E_INTERNAL, "DiT: %d KV ranges, room for %d", nr,
                  c->ranges_cap);
         SK_TRY(sk_op_attention(be, &att, &q3, c->ranges, nr, scale, NULL));
@@ -297,6 +318,7 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
             dump(c, name, &xs);
         }
     }
+    if (last < cf->num_layers) return SK_OK; /* a pipeline stage before the last: xs is out */
 
     /* head: LN(x)(1 + scale) + shift with head.modulation + e (not e0), spec §2.5 */
     int64_t h2[2] = {F * 2, D};
@@ -347,6 +369,66 @@ sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
                  (long long)f);
     size_t mark = sk_arena_mark(&c->arena);
     sk_status st = forward(c, kv, x, t, start_frame, v);
+    sk_arena_reset_to(&c->arena, mark);
+    return st;
+}
+
+sk_status sk_dit_forward_blocks(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x,
+                                const float *t, int64_t start_frame, int64_t n_frames,
+                                sk_tensor *hidden, sk_tensor *v)
+{
+    const sk_dit_config *cf = &c->m->cfg;
+    const int64_t L = cf->num_layers, F = n_frames, N = F * c->S;
+    const int first = c->blk_first, last = c->blk_last;
+    char a[96];
+    SK_CHECK(c->cross_ready, SK_E_INVALID_ARG,
+             "DiT forward: no prompt set (call sk_dit_set_context first)");
+    SK_CHECK(F >= 1 && F <= c->max_frames, SK_E_SHAPE,
+             "DiT forward (blocks %d..%d): %lld frames; expected 1..%lld", first, last - 1,
+             (long long)F, (long long)c->max_frames);
+    SK_CHECK(first > 0 || (x && x->ndim == 4 && x->shape[0] == F && x->shape[1] == cf->in_dim &&
+                           x->shape[2] == c->H && x->shape[3] == c->W),
+             SK_E_SHAPE, "DiT forward (first stage): x is %s; expected [%lld, %lld, %lld, %lld]",
+             x ? sk_shape_str(x, a, sizeof a) : "missing", (long long)F, (long long)cf->in_dim,
+             (long long)c->H, (long long)c->W);
+    SK_CHECK((first == 0 && last == L) ||
+                 (hidden && hidden->ndim == 2 && hidden->shape[0] == N &&
+                  hidden->shape[1] == cf->dim && hidden->dtype == c->be->act_dtype &&
+                  hidden->be == c->be),
+             SK_E_SHAPE, "DiT forward (blocks %d..%d): the hidden state is %s; expected "
+             "[%lld, %lld] of %s on this stage's backend", first, last - 1,
+             hidden ? sk_shape_str(hidden, a, sizeof a) : "missing", (long long)N,
+             (long long)cf->dim, sk_dtype_name(c->be->act_dtype));
+    SK_CHECK(!v || (last == L && v->ndim == 4 && v->shape[0] == F && v->shape[1] == cf->out_dim &&
+                    v->shape[2] == c->H && v->shape[3] == c->W),
+             SK_E_SHAPE, "DiT forward (blocks %d..%d): an output v only comes from the last "
+             "stage, as [%lld, %lld, %lld, %lld]", first, last - 1, (long long)F,
+             (long long)cf->out_dim, (long long)c->H, (long long)c->W);
+    SK_CHECK(kv && kv->pending && kv->pend_frame0 == start_frame && kv->pend_n == F,
+             SK_E_INTERNAL, "DiT forward: KV cache has no pending chunk of %lld frames at frame "
+             "%lld (call sk_kv_begin_chunk)", (long long)F, (long long)start_frame);
+    SK_CHECK(kv->p.tokens_per_frame == c->S && kv->p.num_layers == last - first &&
+                 kv->p.num_heads == cf->num_heads && kv->p.head_dim == cf->head_dim,
+             SK_E_INVALID_ARG, "DiT forward: the KV cache (%lld layers) does not match blocks "
+             "%d..%d of the model", (long long)kv->p.num_layers, first, last - 1);
+    for (int64_t f = 0; f < F; f++)
+        SK_CHECK(isfinite(t[f]) && t[f] >= 0 && t[f] <= 1000.5f, SK_E_INVALID_ARG,
+                 "DiT forward: timestep %g for frame %lld; expected 0..1000", (double)t[f],
+                 (long long)f);
+    /* first > 0: forward() reads only x's shape (F) */
+    sk_tensor xd;
+    if (first > 0) {
+        memset(&xd, 0, sizeof xd);
+        xd.ndim = 4;
+        xd.shape[0] = F; xd.shape[1] = cf->in_dim; xd.shape[2] = c->H; xd.shape[3] = c->W;
+        xd.dtype = c->be->act_dtype;
+        xd.be = c->be;
+        x = &xd;
+    }
+    size_t mark = sk_arena_mark(&c->arena);
+    c->hidden = hidden;
+    sk_status st = forward(c, kv, x, t, start_frame, v);
+    c->hidden = NULL;
     sk_arena_reset_to(&c->arena, mark);
     return st;
 }

@@ -32,6 +32,12 @@ typedef struct sk_dit_ctx {
     sk_arena arena;
     sk_tensor *cross_k, *cross_v; /* [num_layers] of [text_len, NH, HD] */
     int cross_ready;
+    /* Pipeline parallelism (runtime/pp_stream.h): the blocks [blk_first,
+     * blk_last) this context runs (all for sk_dit_ctx_init), and while
+     * sk_dit_forward_blocks runs, the hidden state buffer [N, D] it passes
+     * between stages (NULL otherwise). */
+    int blk_first, blk_last;
+    sk_tensor *hidden;
     void *stage;                  /* host staging for uploads */
     size_t stage_cap;
     sk_kv_range *ranges;
@@ -45,6 +51,10 @@ typedef struct sk_dit_ctx {
 sk_status sk_dit_ctx_init(const sk_dit_model *m, int64_t max_frames, int64_t H, int64_t W,
                           int kv_max_ranges, sk_dit_ctx **out);
 void sk_dit_ctx_free(sk_dit_ctx **c);
+/* The same for a pipeline stage that runs blocks [first, last) only: the
+ * cross-attention K/V exist for those blocks alone (m must hold them). */
+sk_status sk_dit_ctx_init_blocks(const sk_dit_model *m, int64_t max_frames, int64_t H, int64_t W,
+                                 int kv_max_ranges, int first, int last, sk_dit_ctx **out);
 
 /* Sets the prompt: ctx_host [rows, text_dim] f32 (rows <= text_len; the
  * rest is zero padding, as the umT5 wrapper pads). Runs the text MLP and
@@ -59,6 +69,24 @@ sk_status sk_dit_set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows)
  * last layer's K/V write (no last-layer attention, FFN or head). */
 sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
                          int64_t start_frame, sk_tensor *v);
+
+/* One pipeline stage's part of a forward: blocks [c->blk_first, c->blk_last)
+ * of the chunk of n_frames frames at start_frame. kv holds those blocks only
+ * (its layer i is block blk_first + i) with the chunk pending. Every stage
+ * recomputes the time embedding from t (F rows: cheap), so only the hidden
+ * state travels between stages:
+ *   hidden [n_frames * S, D] (act dtype): the input of block blk_first when
+ *          blk_first > 0, the output of block blk_last - 1 when blk_last <
+ *          num_layers; may be NULL only for a whole-model context;
+ *   x      [n_frames, C_in, H, W]: the latents, read when blk_first == 0
+ *          (NULL otherwise);
+ *   v      the head's output when blk_last == num_layers, or NULL for a
+ *          K/V-only pass (as sk_dit_forward); NULL when blk_last < num_layers.
+ * The ops and their order are exactly those of sk_dit_forward for these
+ * blocks, so a model split into stages gives the same bits. */
+sk_status sk_dit_forward_blocks(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x,
+                                const float *t, int64_t start_frame, int64_t n_frames,
+                                sk_tensor *hidden, sk_tensor *v);
 
 #ifdef __cplusplus
 }

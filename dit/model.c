@@ -104,6 +104,12 @@ void sk_dit_free(sk_dit_model **pm)
 sk_status sk_dit_load(const char *path, const sk_dit_config *cfg_in, sk_backend *be,
                       sk_dtype wdtype, sk_dit_model **out)
 {
+    return sk_dit_load_blocks(path, cfg_in, be, wdtype, 0, -1, out);
+}
+
+sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_backend *be,
+                             sk_dtype wdtype, int first, int last, sk_dit_model **out)
+{
     SK_CHECK(path && be && out, SK_E_INVALID_ARG, "sk_dit_load: NULL argument");
     *out = NULL;
     SK_CHECK(wdtype == SK_DIT_WDTYPE_AS_STORED || wdtype == SK_DTYPE_F32 ||
@@ -141,6 +147,14 @@ sk_status sk_dit_load(const char *path, const sk_dit_config *cfg_in, sk_backend 
     }
     const sk_dit_config *c = &m->cfg;
     const int64_t L = c->num_layers;
+    if (last < 0) last = (int)L;
+    if (first < 0 || first > last || last > L) {
+        st = SK_ERR(SK_E_INVALID_ARG, "'%s': blocks [%d, %d) asked for; the model has %lld",
+                    path, first, last, (long long)L);
+        goto fail;
+    }
+    m->block_first = first;
+    m->block_last = last;
 
     /* 2. bind every file tensor to exactly one expected slot */
     bind = calloc((size_t)(1 + L) * SK_DB_COUNT_ + SK_DW_COUNT_, sizeof *bind);
@@ -210,7 +224,7 @@ sk_status sk_dit_load(const char *path, const sk_dit_config *cfg_in, sk_backend 
         SK_TRY_GOTO(st, upload(be, t, want, nd, shape, &scratch, &scratch_cap, &m->g[g]), fail);
         m->weight_bytes += sk_tensor_nbytes(&m->g[g]);
     }
-    for (int64_t l = 0; l < L; l++)
+    for (int64_t l = first; l < last; l++)
         for (int b = 0; b < SK_DB_COUNT_; b++) {
             const sk_st_tensor *t = bind[SK_DW_COUNT_ + l * SK_DB_COUNT_ + b];
             sk_dtype want = sk_dit_block_is_matrix(b)
@@ -269,15 +283,27 @@ static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float ha
 sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype, uint64_t seed,
                         sk_dit_model **out)
 {
+    return sk_dit_random_blocks(cfg, be, wdtype, seed, 0, -1, out);
+}
+
+sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
+                               uint64_t seed, int first, int last, sk_dit_model **out)
+{
     SK_CHECK(cfg && be && out, SK_E_INVALID_ARG, "sk_dit_random: NULL argument");
     *out = NULL;
     SK_TRY(sk_dit_config_validate(cfg, "random DiT config"));
+    if (last < 0) last = (int)cfg->num_layers;
+    SK_CHECK(first >= 0 && first <= last && last <= cfg->num_layers, SK_E_INVALID_ARG,
+             "random DiT: blocks [%d, %d) asked for; the config has %lld", first, last,
+             (long long)cfg->num_layers);
     if (wdtype == SK_DIT_WDTYPE_AS_STORED) wdtype = be->act_dtype;
     sk_dit_model *m = calloc(1, sizeof *m);
     SK_CHECK(m, SK_E_OOM, "random DiT: out of host memory");
     m->cfg = *cfg;
     m->be = be;
     m->path = strdup("(random)");
+    m->block_first = first;
+    m->block_last = last;
     sk_status st = SK_OK;
     float *buf = NULL;
     size_t cap = 0;
@@ -302,6 +328,12 @@ sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtyp
             int mat = sk_dit_block_is_matrix(b);
             int norm = b == SK_DB_SA_NQ || b == SK_DB_SA_NK || b == SK_DB_CA_NQ ||
                        b == SK_DB_CA_NK || b == SK_DB_N3_W;
+            if (l < first || l >= last) { /* another stage's block: same draws, not kept */
+                int64_t n = 1;
+                for (int i = 0; i < nd; i++) n *= shape[i];
+                for (int64_t i = 0; i < n; i++) (void)mix64(&rng);
+                continue;
+            }
             sk_tensor *t = &m->blocks[l].w[b];
             SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, t), fail);
             SK_TRY_GOTO(st, fill_random(t, &rng, norm ? 1.0f : 0.0f,

@@ -34,7 +34,8 @@ typedef struct sk_dit_model {
     /* indexed by sk_dit_global_id. PATCH_W is viewed [D, C_in*4] (the GEMM
      * form of the (1,2,2) conv); HEAD_MOD is viewed [2, D]. */
     sk_tensor g[SK_DW_COUNT_];
-    sk_dit_block *blocks;   /* [num_layers] */
+    sk_dit_block *blocks;   /* [num_layers]; only [block_first, block_last) hold weights */
+    int64_t block_first, block_last; /* all blocks unless loaded for a pipeline stage */
     size_t weight_bytes;    /* on the backend */
     char *path;
 } sk_dit_model;
@@ -47,11 +48,21 @@ typedef struct sk_dit_model {
  *       modulation tables) use the backend's activation dtype. */
 sk_status sk_dit_load(const char *path, const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
                       sk_dit_model **out);
+/* The same for a pipeline stage (runtime/pp_stream.h): every tensor of the
+ * file is checked as above, but only the global tensors and blocks
+ * [first, last) go to the backend (0 <= first <= last <= num_layers; last
+ * -1 means num_layers; first == last loads the global tensors alone). */
+sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg, sk_backend *be,
+                             sk_dtype wdtype, int first, int last, sk_dit_model **out);
 /* A model with random weights for benchmarks and GPU checks (no file):
  * matrices uniform in +-1/sqrt(fan_in), biases and modulation tables small,
  * norm weights near 1; deterministic for a seed. */
 sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype, uint64_t seed,
                         sk_dit_model **out);
+/* Blocks [first, last) of the same random model (the same values as
+ * sk_dit_random with that seed; last -1 means num_layers). */
+sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
+                               uint64_t seed, int first, int last, sk_dit_model **out);
 /* Accepts NULL and *m == NULL; NULLs the pointer. */
 void sk_dit_free(sk_dit_model **m);
 
