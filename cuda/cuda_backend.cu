@@ -37,7 +37,11 @@ static sk_status cu_alloc(sk_backend *be, size_t bytes, void **out)
 {
     sk_cuda_ctx *c = sk_cuda(be);
     void *p = NULL;
+    SK_CHECK(!c->capturing, SK_E_INTERNAL,
+             "cuda alloc: %zu bytes asked for while a graph is being recorded (the chunk loop "
+             "must not allocate)", bytes);
     cudaError_t e = cudaMalloc(&p, bytes);
+    c->n_mallocs++;
     if (e != cudaSuccess) {
         size_t fr = 0, tot = 0;
         cudaGetLastError();
@@ -85,6 +89,7 @@ static void cu_free(sk_backend *be, void *p)
 static sk_status cu_upload(sk_backend *be, void *dst, const void *src, size_t bytes)
 {
     sk_cuda_ctx *c = sk_cuda(be);
+    SK_CHECK(!c->capturing, SK_E_INTERNAL, "cuda upload while a graph is being recorded");
     SK_CU("upload", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     SK_CU("upload", cudaStreamSynchronize(c->stream));
     return SK_OK;
@@ -93,6 +98,7 @@ static sk_status cu_upload(sk_backend *be, void *dst, const void *src, size_t by
 static sk_status cu_download(sk_backend *be, void *dst, const void *src, size_t bytes)
 {
     sk_cuda_ctx *c = sk_cuda(be);
+    SK_CHECK(!c->capturing, SK_E_INTERNAL, "cuda download while a graph is being recorded");
     SK_CU("download", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     return check_deferred(be, "download");
 }
@@ -109,7 +115,11 @@ static sk_status cu_zero(sk_backend *be, void *dst, size_t bytes)
     return SK_OK;
 }
 
-static sk_status cu_sync(sk_backend *be) { return check_deferred(be, "sync"); }
+static sk_status cu_sync(sk_backend *be)
+{
+    SK_CHECK(!sk_cuda(be)->capturing, SK_E_INTERNAL, "cuda sync while a graph is being recorded");
+    return check_deferred(be, "sync");
+}
 
 static void cu_destroy(sk_backend *be)
 {
@@ -123,6 +133,7 @@ static void cu_destroy(sk_backend *be)
                     c->n_allocs, be->bytes_live);
         for (size_t i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i].ptr);
         free(c->allocs);
+        sk_cuda_graph_destroy(c);
         sk_cuda_cudnn_destroy(c);
         sk_cuda_attention_cudnn_destroy(c);
         if (c->lt) cublasLtDestroy(c->lt);
@@ -139,6 +150,9 @@ sk_status sk_cuda_scratch(sk_backend *be, size_t bytes, void **out)
 {
     sk_cuda_ctx *c = sk_cuda(be);
     if (bytes > c->scratch_bytes) {
+        SK_CHECK(!c->capturing, SK_E_INTERNAL,
+                 "cuda: the scratch buffer must grow (%zu bytes) while a graph is being recorded",
+                 bytes);
         size_t nb = bytes + (bytes >> 3);
         SK_LOGI("cuda: growing the scratch buffer from %zu to %zu MiB", c->scratch_bytes >> 20,
                 nb >> 20);
@@ -146,6 +160,8 @@ sk_status sk_cuda_scratch(sk_backend *be, size_t bytes, void **out)
         cudaFree(c->scratch);
         c->scratch = NULL;
         c->scratch_bytes = 0;
+        c->scratch_gen++;
+        c->n_mallocs++;
         SK_CU("scratch", cudaMalloc(&c->scratch, nb));
         c->scratch_bytes = nb;
     }
@@ -182,6 +198,10 @@ static const sk_backend_ops cuda_ops = {
     sk_cuda_unpatchify,
     sk_cuda_embedding,
     sk_cuda_noise,
+    sk_cuda_graph_begin,
+    sk_cuda_graph_end,
+    sk_cuda_graph_find,
+    sk_cuda_graph_launch,
 };
 
 extern "C" sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **out)

@@ -47,6 +47,11 @@ typedef struct {
     sk_cuda_lt_plan plans[SK_CUDA_LT_PLANS];
     int wgmma_ok;           /* the sm_90a wgmma attention kernel runs on this device */
     void *cudnn;            /* cuDNN state, made at the first conv2d (cuda_conv_cudnn.cu) */
+    /* graphs and allocation counters (cuda_graph.cu) */
+    void *graphs;           /* executable graph cache, made at the first capture */
+    int capturing;          /* between graph_begin and graph_end: no sync/upload/alloc */
+    unsigned scratch_gen;   /* bumped when scratch is reallocated: graphs using it go stale */
+    uint64_t n_mallocs;     /* every cudaMalloc the backend made (tensors, scratch growth) */
     void *cudnn_attn;       /* cuDNN attention state, made at the first large attention
                                (cuda_attention_cudnn.cu) */
 } sk_cuda_ctx;
@@ -245,6 +250,12 @@ sk_status sk_cuda_conv2d_cudnn(sk_backend *be, sk_tensor *y, const sk_tensor *x,
                                const sk_tensor *w, const sk_tensor *b, int stride, int pad,
                                int *done);
 void sk_cuda_cudnn_destroy(sk_cuda_ctx *c);
+/* graph capture ops of the table (cuda_graph.cu) */
+sk_status sk_cuda_graph_begin(sk_backend *be);
+sk_status sk_cuda_graph_end(sk_backend *be, const void *key, size_t key_len, int discard);
+int sk_cuda_graph_find(sk_backend *be, const void *key, size_t key_len);
+sk_status sk_cuda_graph_launch(sk_backend *be, const void *key, size_t key_len);
+void sk_cuda_graph_destroy(sk_cuda_ctx *c);
 void sk_cuda_attention_cudnn_destroy(sk_cuda_ctx *c);
 #ifdef __cplusplus
 }
