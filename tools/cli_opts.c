@@ -74,7 +74,7 @@ const char *sk_opt_value_str(const sk_opt *o, char *buf, size_t cap)
 /* Where a value came from, for messages: "--steps" or "$SK_STEPS". */
 typedef struct {
     const sk_cli *cli;
-    char who[96];
+    char who[320];
 } src_ctx;
 
 static int bad(const src_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -355,6 +355,20 @@ int sk_cli_parse(const sk_cli *cli, int argc, char **argv, sk_cli_pos *pos)
         return 2;
     }
     return -1;
+}
+
+const sk_opt *sk_cli_find(const sk_cli *cli, const char *name)
+{
+    return find_long(cli, name, strlen(name));
+}
+
+int sk_cli_set(const sk_cli *cli, const char *name, const char *value, const char *who)
+{
+    const sk_opt *o = sk_cli_find(cli, name);
+    if (!o) return -1;
+    src_ctx c = {.cli = cli};
+    snprintf(c.who, sizeof c.who, "%s (for --%s)", who ? who : "default", o->name);
+    return set_value(&c, o, value) ? 2 : 0;
 }
 
 int sk_cli_usage_error(const sk_cli *cli, const char *fmt, ...)

@@ -125,6 +125,17 @@ typedef struct {
  * printing a usage error to stderr. pos receives the positional arguments. */
 int sk_cli_parse(const sk_cli *cli, int argc, char **argv, sk_cli_pos *pos);
 
+/* Sets option `name` (its long name, without "--") from text exactly as the
+ * command line would, for defaults read from a file (generate --model reads
+ * model.json this way, then parses argv again so flags still win). `who`
+ * names the source in messages ("model.json 'DIR/model.json'"). Returns 0,
+ * 2 after printing a message naming `who` and the option, or -1 (nothing
+ * printed) when the command has no option of that name. */
+int sk_cli_set(const sk_cli *cli, const char *name, const char *value, const char *who);
+
+/* The option `name` (long name) of the table, or NULL. */
+const sk_opt *sk_cli_find(const sk_cli *cli, const char *name);
+
 /* Prints the full help (usage, summary, grouped options with defaults). */
 void sk_cli_help(const sk_cli *cli, FILE *out);
 

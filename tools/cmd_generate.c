@@ -18,10 +18,14 @@
 #include "runtime/stream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "tools/gen_live.h"
+#include "tools/gen_prompts.h"
 #include "text/text_encoder.h"
+#include "tools/model_dir.h"
 #include "vae/taehv.h"
 
 typedef struct {
+    const char *model; /* --model DIR: files and model.json defaults (flags win) */
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     const char *vae, *output, *frames_dir, *rgb_out;
     const char *prompt, *text_encoder, *tokenizer, *text_encoder_config, *dump_steps;
@@ -35,6 +39,13 @@ typedef struct {
     int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16 */
     int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
     int no_decode, no_warp;
+    /* live (docs/LIVE.md) */
+    double seconds;  /* -1: --frames decides; 0: until stopped */
+    int recache;     /* 0 on, 1 off */
+    int recache_sink;
+    const char *tee;
+    int net_timeout_ms, reconnect_max_ms;
+    gen_live_opts live;
 } gen_opts;
 
 static int readable(const char *path)
@@ -43,100 +54,6 @@ static int readable(const char *path)
     if (!f) return 0;
     fclose(f);
     return 1;
-}
-
-/* A prompt in effect from latent frame `frame` on: a tensor of --text-embeds
- * (key) or a text for the text encoder; resolved to a host context before
- * any DiT weight is loaded. Item 0 is the initial prompt. */
-typedef struct {
-    int64_t frame;
-    char key[128];   /* embeds tensor, "" for a text */
-    char *text;      /* prompt text (owned), NULL for embeds */
-    float *ctx;      /* [rows, cols] f32 (owned) */
-    int64_t rows, cols;
-} prompt_item;
-
-#define MAX_PROMPTS 256
-
-static void free_prompts(prompt_item *it, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(it[i].text);
-        free(it[i].ctx);
-    }
-}
-
-/* Parses --prompts: JSON lines {"frame": N | "at": SECONDS, "embeds": NAME |
- * "prompt": TEXT} appended after out[0..*n). "at" maps a time of the output
- * video (fps) to the latent frame holding it (video frame v is in latent
- * (v + 3) / 4). Returns SK_OK or a message naming the line. */
-static sk_status parse_prompts(const char *path, int64_t frames, int fps, prompt_item *out, int *n,
-                               int cap)
-{
-    FILE *f = fopen(path, "r");
-    SK_CHECK(f, SK_E_IO, "--prompts '%s': cannot open (%s)", path, strerror(errno));
-    char line[8192];
-    int lineno = 0;
-    sk_status st = SK_OK;
-    while (st == SK_OK && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
-        cJSON *j = cJSON_Parse(p);
-        const cJSON *fr = j ? cJSON_GetObjectItemCaseSensitive(j, "frame") : NULL;
-        const cJSON *at = j ? cJSON_GetObjectItemCaseSensitive(j, "at") : NULL;
-        const cJSON *em = j ? cJSON_GetObjectItemCaseSensitive(j, "embeds") : NULL;
-        const cJSON *tx = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt") : NULL;
-        int64_t frame = -1;
-        if (cJSON_IsNumber(fr) && fr->valuedouble == (double)(int64_t)fr->valuedouble)
-            frame = (int64_t)fr->valuedouble;
-        else if (!fr && cJSON_IsNumber(at) && at->valuedouble >= 0 && at->valuedouble < 1e7)
-            frame = ((int64_t)floor(at->valuedouble * fps + 0.5) + 3) / 4;
-        if (!j || !cJSON_IsObject(j)) {
-            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: not a JSON object", path, lineno);
-        } else if (frame < 0 || frame >= frames) {
-            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: needs \"frame\" (an integer latent "
-                        "frame in 0..%lld) or \"at\" (seconds of video at %d fps within the "
-                        "video)", path, lineno, (long long)frames - 1, fps);
-        } else if (!!cJSON_IsString(em) == !!cJSON_IsString(tx)) {
-            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: needs exactly one of \"embeds\" "
-                        "(a tensor of --text-embeds) and \"prompt\" (text for --text-encoder)",
-                        path, lineno);
-        } else if (em && strlen(em->valuestring) >= sizeof out[0].key) {
-            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: embeds name too long", path, lineno);
-        } else if (*n >= cap) {
-            st = SK_ERR(SK_E_FORMAT, "--prompts '%s': more than %d prompts", path, cap - 1);
-        } else if (*n > 1 && frame <= out[*n - 1].frame) {
-            st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: frames must increase (%lld after "
-                        "%lld)", path, lineno, (long long)frame, (long long)out[*n - 1].frame);
-        } else {
-            prompt_item *it = &out[(*n)++];
-            memset(it, 0, sizeof *it);
-            it->frame = frame;
-            if (em) snprintf(it->key, sizeof it->key, "%s", em->valuestring);
-            else if (!(it->text = strdup(tx->valuestring))) st = SK_ERR(SK_E_OOM, "out of memory");
-        }
-        cJSON_Delete(j);
-    }
-    fclose(f);
-    return st;
-}
-
-/* Reads embeds `key` ([L, text_dim] or [1, L, text_dim]) as f32. */
-static sk_status read_embeds(const sk_st_file *emb, const char *key, float **out, int64_t *rows,
-                             int64_t *cols)
-{
-    const sk_st_tensor *et = sk_st_find(emb, key);
-    SK_CHECK(et, SK_E_FORMAT, "--text-embeds '%s': no tensor '%s' (expected [L, text_dim]; choose "
-             "another with --embeds-key)", emb->path, key);
-    char b[96];
-    SK_CHECK(et->ndim == 2 || (et->ndim == 3 && et->shape[0] == 1), SK_E_SHAPE,
-             "--text-embeds '%s': tensor '%s' has shape %s; expected [L, text_dim]", emb->path,
-             key, sk_shape_str_n(et->ndim, et->shape, b, sizeof b));
-    *rows = et->shape[et->ndim - 2];
-    *cols = et->shape[et->ndim - 1];
-    return sk_st_read_f32(emb, key, 0, NULL, out, NULL);
 }
 
 /* --dump-steps: every denoising step's x_t, v and x0 under the names the
@@ -176,81 +93,79 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_stream *s = NULL;
     float *lat = NULL;
     step_dump sd = {NULL, SK_OK}; /* before any goto: done: frees its writer */
-    prompt_item items[MAX_PROMPTS];
-    int nitems = 0;
-    memset(items, 0, sizeof items);
+    gen_prompt_list pl = {0}, file_pl = {0};
+    gen_text text = {0};
+    gen_live lv;
+    memset(&lv, 0, sizeof lv);
     sk_st_writer *w = NULL;
     sk_taehv *vae = NULL;
     sk_taehv_dec_stream *dec = NULL;
     sk_output *out = NULL;
     sk_status st;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
+    const int64_t chunk = o->frames > 0 && o->frames < o->chunk ? o->frames : o->chunk;
+    /* live control may bring text prompts: the encoder stays (weights offloaded between
+     * prompts); without it umT5 runs before the DiT is loaded and is freed */
+    const int live_ctl = o->live.control_stdin || o->live.control_port >= 0;
+    const int keep_text = live_ctl && o->text_encoder;
 
-    /* every prompt resolved to a host context first: cheap next to the DiT, and a bad
-     * file or prompt should not cost a model load; the text encoder is freed before the
-     * DiT is loaded */
-    items[0].frame = 0;
-    if (o->prompt) {
-        if (!(items[0].text = strdup(o->prompt))) { st = SK_ERR(SK_E_OOM, "out of memory"); goto fail; }
-    } else {
-        snprintf(items[0].key, sizeof items[0].key, "%s", o->embeds_key);
-    }
-    nitems = 1;
-    if (o->prompts &&
-        (st = parse_prompts(o->prompts, o->frames, o->fps, items, &nitems, MAX_PROMPTS)) != SK_OK)
+    /* the schedule: the command line's prompt, then --prompts (whose first line replaces it
+     * when it has no time); every prompt resolved to a host context before the DiT loads */
+    int first_initial = 0;
+    if (o->prompts && (st = gen_prompts_parse(o->prompts, o->frames, chunk, o->fps, &file_pl,
+                                              &first_initial)) != SK_OK)
         goto fail;
-    for (int i = 0; i < nitems; i++) {
-        if (items[i].text && !o->text_encoder) {
-            st = SK_ERR(SK_E_INVALID_ARG, "--prompts: text prompt '%.40s' needs --text-encoder",
-                        items[i].text);
+    if (first_initial && (o->prompt || o->embeds_key)) {
+        st = SK_ERR(SK_E_INVALID_ARG, "--prompts '%s' line %d has no time (or 0), so it is the "
+                    "starting prompt; drop %s or give that line a time", o->prompts,
+                    file_pl.v[0].line, o->prompt ? "--prompt" : "--embeds-key");
+        goto fail;
+    }
+    if (!first_initial) {
+        if (!o->prompt && !o->text_embeds) {
+            st = SK_ERR(SK_E_INVALID_ARG, "--prompts '%s': no starting prompt; give --prompt, "
+                        "--text-embeds (--embeds-key) or a first line without a time", o->prompts);
             goto fail;
         }
-        if (!items[i].text && !o->text_embeds) {
-            st = SK_ERR(SK_E_INVALID_ARG, "--prompts: embeds '%s' needs --text-embeds", items[i].key);
+        if ((st = gen_prompt_list_add(&pl, 0, 0, o->prompt ? NULL : o->embeds_key ? o->embeds_key
+                                                                                   : "context",
+                                      o->prompt)) != SK_OK)
+            goto fail;
+    }
+    for (int i = 0; i < file_pl.n; i++) /* ownership moves to pl */
+        if ((st = gen_prompt_list_take(&pl, &file_pl.v[i])) != SK_OK) goto fail;
+    int any_text = 0;
+    for (int i = 0; i < pl.n; i++) {
+        char d[96];
+        if (pl.v[i].text && !o->text_encoder) {
+            st = SK_ERR(SK_E_INVALID_ARG, "--prompts line %d: %s needs --text-encoder", pl.v[i].line,
+                        gen_prompt_desc(&pl.v[i], d, sizeof d));
             goto fail;
         }
-    }
-    if (o->text_embeds) {
-        if ((st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
-        for (int i = 0; i < nitems; i++)
-            if (!items[i].text &&
-                (st = read_embeds(emb, items[i].key, &items[i].ctx, &items[i].rows, &items[i].cols)) != SK_OK)
-                goto fail;
-    }
-    if (o->text_encoder) {
-        sk_backend *tbe = NULL;
-        sk_text_encoder *te = NULL;
-        /* f32 activations: the encoder runs once per prompt (as Self-Forcing runs it) */
-        st = sk_backend_create(o->device == 1 ? "cuda" : "cpu", SK_DTYPE_F32, &tbe);
-        sk_text_opts to = {.encoder_path = o->text_encoder, .tokenizer_path = o->tokenizer,
-                           .config_path = o->text_encoder_config};
-        if (st == SK_OK) st = sk_text_encoder_create(tbe, &to, &te);
-        int64_t tr = 0, tc = 0;
-        if (st == SK_OK) sk_text_encoder_shape(te, &tr, &tc);
-        for (int i = 0; st == SK_OK && i < nitems; i++) {
-            if (!items[i].text) continue;
-            items[i].rows = tr;
-            items[i].cols = tc;
-            items[i].ctx = malloc((size_t)(tr * tc) * sizeof(float));
-            int len = 0;
-            st = items[i].ctx ? sk_text_encode(te, items[i].text, items[i].ctx, &len, NULL)
-                              : SK_ERR(SK_E_OOM, "out of host memory for a [%lld, %lld] context",
-                                       (long long)tr, (long long)tc);
-            if (st == SK_OK)
-                SK_LOGI("prompt %d (frame %lld): %d tokens: %.60s", i, (long long)items[i].frame,
-                        len, items[i].text);
-        }
-        sk_text_encoder_free(&te);
-        sk_backend_free_(&tbe);
-        if (st != SK_OK) goto fail;
-    }
-    for (int i = 1; i < nitems; i++)
-        if (items[i].cols != items[0].cols) {
-            st = SK_ERR(SK_E_SHAPE, "--prompts: prompt %d has %lld columns, the first one %lld", i,
-                        (long long)items[i].cols, (long long)items[0].cols);
+        if (pl.v[i].key && !o->text_embeds) {
+            st = SK_ERR(SK_E_INVALID_ARG, "--prompts line %d: %s needs --text-embeds",
+                        pl.v[i].line, gen_prompt_desc(&pl.v[i], d, sizeof d));
             goto fail;
         }
-    const int nsw = nitems - 1;
+        any_text |= pl.v[i].text != NULL;
+    }
+    if (o->text_embeds && (st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
+    if (o->text_encoder && (any_text || keep_text) &&
+        (st = gen_text_open(&text, o->device == 1, o->text_encoder, o->tokenizer,
+                            o->text_encoder_config, keep_text)) != SK_OK)
+        goto fail;
+    for (int i = 0; i < pl.n; i++)
+        if ((st = gen_prompt_resolve(&pl.v[i], emb, &text)) != SK_OK) {
+            if (pl.v[i].line > 0) sk_error_prefix("--prompts line %d: ", pl.v[i].line);
+            goto fail;
+        }
+    if (!keep_text) gen_text_close(&text);
+    for (int i = 1; i < pl.n; i++)
+        if (pl.v[i].cols != pl.v[0].cols) {
+            st = SK_ERR(SK_E_SHAPE, "--prompts line %d: the prompt has %lld columns, the first "
+                        "one %lld", pl.v[i].line, (long long)pl.v[i].cols, (long long)pl.v[0].cols);
+            goto fail;
+        }
     int next_sw = 1;
     if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
 
@@ -266,31 +181,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
                                      SK_DTYPE_F16};
     if ((st = sk_dit_load(o->dit, cfgp, be, wd_of[o->wdtype], &m)) != SK_OK) goto fail;
-    for (int i = 0; i < nitems; i++) {
-        /* rows past the DiT's text_len may be dropped when they are zero padding (an encoder
-         * padding to 512 for a model of shorter text_len) */
-        int64_t keep = items[i].rows;
-        while (keep > m->cfg.text_len) {
-            const float *r = items[i].ctx + (keep - 1) * items[i].cols;
-            int64_t c = 0;
-            while (c < items[i].cols && r[c] == 0.0f) c++;
-            if (c < items[i].cols) break;
-            keep--;
-        }
-        if (keep < items[i].rows) {
-            SK_LOGD("prompt %d: %lld zero padding rows dropped to fit text_len %lld", i,
-                    (long long)(items[i].rows - keep), (long long)m->cfg.text_len);
-            items[i].rows = keep;
-        }
-        if (items[i].cols != m->cfg.text_dim || items[i].rows > m->cfg.text_len) {
-            st = SK_ERR(SK_E_SHAPE, "prompt %d (%s '%s') is [%lld, %lld]; the model takes up to "
-                        "%lld rows of %lld", i, items[i].text ? "text" : "embeds",
-                        items[i].text ? items[i].text : items[i].key, (long long)items[i].rows,
-                        (long long)items[i].cols, (long long)m->cfg.text_len,
-                        (long long)m->cfg.text_dim);
-            goto fail;
-        }
-    }
+    for (int i = 0; i < pl.n; i++)
+        if ((st = gen_prompt_fit(&pl.v[i], &m->cfg)) != SK_OK) goto fail;
 
     if (decode) {
         /* the VAE shares the DiT's backend: latents go from one to the other on the device */
@@ -303,19 +195,30 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                         o->vae, vc->latent_channels, (long long)m->cfg.out_dim);
             goto fail;
         }
-        int64_t chunk = o->chunk < o->frames ? o->chunk : o->frames;
         if ((st = sk_taehv_dec_stream_create(vae, o->latent_h, o->latent_w, (int)chunk, &dec)) != SK_OK)
             goto fail;
         int64_t vh, vw;
         sk_taehv_dec_stream_frame_size(dec, &vh, &vw);
-        sk_output_params ps[3];
+        sk_output_params ps[4];
         int np = 0;
         memset(ps, 0, sizeof ps);
+        /* live (RTMP): paced to the clock by a queue worker holding two chunks of frames,
+         * network calls bounded, reconnects; the --tee file gets its own worker */
+        const int qf = (int)(8 * chunk + 4);
         if (o->output) {
             sk_output_kind k = SK_OUTPUT_AUTO;
             if ((st = sk_output_detect_kind(o->output, &k)) != SK_OK) goto fail;
-            ps[np++] = (sk_output_params){.path = o->output, .kind = k};
+            ps[np] = (sk_output_params){.path = o->output, .kind = k};
+            if (k == SK_OUTPUT_RTMP) {
+                ps[np].pace = 1;
+                ps[np].queue_frames = qf;
+                ps[np].timeout_ms = o->net_timeout_ms;
+                ps[np].reconnect_max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : -1;
+            }
+            np++;
         }
+        if (o->tee) ps[np++] = (sk_output_params){.path = o->tee, .kind = SK_OUTPUT_VIDEO_FILE,
+                                                  .queue_frames = qf};
         if (o->frames_dir) ps[np++] = (sk_output_params){.path = o->frames_dir, .kind = SK_OUTPUT_PNG_DIR};
         if (o->rgb_out) ps[np++] = (sk_output_params){.path = o->rgb_out, .kind = SK_OUTPUT_RGB_SAFETENSORS};
         for (int i = 0; i < np; i++) {
@@ -324,6 +227,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             ps[i].fps_num = o->fps;
             ps[i].fps_den = 1;
             ps[i].crf = o->crf;
+            ps[i].abort_flag = &g_gen_signal; /* SIGINT: network waits end at once */
         }
         if ((st = sk_output_open_multi(ps, np, &out)) != SK_OK) goto fail;
         SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,
@@ -341,20 +245,26 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     p.kv_sink = o->kv_sink;
     p.seed = (uint64_t)o->seed;
     p.noise = ns;
-    p.prompt_switch = nsw > 0;
+    p.recache = o->recache == 1 ? SK_RECACHE_OFF
+                : o->recache_sink ? SK_RECACHE_WITH_SINK : SK_RECACHE_WINDOW;
+    p.prompt_switch = (pl.n > 1 || live_ctl) && p.recache != SK_RECACHE_OFF;
     if (o->dump_steps) {
         if ((st = sk_st_writer_create(&sd.w)) != SK_OK) goto fail;
         p.on_step = on_step_dump;
         p.on_step_user = &sd;
     }
     if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
-    if ((st = sk_stream_set_prompt(s, items[0].ctx, items[0].rows)) != SK_OK) goto fail;
+    if ((st = sk_stream_set_prompt(s, pl.v[0].ctx, pl.v[0].rows)) != SK_OK) goto fail;
 
     const int64_t C = m->cfg.out_dim, E = C * o->latent_h * o->latent_w;
     if (o->latents_out) {
         lat = malloc((size_t)(o->frames * E) * sizeof *lat);
         if (!lat) { st = SK_ERR(SK_E_OOM, "out of host memory for %lld latent frames", (long long)o->frames); goto fail; }
     }
+    if ((st = gen_live_start(&lv, &o->live, emb, keep_text, o->frames, s->p.chunk_frames,
+                             o->fps)) != SK_OK)
+        goto fail;
+    gen_live_initial(&lv, &pl.v[0]);
     SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, steps %d (t %g..%g), "
             "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
             (long long)o->latent_w, (long long)s->p.chunk_frames, sched->n, (double)sched->t[0],
@@ -363,18 +273,26 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
     sk_progress_start(&pr, "latent frames", o->frames);
-    pr.log_every_s = 0; /* one line per chunk when not on a terminal */
+    pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
+    int64_t vframes = 0;
     while (!sk_stream_done(s)) {
-        /* switches take effect at the first chunk starting at or after their frame */
-        int apply = -1;
-        while (next_sw <= nsw && items[next_sw].frame <= s->next_frame) apply = next_sw++;
-        if (apply >= 0) {
-            SK_LOGI("prompt switch to %s '%.60s' at latent frame %lld",
-                    items[apply].text ? "text" : "embeds",
-                    items[apply].text ? items[apply].text : items[apply].key,
-                    (long long)s->next_frame);
-            if ((st = sk_stream_switch_prompt(s, items[apply].ctx, items[apply].rows)) != SK_OK)
-                goto fail;
+        /* control: pause / step / stop; a prompt command is taken here */
+        if (gen_live_boundary(&lv, s, out, vframes)) break;
+        /* switches take effect at the first chunk starting at or after their frame; a live
+         * prompt taken at the same boundary wins over a scheduled one */
+        const gen_prompt *sw = NULL;
+        while (next_sw < pl.n && pl.v[next_sw].frame <= s->next_frame) sw = &pl.v[next_sw++];
+        gen_prompt live;
+        uint64_t lid = 0;
+        double lt = 0;
+        if (gen_live_take_prompt(&lv, emb, text.te ? &text : NULL, &m->cfg, &live, &lid, &lt)) {
+            if (sw) SK_LOGI("--prompts line %d skipped: a live prompt came for the same chunk",
+                            sw->line);
+            st = gen_live_switch(&lv, s, &live, lid, lt, "live");
+            gen_prompt_free(&live);
+            if (st != SK_OK) goto fail;
+        } else if (sw && (st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts")) != SK_OK) {
+            goto fail;
         }
         sk_tensor x0;
         int64_t f0;
@@ -388,25 +306,28 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             if ((st = sk_taehv_dec_stream_push_host(dec, &x0, &rgb, &nf)) != SK_OK ||
                 (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK)
                 goto fail;
+            vframes += nf;
         }
+        gen_live_after_chunk(&lv, s, out, vframes);
         sk_progress_update(&pr, f0 + x0.shape[0]);
     }
     sk_progress_finish(&pr);
+    const int64_t made = s->next_frame;
     {
         double dt = sk_progress_now() - pr.t_start;
-        int64_t vf = 4 * o->frames - 3; /* video frames the Wan VAE makes of F latents */
+        int64_t vf = made > 0 ? 4 * made - 3 : 0; /* video frames the Wan VAE makes of F latents */
         SK_LOGI("generated %lld latent frames (%lld video frames) in %.2f s: %.1f video fps%s",
-                (long long)o->frames, (long long)vf, dt, dt > 0 ? (double)vf / dt : 0.0,
+                (long long)made, (long long)vf, dt, dt > 0 ? (double)vf / dt : 0.0,
                 dec ? " including decode" : "");
     }
     if (o->latents_out) {
-        int64_t shape[4] = {o->frames, C, o->latent_h, o->latent_w};
+        int64_t shape[4] = {made, C, o->latent_h, o->latent_w};
         if ((st = sk_st_writer_create(&w)) != SK_OK ||
             (st = sk_st_writer_add_f32(w, "latents", SK_DTYPE_F32, 4, shape, lat)) != SK_OK ||
             (st = sk_st_writer_meta(w, "generator", "sinkstream generate")) != SK_OK ||
             (st = sk_st_writer_save(w, o->latents_out)) != SK_OK)
             goto fail;
-        SK_LOGI("wrote latents [%lld, %lld, %lld, %lld] to '%s'", (long long)o->frames,
+        SK_LOGI("wrote latents [%lld, %lld, %lld, %lld] to '%s'", (long long)made,
                 (long long)C, (long long)o->latent_h, (long long)o->latent_w, o->latents_out);
     }
     if (out) {
@@ -432,6 +353,7 @@ fail:
 done:
     sk_st_writer_free(&sd.w);
     if (out) (void)sk_output_close(&out);
+    gen_live_finish(&lv);
     sk_taehv_dec_stream_free(&dec);
     sk_taehv_free(&vae);
     sk_st_writer_free(&w);
@@ -439,15 +361,137 @@ done:
     sk_noise_source_free(&ns);
     sk_dit_free(&m);
     sk_backend_free_(&be);
+    gen_text_close(&text);
     sk_st_close(&emb);
-    free_prompts(items, nitems);
+    gen_prompt_list_free(&pl);
+    gen_prompt_list_free(&file_pl);
     free(lat);
     return rc;
 }
 
+/* Is v one of choices "a|b|c"? */
+static int choice_ok(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; p && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n)) return 1;
+        p = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+/* --model DIR: the directory's files, then model.json's "generate" defaults set
+ * through the option table (as if typed), over the built-in defaults. The
+ * caller parses the environment and argv again afterwards, so they win. An
+ * option this build lacks is skipped with a warning; an enum value it lacks
+ * takes model.json's "fallback" (warned about after the reparse, when it is
+ * still in effect). Returns -1 to go on, or an exit code. */
+typedef struct {
+    const sk_opt *opt;
+    char wanted[64], used[64];
+} model_fallback;
+
+static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defaults,
+                           sk_model_dir **md, model_fallback *fb, int *nfb, int cap)
+{
+    if (sk_model_dir_open(o->model, md) != SK_OK)
+        return sk_cli_usage_error(cli, "--model: %s", sk_error_message());
+    const sk_model_dir *m = *md;
+    *o = *defaults;
+    o->model = m->dir;
+    o->dit = m->dit;
+    o->text_encoder = m->text_encoder;
+    o->tokenizer = m->tokenizer;
+    o->vae = m->vae;
+    char who[4200];
+    snprintf(who, sizeof who, "model.json '%s'", m->json_path);
+    for (const cJSON *g = m->generate ? m->generate->child : NULL; g; g = g->next) {
+        char v[512];
+        if (sk_model_dir_value_text(g, v, sizeof v) != 0) continue; /* checked at open */
+        const sk_opt *op = sk_cli_find(cli, g->string);
+        if (!op) {
+            SK_LOGW("%s: generate.%s is not an option of this build's generate; ignored", who,
+                    g->string);
+            continue;
+        }
+        if (op->type == SK_OPT_ENUM && !choice_ok(op->choices, v)) {
+            const cJSON *f = m->fallback ? cJSON_GetObjectItemCaseSensitive(m->fallback, g->string)
+                                         : NULL;
+            if (!cJSON_IsString(f) || !choice_ok(op->choices, f->valuestring))
+                return sk_cli_usage_error(cli, "%s: --%s %s is not available in this build (%s) "
+                                          "and model.json names no usable fallback", who,
+                                          g->string, v, op->choices);
+            if (*nfb < cap) {
+                fb[*nfb].opt = op;
+                snprintf(fb[*nfb].wanted, sizeof fb[*nfb].wanted, "%.63s", v);
+                snprintf(fb[*nfb].used, sizeof fb[*nfb].used, "%.63s", f->valuestring);
+                (*nfb)++;
+            }
+            snprintf(v, sizeof v, "%s", f->valuestring);
+        }
+        if (sk_cli_set(cli, g->string, v, who) == 2) return 2;
+    }
+    SK_LOGI("model '%s': %s%s%s%s", m->dir, m->family, m->title[0] ? " (" : "", m->title,
+            m->title[0] ? ")" : "");
+    return -1;
+}
+
+static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md);
+
+/* --seconds and the live options (docs/LIVE.md); -1 to go on, else the exit code. */
+static int live_usage(const sk_cli *cli, gen_opts *o)
+{
+    if (o->seconds == 0) {
+        o->frames = 0; /* until stopped */
+    } else if (o->seconds > 0) {
+        int64_t vf = (int64_t)ceil(o->seconds * o->fps - 1e-9); /* video frames wanted */
+        o->frames = (vf + 6) / 4;                               /* 4F - 3 >= vf */
+    }
+    if (o->frames == 0) {
+        const char *bad = o->latents_out ? "--latents-out" : o->rgb_out ? "--rgb-out"
+                          : o->noise_file ? "--noise-file" : o->dump_steps ? "--dump-steps" : NULL;
+        if (bad)
+            return sk_cli_usage_error(cli, "--seconds 0 runs until stopped; %s needs a bounded "
+                                           "run (give --seconds S or --frames N)", bad);
+    }
+    const int ctl = o->live.control_stdin || o->live.control_port >= 0;
+    if (o->live.start_paused && !ctl)
+        return sk_cli_usage_error(cli, "--start-paused needs --control-stdin or --control-port "
+                                       "(something has to resume it)");
+    if (o->live.control_port >= 0 && !sk_control_addr_is_loopback(o->live.control_bind) &&
+        !(o->live.control_token && *o->live.control_token))
+        return sk_cli_usage_error(cli, "--control-bind %s is not a loopback address: set "
+                                       "--control-token TOKEN (or $SK_CONTROL_TOKEN)",
+                                  o->live.control_bind);
+    if (o->live.control_port >= 0 && !sk_control_http_available())
+        return sk_cli_usage_error(cli, "--control-port: this build has no libmicrohttpd; use "
+                                       "--control-stdin");
+    if (o->recache == 1 && o->recache_sink)
+        return sk_cli_usage_error(cli, "--recache-sink with --recache off: nothing is re-encoded");
+    if (o->tee) {
+        sk_output_kind k;
+        if (!o->output)
+            return sk_cli_usage_error(cli, "--tee FILE writes the -o video a second time; give -o");
+        if (sk_output_detect_kind(o->tee, &k) != SK_OK || k != SK_OUTPUT_VIDEO_FILE)
+            return sk_cli_usage_error(cli, "--tee '%s': expected a .mp4/.mkv/.mov file", o->tee);
+    }
+    return -1;
+}
+
 int sk_cmd_generate(int argc, char **argv)
 {
-    gen_opts o = {.embeds_key = "context", .frames = 21, .chunk = 3, .height = 480, .width = 832,
+    sk_model_dir *md = NULL; /* its paths stay in use until the run ends */
+    int rc = cmd_generate_impl(argc, argv, &md);
+    sk_model_dir_free(&md);
+    return rc;
+}
+
+static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
+{
+    gen_opts o = {.live = {.control_port = -1}, .seconds = -1, .net_timeout_ms = 10000,
+                  .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
                   .kv_window = 12, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
                   .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
@@ -456,6 +500,9 @@ int sk_cmd_generate(int argc, char **argv)
     .metavar = (mv_)
     const sk_opt opts[] = {
         GROUP("Model"),
+        {OPT("model", SK_OPT_STRING, &o.model, NULL, "model directory (tools/convert_checkpoint.py): "
+             "its DiT, text encoder, tokenizer and VAE, and model.json's sampling defaults; any "
+             "flag overrides them", "SK_MODEL", "DIR")},
         {OPT("dit", SK_OPT_STRING, &o.dit, NULL, "causal Wan DiT weights (.safetensors, upstream "
              "names, optional model./generator. prefixes)", "SK_DIT", "FILE")},
         {OPT("dit-config", SK_OPT_STRING, &o.dit_config, "from the checkpoint",
@@ -474,14 +521,22 @@ int sk_cmd_generate(int argc, char **argv)
              "config.json of the text encoder", NULL, "FILE")},
         {OPT("text-embeds", SK_OPT_STRING, &o.text_embeds, NULL,
              "safetensors with the text encoder output [L, text_dim]", NULL, "FILE")},
-        {OPT("embeds-key", SK_OPT_STRING, &o.embeds_key, NULL, "tensor in --text-embeds to use",
+        {OPT("embeds-key", SK_OPT_STRING, &o.embeds_key, "context", "tensor in --text-embeds to use",
              NULL, "NAME")},
         {OPT("prompts", SK_OPT_STRING, &o.prompts, NULL, "prompt switches, JSON lines "
              "{\"frame\": N | \"at\": SECONDS, \"embeds\": NAME | \"prompt\": TEXT} "
              "(LongLive KV-recache)", NULL, "FILE")},
+        {OPT("recache", SK_OPT_ENUM, &o.recache, NULL, "on a prompt switch re-encode the cached "
+             "window under the new prompt (on, LongLive) or only swap the text (off: hard cut)",
+             NULL, NULL), .choices = "on|off"},
+        {OPT("recache-sink", SK_OPT_FLAG, &o.recache_sink, NULL, "re-encode the sink frames too "
+             "(default: the sink keeps its old-prompt K/V)", NULL, NULL)},
         GROUP("Video"),
         {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "latent frames to generate", NULL, "N"),
          .short_name = 'f', .lo = 1, .hi = 1 << 20},
+        {OPT("seconds", SK_OPT_DOUBLE, &o.seconds, "from --frames", "video length in seconds "
+             "at --fps (replaces --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
+         .lo = 0, .hi = 1e7},
         {OPT("height", SK_OPT_INT64, &o.height, NULL, "height in pixels (multiple of 16)", NULL,
              "PX"), .lo = 16, .hi = 16384},
         {OPT("width", SK_OPT_INT64, &o.width, NULL, "width in pixels (multiple of 16)", NULL,
@@ -529,6 +584,27 @@ int sk_cmd_generate(int argc, char **argv)
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
         {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
              "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
+        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file (.mp4/.mkv/"
+             ".mov), e.g. next to an rtmp:// stream", NULL, "FILE")},
+        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
+             "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
+        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
+             "the server goes away, backoff 250 ms doubling up to this (0: no reconnect, the run "
+             "fails)", NULL, "MS"), .lo = 0, .hi = 600000},
+        GROUP("Live control (docs/LIVE.md)"),
+        {OPT("control-stdin", SK_OPT_FLAG, &o.live.control_stdin, NULL, "read commands from stdin: "
+             "prompt TEXT | embeds NAME | pause | resume | step [N] | stop | status", NULL, NULL)},
+        {OPT("control-port", SK_OPT_INT, &o.live.control_port, "off", "HTTP API on this port "
+             "(0: any free port, printed): POST /prompt /pause /resume /step /stop, GET /status",
+             NULL, "PORT"), .lo = 0, .hi = 65535},
+        {OPT("control-bind", SK_OPT_STRING, &o.live.control_bind, "127.0.0.1", "address of the "
+             "HTTP API (not loopback: needs --control-token)", NULL, "ADDR")},
+        {OPT("control-token", SK_OPT_STRING, &o.live.control_token, NULL, "bearer token the HTTP "
+             "API requires (Authorization: Bearer TOKEN)", "SK_CONTROL_TOKEN", "TOKEN")},
+        {OPT("control-max-body", SK_OPT_INT, &o.live.max_body, "65536", "largest HTTP request "
+             "body in bytes", NULL, "BYTES"), .lo = 64, .hi = 16 << 20},
+        {OPT("start-paused", SK_OPT_FLAG, &o.live.start_paused, NULL, "wait for resume/step "
+             "before the first chunk", NULL, NULL)},
         GROUP("Device"),
         {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
          .choices = "cpu|cuda"},
@@ -543,14 +619,29 @@ int sk_cmd_generate(int argc, char **argv)
                   "(umT5 or precomputed embeddings) -> DiT chunks -> TAEHV -> video / latents.",
                   opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
     sk_cli_pos pos;
+    const gen_opts defaults = o;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
+    if (o.model) {
+        model_fallback fb[8];
+        int nfb = 0;
+        if ((rc = apply_model_dir(&cli, &o, &defaults, md, fb, &nfb, 8)) >= 0) return rc;
+        if ((rc = sk_cli_parse(&cli, argc, argv, &pos)) >= 0) return rc; /* env and flags win */
+        for (int i = 0; i < nfb; i++) {
+            char cur[64];
+            if (strcmp(sk_opt_value_str(fb[i].opt, cur, sizeof cur), fb[i].used) == 0)
+                SK_LOGW("--%s %s (what %s publishes) is not in this build; using '%s' instead "
+                        "(model.json fallback): the result is not the upstream sampler's",
+                        fb[i].opt->name, fb[i].wanted, (*md)->family, fb[i].used);
+        }
+    }
 
+    int st_;
     /* validate everything before loading weights */
-    if (!o.dit) return sk_cli_usage_error(&cli, "--dit FILE is required");
-    if (!o.text_embeds && !o.prompt)
-        return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE) or "
-                                        "--text-embeds FILE");
+    if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
+    if (!o.text_embeds && !o.prompt && !o.prompts)
+        return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE), "
+                                        "--text-embeds FILE or --prompts FILE");
     if (o.prompt && !o.text_encoder)
         return sk_cli_usage_error(&cli, "--prompt needs --text-encoder FILE (umT5)");
     const char *files[][2] = {{"--dit", o.dit}, {"--dit-config", o.dit_config},
@@ -601,7 +692,8 @@ int sk_cmd_generate(int argc, char **argv)
     if (o.kv_policy == 0 && o.kv_sink != 0)
         return sk_cli_usage_error(&cli, "--kv-sink %lld with --kv-policy fifo: fifo keeps no sink "
                                         "(use --kv-policy sink)", (long long)o.kv_sink);
-    int64_t chunk = o.chunk < o.frames ? o.chunk : o.frames;
+    if ((st_ = live_usage(&cli, &o)) >= 0) return st_;
+    int64_t chunk = o.frames > 0 && o.frames < o.chunk ? o.frames : o.chunk;
     if (o.kv_sink + chunk > o.kv_window)
         return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
                                         "chunk of %lld frames", (long long)o.kv_window,

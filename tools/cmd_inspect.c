@@ -15,9 +15,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dit/config.h"
 #include "runtime/safetensors.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "tools/model_dir.h"
 
 #define LIST_DEFAULT 20
 
@@ -133,26 +135,43 @@ static int detect_wan(const sk_st_file *f, layout *L)
     int64_t text_dim = te && te->ndim == 2 ? te->shape[1] : -1;
     int64_t freq_dim = tm && tm->ndim == 2 ? tm->shape[1] : -1;
     /* Head count is not visible in any shape (q/k norms span the full dim).
-     * A "config" metadata entry (diffusers-style JSON) says it; otherwise
-     * assume Wan's head_dim of 128, which holds for every released size. */
+     * A "config" metadata entry (the JSON convert_checkpoint.py and the
+     * fixtures write; Wan or diffusers names) says it, and text_len/eps too;
+     * otherwise assume Wan's head_dim of 128, which holds for every released
+     * size. Every field the shapes also give is compared with them. */
     int64_t heads = dim % 128 == 0 ? dim / 128 : -1;
     const char *heads_src = "head_dim 128 assumed";
-    char cfg_warn[256] = "";
-    cJSON *cfg = sk_st_meta(f, "config") ? cJSON_Parse(sk_st_meta(f, "config")) : NULL;
+    char cfg_warn[384] = "", cfg_extra[96] = "";
+    const char *meta_cfg = sk_st_meta(f, "config");
+    cJSON *cfg = meta_cfg ? cJSON_Parse(meta_cfg) : NULL;
     if (cfg) {
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(cfg, "num_heads");
-        const cJSON *cd = cJSON_GetObjectItemCaseSensitive(cfg, "dim");
-        const cJSON *cl = cJSON_GetObjectItemCaseSensitive(cfg, "num_layers");
-        if (cJSON_IsNumber(h) && h->valuedouble >= 1 && h->valuedouble <= 4096) {
-            heads = (int64_t)h->valuedouble;
+        /* the loader's own parser (Wan and diffusers names, validation) */
+        sk_dit_config mc;
+        int parsed = sk_dit_config_from_json(meta_cfg, "metadata config", &mc) == SK_OK;
+        if (parsed) {
+            heads = mc.num_heads;
             heads_src = "from the metadata config";
+            snprintf(cfg_extra, sizeof cfg_extra, ", text_len %" PRId64 ", eps %g", mc.text_len,
+                     (double)mc.eps);
+        } else {
+            snprintf(cfg_extra, sizeof cfg_extra, "; metadata config not usable by the loader");
         }
-        if ((cJSON_IsNumber(cd) && (int64_t)cd->valuedouble != dim) ||
-            (cJSON_IsNumber(cl) && (int)cl->valuedouble != layers))
-            snprintf(cfg_warn, sizeof cfg_warn,
-                     "; WARNING: metadata config (dim %g, layers %g) disagrees with the shapes",
-                     cJSON_IsNumber(cd) ? cd->valuedouble : -1.0,
-                     cJSON_IsNumber(cl) ? cl->valuedouble : -1.0);
+        /* only the fields the JSON states are compared with the shapes */
+        struct { const char *n, *alias; int64_t shp; } cmp[] = {
+            {"dim", NULL, dim}, {"num_layers", NULL, layers}, {"ffn_dim", NULL, ffn_dim},
+            {"in_dim", "in_channels", in_ch}, {"out_dim", "out_channels", out_ch},
+            {"text_dim", NULL, text_dim}, {"freq_dim", NULL, freq_dim}};
+        size_t at = 0;
+        for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, cmp[i].n);
+            if (!v && cmp[i].alias) v = cJSON_GetObjectItemCaseSensitive(cfg, cmp[i].alias);
+            if (cJSON_IsNumber(v) && (int64_t)v->valuedouble != cmp[i].shp && at < sizeof cfg_warn)
+                at += (size_t)snprintf(cfg_warn + at, sizeof cfg_warn - at, "%s%s %g vs %" PRId64,
+                                       at ? ", " : "; WARNING: metadata config (", cmp[i].n,
+                                       v->valuedouble, cmp[i].shp);
+        }
+        if (at && at < sizeof cfg_warn)
+            snprintf(cfg_warn + at, sizeof cfg_warn - at, " in the shapes) disagrees with the shapes");
         cJSON_Delete(cfg);
     }
     int64_t head_dim = heads > 0 && dim % heads == 0 ? dim / heads : -1;
@@ -172,6 +191,7 @@ static int detect_wan(const sk_st_file *f, layout *L)
     cJSON_AddNumberToObject(j, "num_heads", (double)heads);
     cJSON_AddNumberToObject(j, "head_dim", (double)head_dim);
     cJSON_AddStringToObject(j, "num_heads_source", heads_src);
+    if (cfg_warn[0]) cJSON_AddStringToObject(j, "warning", cfg_warn + 2);
     cJSON_AddNumberToObject(j, "in_dim", (double)in_ch);
     cJSON_AddNumberToObject(j, "out_dim", (double)out_ch);
     cJSON_AddNumberToObject(j, "text_dim", (double)text_dim);
@@ -190,9 +210,9 @@ static int detect_wan(const sk_st_file *f, layout *L)
              "Wan DiT%s%s%s: dim %" PRId64 ", ffn %" PRId64 ", layers %d, heads %" PRId64
              " x head_dim %" PRId64 " (%s), in %" PRId64 " / out %" PRId64 " channels, patch %"
              PRId64 "x%" PRId64 "x%" PRId64 ", text_dim %" PRId64 ", freq_dim %" PRId64
-             "%s%s%s%s%s",
+             "%s%s%s%s%s%s",
              *prefix ? " (key prefix '" : "", prefix, *prefix ? "')" : "", dim, ffn_dim, layers,
-             heads, head_dim, heads_src, in_ch, out_ch, pt, ph, pw, text_dim, freq_dim,
+             heads, head_dim, heads_src, in_ch, out_ch, pt, ph, pw, text_dim, freq_dim, cfg_extra,
              *known ? "; matches " : "", known, lora ? "; has LoRA tensors" : "", extra, cfg_warn);
     return 1;
 }
@@ -526,12 +546,25 @@ int sk_cmd_inspect(int argc, char **argv)
                   "Validate a .safetensors file (or every one in a directory) and describe it:\n"
                   "size, tensor count, dtypes, parameters, metadata, tensors, and the model\n"
                   "layout it matches (Wan DiT, TAEHV, umT5) with the configuration read off\n"
-                  "its shapes. Exits 1 if a file is malformed, printing why.",
+                  "its shapes. Exits 1 if a file is malformed, printing why. A model directory\n"
+                  "(one with model.json, from tools/convert_checkpoint.py) is checked end to end:\n"
+                  "every part loads, and DiT, text encoder, tokenizer and VAE fit together.",
                   opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
     sk_cli_pos pos;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
     struct stat sb;
+    if (sk_model_dir_is(pos.v[0])) {
+        /* a model directory (model.json): checked end to end */
+        sk_model_dir *md = NULL;
+        if (sk_model_dir_open(pos.v[0], &md) != SK_OK) {
+            fprintf(stderr, "sinkstream inspect: %s\n", sk_error_message());
+            return 1;
+        }
+        int problems = sk_model_dir_check(md, o.json, stdout);
+        sk_model_dir_free(&md);
+        return problems ? 1 : 0;
+    }
     if (stat(pos.v[0], &sb) == 0 && S_ISDIR(sb.st_mode)) return inspect_dir(pos.v[0], &o);
     return inspect_file(pos.v[0], &o, NULL);
 }
