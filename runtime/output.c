@@ -194,6 +194,9 @@ static sk_status resolve_params(const sk_output_params *in, sk_output_params *p)
     SK_CHECK(p->gop >= 0, SK_E_INVALID_ARG, "output '%s': gop %d < 0", p->path, p->gop);
     if (p->timeout_ms == 0 && p->kind == SK_OUTPUT_RTMP) p->timeout_ms = 10000;
     if (p->timeout_ms < 0) p->timeout_ms = 0;
+    if (p->pace && p->queue_frames == 0) p->queue_frames = 16;
+    if (p->reconnect_max_ms == 0) p->reconnect_max_ms = 8000;
+    if (p->fragment_ms == 0) p->fragment_ms = 1000;
     SK_CHECK(p->queue_frames >= 0 && p->queue_frames <= 1024, SK_E_INVALID_ARG,
              "output '%s': queue_frames %d outside 0..1024", p->path, p->queue_frames);
     SK_CHECK(p->odd == SK_OUTPUT_ODD_ERROR || p->odd == SK_OUTPUT_ODD_PAD, SK_E_INVALID_ARG,
@@ -245,7 +248,7 @@ sk_status sk_output_open(const sk_output_params *in, sk_output **out)
     }
     SK_LOGD("output: opened %s '%s' (%dx%d @ %d/%d fps, queue %d)", sk_output_kind_name(o->kind),
             o->path, o->width, o->height, p.fps_num, p.fps_den, p.queue_frames);
-    if (p.queue_frames > 0) return sk_output_async_wrap(o, p.queue_frames, out);
+    if (p.queue_frames > 0) return sk_output_async_wrap(o, p.queue_frames, &p, out);
     *out = o;
     return SK_OK;
 }
@@ -319,6 +322,21 @@ sk_status sk_output_write_frames(sk_output *o, const float *rgb, int t)
     const size_t per = 3 * (size_t)o->width * (size_t)o->height;
     for (int i = 0; i < t; i++) SK_TRY(sk_output_write(o, rgb + (size_t)i * per));
     return SK_OK;
+}
+
+void sk_output_get_stats(const sk_output *o, sk_output_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!o) return;
+    if (o->n_children > 0) {
+        sk_output_get_stats(o->children[0], st);
+    } else if (o->vt && o->vt->stats) {
+        o->vt->stats(o, st);
+    } else {
+        st->sent = o->frames;
+        st->connected = 1;
+    }
+    st->frames = o->frames;
 }
 
 int64_t sk_output_frames(const sk_output *o) { return o ? o->frames : 0; }

@@ -8,7 +8,8 @@
  * Sinks (sk_output_kind), picked from the path unless params.kind says so:
  *   "*.mp4" | "*.mkv" | "*.mov"  -> FFmpeg file (libx264 yuv420p by default)
  *   "rtmp://..." | "rtmps://..." -> FFmpeg FLV over RTMP (live; every blocking
- *                                   call bounded by params.timeout_ms)
+ *                                   call bounded by params.timeout_ms; reconnects
+ *                                   with backoff when the server goes away)
  *   "*.safetensors"              -> raw frames: tensor `frames` [T, 3, H, W] f32
  *   a directory (existing, or the path ends in '/'), or kind = PNG_DIR
  *                                -> DIR/frame_000000.png, frame_000001.png, ...
@@ -83,7 +84,40 @@ typedef struct {
                                  * slots and blocks only when all N are waiting. A
                                  * worker's error is returned by the next write or by
                                  * close. Lets the GPU loop run on while x264 works.    */
+    int pace;                   /* 1: frames leave at wall-clock speed, frame k at
+                                 * t0 + k / fps (t0: when the first frame is taken). The
+                                 * worker waits when frames come early; a late frame goes
+                                 * at once and the clock restarts from it (never a burst
+                                 * to catch up). Needs a queue: queue_frames 0 -> 16.   */
+    int reconnect_max_ms;       /* RTMP: when the connection breaks after open, frames are
+                                 * dropped and the connection is retried with a backoff of
+                                 * 250 ms doubling up to this; each attempt is bounded by
+                                 * timeout_ms. 0 -> 8000; < 0 -> no reconnect: the write
+                                 * fails with SK_E_NET                                   */
+    int fragment_ms;            /* files: crash safety. .mp4/.mov are fragmented MP4
+                                 * (empty moov, a fragment at each keyframe and at least
+                                 * every fragment_ms), .mkv closes a cluster every
+                                 * fragment_ms, so a killed process leaves a file that
+                                 * plays up to the last fragment. 0 -> 1000; < 0 -> off
+                                 * (mp4: one moov written at close)                      */
 } sk_output_params;
+
+/* Counters of a sink (sk_output_get_stats); for a tee, the first sink's. */
+typedef struct {
+    int64_t frames;             /* frames given to the sink (sk_output_frames) */
+    int64_t sent;               /* frames encoded into a connected / open output */
+    int64_t dropped;            /* frames dropped while a live connection was down */
+    int reconnects;             /* live connections re-established */
+    int connected;              /* live: the connection is up now (files: 1) */
+    int queued;                 /* frames waiting in the queue */
+    /* pacing (pace = 1) */
+    int64_t late_frames;        /* frames that left after their time (clock restarted) */
+    double lag_ms;              /* how late the last frame left (0: on time) */
+    double max_lag_ms;
+    double stall_ms;            /* total time the clock was pushed back by late frames */
+    double jitter_mean_ms;      /* on-time frames: mean |send time - due time| */
+    double jitter_max_ms;
+} sk_output_stats;
 
 typedef struct sk_output sk_output;
 
@@ -126,6 +160,9 @@ int64_t sk_output_frames(const sk_output *o);
 /* The path / URL as opened (for a tee, the first sink's); valid until close. */
 const char *sk_output_path(const sk_output *o);
 sk_output_kind sk_output_get_kind(const sk_output *o); /* first sink's kind for a tee */
+
+/* Fills *st (zeros when o is NULL). Safe while a queue worker runs. */
+void sk_output_get_stats(const sk_output *o, sk_output_stats *st);
 
 /* Finalises and frees (see above). Returns the first finalising error. */
 sk_status sk_output_close(sk_output **o);

@@ -9,8 +9,17 @@
  *
  * Every blocking libav call runs under an AVIOInterruptCB with a deadline
  * (params.timeout_ms, re-armed per call) and the caller's abort flag, so an
- * RTMP server that stops answering cannot hang us. Pacing and reconnects for
- * live output are not done here yet.
+ * RTMP server that stops answering cannot hang us.
+ * Reconnect (live, params.reconnect_max_ms > 0): when writing a packet fails
+ * (the server went away, a timeout), the muxer and encoder are torn down and
+ * the sink goes "down": frames are dropped (counted) and a new connection is
+ * tried at a write once the backoff (250 ms, doubling up to
+ * reconnect_max_ms) has passed. A new connection is a new stream: a fresh
+ * encoder (keyframe and headers first), timestamps from 0. Pacing is the
+ * queue worker's job (output_async.c).
+ * Crash-safe files (params.fragment_ms > 0): .mp4/.mov are fragmented
+ * (movflags frag_keyframe+empty_moov+default_base_moof, frag_duration),
+ * .mkv closes a cluster every fragment_ms (cluster_time_limit).
  * Built only with FFmpeg (CMake drops this file otherwise). Tested by
  * tests/test_output.c (files checked with ffprobe). */
 #include "output_impl.h"
@@ -53,6 +62,16 @@ typedef struct {
     int is_file;          /* we created a local file (removed if open fails) */
     int live;             /* network output: I/O errors are SK_E_NET */
     io_guard guard;
+    int io_failed;        /* the last error came from writing a packet */
+    /* reconnect (live) */
+    sk_output_params params; /* own copies of the strings, for reopening */
+    char *s_codec, *s_preset, *s_tune, *s_pix;
+    int down;             /* connection lost: frames are dropped */
+    int64_t retry_us;     /* av_gettime_relative() of the next attempt */
+    int64_t down_us;      /* when it went down */
+    int backoff_ms, attempts;
+    int64_t sent, dropped, dropped_at_down;
+    int reconnects;
 } ff_sink;
 
 static int interrupt_cb(void *opaque)
@@ -90,18 +109,37 @@ static sk_status ff_err(ff_sink *s, const char *path, const char *what, int aver
     return SK_ERR(st, "output '%s': %s failed: %s", path, what, av_err2str(averr));
 }
 
-static void ff_free(ff_sink *s)
+/* Frees every libav object (no trailer); the sink struct, its params and
+ * counters stay, ready for another ff_open_impl. */
+static void ff_teardown(ff_sink *s)
 {
-    if (!s) return;
     if (s->fmt) {
+        guard_arm(&s->guard);
         if (s->fmt->pb && !(s->fmt->oformat->flags & AVFMT_NOFILE)) avio_closep(&s->fmt->pb);
         avformat_free_context(s->fmt);
+        s->fmt = NULL;
     }
     avcodec_free_context(&s->enc);
     av_frame_free(&s->frame);
     av_packet_free(&s->pkt);
     sws_freeContext(s->sws);
+    s->sws = NULL;
     free(s->rgb);
+    s->rgb = NULL;
+    s->st = NULL;
+    s->next_pts = 0;
+    s->header_written = 0;
+    s->io_failed = 0;
+}
+
+static void ff_free(ff_sink *s)
+{
+    if (!s) return;
+    ff_teardown(s);
+    free(s->s_codec);
+    free(s->s_preset);
+    free(s->s_tune);
+    free(s->s_pix);
     free(s);
 }
 
@@ -116,11 +154,14 @@ static sk_status drain(ff_sink *s, const char *path)
         s->pkt->stream_index = s->st->index;
         guard_arm(&s->guard);
         r = av_interleaved_write_frame(s->fmt, s->pkt); /* takes the packet's reference */
-        if (r < 0) return ff_err(s, path, "writing a packet (av_interleaved_write_frame)", r);
+        if (r < 0) {
+            s->io_failed = 1;
+            return ff_err(s, path, "writing a packet (av_interleaved_write_frame)", r);
+        }
     }
 }
 
-static sk_status ff_write(sk_output *o, const float *rgb)
+static sk_status ff_encode(sk_output *o, const float *rgb)
 {
     ff_sink *s = o->impl;
     const int w = o->width, h = o->height, stride = 3 * s->enc_w;
@@ -143,6 +184,78 @@ static sk_status ff_write(sk_output *o, const float *rgb)
     return drain(s, o->path);
 }
 
+static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *p);
+
+/* The connection broke: drop the muxer/encoder, drop frames until a retry works. */
+static void go_down(ff_sink *s, sk_output *o)
+{
+    SK_LOGW("output '%s': connection lost (%s); frames are dropped while reconnecting (retry in "
+            "250 ms, backoff up to %d ms)", o->path, sk_error_message(),
+            s->params.reconnect_max_ms);
+    ff_teardown(s);
+    s->down = 1;
+    s->down_us = av_gettime_relative();
+    s->backoff_ms = 250;
+    s->attempts = 0;
+    s->retry_us = s->down_us + (int64_t)s->backoff_ms * 1000;
+    s->dropped_at_down = s->dropped;
+}
+
+/* One reconnect attempt when due; 1 when the sink is up again. */
+static int try_reconnect(ff_sink *s, sk_output *o)
+{
+    const int64_t now = av_gettime_relative();
+    if (now < s->retry_us || (s->guard.abort_flag && *s->guard.abort_flag)) return 0;
+    s->attempts++;
+    sk_status st = ff_open_impl(s, o, &s->params);
+    if (st == SK_OK) {
+        s->down = 0;
+        s->reconnects++;
+        SK_LOGI("output '%s': reconnected after %.2f s (attempt %d); %lld frames dropped while "
+                "down; the stream restarts with a keyframe", o->path,
+                (double)(av_gettime_relative() - s->down_us) / 1e6, s->attempts,
+                (long long)(s->dropped - s->dropped_at_down));
+        return 1;
+    }
+    SK_LOGD("output '%s': reconnect attempt %d failed: %s", o->path, s->attempts,
+            sk_error_message());
+    ff_teardown(s);
+    s->backoff_ms = s->backoff_ms * 2 > s->params.reconnect_max_ms ? s->params.reconnect_max_ms
+                                                                   : s->backoff_ms * 2;
+    s->retry_us = av_gettime_relative() + (int64_t)s->backoff_ms * 1000;
+    return 0;
+}
+
+static sk_status ff_write(sk_output *o, const float *rgb)
+{
+    ff_sink *s = o->impl;
+    if (s->down && !try_reconnect(s, o)) {
+        s->dropped++;
+        return SK_OK;
+    }
+    sk_status st = ff_encode(o, rgb);
+    if (st == SK_OK) {
+        s->sent++;
+        return SK_OK;
+    }
+    /* a live sink survives a broken connection (not an abort, not an encoder error) */
+    if (s->live && s->io_failed && s->params.reconnect_max_ms > 0 && s->guard.fired != 2) {
+        go_down(s, o);
+        s->dropped++;
+        return SK_OK;
+    }
+    return st;
+}
+
+static void ff_stats(const sk_output *o, sk_output_stats *st)
+{
+    const ff_sink *s = o->impl;
+    st->sent = s->sent;
+    st->dropped = s->dropped;
+    st->reconnects = s->reconnects;
+    st->connected = !s->down;
+}
+
 static sk_status ff_close(sk_output *o)
 {
     ff_sink *s = o->impl;
@@ -153,6 +266,9 @@ static sk_status ff_close(sk_output *o)
      * every write, files included, so stop watching the flag here. A live
      * stream keeps it, so that an abort still returns at once. */
     if (!s->live) s->guard.abort_flag = NULL;
+    if (s->down)
+        SK_LOGW("output '%s': the connection was still down at the end (%lld frames dropped in "
+                "all, %d reconnects)", o->path, (long long)s->dropped, s->reconnects);
     if (s->header_written) {
         int r = avcodec_send_frame(s->enc, NULL); /* enter draining mode */
         if (r < 0) st = ff_err(s, o->path, "flushing the encoder", r);
@@ -173,7 +289,7 @@ static sk_status ff_close(sk_output *o)
     return st;
 }
 
-static const sk_output_vtbl k_ff_vtbl = {ff_write, ff_close};
+static const sk_output_vtbl k_ff_vtbl = {ff_write, ff_close, ff_stats};
 
 /* True when the codec has a private option `name` (crf/preset/tune are x264-style). */
 static int codec_has_opt(const AVCodec *c, const char *name)
@@ -329,8 +445,20 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
         }
         s->is_file = !live;
     }
+    /* crash safety: a killed run leaves a file that plays up to its last fragment */
+    AVDictionary *mux = NULL;
+    const char *mname = s->fmt->oformat->name;
+    if (!live && p->fragment_ms > 0) {
+        if (!strcmp(mname, "mp4") || !strcmp(mname, "mov")) {
+            av_dict_set(&mux, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0);
+            av_dict_set_int(&mux, "frag_duration", (int64_t)p->fragment_ms * 1000, 0);
+        } else if (!strcmp(mname, "matroska")) {
+            av_dict_set_int(&mux, "cluster_time_limit", p->fragment_ms, 0);
+        }
+    }
     guard_arm(&s->guard);
-    r = avformat_write_header(s->fmt, NULL);
+    r = avformat_write_header(s->fmt, &mux);
+    av_dict_free(&mux);
     if (r < 0) return ff_err(s, path, "writing the header (avformat_write_header)", r);
     s->header_written = 1;
     SK_LOGD("output '%s': %s %s %dx%d crf %d preset %s, stream time base %d/%d", path,
@@ -360,6 +488,21 @@ sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
     SK_CHECK(s, SK_E_OOM, "output '%s': out of memory", o->path);
     s->guard.timeout_ms = p->timeout_ms;
     s->guard.abort_flag = p->abort_flag;
+    /* own copies of what a reconnect needs again (the caller's strings may go) */
+    s->params = *p;
+    s->params.path = o->path;
+    s->s_codec = strdup(p->codec);
+    s->s_preset = strdup(p->preset);
+    s->s_tune = p->tune ? strdup(p->tune) : NULL;
+    s->s_pix = strdup(p->pix_fmt);
+    if (!s->s_codec || !s->s_preset || (p->tune && !s->s_tune) || !s->s_pix) {
+        ff_free(s);
+        return SK_ERR(SK_E_OOM, "output '%s': out of memory", o->path);
+    }
+    s->params.codec = s->s_codec;
+    s->params.preset = s->s_preset;
+    s->params.tune = s->s_tune;
+    s->params.pix_fmt = s->s_pix;
     sk_status st = ff_open_impl(s, o, p);
     if (st != SK_OK) {
         int remove_file = s->is_file;

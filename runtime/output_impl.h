@@ -11,6 +11,8 @@ typedef struct {
     sk_status (*write)(sk_output *o, const float *rgb);
     /* Finalise and free o->impl (always frees, even when it fails). Called once. */
     sk_status (*close)(sk_output *o);
+    /* Optional: counters (called from the thread that writes, or under the queue's lock). */
+    void (*stats)(const sk_output *o, sk_output_stats *st);
 } sk_output_vtbl;
 
 struct sk_output {
@@ -32,7 +34,8 @@ sk_status sk_output_rgb_open(sk_output *o, const sk_output_params *p);
 
 /* Wraps an opened sink `inner` (taken over, also on failure) in a worker thread
  * with `slots` preallocated frame buffers (output_async.c). */
-sk_status sk_output_async_wrap(sk_output *inner, int slots, sk_output **out);
+sk_status sk_output_async_wrap(sk_output *inner, int slots, const sk_output_params *p,
+                               sk_output **out);
 
 /* mkdir -p; message names the component that failed. */
 sk_status sk_output_mkdirs(const char *dir);
