@@ -25,6 +25,12 @@
  * (SK_HAVE_CUDNN); the handle is made at the first call. Any failure to
  * build a plan marks that shape as declined and the caller falls back to the
  * own kernels (cuda_flash_wgmma.cu / cuda_flash_mma.cu).
+ *
+ * CUDA graphs (cuda_graph.cu): cudnnBackendExecute records like any launch.
+ * While a graph is recorded nothing is created, built or allocated here: a
+ * shape whose plans or buffer are not ready declines (the own kernel is
+ * recorded, with a warning). Growing the buffer or evicting a plan bumps
+ * scratch_gen, so graphs that used the old ones go stale.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -102,6 +108,7 @@ typedef struct {
     att_plan plans[ATT_PLANS];
     void *buf; /* partial outputs, stats, workspace */
     size_t buf_bytes;
+    int warned_capture;
 } att_state;
 
 enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS, UID_VIRT = 100 };
@@ -359,7 +366,10 @@ fail:
     return -1;
 }
 
-static att_plan *get_plan(att_state *S, int64_t Nq, int64_t Nk, int64_t NH, int64_t HD, int stats)
+/* the cached plan of a shape; builds it unless `lookup_only` (then NULL when
+ * there is none yet) */
+static att_plan *get_plan(sk_cuda_ctx *cx, att_state *S, int64_t Nq, int64_t Nk, int64_t NH,
+                          int64_t HD, int stats, int lookup_only)
 {
     unsigned hsh = (unsigned)((((Nq * 131 + Nk) * 131 + NH) * 131 + HD) * 2 + stats) % ATT_PLANS;
     att_plan *p = NULL;
@@ -368,9 +378,11 @@ static att_plan *get_plan(att_state *S, int64_t Nq, int64_t Nk, int64_t NH, int6
         if (!c->valid) { p = c; break; }
         if (c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD && c->stats == stats) return c;
     }
-    if (!p) { /* table full: reuse the home slot */
+    if (lookup_only) return NULL;
+    if (!p) { /* table full: reuse the home slot; graphs that ran its kernel go stale */
         p = &S->plans[hsh];
         if (p->plan) cudnnBackendDestroyDescriptor(p->plan);
+        cx->scratch_gen++;
         memset(p, 0, sizeof *p);
     }
     p->nq = Nq;
@@ -396,17 +408,34 @@ static att_plan *get_plan(att_state *S, int64_t Nq, int64_t Nk, int64_t NH, int6
     return p;
 }
 
-static sk_status att_buf(att_state *S, cudaStream_t s, size_t bytes)
+/* grows the partials/workspace buffer (never while a graph is recorded: the
+ * caller declines then). Recorded graphs that used the old buffer go stale
+ * through scratch_gen, as for the scratch buffer (cuda_graph.cu). */
+static sk_status att_buf(sk_cuda_ctx *c, att_state *S, size_t bytes)
 {
     if (bytes <= S->buf_bytes) return SK_OK;
     size_t nb = bytes + (bytes >> 3);
-    SK_CU("attention (cuDNN)", cudaStreamSynchronize(s));
+    SK_CU("attention (cuDNN)", cudaStreamSynchronize(c->stream));
     cudaFree(S->buf);
     S->buf = NULL;
     S->buf_bytes = 0;
+    c->scratch_gen++;
+    c->n_mallocs++;
     SK_CU("attention (cuDNN)", cudaMalloc(&S->buf, nb));
     S->buf_bytes = nb;
     return SK_OK;
+}
+
+/* while a graph is recorded nothing may be created, built or allocated: a
+ * shape that was not run once before recording falls back to the own
+ * kernels inside the graph (logged once) */
+static void decline_in_capture(att_state *S, int64_t Nq, int64_t NH, int64_t HD)
+{
+    if (S && S->warned_capture) return;
+    if (S) S->warned_capture = 1;
+    SK_LOGW("cuda attention: q%lld %lldx%lld first seen while a graph is recorded; the graph "
+            "uses the own kernel (run the shape once before recording for cuDNN)",
+            (long long)Nq, (long long)NH, (long long)HD);
 }
 
 static sk_status run_plan(att_state *S, att_plan *p, void *o, const void *q, const void *k,
@@ -435,6 +464,10 @@ extern "C" sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const vo
     *done = 0;
     sk_cuda_ctx *c = sk_cuda(be);
     att_state *S = (att_state *)c->cudnn_attn;
+    if (!S && c->capturing) {
+        decline_in_capture(S, Nq, NH, HD);
+        return SK_OK;
+    }
     if (!S) {
         S = (att_state *)calloc(1, sizeof *S);
         SK_CHECK(S, SK_E_OOM, "cuda attention: out of host memory for the cuDNN state");
@@ -473,14 +506,22 @@ extern "C" sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const vo
     att_plan *pl[SK_ATT_MAX_RANGES];
     size_t ws = 0;
     for (int r = 0; r < R.n; r++) {
-        pl[r] = get_plan(S, Nq, R.len[r], NH, HD, stats);
+        pl[r] = get_plan(c, S, Nq, R.len[r], NH, HD, stats, c->capturing);
+        if (!pl[r]) {
+            decline_in_capture(S, Nq, NH, HD);
+            return SK_OK;
+        }
         if (pl[r]->valid != 1) return SK_OK; /* declined: the caller's kernels run */
         if ((size_t)pl[r]->ws > ws) ws = (size_t)pl[r]->ws;
     }
     const size_t on = (size_t)Nq * NH * HD * 2, ln = (size_t)Nq * NH * sizeof(float);
     const size_t o_off = 0, l_off = (size_t)(R.n - 1) * on;
     const size_t w_off = (l_off + R.n * ln + 255) & ~(size_t)255;
-    sk_status st = att_buf(S, c->stream, w_off + ws);
+    if (c->capturing && w_off + ws > S->buf_bytes) {
+        decline_in_capture(S, Nq, NH, HD);
+        return SK_OK;
+    }
+    sk_status st = att_buf(c, S, w_off + ws);
     if (st != SK_OK) return st;
     char *buf = (char *)S->buf;
     att_parts P;

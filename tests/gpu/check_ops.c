@@ -259,6 +259,83 @@ static int check_attention_full(sk_backend *be, int nr, const char *env)
     return fails;
 }
 
+/* Attention recorded in a CUDA graph (cuda_graph.cu) and replayed: a shape run
+ * once before recording (cuDNN on Hopper: plans built, buffer sized) must
+ * replay bit for bit; a shape first seen while recording (the own kernel
+ * takes it) must match the eager result within the bf16 bound. */
+static int check_attention_graph(sk_backend *be)
+{
+    if (!be->ops->graph_begin) {
+        printf("attention graph check: backend has no graphs | SKIP\n");
+        return 0;
+    }
+    pool p = {be, {{0}}, 0, 4321};
+    const int64_t Nq = 4680, NH = 12, HD = 128, cap = 21000;
+    sk_tensor *q = rnd(&p, be->act_dtype, 3, SH(Nq, NH, HD), 1.0f);
+    sk_tensor *k = rnd(&p, be->act_dtype, 3, SH(cap, NH, HD), 1.0f);
+    sk_tensor *v = rnd(&p, be->act_dtype, 3, SH(cap, NH, HD), 1.0f);
+    sk_tensor *o1 = rnd(&p, be->act_dtype, 2, SH(Nq, NH * HD), 1.0f);
+    sk_tensor *o2 = rnd(&p, be->act_dtype, 2, SH(Nq, NH * HD), 1.0f);
+    if (!q || !k || !v || !o1 || !o2) {
+        printf("attention graph check: setup failed: %s | FAIL\n", sk_error_message());
+        pool_free(&p);
+        return 1;
+    }
+    const size_t n = (size_t)Nq * NH * HD;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    const float scale = (float)(1.0 / sqrt((double)HD));
+    int fails = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: run eagerly first; pass 1: range lengths never run before */
+        sk_kv_range rg0[2] = {{k, v, 0, 4680}, {k, v, 6000, 14040}};
+        sk_kv_range rg1[3] = {{k, v, 0, 4616}, {k, v, 11000, 9300}, {k, v, 6000, 4700}};
+        sk_kv_range *rg = pass ? rg1 : rg0;
+        const int nr = pass ? 3 : 2;
+        const char key[] = "check_attention_graph";
+        sk_status st = a && b ? SK_OK : SK_E_OOM;
+        if (st == SK_OK && !pass) st = sk_op_attention(be, o1, q, rg, nr, scale, NULL);
+        if (st == SK_OK) st = be->ops->graph_begin(be);
+        if (st == SK_OK) {
+            sk_status s2 = sk_op_attention(be, o2, q, rg, nr, scale, NULL);
+            st = be->ops->graph_end(be, key, pass + sizeof key - 1, s2 != SK_OK);
+            if (s2 != SK_OK) st = s2;
+        }
+        if (st == SK_OK) st = be->ops->graph_launch(be, key, pass + sizeof key - 1);
+        if (st == SK_OK) st = sk_tensor_download_f32(o2, b, n);
+        if (st == SK_OK && pass) st = sk_op_attention(be, o1, q, rg, nr, scale, NULL);
+        if (st == SK_OK) st = sk_tensor_download_f32(o1, a, n);
+        if (st != SK_OK) {
+            printf("attention graph check (pass %d): %s | FAIL\n", pass, sk_error_message());
+            fails++;
+            continue;
+        }
+        if (!pass) {
+            size_t diff = 0;
+            for (size_t i = 0; i < n; i++) diff += a[i] != b[i] || b[i] != b[i];
+            printf("%-16s | %-8s | %-40s | %zu of %zu elements differ | %s\n", "attention",
+                   sk_dtype_name(be->act_dtype), "graph replay vs eager q4680 kv18720 2r", diff,
+                   n, diff ? "FAIL" : "PASS");
+            fails += diff != 0;
+        } else {
+            sk_op_case fake;
+            memset(&fake, 0, sizeof fake);
+            fake.op = "attention";
+            fake.cls = SK_OPC_ATTENTION;
+            fake.dtype = be->act_dtype;
+            sk_op_bounds bd = sk_op_case_bounds(&fake);
+            sk_compare_result r = sk_compare(b, a, n, bd.nmse, bd.atol, bd.rtol);
+            printf("%-16s | %-8s | %-40s | %9.2e | %9.2e | %6.1f%% | %s\n", "attention",
+                   sk_dtype_name(be->act_dtype), "graph (first seen) vs eager 3r", r.nmse,
+                   r.max_rel, r.pct_of_bound, r.ok ? "PASS" : "FAIL");
+            fails += !r.ok;
+        }
+    }
+    free(a);
+    free(b);
+    pool_free(&p);
+    return fails;
+}
+
 /* ---- part 3: timings ------------------------------------------------------ */
 
 typedef enum { T_LINEAR, T_ATTN, T_MOD, T_GATED, T_RMS, T_LN, T_ROPE, T_CONV, T_NOISE } tkind;
@@ -531,6 +608,7 @@ int main(int argc, char **argv)
         fails += check_attention_full(gpu[0], 3, NULL);
         fails += check_attention_full(gpu[0], 1, NULL);
         fails += check_attention_full(gpu[0], 2, "SK_CUDA_CUDNN_ATTN=0");
+        fails += check_attention_graph(gpu[0]);
         n_run++;
     }
     int tfails = 0;
