@@ -21,6 +21,8 @@
  * each frame, so sk_output_get_stats is safe from the caller's thread. */
 #include "output_impl.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -177,6 +179,12 @@ static sk_status async_close(sk_output *o)
     pthread_cond_signal(&a->can_take);
     pthread_mutex_unlock(&a->mu);
     pthread_join(a->th, NULL);
+    if (a->pace)
+        SK_LOGI("output '%s': paced %lld frames at %.3f fps: on time %lld (wait error mean %.2f ms, "
+                "max %.2f ms), late %lld (max %.1f ms, clock pushed back %.1f ms in all)", o->path,
+                (long long)a->k, 1.0 / a->period, (long long)a->jit_n, a->st.jitter_mean_ms,
+                a->st.jitter_max_ms, (long long)a->st.late_frames, a->st.max_lag_ms,
+                a->st.stall_ms);
     sk_status s = sk_output_close(&a->inner); /* finalises even after a worker error */
     if (a->err != SK_OK) s = raise_worker_error(a, o->path); /* the first failure wins */
     async_free(a);

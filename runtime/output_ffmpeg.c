@@ -269,6 +269,9 @@ static sk_status ff_close(sk_output *o)
     if (s->down)
         SK_LOGW("output '%s': the connection was still down at the end (%lld frames dropped in "
                 "all, %d reconnects)", o->path, (long long)s->dropped, s->reconnects);
+    else if (s->live)
+        SK_LOGI("output '%s': %lld frames sent, %lld dropped while disconnected, %d reconnects",
+                o->path, (long long)s->sent, (long long)s->dropped, s->reconnects);
     if (s->header_written) {
         int r = avcodec_send_frame(s->enc, NULL); /* enter draining mode */
         if (r < 0) st = ff_err(s, o->path, "flushing the encoder", r);
