@@ -5,9 +5,10 @@
  * issued between graph_begin and graph_end becomes a node instead of running.
  * Executable graphs are cached by a caller-given key (the DiT forward derives
  * it from its buffer addresses, shapes, RoPE offset and KV ranges). A new
- * recording replaces the least recently used entry; when that entry's graph
- * has the same topology, cudaGraphExecUpdate patches the kernel parameters in
- * place (cheaper than instantiating). An entry captured before the scratch
+ * recording replaces the least recently used entry of its class (keys equal in
+ * their first 16 bytes: the same op sequence), and cudaGraphExecUpdate patches
+ * that graph's parameters in place (much cheaper than instantiating); without
+ * one it takes a free or the least recently used entry. An entry captured before the scratch
  * buffer was reallocated is stale and never launched.
  */
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #define GRAPH_SLOTS 8
 #define GRAPH_KEY_MAX 512
+#define GRAPH_CLASS_BYTES 16 /* keys equal in these record the same op sequence (backend.h) */
 
 typedef struct {
     int valid;
@@ -91,11 +93,20 @@ extern "C" sk_status sk_cuda_graph_end(sk_backend *be, const void *key, size_t l
         return SK_ERR(SK_E_INTERNAL, "cuda graph: key of %zu bytes (at most %d)", len,
                       GRAPH_KEY_MAX);
     }
-    /* same key (a stale entry), else a free slot, else the least recently used */
+    /* same key (a stale entry), else the least recently used entry of the same class
+     * (first GRAPH_CLASS_BYTES bytes: same op sequence, so cudaGraphExecUpdate patches
+     * it instead of a fresh instantiation), else a free slot, else the least recently
+     * used */
     graph_slot *s = NULL;
     for (int i = 0; i < GRAPH_SLOTS && !s; i++)
         if (g->slot[i].valid && g->slot[i].key_len == len && !memcmp(g->slot[i].key, key, len))
             s = &g->slot[i];
+    const size_t cls = len < GRAPH_CLASS_BYTES ? len : GRAPH_CLASS_BYTES;
+    for (int i = 0; i < GRAPH_SLOTS && !s; i++) {
+        graph_slot *t = &g->slot[i];
+        if (t->valid && t->exec && t->key_len == len && !memcmp(t->key, key, cls))
+            if (!s || t->last_use < s->last_use) s = t;
+    }
     for (int i = 0; i < GRAPH_SLOTS && !s; i++)
         if (!g->slot[i].valid) s = &g->slot[i];
     if (!s) {

@@ -102,6 +102,8 @@ sk_status sk_dit_ctx_init_blocks(const sk_dit_model *m, int64_t max_frames, int6
         SK_TRY_GOTO(st, sk_tensor_alloc(c->be, c->be->act_dtype, 3, ks, &c->cross_k[l]), fail);
         SK_TRY_GOTO(st, sk_tensor_alloc(c->be, c->be->act_dtype, 3, ks, &c->cross_v[l]), fail);
     }
+    const char *ng = getenv("SK_NO_CUDA_GRAPH");
+    c->graphs = !(ng && *ng && strcmp(ng, "0") != 0);
     SK_LOGD("DiT context: chunk %lld frames of %lldx%lld (S = %lld tokens), scratch %.1f MB",
             (long long)F, (long long)H, (long long)W, (long long)c->S, (double)cap / 1e6);
     *out = c;
@@ -214,6 +216,20 @@ static sk_status frame_mod(sk_backend *be, sk_tensor *y, const sk_tensor *base, 
     return SK_OK;
 }
 
+/* The time sinusoid of spec §2.2 on the host, into c->stage: f64, [cos | sin], raw t. */
+static void time_sinusoid(sk_dit_ctx *c, const float *t, int64_t F)
+{
+    const int64_t fd = c->m->cfg.freq_dim, half = fd / 2;
+    float *h = c->stage;
+    for (int64_t f = 0; f < F; f++)
+        for (int64_t k = 0; k < half; k++) {
+            double w = pow(10000.0, -(double)k / (double)half);
+            double a = (double)t[f] * w;
+            h[f * fd + k] = (float)cos(a);
+            h[f * fd + half + k] = (float)sin(a);
+        }
+}
+
 static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
                          int64_t t0, sk_tensor *vout)
 {
@@ -221,21 +237,17 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     const sk_dit_config *cf = &m->cfg;
     sk_backend *be = c->be;
     const int64_t F = x->shape[0], S = c->S, N = F * S, D = cf->dim, NH = cf->num_heads,
-                  HD = cf->head_dim, half = cf->freq_dim / 2;
+                  HD = cf->head_dim;
     const float eps = cf->eps;
 
     /* time embedding (spec §2.2): sinusoid in f64, [cos | sin], raw t */
     sk_tensor sinus, eh, e, es, e0, mod, hmod;
     SK_TRY(scratch(c, F, cf->freq_dim, &sinus));
-    float *h = c->stage;
-    for (int64_t f = 0; f < F; f++)
-        for (int64_t k = 0; k < half; k++) {
-            double w = pow(10000.0, -(double)k / (double)half);
-            double a = (double)t[f] * w;
-            h[f * cf->freq_dim + k] = (float)cos(a);
-            h[f * cf->freq_dim + half + k] = (float)sin(a);
-        }
-    SK_TRY(upload(c, &sinus, h));
+    /* inside a graph recording the caller uploads it before each replay */
+    if (!c->capturing) {
+        time_sinusoid(c, t, F);
+        SK_TRY(upload(c, &sinus, c->stage));
+    }
     dump(c, "time_sinusoid", &sinus);
     SK_TRY(scratch(c, F, D, &eh));
     SK_TRY(scratch(c, F, D, &e));
@@ -340,6 +352,104 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     return SK_OK;
 }
 
+/* Everything a recorded forward depends on besides the weights and the
+ * context's own buffers (fixed for its life): a graph is replayed only for
+ * an identical key. The KV part is hashed (two independent 64-bit hashes). */
+typedef struct {
+    int64_t frames, clean; /* first 16 bytes: the graph's class (backend.h) */
+    int64_t t0, n_layers;
+    uint64_t mark, x, v, arena;
+    uint64_t h1, h2;
+} dit_graph_key;
+
+static void key_mix(uint64_t *h1, uint64_t *h2, uint64_t v)
+{
+    *h1 = (*h1 ^ v) * 0x100000001b3ull; /* FNV-1a on 64-bit words */
+    uint64_t z = *h2 + v + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    *h2 = z ^ (z >> 31);
+}
+
+static void graph_key(sk_dit_ctx *c, const sk_kv_cache *kv, const sk_tensor *x, int64_t t0,
+                      const sk_tensor *v, size_t mark, dit_graph_key *k)
+{
+    memset(k, 0, sizeof *k);
+    k->frames = x->shape[0];
+    k->clean = v == NULL;
+    k->t0 = t0;
+    k->n_layers = kv->p.num_layers;
+    k->mark = mark;
+    k->x = (uint64_t)(uintptr_t)x->data;
+    k->v = v ? (uint64_t)(uintptr_t)v->data : 0;
+    k->arena = (uint64_t)(uintptr_t)c->arena.base;
+    uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x243F6A8885A308D3ull;
+    key_mix(&h1, &h2, (uint64_t)kv->pend_n);
+    for (int64_t i = 0; i < kv->pend_n; i++) key_mix(&h1, &h2, (uint64_t)kv->pend_slot[i]);
+    for (int64_t l = 0; l < kv->p.num_layers; l++) {
+        int nr = sk_kv_visible(kv, (int)l, c->ranges, c->ranges_cap);
+        if (nr > c->ranges_cap) nr = c->ranges_cap;
+        key_mix(&h1, &h2, (uint64_t)nr);
+        for (int r = 0; r < nr; r++) {
+            key_mix(&h1, &h2, (uint64_t)(uintptr_t)c->ranges[r].k->data);
+            key_mix(&h1, &h2, (uint64_t)(uintptr_t)c->ranges[r].v->data);
+            key_mix(&h1, &h2, (uint64_t)c->ranges[r].start);
+            key_mix(&h1, &h2, (uint64_t)c->ranges[r].len);
+        }
+    }
+    k->h1 = h1;
+    k->h2 = h2;
+}
+
+/* A forward through the backend's graphs: recorded when no graph of its key
+ * is held, then the time sinusoid is uploaded (to the same arena address the
+ * recording used) and the graph launched. Recording comes before the upload,
+ * so it overlaps with the device still running the previous work. If
+ * recording fails, the forward runs plainly (graphs stay on: a graph is never
+ * replayed across chunks, its key holds the chunk's first frame, so a buffer
+ * reallocated by that plain run cannot be used by an older graph). */
+static sk_status forward_graph(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x,
+                               const float *t, int64_t t0, sk_tensor *vout, size_t mark)
+{
+    sk_backend *be = c->be;
+    const int64_t F = x->shape[0];
+    dit_graph_key key;
+    graph_key(c, kv, x, t0, vout, mark, &key);
+    if (!be->ops->graph_find(be, &key, sizeof key)) {
+        sk_status st = be->ops->graph_begin(be);
+        if (st == SK_OK) {
+            c->capturing = 1;
+            st = forward(c, kv, x, t, t0, vout);
+            c->capturing = 0;
+            sk_arena_reset_to(&c->arena, mark);
+            if (st == SK_OK) st = be->ops->graph_end(be, &key, sizeof key, 0);
+            else (void)be->ops->graph_end(be, &key, sizeof key, 1);
+        }
+        if (st != SK_OK) {
+            /* e.g. a library growing its workspace (sync + cudaMalloc) inside the
+             * recording: run this forward plainly; give up after repeated failures */
+            if (++c->graph_failures >= 8) {
+                SK_LOGW("DiT: recording a graph failed %d times (last: %s); running without "
+                        "graphs", c->graph_failures, sk_error_message());
+                c->graphs = 0;
+            } else {
+                SK_LOGD("DiT: recording a graph failed (%s); this forward runs plainly",
+                        sk_error_message());
+            }
+            return forward(c, kv, x, t, t0, vout);
+        }
+        c->graph_failures = 0;
+        c->n_graph_records++;
+    }
+    sk_tensor sinus;
+    SK_TRY(scratch(c, F, c->m->cfg.freq_dim, &sinus));
+    time_sinusoid(c, t, F);
+    SK_TRY(upload(c, &sinus, c->stage));
+    SK_TRY(be->ops->graph_launch(be, &key, sizeof key));
+    c->n_graph_replays++;
+    return SK_OK;
+}
+
 sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, const float *t,
                          int64_t start_frame, sk_tensor *v)
 {
@@ -368,7 +478,16 @@ sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
                  "DiT forward: timestep %g for frame %lld; expected 0..1000", (double)t[f],
                  (long long)f);
     size_t mark = sk_arena_mark(&c->arena);
-    sk_status st = forward(c, kv, x, t, start_frame, v);
+    const int64_t F = x->shape[0];
+    const int clean = v == NULL;
+    sk_status st;
+    if (c->graphs && !c->debug && c->be->ops->graph_begin && F <= 64 &&
+        (c->graph_warm[clean] >> (F - 1) & 1)) {
+        st = forward_graph(c, kv, x, t, start_frame, v, mark);
+    } else {
+        st = forward(c, kv, x, t, start_frame, v);
+        if (st == SK_OK && F <= 64) c->graph_warm[clean] |= 1ull << (F - 1);
+    }
     sk_arena_reset_to(&c->arena, mark);
     return st;
 }

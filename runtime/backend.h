@@ -145,9 +145,12 @@ typedef struct sk_backend_ops {
      * recorded, not run, and must not sync, upload, download or allocate.
      * graph_end stores the recording as the executable graph of `key` (a byte
      * string the caller derives from everything the recording depends on:
-     * buffer addresses, shapes, scalars), replacing the least recently used
-     * one (updated in place when only kernel parameters differ); discard != 0
-     * drops it (error path). graph_find says whether a usable graph of key
+     * buffer addresses, shapes, scalars). Keys equal in their first 16 bytes
+     * should record the same op sequence: a new recording replaces the least
+     * recently used graph of such a key (patched in place, much cheaper than a
+     * fresh one, or made afresh if the sequences differ after all), else the
+     * least recently used graph. discard != 0 drops the
+     * recording (error path). graph_find says whether a usable graph of key
      * exists (not evicted, not stale because a buffer it used was
      * reallocated); graph_launch runs it on the backend's stream. */
     sk_status (*graph_begin)(sk_backend *be);

@@ -11,6 +11,7 @@ int sk_cmd_generate(int argc, char **argv);
 int sk_cmd_decode(int argc, char **argv);
 int sk_cmd_encode(int argc, char **argv);
 int sk_cmd_encode_text(int argc, char **argv);
+int sk_cmd_bench(int argc, char **argv);
 int sk_cmd_compare(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static const sk_command k_commands[] = {
     {"decode", sk_cmd_decode, "decode latents to video with the TAEHV tiny VAE (streaming)"},
     {"encode", sk_cmd_encode, "encode RGB frames to latents with the TAEHV encoder"},
     {"encode-text", sk_cmd_encode_text, "encode a prompt with the umT5 text encoder (context file)"},
+    {"bench", sk_cmd_bench, "time the chunk loop of a DiT configuration with random weights"},
     {"compare", sk_cmd_compare, "compare tensors of two safetensors files (max relative error)"},
 };
 
