@@ -158,9 +158,11 @@ static inline int lu_http(int port, const char *method, const char *path,
     }
     size_t blen = body ? strlen(body) : 0;
     char head[1024];
-    int hl = snprintf(head, sizeof head, "%s %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n%s"
-                      "Content-Length: %zu\r\n\r\n", method, path, port,
-                      extra_headers ? extra_headers : "", blen);
+    char host[64] = "";
+    if (!extra_headers || !strstr(extra_headers, "Host:"))
+        snprintf(host, sizeof host, "Host: 127.0.0.1:%d\r\n", port);
+    int hl = snprintf(head, sizeof head, "%s %s HTTP/1.0\r\n%s%sContent-Length: %zu\r\n\r\n",
+                      method, path, host, extra_headers ? extra_headers : "", blen);
     ssize_t w = write(fd, head, (size_t)hl);
     for (size_t off = 0; w >= 0 && off < blen; off += (size_t)w) w = write(fd, body + off, blen - off);
     size_t n = 0, rcap = 1 << 16;
