@@ -451,6 +451,8 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     /* crash safety: a killed run leaves a file that plays up to its last fragment */
     AVDictionary *mux = NULL;
     const char *mname = s->fmt->oformat->name;
+    if (live) /* a stream has no end to seek back to: no duration/size patch at close */
+        av_dict_set(&mux, "flvflags", "no_duration_filesize", 0);
     if (!live && p->fragment_ms > 0) {
         if (!strcmp(mname, "mp4") || !strcmp(mname, "mov")) {
             av_dict_set(&mux, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0);

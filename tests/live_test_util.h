@@ -200,7 +200,7 @@ static inline lu_probe lu_ffprobe(const char *file)
     char line[256];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
-        if (!strncmp(line, "codec_name=", 11)) snprintf(p.codec, sizeof p.codec, "%s", line + 11);
+        if (!strncmp(line, "codec_name=", 11)) snprintf(p.codec, sizeof p.codec, "%.63s", line + 11);
         else if (!strncmp(line, "width=", 6)) p.width = atoi(line + 6);
         else if (!strncmp(line, "height=", 7)) p.height = atoi(line + 7);
         else if (!strncmp(line, "nb_read_frames=", 15)) p.frames = atoi(line + 15);

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
-      libcriterion-dev libstb-dev libcjson-dev libsentencepiece-dev libmicrohttpd-dev)
+      libcriterion-dev libstb-dev libcjson-dev libsentencepiece-dev libmicrohttpd-dev
+      nginx-light libnginx-mod-rtmp) # nginx: the RTMP server of tests/test_live_rtmp.c (started by the test)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
