@@ -401,6 +401,22 @@ static void graph_key(sk_dit_ctx *c, const sk_kv_cache *kv, const sk_tensor *x, 
     k->h2 = h2;
 }
 
+/* The shapes a forward runs at (frames, clean or not, the KV ranges' lengths):
+ * a graph is recorded only for shapes that ran plainly once before, so that
+ * every op found its plan, kernel image and workspace outside the recording
+ * (cuDNN attention builds a plan per range length, never while recording). */
+static uint64_t shape_sig(sk_dit_ctx *c, const sk_kv_cache *kv, int64_t F, int clean)
+{
+    uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0;
+    key_mix(&h1, &h2, (uint64_t)F);
+    key_mix(&h1, &h2, (uint64_t)clean);
+    int nr = sk_kv_visible(kv, 0, c->ranges, c->ranges_cap);
+    if (nr > c->ranges_cap) nr = c->ranges_cap;
+    key_mix(&h1, &h2, (uint64_t)nr);
+    for (int r = 0; r < nr; r++) key_mix(&h1, &h2, (uint64_t)c->ranges[r].len);
+    return h2 ? h2 : 1;
+}
+
 /* A forward through the backend's graphs: recorded when no graph of its key
  * is held, then the time sinusoid is uploaded (to the same arena address the
  * recording used) and the graph launched. Recording comes before the upload,
@@ -481,12 +497,14 @@ sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     const int64_t F = x->shape[0];
     const int clean = v == NULL;
     sk_status st;
-    if (c->graphs && !c->debug && c->be->ops->graph_begin && F <= 64 &&
-        (c->graph_warm[clean] >> (F - 1) & 1)) {
+    const uint64_t sig = shape_sig(c, kv, F, clean);
+    int seen = 0;
+    for (int i = 0; i < SK_DIT_GRAPH_SEEN && !seen; i++) seen = c->graph_seen[i] == sig;
+    if (c->graphs && !c->debug && c->be->ops->graph_begin && seen) {
         st = forward_graph(c, kv, x, t, start_frame, v, mark);
     } else {
         st = forward(c, kv, x, t, start_frame, v);
-        if (st == SK_OK && F <= 64) c->graph_warm[clean] |= 1ull << (F - 1);
+        if (st == SK_OK && !seen) c->graph_seen[c->n_graph_seen++ % SK_DIT_GRAPH_SEEN] = sig;
     }
     sk_arena_reset_to(&c->arena, mark);
     return st;

@@ -47,12 +47,15 @@ typedef struct sk_dit_ctx {
     /* Graphs (backends with graph ops, i.e. CUDA): a forward is recorded once
      * per key (buffer addresses, frames, clean or not, RoPE offset, KV ranges)
      * and replayed; only the time sinusoid is uploaded before each replay.
-     * The first forward of each (frames, clean) shape runs plainly (lazy
-     * loading, GEMM plans). graphs = 0 disables (sk_dit_ctx_init sets it to 1
-     * unless the environment has SK_NO_CUDA_GRAPH=1); off while debug is set. */
+     * The first forward of each shape (frames, clean or not, KV range lengths)
+     * runs plainly (lazy loading, GEMM and attention plans, workspaces).
+     * graphs = 0 disables (sk_dit_ctx_init sets it to 1 unless the environment
+     * has SK_NO_CUDA_GRAPH=1); off while debug is set. */
     int graphs;
     int capturing;                /* inside a recording: forward() skips the upload */
-    uint64_t graph_warm[2];       /* [clean] bit F-1: a plain forward of F frames ran */
+#define SK_DIT_GRAPH_SEEN 64
+    uint64_t graph_seen[SK_DIT_GRAPH_SEEN]; /* shapes that ran plainly (ring) */
+    int n_graph_seen;
     int graph_failures;           /* recordings failed in a row (8: graphs off) */
     uint64_t n_graph_records, n_graph_replays;
 } sk_dit_ctx;
