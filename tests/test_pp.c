@@ -782,3 +782,83 @@ Test(pp_transport, loopback_checks_headers)
     sk_tensor_free(&b);
     sk_backend_free_(&be);
 }
+
+/* ------------------------------------------------------------------ CLI */
+
+static int sh_run(const char *cmd, char *err, size_t cap)
+{
+    char path[] = "/tmp/sk_pp_err_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, path);
+    int rc = system(full);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
+    err[n] = 0;
+    if (f) fclose(f);
+    unlink(path);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)sz);
+    cr_assert_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+/* `generate --pp-stages N` writes the same latents file, byte for byte, as
+ * the single-backend run; and the pipeline options are checked up front. */
+Test(pp_cli, generate_pp_stages_same_file)
+{
+    const char *bin = getenv("SK_SINKSTREAM");
+    cr_assert(bin && *bin, "SK_SINKSTREAM is not set (ctest sets it)");
+    char base[2048], cmd[2600], err[65536], outs[3][64];
+    snprintf(base, sizeof base,
+             "%s generate --dit %sdit_tiny.safetensors --dit-config %sconfig.json "
+             "--text-embeds %sembeds.safetensors --noise-file %snoise_sink.safetensors "
+             "--frames 15 --latent-height 8 --latent-width 8 --kv-policy sink --kv-window 9 "
+             "--kv-sink 3 --device cpu --no-decode",
+             bin, DIT_FIX, DIT_FIX, DIT_FIX, DIT_FIX);
+    const char *extra[3] = {"", "--pp-stages 2", "--pp-stages 2 --pp-split 1,1 --pp-transport loopback"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(outs[i], sizeof outs[i], "/tmp/sk_pp_lat_%d_XXXXXX", i);
+        int fd = mkstemp(outs[i]);
+        close(fd);
+        snprintf(cmd, sizeof cmd, "%s --latents-out %s %s", base, outs[i], extra[i]);
+        int rc = sh_run(cmd, err, sizeof err);
+        cr_assert_eq(rc, 0, "%s failed: %s", extra[i], err);
+        if (i) cr_expect(strstr(err, "pipeline: 2 stages"), "%s", err);
+    }
+    size_t n0, n1, n2;
+    unsigned char *a = slurp(outs[0], &n0), *b = slurp(outs[1], &n1), *c = slurp(outs[2], &n2);
+    cr_expect(n0 == n1 && memcmp(a, b, n0) == 0, "--pp-stages 2 wrote other latents");
+    cr_expect(n0 == n2 && memcmp(a, c, n0) == 0, "--pp-split 1,1 wrote other latents");
+    free(a); free(b); free(c);
+    for (int i = 0; i < 3; i++) unlink(outs[i]);
+    struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--pp-stages 3", "3 stages for a model of 2 blocks"},
+        {"--gpus 2", "--gpus 2 needs --device cuda"},
+        {"--pp-stages 2 --pp-split 2,1", "the stages hold 3 blocks; the model has 2"},
+        {"--pp-split 1,1", "need --gpus N or --pp-stages N"},
+        {"--pp-stages 2 --dump-steps /tmp/x.safetensors", "--dump-steps is not supported"},
+        {"--pp-stages 2 --pp-transport nccl", "nccl"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s", base, bad[i].args);
+        int rc = sh_run(cmd, err, sizeof err);
+        cr_expect_neq(rc, 0, "%s should fail", bad[i].args);
+        cr_expect(strstr(err, bad[i].msg), "%s: '%s' not in: %s", bad[i].args, bad[i].msg, err);
+    }
+}

@@ -19,6 +19,7 @@
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "tools/gen_live.h"
+#include "tools/gen_pp.h"
 #include "tools/gen_prompts.h"
 #include "text/text_encoder.h"
 #include "tools/model_dir.h"
@@ -46,6 +47,7 @@ typedef struct {
     const char *tee;
     int net_timeout_ms, reconnect_max_ms;
     gen_live_opts live;
+    gen_pp_opts pp; /* --gpus / --pp-stages (docs/MULTIGPU.md) */
 } gen_opts;
 
 static int readable(const char *path)
@@ -91,6 +93,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_st_file *emb = NULL;
     sk_noise_source *ns = NULL;
     sk_stream *s = NULL;
+    gen_pp *ppl = NULL; /* the pipelined stream instead of s (--gpus / --pp-stages) */
     float *lat = NULL;
     step_dump sd = {NULL, SK_OK}; /* before any goto: done: frees its writer */
     gen_prompt_list pl = {0}, file_pl = {0};
@@ -177,10 +180,16 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     static const sk_dtype act_of[] = {SK_DTYPE_F32, SK_DTYPE_F32, SK_DTYPE_BF16};
     sk_dtype act = o->act_dtype == 0 ? (o->device == 1 ? SK_DTYPE_BF16 : SK_DTYPE_F32)
                                      : act_of[o->act_dtype];
-    if ((st = sk_backend_create(o->device == 1 ? "cuda" : "cpu", act, &be)) != SK_OK) goto fail;
+    const int pp = gen_pp_enabled(&o->pp);
+    char devname[32];
+    if ((st = sk_backend_create(gen_pp_main_device(&o->pp, o->device == 1, devname, sizeof devname),
+                                act, &be)) != SK_OK)
+        goto fail;
     static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
                                      SK_DTYPE_F16};
-    if ((st = sk_dit_load(o->dit, cfgp, be, wd_of[o->wdtype], &m)) != SK_OK) goto fail;
+    /* pipelined: only the config and the small global tensors here, the blocks on the stages */
+    if ((st = sk_dit_load_blocks(o->dit, cfgp, be, wd_of[o->wdtype], 0, pp ? 0 : -1, &m)) != SK_OK)
+        goto fail;
     for (int i = 0; i < pl.n; i++)
         if ((st = gen_prompt_fit(&pl.v[i], &m->cfg)) != SK_OK) goto fail;
 
@@ -253,29 +262,41 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         p.on_step = on_step_dump;
         p.on_step_user = &sd;
     }
-    if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
-    if ((st = sk_stream_set_prompt(s, pl.v[0].ctx, pl.v[0].rows)) != SK_OK) goto fail;
+    if (pp) {
+        if ((st = gen_pp_open(&o->pp, o->device == 1, act, o->dit, &m->cfg, wd_of[o->wdtype], &p,
+                              pl.v[0].ctx, pl.v[0].rows, be, &ppl)) != SK_OK)
+            goto fail;
+    } else {
+        if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
+        if ((st = sk_stream_set_prompt(s, pl.v[0].ctx, pl.v[0].rows)) != SK_OK) goto fail;
+    }
 
     const int64_t C = m->cfg.out_dim, E = C * o->latent_h * o->latent_w;
     if (o->latents_out) {
         lat = malloc((size_t)(o->frames * E) * sizeof *lat);
         if (!lat) { st = SK_ERR(SK_E_OOM, "out of host memory for %lld latent frames", (long long)o->frames); goto fail; }
     }
-    if ((st = gen_live_start(&lv, &o->live, emb, keep_text, o->frames, s->p.chunk_frames,
-                             o->fps)) != SK_OK)
+    if ((st = gen_live_start(&lv, &o->live, emb, keep_text, o->frames, chunk, o->fps)) != SK_OK)
         goto fail;
     gen_live_initial(&lv, &pl.v[0]);
     SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, steps %d (t %g..%g), "
             "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
-            (long long)o->latent_w, (long long)s->p.chunk_frames, sched->n, (double)sched->t[0],
+            (long long)o->latent_w, (long long)chunk, sched->n, (double)sched->t[0],
             (double)sched->t[sched->n - 1], sk_kv_policy_name(p.kv_policy),
-            (long long)p.kv_window, (long long)s->kv->p.sink_frames,
+            (long long)p.kv_window, (long long)(p.kv_policy == SK_KV_SINK ? p.kv_sink : 0),
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
     sk_progress_start(&pr, "latent frames", o->frames);
     pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
     int64_t vframes = 0;
-    while (!sk_stream_done(s)) {
+    while (ppl ? !gen_pp_done(ppl) : !sk_stream_done(s)) {
+        sk_tensor x0;
+        int64_t f0;
+        if (ppl) { /* no switches or live control (gen_pp_usage); Ctrl-C stops */
+            if (g_gen_signal) break;
+            if ((st = gen_pp_step(ppl, &x0, &f0)) != SK_OK) goto fail;
+            goto chunk_out;
+        }
         /* control: pause / step / stop; a prompt command is taken here */
         if (gen_live_boundary(&lv, s, out, vframes)) break;
         /* switches take effect at the first chunk starting at or after their frame; a live
@@ -294,9 +315,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         } else if (sw && (st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts")) != SK_OK) {
             goto fail;
         }
-        sk_tensor x0;
-        int64_t f0;
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
+    chunk_out:
         if ((st = sd.st) != SK_OK) goto fail;
         if (lat && (st = sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0))) != SK_OK)
             goto fail;
@@ -308,11 +328,12 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                 goto fail;
             vframes += nf;
         }
-        gen_live_after_chunk(&lv, s, out, vframes);
+        if (s) gen_live_after_chunk(&lv, s, out, vframes);
         sk_progress_update(&pr, f0 + x0.shape[0]);
     }
     sk_progress_finish(&pr);
-    const int64_t made = s->next_frame;
+    if (ppl && gen_pp_done(ppl) && (st = gen_pp_finish(ppl)) != SK_OK) goto fail;
+    const int64_t made = ppl ? gen_pp_next_frame(ppl) : s->next_frame;
     {
         double dt = sk_progress_now() - pr.t_start;
         int64_t vf = made > 0 ? 4 * made - 3 : 0; /* video frames the Wan VAE makes of F latents */
@@ -358,6 +379,7 @@ done:
     sk_taehv_free(&vae);
     sk_st_writer_free(&w);
     sk_stream_free(&s);
+    gen_pp_close(&ppl);
     sk_noise_source_free(&ns);
     sk_dit_free(&m);
     sk_backend_free_(&be);
@@ -493,7 +515,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     gen_opts o = {.live = {.control_port = -1}, .seconds = -1, .net_timeout_ms = 10000,
                   .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
                   .kv_window = 12, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
-                  .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16};
+                  .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1}};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -611,6 +633,17 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
+        GROUP("Pipeline parallelism (docs/MULTIGPU.md)"),
+        {OPT("gpus", SK_OPT_INT, &o.pp.gpus, NULL, "split the DiT's blocks over N GPUs "
+             "(cuda:0..N-1, NCCL between them); the VAE runs on the last", "SK_GPUS", "N"),
+         .lo = 1, .hi = SK_PP_MAX_STAGES},
+        {OPT("pp-stages", SK_OPT_INT, &o.pp.stages, "--gpus", "pipeline stages over the "
+             "loopback transport (the CPU, or several stages on one GPU; tests)", NULL, "N"),
+         .lo = 0, .hi = SK_PP_MAX_STAGES},
+        {OPT("pp-split", SK_OPT_STRING, &o.pp.split, "balanced", "blocks per stage, e.g. "
+             "8,8,7,7", NULL, "LIST")},
+        {OPT("pp-transport", SK_OPT_ENUM, &o.pp.transport, NULL, "between stages (auto: NCCL "
+             "for --gpus > 1, else loopback)", NULL, NULL), .choices = "auto|loopback|nccl"},
     };
 #undef OPT
 #undef GROUP
@@ -698,6 +731,18 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
                                         "chunk of %lld frames", (long long)o.kv_window,
                                   (long long)o.kv_sink, (long long)chunk);
+    if (gen_pp_enabled(&o.pp) || o.pp.split || o.pp.transport) {
+        char buf[256];
+        const char *e = gen_pp_usage(&o.pp, o.device == 1, buf, sizeof buf);
+        const char *no = o.prompts ? "--prompts" : o.live.control_stdin ? "--control-stdin"
+                         : o.live.control_port >= 0 ? "--control-port"
+                         : o.dump_steps ? "--dump-steps" : NULL;
+        if (e) return sk_cli_usage_error(&cli, "%s", e);
+        if (no)
+            return sk_cli_usage_error(&cli, "%s is not supported with --gpus / --pp-stages yet "
+                                            "(prompt switches and step dumps need the whole "
+                                            "model on one backend)", no);
+    }
     sk_schedule sched;
     sk_status st = sk_schedule_make(o.steps.v, o.steps.n, o.shift, !o.no_warp, &sched);
     if (st != SK_OK) return sk_cli_usage_error(&cli, "%s", sk_error_message());
