@@ -298,14 +298,14 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_K_W], &w[SK_DB_SA_K_B], SK_ACT_NONE));
         SK_TRY(sk_op_rmsnorm(be, &k, &tmp, &w[SK_DB_SA_NK], eps));
         SK_TRY(sk_op_linear(be, &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B], SK_ACT_NONE));
-        SK_TRY(sk_op_rope3d(be, &q3, F, c->Hp, c->Wp, t0, cf->rope_theta));
-        SK_TRY(sk_op_rope3d(be, &k3, F, c->Hp, c->Wp, t0, cf->rope_theta));
+        /* RoPE positions come from the cache's policy (absolute frames, or the
+         * positions it assigns; docs/KV_POLICIES.md); K goes in as it stores it */
+        SK_TRY(sk_kv_rope_qk(kv, (int)(l - first), &q3, &k3, c->Hp, c->Wp));
         SK_TRY(sk_kv_write(kv, (int)(l - first), &k3, &v3));
         /* a K/V-only pass (the clean pass) needs nothing after the last layer's write */
         if (!vout && l == cf->num_layers - 1) return SK_OK;
-        int nr = sk_kv_visible(kv, (int)(l - first), c->ranges, c->ranges_cap);
-        SK_CHECK(nr <= c->ranges_cap, SK_E_INTERNAL, "DiT: %d KV ranges, room for %d", nr,
-                 c->ranges_cap);
+        int nr = 0;
+        SK_TRY(sk_kv_attention_ranges(kv, (int)(l - first), c->ranges, c->ranges_cap, &nr));
         SK_TRY(sk_op_attention(be, &att, &q3, c->ranges, nr, scale, NULL));
         SK_TRY(sk_op_linear(be, &tmp, &att, &w[SK_DB_SA_O_W], &w[SK_DB_SA_O_B], SK_ACT_NONE));
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 2, S));

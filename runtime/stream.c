@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "stream_rolling.h"
 
 sk_stream_params sk_stream_params_default(void)
 {
@@ -16,6 +17,9 @@ sk_stream_params sk_stream_params_default(void)
     p.kv_policy = SK_KV_SINK;
     p.kv_window = 12;
     p.kv_sink = 3;
+    p.kv_rope = SK_KV_ROPE_AUTO;
+    p.ema_alpha = 0.999;
+    p.kv_recent = 4;
     p.context_t = 0.0f;
     return p;
 }
@@ -26,6 +30,11 @@ void sk_stream_free(sk_stream **ps)
     sk_stream *s = *ps;
     sk_kv_cache_free(&s->kv);
     sk_dit_ctx_free(&s->dit);
+    sk_tensor_free(&s->roll_state);
+    sk_tensor_free(&s->roll_x);
+    sk_tensor_free(&s->roll_v);
+    sk_tensor_free(&s->roll_x0);
+    sk_tensor_free(&s->roll_z);
     sk_noise_source_free(&s->own_noise);
     sk_tensor_free(&s->x);
     sk_tensor_free(&s->v);
@@ -72,16 +81,28 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
     if (p->frames > 0 && p->frames < chunk) chunk = p->frames;
     s->p.chunk_frames = chunk;
 
+    const int rolling = p->kv_policy == SK_KV_ROLLING;
     sk_kv_params kp = {
-        .policy = p->kv_policy, .window_frames = p->kv_window,
-        .sink_frames = p->kv_policy == SK_KV_SINK ? p->kv_sink : 0,
+        .policy = p->kv_policy, .rope = p->kv_rope, .window_frames = p->kv_window,
+        .sink_frames = p->kv_policy == SK_KV_FIFO ? 0
+                       : p->kv_sink < 0 ? sk_kv_default_sink(p->kv_policy, p->kv_window, chunk)
+                                        : p->kv_sink,
         .max_chunk_frames = chunk, .tokens_per_frame = (p->latent_h / 2) * (p->latent_w / 2),
         .num_layers = cf->num_layers, .num_heads = cf->num_heads, .head_dim = cf->head_dim,
-        .dtype = s->be->act_dtype,
+        .dtype = s->be->act_dtype, .ema_alpha = p->ema_alpha, .compress_frames = p->kv_compress,
+        .recent_frames = p->kv_recent, .roll_chunks = rolling ? p->sched.n : 0,
+        .rope_theta = cf->rope_theta,
     };
+    if (rolling && p->frames % chunk != 0) {
+        st = SK_ERR(SK_E_INVALID_ARG, "stream: rolling denoises whole chunks: %lld frames are "
+                    "not a multiple of --chunk %lld", (long long)p->frames, (long long)chunk);
+        goto fail;
+    }
     SK_TRY_GOTO(st, sk_kv_cache_init(s->be, &kp, &s->kv), fail);
-    /* a prompt-switch recache runs up to kv_window frames in one pass */
+    /* a prompt-switch recache runs up to kv_window frames in one pass; a rolling window
+     * (steps) chunks */
     int64_t max_pass = p->prompt_switch && p->kv_window > chunk ? p->kv_window : chunk;
+    if (rolling && p->sched.n * chunk > max_pass) max_pass = p->sched.n * chunk;
     SK_TRY_GOTO(st, sk_dit_ctx_init(m, max_pass, p->latent_h, p->latent_w,
                                     (int)s->kv->n_slots + 1, &s->dit), fail);
     s->dit->debug = p->debug;
@@ -94,6 +115,7 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
     }
     SK_TRY_GOTO(st, sk_noise_source_prepare(s->noise, p->frames, cf->in_dim, p->latent_h,
                                             p->latent_w, chunk, p->sched.n), fail);
+    if (rolling) SK_TRY_GOTO(st, sk_stream_rolling_init(s), fail);
     int64_t xs[4] = {chunk, cf->in_dim, p->latent_h, p->latent_w};
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->x), fail);
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->v), fail);
@@ -231,6 +253,7 @@ sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0)
     SK_CHECK(s->have_prompt, SK_E_INVALID_ARG, "stream: no prompt set (sk_stream_set_prompt)");
     SK_CHECK(!sk_stream_done(s), SK_E_INVALID_ARG, "stream: all %lld frames already generated",
              (long long)s->p.frames);
+    if (s->p.kv_policy == SK_KV_ROLLING) return sk_stream_rolling_step(s, x0, frame0);
     int64_t f0 = s->next_frame, n = s->p.chunk_frames;
     if (s->p.frames > 0 && f0 + n > s->p.frames) n = s->p.frames - f0;
     SK_TRY(sk_kv_begin_chunk(s->kv, f0, n));

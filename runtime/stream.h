@@ -50,7 +50,12 @@ typedef struct {
     sk_schedule sched;
     sk_kv_policy kv_policy;
     int64_t kv_window;       /* frames a query sees, sink included (12) */
-    int64_t kv_sink;         /* sink frames (policy sink: 3; fifo: 0) */
+    int64_t kv_sink;         /* sink frames (fifo: always 0; < 0: the policy's default,
+                                sk_kv_default_sink) */
+    sk_kv_rope kv_rope;      /* temporal RoPE of cached keys (AUTO: the policy's) */
+    double ema_alpha;        /* ema: sink momentum (0.999, Reward Forcing) */
+    int64_t kv_compress;     /* participative compression budget in frames (0: off) */
+    int64_t kv_recent;       /* PC: recent frames incl. the chunk (4) */
     uint64_t seed;           /* Philox noise when noise == NULL */
     sk_noise_source *noise;  /* borrowed; NULL = Philox with seed */
     float context_t;         /* timestep of the clean pass (context_noise = 0) */
@@ -64,7 +69,11 @@ typedef struct {
 } sk_stream_params;
 
 /* LongLive 1.0 defaults: chunk 3, steps 1000,750,500,250 shift 5 (warped),
- * policy sink, window 12, sink 3. Caller sets frames and latent size. */
+ * policy sink, window 12, sink 3 (ema alpha 0.999, PC recent 4). Caller sets
+ * frames and latent size. With kv_policy rolling (Rolling Forcing) a step
+ * runs rolling windows of (steps) chunks until the oldest chunk leaves
+ * clean: the first step runs `steps` windows, later ones one each
+ * (runtime/stream_rolling.c). */
 sk_stream_params sk_stream_params_default(void);
 
 typedef struct sk_stream {
@@ -73,6 +82,10 @@ typedef struct sk_stream {
     sk_stream_params p;
     sk_kv_cache *kv;
     sk_dit_ctx *dit;
+    /* rolling (stream_rolling.c): noisy latents of the blocks in the window, block b at
+     * rows (b % steps) * chunk; the ordered window input, its v and x0; fresh noise */
+    sk_tensor roll_state, roll_x, roll_v, roll_x0, roll_z;
+    int64_t roll_w;          /* windows run so far */
     sk_noise_source *noise, *own_noise;
     sk_tensor x, v, x0, z;   /* [chunk, C, H, W] */
     float *tbuf;             /* [chunk] timesteps per frame */

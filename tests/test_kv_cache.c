@@ -210,7 +210,10 @@ Test(kv_cache, bad_params_are_refused)
     cr_expect(strstr(sk_error_message(), "--kv-window") != NULL, "%s", sk_error_message());
     cr_expect_null(c);
     sk_kv_policy pol;
-    cr_expect_eq(sk_kv_policy_from_name("ema", &pol), SK_E_INVALID_ARG);
+    cr_expect_eq(sk_kv_policy_from_name("lru", &pol), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_error_message(), "deep-sink") != NULL, "%s", sk_error_message());
+    cr_expect_eq(sk_kv_policy_from_name("ema", &pol), SK_OK);
+    cr_expect_eq(pol, SK_KV_EMA);
     cr_expect_eq(sk_kv_policy_from_name("sink", &pol), SK_OK);
     cr_expect_eq(pol, SK_KV_SINK);
     sk_backend_free_(&be);
