@@ -43,9 +43,11 @@ static inline void lu_sleep(double s)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
-/* Starts `sh -c cmd`: stdout to /dev/null, stderr to err_path; *in_fd (when
- * not NULL) gets the write end of a pipe on its stdin, else stdin is
- * /dev/null. The child gets its own process group (lu_kill kills it all). */
+/* Starts `sh -c "exec cmd"` (so the pid is the command's own: signals reach
+ * it; cmd must start with the program, `env VAR=x prog` for variables):
+ * stdout to /dev/null, stderr to err_path; *in_fd (when not NULL) gets the
+ * write end of a pipe on its stdin, else stdin is /dev/null. The child gets
+ * its own process group. */
 static inline pid_t lu_spawn(const char *cmd, const char *err_path, int *in_fd)
 {
     int p[2] = {-1, -1};
@@ -61,7 +63,10 @@ static inline pid_t lu_spawn(const char *cmd, const char *err_path, int *in_fd)
         dup2(out, 1);
         dup2(err, 2);
         if (in_fd) close(p[1]);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        size_t n = strlen(cmd) + 8;
+        char *full = malloc(n);
+        snprintf(full, n, "exec %s", cmd);
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
         _exit(127);
     }
     setpgid(pid, pid);

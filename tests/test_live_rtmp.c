@@ -72,7 +72,7 @@ static pid_t start_nginx(int port, const char *rec)
             "  application live { live on; record all; record_path %s; } } }\n",
             rtmp_module(), g_dir, g_dir, port, recdir);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "exec %s -p %s -c %s -e %s/nginx_error.log", nginx_bin(), g_dir, conf,
+    snprintf(cmd, sizeof cmd, "%s -p %s -c %s -e %s/nginx_error.log", nginx_bin(), g_dir, conf,
              g_dir);
     char log[300];
     snprintf(log, sizeof log, "%s/nginx_%s.out", g_dir, rec);

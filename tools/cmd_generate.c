@@ -236,7 +236,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             ps[i].fps_num = o->fps;
             ps[i].fps_den = 1;
             ps[i].crf = o->crf;
-            ps[i].abort_flag = &g_gen_signal; /* SIGINT: network waits end at once */
+            /* SIGINT: network waits end at once (files are not cut short: all that was
+             * generated is written and finalised) */
+            if (ps[i].kind == SK_OUTPUT_RTMP) ps[i].abort_flag = &g_gen_signal;
         }
         if ((st = sk_output_open_multi(ps, np, &out)) != SK_OK) goto fail;
         SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,
