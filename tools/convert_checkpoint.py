@@ -513,6 +513,9 @@ def pick_generator(obj, path, family, ema):
                 if k != first:
                     note(f"'{os.path.basename(path)}' has no '{first}'; using '{k}'")
                 return tensor_items(obj[k]), k
+    if isinstance(obj.get("generator_lora"), dict):
+        raise Refused(f"'{path}' is a LoRA adapter file ('generator_lora'): pass it with --lora, and "
+                      f"its base generator (longlive_base.pt) with --dit")
     if not is_state_dict(obj):
         raise Refused(f"'{path}': no 'generator' / 'generator_ema' / 'model' entry and no tensors "
                       f"(top-level keys: {', '.join(map(str, list(obj)[:8]))})")
@@ -925,10 +928,23 @@ def convert(a):
                       f"holding one (Wan ships it as google/umt5-xxl/spiece.model)")
     if os.path.exists(a.out) and not os.path.isdir(a.out):
         raise Refused(f"--out '{a.out}' exists and is not a directory")
+    created = not os.path.exists(a.out)
     os.makedirs(a.out, exist_ok=True)
     partial = []  # (tmp, final)
     try:
-        model = convert_into(a, dtype, partial)
+        try:
+            model = convert_into(a, dtype, partial)
+        except BaseException:
+            for tmp, _ in partial:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            tok = os.path.join(a.out, "tokenizer")
+            for d in ([tok] if os.path.isdir(tok) else []) + ([a.out] if created else []):
+                try:
+                    os.rmdir(d)  # only when empty: what was there before stays
+                except OSError:
+                    pass
+            raise
         for tmp, final in partial:
             os.replace(tmp, final)
         with open(os.path.join(a.out, "model.json.partial"), "w") as f:

@@ -35,7 +35,8 @@ tests/fixtures/dit/dit_tiny.safetensors, checked below) wrapped the way each pro
   broken/...                   truncated.pt, garbage.pt, unknown_key.pt (an extra tensor),
                                lora_extra_blocks.pt (adapts blocks the base lacks),
                                lora_half.pt (lora_A without lora_B), umt5_dim32.safetensors
-                               (an encoder of the wrong width, for `inspect DIR`)
+                               (an encoder of the wrong width, for `inspect DIR`),
+                               umt5_vocab128.safetensors (too small a vocabulary)
 """
 import argparse
 import json
@@ -222,6 +223,9 @@ def make_broken(out):
                                                           k.endswith("norm2.weight") or
                                                           k == "norm.weight" else 0.0)
     R.st_save(os.path.join(d, "umt5_dim32.safetensors"), small)
+    # an encoder with a 128-row embedding: the 256-piece tokenizer does not fit it
+    T["token_embedding.weight"] = T["token_embedding.weight"][:128].clone()
+    R.st_save(os.path.join(d, "umt5_vocab128.safetensors"), T)
 
 
 def _st_load_any(path):
