@@ -75,8 +75,8 @@ static kv_plan plan_of(const sk_kv_params *p)
     memset(&g, 0, sizeof g);
     const int64_t W = p->window_frames, S = p->sink_frames, n = p->max_chunk_frames;
     const sk_kv_rope rope = sk_kv_rope_resolve(p->policy, p->rope);
-    g.raw = !((p->policy == SK_KV_FIFO || p->policy == SK_KV_SINK) && rope == SK_KV_ROPE_ABSOLUTE &&
-              p->compress_frames == 0);
+    g.raw = p->store_raw || !((p->policy == SK_KV_FIFO || p->policy == SK_KV_SINK) &&
+                              rope == SK_KV_ROPE_ABSOLUTE && p->compress_frames == 0);
     g.sink_banks = S > 0 ? (p->policy == SK_KV_EMA ? 2 : 1) : 0;
     if (p->compress_frames > 0) {
         const int64_t R = p->recent_frames > 0 ? p->recent_frames : 4;
@@ -1032,6 +1032,13 @@ size_t sk_kv_bytes(const sk_kv_cache *c)
     return b;
 }
 
+int64_t sk_kv_pool_frames(const sk_kv_params *p0)
+{
+    sk_kv_params p = *p0;
+    if (p.recent_frames <= 0) p.recent_frames = 4;
+    return plan_of(&p).n_slots;
+}
+
 void sk_kv_describe(const sk_kv_params *p0, size_t elem_bytes, char *buf, size_t cap)
 {
     sk_kv_params p = *p0;
@@ -1077,10 +1084,10 @@ void sk_kv_describe(const sk_kv_params *p0, size_t elem_bytes, char *buf, size_t
                  "overflows (sink %lld + %lld frames of top tokens + %lld recent frames incl. "
                  "the chunk)", (long long)p.compress_frames, (long long)S,
                  (long long)g.comp_frames, (long long)p.recent_frames);
-    snprintf(buf, cap, "policy %s, %s RoPE (%s keys), window %lld frames, sink %lld, chunk %lld; "
+    snprintf(buf, cap, "policy %s, %s RoPE (%s), window %lld frames, sink %lld, chunk %lld; "
              "a query sees %s%s; %lld frame slots = %.1f MB of K/V per layer%s",
              sk_kv_policy_name(p.policy), sk_kv_rope_name(p.rope),
-             g.raw ? "stored temporally raw, rotated per pass" : "stored rotated",
+             g.raw ? "keys stored temporally raw, rotated each pass" : "keys stored rotated once",
              (long long)W, (long long)S, (long long)n, sees, pc, (long long)g.n_slots,
              frame_b * (double)g.n_slots / 1e6,
              g.raw ? " (+ one layer of rotated-key scratch)" : "");

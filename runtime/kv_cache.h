@@ -113,6 +113,7 @@ typedef struct {
     int64_t recent_frames;    /* PC: recent frames R (the chunk included); 0: 4 */
     int64_t roll_chunks;      /* rolling: chunks in the denoising window (= steps) */
     double rope_theta;        /* 0: 10000 */
+    int store_raw;            /* tests: keep keys temporally raw even where baked would do */
 } sk_kv_params;
 
 typedef enum {
@@ -241,6 +242,9 @@ int64_t sk_kv_global_end(const sk_kv_cache *c);
 int64_t sk_kv_local_end(const sk_kv_cache *c);
 /* Backend bytes: pools + scratch. */
 size_t sk_kv_bytes(const sk_kv_cache *c);
+/* Frame slots of one layer's K and V pools for these params (the resident
+ * cache is that x tokens_per_frame x heads x head_dim x 2 x dtype, per layer). */
+int64_t sk_kv_pool_frames(const sk_kv_params *p);
 /* One paragraph: policy, positions, slots and memory per layer, what a query
  * sees in the steady state (--print-config). elem_bytes: storage dtype size. */
 void sk_kv_describe(const sk_kv_params *p, size_t elem_bytes, char *buf, size_t cap);

@@ -93,6 +93,14 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
         .recent_frames = p->kv_recent, .roll_chunks = rolling ? p->sched.n : 0,
         .rope_theta = cf->rope_theta,
     };
+    if (p->frames > SK_KV_ROPE_MAX_POSITIONS &&
+        sk_kv_rope_resolve(p->kv_policy, p->kv_rope) == SK_KV_ROPE_ABSOLUTE) {
+        st = SK_ERR(SK_E_INVALID_ARG, "stream: %lld frames with absolute RoPE: the model's "
+                    "temporal positions end at frame %d (a %d-entry table); use --rope relative "
+                    "(positions within the KV window) for longer videos", (long long)p->frames,
+                    SK_KV_ROPE_MAX_POSITIONS - 1, SK_KV_ROPE_MAX_POSITIONS);
+        goto fail;
+    }
     if (rolling && p->frames % chunk != 0) {
         st = SK_ERR(SK_E_INVALID_ARG, "stream: rolling denoises whole chunks: %lld frames are "
                     "not a multiple of --chunk %lld", (long long)p->frames, (long long)chunk);

@@ -202,3 +202,330 @@ Test(kv_policies, rolling_relative)
                 SK_KV_ROPE_RELATIVE, 21, 3, 0, 0, 0, 5, -1};
     fixture(&r);
 }
+
+/* ---- invariants ----------------------------------------------------------- */
+
+typedef struct {
+    sk_kv_policy policy;
+    sk_kv_rope rope;
+    int64_t window, sink, compress;
+    const char *tag;
+} inv_cfg;
+
+static const inv_cfg k_all[] = {
+    {SK_KV_FIFO, SK_KV_ROPE_RELATIVE, 6, 0, 0, "fifo"},
+    {SK_KV_SINK, SK_KV_ROPE_RELATIVE, 9, 3, 0, "sink"},
+    {SK_KV_EMA, SK_KV_ROPE_AUTO, 9, 3, 0, "ema"},
+    {SK_KV_DEEP_SINK, SK_KV_ROPE_RELATIVE, 12, -1, 0, "deep-sink"},
+    {SK_KV_DEEP_SINK, SK_KV_ROPE_RELATIVE, 12, 3, 9, "deep-sink + compression"},
+    {SK_KV_ROLLING, SK_KV_ROPE_RELATIVE, 21, -1, 0, "rolling"},
+};
+
+static sk_stream *philox_stream(sk_dit_model *m, const inv_cfg *c, int64_t frames, double alpha,
+                                int64_t hw)
+{
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = frames;
+    p.latent_h = hw; p.latent_w = hw;
+    p.kv_policy = c->policy; p.kv_rope = c->rope;
+    p.kv_window = c->window; p.kv_sink = c->sink; p.kv_compress = c->compress;
+    p.ema_alpha = alpha;
+    p.seed = 11;
+    sk_stream *s = NULL;
+    dt_ok(sk_stream_init(m, &p, &s), c->tag);
+    sk_st_file *emb = NULL;
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    size_t n;
+    float *ctx = dt_read(emb, "context", &n);
+    dt_ok(sk_stream_set_prompt(s, ctx, 16), "prompt");
+    free(ctx);
+    sk_st_close(&emb);
+    return s;
+}
+
+/* 500 chunks (1500 frames, past the 1024 positions of absolute RoPE) of every
+ * policy with relative positions: no backend allocation after the first
+ * chunk, the same backend bytes throughout, at most the window's frames
+ * visible, latents finite to the end. */
+Test(kv_policies, memory_constant_over_500_chunks_and_past_frame_1024, .timeout = 600)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    for (size_t i = 0; i < sizeof k_all / sizeof k_all[0]; i++) {
+        const inv_cfg *c = &k_all[i];
+        /* 2x2 latents (one token a frame): the invariant is about the cache, not the image */
+        sk_stream *s = philox_stream(m, c, 1500, 0.999, 2);
+        uint64_t allocs = 0;
+        size_t live = 0, kvb = sk_kv_bytes(s->kv);
+        int chunks = 0, finite = 1;
+        float last[3 * 16];
+        while (!sk_stream_done(s)) {
+            sk_tensor x0;
+            int64_t f0;
+            dt_ok(sk_stream_step(s, &x0, &f0), c->tag);
+            if (chunks == 0) { allocs = be->n_allocs; live = be->bytes_live; }
+            else if (be->n_allocs != allocs || be->bytes_live != live) {
+                cr_expect(0, "%s: chunk %d: %llu allocations, %zu bytes live (after chunk 0: "
+                          "%llu, %zu)", c->tag, chunks, (unsigned long long)be->n_allocs,
+                          be->bytes_live, (unsigned long long)allocs, live);
+                break;
+            }
+            cr_expect_leq(s->kv->n_vis, 0, "%s: nothing pending after a step", c->tag);
+            if (f0 + 3 >= 1500) {
+                dt_ok(sk_tensor_download_f32(&x0, last, 3 * 16), "dl");
+                for (int j = 0; j < 3 * 16; j++) finite &= isfinite(last[j]) != 0;
+            }
+            chunks++;
+        }
+        cr_expect_eq(chunks, 500, "%s: %d chunks", c->tag, chunks);
+        cr_expect_eq(sk_kv_bytes(s->kv), kvb, "%s: cache bytes changed", c->tag);
+        cr_expect(finite, "%s: the last chunk (frames 1497..1499) is not finite", c->tag);
+        cr_log_info("%s: 500 chunks, %.2f MB of cache, %llu backend allocations after chunk 0",
+                    c->tag, (double)kvb / 1e6, (unsigned long long)(be->n_allocs - allocs));
+        sk_stream_free(&s);
+    }
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+/* Absolute RoPE stops at frame 1023: a longer video is refused up front, and
+ * an unbounded stream fails cleanly at the chunk that would cross it. */
+Test(kv_policies, absolute_rope_refuses_frame_1024)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = 1026; p.latent_h = 8; p.latent_w = 8;
+    p.kv_policy = SK_KV_SINK; p.kv_window = 9; p.kv_sink = 3;
+    sk_stream *s = NULL;
+    cr_expect_eq(sk_stream_init(m, &p, &s), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_error_message(), "--rope relative") && strstr(sk_error_message(), "1023"),
+              "%s", sk_error_message());
+    cr_expect_null(s);
+    p.kv_rope = SK_KV_ROPE_RELATIVE;
+    dt_ok(sk_stream_init(m, &p, &s), "relative: accepted");
+    sk_stream_free(&s);
+    /* the cache itself, unbounded: frames 1020..1022 go, 1023..1025 do not */
+    sk_kv_params kp = {.policy = SK_KV_SINK, .window_frames = 9, .sink_frames = 3,
+                       .max_chunk_frames = 3, .tokens_per_frame = 4, .num_layers = 1,
+                       .num_heads = 1, .head_dim = 4, .dtype = SK_DTYPE_F32};
+    sk_kv_cache *c = NULL;
+    dt_ok(sk_kv_cache_init(be, &kp, &c), "cache");
+    for (int64_t f0 = 0; f0 < 1023; f0 += 3) {
+        dt_ok(sk_kv_begin_chunk(c, f0, 3), "begin");
+        sk_kv_commit(c);
+    }
+    cr_expect_eq(sk_kv_begin_chunk(c, 1023, 3), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_error_message(), "frame 1025") && strstr(sk_error_message(), "--rope relative"),
+              "%s", sk_error_message());
+    cr_expect_eq(c->next_frame, 1023, "the refused chunk left the cache as it was");
+    sk_kv_cache_free(&c);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+static void philox_latents(sk_dit_model *m, const inv_cfg *c, double alpha, int64_t frames,
+                           float *out)
+{
+    sk_stream *s = philox_stream(m, c, frames, alpha, 8);
+    while (!sk_stream_done(s)) {
+        sk_tensor x0;
+        int64_t f0;
+        dt_ok(sk_stream_step(s, &x0, &f0), c->tag);
+        dt_ok(sk_tensor_download_f32(&x0, out + f0 * 256, (size_t)sk_tensor_numel(&x0)), "dl");
+    }
+    sk_stream_free(&s);
+}
+
+/* Reward Forcing's EMA sink with alpha 1 keeps the first frames: it is the
+ * plain sink, bit for bit, with either RoPE mode. */
+Test(kv_policies, ema_alpha_1_is_the_plain_sink)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    static float a[24 * 256], b[24 * 256], e[24 * 256];
+    for (int rel = 0; rel < 2; rel++) {
+        sk_kv_rope rope = rel ? SK_KV_ROPE_RELATIVE : SK_KV_ROPE_ABSOLUTE;
+        inv_cfg ema = {SK_KV_EMA, rope, 9, 3, 0, "ema"}, sink = {SK_KV_SINK, rope, 9, 3, 0, "sink"};
+        philox_latents(m, &ema, 1.0, 24, a);
+        philox_latents(m, &sink, 0.999, 24, b);
+        philox_latents(m, &ema, 0.9, 24, e);
+        cr_expect(memcmp(a, b, sizeof a) == 0, "%s: ema alpha 1 != sink", sk_kv_rope_name(rope));
+        double d = 0;
+        for (int i = 0; i < 24 * 256; i++) d = fmax(d, fabs(e[i] - b[i]));
+        cr_expect_gt(d, 1e-4, "%s: ema alpha 0.9 should differ from the sink (max diff %g)",
+                     sk_kv_rope_name(rope), d);
+    }
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+/* Keys stored temporally raw and rotated per pass give the same forwards as
+ * keys rotated once at write (LongLive's baked cache), bit for bit on the CPU:
+ * the rotations act on disjoint pairs and each is applied exactly once. */
+Test(kv_policies, raw_keys_equal_baked_keys)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_st_file *emb = NULL;
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    size_t n;
+    float *ctx = dt_read(emb, "context", &n);
+    sk_dit_ctx *dc = NULL;
+    dt_ok(sk_dit_ctx_init(m, 3, 8, 8, 64, &dc), "ctx");
+    dt_ok(sk_dit_set_context(dc, ctx, 16), "prompt");
+    sk_kv_cache *kv[2] = {NULL, NULL};
+    for (int r = 0; r < 2; r++) {
+        sk_kv_params kp = {.policy = SK_KV_SINK, .window_frames = 9, .sink_frames = 3,
+                           .max_chunk_frames = 3, .tokens_per_frame = 16, .num_layers = 2,
+                           .num_heads = 2, .head_dim = 64, .dtype = SK_DTYPE_F32, .store_raw = r};
+        dt_ok(sk_kv_cache_init(be, &kp, &kv[r]), "cache");
+    }
+    cr_assert(!kv[0]->raw && kv[1]->raw);
+    int64_t xs[4] = {3, 4, 8, 8};
+    sk_tensor x, v[2];
+    dt_ok(sk_tensor_alloc(be, SK_DTYPE_F32, 4, xs, &x), "x");
+    for (int r = 0; r < 2; r++) dt_ok(sk_tensor_alloc(be, SK_DTYPE_F32, 4, xs, &v[r]), "v");
+    float hv[2][768];
+    const float ts[2] = {937.5f, 0.0f};
+    for (int64_t f0 = 0; f0 < 21; f0 += 3) {
+        dt_ok(sk_op_noise(be, &x, 5, f0, 0), "noise");
+        for (int r = 0; r < 2; r++) {
+            dt_ok(sk_kv_begin_chunk(kv[r], f0, 3), "begin");
+            for (int pass = 0; pass < 2; pass++) {
+                float t[3] = {ts[pass], ts[pass], ts[pass]};
+                dt_ok(sk_dit_forward(dc, kv[r], &x, t, f0, &v[r]), "forward");
+            }
+            sk_kv_commit(kv[r]);
+            dt_ok(sk_tensor_download_f32(&v[r], hv[r], 768), "dl");
+        }
+        cr_expect(memcmp(hv[0], hv[1], sizeof hv[0]) == 0, "chunk at frame %lld: raw != baked",
+                  (long long)f0);
+    }
+    for (int r = 0; r < 2; r++) { sk_kv_cache_free(&kv[r]); sk_tensor_free(&v[r]); }
+    sk_tensor_free(&x);
+    sk_dit_ctx_free(&dc);
+    free(ctx);
+    sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+/* ---- through `sinkstream generate` (binary from env SK_SINKSTREAM) ------------ */
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int sh(const char *cmd, char **err)
+{
+    char path[] = "/tmp/sk_kvcli_err_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, path);
+    int rc = system(full);
+    FILE *f = fopen(path, "rb");
+    static char buf[65536];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    unlink(path);
+    *err = buf;
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static const char *bin(void)
+{
+    const char *b = getenv("SK_SINKSTREAM");
+    cr_assert(b && *b, "SK_SINKSTREAM is not set (ctest sets it to the built binary)");
+    return b;
+}
+
+#define GEN_TINY "%s generate --dit " DIT_FIX "dit_tiny.safetensors --text-embeds " DIT_FIX \
+                 "embeds.safetensors --latent-height 8 --latent-width 8 --chunk 3 --shift 5 " \
+                 "--device cpu --no-decode "
+
+static void cli_fixture(const char *expected, const char *noise, const char *flags)
+{
+    char out[] = "/tmp/sk_kvcli_lat_XXXXXX";
+    int fd = mkstemp(out);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char cmd[2048], *err;
+    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --noise-file %s --latents-out %s %s", bin(),
+             noise, out, flags);
+    int rc = sh(cmd, &err);
+    cr_assert_eq(rc, 0, "%s: generate failed (%d): %s", flags, rc, err);
+    sk_st_file *got = NULL, *exp = NULL;
+    dt_ok(sk_st_open(out, &got), "latents-out");
+    dt_ok(sk_st_open(expected, &exp), "expected");
+    size_t n1, n2;
+    float *a = dt_read(got, "latents", &n1), *b = dt_read(exp, "latents", &n2);
+    cr_assert_eq(n1, n2);
+    sk_compare_result r = sk_compare(a, b, n1, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+    char buf[512];
+    sk_compare_format(&r, a, b, buf, sizeof buf);
+    cr_log_info("generate %s: %s", flags, buf);
+    cr_expect(r.ok, "generate %s vs %s: %s", flags, expected, buf);
+    free(a); free(b);
+    sk_st_close(&got); sk_st_close(&exp);
+    unlink(out);
+}
+
+Test(kv_policies, generate_runs_every_policy)
+{
+    static const char *const steps4 = "--steps 1000,750,500,250 ";
+    struct { const char *exp, *noise, *flags; } runs[] = {
+        {"expected_fifo_rel", NOISE, "--kv-policy fifo --kv-window 6 --rope relative"},
+        {"expected_sink_rel", NOISE, "--kv-policy sink --kv-window 9 --kv-sink 3 --rope relative"},
+        {"expected_ema", NOISE, "--kv-policy ema --kv-window 9 --kv-sink 3 --ema-alpha 0.9"},
+        {"expected_deep_sink", NOISE, "--kv-policy deep-sink --kv-window 12"},
+        {"expected_deep_sink_pc", NOISE, "--kv-policy deep-sink --kv-window 12 --kv-sink 3 "
+                                         "--kv-compress 9 --kv-recent 4"},
+        {"expected_rolling", NOISE_R, "--kv-policy rolling --kv-window 21 --kv-sink 3 "
+                                      "--steps 1000,800,600,400,200"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        char e[256], f[512];
+        snprintf(e, sizeof e, KV_FIX "%s.safetensors", runs[i].exp);
+        snprintf(f, sizeof f, "%s%s", strstr(runs[i].flags, "--steps") ? "" : steps4,
+                 runs[i].flags);
+        cli_fixture(e, runs[i].noise, f);
+    }
+}
+
+Test(kv_policies, generate_print_config_and_usage_errors)
+{
+    char cmd[2048], *err;
+    struct { const char *flags, *want; } bad[] = {
+        {"--frames 1100 --kv-policy sink", "--rope relative"},
+        {"--frames 24 --kv-policy rolling --kv-window 12", "--kv-window 12 is too small"},
+        {"--frames 24 --kv-policy ema --kv-compress 8", "not ema"},
+        {"--frames 24 --kv-policy sink --kv-window 12 --kv-compress 6", "--kv-compress 6"},
+        {"--frames 24 --kv-policy sink --ema-alpha 0.5", "--ema-alpha is for --kv-policy ema"},
+        {"--frames 24 --kv-policy fifo --kv-sink 2", "fifo keeps no sink"},
+        {"--frames 24 --kv-policy lru", "lru"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, GEN_TINY "%s", bin(), bad[i].flags);
+        int rc = sh(cmd, &err);
+        cr_expect_eq(rc, 2, "%s: exit %d", bad[i].flags, rc);
+        cr_expect(strstr(err, bad[i].want) != NULL, "%s: '%s' not in: %s", bad[i].flags,
+                  bad[i].want, err);
+    }
+    /* relative RoPE past frame 1024 is accepted; --print-config says what a query sees */
+    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 1100 --kv-policy sink --rope relative "
+             "--print-config 2>&1 | grep -q 'relative RoPE'", bin());
+    cr_expect_eq(system(cmd), 0, "print-config of a relative 1100-frame run");
+    const char *pols[] = {"fifo", "sink", "ema", "deep-sink", "rolling"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --kv-policy %s --print-config 2>&1 | "
+                 "grep -q 'a query sees'", bin(), pols[i]);
+        cr_expect_eq(system(cmd), 0, "--print-config --kv-policy %s", pols[i]);
+    }
+}

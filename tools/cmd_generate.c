@@ -35,7 +35,11 @@ typedef struct {
     sk_int_list steps;
     double shift;
     int64_t seed;
-    int kv_policy;  /* 0 fifo, 1 sink */
+    int kv_policy;  /* sk_kv_policy: fifo, sink, ema, deep-sink, rolling */
+    int rope;       /* sk_kv_rope: auto, absolute, relative */
+    double ema_alpha;
+    int64_t kv_compress, kv_recent;
+    int print_config;
     int device;     /* 0 cpu, 1 cuda */
     int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16 */
     int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
@@ -251,9 +255,13 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     p.latent_h = o->latent_h;
     p.latent_w = o->latent_w;
     p.sched = *sched;
-    p.kv_policy = o->kv_policy == 0 ? SK_KV_FIFO : SK_KV_SINK;
+    p.kv_policy = (sk_kv_policy)o->kv_policy;
     p.kv_window = o->kv_window;
     p.kv_sink = o->kv_sink;
+    p.kv_rope = (sk_kv_rope)o->rope;
+    p.ema_alpha = o->ema_alpha;
+    p.kv_compress = o->kv_compress;
+    p.kv_recent = o->kv_recent;
     p.seed = (uint64_t)o->seed;
     p.noise = ns;
     p.recache = o->recache == 1 ? SK_RECACHE_OFF
@@ -285,7 +293,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
             (long long)o->latent_w, (long long)chunk, sched->n, (double)sched->t[0],
             (double)sched->t[sched->n - 1], sk_kv_policy_name(p.kv_policy),
-            (long long)p.kv_window, (long long)(p.kv_policy == SK_KV_SINK ? p.kv_sink : 0),
+            (long long)p.kv_window, (long long)(s ? s->kv->p.sink_frames : p.kv_sink),
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
     sk_progress_start(&pr, "latent frames", o->frames);
@@ -464,6 +472,123 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
 
 static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md);
 
+/* The KV options (docs/KV_POLICIES.md): per-policy defaults, then every rule
+ * sk_kv_cache_init would apply, named by flag; -1 to go on, else the exit code. */
+static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
+{
+    const sk_kv_policy pol = (sk_kv_policy)o->kv_policy;
+    const char *pn = sk_kv_policy_name(pol);
+    if (o->kv_window < 0)
+        o->kv_window = pol == SK_KV_EMA ? 9 : (pol == SK_KV_DEEP_SINK || pol == SK_KV_ROLLING) ? 21 : 12;
+    if (o->kv_sink < 0) o->kv_sink = sk_kv_default_sink(pol, o->kv_window, chunk);
+    if (pol == SK_KV_FIFO && o->kv_sink != 0)
+        return sk_cli_usage_error(cli, "--kv-sink %lld with --kv-policy fifo: fifo keeps no sink "
+                                       "(use --kv-policy sink)", (long long)o->kv_sink);
+    if (pol != SK_KV_FIFO && o->kv_sink < 1)
+        return sk_cli_usage_error(cli, "--kv-policy %s needs --kv-sink of at least 1 frame", pn);
+    if (o->kv_sink + chunk > o->kv_window)
+        return sk_cli_usage_error(cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
+                                       "chunk of %lld frames", (long long)o->kv_window,
+                                  (long long)o->kv_sink, (long long)chunk);
+    if (pol == SK_KV_ROLLING) {
+        if (o->kv_sink + (int64_t)o->steps.n * chunk > o->kv_window)
+            return sk_cli_usage_error(cli, "--kv-policy rolling denoises %d chunks at once (one "
+                                           "per --steps entry): --kv-window %lld is too small for "
+                                           "the sink (%lld) plus %d x %lld frames (Rolling Forcing: "
+                                           "--kv-window 21, --kv-sink 3, 5 steps)", o->steps.n,
+                                      (long long)o->kv_window, (long long)o->kv_sink, o->steps.n,
+                                      (long long)chunk);
+        if (o->frames % chunk)
+            return sk_cli_usage_error(cli, "--kv-policy rolling denoises whole chunks: --frames "
+                                           "%lld is not a multiple of --chunk %lld",
+                                      (long long)o->frames, (long long)chunk);
+    }
+    if (o->ema_alpha != 0.999 && pol != SK_KV_EMA)
+        return sk_cli_usage_error(cli, "--ema-alpha is for --kv-policy ema (this is %s)", pn);
+    if (o->kv_compress > 0) {
+        if (pol == SK_KV_EMA || pol == SK_KV_ROLLING)
+            return sk_cli_usage_error(cli, "--kv-compress works with --kv-policy fifo, sink or "
+                                           "deep-sink, not %s", pn);
+        if (o->kv_recent < chunk)
+            return sk_cli_usage_error(cli, "--kv-recent %lld is smaller than a chunk (%lld): the "
+                                           "recent frames include the chunk being generated",
+                                      (long long)o->kv_recent, (long long)chunk);
+        if (o->kv_compress < o->kv_sink + o->kv_recent + 1 || o->kv_compress > o->kv_window)
+            return sk_cli_usage_error(cli, "--kv-compress %lld must hold --kv-sink %lld, "
+                                           "--kv-recent %lld and at least one frame of kept "
+                                           "tokens, within --kv-window %lld (Deep Forcing: 21 / 10 "
+                                           "/ 4, compressed to 16)", (long long)o->kv_compress,
+                                      (long long)o->kv_sink, (long long)o->kv_recent,
+                                      (long long)o->kv_window);
+    }
+    const sk_kv_rope rope = sk_kv_rope_resolve(pol, (sk_kv_rope)o->rope);
+    if (rope == SK_KV_ROPE_ABSOLUTE && o->frames > SK_KV_ROPE_MAX_POSITIONS)
+        return sk_cli_usage_error(cli, "--frames %lld with absolute RoPE: the model's temporal "
+                                       "positions end at latent frame %d (a %d-entry table); use "
+                                       "--rope relative (positions within the KV window)",
+                                  (long long)o->frames, SK_KV_ROPE_MAX_POSITIONS - 1,
+                                  SK_KV_ROPE_MAX_POSITIONS);
+    if (rope == SK_KV_ROPE_ABSOLUTE && o->frames == 0)
+        SK_LOGW("an unbounded run with absolute RoPE stops at latent frame %d (%.0f s of video); "
+                "--rope relative has no such limit", SK_KV_ROPE_MAX_POSITIONS - 1,
+                (4.0 * SK_KV_ROPE_MAX_POSITIONS - 3) / o->fps);
+    if ((gen_pp_enabled(&o->pp) || o->pp.split || o->pp.transport) &&
+        (pol > SK_KV_SINK || rope != SK_KV_ROPE_ABSOLUTE || o->kv_compress))
+        return sk_cli_usage_error(cli, "--gpus / --pp-stages run --kv-policy fifo or sink with "
+                                       "absolute RoPE only (for now)");
+    return -1;
+}
+
+/* --print-config: the effective configuration, read from the config alone. */
+static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chunk)
+{
+    sk_dit_config cfg;
+    sk_status st = SK_OK;
+    if (o->dit_config) {
+        st = sk_dit_config_from_file(o->dit_config, &cfg);
+    } else {
+        sk_st_file *f = NULL;
+        st = sk_st_open(o->dit, &f);
+        if (st == SK_OK) {
+            const char *meta = sk_st_meta(f, "config");
+            st = meta ? sk_dit_config_from_json(meta, o->dit, &cfg) : sk_dit_config_infer(f, &cfg);
+        }
+        sk_st_close(&f);
+    }
+    if (st != SK_OK) {
+        fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
+        return 1;
+    }
+    const sk_dtype act = o->act_dtype == 2 || (o->act_dtype == 0 && o->device == 1)
+                             ? SK_DTYPE_BF16 : SK_DTYPE_F32;
+    const int64_t S = (o->latent_h / 2) * (o->latent_w / 2);
+    printf("model        %s: dim %lld, %lld layers, %lld heads x %lld\n", o->dit,
+           (long long)cfg.dim, (long long)cfg.num_layers, (long long)cfg.num_heads,
+           (long long)cfg.head_dim);
+    printf("video        %lld latent frames of %lldx%lld (%lld tokens a frame), chunks of %lld\n",
+           (long long)o->frames, (long long)o->latent_h, (long long)o->latent_w, (long long)S,
+           (long long)chunk);
+    printf("sampling     %d steps, t =", sched->n);
+    for (int k = 0; k < sched->n; k++) printf(" %g", (double)sched->t[k]);
+    printf(" (shift %g%s)\n", sched->shift, sched->warp ? ", warped" : "");
+    printf("device       %s, activations %s\n", o->device == 1 ? "cuda" : "cpu", sk_dtype_name(act));
+    sk_kv_params kp = {.policy = (sk_kv_policy)o->kv_policy, .rope = (sk_kv_rope)o->rope,
+                       .window_frames = o->kv_window, .sink_frames = o->kv_sink,
+                       .max_chunk_frames = chunk, .tokens_per_frame = S,
+                       .num_layers = cfg.num_layers, .num_heads = cfg.num_heads,
+                       .head_dim = cfg.head_dim, .dtype = act, .ema_alpha = o->ema_alpha,
+                       .compress_frames = o->kv_compress, .recent_frames = o->kv_recent,
+                       .roll_chunks = o->kv_policy == SK_KV_ROLLING ? sched->n : 0};
+    char d[1024];
+    sk_kv_describe(&kp, sk_dtype_size(act), d, sizeof d);
+    printf("kv cache     %s\n", d);
+    const double layer_b = (double)sk_kv_pool_frames(&kp) * (double)S *
+                           (double)(cfg.num_heads * cfg.head_dim) * 2.0 * (double)sk_dtype_size(act);
+    printf("kv memory    %.1f MB per layer x %lld layers = %.2f GB\n", layer_b / 1e6,
+           (long long)cfg.num_layers, layer_b * (double)cfg.num_layers / 1e9);
+    return 0;
+}
+
 /* --seconds and the live options (docs/LIVE.md); -1 to go on, else the exit code. */
 static int live_usage(const sk_cli *cli, gen_opts *o)
 {
@@ -516,8 +641,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
 {
     gen_opts o = {.live = {.control_port = -1}, .seconds = -1, .net_timeout_ms = 10000,
                   .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
-                  .kv_window = 12, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
-                  .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1}};
+                  .kv_window = -1, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
+                  .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1},
+                  .ema_alpha = 0.999, .kv_recent = 4};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -584,12 +710,31 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "[F,C,H,W] and 'renoise.{chunk}.{step}'", NULL, "FILE")},
         GROUP("KV cache"),
         {OPT("kv-policy", SK_OPT_ENUM, &o.kv_policy, NULL,
-             "fifo (Self-Forcing) or sink (LongLive)", NULL, NULL), .choices = "fifo|sink"},
-        {OPT("kv-window", SK_OPT_INT64, &o.kv_window, NULL,
-             "frames a chunk attends to, sink and itself included", NULL, "N"), .lo = 1,
+             "fifo (Self-Forcing), sink (LongLive), ema (Reward Forcing's EMA sink), deep-sink "
+             "(Deep Forcing), rolling (Rolling Forcing); docs/KV_POLICIES.md", NULL, NULL),
+         .choices = "fifo|sink|ema|deep-sink|rolling"},
+        {OPT("kv-window", SK_OPT_INT64, &o.kv_window, "12 (fifo, sink), 9 (ema), 21 (deep-sink, "
+             "rolling)", "frames a chunk attends to, sink and itself included", NULL, "N"),
+         .lo = -1, .hi = 4096},
+        {OPT("kv-sink", SK_OPT_INT64, &o.kv_sink, "3 (sink, ema, rolling: the first chunk), "
+             "window/2 (deep-sink), 0 (fifo)", "first frames kept as the attention sink", NULL,
+             "N"), .lo = -1, .hi = 4096},
+        {OPT("rope", SK_OPT_ENUM, &o.rope, "auto: relative for ema, else absolute",
+             "temporal RoPE of cached keys: absolute frame indices (the published models; stops "
+             "at frame 1023) or relative positions within the window (no length limit)", NULL,
+             NULL), .choices = "auto|absolute|relative"},
+        {OPT("ema-alpha", SK_OPT_DOUBLE, &o.ema_alpha, NULL, "ema: sink = alpha*sink + "
+             "(1-alpha)*evicted frame (Reward Forcing's released value)", NULL, "X"), .lo = 0,
+         .hi = 1},
+        {OPT("kv-compress", SK_OPT_INT64, &o.kv_compress, "0 (off)", "participative compression "
+             "(Deep Forcing): when the window overflows keep the sink, the most attended tokens "
+             "and --kv-recent frames in this many frames", NULL, "N"), .lo = 0, .hi = 4096},
+        {OPT("kv-recent", SK_OPT_INT64, &o.kv_recent, NULL, "--kv-compress: recent frames kept "
+             "whole (the chunk included); their queries score the rest", NULL, "N"), .lo = 1,
          .hi = 4096},
-        {OPT("kv-sink", SK_OPT_INT64, &o.kv_sink, "3 (sink), 0 (fifo)",
-             "first frames kept as the attention sink", NULL, "N"), .lo = -1, .hi = 4096},
+        {OPT("print-config", SK_OPT_FLAG, &o.print_config, NULL, "print the effective "
+             "configuration (KV cache: what a query sees, memory per layer) and exit", NULL,
+             NULL)},
         GROUP("Output"),
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
@@ -723,16 +868,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     if (o.latent_h % 2 || o.latent_w % 2 || o.latent_h < 2 || o.latent_w < 2)
         return sk_cli_usage_error(&cli, "latent size %lldx%lld must be even (the DiT's 2x2 patch)",
                                   (long long)o.latent_h, (long long)o.latent_w);
-    if (o.kv_sink < 0) o.kv_sink = o.kv_policy == 1 ? 3 : 0;
-    if (o.kv_policy == 0 && o.kv_sink != 0)
-        return sk_cli_usage_error(&cli, "--kv-sink %lld with --kv-policy fifo: fifo keeps no sink "
-                                        "(use --kv-policy sink)", (long long)o.kv_sink);
     if ((st_ = live_usage(&cli, &o)) >= 0) return st_;
     int64_t chunk = o.frames > 0 && o.frames < o.chunk ? o.frames : o.chunk;
-    if (o.kv_sink + chunk > o.kv_window)
-        return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
-                                        "chunk of %lld frames", (long long)o.kv_window,
-                                  (long long)o.kv_sink, (long long)chunk);
+    if ((st_ = kv_usage(&cli, &o, chunk)) >= 0) return st_;
     if (gen_pp_enabled(&o.pp) || o.pp.split || o.pp.transport) {
         char buf[256];
         const char *e = gen_pp_usage(&o.pp, o.device == 1, buf, sizeof buf);
@@ -748,5 +886,6 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     sk_schedule sched;
     sk_status st = sk_schedule_make(o.steps.v, o.steps.n, o.shift, !o.no_warp, &sched);
     if (st != SK_OK) return sk_cli_usage_error(&cli, "%s", sk_error_message());
+    if (o.print_config) return print_config(&o, &sched, chunk);
     return run(&o, &sched);
 }
