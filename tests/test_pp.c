@@ -177,6 +177,41 @@ Test(pp_sched, simulated_timeline)
     for (int k = 0; k < 4; k++) cr_expect_gt(r.busy[k], 0.95, "stage %d busy %g", k, r.busy[k]);
 }
 
+/* The estimate docs/MULTIGPU.md quotes: Wan2.1-1.3B at 832x480 on H100s,
+ * one pass 59 ms and the clean pass 57 ms on one GPU (docs/PERF.md, 295 ms a
+ * chunk), split evenly, sampler 0.3 ms, links free. One exact lane gains at
+ * most (steps + 1) / (steps + 1/K); K lanes fill K stages. */
+Test(pp_sched, scaling_estimate_wan_1_3b)
+{
+    const double T = 59.0, Tc = 57.0;
+    double one = 0;
+    for (int K = 1; K <= 8; K *= 2)
+        for (int lanes = 1; lanes <= K; lanes = lanes == 1 && K > 1 ? K : lanes + K) {
+            double pc[8], cc[8];
+            for (int k = 0; k < K; k++) {
+                pc[k] = T / K;
+                cc[k] = Tc / K;
+            }
+            sk_pp_sched s = {.n_stages = K, .n_lanes = lanes, .steps = 4, .n_chunks = 40};
+            sk_pp_sim_result r;
+            dt_ok(sk_pp_simulate(&s, pc, cc, 0.3, 0, NULL, NULL, &r), "sim");
+            double busy = 0;
+            for (int k = 0; k < K; k++) busy += r.busy[k] / K;
+            if (K == 1) one = r.chunk_period;
+            cr_log_info("estimate: %d GPU(s), %d lane(s): %.1f ms a chunk per lane, %.1f video "
+                        "fps per lane, %.1f in all, stages busy %.0f%%", K, lanes, r.chunk_period,
+                        12e3 / r.chunk_period, 12e3 * lanes / r.chunk_period, 100 * busy);
+            double speed = one / r.chunk_period * lanes;
+            if (lanes == 1) {
+                double bound = 5.0 / (4.0 + 1.0 / K);
+                cr_expect_leq(speed, bound + 1e-9, "K %d: %.3f above the bound %.3f", K, speed, bound);
+                cr_expect_geq(speed, 0.97 * bound, "K %d: %.3f", K, speed);
+            } else {
+                cr_expect_geq(speed, 0.95 * K, "K %d lanes %d: %.2fx", K, lanes, speed);
+            }
+        }
+}
+
 /* ------------------------------------------------------ pipelined runs */
 
 typedef struct {
