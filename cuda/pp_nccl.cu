@@ -149,6 +149,9 @@ static sk_status nc_send(sk_pp_transport *t, int from, const sk_pp_header *h, sk
     SK_CHECK(bytes == h->bytes, SK_E_INTERNAL, "pipeline: header says %llu bytes, payload %zu",
              (unsigned long long)h->bytes, bytes);
     cudaStream_t cs = im->cs[from];
+    /* self-loop: a slot still waiting for its receive must not be reused */
+    SK_CHECK(!L->self || L->pend_count < t->depth, SK_E_INTERNAL,
+             "pipeline: self-loop overflow (%d sends wait for their receive)", L->pend_count);
     const int i = (int)(L->s_next++ % (uint64_t)t->depth);
     if (L->s_used[i]) SK_CU("pipeline send", cudaEventSynchronize(L->s_done[i]));
     if (im->aborted.load()) return stopped();
@@ -166,7 +169,6 @@ static sk_status nc_send(sk_pp_transport *t, int from, const sk_pp_header *h, sk
     SK_CU("pipeline send", cudaEventRecord(L->s_ready[i], cs));
     L->s_used[i] = 1;
     if (L->self) { /* paired with the next receive */
-        SK_CHECK(L->pend_count < t->depth, SK_E_INTERNAL, "pipeline: self-loop overflow");
         int q = (L->pend_head + L->pend_count++) % t->depth;
         L->pend[q] = i;
         L->pend_bytes[q] = HDR + bytes;
