@@ -293,14 +293,25 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
 
         /* self-attention on LN1(x)(1 + scale) + shift; K/V into the cache first */
         SK_TRY(sk_op_modulate(be, &hb, &xs, &mod, 0, 1, S, 1, eps));
-        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_Q_W], &w[SK_DB_SA_Q_B], SK_ACT_NONE));
-        SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_SA_NQ], eps));
-        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_K_W], &w[SK_DB_SA_K_B], SK_ACT_NONE));
-        SK_TRY(sk_op_rmsnorm(be, &k, &tmp, &w[SK_DB_SA_NK], eps));
-        SK_TRY(sk_op_linear(be, &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B], SK_ACT_NONE));
         /* RoPE positions come from the cache's policy (absolute frames, or the
-         * positions it assigns; docs/KV_POLICIES.md); K goes in as it stores it */
-        SK_TRY(sk_kv_rope_qk(kv, (int)(l - first), &q3, &k3, c->Hp, c->Wp));
+         * positions it assigns; docs/KV_POLICIES.md); K goes in as it stores it.
+         * Keys baked at absolute positions (LongLive's sink/fifo) are rotated
+         * exactly as sk_kv_rope_qk would, fused with the q/k RMSNorm. */
+        const int fuse = !kv->raw && kv->comp_frames == 0;
+        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_Q_W], &w[SK_DB_SA_Q_B], SK_ACT_NONE));
+        if (fuse)
+            SK_TRY(sk_op_rmsnorm_rope3d(be, &q3, &tmp, &w[SK_DB_SA_NQ], eps, F, c->Hp, c->Wp,
+                                        kv->q_t0, kv->p.rope_theta));
+        else
+            SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_SA_NQ], eps));
+        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_K_W], &w[SK_DB_SA_K_B], SK_ACT_NONE));
+        if (fuse)
+            SK_TRY(sk_op_rmsnorm_rope3d(be, &k3, &tmp, &w[SK_DB_SA_NK], eps, F, c->Hp, c->Wp,
+                                        kv->q_t0, kv->p.rope_theta));
+        else
+            SK_TRY(sk_op_rmsnorm(be, &k, &tmp, &w[SK_DB_SA_NK], eps));
+        SK_TRY(sk_op_linear(be, &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B], SK_ACT_NONE));
+        if (!fuse) SK_TRY(sk_kv_rope_qk(kv, (int)(l - first), &q3, &k3, c->Hp, c->Wp));
         SK_TRY(sk_kv_write(kv, (int)(l - first), &k3, &v3));
         /* a K/V-only pass (the clean pass) needs nothing after the last layer's write */
         if (!vout && l == cf->num_layers - 1) return SK_OK;
@@ -386,6 +397,14 @@ static void graph_key(sk_dit_ctx *c, const sk_kv_cache *kv, const sk_tensor *x, 
     uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x243F6A8885A308D3ull;
     key_mix(&h1, &h2, (uint64_t)kv->pend_n);
     for (int64_t i = 0; i < kv->pend_n; i++) key_mix(&h1, &h2, (uint64_t)kv->pend_slot[i]);
+    /* RoPE: the pass's temporal position and every visible frame's (raw keys) */
+    key_mix(&h1, &h2, (uint64_t)kv->q_t0);
+    key_mix(&h1, &h2, (uint64_t)kv->raw);
+    key_mix(&h1, &h2, (uint64_t)kv->n_vis);
+    for (int64_t i = 0; i < kv->n_vis; i++) {
+        key_mix(&h1, &h2, (uint64_t)kv->vis_slot[i]);
+        key_mix(&h1, &h2, (uint64_t)kv->vis_pos[i]);
+    }
     for (int64_t l = 0; l < kv->p.num_layers; l++) {
         int nr = sk_kv_visible(kv, (int)l, c->ranges, c->ranges_cap);
         if (nr > c->ranges_cap) nr = c->ranges_cap;
@@ -500,7 +519,8 @@ sk_status sk_dit_forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     const uint64_t sig = shape_sig(c, kv, F, clean);
     int seen = 0;
     for (int i = 0; i < SK_DIT_GRAPH_SEEN && !seen; i++) seen = c->graph_seen[i] == sig;
-    if (c->graphs && !c->debug && c->be->ops->graph_begin && seen) {
+    /* compression (Deep Forcing PC) picks tokens on the host: never recorded */
+    if (c->graphs && !c->debug && c->be->ops->graph_begin && seen && kv->comp_frames == 0) {
         st = forward_graph(c, kv, x, t, start_frame, v, mark);
     } else {
         st = forward(c, kv, x, t, start_frame, v);

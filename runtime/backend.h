@@ -157,6 +157,13 @@ typedef struct sk_backend_ops {
     sk_status (*graph_end)(sk_backend *be, const void *key, size_t key_len, int discard);
     int (*graph_find)(sk_backend *be, const void *key, size_t key_len);
     sk_status (*graph_launch)(sk_backend *be, const void *key, size_t key_len);
+
+    /* Optional fusion (NULL: sk_op_rmsnorm_rope3d runs rmsnorm then rope3d):
+     * y [N, NH, HD] = rope3d(rmsnorm(x [N, NH*HD], w, eps)) with the rope3d
+     * arguments; the DiT's q/k path in one pass over the data. */
+    sk_status (*rmsnorm_rope3d)(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                                const sk_tensor *w, float eps, int64_t F, int64_t Hp, int64_t Wp,
+                                int64_t t0, double theta);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -213,6 +220,11 @@ sk_status sk_op_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                           const sk_tensor *bias);
 sk_status sk_op_rope3d(sk_backend *be, sk_tensor *x, int64_t F, int64_t Hp, int64_t Wp,
                        int64_t t0, double theta);
+/* y [N, NH, HD] = rope3d(rmsnorm(x [N, NH*HD], w, eps)): the backend's fused op
+ * when it has one, else the two ops (y then rotated in place). */
+sk_status sk_op_rmsnorm_rope3d(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                               const sk_tensor *w, float eps, int64_t F, int64_t Hp, int64_t Wp,
+                               int64_t t0, double theta);
 sk_status sk_op_conv2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
                        const sk_tensor *b, int stride, int pad);
 sk_status sk_op_pixel_shuffle(sk_backend *be, sk_tensor *y, const sk_tensor *x, int p);

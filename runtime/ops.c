@@ -369,6 +369,40 @@ sk_status sk_op_rope3d(sk_backend *be, sk_tensor *x, int64_t F, int64_t Hp, int6
     DISPATCH(op, rope3d, x, F, Hp, Wp, t0, theta);
 }
 
+sk_status sk_op_rmsnorm_rope3d(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                               const sk_tensor *w, float eps, int64_t F, int64_t Hp, int64_t Wp,
+                               int64_t t0, double theta)
+{
+    const char *op = "rmsnorm_rope3d";
+    char sa[96], sb[96];
+    CHK_BE(op);
+    SK_TRY(chk_a(op, "y", be, y, 3, "[N, NH, HD]"));
+    SK_TRY(chk_a(op, "x", be, x, 2, "[N, NH*HD]"));
+    SK_CHECK(x->shape[0] == y->shape[0] && x->shape[1] == y->shape[1] * y->shape[2], SK_E_SHAPE,
+             "op %s: x %s must be [N, NH*HD] for y %s", op, SHP(x, sa), SHP(y, sb));
+    if (!be->ops || !be->ops->rmsnorm_rope3d) {
+        int64_t s2[2] = {y->shape[0], y->shape[1] * y->shape[2]};
+        sk_tensor y2;
+        SK_TRY(sk_tensor_reshape(y, 2, s2, &y2));
+        SK_TRY(sk_op_rmsnorm(be, &y2, x, w, eps));
+        return sk_op_rope3d(be, y, F, Hp, Wp, t0, theta);
+    }
+    if (w) {
+        SK_TRY(chk_w(op, "w", be, w, 1, "[D]"));
+        SK_TRY(chk_dim(op, "w", w, 0, "x", x, 1, "D"));
+    }
+    SK_CHECK(eps >= 0.0f, SK_E_INVALID_ARG, "op %s: eps %g must be >= 0", op, (double)eps);
+    SK_CHECK(F >= 0 && Hp >= 0 && Wp >= 0 && F * Hp * Wp == y->shape[0], SK_E_SHAPE,
+             "op %s: y %s has N = %lld tokens but F*Hp*Wp = %lld*%lld*%lld = %lld", op,
+             SHP(y, sa), (long long)y->shape[0], (long long)F, (long long)Hp, (long long)Wp,
+             (long long)(F * Hp * Wp));
+    SK_CHECK(y->shape[2] % 2 == 0, SK_E_SHAPE, "op %s: head dim HD = %lld must be even", op,
+             (long long)y->shape[2]);
+    SK_CHECK(t0 >= 0 && theta > 1.0, SK_E_INVALID_ARG, "op %s: t0 %lld must be >= 0 and theta "
+             "%g > 1", op, (long long)t0, theta);
+    DISPATCH(op, rmsnorm_rope3d, y, x, w, eps, F, Hp, Wp, t0, theta);
+}
+
 sk_status sk_op_conv2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
                        const sk_tensor *b, int stride, int pad)
 {

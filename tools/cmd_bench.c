@@ -176,6 +176,10 @@ W0(mul, "mul", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tenso
 W0(act, "act", (sk_backend *be, sk_tensor *y, const sk_tensor *x, sk_act ac), (be, y, x, ac))
 W0(rope3d, "rope3d", (sk_backend *be, sk_tensor *x, int64_t F, int64_t Hp, int64_t Wp, int64_t t0,
                       double theta), (be, x, F, Hp, Wp, t0, theta))
+W0(rmsnorm_rope3d, "rmsnorm + rope3d (q, k)", (sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                                             const sk_tensor *w, float eps, int64_t F, int64_t Hp,
+                                             int64_t Wp, int64_t t0, double theta),
+   (be, y, x, w, eps, F, Hp, Wp, t0, theta))
 W0(conv2d, "conv2d", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
                       const sk_tensor *b, int stride, int pad), (be, y, x, w, b, stride, pad))
 W0(pixel_shuffle, "pixel_shuffle", (sk_backend *be, sk_tensor *y, const sk_tensor *x, int p),
@@ -240,6 +244,7 @@ static sk_status prof_install(sk_backend *be, const sk_dit_config *cfg)
     SET(pixel_shuffle); SET(pixel_unshuffle); SET(upsample_nearest); SET(concat_channels);
     SET(patchify); SET(unpatchify); SET(embedding); SET(noise); SET(copy); SET(zero);
     SET(upload); SET(download);
+    if (P.inner->rmsnorm_rope3d) SET(rmsnorm_rope3d); /* else sk_op_ composes the two ops */
 #undef SET
     /* the profile pass runs op by op */
     P.table.graph_begin = NULL;
@@ -822,7 +827,7 @@ done:
 int sk_cmd_bench(int argc, char **argv)
 {
     bench_opts o = {.config = 0, .device = 1, .chunk = 3, .kv_window = 12, .kv_sink = 3,
-                    .kv_policy = 1, .chunks = 10, .warmup = 2,
+                    .kv_policy = 1, .chunks = 10, .warmup = 8,
                     .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0,
                     .encode_preset = "veryfast"};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
@@ -857,8 +862,9 @@ int sk_cmd_bench(int argc, char **argv)
         GROUP("Run"),
         {OPT("chunks", SK_OPT_INT, &o.chunks, NULL, "measured chunks (steady state once the "
              "window is full)", NULL, "N"), .lo = 1, .hi = 100000},
-        {OPT("warmup", SK_OPT_INT, &o.warmup, NULL, "warm-up chunks on a separate stream first",
-             NULL, "N"), .lo = 0, .hi = 1000},
+        {OPT("warmup", SK_OPT_INT, &o.warmup, NULL, "warm-up chunks on a separate stream first "
+             "(enough for every KV layout of the window to have run: plans, graphs)", NULL, "N"),
+         .lo = 0, .hi = 1000},
         {OPT("with-vae", SK_OPT_FLAG, &o.with_vae, NULL, "also decode every chunk with a random "
              "taew2_1-shaped TAEHV", NULL, NULL)},
         {OPT("with-encode", SK_OPT_FLAG, &o.with_encode, NULL, "also encode the frames with x264 "
