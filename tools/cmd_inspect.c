@@ -90,7 +90,7 @@ static int count_indexed(const sk_st_file *f, const char *prefix, const char *st
 /* ------------------------------------------------------- layout detection */
 
 typedef struct {
-    char text[768]; /* one paragraph for the text output */
+    char text[1280]; /* one paragraph for the text output */
     cJSON *json;    /* {"name": ..., fields}; owned by the caller */
 } layout;
 
@@ -210,7 +210,7 @@ static int detect_wan(const sk_st_file *f, layout *L)
              "Wan DiT%s%s%s: dim %" PRId64 ", ffn %" PRId64 ", layers %d, heads %" PRId64
              " x head_dim %" PRId64 " (%s), in %" PRId64 " / out %" PRId64 " channels, patch %"
              PRId64 "x%" PRId64 "x%" PRId64 ", text_dim %" PRId64 ", freq_dim %" PRId64
-             "%s%s%s%s%s%s",
+             "%s%s%s%s%s%.300s",
              *prefix ? " (key prefix '" : "", prefix, *prefix ? "')" : "", dim, ffn_dim, layers,
              heads, head_dim, heads_src, in_ch, out_ch, pt, ph, pw, text_dim, freq_dim, cfg_extra,
              *known ? "; matches " : "", known, lora ? "; has LoRA tensors" : "", extra, cfg_warn);

@@ -5,7 +5,11 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
       libcriterion-dev libstb-dev libcjson-dev libsentencepiece-dev libmicrohttpd-dev
-      nginx-light libnginx-mod-rtmp) # nginx: the RTMP server of tests/test_live_rtmp.c (started by the test)
+      nginx-light libnginx-mod-rtmp # nginx: the RTMP server of tests/test_live_rtmp.c (started by the test)
+      # tests/test_convert.c runs tools/convert_checkpoint.py on tiny checkpoints it writes with
+      # PyTorch; Debian has no python3-safetensors (the converter writes safetensors itself);
+      # sentencepiece checks the tokenizer (python3-sentencepiece) and trains fixtures (spm_train)
+      python3-torch python3-numpy python3-sentencepiece sentencepiece)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
