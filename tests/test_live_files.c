@@ -41,9 +41,10 @@ static void killed_file_plays(const char *name)
     char args[400];
     snprintf(args, sizeof args, "--seconds 0 -o %s", path(name));
     pid_t pid = lu_spawn(gen_cmd(args), path("gen.log"), NULL);
-    double t_end = lu_now() + 60;
-    while (lu_size(path(name)) < 60000 && lu_now() < t_end) lu_sleep(0.05);
-    cr_assert(lu_size(path(name)) >= 60000, "the file did not grow: %s", lu_read(path("gen.log")));
+    /* a few fragments / clusters on disk (the header alone is under 1 KB) */
+    double t_end = lu_now() + 120;
+    while (lu_size(path(name)) < 15000 && lu_now() < t_end) lu_sleep(0.05);
+    cr_assert(lu_size(path(name)) >= 15000, "the file did not grow");
     cr_assert_eq(kill(-pid, SIGKILL), 0);
     cr_expect_eq(lu_wait(pid, 10), 128 + SIGKILL);
     lu_probe p = lu_ffprobe(path(name));
@@ -64,8 +65,8 @@ Test(live_files, sigint_stops_at_a_boundary_with_a_complete_file)
     char args[400];
     snprintf(args, sizeof args, "--seconds 0 -o %s", path("i.mp4"));
     pid_t pid = lu_spawn(gen_cmd(args), path("gen.log"), NULL);
-    double t_end = lu_now() + 60;
-    while (lu_size(path("i.mp4")) < 30000 && lu_now() < t_end) lu_sleep(0.05);
+    double t_end = lu_now() + 120;
+    while (lu_size(path("i.mp4")) < 15000 && lu_now() < t_end) lu_sleep(0.05);
     cr_assert_eq(kill(pid, SIGINT), 0);
     int rc = lu_wait(pid, 30);
     char *e = lu_read(path("gen.log"));
