@@ -81,11 +81,16 @@ static sk_status window(sk_stream *s, int64_t w, int *exited)
         for (int64_t f = 0; f < n; f++) s->tbuf[f] = s->p.context_t;
         SK_TRY(sk_kv_begin_chunk(s->kv, f0, n));
         st = sk_dit_forward(s->dit, s->kv, &x0, s->tbuf, f0, NULL);
-        /* keep the clean latents for a later prompt-switch recache (ring by frame) */
+        /* keep the clean latents for a later prompt-switch recache (ring by frame; the
+         * sink frames also apart for --recache-sink), as sk_stream_step does */
         for (int64_t f = 0; st == SK_OK && s->p.prompt_switch && f < n; f++) {
             sk_tensor dst = sk_tensor_rows(&s->ring, (f0 + f) % s->p.kv_window, 1);
             sk_tensor src = sk_tensor_rows(&x0, f, 1);
             st = sk_tensor_copy(&dst, &src);
+            if (st == SK_OK && s->sink_lat.data && f0 + f < s->sink_lat.shape[0]) {
+                sk_tensor ds = sk_tensor_rows(&s->sink_lat, f0 + f, 1);
+                st = sk_tensor_copy(&ds, &src);
+            }
         }
         if (st != SK_OK) {
             sk_kv_abort(s->kv);

@@ -529,3 +529,73 @@ Test(kv_policies, generate_print_config_and_usage_errors)
         cr_expect_eq(system(cmd), 0, "--print-config --kv-policy %s", pols[i]);
     }
 }
+
+/* A prompt switch (LongLive KV-recache) with every policy, plain and with
+ * --recache-sink: the run goes on and stays finite; the recache rewrites a
+ * real sink only when asked to, and never an EMA sink (it is no frame). */
+static void sink_rows(sk_kv_cache *kv, float *out)
+{
+    const int64_t S = kv->p.tokens_per_frame, SF = kv->p.sink_frames,
+                  row = kv->p.num_heads * kv->p.head_dim;
+    float *all = malloc(sizeof(float) * (size_t)sk_tensor_numel(&kv->k[1]));
+    dt_ok(sk_tensor_download_f32(&kv->k[1], all, (size_t)sk_tensor_numel(&kv->k[1])), "dl");
+    memcpy(out, all + kv->sink_base[kv->sink_bank] * S * row, sizeof(float) * (size_t)(SF * S * row));
+    free(all);
+}
+
+Test(kv_policies, prompt_switch_with_every_policy)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    sk_dit_model *m = dt_load_tiny(be);
+    sk_st_file *emb = NULL;
+    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
+    size_t n;
+    float *c0 = dt_read(emb, "context", &n), *c1 = dt_read(emb, "context.1", &n);
+    static float before[3 * 16 * 128], after[3 * 16 * 128];
+    for (size_t i = 0; i < sizeof k_all / sizeof k_all[0]; i++)
+        for (int with_sink = 0; with_sink < 2; with_sink++) {
+            const inv_cfg *c = &k_all[i];
+            sk_stream_params p = sk_stream_params_default();
+            p.frames = 24; p.latent_h = 8; p.latent_w = 8;
+            p.kv_policy = c->policy; p.kv_rope = c->rope;
+            p.kv_window = c->window; p.kv_sink = c->sink; p.kv_compress = c->compress;
+            p.seed = 3;
+            p.prompt_switch = 1;
+            p.recache = with_sink ? SK_RECACHE_WITH_SINK : SK_RECACHE_WINDOW;
+            sk_stream *s = NULL;
+            dt_ok(sk_stream_init(m, &p, &s), c->tag);
+            dt_ok(sk_stream_set_prompt(s, c0, 16), "prompt");
+            int finite = 1, sink_changed = -1;
+            for (int k = 0; !sk_stream_done(s); k++) {
+                if (k == 6) {
+                    const int has = s->kv->p.sink_frames == 3;
+                    if (has) sink_rows(s->kv, before);
+                    dt_ok(sk_stream_switch_prompt(s, c1, 16), c->tag);
+                    if (has) {
+                        sink_rows(s->kv, after);
+                        sink_changed = memcmp(before, after, sizeof before) != 0;
+                    }
+                }
+                sk_tensor x0;
+                int64_t f0;
+                dt_ok(sk_stream_step(s, &x0, &f0), c->tag);
+                float h[3 * 256];
+                dt_ok(sk_tensor_download_f32(&x0, h, (size_t)sk_tensor_numel(&x0)), "dl");
+                for (int j = 0; j < (int)sk_tensor_numel(&x0); j++) finite &= isfinite(h[j]) != 0;
+            }
+            cr_expect(finite, "%s: not finite after a switch", c->tag);
+            if (sink_changed >= 0) {
+                /* the window recache starts at frame 0 (and so rewrites the sink, as
+                 * LongLive does) only when all 18 frames fit in the window */
+                int want = (with_sink || 18 <= c->window) && c->policy != SK_KV_EMA;
+                cr_expect_eq(sink_changed, want, "%s, recache %s: sink rewritten %d, expected %d",
+                             c->tag, with_sink ? "with sink" : "window", sink_changed, want);
+            }
+            sk_stream_free(&s);
+        }
+    free(c0); free(c1);
+    sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
