@@ -43,6 +43,27 @@ static inline void lu_sleep(double s)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+/* Children started by lu_spawn and not yet reaped: lu_kill_all (call it in
+ * the suite's .fini) kills them, so a failed assertion leaves no endless
+ * generator or server behind. */
+static pid_t lu_kids[32];
+
+static inline void lu_forget(pid_t pid)
+{
+    for (int i = 0; i < 32; i++)
+        if (lu_kids[i] == pid) lu_kids[i] = 0;
+}
+
+static inline void lu_kill_all(void)
+{
+    for (int i = 0; i < 32; i++)
+        if (lu_kids[i] > 0) {
+            kill(-lu_kids[i], SIGKILL);
+            waitpid(lu_kids[i], NULL, 0);
+            lu_kids[i] = 0;
+        }
+}
+
 /* Starts `sh -c "exec cmd"` (so the pid is the command's own: signals reach
  * it; cmd must start with the program, `env VAR=x prog` for variables):
  * stdout to /dev/null, stderr to err_path; *in_fd (when not NULL) gets the
@@ -70,6 +91,11 @@ static inline pid_t lu_spawn(const char *cmd, const char *err_path, int *in_fd)
         _exit(127);
     }
     setpgid(pid, pid);
+    for (int i = 0; i < 32; i++)
+        if (lu_kids[i] == 0) {
+            lu_kids[i] = pid;
+            break;
+        }
     if (in_fd) {
         close(p[0]);
         *in_fd = p[1];
@@ -89,10 +115,12 @@ static inline int lu_wait(pid_t pid, double timeout_s)
         if (lu_now() > t_end) {
             kill(-pid, SIGKILL);
             waitpid(pid, &status, 0);
+            lu_forget(pid);
             return -1;
         }
         lu_sleep(0.02);
     }
+    lu_forget(pid);
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return -1;

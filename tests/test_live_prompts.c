@@ -14,7 +14,11 @@ static void mk(void)
     snprintf(g_dir, sizeof g_dir, "/tmp/sk_live_prompts_XXXXXX");
     cr_assert(mkdtemp(g_dir));
 }
-static void rm(void) { lu_rm_rf(g_dir); }
+static void rm(void)
+{
+    lu_kill_all();
+    lu_rm_rf(g_dir);
+}
 
 TestSuite(live_prompts, .init = mk, .fini = rm);
 

@@ -18,7 +18,11 @@ static void mk(void)
     snprintf(g_dir, sizeof g_dir, "/tmp/sk_live_rtmp_XXXXXX");
     cr_assert(mkdtemp(g_dir));
 }
-static void rm(void) { lu_rm_rf(g_dir); }
+static void rm(void)
+{
+    lu_kill_all();
+    lu_rm_rf(g_dir);
+}
 
 TestSuite(live_rtmp, .init = mk, .fini = rm, .timeout = 240);
 
