@@ -145,7 +145,7 @@ Test(live_rtmp, streams_at_real_time_pace)
     const double real = (double)vf / 16.0;
     cr_expect(wall >= real * 0.97, "run took %.2f s for %.2f s of video: not paced", wall, real);
 #if !defined(__SANITIZE_ADDRESS__) /* a sanitizer build generates slower than real time */
-    cr_expect(wall < real + 5.0, "run took %.2f s for %.2f s of video", wall, real);
+    cr_expect(wall < real + 20.0, "run took %.2f s for %.2f s of video", wall, real);
 #endif
     const char *pc = strstr(e, "paced ");
     cr_log_info("%d frames (%.3f s of video) streamed in %.3f s wall (incl. start-up); %.*s", vf,
