@@ -285,15 +285,21 @@ Test(convert, self_forcing)
     char m[256], m2[256], lat[256], lat2[256], *out;
     snprintf(m, sizeof m, "%s/sf", fx.dir);
     snprintf(m2, sizeof m2, "%s/sf_noema", fx.dir);
+    char m3[256];
+    snprintf(m3, sizeof m3, "%s/sf_st", fx.dir);
     char *cases[] = {
         fmt("--dit %s/sf/self_forcing_dmd.pt --dit-config %sconfig.json --out %s", fx.up, DIT_FIX, m),
         fmt("--dit %s/sf/self_forcing_dmd.pt --dit-config %sconfig.json --no-ema --out %s", fx.up,
             DIT_FIX, m2),
+        /* a safetensors DiT with 'model.' names and no config metadata */
+        fmt("--dit %sdit_tiny_prefixed.safetensors --family self-forcing --dit-config %sconfig.json "
+            "--out %s", DIT_FIX, DIT_FIX, m3),
     };
-    conv_result res[2];
-    batch(&fx, "sf", cases, 2, res);
+    conv_result res[3];
+    batch(&fx, "sf", cases, 3, res);
     expect_ok(cases, res, 0);
     expect_ok(cases, res, 1);
+    expect_ok(cases, res, 2);
     cr_expect(strstr(res[0].out, "family self-forcing"), "%s", res[0].out);
     expect_dit_file(m, SK_DTYPE_BF16, "generator_ema");
     expect_dit_file(m2, SK_DTYPE_BF16, "generator");
@@ -313,6 +319,9 @@ Test(convert, self_forcing)
            "--kv-sink 0 --frames 6", lat);
     cr_expect_leq(rel_err(lat, DIT_FIX "expected_fifo.safetensors"), 1e-4);
 
+    gen(m3, EMBEDS " --noise-file " DIT_FIX "noise_sink.safetensors " SINK_RUN, lat);
+    cr_expect_leq(rel_err(lat, DIT_FIX "expected_sink.safetensors"), 1e-4);
+
     /* --no-ema: the 'generator' weights, not the reference */
     gen(m2, EMBEDS " --noise-file " DIT_FIX "noise_sink.safetensors " SINK_RUN, lat);
     cr_expect_gt(rel_err(lat, DIT_FIX "expected_sink.safetensors"), 1e-2,
@@ -326,7 +335,7 @@ Test(convert, self_forcing)
                 "--kv-sink 0 --frames 21", bin(), m, lat2);
     cr_assert_eq(rc, 0, "%s", out);
     cr_expect_eq(rel_err(lat, lat2), 0.0, "model.json defaults differ from the flags they name");
-    release(cases, res, 2);
+    release(cases, res, 3);
     cleanup(&fx);
 }
 
@@ -536,6 +545,7 @@ Test(convert, broken_inputs_are_refused)
         {"--dit %s/broken/truncated.pt", "truncated or corrupt", 1},
         {"--dit %s/broken/garbage.pt", "not a PyTorch checkpoint", 1},
         {"--dit %s/broken/unknown_key.pt", "unexpected tensors (first: blocks.0.self_attn.extra_gate", 1},
+        {"--dit %s/broken/nan.pt", "tensor 'blocks.1.ffn.0.bias' holds NaN or Inf", 1},
         {"--dit %s/ll/longlive_base.pt --lora %s/broken/lora_extra_blocks.pt",
          "which the base checkpoint does not have", 1},
         {"--dit %s/ll/longlive_base.pt --lora %s/broken/lora_half.pt", "has lora_A without its lora_B", 1},

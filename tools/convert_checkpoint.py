@@ -825,7 +825,7 @@ def cast(sd, dtype):
 
 def finite_check(sd, label):
     for k, v in sd.items():
-        if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v.float()).all()):
+        if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all()):
             raise Refused(f"'{label}': tensor '{k}' holds NaN or Inf")
 
 

@@ -33,6 +33,7 @@ tests/fixtures/dit/dit_tiny.safetensors, checked below) wrapped the way each pro
                                the 16-channel demo DiT (make_demo_model.py) as a Self-Forcing
                                dict, for the prompt -> MP4 run with the tiny umT5 and TAEHV
   broken/...                   truncated.pt, garbage.pt, unknown_key.pt (an extra tensor),
+                               nan.pt (a NaN in the EMA weights),
                                lora_extra_blocks.pt (adapts blocks the base lacks),
                                lora_half.pt (lora_A without lora_B), umt5_dim32.safetensors
                                (an encoder of the wrong width, for `inspect DIR`),
@@ -208,6 +209,9 @@ def make_broken(out):
     bad = trainer_dict(P, P)
     bad["generator_ema"]["model.blocks.0.self_attn.extra_gate"] = torch.zeros(4)
     torch.save(bad, os.path.join(d, "unknown_key.pt"))
+    nan = trainer_dict(P, P)
+    nan["generator_ema"]["model.blocks.1._fsdp_wrapped_module.ffn.0.bias"][3] = float("nan")
+    torch.save(nan, os.path.join(d, "nan.pt"))
     g = torch.Generator().manual_seed(7)
     torch.save({"generator_lora": lora_tensors(R.CONFIG, g, 4)},
                os.path.join(d, "lora_extra_blocks.pt"))
