@@ -348,8 +348,16 @@ static sk_status check_params(const sk_pp_params *p)
     SK_CHECK(!sp->debug, SK_E_UNSUPPORTED, "pipeline: DiT debug dumps are not supported");
     SK_CHECK(!sp->prompt_switch, SK_E_UNSUPPORTED,
              "pipeline: prompt switching (KV recache) is not supported with several stages yet");
+    SK_CHECK(sp->kv_policy != SK_KV_ROLLING, SK_E_UNSUPPORTED,
+             "pipeline: the rolling policy (joint denoising of a window of chunks) is not "
+             "pipelined yet; use fifo, sink, ema or deep-sink");
     SK_CHECK(sp->frames >= 0, SK_E_INVALID_ARG, "stream: %lld frames (--frames)",
              (long long)sp->frames);
+    SK_CHECK(sp->frames <= SK_KV_ROPE_MAX_POSITIONS ||
+                 sk_kv_rope_resolve(sp->kv_policy, sp->kv_rope) != SK_KV_ROPE_ABSOLUTE,
+             SK_E_INVALID_ARG, "stream: %lld frames with absolute RoPE: the model's temporal "
+             "positions end at frame %d; use --rope relative for longer videos",
+             (long long)sp->frames, SK_KV_ROPE_MAX_POSITIONS - 1);
     SK_CHECK(sp->chunk_frames >= 1 && sp->chunk_frames <= 64, SK_E_INVALID_ARG,
              "stream: chunk of %lld latent frames; expected 1..64 (--chunk)",
              (long long)sp->chunk_frames);
@@ -432,12 +440,19 @@ sk_status sk_pp_stream_init(const sk_pp_params *p, sk_pp_stream **out)
         g->be = p->be[k];
         g->m = p->model[k];
         SK_TRY_GOTO(st, sk_pp_bind_backend(g->be), fail);
+        /* the cache of sk_stream_init (stream.c), for this stage's blocks only */
+        const sk_stream_params *sp = &p->sp;
         sk_kv_params kp = {
-            .policy = p->sp.kv_policy, .window_frames = p->sp.kv_window,
-            .sink_frames = p->sp.kv_policy == SK_KV_SINK ? p->sp.kv_sink : 0,
+            .policy = sp->kv_policy, .rope = sp->kv_rope, .window_frames = sp->kv_window,
+            .sink_frames = sp->kv_policy == SK_KV_FIFO ? 0
+                           : sp->kv_sink < 0 ? sk_kv_default_sink(sp->kv_policy, sp->kv_window,
+                                                                  s->chunk)
+                                             : sp->kv_sink,
             .max_chunk_frames = s->chunk, .tokens_per_frame = s->S,
             .num_layers = g->last - g->first, .num_heads = cf->num_heads,
-            .head_dim = cf->head_dim, .dtype = act,
+            .head_dim = cf->head_dim, .dtype = act, .ema_alpha = sp->ema_alpha,
+            .compress_frames = sp->kv_compress, .recent_frames = sp->kv_recent,
+            .rope_theta = cf->rope_theta,
         };
         for (int l = 0; l < s->n_lanes; l++) {
             SK_TRY_GOTO(st, sk_kv_cache_init(g->be, &kp, &g->kv[l]), fail);

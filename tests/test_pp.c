@@ -214,12 +214,17 @@ Test(pp_sched, scaling_estimate_wan_1_3b)
 
 /* ------------------------------------------------------ pipelined runs */
 
+static void setup_two(sk_backend *be[2], sk_dit_model *m[2], sk_pp_params *pp, int frames);
+static void teardown_two(sk_backend *be[2], sk_dit_model *m[2]);
+
 typedef struct {
     sk_kv_policy pol;
     int64_t window, sink, frames;
     const char *noise_file; /* NULL: Philox */
     uint64_t seed;
     const char *ctx_name;
+    sk_kv_rope rope;          /* AUTO unless set */
+    int64_t compress;         /* Deep Forcing PC budget (0: off) */
 } run_cfg;
 
 static sk_stream_params stream_params(const run_cfg *rc, sk_noise_source *ns)
@@ -233,6 +238,8 @@ static sk_stream_params stream_params(const run_cfg *rc, sk_noise_source *ns)
     p.kv_sink = rc->sink;
     p.noise = ns;
     p.seed = rc->seed;
+    p.kv_rope = rc->rope;
+    p.kv_compress = rc->compress;
     return p;
 }
 
@@ -584,6 +591,47 @@ Test(pp_run, three_stages_random_model_kv_states_match_serial)
 Test(pp_run, three_uneven_stages)
 {
     three_stage_case((int[]){1, 2, 3});
+}
+
+/* Every cache policy sk_stream has (docs/KV_POLICIES.md) but rolling, over 3
+ * stages through eviction (24 frames): the same bits as one backend. Each
+ * policy acts per layer (EMA fusion, Deep Sink re-timing, PC's token choice),
+ * so a stage's cache of its layers goes where the whole cache goes. */
+Test(pp_run, every_kv_policy_three_stages)
+{
+    const run_cfg cs[] = {
+        {SK_KV_FIFO, 6, 0, 24, NULL, 5, "context", SK_KV_ROPE_RELATIVE, 0},
+        {SK_KV_SINK, 9, 3, 24, NULL, 5, "context", SK_KV_ROPE_RELATIVE, 0},
+        {SK_KV_EMA, 9, 3, 24, NULL, 5, "context", SK_KV_ROPE_AUTO, 0},
+        {SK_KV_DEEP_SINK, 12, -1, 24, NULL, 5, "context", SK_KV_ROPE_RELATIVE, 0},
+        {SK_KV_DEEP_SINK, 12, 3, 24, NULL, 5, "context", SK_KV_ROPE_RELATIVE, 9},
+        {SK_KV_SINK, 12, 3, 24, NULL, 5, "context", SK_KV_ROPE_AUTO, 9},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        pp_cfg pc = {.n_stages = 3, .n_lanes = 1, .random6 = 1, .lane = {cs[i]}, .trace = 1};
+        sk_pp_plan plan;
+        float *lat[2] = {NULL, NULL};
+        run_pp(&pc, &plan, lat);
+        float *ref = run_serial(1, &cs[i], NULL, NULL);
+        char what[96];
+        snprintf(what, sizeof what, "policy %s rope %s compress %lld",
+                 sk_kv_policy_name(cs[i].pol), sk_kv_rope_name(cs[i].rope),
+                 (long long)cs[i].compress);
+        expect_identical(lat[0], ref, 24 * 256, what);
+        free(ref);
+        free(lat[0]);
+    }
+    /* rolling denoises a window of chunks jointly: another schedule, refused */
+    sk_backend *be[2];
+    sk_dit_model *m[2];
+    sk_pp_params pp;
+    setup_two(be, m, &pp, 21);
+    pp.sp.kv_policy = SK_KV_ROLLING;
+    pp.sp.kv_window = 21;
+    sk_pp_stream *s = NULL;
+    cr_expect_eq(sk_pp_stream_init(&pp, &s), SK_E_UNSUPPORTED);
+    cr_expect(strstr(sk_error_message(), "rolling"), "%s", sk_error_message());
+    teardown_two(be, m);
 }
 
 /* Two lanes (independent streams: other seed and prompt) over 3 stages: each
