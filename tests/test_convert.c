@@ -425,8 +425,14 @@ Test(convert, reward_and_rolling_forcing)
     j = read_json(jp);
     cr_expect_str_eq(jstr(j, "family", NULL), "rolling-forcing");
     cJSON_Delete(j);
+    j = read_json(jp);
+    cr_expect_str_eq(jstr(j, "generate", "kv-policy"), "rolling");
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "generate"), "steps")),
+                 5, "Rolling Forcing samples with 5 steps");
+    cJSON_Delete(j);
+    /* the reference is a Self-Forcing-style fifo run: flags replace model.json's rolling setup */
     gen(mr, EMBEDS " --noise-file " DIT_FIX "noise_fifo.safetensors --kv-policy fifo --kv-window 6 "
-            "--kv-sink 0 --frames 6", lat);
+            "--kv-sink 0 --frames 6 --steps 1000,750,500,250", lat);
     cr_expect_leq(rel_err(lat, DIT_FIX "expected_fifo.safetensors"), 1e-4);
     release(cases, res, 2);
     cleanup(&fx);

@@ -118,10 +118,11 @@ FAMILY = {
         "container": "trainer",
         "ema": True,                  # README: inference.py ... --use_ema
         "generate": dict(COMMON, **{"kv-policy": "rolling", "kv-window": 21, "kv-sink": 3,
-                                    "frames": 126}),
+                                    "frames": 126, "steps": [1000, 800, 600, 400, 200]}),
         "fallback": {"kv-policy": "sink"},
-        "source": "TencentARC/RollingForcing checkpoints/rolling_forcing_dmd.pt; README "
-                  "(126 frames; sink = the first 3-frame block, attention over 21 frames)",
+        "source": "TencentARC/RollingForcing checkpoints/rolling_forcing_dmd.pt; README (126 "
+                  "frames), configs/rolling_forcing_dmd.yaml (5 steps 1000..200, rolling window of "
+                  "5 chunks); sink = the first 3-frame block, attention over 21 frames",
     },
 }
 
