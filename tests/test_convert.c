@@ -7,8 +7,9 @@
  * them into model directories; `sinkstream generate --model DIR` must reproduce
  * the reference latents (relative L2 <= 1e-4) and `inspect DIR` must check them.
  *
- * Needs python3 with PyTorch (Debian python3-torch; tools/install_deps.sh installs
- * it): the first python3 on PATH that imports torch is used ($SK_PYTHON overrides).
+ * Needs python3 with PyTorch and sentencepiece (Debian python3-torch,
+ * python3-sentencepiece; tools/install_deps.sh installs them): the first python3 on
+ * PATH that has them is used ($SK_PYTHON overrides).
  * Without one the tests FAIL (CI installs it; a skip would hide a broken setup).
  */
 #include <cjson/cJSON.h>
@@ -35,7 +36,7 @@ static const char *bin(void)
     return b;
 }
 
-/* The first python3 on PATH that imports torch and numpy. */
+/* The first python3 on PATH that has torch, numpy and sentencepiece. */
 static const char *python(void)
 {
     static char found[1024];
@@ -54,14 +55,16 @@ static const char *python(void)
         if (access(cand, X_OK) != 0) continue;
         /* find_spec: no import (importing torch takes seconds) */
         snprintf(cmd, sizeof cmd, "'%s' -c 'import importlib.util as u, sys; sys.exit(not "
-                 "(u.find_spec(\"torch\") and u.find_spec(\"numpy\")))' >/dev/null 2>&1", cand);
+                 "(u.find_spec(\"torch\") and u.find_spec(\"numpy\") and "
+                 "u.find_spec(\"sentencepiece\")))' >/dev/null 2>&1", cand);
         if (system(cmd) == 0) {
             snprintf(found, sizeof found, "%s", cand);
             return found;
         }
     }
-    cr_assert_fail("no python3 with PyTorch on PATH (PATH=%s); the converter tests need it: "
-            "apt-get install python3-torch (tools/install_deps.sh does), or set SK_PYTHON",
+    cr_assert_fail("no python3 with PyTorch, numpy and sentencepiece on PATH (PATH=%s); the "
+                   "converter tests need it: apt-get install python3-torch python3-sentencepiece "
+                   "(tools/install_deps.sh does), or set SK_PYTHON",
             path ? path : "");
     return NULL;
 }

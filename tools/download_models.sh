@@ -11,7 +11,7 @@
 #   DOWNLOADS_DIR  where the upstream files go (default: models/downloads; reused when present)
 #   MODEL_DIR      the converted model directory (default: models/FAMILY)
 # environment:
-#   PYTHON=python3   a Python with PyTorch (Debian: apt-get install python3-torch)
+#   PYTHON=python3   a Python with PyTorch (default: python3 or /usr/bin/python3, whichever has it)
 #   HF_TOKEN=...     sent to huggingface.co when set (none of these repositories needs it)
 #   DTYPE=bf16       --dtype of the converter (bf16 or f32)
 #
@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 family=${1:-}
 dl=${2:-models/downloads}
 out=${3:-models/${family}}
-py=${PYTHON:-python3}
+py=${PYTHON:-}
 dtype=${DTYPE:-bf16}
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -42,10 +42,15 @@ case "$family" in
   -h|--help|"") usage ;;
   *) echo "download_models.sh: unknown family '$family'" >&2; usage ;;
 esac
-"$py" -c 'import torch' 2>/dev/null || {
-  echo "download_models.sh: '$py' has no PyTorch (apt-get install python3-torch, or set PYTHON=)" >&2
+if [ -z "$py" ]; then  # the first Python with PyTorch (a pyenv python3 may shadow Debian's)
+  for c in python3 /usr/bin/python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import torch' 2>/dev/null; then py=$c; break; fi
+  done
+fi
+if [ -z "$py" ] || ! "$py" -c 'import torch' 2>/dev/null; then
+  echo "download_models.sh: no Python with PyTorch (apt-get install python3-torch, or set PYTHON=)" >&2
   exit 1
-}
+fi
 
 # fetch REPO FILE DEST_DIR: DEST_DIR/FILE (keeps the repository's sub-folders)
 fetch() {
