@@ -68,7 +68,6 @@ try:
 except ImportError:  # the message a user without torch needs
     sys.exit("convert_checkpoint.py needs PyTorch (Debian: apt-get install python3-torch; "
              "or pip install torch)")
-import numpy as np
 
 VERSION = "1"
 FAMILIES = ("self-forcing", "longlive", "reward-forcing", "rolling-forcing")
@@ -207,6 +206,14 @@ def _rebuild_tensor(storage, offset, size, stride, *args):
     return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone()
 
 
+def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype,
+                       *args):
+    # newer torch: the storage is untyped (bytes); the dtype comes with the tensor
+    if storage.dtype != dtype:
+        storage = storage.view(torch.uint8).view(dtype) if storage.numel() else storage.to(dtype)
+    return _rebuild_tensor(storage, offset, size, stride)
+
+
 def _rebuild_parameter(data, requires_grad, backward_hooks, *args):
     return data
 
@@ -221,11 +228,16 @@ class _AllowListUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageRef(_STORAGE_DTYPES[name])
+        if module == "torch" and name == "UntypedStorage":
+            return _StorageRef(torch.uint8)
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return _rebuild_tensor
-        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v3"):
+            return _rebuild_tensor_v3
+        if (module, name) in (("torch._utils", "_rebuild_parameter"),
+                              ("torch._utils", "_rebuild_parameter_with_state")):
             return _rebuild_parameter
         if (module, name) in _SAFE_GLOBALS:
             return super().find_class(module, name)

@@ -44,7 +44,7 @@ def main():
                 rc = C.main(shlex.split(line))
             except SystemExit as e:  # argparse usage errors
                 rc = e.code if isinstance(e.code, int) else 2
-            except Exception as e:  # noqa: BLE001 - a crash is a test failure, reported as such
+            except Exception:  # noqa: BLE001 - a crash is a test failure, reported as such
                 import traceback
                 traceback.print_exc()
                 rc = 99
