@@ -17,7 +17,7 @@ static void rm(void)
     lu_rm_rf(g_dir);
 }
 
-TestSuite(live_files, .init = mk, .fini = rm, .timeout = 300);
+TestSuite(live_files, .init = mk, .fini = rm, .timeout = 600);
 
 static const char *path(const char *name)
 {
@@ -85,9 +85,10 @@ Test(live_files, sigint_stops_at_a_boundary_with_a_complete_file)
 
 /* 2000 chunks (6000 latent frames; positions past the 1024-entry RoPE table,
  * so relative RoPE) of the smallest latent with one step: VmRSS sampled over
- * the run must stay within a few MB of where it was once the run was going.
- * Under ASan the allocator's quarantine is turned off for the child. */
-Test(live_files, rss_flat_over_2000_chunks, .timeout = 600)
+ * the run must stay within a few MB of where it was once the run was going
+ * (4 MB; 32 MB under ASan, whose allocator and shadow memory grow on their
+ * own even with the quarantine turned off for the child). */
+Test(live_files, rss_flat_over_2000_chunks)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
@@ -128,7 +129,12 @@ Test(live_files, rss_flat_over_2000_chunks, .timeout = 600)
     cr_assert(base > 0 && samples >= 5, "too few RSS samples (%d) in %.1f s", samples, dt);
     cr_log_info("RSS over 2000 chunks: %ld kB after 200 chunks, max %ld kB, last %ld kB (+%ld kB), "
                 "%d samples, %.1f s", base, maxkb, last, maxkb - base, samples, dt);
-    cr_expect(maxkb - base <= 4096, "RSS grew by %ld kB over the run (%ld -> %ld)", maxkb - base,
+#if defined(__SANITIZE_ADDRESS__) /* ASan's allocator and shadow pages: a looser bound */
+    const long limit = 32768;
+#else
+    const long limit = 4096;
+#endif
+    cr_expect(maxkb - base <= limit, "RSS grew by %ld kB over the run (%ld -> %ld)", maxkb - base,
               base, maxkb);
     free(e);
 }
