@@ -290,3 +290,9 @@ extern "C" void *sk_cuda_backend_stream(sk_backend *be)
     if (!be || !be->ops || be->ops != &cuda_ops) return NULL;
     return (void *)sk_cuda(be)->stream;
 }
+
+extern "C" int sk_cuda_backend_device(sk_backend *be)
+{
+    if (!be || !be->ops || be->ops != &cuda_ops) return -1;
+    return sk_cuda(be)->device;
+}

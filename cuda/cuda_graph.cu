@@ -277,3 +277,116 @@ extern "C" void sk_cuda_timer_reset(sk_cuda_timer *t)
 {
     if (t) t->n = 0;
 }
+
+/* a CUDA backend, also while a tool (bench's profiler) has wrapped its op table */
+static int is_cuda_any(sk_backend *be)
+{
+    return be && be->ctx && be->name && strcmp(be->name, "cuda") == 0;
+}
+
+extern "C" int sk_cuda_timer_mark_on(sk_cuda_timer *t, sk_backend *be)
+{
+    if (!t || t->n >= t->cap || !is_cuda_any(be)) return -1;
+    if (cudaEventRecord(t->ev[t->n], sk_cuda(be)->stream) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return t->n++;
+}
+
+/* ---- sk_cuda.h: events and copies between two backends of one device */
+
+struct sk_cuda_event {
+    cudaEvent_t ev;
+};
+
+extern "C" sk_status sk_cuda_event_create(sk_cuda_event **out)
+{
+    SK_CHECK(out, SK_E_INVALID_ARG, "sk_cuda_event_create: NULL output");
+    *out = NULL;
+    sk_cuda_event *e = (sk_cuda_event *)calloc(1, sizeof *e);
+    SK_CHECK(e, SK_E_OOM, "cuda event: out of host memory");
+    cudaError_t ce = cudaEventCreateWithFlags(&e->ev, cudaEventDisableTiming);
+    if (ce != cudaSuccess) {
+        free(e);
+        return SK_ERR(SK_E_CUDA, "cuda event: cudaEventCreate: %s", cudaGetErrorString(ce));
+    }
+    *out = e;
+    return SK_OK;
+}
+
+extern "C" void sk_cuda_event_free(sk_cuda_event **pe)
+{
+    if (!pe || !*pe) return;
+    cudaEventDestroy((*pe)->ev);
+    free(*pe);
+    *pe = NULL;
+}
+
+extern "C" sk_status sk_cuda_event_record(sk_cuda_event *e, sk_backend *be)
+{
+    SK_CHECK(e && is_cuda_any(be), SK_E_INVALID_ARG, "cuda event record: not a CUDA backend");
+    SK_CU("event record", cudaEventRecord(e->ev, sk_cuda(be)->stream));
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_event_wait(sk_backend *be, sk_cuda_event *e)
+{
+    SK_CHECK(e && is_cuda_any(be), SK_E_INVALID_ARG, "cuda event wait: not a CUDA backend");
+    SK_CU("event wait", cudaStreamWaitEvent(sk_cuda(be)->stream, e->ev, 0));
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_event_sync(sk_cuda_event *e)
+{
+    SK_CHECK(e, SK_E_INVALID_ARG, "cuda event sync: NULL event");
+    SK_CU("event sync", cudaEventSynchronize(e->ev));
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_copy_async(sk_backend *be, void *dst, const void *src, size_t bytes)
+{
+    SK_CHECK(is_cuda_any(be), SK_E_INVALID_ARG, "cuda copy: not a CUDA backend");
+    SK_CHECK(!sk_cuda(be)->capturing, SK_E_INTERNAL, "cuda copy_async while a graph is being recorded");
+    SK_CU("copy_async", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, sk_cuda(be)->stream));
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_download_async(sk_backend *be, void *host_dst, const void *src,
+                                            size_t bytes)
+{
+    SK_CHECK(is_cuda_any(be), SK_E_INVALID_ARG, "cuda download: not a CUDA backend");
+    SK_CHECK(!sk_cuda(be)->capturing, SK_E_INTERNAL, "cuda download while a graph is being recorded");
+    SK_CU("download_async",
+          cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, sk_cuda(be)->stream));
+    return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_host_alloc(size_t bytes, void **out)
+{
+    SK_CHECK(out, SK_E_INVALID_ARG, "sk_cuda_host_alloc: NULL output");
+    *out = NULL;
+    cudaError_t ce = cudaMallocHost(out, bytes ? bytes : 1);
+    if (ce != cudaSuccess) {
+        cudaGetLastError();
+        *out = NULL;
+        return SK_ERR(SK_E_OOM, "cuda: %zu bytes of page-locked host memory: %s", bytes,
+                      cudaGetErrorString(ce));
+    }
+    return SK_OK;
+}
+
+extern "C" void sk_cuda_host_free(void *p)
+{
+    if (p) cudaFreeHost(p);
+}
+
+extern "C" sk_status sk_cuda_timer_elapsed2(sk_cuda_timer *ta, int a, sk_cuda_timer *tb, int b,
+                                            float *ms)
+{
+    SK_CHECK(ta && tb && ms && a >= 0 && b >= 0 && a < ta->n && b < tb->n, SK_E_INVALID_ARG,
+             "cuda timer: marks %d of %d, %d of %d", a, ta ? ta->n : 0, b, tb ? tb->n : 0);
+    SK_CU("timer", cudaEventSynchronize(tb->ev[b]));
+    SK_CU("timer", cudaEventElapsedTime(ms, ta->ev[a], tb->ev[b]));
+    return SK_OK;
+}

@@ -13,6 +13,8 @@ extern "C" {
 /* The backend's CUDA stream (a cudaStream_t) so benchmarks can record events
  * on it; NULL when be is not a CUDA backend or the build has no CUDA. */
 void *sk_cuda_backend_stream(sk_backend *be);
+/* The backend's device index; -1 when be is not a CUDA backend. */
+int sk_cuda_backend_device(sk_backend *be);
 
 /* Graph counters since the backend was made (cuda_graph.cu). */
 typedef struct {
@@ -44,8 +46,37 @@ int sk_cuda_timer_mark(sk_cuda_timer *t);
 int sk_cuda_timer_count(const sk_cuda_timer *t);
 /* Waits for mark b; milliseconds from mark a to mark b. */
 sk_status sk_cuda_timer_elapsed(sk_cuda_timer *t, int a, int b, float *ms);
+/* Waits for mark b of tb; milliseconds from mark a of ta to it (timers of one device). */
+sk_status sk_cuda_timer_elapsed2(sk_cuda_timer *ta, int a, sk_cuda_timer *tb, int b, float *ms);
 /* Forgets the marks (after their times were read). */
 void sk_cuda_timer_reset(sk_cuda_timer *t);
+
+
+/* Marks mark `a` to the timer's own stream; sk_cuda_timer_mark_on records the
+ * next mark on another CUDA backend's stream (same device) instead, so one
+ * timer can time work spread over two backends. */
+int sk_cuda_timer_mark_on(sk_cuda_timer *t, sk_backend *be);
+
+/* ---- two backends on one device (two streams), for overlapping work such as
+ * the VAE decode of chunk c with the DiT's chunk c+1 (tools/vae_pipe.c). Device
+ * pointers of one CUDA backend are valid on another of the same device. */
+typedef struct sk_cuda_event sk_cuda_event;
+sk_status sk_cuda_event_create(sk_cuda_event **out);
+void sk_cuda_event_free(sk_cuda_event **ev);
+/* ev marks everything queued on be so far */
+sk_status sk_cuda_event_record(sk_cuda_event *ev, sk_backend *be);
+/* work queued on be from now on runs after ev */
+sk_status sk_cuda_event_wait(sk_backend *be, sk_cuda_event *ev);
+/* the host waits for ev */
+sk_status sk_cuda_event_sync(sk_cuda_event *ev);
+/* bytes device -> device on be's stream; src/dst may be any CUDA backend's memory */
+sk_status sk_cuda_copy_async(sk_backend *be, void *dst, const void *src, size_t bytes);
+/* bytes device -> host on be's stream without waiting (complete once an event
+ * recorded after it has completed); host_dst should come from sk_cuda_host_alloc */
+sk_status sk_cuda_download_async(sk_backend *be, void *host_dst, const void *src, size_t bytes);
+/* page-locked host memory (fast asynchronous copies) */
+sk_status sk_cuda_host_alloc(size_t bytes, void **out);
+void sk_cuda_host_free(void *p);
 
 #ifdef __cplusplus
 }

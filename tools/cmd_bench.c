@@ -33,6 +33,7 @@
 #include "runtime/progress.h"
 #include "runtime/stream.h"
 #include "tools/bench_taehv.h"
+#include "tools/vae_pipe.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"
@@ -46,7 +47,7 @@ typedef struct {
     int chunks, warmup;
     sk_int_list steps;
     double shift;
-    int with_vae, with_encode, no_graph, compare_graph, no_profile, json;
+    int with_vae, with_encode, no_graph, compare_graph, no_profile, json, no_overlap;
     const char *encode_preset;
 } bench_opts;
 
@@ -272,7 +273,8 @@ typedef struct {
     sk_stream_params sp;
     float *ctx;
     sk_taehv *vae;
-    sk_taehv_dec_stream *dec;
+    sk_backend *vae_be;   /* the decoder's own backend (stream) when overlapped */
+    sk_vae_pipe *dec;
     sk_output *out;
     char out_path[64];
     int64_t video_w, video_h, video_frames;
@@ -350,7 +352,7 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
     sk_stream *s = NULL;
     sk_tensor ring;
     memset(&ring, 0, sizeof ring);
-    sk_cuda_timer *tm = NULL;
+    sk_cuda_timer *tm = NULL, *tv = NULL;
     const int events = b->is_cuda && !b->out && profile_chunk < 0;
     const int R = n < 16 ? n : 16;
     const int64_t rows = o->chunk;
@@ -363,10 +365,15 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
         if ((st = sk_tensor_alloc(b->be, b->be->act_dtype, 4, rs, &ring)) != SK_OK) goto done;
     }
     if (events && (st = sk_cuda_timer_create(b->be, 2 * n, &tm)) != SK_OK) goto done;
+    /* overlapped decode: a chunk ends when its frames are decoded (VAE stream); chunk
+     * k > 0 is timed from the end of chunk k-1's decode (frames out per chunk) */
+    const int ovl = b->dec && sk_vae_pipe_overlapped(b->dec);
+    if (events && ovl && (st = sk_cuda_timer_create(b->be, n, &tv)) != SK_OK) goto done;
     if ((st = sk_stream_set_prompt(s, b->ctx, b->m->cfg.text_len)) != SK_OK) goto done;
-    if (b->dec && (st = sk_taehv_dec_stream_reset(b->dec)) != SK_OK) goto done;
+    if (b->dec && (st = sk_vae_pipe_reset(b->dec)) != SK_OK) goto done;
     if ((st = sk_backend_sync(b->be)) != SK_OK) goto done;
-    const uint64_t allocs0 = b->be->n_allocs, mallocs0 = mallocs_now(b);
+    const uint64_t allocs0 = b->be->n_allocs, mallocs0 = mallocs_now(b),
+                   vallocs0 = b->vae_be ? b->vae_be->n_allocs : 0;
     int held = 0; /* chunks in the ring not hashed yet */
     for (int k = 0; k < n; k++) {
         if (held == R) {
@@ -382,19 +389,14 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto done;
         if (b->dec) {
             P.phase = "vae";
-            if (b->out) {
-                const float *rgb = NULL;
-                int64_t nf = 0;
-                if ((st = sk_taehv_dec_stream_push_host(b->dec, &x0, &rgb, &nf)) != SK_OK)
-                    goto done;
-                P.phase = "encode";
-                if ((st = sk_output_write_frames(b->out, rgb, (int)nf)) != SK_OK) goto done;
-                b->video_frames += nf;
-            } else {
-                sk_tensor fr;
-                if ((st = sk_taehv_dec_stream_push(b->dec, &x0, &fr)) != SK_OK) goto done;
-                b->video_frames += fr.shape[0];
-            }
+            const float *rgb = NULL;
+            int64_t nf = 0;
+            if ((st = sk_vae_pipe_push(b->dec, &x0, &rgb, &nf)) != SK_OK) goto done;
+            if (events && ovl) sk_cuda_timer_mark_on(tv, b->vae_be);
+            P.phase = "encode";
+            if (b->out && nf && (st = sk_output_write_frames(b->out, rgb, (int)nf)) != SK_OK)
+                goto done;
+            b->video_frames += nf;
         }
         if (events) {
             sk_cuda_timer_mark(tm);
@@ -417,13 +419,27 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
                     (long long)(f0 + rows - 1), r->ms[k]);
         }
     }
+    if (b->dec) {
+        const float *rgb = NULL;
+        int64_t nf = 0;
+        if ((st = sk_vae_pipe_flush(b->dec, &rgb, &nf)) != SK_OK) goto done;
+        if (b->out && nf && (st = sk_output_write_frames(b->out, rgb, (int)nf)) != SK_OK)
+            goto done;
+        b->video_frames += nf;
+    }
     if ((st = sk_backend_sync(b->be)) != SK_OK) goto done;
-    r->allocs = b->be->n_allocs - allocs0;
+    if (b->vae_be && (st = sk_backend_sync(b->vae_be)) != SK_OK) goto done;
+    r->allocs = b->be->n_allocs - allocs0 + (b->vae_be ? b->vae_be->n_allocs - vallocs0 : 0);
     r->mallocs = mallocs_now(b) - mallocs0;
     sample_mem(b);
     for (int k = 0; events && k < n; k++) {
         float ms = 0;
-        if ((st = sk_cuda_timer_elapsed(tm, 2 * k, 2 * k + 1, &ms)) != SK_OK) goto done;
+        if (tv)
+            st = k == 0 ? sk_cuda_timer_elapsed2(tm, 0, tv, 0, &ms)
+                        : sk_cuda_timer_elapsed2(tv, k - 1, tv, k, &ms);
+        else
+            st = sk_cuda_timer_elapsed(tm, 2 * k, 2 * k + 1, &ms);
+        if (st != SK_OK) goto done;
         r->ms[k] = ms;
         SK_LOGI("bench: chunk %d: %.1f ms (CUDA events)", k, r->ms[k]);
     }
@@ -433,6 +449,7 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
 done:
     P.on = 0;
     sk_cuda_timer_free(&tm);
+    sk_cuda_timer_free(&tv);
     sk_tensor_free(&ring);
     sk_stream_free(&s);
     return st;
@@ -596,10 +613,15 @@ static int run(const bench_opts *o, const char *cmdline)
     if (!b.x0_host) { st = SK_ERR(SK_E_OOM, "bench: out of host memory"); goto fail; }
     if (o->with_vae) {
         static const int nf[4] = {256, 128, 64, 64};
-        if ((st = sk_bench_taehv_random(b.be, (int)cfg.out_dim, nf, (uint64_t)o->seed + 1, &b.vae)) != SK_OK ||
-            (st = sk_taehv_dec_stream_create(b.vae, lh, lw, (int)o->chunk, &b.dec)) != SK_OK)
+        if (!o->no_overlap && sk_vae_pipe_want_overlap(b.be) &&
+            (st = sk_vae_pipe_backend_create(b.be, &b.vae_be)) != SK_OK)
             goto fail;
-        sk_taehv_dec_stream_frame_size(b.dec, &b.video_h, &b.video_w);
+        if ((st = sk_bench_taehv_random(b.vae_be ? b.vae_be : b.be, (int)cfg.out_dim, nf,
+                                        (uint64_t)o->seed + 1, &b.vae)) != SK_OK ||
+            (st = sk_vae_pipe_create(b.be, b.vae, lh, lw, (int)o->chunk, o->with_encode,
+                                     &b.dec)) != SK_OK)
+            goto fail;
+        sk_vae_pipe_frame_size(b.dec, &b.video_h, &b.video_w);
     }
     if (o->with_encode) {
         snprintf(b.out_path, sizeof b.out_path, "/tmp/sinkstream-bench-%d.mkv", (int)getpid());
@@ -662,6 +684,11 @@ static int run(const bench_opts *o, const char *cmdline)
                 P.sum[i] = P.sum[j];
                 P.sum[j] = t;
             }
+    size_t be_peak = b.be->bytes_peak + cs.fixed_bytes;
+    if (b.vae_be) { /* the decoder's own backend */
+        sk_cuda_stats vs;
+        if (sk_cuda_get_stats(b.vae_be, &vs) == SK_OK) be_peak += b.vae_be->bytes_peak + vs.fixed_bytes;
+    }
     const size_t peak_used = b.min_free && b.mem_total ? b.mem_total - b.min_free : 0;
     const size_t base_used = free_at_start && b.mem_total ? b.mem_total - free_at_start : 0;
 
@@ -687,6 +714,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddBoolToObject(j, "cuda_graphs", graphs && b.is_cuda);
         cJSON_AddBoolToObject(j, "with_vae", o->with_vae);
         cJSON_AddBoolToObject(j, "with_encode", o->with_encode);
+        cJSON_AddBoolToObject(j, "vae_overlap", b.dec && sk_vae_pipe_overlapped(b.dec));
         cJSON_AddNumberToObject(j, "setup_s", t_setup);
         cJSON *m = stats_json(&ss, &meas);
         cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (o->steps.n + 1));
@@ -702,7 +730,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON *mem = cJSON_AddObjectToObject(j, "memory");
         cJSON_AddNumberToObject(mem, "weights_bytes", (double)b.m->weight_bytes);
         cJSON_AddNumberToObject(mem, "kv_cache_bytes", (double)meas.kv_bytes);
-        cJSON_AddNumberToObject(mem, "backend_peak_bytes", (double)(b.be->bytes_peak + cs.fixed_bytes));
+        cJSON_AddNumberToObject(mem, "backend_peak_bytes", (double)be_peak);
         cJSON_AddNumberToObject(mem, "device_used_peak_bytes", (double)peak_used);
         cJSON_AddNumberToObject(mem, "device_used_before_model_bytes", (double)base_used);
         cJSON_AddNumberToObject(mem, "device_total_bytes", (double)b.mem_total);
@@ -754,7 +782,10 @@ static int run(const bench_opts *o, const char *cmdline)
                k_configs[o->config], b.be->name, b.is_cuda ? " " : "", b.is_cuda ? cs.device_name : "",
                sk_dtype_name(act), (long long)o->width, (long long)o->height, (long long)o->chunk,
                (long long)(S * o->chunk), o->steps.n, o->kv_policy ? "sink" : "fifo",
-               (long long)o->kv_sink, (long long)o->kv_window, o->with_vae ? ", + TAEHV decode" : "",
+               (long long)o->kv_sink, (long long)o->kv_window,
+               !o->with_vae ? "" : b.dec && sk_vae_pipe_overlapped(b.dec)
+                                       ? ", + TAEHV decode (second stream, overlapped)"
+                                       : ", + TAEHV decode (in turn)",
                o->with_encode ? " + x264" : "");
         printf("  CUDA graphs %s; %d warm-up chunks, %d measured\n",
                graphs && b.is_cuda ? "on" : "off", o->warmup, o->chunks);
@@ -767,7 +798,7 @@ static int run(const bench_opts *o, const char *cmdline)
                "bf16 dense)\n", flops / 1e12, bytes / 1e9, tflops, 100 * tflops / 989.0);
         printf("  memory: weights %.2f GB, KV cache %.2f GB, backend peak %.2f GB, device used peak "
                "%.2f GB (before the model %.2f GB)\n", (double)b.m->weight_bytes / 1e9,
-               (double)meas.kv_bytes / 1e9, (double)(b.be->bytes_peak + cs.fixed_bytes) / 1e9,
+               (double)meas.kv_bytes / 1e9, (double)be_peak / 1e9,
                (double)peak_used / 1e9, (double)base_used / 1e9);
         printf("  allocations in the measured chunk loop: %llu backend, %llu cudaMalloc\n",
                (unsigned long long)meas.allocs, (unsigned long long)meas.mallocs);
@@ -815,8 +846,9 @@ done:
     pass_free(&meas);
     pass_free(&cmp);
     pass_free(&prof);
-    sk_taehv_dec_stream_free(&b.dec);
+    sk_vae_pipe_free(&b.dec);
     sk_taehv_free(&b.vae);
+    sk_backend_free_(&b.vae_be);
     sk_dit_free(&b.m);
     sk_backend_free_(&b.be);
     free(b.ctx);
@@ -869,6 +901,9 @@ int sk_cmd_bench(int argc, char **argv)
              "taew2_1-shaped TAEHV", NULL, NULL)},
         {OPT("with-encode", SK_OPT_FLAG, &o.with_encode, NULL, "also encode the frames with x264 "
              "to a temporary file (implies --with-vae; needs FFmpeg)", NULL, NULL)},
+        {OPT("no-overlap", SK_OPT_FLAG, &o.no_overlap, NULL, "decode each chunk on the DiT's "
+             "stream after it, instead of on a second stream beside the next chunk's DiT "
+             "(SK_NO_VAE_OVERLAP=1 does the same everywhere)", NULL, NULL)},
         {OPT("encode-preset", SK_OPT_STRING, &o.encode_preset, NULL, "x264 preset for "
              "--with-encode", NULL, "NAME")},
         {OPT("no-cuda-graph", SK_OPT_FLAG, &o.no_graph, NULL, "run every op on its own (no CUDA "

@@ -92,6 +92,8 @@ int sk_cmd_decode(int argc, char **argv)
          .choices = DEVICE_CHOICES},
         {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
          .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
+        {"dtype", 0, SK_OPT_ENUM, &o.dtype, .help = "the same as --vae-dtype (fp32 = f32)",
+         .choices = "bf16|fp32"},
         SK_OPT_HEADING("Output (one or more)"),
         {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov) or rtmp:// URL",
          .metavar = "FILE"},
@@ -230,6 +232,8 @@ int sk_cmd_encode(int argc, char **argv)
          .choices = DEVICE_CHOICES},
         {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
          .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
+        {"dtype", 0, SK_OPT_ENUM, &o.dtype, .help = "the same as --vae-dtype (fp32 = f32)",
+         .choices = "bf16|fp32"},
     };
     sk_cli cli = {"sinkstream encode", "--vae FILE --frames FILE --latents-out FILE [options]",
                   "Encode RGB frames to Wan latents with the TAEHV encoder (4 frames per latent;\n"

@@ -23,6 +23,7 @@
 #include "tools/gen_prompts.h"
 #include "text/text_encoder.h"
 #include "tools/model_dir.h"
+#include "tools/vae_pipe.h"
 #include "vae/taehv.h"
 
 typedef struct {
@@ -43,7 +44,7 @@ typedef struct {
     int device;     /* 0 cpu, 1 cuda */
     int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16 */
     int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
-    int no_decode, no_warp;
+    int no_decode, no_warp, no_overlap;
     /* live (docs/LIVE.md) */
     double seconds;  /* -1: --frames decides; 0: until stopped */
     int recache;     /* 0 on, 1 off */
@@ -106,7 +107,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     memset(&lv, 0, sizeof lv);
     sk_st_writer *w = NULL;
     sk_taehv *vae = NULL;
-    sk_taehv_dec_stream *dec = NULL;
+    sk_backend *vae_be = NULL; /* the decoder's own stream when overlapped */
+    sk_vae_pipe *dec = NULL;
     sk_output *out = NULL;
     sk_status st;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
@@ -198,9 +200,15 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         if ((st = gen_prompt_fit(&pl.v[i], &m->cfg)) != SK_OK) goto fail;
 
     if (decode) {
-        /* the VAE shares the DiT's backend: latents go from one to the other on the device */
+        /* latents go from the DiT to the VAE on the device. On CUDA the VAE has its own
+         * backend (stream) on the same GPU and decodes chunk c while the DiT makes c+1
+         * (tools/vae_pipe.h), except with --no-overlap / SK_NO_VAE_OVERLAP=1, live
+         * control (frames must leave with their chunk) and pipeline stages */
+        if (!o->no_overlap && !pp && !live_ctl && sk_vae_pipe_want_overlap(be) &&
+            (st = sk_vae_pipe_backend_create(be, &vae_be)) != SK_OK)
+            goto fail;
         sk_taehv_load_opts lo = sk_taehv_load_opts_default();
-        if ((st = sk_taehv_load(be, o->vae, &lo, &vae)) != SK_OK) goto fail;
+        if ((st = sk_taehv_load(vae_be ? vae_be : be, o->vae, &lo, &vae)) != SK_OK) goto fail;
         const sk_taehv_config *vc = sk_taehv_get_config(vae);
         if (vc->latent_channels != m->cfg.out_dim) {
             st = SK_ERR(SK_E_SHAPE, "--vae '%s' decodes %d-channel latents but the DiT makes %lld "
@@ -208,10 +216,11 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                         o->vae, vc->latent_channels, (long long)m->cfg.out_dim);
             goto fail;
         }
-        if ((st = sk_taehv_dec_stream_create(vae, o->latent_h, o->latent_w, (int)chunk, &dec)) != SK_OK)
+        if ((st = sk_vae_pipe_create(be, vae, o->latent_h, o->latent_w, (int)chunk, 1, &dec)) !=
+            SK_OK)
             goto fail;
         int64_t vh, vw;
-        sk_taehv_dec_stream_frame_size(dec, &vh, &vw);
+        sk_vae_pipe_frame_size(dec, &vh, &vw);
         sk_output_params ps[4];
         int np = 0;
         memset(ps, 0, sizeof ps);
@@ -333,13 +342,21 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         if (dec) {
             const float *rgb = NULL;
             int64_t nf = 0;
-            if ((st = sk_taehv_dec_stream_push_host(dec, &x0, &rgb, &nf)) != SK_OK ||
-                (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK)
+            if ((st = sk_vae_pipe_push(dec, &x0, &rgb, &nf)) != SK_OK ||
+                (nf && (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK))
                 goto fail;
             vframes += nf;
         }
         if (s) gen_live_after_chunk(&lv, s, out, vframes);
         sk_progress_update(&pr, f0 + x0.shape[0]);
+    }
+    if (dec) { /* overlapped: the last chunk's frames */
+        const float *rgb = NULL;
+        int64_t nf = 0;
+        if ((st = sk_vae_pipe_flush(dec, &rgb, &nf)) != SK_OK ||
+            (nf && (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK))
+            goto fail;
+        vframes += nf;
     }
     sk_progress_finish(&pr);
     if (ppl && gen_pp_done(ppl) && (st = gen_pp_finish(ppl)) != SK_OK) goto fail;
@@ -385,8 +402,9 @@ done:
     sk_st_writer_free(&sd.w);
     if (out) (void)sk_output_close(&out);
     gen_live_finish(&lv);
-    sk_taehv_dec_stream_free(&dec);
+    sk_vae_pipe_free(&dec);
     sk_taehv_free(&vae);
+    sk_backend_free_(&vae_be);
     sk_st_writer_free(&w);
     sk_stream_free(&s);
     gen_pp_close(&ppl);
@@ -780,6 +798,11 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
+        {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32)",
+             NULL, NULL), .choices = "auto|fp32|bf16"},
+        {OPT("no-overlap", SK_OPT_FLAG, &o.no_overlap, NULL, "cuda: decode each chunk after it "
+             "on the DiT's stream instead of on a second stream beside the next chunk's DiT "
+             "(the frames are bitwise the same; SK_NO_VAE_OVERLAP=1 does the same)", NULL, NULL)},
         GROUP("Pipeline parallelism (docs/MULTIGPU.md)"),
         {OPT("gpus", SK_OPT_INT, &o.pp.gpus, NULL, "split the DiT's blocks over N GPUs "
              "(cuda:0..N-1, NCCL between them); the VAE runs on the last", "SK_GPUS", "N"),

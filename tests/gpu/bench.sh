@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/gpu/bench.sh - the docs/PERF.md "Full DiT chunk loop" measurement on the device
 # machine: wan2.1-1.3b at 832x480, LongLive cache, graphs on vs off (latents must be
-# bitwise identical), then with the TAEHV decode. Extra arguments go to every bench.
+# bitwise identical), then with the TAEHV decode (overlapped on a second stream, then in
+# turn, --no-overlap). Extra arguments go to every bench.
 #   SK_BENCH_BIN=path   use a prebuilt sinkstream (built for sm_90) instead of building here
 #   OUT=dir             write the JSON reports and logs there (default /tmp)
 # Exit status: the first failing bench's (1: allocation in the loop or graph mismatch).
@@ -24,6 +25,8 @@ r=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] && rc=$r
 "$BIN" bench $A --chunks 12 --compare-graph --json "$@" >"$LOG/bench_dit.json" 2>"$LOG/bench_dit.log"
 r=$?; [ "$rc" -eq 0 ] && rc=$r
 "$BIN" bench $A --chunks 8 --with-vae "$@" | tee "$LOG/bench_vae.txt"
+r=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] && rc=$r
+"$BIN" bench $A --chunks 8 --with-vae --no-overlap "$@" | tee "$LOG/bench_vae_seq.txt"
 r=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] && rc=$r
 echo "bench exit $rc"
 exit "$rc"
