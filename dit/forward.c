@@ -104,6 +104,8 @@ sk_status sk_dit_ctx_init_blocks(const sk_dit_model *m, int64_t max_frames, int6
     }
     const char *ng = getenv("SK_NO_CUDA_GRAPH");
     c->graphs = !(ng && *ng && strcmp(ng, "0") != 0);
+    const char *nd = getenv("SK_NO_KV_DIRECT");
+    c->kv_direct = !(nd && *nd && strcmp(nd, "0") != 0);
     SK_LOGD("DiT context: chunk %lld frames of %lldx%lld (S = %lld tokens), scratch %.1f MB",
             (long long)F, (long long)H, (long long)W, (long long)c->S, (double)cap / 1e6);
     *out = c;
@@ -298,6 +300,12 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
          * Keys baked at absolute positions (LongLive's sink/fifo) are rotated
          * exactly as sk_kv_rope_qk would, fused with the q/k RMSNorm. */
         const int fuse = !kv->raw && kv->comp_frames == 0;
+        /* and written straight into the cache's slots when the chunk has one run of them
+         * (no K/V copies; SK_NO_KV_DIRECT=1 keeps the copies) */
+        sk_tensor kd, vd, vd2;
+        const int direct = fuse && c->kv_direct &&
+                           sk_kv_write_views(kv, (int)(l - first), &kd, &vd) &&
+                           kd.dtype == k3.dtype && sk_tensor_reshape(&vd, 2, v.shape, &vd2) == SK_OK;
         SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_Q_W], &w[SK_DB_SA_Q_B], SK_ACT_NONE));
         if (fuse)
             SK_TRY(sk_op_rmsnorm_rope3d(be, &q3, &tmp, &w[SK_DB_SA_NQ], eps, F, c->Hp, c->Wp,
@@ -306,13 +314,14 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
             SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_SA_NQ], eps));
         SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_K_W], &w[SK_DB_SA_K_B], SK_ACT_NONE));
         if (fuse)
-            SK_TRY(sk_op_rmsnorm_rope3d(be, &k3, &tmp, &w[SK_DB_SA_NK], eps, F, c->Hp, c->Wp,
-                                        kv->q_t0, kv->p.rope_theta));
+            SK_TRY(sk_op_rmsnorm_rope3d(be, direct ? &kd : &k3, &tmp, &w[SK_DB_SA_NK], eps, F,
+                                        c->Hp, c->Wp, kv->q_t0, kv->p.rope_theta));
         else
             SK_TRY(sk_op_rmsnorm(be, &k, &tmp, &w[SK_DB_SA_NK], eps));
-        SK_TRY(sk_op_linear(be, &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B], SK_ACT_NONE));
+        SK_TRY(sk_op_linear(be, direct ? &vd2 : &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B],
+                            SK_ACT_NONE));
         if (!fuse) SK_TRY(sk_kv_rope_qk(kv, (int)(l - first), &q3, &k3, c->Hp, c->Wp));
-        SK_TRY(sk_kv_write(kv, (int)(l - first), &k3, &v3));
+        if (!direct) SK_TRY(sk_kv_write(kv, (int)(l - first), &k3, &v3));
         /* a K/V-only pass (the clean pass) needs nothing after the last layer's write */
         if (!vout && l == cf->num_layers - 1) return SK_OK;
         int nr = 0;

@@ -53,6 +53,8 @@ typedef struct sk_dit_ctx {
      * has SK_NO_CUDA_GRAPH=1); off while debug is set. */
     int graphs;
     int capturing;                /* inside a recording: forward() skips the upload */
+    int kv_direct;                /* K/V written straight into the cache's slots when the
+                                     chunk has one run of them (default 1; SK_NO_KV_DIRECT=1: 0) */
 #define SK_DIT_GRAPH_SEEN 64
     uint64_t graph_seen[SK_DIT_GRAPH_SEEN]; /* shapes that ran plainly (ring) */
     int n_graph_seen;

@@ -887,6 +887,17 @@ sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_te
     return SK_OK;
 }
 
+int sk_kv_write_views(sk_kv_cache *c, int layer, sk_tensor *k, sk_tensor *v)
+{
+    if (!c->pending || layer < 0 || layer >= c->p.num_layers || c->pend_n < 1) return 0;
+    for (int64_t i = 0; i < c->pend_n; i++)
+        if (c->pend_slot[i] < 0 || c->pend_slot[i] != c->pend_slot[0] + i) return 0;
+    const int64_t S = c->p.tokens_per_frame;
+    *k = sk_tensor_rows(&c->k[layer], c->pend_slot[0] * S, c->pend_n * S);
+    *v = sk_tensor_rows(&c->v[layer], c->pend_slot[0] * S, c->pend_n * S);
+    return 1;
+}
+
 sk_status sk_kv_attention_ranges(sk_kv_cache *c, int layer, sk_kv_range *out, int cap, int *n)
 {
     SK_CHECK(c->pending, SK_E_INTERNAL, "KV cache: attention without a pending pass");

@@ -213,6 +213,10 @@ sk_status sk_kv_rope_qk(sk_kv_cache *c, int layer, sk_tensor *q, sk_tensor *k, i
 /* Writes the pending pass's K and V ([n*S, NH, HD]) of one layer into its
  * slots (overwriting any earlier pass of the same chunk). */
 sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_tensor *v);
+/* When the pending pass writes all its frames into one run of consecutive slots:
+ * views k, v [n*S, NH, HD] of those slots of `layer` (returns 1), so the producer
+ * of K and V can write them in place instead of calling sk_kv_write; else 0. */
+int sk_kv_write_views(sk_kv_cache *c, int layer, sk_tensor *k, sk_tensor *v);
 /* The key/value ranges a query of the pending pass attends to in `layer`,
  * keys rotated to their positions (raw mode: into the scratch; baked: the
  * pool itself). *n gets the count (error past cap). */
