@@ -47,7 +47,7 @@ typedef struct {
     int chunks, warmup;
     sk_int_list steps;
     double shift;
-    int with_vae, with_encode, no_graph, compare_graph, no_profile, json, no_overlap;
+    int with_vae, with_encode, with_download, no_graph, compare_graph, no_profile, json, no_overlap;
     const char *encode_preset;
 } bench_opts;
 
@@ -618,8 +618,8 @@ static int run(const bench_opts *o, const char *cmdline)
             goto fail;
         if ((st = sk_bench_taehv_random(b.vae_be ? b.vae_be : b.be, (int)cfg.out_dim, nf,
                                         (uint64_t)o->seed + 1, &b.vae)) != SK_OK ||
-            (st = sk_vae_pipe_create(b.be, b.vae, lh, lw, (int)o->chunk, o->with_encode,
-                                     &b.dec)) != SK_OK)
+            (st = sk_vae_pipe_create(b.be, b.vae, lh, lw, (int)o->chunk,
+                                     o->with_encode || o->with_download, &b.dec)) != SK_OK)
             goto fail;
         sk_vae_pipe_frame_size(b.dec, &b.video_h, &b.video_w);
     }
@@ -714,6 +714,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddBoolToObject(j, "cuda_graphs", graphs && b.is_cuda);
         cJSON_AddBoolToObject(j, "with_vae", o->with_vae);
         cJSON_AddBoolToObject(j, "with_encode", o->with_encode);
+        cJSON_AddBoolToObject(j, "with_download", o->with_download || o->with_encode);
         cJSON_AddBoolToObject(j, "vae_overlap", b.dec && sk_vae_pipe_overlapped(b.dec));
         cJSON_AddNumberToObject(j, "setup_s", t_setup);
         cJSON *m = stats_json(&ss, &meas);
@@ -786,7 +787,7 @@ static int run(const bench_opts *o, const char *cmdline)
                !o->with_vae ? "" : b.dec && sk_vae_pipe_overlapped(b.dec)
                                        ? ", + TAEHV decode (second stream, overlapped)"
                                        : ", + TAEHV decode (in turn)",
-               o->with_encode ? " + x264" : "");
+               o->with_encode ? " + x264" : o->with_download ? " + frames to the host" : "");
         printf("  CUDA graphs %s; %d warm-up chunks, %d measured\n",
                graphs && b.is_cuda ? "on" : "off", o->warmup, o->chunks);
         printf("  steady state (%d chunks from chunk %d%s): %.2f video fps, chunk p50 %.1f ms, p99 %.1f ms "
@@ -899,6 +900,9 @@ int sk_cmd_bench(int argc, char **argv)
          .lo = 0, .hi = 1000},
         {OPT("with-vae", SK_OPT_FLAG, &o.with_vae, NULL, "also decode every chunk with a random "
              "taew2_1-shaped TAEHV", NULL, NULL)},
+        {OPT("with-download", SK_OPT_FLAG, &o.with_download, NULL, "also copy the decoded "
+             "frames to the host as f32 (what generate hands its outputs; implies --with-vae)",
+             NULL, NULL)},
         {OPT("with-encode", SK_OPT_FLAG, &o.with_encode, NULL, "also encode the frames with x264 "
              "to a temporary file (implies --with-vae; needs FFmpeg)", NULL, NULL)},
         {OPT("no-overlap", SK_OPT_FLAG, &o.no_overlap, NULL, "decode each chunk on the DiT's "
@@ -952,6 +956,7 @@ int sk_cmd_bench(int argc, char **argv)
         return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
                                         "chunk of %lld frames", (long long)o.kv_window,
                                   (long long)o.kv_sink, (long long)o.chunk);
+    if (o.with_download) o.with_vae = 1;
     if (o.with_encode) {
         o.with_vae = 1;
         if (!sk_output_kind_available(SK_OUTPUT_VIDEO_FILE))
