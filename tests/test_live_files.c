@@ -84,7 +84,7 @@ Test(live_files, sigint_stops_at_a_boundary_with_a_complete_file)
 }
 
 /* 2000 chunks (6000 latent frames; positions past the 1024-entry RoPE table,
- * so relative RoPE) of the smallest latent with one step: VmRSS sampled over
+ * so relative RoPE) of the smallest latent with one step: RssAnon sampled over
  * the run must stay within a few MB of where it was once the run was going
  * (4 MB; 32 MB under ASan, whose allocator and shadow memory grow on their
  * own even with the quarantine turned off for the child). */
@@ -111,7 +111,7 @@ Test(live_files, rss_flat_over_2000_chunks)
         while ((p = strstr(p, "latent frames ")) && (f = p++)) {}
         long done = f ? atol(f + 14) : 0;
         free(e);
-        long kb = lu_rss_kb(pid); /* -1 once it exited (a zombie has no VmRSS) */
+        long kb = lu_rss_kb(pid); /* -1 once it exited (a zombie has no RssAnon) */
         if (kb < 0) break;
         if (base < 0 && done >= 600) base = kb; /* 200 chunks in: everything allocated */
         if (base >= 0) {
