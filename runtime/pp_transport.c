@@ -70,7 +70,7 @@ static sk_status lb_send(sk_pp_transport *t, int from, const sk_pp_header *h, sk
 {
     lb_impl *im = t->impl;
     SK_CHECK(from >= 0 && from < t->n_stages, SK_E_INTERNAL, "pipeline: send from stage %d", from);
-    size_t bytes;
+    size_t bytes = 0;
     SK_TRY(payload_size(t, ts, n, &bytes));
     SK_CHECK(bytes == h->bytes, SK_E_INTERNAL, "pipeline: header says %llu bytes, payload %zu",
              (unsigned long long)h->bytes, bytes);
@@ -108,7 +108,7 @@ static sk_status lb_recv(sk_pp_transport *t, int to, const sk_pp_header *expect,
 {
     lb_impl *im = t->impl;
     SK_CHECK(to >= 0 && to < t->n_stages, SK_E_INTERNAL, "pipeline: recv at stage %d", to);
-    size_t bytes;
+    size_t bytes = 0;
     SK_TRY(payload_size(t, ts, n, &bytes));
     lb_link *L = &im->links[(to - 1 + t->n_stages) % t->n_stages];
     pthread_mutex_lock(&L->mu);
