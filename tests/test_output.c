@@ -538,7 +538,7 @@ Test(output, rtmp_loopback_to_ffmpeg_server, .timeout = 60)
     char url[128], flv[300];
     snprintf(url, sizeof url, "rtmp://127.0.0.1:%d/live/test", port);
     snprintf(flv, sizeof flv, "%s", tpath("received.flv"));
-    char *argv[] = {"timeout", "30", "ffmpeg", "-nostdin", "-v", "error", "-listen", "1",
+    char *argv[] = {"timeout", "50", "ffmpeg", "-nostdin", "-v", "error", "-listen", "1",
                     "-i", url, "-c", "copy", "-y", flv, NULL};
     pid_t pid;
     posix_spawn_file_actions_t fa; /* the server's stderr ("I/O error" at stream end) to a file */
@@ -554,9 +554,16 @@ Test(output, rtmp_loopback_to_ffmpeg_server, .timeout = 60)
     p.timeout_ms = 5000;
     sk_output *o = NULL;
     sk_status s = SK_E_NET;
-    for (int tries = 0; tries < 100 && s != SK_OK; tries++) { /* until the server listens */
+    /* until the server listens: ffmpeg can take seconds to start on a loaded
+     * 2-core CI machine, so allow 25 s, but stop early if it died */
+    for (double t_end = sk_progress_now() + 25.0; s != SK_OK && sk_progress_now() < t_end;) {
         s = sk_output_open(&p, &o);
-        if (s != SK_OK) usleep(50 * 1000);
+        if (s != SK_OK) {
+            int st;
+            cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "the ffmpeg RTMP server exited (see %s)",
+                         tpath("server.log"));
+            usleep(50 * 1000);
+        }
     }
     cr_assert_eq(s, SK_OK, "could not stream to a local ffmpeg server: %s", sk_error_message());
     cr_assert_eq(sk_output_get_kind(o), SK_OUTPUT_RTMP);
