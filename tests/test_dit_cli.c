@@ -1,6 +1,7 @@
 /* test_dit_cli.c - `sinkstream generate` end to end on the tiny fixtures
  * (binary from env SK_SINKSTREAM): the reference run reproduced through the
  * command line, and usage errors that name the flag. */
+#include "common/cli_run.h"
 #include "dit_test_util.h"
 
 #include <sys/wait.h>
@@ -8,33 +9,7 @@
 #include "dit/names.h"
 #include <unistd.h>
 
-static const char *bin(void)
-{
-    const char *b = getenv("SK_SINKSTREAM");
-    cr_assert(b && *b, "SK_SINKSTREAM is not set (ctest sets it to the built binary)");
-    return b;
-}
-
 /* Runs a shell command, captures stderr into *err (malloc'd); returns the exit code. */
-static int sh(const char *cmd, char **err)
-{
-    char path[] = "/tmp/sk_cli_err_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, path);
-    int rc = system(full);
-    FILE *f = fopen(path, "rb");
-    static char buf[65536];
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-    unlink(path);
-    *err = buf;
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void run_and_compare_x(const char *policy, int window, int sink, int frames,
                               const char *noise, const char *expected, const char *extra)
 {
@@ -48,9 +23,9 @@ static void run_and_compare_x(const char *policy, int window, int sink, int fram
              "--latent-height 8 --latent-width 8 --chunk 3 --steps 1000,750,500,250 --shift 5 "
              "--kv-policy %s --kv-window %d --kv-sink %d --device cpu --no-decode "
              "--latents-out %s %s",
-             bin(), DIT_FIX, DIT_FIX, DIT_FIX, DIT_FIX, noise, frames, policy, window, sink, out,
+             tu_bin(), DIT_FIX, DIT_FIX, DIT_FIX, DIT_FIX, noise, frames, policy, window, sink, out,
              extra);
-    int rc = sh(cmd, &err);
+    int rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "generate failed (%d): %s", rc, err);
     cr_expect(strstr(err, "15/15") || strstr(err, "6/6") || strstr(err, "latent frames"),
               "no progress on stderr: %s", err);
@@ -130,8 +105,8 @@ Test(dit_cli, usage_errors_name_the_flag)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[1024], cmd[2048], *err;
         snprintf(args, sizeof args, cases[i].args, DIT_FIX, DIT_FIX, DIT_FIX);
-        snprintf(cmd, sizeof cmd, "%s generate %s", bin(), args);
-        int rc = sh(cmd, &err);
+        snprintf(cmd, sizeof cmd, "%s generate %s", tu_bin(), args);
+        int rc = tu_sh(cmd, &err);
         cr_expect_eq(rc, cases[i].rc, "'%s': exit %d, expected %d: %s", args, rc, cases[i].rc, err);
         cr_expect(strstr(err, cases[i].needle) != NULL, "'%s': stderr lacks '%s': %s", args,
                   cases[i].needle, err);
@@ -190,12 +165,12 @@ Test(dit_cli, generate_decodes_like_decode)
     snprintf(cmd, sizeof cmd,
              "%s generate --dit %s --text-embeds %sembeds.safetensors "
              "--frames 6 --latent-height 8 --latent-width 8 --kv-policy fifo --kv-window 6 "
-             "--seed 3 --vae %s --rgb-out %s --latents-out %s", bin(), dit, DIT_FIX, vae, rgb1, lat);
-    int rc = sh(cmd, &err);
+             "--seed 3 --vae %s --rgb-out %s --latents-out %s", tu_bin(), dit, DIT_FIX, vae, rgb1, lat);
+    int rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "generate with decode failed (%d): %s", rc, err);
     snprintf(cmd, sizeof cmd, "%s decode --vae %s --latents %s --rgb-out %s --stream-chunk 0",
-             bin(), vae, lat, rgb2);
-    rc = sh(cmd, &err);
+             tu_bin(), vae, lat, rgb2);
+    rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "decode failed (%d): %s", rc, err);
     sk_st_file *a, *b;
     dt_ok(sk_st_open(rgb1, &a), "rgb1");
@@ -231,26 +206,26 @@ Test(dit_cli, generate_with_text_encoder)
     snprintf(pf, sizeof pf, "%s/prompts.jsonl", dir);
     const char *T = SK_SOURCE_DIR "/tests/fixtures/text/";
     snprintf(cmd, sizeof cmd, "%s encode-text --text-encoder %sumt5_tiny.safetensors --tokenizer "
-             "%sspiece_tiny.model --prompt 'A red fox at dawn.' --out %s", bin(), T, T, ctx);
-    int rc = sh(cmd, &err);
+             "%sspiece_tiny.model --prompt 'A red fox at dawn.' --out %s", tu_bin(), T, T, ctx);
+    int rc = tu_sh(cmd, &err);
     if (rc != 0 && strstr(err, "SentencePiece")) cr_skip_test("no SentencePiece in this build: %s", err);
     cr_assert_eq(rc, 0, "encode-text: %s", err);
     const char *common = "--frames 6 --latent-height 8 --latent-width 8 --kv-policy sink "
                          "--kv-window 6 --kv-sink 3 --seed 9";
     snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-embeds %s %s "
-             "--latents-out %s", bin(), DIT_FIX, ctx, common, a);
-    cr_assert_eq(sh(cmd, &err), 0, "generate --text-embeds: %s", err);
+             "--latents-out %s", tu_bin(), DIT_FIX, ctx, common, a);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "generate --text-embeds: %s", err);
     snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-encoder "
              "%sumt5_tiny.safetensors --tokenizer %sspiece_tiny.model --prompt 'A red fox at dawn.' "
-             "%s --latents-out %s", bin(), DIT_FIX, T, T, common, b);
-    cr_assert_eq(sh(cmd, &err), 0, "generate --prompt: %s", err);
+             "%s --latents-out %s", tu_bin(), DIT_FIX, T, T, common, b);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "generate --prompt: %s", err);
     FILE *f = fopen(pf, "w");
     fprintf(f, "{\"frame\": 3, \"prompt\": \"A blue whale.\"}\n");
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-encoder "
              "%sumt5_tiny.safetensors --tokenizer %sspiece_tiny.model --prompt 'A red fox at dawn.' "
-             "--prompts %s %s --latents-out %s", bin(), DIT_FIX, T, T, pf, common, c);
-    cr_assert_eq(sh(cmd, &err), 0, "generate --prompts text: %s", err);
+             "--prompts %s %s --latents-out %s", tu_bin(), DIT_FIX, T, T, pf, common, c);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "generate --prompts text: %s", err);
     cr_expect(strstr(err, "recached frames 0..2") != NULL, "no recache logged: %s", err);
     sk_st_file *fa, *fb, *fc;
     dt_ok(sk_st_open(a, &fa), "a"); dt_ok(sk_st_open(b, &fb), "b"); dt_ok(sk_st_open(c, &fc), "c");
@@ -276,8 +251,8 @@ Test(dit_cli, dump_steps_match_reference_steps)
     snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --text-embeds "
              "%sembeds.safetensors --noise-file %snoise_sink.safetensors --frames 15 "
              "--latent-height 8 --latent-width 8 --kv-window 9 --kv-sink 3 --no-decode "
-             "--dump-steps %s", bin(), DIT_FIX, DIT_FIX, DIT_FIX, path);
-    int rc = sh(cmd, &err);
+             "--dump-steps %s", tu_bin(), DIT_FIX, DIT_FIX, DIT_FIX, path);
+    int rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "generate --dump-steps: %s", err);
     sk_st_file *got, *exp;
     dt_ok(sk_st_open(path, &got), "dump");

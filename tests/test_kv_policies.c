@@ -4,6 +4,7 @@
  * relative L2 <= 1e-4; and the invariants: constant memory over 500 chunks,
  * relative RoPE past frame 1024 (absolute refused with a clear message), EMA
  * with alpha 1 == the plain sink, raw key storage == baked keys. */
+#include "common/cli_run.h"
 #include "dit_test_util.h"
 
 #include "runtime/stream.h"
@@ -420,32 +421,6 @@ Test(kv_policies, raw_keys_equal_baked_keys)
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int sh(const char *cmd, char **err)
-{
-    char path[] = "/tmp/sk_kvcli_err_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, path);
-    int rc = system(full);
-    FILE *f = fopen(path, "rb");
-    static char buf[65536];
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-    unlink(path);
-    *err = buf;
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static const char *bin(void)
-{
-    const char *b = getenv("SK_SINKSTREAM");
-    cr_assert(b && *b, "SK_SINKSTREAM is not set (ctest sets it to the built binary)");
-    return b;
-}
-
 #define GEN_TINY "%s generate --dit " DIT_FIX "dit_tiny.safetensors --text-embeds " DIT_FIX \
                  "embeds.safetensors --latent-height 8 --latent-width 8 --chunk 3 --shift 5 " \
                  "--device cpu --no-decode "
@@ -457,9 +432,9 @@ static void cli_fixture(const char *expected, const char *noise, const char *fla
     cr_assert_geq(fd, 0);
     close(fd);
     char cmd[2048], *err;
-    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --noise-file %s --latents-out %s %s", bin(),
+    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --noise-file %s --latents-out %s %s", tu_bin(),
              noise, out, flags);
-    int rc = sh(cmd, &err);
+    int rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "%s: generate failed (%d): %s", flags, rc, err);
     sk_st_file *got = NULL, *exp = NULL;
     dt_ok(sk_st_open(out, &got), "latents-out");
@@ -512,20 +487,20 @@ Test(kv_policies, generate_print_config_and_usage_errors)
         {"--frames 24 --kv-policy lru", "lru"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        snprintf(cmd, sizeof cmd, GEN_TINY "%s", bin(), bad[i].flags);
-        int rc = sh(cmd, &err);
+        snprintf(cmd, sizeof cmd, GEN_TINY "%s", tu_bin(), bad[i].flags);
+        int rc = tu_sh(cmd, &err);
         cr_expect_eq(rc, 2, "%s: exit %d", bad[i].flags, rc);
         cr_expect(strstr(err, bad[i].want) != NULL, "%s: '%s' not in: %s", bad[i].flags,
                   bad[i].want, err);
     }
     /* relative RoPE past frame 1024 is accepted; --print-config says what a query sees */
     snprintf(cmd, sizeof cmd, GEN_TINY "--frames 1100 --kv-policy sink --rope relative "
-             "--print-config 2>&1 | grep -q 'relative RoPE'", bin());
+             "--print-config 2>&1 | grep -q 'relative RoPE'", tu_bin());
     cr_expect_eq(system(cmd), 0, "print-config of a relative 1100-frame run");
     const char *pols[] = {"fifo", "sink", "ema", "deep-sink", "rolling"};
     for (int i = 0; i < 5; i++) {
         snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --kv-policy %s --print-config 2>&1 | "
-                 "grep -q 'a query sees'", bin(), pols[i]);
+                 "grep -q 'a query sees'", tu_bin(), pols[i]);
         cr_expect_eq(system(cmd), 0, "--print-config --kv-policy %s", pols[i]);
     }
 }

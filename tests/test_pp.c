@@ -3,6 +3,7 @@
  * stages that must give latents bit-identical (memcmp) to one sk_stream on
  * one backend, through KV eviction, with 1-3 stages and 1-2 lanes; every
  * stage must see exactly the KV states of the serial run. */
+#include "common/cli_run.h"
 #include "dit_test_util.h"
 
 #include <pthread.h>
@@ -868,23 +869,6 @@ Test(pp_transport, loopback_checks_headers)
 
 /* ------------------------------------------------------------------ CLI */
 
-static int sh_run(const char *cmd, char *err, size_t cap)
-{
-    char path[] = "/tmp/sk_pp_err_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>%s >/dev/null", cmd, path);
-    int rc = system(full);
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
-    err[n] = 0;
-    if (f) fclose(f);
-    unlink(path);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static unsigned char *slurp(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
@@ -918,7 +902,7 @@ Test(pp_cli, generate_pp_stages_same_file)
         int fd = mkstemp(outs[i]);
         close(fd);
         snprintf(cmd, sizeof cmd, "%s --latents-out %s %s", base, outs[i], extra[i]);
-        int rc = sh_run(cmd, err, sizeof err);
+        int rc = tu_sh_err(cmd, err, sizeof err);
         cr_assert_eq(rc, 0, "%s failed: %s", extra[i], err);
         if (i) cr_expect(strstr(err, "pipeline: 2 stages"), "%s", err);
     }
@@ -940,7 +924,7 @@ Test(pp_cli, generate_pp_stages_same_file)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s %s", base, bad[i].args);
-        int rc = sh_run(cmd, err, sizeof err);
+        int rc = tu_sh_err(cmd, err, sizeof err);
         cr_expect_neq(rc, 0, "%s should fail", bad[i].args);
         cr_expect(strstr(err, bad[i].msg), "%s: '%s' not in: %s", bad[i].args, bad[i].msg, err);
     }

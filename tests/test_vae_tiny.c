@@ -3,6 +3,7 @@
  * (narrow random weights with the real layer structure, both variants), plus
  * streaming == whole-clip checks, variant detection, strict binding errors
  * and a full-width random model built here with the real shapes. */
+#include "common/cli_run.h"
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -420,22 +421,13 @@ Test(vae_tiny, full_width_22_binds_and_decodes, .init = setup, .fini = teardown,
 /* Runs the built sinkstream binary; returns its exit code, stderr in err. */
 static int run_cli(const char *args, char *err, size_t cap)
 {
-    const char *bin = getenv("SK_SINKSTREAM");
-    char log[128], cmd[2048];
-    snprintf(log, sizeof log, "/tmp/sk_test_vae_cli_%d.log", (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", bin, args, log);
-    int rc = system(cmd);
-    FILE *f = fopen(log, "r");
-    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
-    err[n] = 0;
-    if (f) fclose(f);
-    unlink(log);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s", tu_bin(), args);
+    return tu_sh_err(cmd, err, cap);
 }
 
 Test(vae_tiny, cli_decode_and_encode, .init = setup, .fini = teardown, .timeout = 120)
 {
-    if (!getenv("SK_SINKSTREAM")) cr_skip_test("SK_SINKSTREAM not set (run through ctest)");
     char out[256], args[1024], err[4096];
     snprintf(out, sizeof out, "/tmp/sk_test_vae_cli_%d.safetensors", (int)getpid());
 
