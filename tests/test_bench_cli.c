@@ -4,6 +4,7 @@
  * loop allocates nothing, the run is deterministic, and bad options give
  * usage errors that name the option. */
 #define _GNU_SOURCE
+#include "common/cli_run.h"
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -30,69 +31,19 @@ static void teardown(void) { rmdir(g_dir); }
 
 TestSuite(bench_cli, .init = setup, .fini = teardown, .timeout = 300);
 
-static const char *binary(void)
-{
-    const char *b = getenv("SK_SINKSTREAM");
-    return b && *b ? b : SK_BINARY_DIR "/sinkstream";
-}
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
 
-typedef struct {
-    int code;
-    char *out, *err;
-} run_result;
 
 /* Runs `sinkstream bench args...` (NULL-terminated), stdout/stderr captured. */
-static run_result bench(const char *a0, ...)
+static tu_result bench(const char *a0, ...)
 {
-    const char *argv[40];
-    int n = 0;
-    argv[n++] = binary();
-    argv[n++] = "bench";
     va_list ap;
     va_start(ap, a0);
-    for (const char *a = a0; a && n < 39; a = va_arg(ap, const char *)) argv[n++] = a;
+    tu_result r = tu_run_va("bench", a0, ap);
     va_end(ap);
-    argv[n] = NULL;
-    char out[300], err[300];
-    snprintf(out, sizeof out, "%s/.stdout", g_dir);
-    snprintf(err, sizeof err, "%s/.stderr", g_dir);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s: %s (set SK_SINKSTREAM)", argv[0], strerror(rc));
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "%s did not exit normally (signal %d)", argv[0],
-              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    run_result r = {WEXITSTATUS(status), slurp(out), slurp(err)};
-    unlink(out);
-    unlink(err);
     return r;
 }
 
-static void run_free(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 static double num(const cJSON *o, const char *name)
 {
@@ -116,7 +67,7 @@ static const cJSON *obj(const cJSON *o, const char *name)
 }
 
 /* The JSON of a successful run (asserts exit 0 and one parseable object). */
-static cJSON *json_of(run_result *r)
+static cJSON *json_of(tu_result *r)
 {
     cr_assert_eq(r->code, 0, "exit %d, stderr: %s", r->code, r->err);
     cJSON *j = cJSON_Parse(r->out);
@@ -127,7 +78,7 @@ static cJSON *json_of(run_result *r)
 
 Test(bench_cli, tiny_cpu_json_fields)
 {
-    run_result r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--json", NULL);
+    tu_result r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--json", NULL);
     cJSON *j = json_of(&r);
     cr_expect_str_eq(str(j, "config"), "tiny");
     cr_expect_str_eq(str(j, "device"), "cpu");
@@ -184,14 +135,14 @@ Test(bench_cli, tiny_cpu_json_fields)
     const char *h = str(j, "x0_hash");
     cr_expect_eq(strlen(h), 16);
     cJSON_Delete(j);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(bench_cli, deterministic_and_compare)
 {
-    run_result a = bench("--config", "tiny", "--device", "cpu", "--chunks", "5", "--warmup", "0",
+    tu_result a = bench("--config", "tiny", "--device", "cpu", "--chunks", "5", "--warmup", "0",
                          "--no-profile", "--json", NULL);
-    run_result b = bench("--config", "tiny", "--device", "cpu", "--chunks", "5", "--warmup", "1",
+    tu_result b = bench("--config", "tiny", "--device", "cpu", "--chunks", "5", "--warmup", "1",
                          "--compare-graph", "--json", NULL);
     cJSON *ja = json_of(&a), *jb = json_of(&b);
     cr_expect_str_eq(str(ja, "x0_hash"), str(jb, "x0_hash"), "same seed, different latents");
@@ -206,21 +157,21 @@ Test(bench_cli, deterministic_and_compare)
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(c, "bitwise_identical")));
     cr_expect(num(c, "fps") > 0);
     /* another seed gives other latents */
-    run_result d = bench("--config", "tiny", "--device", "cpu", "--chunks", "5", "--warmup", "0",
+    tu_result d = bench("--config", "tiny", "--device", "cpu", "--chunks", "5", "--warmup", "0",
                          "--no-profile", "--seed", "7", "--json", NULL);
     cJSON *jd = json_of(&d);
     cr_expect_str_neq(str(ja, "x0_hash"), str(jd, "x0_hash"));
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     cJSON_Delete(jd);
-    run_free(&a);
-    run_free(&b);
-    run_free(&d);
+    tu_result_free(&a);
+    tu_result_free(&b);
+    tu_result_free(&d);
 }
 
 Test(bench_cli, with_vae_and_table)
 {
-    run_result r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "0",
+    tu_result r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "0",
                          "--with-vae", "--json", NULL);
     cJSON *j = json_of(&r);
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(j, "with_vae")));
@@ -230,19 +181,19 @@ Test(bench_cli, with_vae_and_table)
         conv |= !strcmp(str(e, "phase"), "vae") && !strcmp(str(e, "op"), "conv2d");
     cr_expect(conv, "no vae conv2d in the profile: %.600s", r.out);
     cJSON_Delete(j);
-    run_free(&r);
+    tu_result_free(&r);
     /* the human-readable table */
     r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "0", NULL);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.out, "video fps"), "%s", r.out);
     cr_expect(strstr(r.out, "first chunk"), "%s", r.out);
     cr_expect(strstr(r.out, "per-op time"), "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(bench_cli, with_encode)
 {
-    run_result r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "0",
+    tu_result r = bench("--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "0",
                          "--with-encode", "--no-profile", "--json", NULL);
     if (r.code == 2) { /* a build without FFmpeg says so */
         cr_expect(strstr(r.err, "FFmpeg"), "%s", r.err);
@@ -252,19 +203,19 @@ Test(bench_cli, with_encode)
         cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(j, "with_vae")));
         cJSON_Delete(j);
     }
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(bench_cli, help_lists_options_with_defaults)
 {
-    run_result r = bench("--help", NULL);
+    tu_result r = bench("--help", NULL);
     cr_expect_eq(r.code, 0);
     const char *want[] = {"--config", "wan2.1-1.3b", "--chunks", "--warmup", "--kv-policy",
                           "--kv-sink", "--kv-window", "--with-vae", "--with-encode",
                           "--no-cuda-graph", "--compare-graph", "--json", "--device"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect(strstr(r.out, want[i]), "--help lacks %s: %s", want[i], r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(bench_cli, bad_options)
@@ -282,13 +233,13 @@ Test(bench_cli, bad_options)
         {{"--device", "tpu"}, "--device"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        run_result r = bench("--config", "tiny", "--device", "cpu", cases[i].a[0], cases[i].a[1],
+        tu_result r = bench("--config", "tiny", "--device", "cpu", cases[i].a[0], cases[i].a[1],
                              cases[i].a[2], cases[i].a[3], NULL);
         /* "--config tiny" first: a later --config/--device overrides it */
         cr_expect_eq(r.code, 2, "case %zu: exit %d, stderr %s", i, r.code, r.err);
         cr_expect(strstr(r.err, cases[i].msg), "case %zu: stderr lacks '%s': %s", i,
                   cases[i].msg, r.err);
         cr_expect_eq(r.out[0], 0, "case %zu printed to stdout: %s", i, r.out);
-        run_free(&r);
+        tu_result_free(&r);
     }
 }

@@ -4,6 +4,7 @@
  * files written here with known layouts, on committed broken files and on
  * missing files. */
 #define _GNU_SOURCE
+#include "common/cli_run.h"
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -56,69 +57,10 @@ static void teardown(void)
 
 TestSuite(cli, .init = setup, .fini = teardown);
 
-static const char *binary(void)
-{
-    const char *b = getenv("SK_SINKSTREAM");
-    return b && *b ? b : SK_BINARY_DIR "/sinkstream";
-}
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
 
-typedef struct {
-    int code;
-    char *out, *err;
-} run_result;
 
-/* Runs `sinkstream args...` (NULL-terminated) with stdout/stderr captured. */
-static run_result run(const char *a0, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = binary();
-    va_list ap;
-    va_start(ap, a0);
-    for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
 
-    char out[300], err[300];
-    snprintf(out, sizeof out, "%s/.stdout", g_dir);
-    snprintf(err, sizeof err, "%s/.stderr", g_dir);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s: %s (set SK_SINKSTREAM)", argv[0], strerror(rc));
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status), "%s did not exit normally (signal %d)", argv[0],
-              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    run_result r = {WEXITSTATUS(status), slurp(out), slurp(err)};
-    unlink(out);
-    unlink(err);
-    return r;
-}
-
-static void run_free(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 static int count_substr(const char *s, const char *sub)
 {
@@ -131,70 +73,70 @@ static int count_substr(const char *s, const char *sub)
 
 Test(cli, help_lists_commands)
 {
-    run_result r = run("--help", NULL);
+    tu_result r = tu_run("--help", NULL);
     cr_expect_eq(r.code, 0, "stderr: %s", r.err);
     cr_expect(strstr(r.out, "usage: sinkstream"), "%s", r.out);
     cr_expect(strstr(r.out, "inspect"), "inspect not listed: %s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, version)
 {
-    run_result r = run("--version", NULL);
+    tu_result r = tu_run("--version", NULL);
     cr_expect_eq(r.code, 0);
     cr_expect(strncmp(r.out, "sinkstream ", 11) == 0, "%s", r.out);
     cr_expect(r.out[11] >= '0' && r.out[11] <= '9', "no version number: %s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, unknown_command_and_no_command)
 {
-    run_result r = run("frobnicate", NULL);
+    tu_result r = tu_run("frobnicate", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "unknown command 'frobnicate'"), "%s", r.err);
-    run_free(&r);
-    r = run(NULL);
+    tu_result_free(&r);
+    r = tu_run(NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "usage:"), "%s", r.err);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_help_shows_defaults)
 {
-    run_result r = run("inspect", "--help", NULL);
+    tu_result r = tu_run("inspect", "--help", NULL);
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.out, "usage: sinkstream inspect"), "%s", r.out);
     cr_expect(strstr(r.out, "--json") && strstr(r.out, "--all"), "%s", r.out);
     cr_expect(strstr(r.out, "(default: 20)"), "limit default missing: %s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_usage_errors)
 {
-    run_result r = run("inspect", NULL);
+    tu_result r = tu_run("inspect", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "missing argument"), "%s", r.err);
-    run_free(&r);
-    r = run("inspect", "--bogus", "x.safetensors", NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "--bogus", "x.safetensors", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "unknown option '--bogus'"), "%s", r.err);
-    run_free(&r);
-    r = run("inspect", "--lmit", "3", "x.safetensors", NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "--lmit", "3", "x.safetensors", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "did you mean --limit"), "%s", r.err);
-    run_free(&r);
-    r = run("inspect", "x.safetensors", "--limit", "many", NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "x.safetensors", "--limit", "many", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "--limit") && strstr(r.err, "'many' is not an integer"), "%s", r.err);
-    run_free(&r);
-    r = run("inspect", "x.safetensors", "--limit", NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "x.safetensors", "--limit", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "--limit") && strstr(r.err, "missing value"), "%s", r.err);
-    run_free(&r);
-    r = run("inspect", "a.safetensors", "b.safetensors", NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "a.safetensors", "b.safetensors", NULL);
     cr_expect_eq(r.code, 2);
     cr_expect(strstr(r.err, "unexpected extra argument 'b.safetensors'"), "%s", r.err);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 /* ------------------------------------------------------- inspect files */
@@ -264,7 +206,7 @@ static void check_wan(const char *prefix)
     uint64_t params = write_model(path, prefix, k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
     cr_assert_gt(params, 1000);
 
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0, "stderr: %s", r.err);
     cr_expect(strstr(r.out, "Wan DiT"), "layout not named: %s", r.out);
     cr_expect(strstr(r.out, fmt_grouped(params, num)), "parameter count %s missing: %s", num, r.out);
@@ -272,9 +214,9 @@ static void check_wan(const char *prefix)
     cr_expect(strstr(r.out, "BF16 x9"), "dtype histogram: %s", r.out);
     cr_expect(strstr(r.out, "format = pt"), "metadata: %s", r.out);
     if (*prefix) cr_expect(strstr(r.out, "key prefix 'model.'"), "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 
-    r = run("inspect", "--json", path, NULL);
+    r = tu_run("inspect", "--json", path, NULL);
     cr_expect_eq(r.code, 0, "stderr: %s", r.err);
     cJSON *j = cJSON_Parse(r.out);
     cr_assert_not_null(j, "--json output is not JSON: %s", r.out);
@@ -293,7 +235,7 @@ static void check_wan(const char *prefix)
     cr_expect_eq(cJSON_GetObjectItem(L, "text_dim")->valueint, 32);
     cr_expect_eq(cJSON_GetObjectItem(L, "freq_dim")->valueint, 16);
     cJSON_Delete(j);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_wan_dit) { check_wan(""); }
@@ -307,16 +249,16 @@ Test(cli, inspect_wan_heads_from_config)
     snprintf(path, sizeof path, "%s/wan.safetensors", g_dir);
     g_config = "{\"dim\": 256, \"num_heads\": 4, \"num_layers\": 2}";
     write_model(path, "", k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.out, "heads 4 x head_dim 64 (from the metadata config)"), "%s", r.out);
     cr_expect(strstr(r.out, "WARNING") == NULL, "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
     g_config = "{\"dim\": 512, \"num_heads\": 4, \"num_layers\": 2}";
     write_model(path, "", k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
-    r = run("inspect", path, NULL);
+    r = tu_run("inspect", path, NULL);
     cr_expect(strstr(r.out, "WARNING: metadata config (dim 512"), "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
     g_config = NULL;
 }
 
@@ -332,12 +274,12 @@ static void check_taehv(int z, int outc, const char *variant)
     char path[400];
     snprintf(path, sizeof path, "%s/tae.safetensors", g_dir);
     write_model(path, "", s, 5);
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0, "stderr: %s", r.err);
     cr_expect(strstr(r.out, "TAEHV"), "%s", r.out);
     cr_expect(strstr(r.out, variant), "variant %s not named: %s", variant, r.out);
     cr_expect(strstr(r.out, "decode only"), "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_taew2_1) { check_taehv(16, 3, "taew2_1"); }
@@ -362,18 +304,18 @@ Test(cli, inspect_umt5_both_namings)
     char path[400];
     snprintf(path, sizeof path, "%s/t5.safetensors", g_dir);
     write_model(path, "", wan, 5);
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.out, "umT5") && strstr(r.out, "Wan names"), "%s", r.out);
     cr_expect(strstr(r.out, "layers 2") && strstr(r.out, "heads 4") && strstr(r.out, "ffn 96"),
               "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
     write_model(path, "", hf, 5);
-    r = run("inspect", path, NULL);
+    r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.out, "umT5") && strstr(r.out, "HF names") && strstr(r.out, "layers 3"),
               "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_lora_adapter)
@@ -387,11 +329,11 @@ Test(cli, inspect_lora_adapter)
     char path[400];
     snprintf(path, sizeof path, "%s/lora.safetensors", g_dir);
     write_model(path, "", s, 4);
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.out, "LoRA adapter: 2 adapted layers") && strstr(r.out, "rank 8") &&
               strstr(r.out, "over 3 blocks"), "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_unknown_layout_and_all)
@@ -405,26 +347,26 @@ Test(cli, inspect_unknown_layout_and_all)
     char path[400];
     snprintf(path, sizeof path, "%s/misc.safetensors", g_dir);
     write_model(path, "", s, 25);
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 0);
     cr_expect(strstr(r.out, "unknown layout"), "%s", r.out);
     cr_expect_eq(count_substr(r.out, "[2, 3]"), 20, "default lists 20: %s", r.out);
     cr_expect(strstr(r.out, "first 20 of 25"), "%s", r.out);
-    run_free(&r);
-    r = run("inspect", "--all", path, NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "--all", path, NULL);
     cr_expect_eq(count_substr(r.out, "[2, 3]"), 25, "--all lists 25: %s", r.out);
-    run_free(&r);
-    r = run("inspect", "--limit=3", path, NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "--limit=3", path, NULL);
     cr_expect_eq(count_substr(r.out, "[2, 3]"), 3, "--limit=3: %s", r.out);
-    run_free(&r);
-    r = run("inspect", "-n", "5", "--json", path, NULL);
+    tu_result_free(&r);
+    r = tu_run("inspect", "-n", "5", "--json", path, NULL);
     cJSON *j = cJSON_Parse(r.out);
     cr_assert_not_null(j, "%s", r.out);
     cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tensor_list")), 5);
     cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "layout"), "name")->valuestring,
                      "unknown");
     cJSON_Delete(j);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_broken_fixture_exits_1)
@@ -437,12 +379,12 @@ Test(cli, inspect_broken_fixture_exits_1)
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         char path[600];
         snprintf(path, sizeof path, "%s/tests/fixtures/bad_safetensors/%s", SK_SOURCE_DIR, k[i][0]);
-        run_result r = run("inspect", path, NULL);
+        tu_result r = tu_run("inspect", path, NULL);
         cr_expect_eq(r.code, 1, "%s: exit %d", k[i][0], r.code);
         cr_expect(strstr(r.err, path), "message does not name the file: %s", r.err);
         cr_expect(strstr(r.err, k[i][1]), "%s: %s", k[i][0], r.err);
         cr_expect_eq(r.out[0], 0, "nothing on stdout for a broken file: %s", r.out);
-        run_free(&r);
+        tu_result_free(&r);
     }
 }
 
@@ -450,10 +392,10 @@ Test(cli, inspect_missing_file)
 {
     char path[400];
     snprintf(path, sizeof path, "%s/nope.safetensors", g_dir);
-    run_result r = run("inspect", path, NULL);
+    tu_result r = tu_run("inspect", path, NULL);
     cr_expect_eq(r.code, 1);
     cr_expect(strstr(r.err, path) && strstr(r.err, "No such file"), "%s", r.err);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 Test(cli, inspect_directory)
@@ -466,12 +408,12 @@ Test(cli, inspect_directory)
     write_model(a, "", k_wan, (int)(sizeof k_wan / sizeof k_wan[0]));
     const spec one[] = {{"w", 1, {4}}};
     write_model(b, "", one, 1);
-    run_result r = run("inspect", sub, NULL);
+    tu_result r = tu_run("inspect", sub, NULL);
     cr_expect_eq(r.code, 0, "%s", r.err);
     const char *pa = strstr(r.out, "a-other"), *pb = strstr(r.out, "b-dit");
     cr_expect(pa && pb && pa < pb, "both files, sorted: %s", r.out);
     cr_expect(strstr(r.out, "Wan DiT"), "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
 }
 
 /* ----------------------------------------- full-size headers (sparse files)
@@ -600,11 +542,11 @@ static void taehv_keys(hdr_builder *b, int64_t z, int64_t p)
 
 static cJSON *inspect_json(const char *path)
 {
-    run_result r = run("inspect", "--json", "-n", "0", path, NULL);
+    tu_result r = tu_run("inspect", "--json", "-n", "0", path, NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cJSON *j = cJSON_Parse(r.out);
     cr_assert_not_null(j, "%s", r.out);
-    run_free(&r);
+    tu_result_free(&r);
     return j;
 }
 
