@@ -242,24 +242,33 @@ Test(live_http, text_prompt_with_the_encoder)
     if (rc != 0 && strstr(e, "SentencePiece")) cr_skip_test("no SentencePiece in this build");
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
-    snprintf(cmd, sizeof cmd, "%s generate %s --prompt 'A red fox at dawn.' --control-stdin "
-             "--start-paused --latents-out %s", lu_bin(), tail, path("t_live.safetensors"));
-    int in;
-    pid_t pid = lu_spawn(cmd, path("t_live.log"), &in);
-    const char *lines = "step\nprompt A blue whale.\nresume\n";
-    cr_assert_eq(write(in, lines, strlen(lines)), (ssize_t)strlen(lines));
-    rc = lu_wait(pid, 120);
-    close(in);
-    e = lu_read(path("t_live.log"));
-    cr_assert_eq(rc, 0, "%s", e);
-    cr_expect(strstr(e, "(live: text 'A blue whale.') applied at latent frame 3"), "%s", e);
-    size_t n, m;
-    float *a = latents(path("t_ref.safetensors"), &n), *b = latents(path("t_live.safetensors"), &m);
-    cr_assert_eq(n, m);
-    cr_expect(memcmp(a, b, n * sizeof *a) == 0, "live text prompt differs from the schedule");
-    free(a);
-    free(b);
-    free(e);
+    /* the encoder kept resident, then freed and reloaded per prompt (--text-offload) */
+    const char *variants[] = {"", "--text-offload"};
+    for (int v = 0; v < 2; v++) {
+        snprintf(cmd, sizeof cmd, "env SINKSTREAM_LOG=debug %s generate %s --prompt 'A red fox "
+                 "at dawn.' --control-stdin --start-paused %s --latents-out %s", lu_bin(), tail,
+                 variants[v],
+                 path("t_live.safetensors"));
+        int in;
+        pid_t pid = lu_spawn(cmd, path("t_live.log"), &in);
+        const char *lines = "step\nprompt A blue whale.\nresume\n";
+        cr_assert_eq(write(in, lines, strlen(lines)), (ssize_t)strlen(lines));
+        rc = lu_wait(pid, 120);
+        close(in);
+        e = lu_read(path("t_live.log"));
+        cr_assert_eq(rc, 0, "%s: %s", variants[v], e);
+        cr_expect(strstr(e, "(live: text 'A blue whale.') applied at latent frame 3"), "%s", e);
+        cr_expect_eq(strstr(e, "freed (offload)") != NULL, v == 1, "%s: %s", variants[v], e);
+        size_t n, m;
+        float *a = latents(path("t_ref.safetensors"), &n);
+        float *b = latents(path("t_live.safetensors"), &m);
+        cr_assert_eq(n, m);
+        cr_expect(memcmp(a, b, n * sizeof *a) == 0, "live text prompt (%s) differs from the "
+                  "schedule", variants[v][0] ? variants[v] : "encoder resident");
+        free(a);
+        free(b);
+        free(e);
+    }
 }
 
 /* The queue and the HTTP server in-process: validation, order, limits. */

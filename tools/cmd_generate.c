@@ -31,6 +31,7 @@ typedef struct {
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     const char *vae, *output, *frames_dir, *rgb_out;
     const char *prompt, *text_encoder, *tokenizer, *text_encoder_config, *dump_steps;
+    int text_offload; /* live prompts: free the encoder weights between encodes */
     int fps, crf;
     int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
     sk_int_list steps;
@@ -161,7 +162,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     if (o->text_embeds && (st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
     if (o->text_encoder && (any_text || keep_text) &&
         (st = gen_text_open(&text, o->device == 1, o->text_encoder, o->tokenizer,
-                            o->text_encoder_config, keep_text)) != SK_OK)
+                            o->text_encoder_config, keep_text && o->text_offload)) != SK_OK)
         goto fail;
     for (int i = 0; i < pl.n; i++)
         if ((st = gen_prompt_resolve(&pl.v[i], emb, &text)) != SK_OK) {
@@ -687,6 +688,10 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "SentencePiece model (spiece.model)", NULL, "FILE")},
         {OPT("text-encoder-config", SK_OPT_STRING, &o.text_encoder_config, "metadata / shapes",
              "config.json of the text encoder", NULL, "FILE")},
+        {OPT("text-offload", SK_OPT_FLAG, &o.text_offload, NULL, "with live control: free the "
+             "encoder's weights after each prompt and reload them for the next (saves ~11 GB "
+             "at umT5-XXL size; a switch costs the reload). Without live control the encoder is "
+             "always freed once the prompts are encoded", NULL, NULL)},
         {OPT("text-embeds", SK_OPT_STRING, &o.text_embeds, NULL,
              "safetensors with the text encoder output [L, text_dim]", NULL, "FILE")},
         {OPT("embeds-key", SK_OPT_STRING, &o.embeds_key, "context", "tensor in --text-embeds to use",
