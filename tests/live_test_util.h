@@ -273,4 +273,30 @@ static inline void lu_rm_rf(const char *dir)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* Each live suite works in its own temp dir: lu_dir_make in the suite's
+ * .init, lu_dir_remove (kills leftover children too) in its .fini. */
+static char g_dir[64];
+
+static inline void lu_dir_make(const char *suite)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sk_%s_XXXXXX", suite);
+    cr_assert(mkdtemp(g_dir), "mkdtemp %s", g_dir);
+}
+
+static inline void lu_dir_remove(void)
+{
+    lu_kill_all();
+    lu_rm_rf(g_dir);
+}
+
+/* g_dir/name in one of 8 rotating buffers (a call may use several at once). */
+static inline const char *lu_path(const char *name)
+{
+    static char p[8][300];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
+    return p[k];
+}
+
 #endif

@@ -4,29 +4,11 @@
  * keeps its RSS flat. Tiny models, CPU. */
 #include "live_test_util.h"
 
-static char g_dir[64];
-
-static void mk(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/sk_live_files_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
-}
-static void rm(void)
-{
-    lu_kill_all();
-    lu_rm_rf(g_dir);
-}
+static void mk(void) { lu_dir_make("live_files"); }
+static void rm(void) { lu_dir_remove(); }
 
 TestSuite(live_files, .init = mk, .fini = rm, .timeout = 600);
 
-static const char *path(const char *name)
-{
-    static char p[8][300];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
-    return p[k];
-}
 
 static const char *gen_cmd(const char *args)
 {
@@ -43,19 +25,19 @@ static const char *gen_cmd(const char *args)
 static void killed_file_plays(const char *name)
 {
     char args[400];
-    snprintf(args, sizeof args, "--seconds 0 -o %s", path(name));
-    pid_t pid = lu_spawn(gen_cmd(args), path("gen.log"), NULL);
+    snprintf(args, sizeof args, "--seconds 0 -o %s", lu_path(name));
+    pid_t pid = lu_spawn(gen_cmd(args), lu_path("gen.log"), NULL);
     /* a few fragments / clusters on disk (the header alone is under 1 KB) */
     double t_end = lu_now() + 120;
-    while (lu_size(path(name)) < 15000 && lu_now() < t_end) lu_sleep(0.05);
-    cr_assert(lu_size(path(name)) >= 15000, "the file did not grow");
+    while (lu_size(lu_path(name)) < 15000 && lu_now() < t_end) lu_sleep(0.05);
+    cr_assert(lu_size(lu_path(name)) >= 15000, "the file did not grow");
     cr_assert_eq(kill(-pid, SIGKILL), 0);
     cr_expect_eq(lu_wait(pid, 10), 128 + SIGKILL);
-    lu_probe p = lu_ffprobe(path(name));
+    lu_probe p = lu_ffprobe(lu_path(name));
     cr_expect_str_eq(p.codec, "h264", "%s: not playable after kill -9", name);
     cr_expect(p.width == 64 && p.height == 64);
     cr_expect(p.frames > 0, "%s: ffprobe decoded %d frames", name, p.frames);
-    cr_log_info("%s killed at %lld bytes: %d frames play", name, (long long)lu_size(path(name)),
+    cr_log_info("%s killed at %lld bytes: %d frames play", name, (long long)lu_size(lu_path(name)),
                 p.frames);
 }
 
@@ -67,18 +49,18 @@ Test(live_files, kill9_leaves_a_playable_mkv) { killed_file_plays("k.mkv"); }
 Test(live_files, sigint_stops_at_a_boundary_with_a_complete_file)
 {
     char args[400];
-    snprintf(args, sizeof args, "--seconds 0 -o %s", path("i.mp4"));
-    pid_t pid = lu_spawn(gen_cmd(args), path("gen.log"), NULL);
+    snprintf(args, sizeof args, "--seconds 0 -o %s", lu_path("i.mp4"));
+    pid_t pid = lu_spawn(gen_cmd(args), lu_path("gen.log"), NULL);
     double t_end = lu_now() + 120;
-    while (lu_size(path("i.mp4")) < 15000 && lu_now() < t_end) lu_sleep(0.05);
+    while (lu_size(lu_path("i.mp4")) < 15000 && lu_now() < t_end) lu_sleep(0.05);
     cr_assert_eq(kill(pid, SIGINT), 0);
     int rc = lu_wait(pid, 30);
-    char *e = lu_read(path("gen.log"));
+    char *e = lu_read(lu_path("gen.log"));
     cr_assert_eq(rc, 0, "SIGINT: exit %d: %s", rc, e);
     const char *g = strstr(e, "latent frames (");
     cr_assert(g && strstr(e, "signal: stopping at latent frame"), "%s", e);
     long vf = atol(g + 15); /* "(N video frames)" */
-    lu_probe p = lu_ffprobe(path("i.mp4"));
+    lu_probe p = lu_ffprobe(lu_path("i.mp4"));
     cr_expect_eq(p.frames, vf, "file has %d frames, %ld were generated", p.frames, vf);
     free(e);
 }
@@ -101,12 +83,12 @@ Test(live_files, rss_flat_over_2000_chunks)
              "",
 #endif
              lu_bin(), LIVE_FIX, LIVE_FIX);
-    pid_t pid = lu_spawn(cmd, path("rss.log"), NULL);
+    pid_t pid = lu_spawn(cmd, lu_path("rss.log"), NULL);
     long base = -1, maxkb = 0, last = 0;
     int samples = 0;
     double t0 = lu_now();
     for (;;) {
-        char *e = lu_read(path("rss.log"));
+        char *e = lu_read(lu_path("rss.log"));
         const char *f = NULL, *p = e;
         while ((p = strstr(p, "latent frames ")) && (f = p++)) {}
         long done = f ? atol(f + 14) : 0;
@@ -123,7 +105,7 @@ Test(live_files, rss_flat_over_2000_chunks)
     }
     int rc = lu_wait(pid, 60);
     double dt = lu_now() - t0;
-    char *e = lu_read(path("rss.log"));
+    char *e = lu_read(lu_path("rss.log"));
     cr_assert_eq(rc, 0, "2000-chunk run failed (%d): %.2000s", rc, e);
     cr_assert(strstr(e, "generated 6000 latent frames"), "%.2000s", e);
     cr_assert(base > 0 && samples >= 5, "too few RSS samples (%d) in %.1f s", samples, dt);

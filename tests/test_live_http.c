@@ -10,29 +10,11 @@
 
 #include "runtime/control.h"
 
-static char g_dir[64];
-
-static void mk(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/sk_live_http_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
-}
-static void rm(void)
-{
-    lu_kill_all();
-    lu_rm_rf(g_dir);
-}
+static void mk(void) { lu_dir_make("live_http"); }
+static void rm(void) { lu_dir_remove(); }
 
 TestSuite(live_http, .init = mk, .fini = rm, .timeout = 300);
 
-static const char *path(const char *name)
-{
-    static char p[8][256];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
-    return p[k];
-}
 
 static const char *common(void)
 {
@@ -55,18 +37,18 @@ static float *latents(const char *file, size_t *n)
 /* The reference: the same switch as a schedule file. */
 static float *scheduled(size_t *n)
 {
-    const char *pf = path("sched.jsonl");
+    const char *pf = lu_path("sched.jsonl");
     FILE *f = fopen(pf, "w");
     fputs("{\"embeds\": \"context\"}\n{\"frame\": 6, \"embeds\": \"context.1\"}\n", f);
     fclose(f);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s generate %s --prompts %s --latents-out %s", lu_bin(), common(),
-             pf, path("sched.safetensors"));
-    int rc = lu_wait(lu_spawn(cmd, path("sched.log"), NULL), 120);
-    char *e = lu_read(path("sched.log"));
+             pf, lu_path("sched.safetensors"));
+    int rc = lu_wait(lu_spawn(cmd, lu_path("sched.log"), NULL), 120);
+    char *e = lu_read(lu_path("sched.log"));
     cr_assert_eq(rc, 0, "scheduled run: %s", e);
     free(e);
-    return latents(path("sched.safetensors"), n);
+    return latents(lu_path("sched.safetensors"), n);
 }
 
 /* Starts generate with --control-port 0 and reads the port it prints. */
@@ -106,7 +88,7 @@ Test(live_http, posted_prompt_applies_at_the_next_boundary_like_a_schedule)
     size_t n, m;
     float *ref = scheduled(&n);
     int port;
-    const char *out = path("live.safetensors"), *log = path("live.log");
+    const char *out = lu_path("live.safetensors"), *log = lu_path("live.log");
     pid_t pid = start_http("--start-paused", out, log, &port);
     char body[8192];
     cr_assert_eq(lu_http(port, "POST", "/step", "", "{\"chunks\": 2}", body, sizeof body), 202,
@@ -141,7 +123,7 @@ Test(live_http, stdin_commands_apply_like_a_schedule)
     size_t n, m;
     float *ref = scheduled(&n);
     char cmd[4096];
-    const char *out = path("stdin.safetensors"), *log = path("stdin.log");
+    const char *out = lu_path("stdin.safetensors"), *log = lu_path("stdin.log");
     snprintf(cmd, sizeof cmd, "%s generate %s --embeds-key context --control-stdin --start-paused "
              "--latents-out %s", lu_bin(), common(), out);
     int in;
@@ -166,7 +148,7 @@ Test(live_http, stdin_commands_apply_like_a_schedule)
 Test(live_http, bad_requests_token_and_stop)
 {
     int port;
-    const char *out = path("tok.safetensors"), *log = path("tok.log");
+    const char *out = lu_path("tok.safetensors"), *log = lu_path("tok.log");
     pid_t pid = start_http("--start-paused --control-token s3cret --control-max-body 4096", out,
                            log, &port);
     char body[8192];
@@ -231,14 +213,14 @@ Test(live_http, text_prompt_with_the_encoder)
     snprintf(tail, sizeof tail, "--dit %sdit_tiny.safetensors --text-encoder "
              "%sumt5_tiny.safetensors --tokenizer %sspiece_tiny.model --frames 9 --latent-height 8 "
              "--latent-width 8 --kv-window 6 --kv-sink 3 --seed 9", DIT_FIX, T, T);
-    const char *pf = path("t.jsonl");
+    const char *pf = lu_path("t.jsonl");
     FILE *f = fopen(pf, "w");
     fputs("{\"prompt\": \"A red fox at dawn.\"}\n{\"frame\": 3, \"prompt\": \"A blue whale.\"}\n", f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s generate %s --prompts %s --latents-out %s", lu_bin(), tail, pf,
-             path("t_ref.safetensors"));
-    int rc = lu_wait(lu_spawn(cmd, path("t_ref.log"), NULL), 120);
-    char *e = lu_read(path("t_ref.log"));
+             lu_path("t_ref.safetensors"));
+    int rc = lu_wait(lu_spawn(cmd, lu_path("t_ref.log"), NULL), 120);
+    char *e = lu_read(lu_path("t_ref.log"));
     if (rc != 0 && strstr(e, "SentencePiece")) cr_skip_test("no SentencePiece in this build");
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
@@ -248,20 +230,20 @@ Test(live_http, text_prompt_with_the_encoder)
         snprintf(cmd, sizeof cmd, "env SINKSTREAM_LOG=debug %s generate %s --prompt 'A red fox "
                  "at dawn.' --control-stdin --start-paused %s --latents-out %s", lu_bin(), tail,
                  variants[v],
-                 path("t_live.safetensors"));
+                 lu_path("t_live.safetensors"));
         int in;
-        pid_t pid = lu_spawn(cmd, path("t_live.log"), &in);
+        pid_t pid = lu_spawn(cmd, lu_path("t_live.log"), &in);
         const char *lines = "step\nprompt A blue whale.\nresume\n";
         cr_assert_eq(write(in, lines, strlen(lines)), (ssize_t)strlen(lines));
         rc = lu_wait(pid, 120);
         close(in);
-        e = lu_read(path("t_live.log"));
+        e = lu_read(lu_path("t_live.log"));
         cr_assert_eq(rc, 0, "%s: %s", variants[v], e);
         cr_expect(strstr(e, "(live: text 'A blue whale.') applied at latent frame 3"), "%s", e);
         cr_expect_eq(strstr(e, "freed (offload)") != NULL, v == 1, "%s: %s", variants[v], e);
         size_t n, m;
-        float *a = latents(path("t_ref.safetensors"), &n);
-        float *b = latents(path("t_live.safetensors"), &m);
+        float *a = latents(lu_path("t_ref.safetensors"), &n);
+        float *b = latents(lu_path("t_live.safetensors"), &m);
         cr_assert_eq(n, m);
         cr_expect(memcmp(a, b, n * sizeof *a) == 0, "live text prompt (%s) differs from the "
                   "schedule", variants[v][0] ? variants[v] : "encoder resident");

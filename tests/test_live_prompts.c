@@ -7,18 +7,8 @@
 
 #include "tools/gen_prompts.c"
 
-static char g_dir[64];
-
-static void mk(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/sk_live_prompts_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
-}
-static void rm(void)
-{
-    lu_kill_all();
-    lu_rm_rf(g_dir);
-}
+static void mk(void) { lu_dir_make("live_prompts"); }
+static void rm(void) { lu_dir_remove(); }
 
 TestSuite(live_prompts, .init = mk, .fini = rm);
 

@@ -11,29 +11,11 @@
 
 #include "runtime/output.h"
 
-static char g_dir[64];
-
-static void mk(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/sk_live_rtmp_XXXXXX");
-    cr_assert(mkdtemp(g_dir));
-}
-static void rm(void)
-{
-    lu_kill_all();
-    lu_rm_rf(g_dir);
-}
+static void mk(void) { lu_dir_make("live_rtmp"); }
+static void rm(void) { lu_dir_remove(); }
 
 TestSuite(live_rtmp, .init = mk, .fini = rm, .timeout = 240);
 
-static const char *path(const char *name)
-{
-    static char p[8][300];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
-    return p[k];
-}
 
 static const char *nginx_bin(void)
 {
@@ -93,7 +75,7 @@ static pid_t start_nginx(int port, const char *rec)
         if (ok) return pid;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid || lu_now() > t_end) {
-            char *e = lu_read(log), *e2 = lu_read(path("nginx_error.log"));
+            char *e = lu_read(log), *e2 = lu_read(lu_path("nginx_error.log"));
             cr_assert_fail("nginx did not start on port %d: %s %s", port, e, e2);
         }
         lu_sleep(0.05);
@@ -132,12 +114,12 @@ Test(live_rtmp, streams_at_real_time_pace)
     pid_t ng = start_nginx(port, "rec");
     const int F = 12, vf = 4 * F - 3; /* 45 frames = 2.81 s at 16 fps */
     double t0 = lu_now();
-    int rc = lu_wait(lu_spawn(generate_cmd(port, F, ""), path("gen.log"), NULL), 60);
+    int rc = lu_wait(lu_spawn(generate_cmd(port, F, ""), lu_path("gen.log"), NULL), 60);
     double wall = lu_now() - t0;
     stop_nginx(ng);
-    char *e = lu_read(path("gen.log"));
+    char *e = lu_read(lu_path("gen.log"));
     cr_assert_eq(rc, 0, "generate to nginx failed (%d): %s", rc, e);
-    lu_probe p = lu_ffprobe(path("rec/test.flv"));
+    lu_probe p = lu_ffprobe(lu_path("rec/test.flv"));
     cr_expect_str_eq(p.codec, "h264");
     cr_expect(p.width == 64 && p.height == 64, "%dx%d", p.width, p.height);
     cr_expect_eq(p.frames, vf, "nginx recorded %d frames, %d were sent", p.frames, vf);
@@ -160,13 +142,13 @@ Test(live_rtmp, survives_a_server_restart)
     const int F = 30, vf = 4 * F - 3; /* 117 frames = 7.3 s at 16 fps */
     char extra[400];
     snprintf(extra, sizeof extra, "--reconnect-max-ms 1000 --net-timeout-ms 3000 --tee %s",
-             path("tee.mkv"));
-    pid_t gen = lu_spawn(generate_cmd(port, F, extra), path("gen.log"), NULL);
+             lu_path("tee.mkv"));
+    pid_t gen = lu_spawn(generate_cmd(port, F, extra), lu_path("gen.log"), NULL);
     /* some of the stream has arrived: kill the server under it */
     double t_end = lu_now() + 30;
-    while (lu_size(path("rec1/test.flv")) < 8000 && lu_now() < t_end) lu_sleep(0.05);
-    cr_assert(lu_size(path("rec1/test.flv")) >= 8000, "nothing recorded: %s",
-              lu_read(path("gen.log")));
+    while (lu_size(lu_path("rec1/test.flv")) < 8000 && lu_now() < t_end) lu_sleep(0.05);
+    cr_assert(lu_size(lu_path("rec1/test.flv")) >= 8000, "nothing recorded: %s",
+              lu_read(lu_path("gen.log")));
     stop_nginx(ng);
     double t_down = lu_now();
     lu_sleep(1.0);
@@ -174,11 +156,11 @@ Test(live_rtmp, survives_a_server_restart)
     double t_up = lu_now();
     int rc = lu_wait(gen, 90);
     stop_nginx(ng);
-    char *e = lu_read(path("gen.log"));
+    char *e = lu_read(lu_path("gen.log"));
     cr_assert_eq(rc, 0, "generate did not survive the restart (%d): %s", rc, e);
     cr_expect(strstr(e, "connection lost") && strstr(e, "reconnected after"), "%s", e);
-    lu_probe a = lu_ffprobe(path("rec1/test.flv")), b = lu_ffprobe(path("rec2/test.flv")),
-             t = lu_ffprobe(path("tee.mkv"));
+    lu_probe a = lu_ffprobe(lu_path("rec1/test.flv")), b = lu_ffprobe(lu_path("rec2/test.flv")),
+             t = lu_ffprobe(lu_path("tee.mkv"));
     cr_expect(!strcmp(a.codec, "h264") && a.width == 64 && a.height == 64 && a.frames > 0,
               "first recording: %s %dx%d %d frames", a.codec, a.width, a.height, a.frames);
     cr_expect(!strcmp(b.codec, "h264") && b.width == 64 && b.height == 64 && b.frames > 0,
@@ -203,15 +185,15 @@ Test(live_rtmp, server_gone_for_good_does_not_hang)
     const int F = 9, vf = 4 * F - 3;
     char extra[400];
     snprintf(extra, sizeof extra, "--reconnect-max-ms 500 --net-timeout-ms 2000 --tee %s",
-             path("tee.mp4"));
-    pid_t gen = lu_spawn(generate_cmd(port, F, extra), path("gen.log"), NULL);
+             lu_path("tee.mp4"));
+    pid_t gen = lu_spawn(generate_cmd(port, F, extra), lu_path("gen.log"), NULL);
     double t_end = lu_now() + 30;
-    while (lu_size(path("rec/test.flv")) < 3000 && lu_now() < t_end) lu_sleep(0.05);
+    while (lu_size(lu_path("rec/test.flv")) < 3000 && lu_now() < t_end) lu_sleep(0.05);
     stop_nginx(ng);
     int rc = lu_wait(gen, 60);
-    char *e = lu_read(path("gen.log"));
+    char *e = lu_read(lu_path("gen.log"));
     cr_expect_eq(rc, 0, "%s", e);
     cr_expect(strstr(e, "still down at the end"), "%s", e);
-    cr_expect_eq(lu_ffprobe(path("tee.mp4")).frames, vf);
+    cr_expect_eq(lu_ffprobe(lu_path("tee.mp4")).frames, vf);
     free(e);
 }
