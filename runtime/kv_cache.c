@@ -174,7 +174,7 @@ void sk_kv_cache_free(sk_kv_cache **pc)
     free(c->k); free(c->v); free(c->qbank); free(c->qbank_frame);
     free(c->slots); free(c->pend_slot); free(c->vis_slot); free(c->vis_pos); free(c->tmp);
     free(c->pre_slot); free(c->pre_pos); free(c->comp_done); free(c->lay_frame); free(c->lay_cat);
-    free(c->h_score); free(c->h_ids); free(c->h_order);
+    free(c->h_score); free(c->h_cand); free(c->h_ids); free(c->h_order);
     free(c);
     *pc = NULL;
 }
@@ -273,9 +273,10 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
         SK_TRY_GOTO(st, sk_tensor_alloc(be, p->dtype, 2, sc, &c->score), fail);
         SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_I32, 1, id, &c->ids), fail);
         c->h_score = malloc((size_t)(c->n_slots * S) * sizeof *c->h_score);
+        c->h_cand = malloc((size_t)(c->n_slots * S) * sizeof *c->h_cand);
         c->h_ids = malloc((size_t)C * sizeof *c->h_ids);
         c->h_order = malloc((size_t)(c->n_slots * S) * sizeof *c->h_order);
-        if (!c->h_score || !c->h_ids || !c->h_order) {
+        if (!c->h_score || !c->h_cand || !c->h_ids || !c->h_order) {
             st = SK_ERR(SK_E_OOM, "KV cache: out of host memory");
             goto fail;
         }
@@ -806,13 +807,11 @@ sk_status sk_kv_compress_layer(sk_kv_cache *c, int layer, const sk_tensor *q_spa
     const int64_t C = c->comp_frames * S, nt = c->n_cand * S;
     for (int64_t i = 0; i < nt; i++) c->h_order[i] = i;
     /* token i of the candidate list -> pool row */
-    float *sc = malloc((size_t)nt * sizeof *sc);
-    SK_CHECK(sc, SK_E_OOM, "KV cache: out of host memory");
+    float *sc = c->h_cand; /* allocated at init: nothing allocated per chunk */
     for (int64_t i = 0; i < c->n_cand; i++)
         for (int64_t t = 0; t < S; t++) sc[i * S + t] = c->h_score[cs[i] * S + t];
     g_sort_scores = sc;
     qsort(c->h_order, (size_t)nt, sizeof *c->h_order, cmp_tok);
-    free(sc);
     qsort(c->h_order, (size_t)C, sizeof *c->h_order, cmp_i64);
     for (int64_t i = 0; i < C; i++) {
         int64_t tok = c->h_order[i];

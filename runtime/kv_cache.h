@@ -169,6 +169,7 @@ struct sk_kv_cache {
     int qcur;                /* committed Q bank */
     sk_tensor qs, qzero, qmean, score, ids; /* scoring queries, zero query, mean, scores, i32 ids */
     float *h_score;
+    float *h_cand;           /* scores in candidate order (sorted on the host) */
     int32_t *h_ids;
     int64_t *h_order;
 };
