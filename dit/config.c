@@ -19,7 +19,22 @@ sk_dit_config sk_dit_config_wan_1_3b(void)
     c.eps = 1e-6f;
     c.patch[0] = 1; c.patch[1] = 2; c.patch[2] = 2;
     c.rope_theta = 10000.0;
+    snprintf(c.model_type, sizeof c.model_type, "t2v");
     return c;
+}
+
+sk_dit_config sk_dit_config_wan_ti2v_5b(void)
+{
+    sk_dit_config c = sk_dit_config_wan_1_3b();
+    c.dim = 3072; c.ffn_dim = 14336; c.num_heads = 24; c.head_dim = 128; c.num_layers = 30;
+    c.in_dim = 48; c.out_dim = 48;
+    snprintf(c.model_type, sizeof c.model_type, "ti2v");
+    return c;
+}
+
+int sk_dit_vae_stride(const sk_dit_config *c)
+{
+    return c->in_dim == 48 || strcmp(c->model_type, "ti2v") == 0 ? 16 : 8;
 }
 
 sk_status sk_dit_config_validate(const sk_dit_config *c, const char *label)
@@ -52,6 +67,13 @@ sk_status sk_dit_config_validate(const sk_dit_config *c, const char *label)
              "%s: eps %g; expected a small positive number such as 1e-6", L, (double)c->eps);
     SK_CHECK(isfinite(c->rope_theta) && c->rope_theta > 1, SK_E_INVALID_ARG,
              "%s: rope_theta %g; expected 10000", L, c->rope_theta);
+    SK_CHECK(!c->model_type[0] || !strcmp(c->model_type, "t2v") || !strcmp(c->model_type, "ti2v"),
+             SK_E_UNSUPPORTED,
+             "%s: model_type \"%s\"; supported: \"t2v\" (Wan2.1, 16 channels) and \"ti2v\" "
+             "(Wan2.2-TI2V-5B, 48 channels)", L, c->model_type);
+    SK_CHECK(strcmp(c->model_type, "ti2v") || (c->in_dim == 48 && c->out_dim == 48),
+             SK_E_INVALID_ARG, "%s: model_type \"ti2v\" has 48 latent channels in and out, "
+             "but in_dim/out_dim are %lld/%lld", L, (long long)c->in_dim, (long long)c->out_dim);
     return SK_OK;
 }
 
@@ -122,6 +144,17 @@ sk_status sk_dit_config_from_json(const char *json, const char *label, sk_dit_co
     if (eps) {
         if (!cJSON_IsNumber(eps)) { st = SK_ERR(SK_E_FORMAT, "%s: \"eps\" must be a number", L); goto done; }
         c.eps = (float)eps->valuedouble;
+    }
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "model_type");
+    if (mt && !cJSON_IsNull(mt)) {
+        if (!cJSON_IsString(mt) || strlen(mt->valuestring) >= sizeof c.model_type) {
+            st = SK_ERR(SK_E_FORMAT, "%s: \"model_type\" must be a short string (\"t2v\" or "
+                        "\"ti2v\")", L);
+            goto done;
+        }
+        snprintf(c.model_type, sizeof c.model_type, "%s", mt->valuestring);
+    } else if (c.in_dim == 48) {
+        snprintf(c.model_type, sizeof c.model_type, "ti2v"); /* Wan2.2-TI2V-5B's channels */
     }
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "rope_theta");
     if (th && cJSON_IsNumber(th)) c.rope_theta = th->valuedouble;
@@ -224,6 +257,8 @@ sk_status sk_dit_config_infer(const sk_st_file *f, sk_dit_config *out)
             layers = l + 1;
     }
     c.num_layers = layers;
+    /* 48 latent channels: the Wan2.2 VAE, i.e. Wan2.2-TI2V-5B (LongLive 2.0) */
+    snprintf(c.model_type, sizeof c.model_type, "%s", c.in_dim == 48 ? "ti2v" : "t2v");
     char label[600];
     snprintf(label, sizeof label, "DiT config inferred from the tensor shapes of '%s' "
              "(head_dim assumed 128; give --dit-config for other models)", f->path ? f->path : "?");
@@ -234,10 +269,10 @@ sk_status sk_dit_config_infer(const sk_st_file *f, sk_dit_config *out)
 
 void sk_dit_config_log(const sk_dit_config *c, const char *source)
 {
-    SK_LOGI("DiT config (from %s): dim %lld, ffn_dim %lld, heads %lld x %lld, layers %lld, "
+    SK_LOGI("DiT config (from %s): %s, dim %lld, ffn_dim %lld, heads %lld x %lld, layers %lld, "
             "in/out %lld/%lld, text_dim %lld, freq_dim %lld, text_len %lld, eps %g, "
             "patch (%d,%d,%d), rope_theta %g",
-            source, (long long)c->dim, (long long)c->ffn_dim, (long long)c->num_heads,
+            source, c->model_type, (long long)c->dim, (long long)c->ffn_dim, (long long)c->num_heads,
             (long long)c->head_dim, (long long)c->num_layers, (long long)c->in_dim,
             (long long)c->out_dim, (long long)c->text_dim, (long long)c->freq_dim,
             (long long)c->text_len, (double)c->eps, c->patch[0], c->patch[1], c->patch[2],

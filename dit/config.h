@@ -33,14 +33,23 @@ typedef struct {
     float eps;          /* every LayerNorm / RMSNorm          */
     int patch[3];       /* (t, h, w) = (1, 2, 2), the only one supported */
     double rope_theta;  /* 10000                              */
+    char model_type[16];/* "t2v" (Wan2.1) or "ti2v" (Wan2.2-TI2V-5B, LongLive 2.0:
+                           48 latent channels, a 16x16x4 VAE) */
 } sk_dit_config;
+
+/* Wan2.2-TI2V-5B (LongLive 2.0; spec-longlive2.md §1). */
+sk_dit_config sk_dit_config_wan_ti2v_5b(void);
+
+/* Pixels per latent row/column of the VAE this DiT's latents belong to: 16 for
+ * the 48-channel Wan2.2 VAE (ti2v), 8 for the 16-channel Wan2.1 VAE. */
+int sk_dit_vae_stride(const sk_dit_config *c);
 
 /* Wan2.1-T2V-1.3B defaults (spec §1.1). */
 sk_dit_config sk_dit_config_wan_1_3b(void);
 
 /* Parses a JSON object. Accepts the Wan names (dim, ffn_dim, num_heads,
  * num_layers, in_dim, out_dim, text_dim, freq_dim, eps, patch_size, text_len,
- * head_dim) and the diffusers aliases (num_attention_heads, attention_head_dim,
+ * head_dim, model_type) and the diffusers aliases (num_attention_heads, attention_head_dim,
  * in_channels, out_channels). Missing optional fields take the 1.3B defaults;
  * dim, num_heads (or head_dim) and num_layers are required. label names the
  * source in messages. Validates the result. */

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_multishot.h"
 #include "log.h"
 
 static const char *const k_policy_names[SK_KV_POLICY_COUNT_] = {
     [SK_KV_FIFO] = "fifo", [SK_KV_SINK] = "sink", [SK_KV_EMA] = "ema",
     [SK_KV_DEEP_SINK] = "deep-sink", [SK_KV_ROLLING] = "rolling",
+    [SK_KV_MULTISHOT] = "multishot",
 };
 static const char *const k_rope_names[3] = {"auto", "absolute", "relative"};
 
@@ -25,7 +27,7 @@ sk_status sk_kv_policy_from_name(const char *s, sk_kv_policy *out)
     for (int i = 0; i < SK_KV_POLICY_COUNT_; i++)
         if (s && strcmp(s, k_policy_names[i]) == 0) { *out = (sk_kv_policy)i; return SK_OK; }
     return SK_ERR(SK_E_INVALID_ARG, "unknown KV-cache policy '%s'; expected fifo, sink, ema, "
-                  "deep-sink or rolling", s ? s : "(null)");
+                  "deep-sink, rolling or multishot", s ? s : "(null)");
 }
 
 const char *sk_kv_rope_name(sk_kv_rope r)
@@ -52,7 +54,8 @@ int64_t sk_kv_default_sink(sk_kv_policy p, int64_t window, int64_t chunk)
     switch (p) {
     case SK_KV_FIFO: return 0;
     case SK_KV_DEEP_SINK: return window / 2;
-    case SK_KV_ROLLING: return chunk;
+    case SK_KV_ROLLING:
+    case SK_KV_MULTISHOT: return chunk;
     default: return 3;
     }
 }
@@ -78,6 +81,12 @@ static kv_plan plan_of(const sk_kv_params *p)
     g.raw = p->store_raw || !((p->policy == SK_KV_FIFO || p->policy == SK_KV_SINK) &&
                               rope == SK_KV_ROPE_ABSOLUTE && p->compress_frames == 0);
     g.sink_banks = S > 0 ? (p->policy == SK_KV_EMA ? 2 : 1) : 0;
+    if (p->policy == SK_KV_MULTISHOT) {
+        g.raw = p->store_raw;
+        g.ring_len = sk_kv_ms_pool_frames(p) - S;
+        g.n_slots = sk_kv_ms_pool_frames(p);
+        return g;
+    }
     if (p->compress_frames > 0) {
         const int64_t R = p->recent_frames > 0 ? p->recent_frames : 4;
         g.comp_frames = p->compress_frames - S - R;
@@ -136,6 +145,7 @@ static sk_status validate(const sk_kv_params *p)
         SK_CHECK(p->compress_frames == 0, SK_E_INVALID_ARG,
                  "KV cache: --kv-compress works with fifo, sink and deep-sink, not rolling");
     }
+    if (p->policy == SK_KV_MULTISHOT) SK_TRY(sk_kv_ms_validate(p));
     if (p->compress_frames > 0) {
         const int64_t R = p->recent_frames > 0 ? p->recent_frames : 4;
         SK_CHECK(p->policy != SK_KV_EMA, SK_E_INVALID_ARG,
@@ -175,6 +185,7 @@ void sk_kv_cache_free(sk_kv_cache **pc)
     free(c->slots); free(c->pend_slot); free(c->vis_slot); free(c->vis_pos); free(c->tmp);
     free(c->pre_slot); free(c->pre_pos); free(c->comp_done); free(c->lay_frame); free(c->lay_cat);
     free(c->h_score); free(c->h_cand); free(c->h_ids); free(c->h_order);
+    sk_kv_ms_free(c);
     free(c);
     *pc = NULL;
 }
@@ -196,6 +207,7 @@ void sk_kv_cache_reset(sk_kv_cache *c)
     c->n_comp = 0;
     c->reg_lo = c->p.sink_frames;
     c->ema_fused = c->compress = 0;
+    sk_kv_ms_reset(c);
 }
 
 sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **out)
@@ -281,6 +293,7 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
             goto fail;
         }
     }
+    if (p->policy == SK_KV_MULTISHOT) SK_TRY_GOTO(st, sk_kv_ms_init(c), fail);
     sk_kv_cache_reset(c);
     char desc[1024];
     sk_kv_describe(&c->p, sk_dtype_size(p->dtype), desc, sizeof desc);
@@ -563,6 +576,7 @@ sk_status sk_kv_begin_chunk(sk_kv_cache *c, int64_t frame0, int64_t n)
     const int64_t S = c->p.sink_frames, W = c->p.window_frames;
     c->ema_fused = 0;
     c->compress = 0;
+    if (c->p.policy == SK_KV_MULTISHOT) return sk_kv_ms_begin_chunk(c, frame0, n);
     /* EMA: frames leaving the window are fused into the other sink bank */
     int64_t leave_lo = 0, leave_hi = 0;
     if (c->p.policy == SK_KV_EMA && frame0 == c->next_frame && frame0 >= S) {
@@ -631,6 +645,9 @@ sk_status sk_kv_begin_recompute(sk_kv_cache *c, int64_t frame0, int64_t n, int p
     SK_CHECK(!c->pending, SK_E_INTERNAL,
              "KV cache: a chunk at frame %lld is still pending (commit or abort it first)",
              (long long)c->pend_frame0);
+    SK_CHECK(c->p.policy != SK_KV_MULTISHOT, SK_E_UNSUPPORTED,
+             "KV cache: a prompt-switch recache (--recache on) is not supported with --kv-policy "
+             "multishot; LongLive 2.0 switches prompts without one (--recache off)");
     SK_CHECK(n >= 1 && frame0 >= 0 && frame0 + n <= c->next_frame && n <= c->p.window_frames,
              SK_E_INVALID_ARG, "KV cache: recompute of frames %lld..%lld; expected up to %lld "
              "frames ending at or before the last generated frame %lld", (long long)frame0,
@@ -953,6 +970,10 @@ static void free_slot(sk_kv_cache *c, int64_t s)
 void sk_kv_commit(sk_kv_cache *c)
 {
     if (!c->pending) return;
+    if (c->p.policy == SK_KV_MULTISHOT && c->pending == PASS_CHUNK) {
+        sk_kv_ms_commit(c);
+        return;
+    }
     if (c->pending != PASS_CHUNK) { /* a recompute or a window moves nothing */
         if (c->pending == PASS_RECOMPUTE)
             for (int64_t i = 0; i < c->n_vis; i++) c->slots[c->vis_slot[i]].rope_t = c->vis_pos[i];
@@ -1016,6 +1037,7 @@ void sk_kv_commit(sk_kv_cache *c)
 
 void sk_kv_abort(sk_kv_cache *c)
 {
+    if (c->p.policy == SK_KV_MULTISHOT) sk_kv_ms_abort(c);
     c->pending = 0;
     c->pend_n = 0;
     c->n_vis = 0;
@@ -1084,6 +1106,12 @@ void sk_kv_describe(const sk_kv_params *p0, size_t elem_bytes, char *buf, size_t
                  "newest %lld clean frames + the leaving chunk", (long long)p.roll_chunks,
                  (long long)(p.roll_chunks * n), (long long)(W - S - p.roll_chunks * n),
                  (long long)S, (long long)(W - n));
+        break;
+    case SK_KV_MULTISHOT:
+        snprintf(sees, sizeof sees, "the global sink (frames 0..%lld) + the pinned shot-sink "
+                 "chunk + the newest chunks, %lld frames in all (its own %lld included; a shot "
+                 "cut shifts RoPE by %lld frames per shot)", (long long)S - 1, (long long)W,
+                 (long long)n, (long long)p.shot_rope_offset);
         break;
     default:
         snprintf(sees, sizeof sees, "?");

@@ -21,6 +21,13 @@
  *              chunk leaves clean and is committed with a plain chunk pass;
  *              the sink (first frames) is placed right before the clean
  *              frames the window sees.
+ *   multishot  LongLive 2.0's multi-shot sink (runtime/kv_multishot.c): chunk 0
+ *              is the global sink; a chunk that opens a shot
+ *              (sk_kv_multishot_cut) shifts the temporal RoPE by
+ *              shot_rope_offset per shot and, once committed, is pinned as the
+ *              shot sink; a pass sees the global sink, the pinned chunk and the
+ *              newest chunks, window_frames in all. Keys baked (absolute
+ *              positions + the shot offset, computed directly: no 1024 limit).
  * and compress_frames > 0 (--kv-compress, Deep Forcing's participative
  * compression) with fifo / sink / deep-sink: when a chunk would overflow the
  * window, the committed non-sink, non-recent frames are replaced by the
@@ -77,6 +84,7 @@ typedef enum {
     SK_KV_EMA,
     SK_KV_DEEP_SINK,
     SK_KV_ROLLING,
+    SK_KV_MULTISHOT,
     SK_KV_POLICY_COUNT_
 } sk_kv_policy;
 
@@ -87,7 +95,7 @@ typedef enum { SK_KV_ROPE_AUTO = 0, SK_KV_ROPE_ABSOLUTE, SK_KV_ROPE_RELATIVE } s
 /* Positions per axis of the Wan RoPE table (rope_params(1024, ...)). */
 #define SK_KV_ROPE_MAX_POSITIONS 1024
 
-/* Parses "fifo" / "sink" / "ema" / "deep-sink" / "rolling". */
+/* Parses "fifo" / "sink" / "ema" / "deep-sink" / "rolling" / "multishot". */
 sk_status sk_kv_policy_from_name(const char *s, sk_kv_policy *out);
 const char *sk_kv_policy_name(sk_kv_policy p);
 /* "auto" / "absolute" / "relative" */
@@ -114,6 +122,8 @@ typedef struct {
     int64_t roll_chunks;      /* rolling: chunks in the denoising window (= steps) */
     double rope_theta;        /* 0: 10000 */
     int store_raw;            /* tests: keep keys temporally raw even where baked would do */
+    int64_t shot_rope_offset; /* multishot: temporal RoPE shift per shot, in latent frames
+                                 (LongLive 2.0: 8) */
 } sk_kv_params;
 
 typedef enum {
@@ -172,6 +182,14 @@ struct sk_kv_cache {
     float *h_cand;           /* scores in candidate order (sorted on the host) */
     int32_t *h_ids;
     int64_t *h_order;
+    /* multishot (kv_multishot.c): chunk-sized slot groups after the global sink */
+    int64_t *ms_group;       /* [ms_groups] chunk index held by each group, -1 free */
+    int64_t ms_groups, ms_pend_group;
+    int64_t ms_shot;         /* shot index of the committed chunks (0: the first shot) */
+    int64_t ms_pin;          /* chunk pinned as the shot sink, -1 none */
+    int64_t ms_hist_lo;      /* oldest chunk history may come from (a clean recache moves it) */
+    int ms_cut_next;         /* the next chunk opens a shot */
+    int ms_clean;            /* the pending cut chunk's clean pass follows a clean recache */
 };
 
 /* Validates the params (window > sink, chunk + sink <= window, ...) and
@@ -229,6 +247,20 @@ int sk_kv_visible(const sk_kv_cache *c, int layer, sk_kv_range *out, int cap);
  * compressed: -1) and temporal positions (may be NULL); returns the count. */
 int64_t sk_kv_visible_frames(const sk_kv_cache *c, int64_t *frames, int64_t cap);
 int64_t sk_kv_visible_positions(const sk_kv_cache *c, int64_t *pos, int64_t cap);
+/* multishot: the next chunk (sk_kv_begin_chunk) opens a new shot: its passes
+ * run at RoPE offset shot_rope_offset * (shots so far + 1) and after its commit
+ * it is the pinned shot sink. Chunk 0 opens no shot (ignored). Survives an
+ * abort of that chunk (a retry is still a cut). */
+sk_status sk_kv_multishot_cut(sk_kv_cache *c);
+/* multishot, --shot-clean-recache: between the denoising passes and the clean
+ * pass of a pending cut chunk: the clean pass sees only the global sink and the
+ * chunk itself, and all history before the chunk is dropped at commit
+ * (upstream _zero_kv_data). */
+sk_status sk_kv_multishot_clean_recache(sk_kv_cache *c);
+/* multishot: chunk indices a pass of chunk k would see (global sink, pinned
+ * shot sink, newest chunks; ascending), for tests and logs; returns the count. */
+int sk_kv_multishot_chunks(const sk_kv_cache *c, int64_t k, int64_t *out, int cap);
+
 /* Makes the pending chunk permanent: advances next_frame, evicts (a window
  * or a recompute moves nothing). */
 void sk_kv_commit(sk_kv_cache *c);

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "stream_rolling.h"
+#include "stream_unipc.h"
 
 sk_stream_params sk_stream_params_default(void)
 {
@@ -21,6 +22,9 @@ sk_stream_params sk_stream_params_default(void)
     p.ema_alpha = 0.999;
     p.kv_recent = 4;
     p.context_t = 0.0f;
+    p.sampler = SK_SAMPLER_RENOISE;
+    (void)sk_unipc_table_make(4, 5.0, &p.unipc);
+    p.shot_rope_offset = 8;
     return p;
 }
 
@@ -44,6 +48,7 @@ void sk_stream_free(sk_stream **ps)
     sk_tensor_free(&s->rec_x);
     sk_tensor_free(&s->rec_v);
     sk_tensor_free(&s->sink_lat);
+    for (int i = 0; i < 3; i++) sk_tensor_free(&s->um[i]);
     free(s->tbuf);
     free(s);
     *ps = NULL;
@@ -91,9 +96,20 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
         .num_layers = cf->num_layers, .num_heads = cf->num_heads, .head_dim = cf->head_dim,
         .dtype = s->be->act_dtype, .ema_alpha = p->ema_alpha, .compress_frames = p->kv_compress,
         .recent_frames = p->kv_recent, .roll_chunks = rolling ? p->sched.n : 0,
-        .rope_theta = cf->rope_theta,
+        .rope_theta = cf->rope_theta, .shot_rope_offset = p->shot_rope_offset,
     };
-    if (p->frames > SK_KV_ROPE_MAX_POSITIONS &&
+    if (p->sampler == SK_SAMPLER_UNIPC && (rolling || p->unipc.n < 1)) {
+        st = SK_ERR(SK_E_INVALID_ARG, "stream: --sampler unipc %s",
+                    rolling ? "does not work with --kv-policy rolling" : "needs --num-steps");
+        goto fail;
+    }
+    if (p->kv_policy == SK_KV_MULTISHOT && p->frames > 0 && p->frames % chunk != 0) {
+        st = SK_ERR(SK_E_INVALID_ARG, "stream: multishot works in whole chunks: %lld frames are "
+                    "not a multiple of --chunk %lld", (long long)p->frames, (long long)chunk);
+        goto fail;
+    }
+    /* multishot computes its RoPE angles directly (no 1024-entry table) */
+    if (p->kv_policy != SK_KV_MULTISHOT && p->frames > SK_KV_ROPE_MAX_POSITIONS &&
         sk_kv_rope_resolve(p->kv_policy, p->kv_rope) == SK_KV_ROPE_ABSOLUTE) {
         st = SK_ERR(SK_E_INVALID_ARG, "stream: %lld frames with absolute RoPE: the model's "
                     "temporal positions end at frame %d (a %d-entry table); use --rope relative "
@@ -121,14 +137,20 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
         SK_TRY_GOTO(st, sk_noise_source_philox(p->seed, &s->own_noise), fail);
         s->noise = s->own_noise;
     }
+    /* UniPC draws no fresh noise: only the initial noise is read */
     SK_TRY_GOTO(st, sk_noise_source_prepare(s->noise, p->frames, cf->in_dim, p->latent_h,
-                                            p->latent_w, chunk, p->sched.n), fail);
+                                            p->latent_w, chunk,
+                                            p->sampler == SK_SAMPLER_UNIPC ? 1 : p->sched.n),
+                fail);
     if (rolling) SK_TRY_GOTO(st, sk_stream_rolling_init(s), fail);
     int64_t xs[4] = {chunk, cf->in_dim, p->latent_h, p->latent_w};
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->x), fail);
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->v), fail);
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->x0), fail);
     SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->z), fail);
+    if (p->sampler == SK_SAMPLER_UNIPC)
+        for (int i = 0; i < 3; i++)
+            SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, xs, &s->um[i]), fail);
     if (p->prompt_switch) {
         int64_t rs[4] = {p->kv_window, cf->in_dim, p->latent_h, p->latent_w};
         SK_TRY_GOTO(st, sk_tensor_alloc(s->be, s->be->act_dtype, 4, rs, &s->ring), fail);
@@ -229,10 +251,22 @@ sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows)
     return st;
 }
 
+sk_status sk_stream_cut(sk_stream *s)
+{
+    SK_CHECK(s->p.kv_policy == SK_KV_MULTISHOT, SK_E_INVALID_ARG,
+             "stream: a shot cut (\"cut\": true) needs --kv-policy multishot");
+    if (s->next_frame == 0) return SK_OK; /* the first chunk is the first shot */
+    SK_TRY(sk_kv_multishot_cut(s->kv));
+    SK_LOGI("shot cut at frame %lld: RoPE offset %lld frames, pinned as the shot sink",
+            (long long)s->next_frame, (long long)(s->kv->ms_shot + 1) * s->p.shot_rope_offset);
+    return SK_OK;
+}
+
 int sk_stream_done(const sk_stream *s) { return s->p.frames > 0 && s->next_frame >= s->p.frames; }
 
 static sk_status run_chunk(sk_stream *s, int64_t f0, int64_t n)
 {
+    if (s->p.sampler == SK_SAMPLER_UNIPC) return sk_stream_unipc_chunk(s, f0, n);
     const sk_schedule *sc = &s->p.sched;
     sk_backend *be = s->be;
     sk_tensor x = sk_tensor_rows(&s->x, 0, n), v = sk_tensor_rows(&s->v, 0, n),

@@ -24,6 +24,7 @@
 #include "runtime/kv_cache.h"
 #include "sampler/noise_source.h"
 #include "sampler/schedule.h"
+#include "sampler/unipc.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +43,12 @@ typedef enum {
     SK_RECACHE_WITH_SINK,    /* the window, and first the sink frames at their own
                                 positions from their kept clean latents (--recache-sink) */
 } sk_recache_mode;
+
+/* How a chunk is denoised (--sampler). */
+typedef enum {
+    SK_SAMPLER_RENOISE = 0,  /* Self-Forcing / LongLive 1.0: x0, fresh noise, next step (sched) */
+    SK_SAMPLER_UNIPC,        /* LongLive 2.0: UniPC bh2 order 2, no fresh noise (unipc) */
+} sk_sampler_kind;
 
 typedef struct {
     int64_t frames;          /* latent frames to generate; 0 = unbounded (Philox noise only) */
@@ -66,6 +73,10 @@ typedef struct {
     int prompt_switch;       /* allow sk_stream_switch_prompt: keeps a ring of the last
                                 kv_window clean latents, scratch for a kv_window-frame pass */
     sk_recache_mode recache; /* what a prompt switch re-encodes (default: the window) */
+    sk_sampler_kind sampler; /* renoise (sched) or unipc (unipc) */
+    sk_unipc_table unipc;    /* --sampler unipc: steps, shift (sk_unipc_table_make) */
+    int64_t shot_rope_offset;/* multishot: RoPE frames per shot (LongLive 2.0: 8) */
+    int shot_clean_recache;  /* multishot: a cut chunk's clean pass sees only the global sink */
 } sk_stream_params;
 
 /* LongLive 1.0 defaults: chunk 3, steps 1000,750,500,250 shift 5 (warped),
@@ -101,6 +112,7 @@ typedef struct sk_stream {
     int64_t rec_f0;          /* first frame of the last window recache */
     int64_t rec_sink_n;      /* sink frames re-encoded by the last switch */
     int n_switches;          /* prompt switches made after the first chunk */
+    sk_tensor um[3];         /* unipc: x0 predictions m_i, ring by step (stream_unipc.c) */
 } sk_stream;
 
 /* Validates params against the model, then allocates everything. */
@@ -124,6 +136,11 @@ sk_status sk_stream_set_prompt(sk_stream *s, const float *ctx, int64_t rows);
  * sets the prompt. If a recache pass fails the stream is unusable (the cache
  * was partly rewritten): later steps report it. */
 sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows);
+
+/* multishot (LongLive 2.0 shot cut): the next chunk opens a new shot (RoPE
+ * offset + shot_rope_offset, pinned as the shot sink after its clean pass).
+ * Call after switching to the shot's prompt; ignored before the first chunk. */
+sk_status sk_stream_cut(sk_stream *s);
 
 /* 1 when every requested frame has been generated. */
 int sk_stream_done(const sk_stream *s);

@@ -48,7 +48,11 @@ typedef struct {
     int no_decode, no_warp, no_overlap;
     /* live (docs/LIVE.md) */
     double seconds;  /* -1: --frames decides; 0: until stopped */
-    int recache;     /* 0 on, 1 off */
+    int recache;     /* 0 on, 1 off, 2 auto (off for multishot, else on) */
+    int sampler;     /* sk_sampler_kind: renoise, unipc */
+    int num_steps;   /* unipc steps */
+    int64_t shot_rope_offset;
+    int shot_clean_recache;
     int recache_sink;
     const char *tee;
     int net_timeout_ms, reconnect_max_ms;
@@ -177,6 +181,14 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             goto fail;
         }
     int next_sw = 1;
+    const int multishot = o->kv_policy == SK_KV_MULTISHOT;
+    for (int i = 1; i < pl.n && !multishot; i++)
+        if (pl.v[i].cut) {
+            SK_LOGW("--prompts line %d opens a new shot (\"cut\" or the scene-cut prefix), which "
+                    "only --kv-policy multishot acts on: here it is a plain prompt switch",
+                    pl.v[i].line);
+            break;
+        }
     if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
 
     sk_dit_config cfg, *cfgp = NULL;
@@ -274,6 +286,12 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     p.kv_recent = o->kv_recent;
     p.seed = (uint64_t)o->seed;
     p.noise = ns;
+    p.sampler = (sk_sampler_kind)o->sampler;
+    if (o->sampler == SK_SAMPLER_UNIPC &&
+        (st = sk_unipc_table_make(o->num_steps, o->shift, &p.unipc)) != SK_OK)
+        goto fail;
+    p.shot_rope_offset = o->shot_rope_offset;
+    p.shot_clean_recache = o->shot_clean_recache;
     p.recache = o->recache == 1 ? SK_RECACHE_OFF
                 : o->recache_sink ? SK_RECACHE_WITH_SINK : SK_RECACHE_WINDOW;
     p.prompt_switch = (pl.n > 1 || live_ctl) && p.recache != SK_RECACHE_OFF;
@@ -299,10 +317,13 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     if ((st = gen_live_start(&lv, &o->live, emb, keep_text, o->frames, chunk, o->fps)) != SK_OK)
         goto fail;
     gen_live_initial(&lv, &pl.v[0]);
-    SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, steps %d (t %g..%g), "
+    const int unipc = o->sampler == SK_SAMPLER_UNIPC;
+    SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, %s %d steps (t %g..%g), "
             "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
-            (long long)o->latent_w, (long long)chunk, sched->n, (double)sched->t[0],
-            (double)sched->t[sched->n - 1], sk_kv_policy_name(p.kv_policy),
+            (long long)o->latent_w, (long long)chunk, unipc ? "UniPC" : "re-noise",
+            unipc ? p.unipc.n : sched->n, unipc ? (double)p.unipc.t[0] : (double)sched->t[0],
+            unipc ? (double)p.unipc.t[p.unipc.n - 1] : (double)sched->t[sched->n - 1],
+            sk_kv_policy_name(p.kv_policy),
             (long long)p.kv_window, (long long)(s ? s->kv->p.sink_frames : p.kv_sink),
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
@@ -330,11 +351,17 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             if (sw) SK_LOGI("--prompts line %d skipped: a live prompt came for the same chunk",
                             sw->line);
             st = gen_live_switch(&lv, s, &live, lid, lt, "live");
+            if (st == SK_OK && multishot && live.text &&
+                !strncmp(live.text, GEN_SCENE_CUT_PREFIX, strlen(GEN_SCENE_CUT_PREFIX)))
+                st = sk_stream_cut(s);
             gen_prompt_free(&live);
             if (st != SK_OK) goto fail;
         } else if (sw && (st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts")) != SK_OK) {
             goto fail;
         }
+        /* LongLive 2.0: a schedule line with "cut": true (or a prompt starting "The scene
+         * transitions. ") opens a new shot with its chunk */
+        if (sw && sw->cut && multishot && (st = sk_stream_cut(s)) != SK_OK) goto fail;
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
     chunk_out:
         if ((st = sd.st) != SK_OK) goto fail;
@@ -498,7 +525,8 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
     const sk_kv_policy pol = (sk_kv_policy)o->kv_policy;
     const char *pn = sk_kv_policy_name(pol);
     if (o->kv_window < 0)
-        o->kv_window = pol == SK_KV_EMA ? 9 : (pol == SK_KV_DEEP_SINK || pol == SK_KV_ROLLING) ? 21 : 12;
+        o->kv_window = pol == SK_KV_MULTISHOT ? 4 * chunk
+                       : pol == SK_KV_EMA ? 9 : (pol == SK_KV_DEEP_SINK || pol == SK_KV_ROLLING) ? 21 : 12;
     if (o->kv_sink < 0) o->kv_sink = sk_kv_default_sink(pol, o->kv_window, chunk);
     if (pol == SK_KV_FIFO && o->kv_sink != 0)
         return sk_cli_usage_error(cli, "--kv-sink %lld with --kv-policy fifo: fifo keeps no sink "
@@ -522,6 +550,27 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
                                            "%lld is not a multiple of --chunk %lld",
                                       (long long)o->frames, (long long)chunk);
     }
+    if (pol == SK_KV_MULTISHOT) {
+        if (o->kv_sink != chunk)
+            return sk_cli_usage_error(cli, "--kv-policy multishot: the global sink is the first "
+                                           "chunk, so --kv-sink (%lld) must equal --chunk (%lld)",
+                                      (long long)o->kv_sink, (long long)chunk);
+        if (o->kv_window % chunk || o->kv_window / chunk < 3)
+            return sk_cli_usage_error(cli, "--kv-policy multishot: --kv-window %lld must be a "
+                                           "multiple of --chunk %lld holding at least 3 chunks "
+                                           "(LongLive 2.0: --chunk 8 --kv-window 32)",
+                                      (long long)o->kv_window, (long long)chunk);
+        if (o->frames % chunk)
+            return sk_cli_usage_error(cli, "--kv-policy multishot works in whole chunks: --frames "
+                                           "%lld is not a multiple of --chunk %lld",
+                                      (long long)o->frames, (long long)chunk);
+        if (o->rope == SK_KV_ROPE_RELATIVE)
+            return sk_cli_usage_error(cli, "--kv-policy multishot keeps keys at absolute "
+                                           "positions (drop --rope relative)");
+    } else if (o->shot_clean_recache || o->shot_rope_offset != 8) {
+        return sk_cli_usage_error(cli, "--shot-rope-offset / --shot-clean-recache are for "
+                                       "--kv-policy multishot (this is %s)", pn);
+    }
     if (o->ema_alpha != 0.999 && pol != SK_KV_EMA)
         return sk_cli_usage_error(cli, "--ema-alpha is for --kv-policy ema (this is %s)", pn);
     if (o->kv_compress > 0) {
@@ -541,13 +590,14 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
                                       (long long)o->kv_window);
     }
     const sk_kv_rope rope = sk_kv_rope_resolve(pol, (sk_kv_rope)o->rope);
-    if (rope == SK_KV_ROPE_ABSOLUTE && o->frames > SK_KV_ROPE_MAX_POSITIONS)
+    /* multishot computes its angles directly: no 1024-frame limit */
+    if (rope == SK_KV_ROPE_ABSOLUTE && pol != SK_KV_MULTISHOT && o->frames > SK_KV_ROPE_MAX_POSITIONS)
         return sk_cli_usage_error(cli, "--frames %lld with absolute RoPE: the model's temporal "
                                        "positions end at latent frame %d (a %d-entry table); use "
                                        "--rope relative (positions within the KV window)",
                                   (long long)o->frames, SK_KV_ROPE_MAX_POSITIONS - 1,
                                   SK_KV_ROPE_MAX_POSITIONS);
-    if (rope == SK_KV_ROPE_ABSOLUTE && o->frames == 0)
+    if (rope == SK_KV_ROPE_ABSOLUTE && pol != SK_KV_MULTISHOT && o->frames == 0)
         SK_LOGW("an unbounded run with absolute RoPE stops at latent frame %d (%.0f s of video); "
                 "--rope relative has no such limit", SK_KV_ROPE_MAX_POSITIONS - 1,
                 (4.0 * SK_KV_ROPE_MAX_POSITIONS - 3) / o->fps);
@@ -558,22 +608,40 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
     return -1;
 }
 
+/* The DiT's config without its weights (--dit-config, else the file's metadata or
+ * tensor shapes: only the safetensors header is read). */
+static sk_status peek_dit_config(const gen_opts *o, sk_dit_config *cfg)
+{
+    if (o->dit_config) return sk_dit_config_from_file(o->dit_config, cfg);
+    sk_st_file *f = NULL;
+    sk_status st = sk_st_open(o->dit, &f);
+    if (st == SK_OK) {
+        const char *meta = sk_st_meta(f, "config");
+        st = meta ? sk_dit_config_from_json(meta, o->dit, cfg) : sk_dit_config_infer(f, cfg);
+    }
+    sk_st_close(&f);
+    return st;
+}
+
+/* Latent channels of a TAEHV decoder from its header (decoder.1.weight [nf, z, 3, 3]);
+ * 0 when it cannot tell (the load reports why). */
+static int64_t peek_vae_channels(const char *path)
+{
+    sk_st_file *f = NULL;
+    int64_t z = 0;
+    if (sk_st_open(path, &f) == SK_OK) {
+        const sk_st_tensor *t = sk_st_find(f, "decoder.1.weight");
+        if (t && t->ndim == 4) z = t->shape[1];
+    }
+    sk_st_close(&f);
+    return z;
+}
+
 /* --print-config: the effective configuration, read from the config alone. */
 static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chunk)
 {
     sk_dit_config cfg;
-    sk_status st = SK_OK;
-    if (o->dit_config) {
-        st = sk_dit_config_from_file(o->dit_config, &cfg);
-    } else {
-        sk_st_file *f = NULL;
-        st = sk_st_open(o->dit, &f);
-        if (st == SK_OK) {
-            const char *meta = sk_st_meta(f, "config");
-            st = meta ? sk_dit_config_from_json(meta, o->dit, &cfg) : sk_dit_config_infer(f, &cfg);
-        }
-        sk_st_close(&f);
-    }
+    sk_status st = peek_dit_config(o, &cfg);
     if (st != SK_OK) {
         fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
         return 1;
@@ -636,6 +704,7 @@ static int live_usage(const sk_cli *cli, gen_opts *o)
     if (o->live.control_port >= 0 && !sk_control_http_available())
         return sk_cli_usage_error(cli, "--control-port: this build has no libmicrohttpd; use "
                                        "--control-stdin");
+    if (o->recache == 2) o->recache = o->kv_policy == SK_KV_MULTISHOT ? 1 : 0;
     if (o->recache == 1 && o->recache_sink)
         return sk_cli_usage_error(cli, "--recache-sink with --recache off: nothing is re-encoded");
     if (o->tee) {
@@ -660,7 +729,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
 {
     gen_opts o = {.live = {.control_port = -1}, .seconds = -1, .net_timeout_ms = 10000,
                   .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
-                  .kv_window = -1, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
+                  .kv_window = -1, .kv_sink = -1, .steps = {0, {0}}, .num_steps = 4,
+                  .shot_rope_offset = 8, .recache = 2,
                   .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1},
                   .ema_alpha = 0.999, .kv_recent = 4};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
@@ -699,9 +769,10 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("prompts", SK_OPT_STRING, &o.prompts, NULL, "prompt switches, JSON lines "
              "{\"frame\": N | \"at\": SECONDS, \"embeds\": NAME | \"prompt\": TEXT} "
              "(LongLive KV-recache)", NULL, "FILE")},
-        {OPT("recache", SK_OPT_ENUM, &o.recache, NULL, "on a prompt switch re-encode the cached "
+        {OPT("recache", SK_OPT_ENUM, &o.recache, "auto: off with --kv-policy multishot "
+             "(LongLive 2.0), else on", "on a prompt switch re-encode the cached "
              "window under the new prompt (on, LongLive) or only swap the text (off: hard cut)",
-             NULL, NULL), .choices = "on|off"},
+             NULL, NULL), .choices = "on|off|auto"},
         {OPT("recache-sink", SK_OPT_FLAG, &o.recache_sink, NULL, "re-encode the sink frames too "
              "(default: the sink keeps its old-prompt K/V)", NULL, NULL)},
         GROUP("Video"),
@@ -714,15 +785,21 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "PX"), .lo = 16, .hi = 16384},
         {OPT("width", SK_OPT_INT64, &o.width, NULL, "width in pixels (multiple of 16)", NULL,
              "PX"), .lo = 16, .hi = 16384},
-        {OPT("latent-height", SK_OPT_INT64, &o.latent_h, "height/8",
+        {OPT("latent-height", SK_OPT_INT64, &o.latent_h, "height/8 (/16 for a 48-channel DiT)",
              "latent height (overrides --height; even)", NULL, "N"), .lo = 0, .hi = 2048},
-        {OPT("latent-width", SK_OPT_INT64, &o.latent_w, "width/8",
+        {OPT("latent-width", SK_OPT_INT64, &o.latent_w, "width/8 (/16 for a 48-channel DiT)",
              "latent width (overrides --width; even)", NULL, "N"), .lo = 0, .hi = 2048},
         GROUP("Sampling"),
         {OPT("chunk", SK_OPT_INT64, &o.chunk, NULL, "latent frames per chunk", NULL, "N"),
          .lo = 1, .hi = 64},
-        {OPT("steps", SK_OPT_INT_LIST, &o.steps, NULL, "denoising timesteps (warped by --shift)",
-             NULL, "LIST"), .lo = 1, .hi = 1000},
+        {OPT("sampler", SK_OPT_ENUM, &o.sampler, NULL, "renoise: Self-Forcing / LongLive 1.0 "
+             "(x0, fresh noise, next of --steps); unipc: LongLive 2.0's UniPC (bh2, order 2, "
+             "--num-steps, no fresh noise)", NULL, NULL), .choices = "renoise|unipc"},
+        {OPT("steps", SK_OPT_INT_LIST, &o.steps, "1000,750,500,250", "--sampler renoise: "
+             "denoising timesteps (warped by --shift)", NULL, "LIST"), .lo = 1, .hi = 1000},
+        {OPT("num-steps", SK_OPT_INT, &o.num_steps, NULL, "--sampler unipc: solver steps per "
+             "chunk (LongLive 2.0: 4, or 2 for its 2-step model), t from sigma = shift(linspace"
+             "(0.999, 0, N+1))", NULL, "N"), .lo = 1, .hi = 64},
         {OPT("shift", SK_OPT_DOUBLE, &o.shift, NULL, "flow-matching timestep shift", NULL, "X"),
          .lo = 0.01, .hi = 1000},
         {OPT("no-warp", SK_OPT_FLAG, &o.no_warp, NULL, "use --steps as raw timesteps (no warp)",
@@ -734,12 +811,19 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         GROUP("KV cache"),
         {OPT("kv-policy", SK_OPT_ENUM, &o.kv_policy, NULL,
              "fifo (Self-Forcing), sink (LongLive), ema (Reward Forcing's EMA sink), deep-sink "
-             "(Deep Forcing), rolling (Rolling Forcing); docs/KV_POLICIES.md", NULL, NULL),
-         .choices = "fifo|sink|ema|deep-sink|rolling"},
+             "(Deep Forcing), rolling (Rolling Forcing), multishot (LongLive 2.0's multi-shot "
+             "sink); docs/KV_POLICIES.md", NULL, NULL),
+         .choices = "fifo|sink|ema|deep-sink|rolling|multishot"},
+        {OPT("shot-rope-offset", SK_OPT_INT64, &o.shot_rope_offset, NULL, "multishot: temporal "
+             "RoPE shift per shot, in latent frames (every LongLive 2.0 config: 8)", NULL, "N"),
+         .lo = 0, .hi = 1 << 20},
+        {OPT("shot-clean-recache", SK_OPT_FLAG, &o.shot_clean_recache, NULL, "multishot: a cut "
+             "chunk's clean pass sees only the global sink, and the history before the cut is "
+             "dropped (LongLive 2.0's shot_clean_recache)", NULL, NULL)},
         {OPT("kv-window", SK_OPT_INT64, &o.kv_window, "12 (fifo, sink), 9 (ema), 21 (deep-sink, "
-             "rolling)", "frames a chunk attends to, sink and itself included", NULL, "N"),
+             "rolling), 4 chunks (multishot)", "frames a chunk attends to, sink and itself included", NULL, "N"),
          .lo = -1, .hi = 4096},
-        {OPT("kv-sink", SK_OPT_INT64, &o.kv_sink, "3 (sink, ema, rolling: the first chunk), "
+        {OPT("kv-sink", SK_OPT_INT64, &o.kv_sink, "3 (sink, ema), the first chunk (rolling, multishot), "
              "window/2 (deep-sink), 0 (fifo)", "first frames kept as the attention sink", NULL,
              "N"), .lo = -1, .hi = 4096},
         {OPT("rope", SK_OPT_ENUM, &o.rope, "auto: relative for ema, else absolute",
@@ -846,6 +930,11 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
 
     int st_;
     /* validate everything before loading weights */
+    if (o.sampler == SK_SAMPLER_UNIPC && o.steps.n > 0)
+        return sk_cli_usage_error(&cli, "--sampler unipc takes --num-steps N (its timesteps come "
+                                        "from the solver), not a step list (--steps with %d "
+                                        "values)", o.steps.n);
+    if (o.steps.n == 0) o.steps = (sk_int_list){4, {1000, 750, 500, 250}};
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
     if (!o.text_embeds && !o.prompt && !o.prompts)
         return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE), "
@@ -885,14 +974,35 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir "
                                             "or --rgb-out", o.output);
     }
+    /* the DiT's config from its header: the VAE stride (8, or 16 for the 48-channel Wan2.2
+     * VAE) and the checks that need the model, all before any weight loads */
+    sk_dit_config pc;
+    if (peek_dit_config(&o, &pc) != SK_OK)
+        return sk_cli_usage_error(&cli, "%s", sk_error_message());
+    const int64_t vs = sk_dit_vae_stride(&pc);
+    if (o.vae && video_out) {
+        const int64_t z = peek_vae_channels(o.vae);
+        if (z > 0 && z != pc.out_dim)
+            return sk_cli_usage_error(&cli, "--vae '%s' decodes %lld-channel latents but the DiT "
+                                            "makes %lld (taew2_1 for Wan 2.1, 16 channels; taew2_2 "
+                                            "for Wan2.2-TI2V-5B / LongLive 2.0, 48)", o.vae,
+                                      (long long)z, (long long)pc.out_dim);
+    }
     if (!o.latent_h) {
-        if (o.height % 16) return sk_cli_usage_error(&cli, "--height %lld is not a multiple of 16", (long long)o.height);
-        o.latent_h = o.height / 8;
+        if (o.height % (2 * vs)) return sk_cli_usage_error(&cli, "--height %lld is not a multiple of %lld (the VAE's %lldx stride x the DiT's 2x2 patch)", (long long)o.height, (long long)(2 * vs), (long long)vs);
+        o.latent_h = o.height / vs;
     }
     if (!o.latent_w) {
-        if (o.width % 16) return sk_cli_usage_error(&cli, "--width %lld is not a multiple of 16", (long long)o.width);
-        o.latent_w = o.width / 8;
+        if (o.width % (2 * vs)) return sk_cli_usage_error(&cli, "--width %lld is not a multiple of %lld (the VAE's %lldx stride x the DiT's 2x2 patch)", (long long)o.width, (long long)(2 * vs), (long long)vs);
+        o.latent_w = o.width / vs;
     }
+    /* Wan2.2-TI2V-5B was trained at 1280x704 and 704x1280 only (SUPPORTED_SIZES['ti2v-5B']) */
+    if (!strcmp(pc.model_type, "ti2v") && pc.dim == 3072 &&
+        !((o.latent_h == 44 && o.latent_w == 80) || (o.latent_h == 80 && o.latent_w == 44)))
+        SK_LOGW("Wan2.2-TI2V-5B (LongLive 2.0) was trained at 1280x704 and 704x1280 only; %lldx%lld "
+                "(latent %lldx%lld) is not a size it knows: expect degraded video",
+                (long long)(o.latent_w * vs), (long long)(o.latent_h * vs), (long long)o.latent_w,
+                (long long)o.latent_h);
     if (o.latent_h % 2 || o.latent_w % 2 || o.latent_h < 2 || o.latent_w < 2)
         return sk_cli_usage_error(&cli, "latent size %lldx%lld must be even (the DiT's 2x2 patch)",
                                   (long long)o.latent_h, (long long)o.latent_w);

@@ -95,13 +95,15 @@ sk_status gen_prompts_parse(const char *path, int64_t frames, int64_t chunk, int
         if (!j || !cJSON_IsObject(j))
             BAD("not a JSON object (expected e.g. {\"frame\": 9, \"embeds\": \"context.1\"} or "
                 "{\"at\": 2.5, \"prompt\": \"...\"})");
-        const cJSON *fr = NULL, *at = NULL, *em = NULL, *tx = NULL, *it;
+        const cJSON *fr = NULL, *at = NULL, *em = NULL, *tx = NULL, *cu = NULL, *it;
         cJSON_ArrayForEach(it, j) {
             if (!strcmp(it->string, "frame")) fr = it;
             else if (!strcmp(it->string, "at")) at = it;
             else if (!strcmp(it->string, "embeds")) em = it;
             else if (!strcmp(it->string, "prompt")) tx = it;
-            else BAD("unknown key \"%s\" (keys: frame or at, and embeds or prompt)", it->string);
+            else if (!strcmp(it->string, "cut")) cu = it;
+            else BAD("unknown key \"%s\" (keys: frame or at, embeds or prompt, and cut)",
+                     it->string);
         }
         if (fr && at) BAD("give \"frame\" or \"at\", not both");
         int64_t raw = -1;
@@ -126,6 +128,16 @@ sk_status gen_prompts_parse(const char *path, int64_t frames, int64_t chunk, int
                 "(text for --text-encoder), as a string");
         if (em && !*em->valuestring) BAD("\"embeds\" is empty");
         if (tx && !*tx->valuestring) BAD("\"prompt\" is empty");
+        if (cu && !cJSON_IsBool(cu)) BAD("\"cut\" must be true or false");
+        /* a shot cut (LongLive 2.0): "cut": true, or a text starting with the scene-cut prefix */
+        const int cut = cJSON_IsTrue(cu) ||
+                        (tx && !strncmp(tx->valuestring, GEN_SCENE_CUT_PREFIX,
+                                        strlen(GEN_SCENE_CUT_PREFIX)));
+        if (cut && raw % chunk != 0)
+            BAD("a shot cut (\"cut\": true or a prompt starting \"%s\") must start a chunk: "
+                "frame %lld is not a multiple of --chunk %lld (use frame %lld)",
+                GEN_SCENE_CUT_PREFIX, (long long)raw, (long long)chunk,
+                (long long)((raw + chunk - 1) / chunk * chunk));
         if (frames > 0 && raw >= frames)
             BAD("frame %lld is past the end of the video (latent frames 0..%lld)%s",
                 (long long)raw, (long long)frames - 1, at ? " (from \"at\")" : "");
@@ -145,6 +157,7 @@ sk_status gen_prompts_parse(const char *path, int64_t frames, int64_t chunk, int
             st = gen_prompt_list_add(out, eff, lineno, em ? em->valuestring : NULL,
                                      tx ? tx->valuestring : NULL);
             if (st == SK_OK) out->v[out->n - 1].raw_frame = raw;
+            if (st == SK_OK) out->v[out->n - 1].cut = cut && raw > 0;
             if (st == SK_OK && seen == 0 && raw == 0) *first_initial = 1;
         }
         last_raw = raw;

@@ -17,6 +17,9 @@
  *   - a switch takes effect at the first chunk boundary at or after its frame
  *     (rounded up to a multiple of the chunk); when two lines land on the
  *     same boundary the later one wins (a warning names both)
+ *   - "cut": true (or a "prompt" starting "The scene transitions. ", LongLive 2.0's
+ *     scene-cut prefix) opens a new shot (--kv-policy multishot); a cut must
+ *     sit on a chunk boundary (its frame a multiple of the chunk)
  *   - errors name the file and the line
  */
 #ifndef SK_TOOLS_GEN_PROMPTS_H
@@ -29,11 +32,16 @@
 #include "runtime/status.h"
 #include "text/text_encoder.h"
 
+/* LongLive 2.0's scene-cut prefix (utils/dataset.py DEFAULT_SCENE_CUT_PREFIX). */
+#define GEN_SCENE_CUT_PREFIX "The scene transitions. "
+
 /* One prompt: in effect from latent frame `frame` (a chunk boundary) on. */
 typedef struct {
     int64_t frame;     /* effective frame (rounded up to the chunk) */
     int64_t raw_frame; /* the line's own frame */
     int line;          /* line of --prompts; 0 = from the command line */
+    int cut;           /* opens a new shot (LongLive 2.0 multishot): "cut": true, or a text
+                          starting with GEN_SCENE_CUT_PREFIX */
     char *key;         /* embeds tensor name (owned), or NULL */
     char *text;        /* prompt text (owned), or NULL */
     float *ctx;        /* [rows, cols] f32 (owned), NULL until resolved */
