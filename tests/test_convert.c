@@ -386,6 +386,71 @@ Test(convert, longlive_lora)
     cleanup(&fx);
 }
 
+/* LongLive 2.0 (Wan2.2-TI2V-5B code paths, 48 channels): merged bf16 (model_bf16.pt),
+ * model_te.pt (plain merged bf16 of the NVFP4-trained models) and base + PEFT LoRA each
+ * reproduce the PyTorch reference of tests/fixtures/longlive2 through `generate --model`
+ * (UniPC, multishot, two cuts); model.json carries LongLive 2.0's defaults; the packed
+ * NVFP4 model_4o6.pt is refused with a message that names the bf16 files. */
+#define LL2_FIX SRC "/tests/fixtures/longlive2/"
+Test(convert, longlive2_layouts)
+{
+    fixture fx;
+    setup(&fx);
+    char m[3][256], m4[256], lat[256], jp[300], *out;
+    const char *names[3] = {"bf16", "te", "lora"};
+    for (int i = 0; i < 3; i++) snprintf(m[i], sizeof m[i], "%s/ll2_%s", fx.dir, names[i]);
+    snprintf(m4, sizeof m4, "%s/ll2_4o6", fx.dir);
+    char *cases[] = {
+        fmt("--dit %s/ll2/model_bf16.pt --dit-config %sconfig.json --out %s", fx.up, LL2_FIX, m[0]),
+        fmt("--dit %s/ll2/model_te.pt --dit-config %sconfig.json --out %s", fx.up, LL2_FIX, m[1]),
+        /* family from the 48 channels (a --lora alone would say LongLive 1.0) */
+        fmt("--dit %s/ll2/base.pt --lora %s/ll2/lora.pt --dit-config %sconfig.json --dtype f32 "
+            "--out %s", fx.up, fx.up, LL2_FIX, m[2]),
+        fmt("--dit %s/ll2/model_4o6.pt --dit-config %sconfig.json --out %s", fx.up, LL2_FIX, m4),
+    };
+    conv_result res[4];
+    batch(&fx, "ll2", cases, 4, res);
+    for (int i = 0; i < 3; i++) {
+        expect_ok(cases, res, i);
+        cr_expect(strstr(res[i].out, "family longlive2"), "%s", res[i].out);
+    }
+    cr_expect(strstr(res[0].out, "longlive_generator_merged_lora"), "%s", res[0].out);
+    cr_expect(strstr(res[1].out, "longlive_generator_merged_bf16"), "%s", res[1].out);
+    cr_expect(strstr(res[2].out, "merged 20 LoRA pairs"), "%s", res[2].out);
+    cr_expect_eq(res[3].rc, 1, "model_4o6.pt was not refused: %s", res[3].out);
+    cr_expect(strstr(res[3].out, "NVFP4") && strstr(res[3].out, "model_te.pt") &&
+              strstr(res[3].out, "model_bf16.pt"), "%s", res[3].out);
+    cr_expect(!file_exists(m4, "dit.safetensors"), "a refused conversion left files");
+
+    snprintf(jp, sizeof jp, "%s/model.json", m[0]);
+    cJSON *j = read_json(jp);
+    cr_expect_str_eq(jstr(j, "family", NULL), "longlive2");
+    cr_expect_str_eq(jstr(j, "generate", "sampler"), "unipc");
+    cr_expect_str_eq(jstr(j, "generate", "kv-policy"), "multishot");
+    cr_expect_str_eq(jstr(j, "generate", "recache"), "off");
+    cr_expect_str_eq(jstr(cJSON_GetObjectItem(j, "dit"), "config", "model_type"), "ti2v");
+    const struct { const char *k; double v; } want[] = {
+        {"height", 704}, {"width", 1280}, {"fps", 24}, {"chunk", 8}, {"num-steps", 4},
+        {"shift", 5}, {"kv-sink", 8}, {"kv-window", 32}, {"shot-rope-offset", 8}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_eq(jnum(j, "generate", want[i].k), want[i].v, "generate.%s", want[i].k);
+    cJSON_Delete(j);
+
+    snprintf(lat, sizeof lat, "%s/ll2_lat.safetensors", fx.dir);
+    for (int i = 0; i < 3; i++) {
+        /* model.json's defaults with the tiny geometry of the reference */
+        int rc = sh(&out, "%s generate --model %s --device cpu --text-embeds %sembeds.safetensors "
+                    "--prompts %sschedule.jsonl --noise-file %snoise.safetensors --latents-out %s "
+                    "--frames 20 --latent-height 4 --latent-width 6 --chunk 2 --kv-sink 2 "
+                    "--kv-window 8 --no-decode", bin(), m[i], LL2_FIX, LL2_FIX, LL2_FIX, lat);
+        cr_assert_eq(rc, 0, "generate --model %s failed (%d):\n%s", m[i], rc, out);
+        cr_expect(strstr(out, "UniPC 4 steps") && strstr(out, "KV multishot"), "%s", out);
+        cr_expect_leq(rel_err(lat, LL2_FIX "expected_unipc4.safetensors"), 1e-4, "%s", names[i]);
+    }
+    release(cases, res, 4);
+    cleanup(&fx);
+}
+
 /* Reward Forcing (bare state dict, bf16) and Rolling Forcing (trainer dict, EMA):
  * the family comes from the file name; both reproduce the references. Reward
  * Forcing's EMA sink falls back to the plain sink while this build lacks it. */

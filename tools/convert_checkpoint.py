@@ -3,7 +3,7 @@
 
     python3 tools/convert_checkpoint.py --dit SRC.pt [--lora LORA.pt] [--vae TAE.pth]
         [--text-encoder T5.pth --tokenizer DIR] --out MODEL_DIR
-        [--family auto|self-forcing|longlive|reward-forcing|rolling-forcing]
+        [--family auto|self-forcing|longlive|longlive2|reward-forcing|rolling-forcing]
         [--dtype bf16|f32] [--dit-config config.json] [--ema | --no-ema]
 
 Run it where the weights were downloaded (tools/download_models.sh does both steps).
@@ -20,6 +20,13 @@ What it reads (facts: docs spec-wan-causal-dit.md section 4, spec-taehv-umt5.md 
           inference config has use_ema: false, so 'generator' is the default.
           Reward Forcing `rewardforcing.pt`: a bare state dict of 'model.<Wan name>' keys.
           A .safetensors file with Wan names (prefixed or not) is accepted too.
+          LongLive 2.0 (Wan2.2-TI2V-5B, spec-longlive2.md section 1): `model_bf16.pt`
+          {'generator': sd, 'checkpoint_format': 'longlive_generator_merged_lora', ...} (the
+          DMD LoRA merged, bf16), `model_te.pt` {'generator': sd, 'checkpoint_format':
+          'longlive_generator_merged_bf16', 'quantization': {...}} (the NVFP4-trained 4- and
+          2-step weights as plain merged bf16), or a base generator {'generator': sd} with
+          --lora (PEFT, rank = alpha = 128). `model_4o6.pt` (packed NVFP4 for Blackwell,
+          'quantized_weight_values' tensors) is refused: convert model_te.pt / model_bf16.pt.
   --lora  LongLive `lora.pt`: {'generator_lora': PEFT state dict, 'critic_lora', 'step'} or a
           bare PEFT state dict, keys 'base_model.model.blocks.{i}.<linear>.lora_A.weight'
           [r, in] / '...lora_B.weight' [out, r] (10 linears per block). Merged into the base:
@@ -70,7 +77,7 @@ except ImportError:  # the message a user without torch needs
              "or pip install torch)")
 
 VERSION = "1"
-FAMILIES = ("self-forcing", "longlive", "reward-forcing", "rolling-forcing")
+FAMILIES = ("self-forcing", "longlive", "longlive2", "reward-forcing", "rolling-forcing")
 
 
 class Refused(Exception):
@@ -101,6 +108,18 @@ FAMILY = {
                                     "frames": 120}),
         "source": "Efficient-Large-Model/LongLive-1.3B models/longlive_base.pt + models/lora.pt; "
                   "configs/longlive_inference.yaml (local_attn_size 12, sink_size 3, 120 frames)",
+    },
+    "longlive2": {
+        "title": "LongLive 2.0 (Wan2.2-TI2V-5B causal, UniPC, multi-shot sink)",
+        "container": "trainer",       # {'generator': sd, 'checkpoint_format': ...}
+        "ema": False,
+        "generate": {"height": 704, "width": 1280, "fps": 24, "chunk": 8, "frames": 128,
+                     "sampler": "unipc", "num-steps": 4, "shift": 5.0, "kv-policy": "multishot",
+                     "kv-sink": 8, "kv-window": 32, "shot-rope-offset": 8, "recache": "off"},
+        "vae": "taew2_2",
+        "source": "NVlabs/LongLive (main = 2.0) model_bf16.pt / model_te.pt / base + LoRA r128/a128; "
+                  "configs/inference.yaml (1280x704, 24 fps, num_frame_per_block 8, UniPC 4 steps "
+                  "shift 5, local_attn_size 32, sink_size 8, multi_shot_sink, rope offset 8)",
     },
     "reward-forcing": {
         "title": "Reward Forcing (Wan2.1-T2V-1.3B, Re-DMD, EMA sink)",
@@ -423,7 +442,7 @@ def dit_param_shapes(c):
 
 
 CFG_KEYS = ("dim", "ffn_dim", "num_heads", "num_layers", "in_dim", "out_dim", "text_dim",
-            "freq_dim", "eps", "patch_size", "text_len")
+            "freq_dim", "eps", "patch_size", "text_len", "model_type")
 
 
 def dit_config_from_json(path):
@@ -493,6 +512,8 @@ def resolve_dit_config(sd, label, cfg_path):
                           f"--dit-config config.json")
         c = dict(shp, num_heads=shp["dim"] // 128)
         src = "shapes (head_dim 128 assumed, as in every released Wan model)"
+    # 48 latent channels = the Wan2.2 VAE's: Wan2.2-TI2V-5B (LongLive 2.0)
+    c.setdefault("model_type", "ti2v" if c["in_dim"] == 48 else "t2v")
     c = {k: c[k] for k in CFG_KEYS}
     c["patch_size"] = [int(x) for x in c["patch_size"]]
     if list(c["patch_size"]) != [1, 2, 2]:
@@ -843,10 +864,35 @@ def finite_check(sd, label):
 
 
 # ----------------------------------------------------------------------------------------
+LL2_FORMATS = ("longlive_generator_merged_lora", "longlive_generator_merged_bf16")
+
+
+def refuse_nvfp4(path, obj):
+    """LongLive 2.0's model_4o6.pt: packed NVFP4 weights (E2M1 codes + E4M3 block scales) for
+    Blackwell GEMMs; sinkstream reads bf16 weights."""
+    fmt = obj.get("checkpoint_format") if isinstance(obj, dict) else None
+    gen = obj.get("generator") if isinstance(obj, dict) else None
+    packed = isinstance(gen, dict) and any(str(k).endswith("quantized_weight_values") for k in gen)
+    if fmt == "longlive_generator_nvfp4" or packed:
+        raise Refused(f"'{path}' holds packed NVFP4 weights (LongLive 2.0 model_4o6.pt, checkpoint "
+                      f"format 'longlive_generator_nvfp4', for Blackwell GPUs): sinkstream reads "
+                      f"bf16 weights. Convert model_te.pt (the same NVFP4-trained 4-/2-step model "
+                      f"stored as plain merged bf16) or model_bf16.pt instead")
+
+
 def detect_family(a, obj):
+    refuse_nvfp4(a.dit, obj)
     if a.family != "auto":
         return a.family, "given"
     base = os.path.basename(a.dit).lower()
+    fmt = obj.get("checkpoint_format") if isinstance(obj, dict) else None
+    if fmt in LL2_FORMATS:
+        return "longlive2", f"checkpoint_format '{fmt}'"
+    gen = obj.get("generator") if isinstance(obj, dict) else None
+    if isinstance(gen, dict):
+        pe = [v for k, v in gen.items() if str(k).endswith("patch_embedding.weight")]
+        if pe and hasattr(pe[0], "dim") and pe[0].dim() == 5 and pe[0].shape[1] == 48:
+            return "longlive2", "a generator with 48 latent channels (Wan2.2-TI2V-5B)"
     if a.lora:
         return "longlive", "a --lora adapter is given"
     for hint, fam in (("longlive", "longlive"), ("rolling", "rolling-forcing"),
@@ -979,6 +1025,7 @@ def convert_into(a, dtype, partial):
     obj, kind, meta = load_any(a.dit, a.unsafe_pickle)
     family, why = detect_family(a, obj)
     note(f"family {family} ({why})")
+    ckfmt = obj.get("checkpoint_format") if isinstance(obj, dict) else None
     if kind == "safetensors":
         sd, which = obj, "(safetensors)"
         if guess_kind(sd.keys()) != "dit":
@@ -993,6 +1040,9 @@ def convert_into(a, dtype, partial):
     check_dit(sd, cfg, a.dit)
     src_dtypes = sorted({str(v.dtype).replace("torch.", "") for v in sd.values()})
     lora_info = None
+    if family == "longlive2" and cfg["in_dim"] != 48:
+        raise Refused(f"--family longlive2: '{a.dit}' has {cfg['in_dim']} latent channels; LongLive "
+                      f"2.0 is Wan2.2-TI2V-5B with 48 (wrong file, or --family longlive for 1.0)")
     if family == "longlive" and not a.lora:
         raise Refused("--family longlive: LongLive releases the generator as longlive_base.pt + "
                       "lora.pt (not merged); pass --lora lora.pt (or --family self-forcing to "
@@ -1010,6 +1060,8 @@ def convert_into(a, dtype, partial):
     finite_check(sd, a.dit)
     sdc = cast(sd, dtype)
     del sd
+    if isinstance(ckfmt, str):
+        which = f"{which} ({ckfmt})"
     provenance = {"source": os.path.basename(a.dit), "weights": which, "family": family,
                   "source_dtypes": ",".join(src_dtypes), "dtype": a.dtype,
                   "converter": f"sinkstream tools/convert_checkpoint.py v{VERSION}",
@@ -1083,7 +1135,8 @@ def convert_into(a, dtype, partial):
     # ---- TAEHV
     if a.vae:
         vsd, vinfo = load_taehv(a.vae, a.unsafe_pickle)
-        if vinfo["latent_channels"] != cfg["out_dim"] or vinfo["latent_channels"] != cfg["in_dim"]:
+        if (family == "longlive2" and vinfo["variant"] != "taew2_2") or \
+                vinfo["latent_channels"] != cfg["out_dim"] or vinfo["latent_channels"] != cfg["in_dim"]:
             raise Refused(f"--vae '{a.vae}' ({vinfo['variant']}) decodes {vinfo['latent_channels']}-"
                           f"channel latents but the DiT makes {cfg['out_dim']}: taew2_1 goes with "
                           f"Wan 2.1 (16 channels), taew2_2 with Wan 2.2 TI2V-5B (48)")

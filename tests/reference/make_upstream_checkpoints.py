@@ -23,6 +23,17 @@ tests/fixtures/dit/dit_tiny.safetensors, checked below) wrapped the way each pro
   ll/noise.safetensors, ll/expected.safetensors
                                the LongLive reference: W + B @ A merged here in float64, run
                                through make_dit_fixtures.run_chunks (sink 3 + window 9, 15 frames)
+  ll2/model_bf16.pt            LongLive 2.0 merged bf16: {'generator': {'model.<name>'} (the weights
+                               of tests/fixtures/longlive2/dit_tiny.safetensors, 48 channels),
+                               'checkpoint_format': 'longlive_generator_merged_lora', 'merged_lora':
+                               True, 'dtype': 'bfloat16', 'step': 600 (an int), 'loss' (a float)}
+  ll2/model_te.pt              {'generator': ..., 'checkpoint_format':
+                               'longlive_generator_merged_bf16', 'quantization': {...}}
+  ll2/base.pt, ll2/lora.pt     base + PEFT LoRA (rank 4, the 10 linears per block): base = the
+                               fixture weights - B @ A (float64), so the f32 merge reproduces
+                               tests/fixtures/longlive2/expected_unipc4.safetensors
+  ll2/model_4o6.pt             packed NVFP4 ('quantized_weight_values' uint8, '..._scale_factors',
+                               checkpoint_format 'longlive_generator_nvfp4'): must be refused
   text/umt5_tiny_enc.pth       Wan umT5 state dict (tests/fixtures/text/umt5_tiny, f32)
   text/google/umt5-xxl/spiece.model   the tiny tokenizer, in Wan's folder layout
   text/noise.safetensors, text/expected.safetensors
@@ -163,6 +174,42 @@ def make_ll(out):
     print(f"ll: LoRA changes the latents by {diff:.3f} (max rel)")
 
 
+def make_ll2(out):
+    d = os.path.join(out, "ll2")
+    os.makedirs(d, exist_ok=True)
+    P, _ = R.st_load(os.path.join(FIX, "longlive2", "dit_tiny.safetensors"))
+    with open(os.path.join(FIX, "longlive2", "config.json")) as f:
+        cfg = json.load(f)
+    bf = {k: v.to(torch.bfloat16) for k, v in wrap(P).items()}  # lossless: bf16-grid values
+    torch.save({"generator": bf, "checkpoint_format": "longlive_generator_merged_lora",
+                "merged_lora": True, "dtype": "bfloat16", "step": 600, "loss": 0.25},
+               os.path.join(d, "model_bf16.pt"))
+    torch.save({"generator": bf, "checkpoint_format": "longlive_generator_merged_bf16",
+                "quantization": {"recipe": "nvfp4", "backend": "te", "steps": 4}},
+               os.path.join(d, "model_te.pt"))
+    g = torch.Generator().manual_seed(R.SEED + 300)
+    lora = lora_tensors(cfg, g, cfg["num_layers"])
+    base = {k: v.clone() for k, v in P.items()}
+    for i in range(cfg["num_layers"]):
+        for t in TARGETS:
+            A = lora[f"base_model.model.blocks.{i}.{t}.lora_A.weight"].double()
+            B = lora[f"base_model.model.blocks.{i}.{t}.lora_B.weight"].double()
+            w = f"blocks.{i}.{t}.weight"
+            base[w] = (P[w].double() - B @ A).float()
+    torch.save({"generator": wrap(base)}, os.path.join(d, "base.pt"))
+    torch.save({"generator_lora": lora, "step": 600}, os.path.join(d, "lora.pt"))
+    q = {}
+    for k, v in wrap(P).items():
+        if k.endswith(".weight") and v.dim() == 2 and ".blocks." in "." + k:
+            o, i = v.shape
+            q[k[:-len("weight")] + "quantized_weight_values"] = torch.zeros(o, i // 2, dtype=torch.uint8)
+            q[k[:-len("weight")] + "quantized_weight_amax"] = torch.ones(1)
+        else:
+            q[k] = v.to(torch.bfloat16)
+    torch.save({"generator": q, "checkpoint_format": "longlive_generator_nvfp4",
+                "checkpoint_version": 1}, os.path.join(d, "model_4o6.pt"))
+
+
 def make_text(out):
     d = os.path.join(out, "text")
     tok = os.path.join(d, "google", "umt5-xxl")
@@ -249,7 +296,7 @@ def _st_load_any(path):
     return out, meta
 
 
-GROUPS = {"sf": make_sf, "rolling": make_rolling, "rf": make_rf, "ll": make_ll,
+GROUPS = {"sf": make_sf, "rolling": make_rolling, "rf": make_rf, "ll": make_ll, "ll2": make_ll2,
           "text": make_text, "demo": make_demo, "broken": make_broken}
 
 
