@@ -376,3 +376,53 @@ Test(longlive2, bad_input_is_refused_before_weights_load)
     tu_result_free(&r);
     for (int i = 0; i < 2; i++) unlink(i ? cfg5b : cut_odd);
 }
+
+/* taew2_2 decode of the 48-channel latents inside generate (streamed chunk by chunk,
+ * 24 fps): 4F-3 frames at 16x the latent size, the same frames as `sinkstream decode`
+ * of the same latents (whose taew2_2 path test_vae_tiny checks against PyTorch). */
+Test(longlive2, taew2_2_decode_of_generated_latents)
+{
+    char lat[] = "/tmp/sk_ll2_dl_XXXXXX", rgb[] = "/tmp/sk_ll2_dr_XXXXXX",
+         rgb2[] = "/tmp/sk_ll2_dd_XXXXXX";
+    close(mkstemp(lat));
+    close(mkstemp(rgb));
+    close(mkstemp(rgb2));
+    char cmd[4096], *err;
+    snprintf(cmd, sizeof cmd,
+             "%s generate --device cpu --dit %sdit_tiny.safetensors --dit-config %sconfig.json "
+             "--text-embeds %sembeds.safetensors --embeds-key context.1 --noise-file "
+             "%snoise.safetensors --latents-out %s --frames 10 --latent-height 4 --latent-width 6 "
+             "--chunk 2 --sampler unipc --num-steps 2 --kv-policy multishot --kv-sink 2 "
+             "--kv-window 8 --vae " SK_SOURCE_DIR "/tests/fixtures/taehv/taehv_tiny_22.safetensors "
+             "--rgb-out %s --fps 24",
+             tu_bin(), LL2_FIX, LL2_FIX, LL2_FIX, LL2_FIX, lat, rgb);
+    int rc = tu_sh(cmd, &err);
+    cr_assert_eq(rc, 0, "generate with taew2_2 failed (%d): %s", rc, err);
+    cr_expect(strstr(err, "at 24 fps"), "%s", err);
+    snprintf(cmd, sizeof cmd, "%s decode --vae " SK_SOURCE_DIR
+             "/tests/fixtures/taehv/taehv_tiny_22.safetensors --latents %s --rgb-out %s",
+             tu_bin(), lat, rgb2);
+    rc = tu_sh(cmd, &err);
+    cr_assert_eq(rc, 0, "decode failed (%d): %s", rc, err);
+    sk_st_file *a, *b;
+    dt_ok(sk_st_open(rgb, &a), "generate rgb");
+    dt_ok(sk_st_open(rgb2, &b), "decode rgb");
+    const sk_st_tensor *t = sk_st_find(a, "frames");
+    cr_assert(t && t->ndim == 4, "no frames");
+    cr_expect(t->shape[0] == 4 * 10 - 3 && t->shape[1] == 3 && t->shape[2] == 64 &&
+              t->shape[3] == 96, "frames [%lld, %lld, %lld, %lld], expected [37, 3, 64, 96]",
+              (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
+              (long long)t->shape[3]);
+    size_t n, m;
+    float *x = dt_read(a, "frames", &n), *y = dt_read(b, "frames", &m);
+    cr_assert_eq(n, m);
+    double mr, rl2;
+    rel_err(x, y, n, &mr, &rl2);
+    cr_expect(rl2 <= 1e-6, "generate's streamed decode differs from decode: %.3g", rl2);
+    double lo = 1, hi = 0;
+    for (size_t i = 0; i < n; i++) { lo = fmin(lo, x[i]); hi = fmax(hi, x[i]); }
+    cr_expect(lo >= 0 && hi <= 1 && hi > lo, "RGB range [%g, %g]", lo, hi);
+    free(x); free(y);
+    sk_st_close(&a); sk_st_close(&b);
+    unlink(lat); unlink(rgb); unlink(rgb2);
+}
