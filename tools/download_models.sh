@@ -7,22 +7,29 @@
 # converter on tiny checkpoints it writes itself (tests/test_convert.c).
 #
 # usage: bash tools/download_models.sh FAMILY [DOWNLOADS_DIR] [MODEL_DIR]
-#   FAMILY         self-forcing | longlive | reward-forcing | rolling-forcing
+#   FAMILY         self-forcing | longlive | longlive2 | reward-forcing | rolling-forcing
 #   DOWNLOADS_DIR  where the upstream files go (default: models/downloads; reused when present)
 #   MODEL_DIR      the converted model directory (default: models/FAMILY)
 # environment:
 #   PYTHON=python3   a Python with PyTorch (default: python3 or /usr/bin/python3, whichever has it)
 #   HF_TOKEN=...     sent to huggingface.co when set (none of these repositories needs it)
 #   DTYPE=bf16       --dtype of the converter (bf16 or f32)
+#   LL2_WEIGHTS=bf16 longlive2: bf16 (LongLive-2.0-5B model_bf16.pt), s4 or s2 (the NVFP4-trained
+#                    4-step / 2-step models as plain bf16, model_te.pt of -NVFP4-S4 / -S2)
 #
 # What it fetches (public repositories; see docs/MODELS.md):
-#   every family     Wan-AI/Wan2.1-T2V-1.3B: models_t5_umt5-xxl-enc-bf16.pth (umT5-XXL encoder,
-#                    ~11 GB), google/umt5-xxl/{spiece.model,tokenizer.json,tokenizer_config.json,
+#   every family     Wan-AI/Wan2.1-T2V-1.3B (longlive2: Wan-AI/Wan2.2-TI2V-5B):
+#                    models_t5_umt5-xxl-enc-bf16.pth (umT5-XXL encoder, ~11 GB),
+#                    google/umt5-xxl/{spiece.model,tokenizer.json,tokenizer_config.json,
 #                    special_tokens_map.json}, config.json
-#                    madebyollin/taehv (GitHub): taew2_1.pth (TAEHV for Wan 2.1 latents)
+#                    madebyollin/taehv (GitHub): taew2_1.pth (TAEHV for Wan 2.1 latents;
+#                    longlive2: taew2_2.pth, for the 48-channel Wan 2.2 latents)
 #   self-forcing     gdhe17/Self-Forcing: checkpoints/self_forcing_dmd.pt
 #   longlive         Efficient-Large-Model/LongLive-1.3B: models/longlive_base.pt, models/lora.pt
 #                    (the repository was first published as Efficient-Large-Model/LongLive)
+#   longlive2        Efficient-Large-Model/LongLive-2.0-5B: model_bf16.pt (merged LoRA, bf16), or
+#                    LongLive-2.0-5B-NVFP4-S4 / -S2: model_te.pt (LL2_WEIGHTS=s4 / s2); never
+#                    model_4o6.pt (packed NVFP4 for Blackwell, which sinkstream does not read)
 #   reward-forcing   JaydenLu666/Reward-Forcing-T2V-1.3B: rewardforcing.pt
 #   rolling-forcing  TencentARC/RollingForcing: checkpoints/rolling_forcing_dmd.pt
 # Files are fetched with `hf download` / `huggingface-cli download` when one is installed,
@@ -36,9 +43,9 @@ out=${3:-models/${family}}
 py=${PYTHON:-}
 dtype=${DTYPE:-bf16}
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 case "$family" in
-  self-forcing|longlive|reward-forcing|rolling-forcing) ;;
+  self-forcing|longlive|longlive2|reward-forcing|rolling-forcing) ;;
   -h|--help|"") usage ;;
   *) echo "download_models.sh: unknown family '$family'" >&2; usage ;;
 esac
@@ -80,15 +87,18 @@ fetch_url() {
   mv "$dest.part" "$dest"
 }
 
-wan=$dl/Wan2.1-T2V-1.3B
-fetch Wan-AI/Wan2.1-T2V-1.3B models_t5_umt5-xxl-enc-bf16.pth "$wan"
-fetch Wan-AI/Wan2.1-T2V-1.3B config.json "$wan"
+# LongLive 2.0 is Wan2.2-TI2V-5B (48 latent channels: taew2_2); the rest Wan2.1-T2V-1.3B
+wanrepo=Wan-AI/Wan2.1-T2V-1.3B tae=taew2_1
+[ "$family" = longlive2 ] && wanrepo=Wan-AI/Wan2.2-TI2V-5B tae=taew2_2
+wan=$dl/${wanrepo#*/}
+fetch "$wanrepo" models_t5_umt5-xxl-enc-bf16.pth "$wan"
+fetch "$wanrepo" config.json "$wan"
 for f in spiece.model tokenizer.json tokenizer_config.json special_tokens_map.json; do
-  fetch Wan-AI/Wan2.1-T2V-1.3B "google/umt5-xxl/$f" "$wan"
+  fetch "$wanrepo" "google/umt5-xxl/$f" "$wan"
 done
-fetch_url https://github.com/madebyollin/taehv/raw/main/taew2_1.pth "$dl/taehv/taew2_1.pth"
+fetch_url "https://github.com/madebyollin/taehv/raw/main/$tae.pth" "$dl/taehv/$tae.pth"
 
-lora=()
+lora=() extra=()
 case "$family" in
   self-forcing)
     fetch gdhe17/Self-Forcing checkpoints/self_forcing_dmd.pt "$dl/Self-Forcing"
@@ -98,6 +108,17 @@ case "$family" in
     fetch Efficient-Large-Model/LongLive-1.3B models/lora.pt "$dl/LongLive-1.3B"
     dit=$dl/LongLive-1.3B/models/longlive_base.pt
     lora=(--lora "$dl/LongLive-1.3B/models/lora.pt") ;;
+  longlive2)
+    case "${LL2_WEIGHTS:-bf16}" in
+      bf16) repo=Efficient-Large-Model/LongLive-2.0-5B file=model_bf16.pt ;;
+      s4) repo=Efficient-Large-Model/LongLive-2.0-5B-NVFP4-S4 file=model_te.pt ;;
+      s2) repo=Efficient-Large-Model/LongLive-2.0-5B-NVFP4-S2 file=model_te.pt ;;
+      *) echo "download_models.sh: LL2_WEIGHTS must be bf16, s4 or s2" >&2; exit 2 ;;
+    esac
+    fetch "$repo" "$file" "$dl/${repo#*/}"
+    # the 2-step model samples with 2 UniPC steps
+    [ "${LL2_WEIGHTS:-bf16}" = s2 ] && extra=(--set num-steps=2)
+    dit=$dl/${repo#*/}/$file ;;
   reward-forcing)
     fetch JaydenLu666/Reward-Forcing-T2V-1.3B rewardforcing.pt "$dl/Reward-Forcing-T2V-1.3B"
     dit=$dl/Reward-Forcing-T2V-1.3B/rewardforcing.pt ;;
@@ -110,7 +131,7 @@ echo "convert -> $out"
 "$py" tools/convert_checkpoint.py --family "$family" --dit "$dit" "${lora[@]}" \
   --dit-config "$wan/config.json" \
   --text-encoder "$wan/models_t5_umt5-xxl-enc-bf16.pth" --tokenizer "$wan/google/umt5-xxl" \
-  --vae "$dl/taehv/taew2_1.pth" --dtype "$dtype" --out "$out"
+  --vae "$dl/taehv/$tae.pth" --dtype "$dtype" --out "$out" "${extra[@]}"
 
 bin=build/sinkstream
 if [ -x "$bin" ]; then
