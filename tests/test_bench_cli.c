@@ -243,3 +243,35 @@ Test(bench_cli, bad_options)
         tu_result_free(&r);
     }
 }
+
+/* LongLive 2.0's loop (tiny-ti2v: 48 latent channels, VAE stride 16): defaults UniPC 4 steps,
+ * multishot with the global sink = one chunk and a window of 4 chunks; taew2_2 decode. */
+Test(bench_cli, tiny_ti2v_longlive2_defaults)
+{
+    tu_result r = bench("--config", "tiny-ti2v", "--device", "cpu", "--chunks", "5", "--warmup",
+                        "0", "--with-vae", "--json", NULL);
+    cJSON *j = json_of(&r);
+    cr_expect_str_eq(str(j, "config"), "tiny-ti2v");
+    cr_expect_str_eq(str(j, "sampler"), "unipc");
+    cr_expect_str_eq(str(j, "kv_policy"), "multishot");
+    cr_expect_eq(num(j, "steps"), 4);
+    cr_expect_eq(num(j, "forwards_per_chunk"), 5);
+    cr_expect_eq(num(j, "chunk_frames"), 2);
+    cr_expect_eq(num(j, "kv_sink"), 2);
+    cr_expect_eq(num(j, "kv_window"), 8);
+    cr_expect_eq(num(j, "height"), 64);
+    const cJSON *m = obj(j, "measured");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(m, "steady_full_window")), "window never full");
+    cJSON_Delete(j);
+    tu_result_free(&r);
+    r = bench("--config", "tiny-ti2v", "--device", "cpu", "--chunks", "2", "--warmup", "0",
+              "--num-steps", "2", "--json", NULL);
+    j = json_of(&r);
+    cr_expect_eq(num(j, "forwards_per_chunk"), 3);
+    cJSON_Delete(j);
+    tu_result_free(&r);
+    r = bench("--config", "tiny-ti2v", "--device", "cpu", "--steps", "1000,500", NULL);
+    cr_expect_eq(r.code, 2, "unipc with a step list: %s", r.err);
+    cr_expect(strstr(r.err, "--num-steps"), "%s", r.err);
+    tu_result_free(&r);
+}

@@ -56,8 +56,10 @@ static void layers(ent_list *l, int z, const int nf[4])
         snprintf(k, sizeof k, "decoder.%d.weight", stage[s]);
         add(l, k, 4, nf[s + 1], nf[s], 3, 3);
     }
-    add(l, "decoder.22.weight", 4, 3, nf[3], 3, 3);
-    add(l, "decoder.22.bias", 1, 3, 0, 0, 0);
+    /* taew2_2 (48 channels): patch 2, 12 = 3 * 2 * 2 outputs before the pixel shuffle */
+    const int rgb = z == 48 ? 12 : 3;
+    add(l, "decoder.22.weight", 4, rgb, nf[3], 3, 3);
+    add(l, "decoder.22.bias", 1, rgb, 0, 0, 0);
 }
 
 static uint64_t mix64(uint64_t *s)
@@ -122,10 +124,11 @@ sk_status sk_bench_taehv_random(sk_backend *be, int z, const int nf[4], uint64_t
         pos += e->n;
     }
     sk_st_file *f = NULL;
-    sk_status st = sk_st_parse(buf, total, "(random taew2_1-shaped TAEHV)", &f);
+    sk_status st = sk_st_parse(buf, total, z == 48 ? "(random taew2_2-shaped TAEHV)"
+                                                   : "(random taew2_1-shaped TAEHV)", &f);
     if (st == SK_OK) {
         sk_taehv_load_opts o = sk_taehv_load_opts_default();
-        o.variant = SK_TAEHV_W2_1;
+        o.variant = z == 48 ? SK_TAEHV_W2_2 : SK_TAEHV_W2_1;
         st = sk_taehv_load_st(be, f, &o, out);
     }
     sk_st_close(&f);

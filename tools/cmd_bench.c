@@ -39,11 +39,13 @@
 #include "vae/taehv.h"
 
 typedef struct {
-    int config;     /* 0 wan2.1-1.3b, 1 tiny */
+    int config;     /* 0 wan2.1-1.3b, 1 tiny, 2 wan2.2-5b (LongLive 2.0), 3 tiny-ti2v */
     int device;     /* 0 cpu, 1 cuda */
     int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
     int64_t height, width, chunk, kv_window, kv_sink, seed;
-    int kv_policy;  /* 0 fifo, 1 sink */
+    int kv_policy;  /* 0 fifo, 1 sink, 2 multishot */
+    int sampler;    /* 0 renoise (--steps), 1 unipc (--num-steps) */
+    int num_steps;
     int chunks, warmup;
     sk_int_list steps;
     double shift;
@@ -51,14 +53,18 @@ typedef struct {
     const char *encode_preset;
 } bench_opts;
 
-static const char *const k_configs[] = {"wan2.1-1.3b", "tiny"};
+static const char *const k_configs[] = {"wan2.1-1.3b", "tiny", "wan2.2-5b", "tiny-ti2v"};
+static const char *const k_policies[] = {"fifo", "sink", "multishot"};
+
+/* the 48-channel Wan2.2-TI2V-5B family (LongLive 2.0): VAE stride 16, UniPC, multishot */
+static int is_ti2v(int config) { return config >= 2; }
 
 /* tiny: the shapes of the 1.3B model scaled down so the CPU runs it in a second
  * (in/out 16 like Wan 2.1, so a taew2_1-shaped decoder fits) */
 static sk_dit_config config_of(int which)
 {
-    sk_dit_config c = sk_dit_config_wan_1_3b();
-    if (which == 1) {
+    sk_dit_config c = is_ti2v(which) ? sk_dit_config_wan_ti2v_5b() : sk_dit_config_wan_1_3b();
+    if (which == 1 || which == 3) {
         c.dim = 128; c.ffn_dim = 256; c.num_heads = 2; c.head_dim = 64; c.num_layers = 2;
         c.text_dim = 64; c.freq_dim = 32; c.text_len = 16;
     }
@@ -599,13 +605,17 @@ static int run(const bench_opts *o, const char *cmdline)
             b.ctx[i] = 0.2f * ((float)(z >> 40) / 16777216.0f - 0.5f);
         }
     }
-    const int64_t lh = o->height / 8, lw = o->width / 8;
+    const int64_t vstride = sk_dit_vae_stride(&cfg), lh = o->height / vstride, lw = o->width / vstride;
+    const int nfwd = o->sampler ? o->num_steps : o->steps.n; /* denoising forwards per chunk */
     b.sp = sk_stream_params_default();
     b.sp.chunk_frames = o->chunk;
     b.sp.latent_h = lh;
     b.sp.latent_w = lw;
     if ((st = sk_schedule_make(o->steps.v, o->steps.n, o->shift, 1, &b.sp.sched)) != SK_OK) goto fail;
-    b.sp.kv_policy = o->kv_policy == 0 ? SK_KV_FIFO : SK_KV_SINK;
+    b.sp.kv_policy = o->kv_policy == 0 ? SK_KV_FIFO : o->kv_policy == 1 ? SK_KV_SINK : SK_KV_MULTISHOT;
+    b.sp.sampler = o->sampler ? SK_SAMPLER_UNIPC : SK_SAMPLER_RENOISE;
+    if (o->sampler && (st = sk_unipc_table_make(o->num_steps, o->shift, &b.sp.unipc)) != SK_OK)
+        goto fail;
     b.sp.kv_window = o->kv_window;
     b.sp.kv_sink = o->kv_sink;
     b.sp.seed = (uint64_t)o->seed;
@@ -631,7 +641,7 @@ static int run(const bench_opts *o, const char *cmdline)
         op.kind = SK_OUTPUT_VIDEO_FILE;
         op.width = (int)b.video_w;
         op.height = (int)b.video_h;
-        op.fps_num = 16;
+        op.fps_num = is_ti2v(o->config) ? 24 : 16;
         op.fps_den = 1;
         op.preset = o->encode_preset;
         op.queue_frames = (int)(8 * o->chunk); /* x264 runs beside the next chunk */
@@ -668,7 +678,7 @@ static int run(const bench_opts *o, const char *cmdline)
     int64_t kv_frames = o->kv_window;
     if (!ss.full_window) kv_frames = (int64_t)(ss.first + 1) * o->chunk;
     double flops, bytes;
-    chunk_cost(&cfg, S, o->chunk, kv_frames, o->steps.n, sk_dtype_size(act), &flops, &bytes);
+    chunk_cost(&cfg, S, o->chunk, kv_frames, nfwd, sk_dtype_size(act), &flops, &bytes);
     const double tflops = ss.mean > 0 ? flops / (ss.mean / 1e3) / 1e12 : 0;
     int identical = 1;
     for (int k = 0; o->compare_graph && k < o->chunks; k++)
@@ -704,9 +714,10 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddNumberToObject(j, "tokens_per_chunk", (double)(S * o->chunk));
         cJSON_AddNumberToObject(j, "chunk_frames", (double)o->chunk);
         cJSON_AddNumberToObject(j, "video_frames_per_chunk", (double)(4 * o->chunk));
-        cJSON_AddNumberToObject(j, "steps", o->steps.n);
-        cJSON_AddNumberToObject(j, "forwards_per_chunk", o->steps.n + 1);
-        cJSON_AddStringToObject(j, "kv_policy", o->kv_policy ? "sink" : "fifo");
+        cJSON_AddNumberToObject(j, "steps", nfwd);
+        cJSON_AddStringToObject(j, "sampler", o->sampler ? "unipc" : "renoise");
+        cJSON_AddNumberToObject(j, "forwards_per_chunk", nfwd + 1);
+        cJSON_AddStringToObject(j, "kv_policy", k_policies[o->kv_policy]);
         cJSON_AddNumberToObject(j, "kv_sink", (double)o->kv_sink);
         cJSON_AddNumberToObject(j, "kv_window", (double)o->kv_window);
         cJSON_AddNumberToObject(j, "warmup_chunks", o->warmup);
@@ -718,7 +729,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddBoolToObject(j, "vae_overlap", b.dec && sk_vae_pipe_overlapped(b.dec));
         cJSON_AddNumberToObject(j, "setup_s", t_setup);
         cJSON *m = stats_json(&ss, &meas);
-        cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (o->steps.n + 1));
+        cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (nfwd + 1));
         cJSON_AddItemToObject(j, "measured", m);
         cJSON_AddNumberToObject(j, "fps", ss.fps);
         cJSON_AddNumberToObject(j, "first_chunk_ms", meas.ms[0]);
@@ -782,7 +793,7 @@ static int run(const bench_opts *o, const char *cmdline)
                "%d steps + clean pass, KV %s (sink %lld, window %lld)%s%s\n",
                k_configs[o->config], b.be->name, b.is_cuda ? " " : "", b.is_cuda ? cs.device_name : "",
                sk_dtype_name(act), (long long)o->width, (long long)o->height, (long long)o->chunk,
-               (long long)(S * o->chunk), o->steps.n, o->kv_policy ? "sink" : "fifo",
+               (long long)(S * o->chunk), nfwd, k_policies[o->kv_policy],
                (long long)o->kv_sink, (long long)o->kv_window,
                !o->with_vae ? "" : b.dec && sk_vae_pipe_overlapped(b.dec)
                                        ? ", + TAEHV decode (second stream, overlapped)"
@@ -793,7 +804,7 @@ static int run(const bench_opts *o, const char *cmdline)
         printf("  steady state (%d chunks from chunk %d%s): %.2f video fps, chunk p50 %.1f ms, p99 %.1f ms "
                "(mean %.1f, min %.1f, max %.1f); %.1f ms per forward\n",
                ss.n, ss.first, ss.full_window ? ", window full" : ", window NOT full", ss.fps, ss.p50,
-               ss.p99, ss.mean, ss.min, ss.max, ss.mean / (o->steps.n + 1));
+               ss.p99, ss.mean, ss.min, ss.max, ss.mean / (nfwd + 1));
         printf("  first chunk: %.1f ms\n", meas.ms[0]);
         printf("  %.4g TFLOP and >= %.4g GB per chunk: %.4g TFLOP/s (%.2g%% of the H100's 989 "
                "bf16 dense)\n", flops / 1e12, bytes / 1e9, tflops, 100 * tflops / 989.0);
@@ -857,11 +868,20 @@ done:
     return rc;
 }
 
+/* Was --name (or --name=...) on the command line? */
+static int arg_given(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], name, n) && (argv[i][n] == 0 || argv[i][n] == '=')) return 1;
+    return 0;
+}
+
 int sk_cmd_bench(int argc, char **argv)
 {
     bench_opts o = {.config = 0, .device = 1, .chunk = 3, .kv_window = 12, .kv_sink = 3,
                     .kv_policy = 1, .chunks = 10, .warmup = 8,
-                    .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0,
+                    .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0, .num_steps = 4,
                     .encode_preset = "veryfast"};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
@@ -870,14 +890,17 @@ int sk_cmd_bench(int argc, char **argv)
     const sk_opt opts[] = {
         GROUP("Model"),
         {OPT("config", SK_OPT_ENUM, &o.config, NULL, "DiT configuration (random weights made on "
-             "the device): wan2.1-1.3b (dim 1536, 30 layers) or tiny (CI-sized)", NULL, NULL),
-         .choices = "wan2.1-1.3b|tiny"},
+             "the device): wan2.1-1.3b (dim 1536, 30 layers), tiny (CI-sized), wan2.2-5b "
+             "(LongLive 2.0: Wan2.2-TI2V-5B, dim 3072, 48 latent channels; defaults 1280x704, "
+             "chunk 8, UniPC 4 steps, multishot sink 8 window 32) or tiny-ti2v (its CI-sized "
+             "twin)", NULL, NULL),
+         .choices = "wan2.1-1.3b|tiny|wan2.2-5b|tiny-ti2v"},
         {OPT("seed", SK_OPT_INT64, &o.seed, NULL, "seed of the weights, prompt and noise", NULL,
              "N")},
         GROUP("Video"),
-        {OPT("height", SK_OPT_INT64, &o.height, "480 (wan2.1-1.3b), 64 (tiny)",
+        {OPT("height", SK_OPT_INT64, &o.height, "480 (wan2.1-1.3b), 704 (wan2.2-5b), 64 (tiny)",
              "height in pixels (multiple of 16)", NULL, "PX"), .lo = 0, .hi = 16384},
-        {OPT("width", SK_OPT_INT64, &o.width, "832 (wan2.1-1.3b), 64 (tiny)",
+        {OPT("width", SK_OPT_INT64, &o.width, "832 (wan2.1-1.3b), 1280 (wan2.2-5b), 64 (tiny)",
              "width in pixels (multiple of 16)", NULL, "PX"), .lo = 0, .hi = 16384},
         {OPT("chunk", SK_OPT_INT64, &o.chunk, NULL, "latent frames per chunk (4 video frames "
              "each)", NULL, "N"), .lo = 1, .hi = 64},
@@ -885,9 +908,15 @@ int sk_cmd_bench(int argc, char **argv)
              "a clean pass follows", NULL, "LIST"), .lo = 1, .hi = 1000},
         {OPT("shift", SK_OPT_DOUBLE, &o.shift, NULL, "flow-matching timestep shift", NULL, "X"),
          .lo = 0.01, .hi = 1000},
+        {OPT("sampler", SK_OPT_ENUM, &o.sampler, "renoise (unipc for wan2.2-5b)", "renoise "
+             "(--steps) or unipc (LongLive 2.0, --num-steps)", NULL, NULL),
+         .choices = "renoise|unipc"},
+        {OPT("num-steps", SK_OPT_INT, &o.num_steps, NULL, "UniPC steps per chunk (a clean pass "
+             "follows)", NULL, "N"), .lo = 1, .hi = 64},
         GROUP("KV cache"),
         {OPT("kv-policy", SK_OPT_ENUM, &o.kv_policy, NULL,
-             "fifo (Self-Forcing) or sink (LongLive)", NULL, NULL), .choices = "fifo|sink"},
+             "fifo (Self-Forcing), sink (LongLive) or multishot (LongLive 2.0; no cuts in a bench)",
+             NULL, NULL), .choices = "fifo|sink|multishot"},
         {OPT("kv-window", SK_OPT_INT64, &o.kv_window, NULL,
              "frames a chunk attends to, sink and itself included", NULL, "N"), .lo = 1, .hi = 4096},
         {OPT("kv-sink", SK_OPT_INT64, &o.kv_sink, NULL, "first frames kept as the attention sink "
@@ -899,7 +928,7 @@ int sk_cmd_bench(int argc, char **argv)
              "(enough for every KV layout of the window to have run: plans, graphs)", NULL, "N"),
          .lo = 0, .hi = 1000},
         {OPT("with-vae", SK_OPT_FLAG, &o.with_vae, NULL, "also decode every chunk with a random "
-             "taew2_1-shaped TAEHV", NULL, NULL)},
+             "TAEHV (taew2_1-shaped; taew2_2-shaped for the 48-channel configs)", NULL, NULL)},
         {OPT("with-download", SK_OPT_FLAG, &o.with_download, NULL, "also copy the decoded "
              "frames to the host as f32 (what generate hands its outputs; implies --with-vae)",
              NULL, NULL)},
@@ -936,12 +965,27 @@ int sk_cmd_bench(int argc, char **argv)
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
 
-    if (!o.height) o.height = o.config == 1 ? 64 : 480;
-    if (!o.width) o.width = o.config == 1 ? 64 : 832;
-    if (o.height % 16 || o.width % 16)
-        return sk_cli_usage_error(&cli, "--height %lld / --width %lld: both must be multiples of 16 "
-                                        "(the 8x VAE and the 2x2 patch)",
-                                  (long long)o.height, (long long)o.width);
+    /* LongLive 2.0's defaults for the 5B configs, for what the command line leaves out */
+    if (is_ti2v(o.config)) {
+        if (!arg_given(argc, argv, "--chunk")) o.chunk = o.config == 3 ? 2 : 8;
+        if (!arg_given(argc, argv, "--kv-window")) o.kv_window = 4 * o.chunk;
+        if (!arg_given(argc, argv, "--kv-sink")) o.kv_sink = o.chunk;
+        if (!arg_given(argc, argv, "--kv-policy")) o.kv_policy = 2;
+        if (!arg_given(argc, argv, "--sampler")) o.sampler = 1;
+    }
+    const int vs = is_ti2v(o.config) ? 16 : 8;
+    if (!o.height) o.height = o.config == 1 || o.config == 3 ? 64 : is_ti2v(o.config) ? 704 : 480;
+    if (!o.width) o.width = o.config == 1 || o.config == 3 ? 64 : is_ti2v(o.config) ? 1280 : 832;
+    if (o.height % (2 * vs) || o.width % (2 * vs))
+        return sk_cli_usage_error(&cli, "--height %lld / --width %lld: both must be multiples of %d "
+                                        "(the %dx VAE and the 2x2 patch)",
+                                  (long long)o.height, (long long)o.width, 2 * vs, vs);
+    if (o.sampler && arg_given(argc, argv, "--steps"))
+        return sk_cli_usage_error(&cli, "--sampler unipc takes --num-steps N, not --steps");
+    if (o.kv_policy == 2 && (o.kv_sink != o.chunk || o.kv_window % o.chunk ||
+                             o.kv_window / o.chunk < 3))
+        return sk_cli_usage_error(&cli, "--kv-policy multishot: --kv-sink must equal --chunk and "
+                                        "--kv-window be a multiple of it holding >= 3 chunks");
     if (o.kv_policy == 0 && o.kv_sink != 0) {
         /* fifo keeps no sink: the default 3 becomes 0 unless given explicitly */
         int given = 0;
