@@ -655,9 +655,20 @@ static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chu
     printf("video        %lld latent frames of %lldx%lld (%lld tokens a frame), chunks of %lld\n",
            (long long)o->frames, (long long)o->latent_h, (long long)o->latent_w, (long long)S,
            (long long)chunk);
-    printf("sampling     %d steps, t =", sched->n);
-    for (int k = 0; k < sched->n; k++) printf(" %g", (double)sched->t[k]);
-    printf(" (shift %g%s)\n", sched->shift, sched->warp ? ", warped" : "");
+    if (o->sampler == SK_SAMPLER_UNIPC) {
+        sk_unipc_table tb;
+        if (sk_unipc_table_make(o->num_steps, o->shift, &tb) != SK_OK) {
+            fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
+            return 1;
+        }
+        printf("sampling     UniPC (bh2, order 2), %d steps, t =", tb.n);
+        for (int k = 0; k < tb.n; k++) printf(" %g", (double)tb.t[k]);
+        printf(" (shift %g), no fresh noise\n", tb.shift);
+    } else {
+        printf("sampling     %d steps, t =", sched->n);
+        for (int k = 0; k < sched->n; k++) printf(" %g", (double)sched->t[k]);
+        printf(" (shift %g%s)\n", sched->shift, sched->warp ? ", warped" : "");
+    }
     printf("device       %s, activations %s\n", o->device == 1 ? "cuda" : "cpu", sk_dtype_name(act));
     sk_kv_params kp = {.policy = (sk_kv_policy)o->kv_policy, .rope = (sk_kv_rope)o->rope,
                        .window_frames = o->kv_window, .sink_frames = o->kv_sink,
@@ -665,7 +676,8 @@ static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chu
                        .num_layers = cfg.num_layers, .num_heads = cfg.num_heads,
                        .head_dim = cfg.head_dim, .dtype = act, .ema_alpha = o->ema_alpha,
                        .compress_frames = o->kv_compress, .recent_frames = o->kv_recent,
-                       .roll_chunks = o->kv_policy == SK_KV_ROLLING ? sched->n : 0};
+                       .roll_chunks = o->kv_policy == SK_KV_ROLLING ? sched->n : 0,
+                       .shot_rope_offset = o->shot_rope_offset};
     char d[1024];
     sk_kv_describe(&kp, sk_dtype_size(act), d, sizeof d);
     printf("kv cache     %s\n", d);
@@ -935,6 +947,12 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
                                         "from the solver), not a step list (--steps with %d "
                                         "values)", o.steps.n);
     if (o.steps.n == 0) o.steps = (sk_int_list){4, {1000, 750, 500, 250}};
+    if (o.sampler == SK_SAMPLER_UNIPC && o.kv_policy == SK_KV_ROLLING)
+        return sk_cli_usage_error(&cli, "--sampler unipc does not work with --kv-policy rolling "
+                                        "(its windows re-noise with --steps)");
+    if (o.sampler == SK_SAMPLER_UNIPC && (gen_pp_enabled(&o.pp) || o.pp.split))
+        return sk_cli_usage_error(&cli, "--sampler unipc is not supported with --gpus / "
+                                        "--pp-stages yet");
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
     if (!o.text_embeds && !o.prompt && !o.prompts)
         return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE), "
