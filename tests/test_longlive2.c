@@ -334,6 +334,10 @@ Test(longlive2, bad_input_is_refused_before_weights_load)
         {"--dit %sdit_tiny.safetensors --dit-config %sconfig.json --text-embeds %sembeds.safetensors "
          "--no-decode --frames 8 --latent-height 4 --latent-width 6 --chunk 2 --sampler unipc "
          "--kv-policy multishot --kv-sink 2 --kv-window 8 --prompts CUTFILE", 1, "must start a chunk"},
+        /* no prompt-switch re-cache with the multi-shot sink (yet) */
+        {"--dit %sdit_tiny.safetensors --dit-config %sconfig.json --text-embeds %sembeds.safetensors "
+         "--no-decode --frames 8 --latent-height 4 --latent-width 6 --chunk 2 --kv-policy multishot "
+         "--kv-sink 2 --kv-window 8 --recache on", 2, "--recache on with --kv-policy multishot"},
         /* multishot geometry */
         {"--dit %sdit_tiny.safetensors --dit-config %sconfig.json --text-embeds %sembeds.safetensors "
          "--no-decode --frames 8 --latent-height 4 --latent-width 6 --chunk 2 --kv-policy multishot "

@@ -717,6 +717,10 @@ static int live_usage(const sk_cli *cli, gen_opts *o)
         return sk_cli_usage_error(cli, "--control-port: this build has no libmicrohttpd; use "
                                        "--control-stdin");
     if (o->recache == 2) o->recache = o->kv_policy == SK_KV_MULTISHOT ? 1 : 0;
+    if (o->recache == 0 && o->kv_policy == SK_KV_MULTISHOT)
+        return sk_cli_usage_error(cli, "--recache on with --kv-policy multishot: a prompt-switch "
+                                       "re-cache is not implemented for the multi-shot sink "
+                                       "(LongLive 2.0 switches without one: --recache off)");
     if (o->recache == 1 && o->recache_sink)
         return sk_cli_usage_error(cli, "--recache-sink with --recache off: nothing is re-encoded");
     if (o->tee) {

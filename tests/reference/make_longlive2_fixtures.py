@@ -395,6 +395,17 @@ def main():
             up[f"seq{n}.xc.{i}"] = xc
             up[f"seq{n}.x.{i + 1}"] = x
     R.st_save(os.path.join(args.out, "unipc.safetensors"), up)
+    import hashlib
+    manifest["seed"] = SEED
+    manifest["torch"] = torch.__version__
+    manifest["command"] = " ".join(["/usr/bin/python3"] + sys.argv)
+    with open(os.path.abspath(__file__), "rb") as f:
+        manifest["script_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    manifest["files"] = {}
+    for fn in sorted(os.listdir(args.out)):
+        if fn != "manifest.json":
+            with open(os.path.join(args.out, fn), "rb") as f:
+                manifest["files"][fn] = hashlib.sha256(f.read()).hexdigest()
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
