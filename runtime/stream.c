@@ -103,6 +103,11 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
                     rolling ? "does not work with --kv-policy rolling" : "needs --num-steps");
         goto fail;
     }
+    if (p->kv_policy == SK_KV_MULTISHOT && p->prompt_switch && p->recache != SK_RECACHE_OFF) {
+        st = SK_ERR(SK_E_UNSUPPORTED, "stream: multishot switches prompts without a KV re-cache "
+                    "(sk_stream_params.recache = SK_RECACHE_OFF, --recache off)");
+        goto fail;
+    }
     if (p->kv_policy == SK_KV_MULTISHOT && p->frames > 0 && p->frames % chunk != 0) {
         st = SK_ERR(SK_E_INVALID_ARG, "stream: multishot works in whole chunks: %lld frames are "
                     "not a multiple of --chunk %lld", (long long)p->frames, (long long)chunk);
