@@ -44,6 +44,9 @@ sk_status sk_kv_ms_validate(const sk_kv_params *p)
              "KV cache: multishot: --kv-window %lld must be a multiple of --chunk %lld and hold "
              "at least 3 chunks (global sink, shot sink, the chunk itself; LongLive 2.0: 32 = 4 "
              "chunks of 8)", (long long)p->window_frames, (long long)n);
+    SK_CHECK(p->window_frames / n <= 64, SK_E_INVALID_ARG,
+             "KV cache: multishot: a window of %lld chunks; at most 64 (--kv-window / --chunk)",
+             (long long)(p->window_frames / n));
     SK_CHECK(p->rope != SK_KV_ROPE_RELATIVE, SK_E_INVALID_ARG,
              "KV cache: multishot stores keys at absolute positions (--rope absolute or auto)");
     SK_CHECK(p->compress_frames == 0, SK_E_INVALID_ARG,
