@@ -7,7 +7,7 @@
 #include "common/cli_run.h"
 #include "dit_test_util.h"
 
-#include "runtime/stream.h"
+#include "runtime/stream/stream.h"
 
 #define KV_FIX SK_SOURCE_DIR "/tests/fixtures/kv/"
 

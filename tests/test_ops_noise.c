@@ -1,9 +1,9 @@
 /* test_ops_noise.c - the noise op: same values whatever the chunking, equal to
- * sampler/noise.h element by element, standard normal statistics, and
+ * runtime/core/noise.h element by element, standard normal statistics, and
  * different seeds / streams / frames giving different draws. */
 #include "tests/common/test_util.h"
 
-#include "sampler/noise.h"
+#include "runtime/core/noise.h"
 
 static sk_backend *be;
 static void setup(void) { TT_OK(sk_backend_cpu_create(&be)); }

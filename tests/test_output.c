@@ -1,4 +1,4 @@
-/* test_output.c - the output sinks (runtime/output.h).
+/* test_output.c - the output sinks (runtime/output/output.h).
  *
  * Video files are checked from the outside: ffprobe reports codec, size, frame
  * rate and the number of frames it decoded, and the ffmpeg CLI decodes them back
@@ -25,9 +25,9 @@
 
 extern char **environ;
 
-#include "runtime/output.h"
-#include "runtime/progress.h"
-#include "runtime/safetensors.h"
+#include "runtime/output/output.h"
+#include "runtime/core/progress.h"
+#include "runtime/io/safetensors.h"
 
 #ifdef SK_HAVE_STB /* PNGs are read back with stb_image (libstb-dev) */
 #if defined(__GNUC__)

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
-#include "sampler/noise.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/core/noise.h"
 #include "sampler/noise_source.h"
 #include "sampler/schedule.h"
 

@@ -27,11 +27,12 @@
 #include <unistd.h>
 
 #include "cuda/sk_cuda.h"
+#include "runtime/engine/device.h"
 #include "dit/model.h"
-#include "runtime/log.h"
-#include "runtime/output.h"
-#include "runtime/progress.h"
-#include "runtime/stream.h"
+#include "runtime/core/log.h"
+#include "runtime/output/output.h"
+#include "runtime/core/progress.h"
+#include "runtime/stream/stream.h"
 #include "tools/bench_taehv.h"
 #include "tools/vae_pipe.h"
 #include "tools/cli_opts.h"

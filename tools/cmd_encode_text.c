@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/backend.h"
-#include "runtime/log.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/backend.h"
+#include "runtime/engine/device.h"
+#include "runtime/core/log.h"
+#include "runtime/io/safetensors.h"
 #include "text/text_encoder.h"
 #include "text/tokenizer.h"
 #include "tools/cli_opts.h"

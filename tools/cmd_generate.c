@@ -11,11 +11,12 @@
 #include <string.h>
 
 #include "dit/model.h"
-#include "runtime/log.h"
-#include "runtime/output.h"
-#include "runtime/progress.h"
-#include "runtime/safetensors.h"
-#include "runtime/stream.h"
+#include "runtime/engine/device.h"
+#include "runtime/core/log.h"
+#include "runtime/output/output.h"
+#include "runtime/core/progress.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/stream/stream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "tools/gen_live.h"

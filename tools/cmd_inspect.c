@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 #include "dit/config.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "tools/model_dir.h"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
-#include "runtime/progress.h"
+#include "runtime/core/log.h"
+#include "runtime/core/progress.h"
 
 volatile int g_gen_signal = 0;
 

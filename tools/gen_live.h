@@ -9,9 +9,9 @@
 
 #include <stdint.h>
 
-#include "runtime/control.h"
-#include "runtime/output.h"
-#include "runtime/stream.h"
+#include "runtime/live/control.h"
+#include "runtime/output/output.h"
+#include "runtime/stream/stream.h"
 #include "tools/gen_prompts.h"
 
 /* Options (fields of cmd_generate's option table). */

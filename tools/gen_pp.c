@@ -1,11 +1,12 @@
 /* gen_pp.c - `sinkstream generate` over pipeline stages (see gen_pp.h). */
 #include "tools/gen_pp.h"
+#include "runtime/engine/device.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 
 struct gen_pp {
     int K;

@@ -15,7 +15,7 @@
 #define SK_TOOLS_GEN_PP_H
 
 #include "dit/model.h"
-#include "runtime/pp_stream.h"
+#include "runtime/stream/pp_stream.h"
 
 typedef struct {
     int gpus;          /* --gpus (1) */

@@ -1,5 +1,6 @@
 /* gen_prompts.c - see gen_prompts.h. */
 #include "tools/gen_prompts.h"
+#include "runtime/engine/device.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 
 void gen_prompt_free(gen_prompt *p)
 {

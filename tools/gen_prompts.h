@@ -25,8 +25,8 @@
 #include <stdint.h>
 
 #include "dit/model.h"
-#include "runtime/safetensors.h"
-#include "runtime/status.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/core/status.h"
 #include "text/text_encoder.h"
 
 /* One prompt: in effect from latent frame `frame` (a chunk boundary) on. */

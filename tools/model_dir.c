@@ -1,6 +1,7 @@
 /* model_dir.c - model directories: model.json, and the end-to-end check of
  * `sinkstream inspect DIR` (see model_dir.h). */
 #include "tools/model_dir.h"
+#include "runtime/engine/device.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -12,10 +13,10 @@
 #include <sys/stat.h>
 
 #include "dit/model.h"
-#include "runtime/backend.h"
-#include "runtime/kv_cache.h"
-#include "runtime/log.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/backend.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/core/log.h"
+#include "runtime/io/safetensors.h"
 #include "text/tokenizer.h"
 #include "text/umt5.h"
 #include "vae/taehv.h"

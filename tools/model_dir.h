@@ -23,7 +23,7 @@
 
 #include <stdio.h>
 
-#include "runtime/status.h"
+#include "runtime/core/status.h"
 
 typedef struct cJSON cJSON;
 

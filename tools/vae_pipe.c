@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cuda/sk_cuda.h"
-#include "runtime/dtype.h"
-#include "runtime/log.h"
+#include "runtime/core/dtype.h"
+#include "runtime/core/log.h"
 
 struct sk_vae_pipe {
     sk_backend *dit_be, *vae_be;

@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 #include "vae/taehv.h"
 
 typedef struct sk_vae_pipe sk_vae_pipe;

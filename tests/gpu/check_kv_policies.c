@@ -18,9 +18,9 @@
 #include <string.h>
 
 #include "dit/model.h"
-#include "runtime/progress.h"
-#include "runtime/safetensors.h"
-#include "runtime/stream.h"
+#include "runtime/core/progress.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/stream/stream.h"
 #include "tests/common/compare.h"
 
 static int g_fail;

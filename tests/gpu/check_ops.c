@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "cuda/sk_cuda.h"
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 #include "tests/common/compare.h"
 #include "tests/common/op_cases.h"
 

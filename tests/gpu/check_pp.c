@@ -23,10 +23,10 @@
 #include <string.h>
 
 #include "dit/model.h"
-#include "runtime/pp_stream.h"
-#include "runtime/progress.h"
-#include "runtime/safetensors.h"
-#include "runtime/stream.h"
+#include "runtime/stream/pp_stream.h"
+#include "runtime/core/progress.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/stream/stream.h"
 #include "tests/common/compare.h"
 
 #define FIX SK_SOURCE_DIR "/tests/fixtures/dit/"
