@@ -19,12 +19,12 @@
 #include "runtime/stream/stream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
-#include "tools/gen_live.h"
-#include "tools/gen_pp.h"
-#include "tools/gen_prompts.h"
+#include "runtime/live/live_loop.h"
+#include "runtime/engine/pp_setup.h"
+#include "runtime/live/prompts.h"
 #include "text/text_encoder.h"
-#include "tools/model_dir.h"
-#include "tools/vae_pipe.h"
+#include "runtime/engine/model_dir.h"
+#include "runtime/stream/vae_pipe.h"
 #include "vae/taehv.h"
 
 typedef struct {

@@ -1,5 +1,5 @@
 /* gen_live.c - see gen_live.h. */
-#include "tools/gen_live.h"
+#include "runtime/live/live_loop.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
 #include "runtime/live/control.h"
 #include "runtime/output/output.h"
 #include "runtime/stream/stream.h"
-#include "tools/gen_prompts.h"
+#include "runtime/live/prompts.h"
 
 /* Options (fields of cmd_generate's option table). */
 typedef struct {
