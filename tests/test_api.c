@@ -243,7 +243,7 @@ Test(api, null_handles_get_a_status)
     EXPECT_FAIL(sk_engine_get_info(NULL, &info), SK_E_INVALID_ARG, "NULL engine");
     float *ctx;
     int64_t r, c;
-    EXPECT_FAIL(sk_engine_encode_text(NULL, "x", &ctx, &r, &c, NULL), SK_E_INVALID_ARG,
+    EXPECT_FAIL(sk_engine_encode_text(NULL, "x", &ctx, &r, &c, NULL, NULL), SK_E_INVALID_ARG,
                 "NULL engine");
     cr_expect(sk_session_done(NULL));
     sk_session_stop(NULL);
@@ -252,7 +252,7 @@ Test(api, null_handles_get_a_status)
     cr_expect_eq(sk_engine_close(NULL), SK_OK);
     cr_expect_eq(sk_engine_close(&e), SK_OK);
     sk_engine_params ep = sk_engine_params_default();
-    EXPECT_FAIL(sk_engine_open(&ep, &e), SK_E_INVALID_ARG, "no DiT");
+    EXPECT_FAIL(sk_engine_open(&ep, &e), SK_E_INVALID_ARG, "no model");
     ep.dit = DIT_FIX "dit_tiny.safetensors";
     ep.device = "tpu";
     EXPECT_FAIL(sk_engine_open(&ep, &e), SK_E_INVALID_ARG, "device 'tpu'");
@@ -435,4 +435,69 @@ Test(api, c_example_runs_and_equals_the_cli)
     free(fa), free(fb);
     sk_st_close(&a), sk_st_close(&b);
     unlink(pa), unlink(pb), rmdir(dir);
+}
+
+/* An engine without a DiT: text only (encode) or VAE only (decode sessions fed latents);
+ * what they cannot do is a status. Pushing latents chunk by chunk equals one push of all. */
+Test(api, text_only_and_decode_only_engines)
+{
+    sk_engine_params ep = sk_engine_params_default();
+    ep.vae = DEMO "taehv/taehv_tiny_21.safetensors";
+    sk_engine *e = NULL;
+    cr_assert_eq(sk_engine_open(&ep, &e), SK_OK, "%s", sk_last_error());
+    sk_engine_info info;
+    cr_assert_eq(sk_engine_get_info(e, &info), SK_OK);
+    cr_expect(!info.has_dit && info.has_vae && info.latent_channels == 16);
+    float *ctx;
+    int64_t r, c;
+    EXPECT_FAIL(sk_engine_encode_text(e, "x", &ctx, &r, &c, NULL, NULL), SK_E_INVALID_ARG,
+                "no text encoder");
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = 6, sp.latent_h = sp.latent_w = 8, sp.chunk = 2;
+    float *lat = malloc(6 * 16 * 64 * sizeof(float));
+    for (int i = 0; i < 6 * 16 * 64; i++) lat[i] = (float)((i * 7919) % 200) / 100.0f - 1.0f;
+    uint8_t *fr[2] = {malloc(21 * 64 * 64 * 3), malloc(21 * 64 * 64 * 3)};
+    for (int pass = 0; pass < 2; pass++) {
+        sp.chunk = pass ? 6 : 2;
+        sk_session *s;
+        cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
+        EXPECT_FAIL(sk_session_step(s, NULL), SK_E_INVALID_ARG, "no DiT");
+        EXPECT_FAIL(sk_session_queue_prompt_embeds(s, lat, 1, 64, 0, 0, NULL), SK_E_INVALID_ARG,
+                    "no DiT");
+        EXPECT_FAIL(sk_session_push_latents(s, lat, 7, NULL), SK_E_INVALID_ARG, "a push");
+        int64_t got = 0;
+        for (int64_t f0 = 0; f0 < 6; f0 += sp.chunk) {
+            cr_assert_eq(sk_session_push_latents(s, lat + f0 * 16 * 64, sp.chunk, NULL), SK_OK,
+                         "%s", sk_last_error());
+            const uint8_t *rgb;
+            int64_t n;
+            cr_assert_eq(sk_session_frames(s, &rgb, &n, NULL, NULL), SK_OK);
+            memcpy(fr[pass] + got * 64 * 64 * 3, rgb, (size_t)(n * 64 * 64 * 3));
+            got += n;
+        }
+        cr_expect_eq(got, 21, "pass %d: 4F - 3 frames", pass);
+        sk_session_close(&s);
+    }
+    cr_expect(memcmp(fr[0], fr[1], 21 * 64 * 64 * 3) == 0, "chunks of 2 != one chunk of 6");
+    free(fr[0]), free(fr[1]), free(lat);
+    sk_engine_close(&e);
+
+    ep = sk_engine_params_default();
+    ep.text_encoder = DEMO "text/umt5_tiny.safetensors";
+    ep.tokenizer = DEMO "text/spiece_tiny.model";
+    ep.text_len = 16;
+    sk_status st = sk_engine_open(&ep, &e);
+    if (st != SK_OK && strstr(sk_last_error(), "SentencePiece")) return; /* not in this build */
+    cr_assert_eq(st, SK_OK, "%s", sk_last_error());
+    int32_t *ids;
+    int len = 0;
+    cr_assert_eq(sk_engine_encode_text(e, "A red fox.", &ctx, &r, &c, &ids, &len), SK_OK, "%s",
+                 sk_last_error());
+    cr_expect(r == 16 && c == 64 && len > 1 && len < 16, "[%lld, %lld] %d tokens", (long long)r,
+              (long long)c, len);
+    cr_expect(ids[len - 1] == 1, "ends with </s> (id 1), got %d", ids[len - 1]);
+    sk_free(ctx), sk_free(ids);
+    sk_session *s = NULL;
+    EXPECT_FAIL(sk_session_create(e, &sp, &s), SK_E_INVALID_ARG, "neither a DiT nor a VAE");
+    sk_engine_close(&e);
 }

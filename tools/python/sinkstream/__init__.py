@@ -48,15 +48,16 @@ _FRAMES_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_uint8), C.c_int64, C.c_
 
 class _EngineParams(C.Structure):
     _fields_ = [(n, C.c_char_p) for n in ("model_dir", "dit", "dit_config", "text_encoder",
-                                          "tokenizer", "text_encoder_config", "vae", "device",
-                                          "act_dtype", "dit_dtype")] + [
+                                          "tokenizer", "text_encoder_config", "vae",
+                                          "vae_variant")] + [("text_len", C.c_int)] + [
+        (n, C.c_char_p) for n in ("device", "act_dtype", "dit_dtype")] + [
         ("text_offload", C.c_int), ("vae_overlap", C.c_int), ("gpus", C.c_int),
         ("pp_stages", C.c_int), ("pp_split", C.c_char_p), ("pp_transport", C.c_char_p)]
 
 
 class _EngineInfo(C.Structure):
-    _fields_ = [(n, C.c_int64) for n in ("text_dim", "text_len", "latent_channels", "dim",
-                                         "num_layers", "num_heads")] + [
+    _fields_ = [(n, C.c_int64) for n in ("text_dim", "text_len", "latent_channels")] + [
+        ("has_dit", C.c_int)] + [(n, C.c_int64) for n in ("dim", "num_layers", "num_heads")] + [
         ("has_text_encoder", C.c_int), ("has_vae", C.c_int), ("pipelined", C.c_int),
         ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32)]
 
@@ -124,7 +125,8 @@ def load_library(path=None):
         "sk_engine_close": (ST, [C.POINTER(P)]),
         "sk_engine_get_info": (ST, [P, C.POINTER(_EngineInfo)]),
         "sk_engine_encode_text": (ST, [P, C.c_char_p, C.POINTER(C.POINTER(C.c_float)),
-                                       C.POINTER(I64), C.POINTER(I64), C.POINTER(C.c_int)]),
+                                       C.POINTER(I64), C.POINTER(I64),
+                                       C.POINTER(C.POINTER(C.c_int32)), C.POINTER(C.c_int)]),
         "sk_engine_offload_text": (ST, [P]),
         "sk_session_params_default": (_SessionParams, []),
         "sk_session_create": (ST, [P, C.POINTER(_SessionParams), C.POINTER(P)]),
@@ -132,6 +134,7 @@ def load_library(path=None):
                                                 C.c_char_p]),
         "sk_session_queue_prompt_text": (ST, [P, C.c_char_p, I64, C.c_int]),
         "sk_session_step": (ST, [P, C.POINTER(_StepInfo)]),
+        "sk_session_push_latents": (ST, [P, C.POINTER(C.c_float), I64, C.POINTER(_StepInfo)]),
         "sk_session_done": (C.c_int, [P]),
         "sk_session_stop": (None, [P]),
         "sk_session_finish": (ST, [P, C.POINTER(_StepInfo)]),
@@ -190,7 +193,7 @@ class Engine:
         """umT5 context float32 [text_len, text_dim] of text."""
         ctx, rows, cols = C.POINTER(C.c_float)(), C.c_int64(), C.c_int64()
         _check(_lib.sk_engine_encode_text(self._h, text.encode(), C.byref(ctx), C.byref(rows),
-                                          C.byref(cols), None))
+                                          C.byref(cols), None, None))
         try:
             return np.ctypeslib.as_array(ctx, (rows.value, cols.value)).copy()
         finally:
@@ -262,6 +265,14 @@ class Session:
         info = _StepInfo()
         _check(_lib.sk_session_step(self._h, C.byref(info)))
         return self._latents(), self._frames(), bool(info.done)
+
+    def push_latents(self, latents):
+        """Decodes latents [n, C, H, W] made elsewhere (a decode-only session): frames or None."""
+        a = np.ascontiguousarray(latents, dtype=np.float32)
+        info = _StepInfo()
+        _check(_lib.sk_session_push_latents(self._h, a.ctypes.data_as(C.POINTER(C.c_float)),
+                                            a.shape[0], C.byref(info)))
+        return self._frames()
 
     def finish(self):
         """The frames still in the decoder (VAE overlap), outputs closed: frames or None."""
