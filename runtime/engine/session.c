@@ -345,7 +345,7 @@ static void snapshot(sk_session *s)
     n->video_frames = s->vframes;
     n->queued_prompts = s->q_len;
     n->switches = s->lv.switches;
-    n->stopping = s->stop_flag || s->stopped;
+    n->stopping = __atomic_load_n(&s->stop_flag, __ATOMIC_ACQUIRE) || s->stopped;
     n->paused = s->lv.paused;
     n->done = s->stopped || s->finished ||
               (s->s ? sk_stream_done(s->s) : s->ppl ? gen_pp_done(s->ppl) : 0);
@@ -376,7 +376,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
     sk_tensor x0;
     int64_t f0 = 0;
     if (e->pipelined) {
-        if (s->stop_flag) {
+        if (__atomic_load_n(&s->stop_flag, __ATOMIC_ACQUIRE)) {
             s->stopped = 1;
             return SK_OK;
         }
@@ -540,7 +540,7 @@ sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n
 void sk_session_stop(sk_session *s)
 {
     /* no registry lookup: this may run in a signal handler (a plain store) */
-    if (s) s->stop_flag = 1;
+    if (s) __atomic_store_n(&s->stop_flag, 1, __ATOMIC_RELEASE);
 }
 
 sk_status sk_session_finish(sk_session *s, sk_step_info *info)
