@@ -517,8 +517,9 @@ static void cli_fixture(const char *expected, const char *noise, const char *fla
     cr_assert_geq(fd, 0);
     close(fd);
     char cmd[2048], *err;
-    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --noise-file %s --latents-out %s %s", tu_bin(),
-             noise, out, flags);
+    /* noise NULL: the built-in generator (flags give --seed) */
+    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 %s%s --latents-out %s %s", tu_bin(),
+             noise ? "--noise-file " : "", noise ? noise : "", out, flags);
     int rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "%s: generate failed (%d): %s", flags, rc, err);
     sk_st_file *got = NULL, *exp = NULL;
@@ -557,6 +558,19 @@ Test(kv_policies, generate_runs_every_policy)
                  runs[i].flags);
         cli_fixture(e, runs[i].noise, f);
     }
+}
+
+/* The built-in generator and --no-warp through the binary: --seed reaches the
+ * Philox key (both halves) and --no-warp gives t = the steps with sigma from the
+ * nearest table entry (300 -> 0.300152, not the next lower 0.297256). */
+Test(kv_policies, generate_builtin_noise_and_no_warp)
+{
+    cli_fixture(KV_FIX "expected_sink_rel_philox.safetensors", NULL,
+                "--seed 104372000321549 --steps 1000,750,500,250 --kv-policy sink --kv-window 9 "
+                "--kv-sink 3 --rope relative");
+    cli_fixture(KV_FIX "expected_sink_rel_nowarp_philox.safetensors", NULL,
+                "--seed 104372000321549 --steps 1000,600,300 --no-warp --kv-policy sink "
+                "--kv-window 9 --kv-sink 3 --rope relative");
 }
 
 Test(kv_policies, generate_print_config_and_usage_errors)

@@ -334,10 +334,14 @@ def forward_kv(P, cfg, x, t, ctx, kv):
 # ----------------------------------------------------------------------------
 # chunk loops
 # ----------------------------------------------------------------------------
-def run_chunks(P, cfg, kv, noise, ren, steps, ctx_for_chunk, switch=None):
+def run_chunks(P, cfg, kv, noise, ren, steps, ctx_for_chunk, switch=None, warp=True):
     """Self-Forcing loop (spec 5.4) over a policy cache; noise/ren from the noise file.
-    switch = (chunk, ctx): LongLive KV-recache before that chunk (spec 5.6)."""
+    switch = (chunk, ctx): LongLive KV-recache before that chunk (spec 5.6).
+    warp=False (--no-warp): the steps are the timesteps themselves, sigma looked up as
+    argmin |T - t| in the training table as upstream does for any t."""
     sig, T, ts = R.make_schedule(steps, SHIFT)
+    if not warp:
+        ts = torch.tensor(steps, dtype=torch.float32)
     F_ = noise.shape[0]
     out = torch.zeros_like(noise)
     rec = {}
@@ -614,6 +618,21 @@ def main():
     R.st_save(os.path.join(args.out, "expected_rolling_philox.safetensors"), rec,
               {"description": f"as rolling with the built-in Philox noise, seed {PHILOX_SEED:#x} (no noise file)"})
     manifest_runs["rolling_philox"] = dict(manifest_runs["rolling"], noise_file=None, seed=PHILOX_SEED)
+
+    # ---- --no-warp: raw timesteps; 300 sits between table entries 921 (T 300.15) and 922
+    # (T 297.26), so the nearest entry and the next lower one differ by 2.9e-3 in sigma ----
+    NW_STEPS = [1000, 600, 300]
+    kv = KVPolicies(NL, "sink", "relative", 9, 3)
+    rec = run_chunks(P, cfg, kv, noise_p, ren_p, NW_STEPS, lambda k: ctx0, warp=False)
+    kv = KVPolicies(NL, "sink", "relative", 9, 3)
+    warped = run_chunks(P, cfg, kv, noise_p, ren_p, NW_STEPS, lambda k: ctx0)["latents"]
+    d = rel_l2(rec["latents"], warped)
+    R.check(d > 1e-2, f"no-warp differs from the warped schedule (rel L2 {d:.2e})")
+    R.check(abs(float(rec["sigmas"][2]) - 0.300152) < 1e-5, f"no-warp sigma(300) = {float(rec['sigmas'][2]):.6f}, the entry nearest in T")
+    R.st_save(os.path.join(args.out, "expected_sink_rel_nowarp_philox.safetensors"),
+              {k_: rec[k_] for k_ in ("latents", "timesteps", "sigmas")},
+              {"description": f"as sink_rel_philox with --steps 1000,600,300 --no-warp (latents only)"})
+    manifest_runs["sink_rel_nowarp_philox"] = dict(manifest_runs["sink_rel_philox"], steps=NW_STEPS, warp=False)
 
     # ---- a prompt switch (LongLive recache) under every policy ----
     switch_runs = {
