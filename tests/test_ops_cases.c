@@ -21,6 +21,7 @@ static const char *const k_ops[] = {
     "gated_add",       "axpby",         "mul",             "act",              "attention",
     "rope3d",          "conv2d",        "pixel_shuffle",   "pixel_unshuffle",  "upsample_nearest",
     "concat_channels", "patchify",      "unpatchify",      "embedding",        "noise",
+    "rmsnorm_rope3d",
 };
 
 Test(op_cases, every_op_has_cases_and_names_are_unique)
