@@ -48,7 +48,8 @@ trap cleanup EXIT
 
 echo "== scratch copy of $ROOT in $SCR"
 mkdir -p "$SCR/src"
-rsync -a --delete --exclude .git --exclude 'build*' "$ROOT/" "$SCR/src/" || die "rsync failed"
+tar -C "$ROOT" --exclude=./.git --exclude='./build*' -cf - . | tar -C "$SCR/src" -xf - ||
+  die "copying the tree failed"
 SRC=$SCR/src
 BLD=$SCR/build
 echo "== configure (CPU only) and build the test binaries once"

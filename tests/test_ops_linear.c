@@ -1,5 +1,6 @@
 /* test_ops_linear.c - the CPU linear op against hand-derived values, an
- * independent f64 loop, weight dtypes, shape/dtype errors, and its speed. */
+ * independent f64 loop, weight dtypes, shape/dtype errors. (Its speed is a
+ * benchmark, `sinkstream bench` / tests/gpu/bench.sh, not a test.) */
 
 #include "tests/common/test_util.h"
 

@@ -1,6 +1,8 @@
 /* test_ops_noise.c - the noise op: same values whatever the chunking, equal to
  * runtime/core/noise.h element by element, standard normal statistics, and
- * different seeds / streams / frames giving different draws. */
+ * different seeds / streams / frames giving different draws; and two oracles
+ * from outside the header: Random123's Philox4x32-10 known-answer vectors and
+ * values of the counter layout from tests/reference/philox_noise.py. */
 #include "tests/common/test_util.h"
 
 #include "runtime/core/noise.h"

@@ -18,6 +18,7 @@
 #   SK_GPU_BIN_DIR=dir                 # prebuilt gpu_check_* and sinkstream (CUDA) in dir
 #   OUT=dir                            # logs and the table go there too (default: a temp dir)
 #   SK_GPU_MEMCHECK=1                  # add compute-sanitizer memcheck of the op cases
+#   SK_GPU_CHECK_TIMEOUT=s             # per-check limit (default 600 s; a timeout fails)
 set -u
 export NCCL_NVLS_ENABLE=0
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,11 +45,12 @@ run() {
   local name=$1 pre=$2 fre=$3
   shift 3
   local t0=$SECONDS
-  "$@" >"$LOG/$name.log" 2>&1
+  timeout "${SK_GPU_CHECK_TIMEOUT:-600}" "$@" >"$LOG/$name.log" 2>&1
   local rc=$? secs=$((SECONDS - t0))
+  [ "$rc" -eq 124 ] && echo "$name: timed out after ${SK_GPU_CHECK_TIMEOUT:-600}s (FAIL)" >>"$LOG/$name.log"
   local np nf
   np=$(grep -cE "$pre" "$LOG/$name.log")
-  nf=$(grep -cE "$fre" "$LOG/$name.log")
+  nf=$(grep -cE "$fre|timed out after" "$LOG/$name.log")
   local verdict=PASS
   if [ "$rc" -ne 0 ] || [ "$nf" -ne 0 ]; then verdict=FAIL; fi
   if [ $((np + nf)) -eq 0 ]; then verdict="FAIL (no comparison)"; fi
