@@ -7,8 +7,10 @@
  * max 5) and the closest two policies' references (sink relative vs ema 0.9)
  * are nmse 1.2e-4 apart, so bf16 passes at nmse <= 6e-5 (measured ~2.5e-5)
  * and only when its error is under half the nmse to the nearest reference of
- * another policy (the "gap" column; fixtures equal by design, nmse < 1e-12,
- * e.g. deep-sink + PC vs sink + PC relative, do not count).
+ * another policy (the "gap" column). References closer than twice the bf16
+ * bound are told apart by the f32 runs only: the pairs equal by design
+ * (deep-sink + PC vs sink + PC relative, nmse 3e-14; rolling and its relative
+ * twin) and those two after a switch (1.2e-6).
  * Part 2: random Wan 1.3B weights (bf16), 832x480 (1560 tokens a frame),
  * chunk 3, Philox noise, each policy at its published configuration: wall
  * time per chunk, the steady state per chunk / per forward and video fps,
@@ -164,8 +166,11 @@ static void report(const char *what, const float *got, const float *ref, size_t 
     if (!r.ok || !apart) g_fail = 1;
 }
 
+#define BF16_NMSE 6e-5
+
 /* nmse between the references of fixture i and its nearest fixture of another
- * policy with the same length (equal-by-design pairs, nmse < 1e-12, excluded) */
+ * policy with the same length, among those at least 2 x BF16_NMSE away (closer
+ * pairs are for the f32 runs to tell apart) */
 static double policy_gap(size_t i, float *const *refs, const size_t *ns)
 {
     double best = INFINITY;
@@ -178,7 +183,7 @@ static double policy_gap(size_t i, float *const *refs, const size_t *ns)
             r += (double)refs[i][t] * refs[i][t];
         }
         const double nm = e / (r > 0 ? r : 1);
-        if (nm > 1e-12 && nm < best) best = nm;
+        if (nm >= 2 * BF16_NMSE && nm < best) best = nm;
     }
     return best;
 }
@@ -217,7 +222,7 @@ static void part1(void)
         snprintf(what, sizeof what, "%s: cuda bf16", f->tag);
         /* latents are O(1): atol 0.05 caps the worst element (bf16 steps are 4e-3
          * relative); the nmse bound and the gap decide */
-        report(what, c, ref, n, 6e-5, 0.05, 0.0, policy_gap(i, refs, ns));
+        report(what, c, ref, n, BF16_NMSE, 0.05, 0.0, policy_gap(i, refs, ns));
         free(a); free(b); free(c);
         sk_st_close(&exp);
     }
