@@ -32,6 +32,7 @@ sk_status sk_live_view_open(const sk_live_view_params *p, sk_live_view **out)
                   "libavformat); install the -dev packages (tools/install_deps.sh) and rebuild");
 }
 sk_status sk_live_view_write(sk_live_view *v, const float *rgb) { (void)v; (void)rgb; return SK_E_UNSUPPORTED; }
+sk_status sk_live_view_write_rgb24(sk_live_view *v, const uint8_t *rgb) { (void)v; (void)rgb; return SK_E_UNSUPPORTED; }
 sk_status sk_live_view_flush(sk_live_view *v) { (void)v; return SK_E_UNSUPPORTED; }
 sk_status sk_live_view_finish(sk_live_view *v) { (void)v; return SK_E_UNSUPPORTED; }
 void sk_live_view_free(sk_live_view **v) { (void)v; }
@@ -301,11 +302,9 @@ static sk_status drain_h264(sk_live_view *v)
     }
 }
 
-sk_status sk_live_view_write(sk_live_view *v, const float *rgb)
+/* Encodes v->rgb (packed RGB24, filled by the caller). */
+static sk_status encode_rgb(sk_live_view *v)
 {
-    SK_CHECK(v && rgb, SK_E_INVALID_ARG, "live view write: NULL argument");
-    SK_CHECK(!v->finished, SK_E_INVALID_ARG, "live view write: already finished");
-    sk_rgb_planar_to_rgb24(rgb, v->w, v->h, v->rgb, (size_t)3 * v->w);
     if (atomic_load(&v->watchers) > 0) SK_TRY(encode_jpeg(v));
     int r = av_frame_make_writable(v->frame);
     if (r < 0) return av_fail("making the frame writable", r);
@@ -318,6 +317,22 @@ sk_status sk_live_view_write(sk_live_view *v, const float *rgb)
     if (r < 0) return av_fail("H.264 encoding", r);
     v->in_fragment++;
     return drain_h264(v);
+}
+
+sk_status sk_live_view_write(sk_live_view *v, const float *rgb)
+{
+    SK_CHECK(v && rgb, SK_E_INVALID_ARG, "live view write: NULL argument");
+    SK_CHECK(!v->finished, SK_E_INVALID_ARG, "live view write: already finished");
+    sk_rgb_planar_to_rgb24(rgb, v->w, v->h, v->rgb, (size_t)3 * v->w);
+    return encode_rgb(v);
+}
+
+sk_status sk_live_view_write_rgb24(sk_live_view *v, const uint8_t *rgb)
+{
+    SK_CHECK(v && rgb, SK_E_INVALID_ARG, "live view write: NULL argument");
+    SK_CHECK(!v->finished, SK_E_INVALID_ARG, "live view write: already finished");
+    memcpy(v->rgb, rgb, (size_t)3 * v->w * v->h);
+    return encode_rgb(v);
 }
 
 sk_status sk_live_view_flush(sk_live_view *v)

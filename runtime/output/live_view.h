@@ -48,6 +48,8 @@ sk_status sk_live_view_open(const sk_live_view_params *p, sk_live_view **out);
 
 /* One frame [3, H, W] f32 (copied/encoded before returning). */
 sk_status sk_live_view_write(sk_live_view *v, const float *rgb);
+/* One frame as packed RGB24 [H, W, 3] (what the engine's frame callback gives). */
+sk_status sk_live_view_write_rgb24(sk_live_view *v, const uint8_t *rgb);
 /* Ends the current fragment (a chunk boundary): it goes to the readers now.
  * No-op when no frame was written since the last flush. */
 sk_status sk_live_view_flush(sk_live_view *v);
