@@ -5,7 +5,7 @@
 #include "live_test_util.h"
 #include "dit_test_util.h"
 
-#include "tools/gen_prompts.c"
+#include "runtime/live/prompts.c"
 
 static void mk(void) { lu_dir_make("live_prompts"); }
 static void rm(void) { lu_dir_remove(); }

@@ -1,6 +1,6 @@
 /* model_dir.c - model directories: model.json, and the end-to-end check of
  * `sinkstream inspect DIR` (see model_dir.h). */
-#include "tools/model_dir.h"
+#include "runtime/engine/model_dir.h"
 #include "runtime/engine/device.h"
 
 #include <cjson/cJSON.h>

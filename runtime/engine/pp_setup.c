@@ -1,5 +1,5 @@
 /* gen_pp.c - `sinkstream generate` over pipeline stages (see gen_pp.h). */
-#include "tools/gen_pp.h"
+#include "runtime/engine/pp_setup.h"
 #include "runtime/engine/device.h"
 
 #include <stdio.h>
