@@ -207,6 +207,7 @@ static void *session_main(void *arg)
     ss->t0 = now_mono();
     pthread_mutex_unlock(&ss->mu);
     sk_status st = SK_OK;
+    double prev_done = 0, prev_paused = 0;
     for (;;) {
         pthread_mutex_lock(&ss->mu);
         if (ss->paused && !ss->stop) {
@@ -238,6 +239,9 @@ static void *session_main(void *arg)
         if (stop) break;
         if (paused) continue;
 
+        pthread_mutex_lock(&ss->mu);
+        const int64_t vf_before = ss->video_frames;
+        pthread_mutex_unlock(&ss->mu);
         const double t_step = now_mono();
         sk_step_info info;
         memset(&info, 0, sizeof info);
@@ -257,8 +261,14 @@ static void *session_main(void *arg)
         if (info.n_frames > 0 && dt > 0) /* what the device can make, pace aside */
             ss->gen_fps = (double)(video_of_latent(info.first_frame + info.n_frames) -
                                    video_of_latent(info.first_frame)) / dt;
+        /* delivered rate: frames per wall second between chunk ends (a pause resets it) */
+        if (ss->chunks > 1 && ss->paused_total == prev_paused && t_done > prev_done) {
+            const double inst = (double)(ss->video_frames - vf_before) / (t_done - prev_done);
+            ss->fps = ss->chunks == 2 ? inst : 0.6 * ss->fps + 0.4 * inst;
+        }
+        prev_done = t_done;
+        prev_paused = ss->paused_total;
         const double wall = t_done - ss->t0 - ss->paused_total;
-        ss->fps = wall > 0 ? (double)ss->video_frames / wall : 0;
         ss->lag_s = ss->p.pace ? fmax(0.0, wall - (double)ss->video_frames / fps) : 0;
         pthread_mutex_unlock(&ss->mu);
         if (info.done) break;

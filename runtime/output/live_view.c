@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "runtime/output/output.h"
+#include "runtime/output/output_impl.h"
 
 #ifndef SK_HAVE_FFMPEG
 
@@ -243,6 +244,7 @@ sk_status sk_live_view_open(const sk_live_view_params *p, sk_live_view **out)
              "live view: size %dx%d: width and height must be even and in 16..4096", p->width,
              p->height);
     SK_CHECK(p->fps_num >= 0 && p->fps_den >= 0, SK_E_INVALID_ARG, "live view: bad frame rate");
+    sk_output_quiet_libav();
     sk_live_view *v = calloc(1, sizeof *v);
     SK_CHECK(v, SK_E_OOM, "live view: out of memory");
     v->w = p->width;
