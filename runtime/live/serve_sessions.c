@@ -520,7 +520,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     ss->p.height = (int)sp.latent_h * 8;
     ss->chunk = sp.chunk > 0 ? sp.chunk : 3;
     if (p->frames > 0) { /* latent frames for the video frames asked, whole chunks */
-        int64_t lf = latent_of_video(p->frames - 1) + 1;
+        int64_t lf = latent_of_video(p->frames); /* 4 F - 3 >= frames */
         lf = (lf + ss->chunk - 1) / ss->chunk * ss->chunk;
         ss->latent_total = sp.frames = lf;
     } else {
