@@ -119,6 +119,19 @@ Test(serve_api, sessions_prompts_pause_limits_and_errors, .fini = fini, .timeout
     cr_assert(wait_field(port, a, "prompt", "a dog", r), "the prompt never applied: %s", r);
     cr_expect_str_eq(field(r, "switches", v, sizeof v), "1");
 
+    /* "at" a video frame: applies at the first chunk boundary at or after it */
+    int64_t at = atoi(field(r, "frame", v, sizeof v)) + 30;
+    char body[128];
+    snprintf(body, sizeof body, "{\"prompt\": \"a bird\", \"at\": %lld}", (long long)at);
+    snprintf(path, sizeof path, "/v1/sessions/%s/prompt", a);
+    EXPECT(202, "\"at\":", port, "POST", path, NULL, body);
+    cr_assert(wait_field(port, a, "prompt", "a bird", r), "the prompt at %lld never applied: %s",
+              (long long)at, r);
+    int64_t pf = atoi(field(r, "prompt_frame", v, sizeof v));
+    cr_expect(pf >= at - 3 && pf < at + 12, "asked at video frame %lld, applied at %lld (a chunk "
+              "is 12 video frames; latent ceil(at/4) makes frames up to 3 earlier)", (long long)at,
+              (long long)pf);
+
     /* pause holds the frame counter; resume moves it on */
     snprintf(path, sizeof path, "/v1/sessions/%s/pause", a);
     EXPECT(202, "next chunk boundary", port, "POST", path, NULL, NULL);

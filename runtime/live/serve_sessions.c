@@ -58,6 +58,7 @@ typedef struct srv_session {
     char state[12];    /* starting running paused done stopped failed */
     char error[512];
     char prompt[512];  /* the prompt in effect */
+    int64_t prompt_frame; /* the video frame it took effect at */
     /* request */
     sk_serve_params p;
     int64_t latent_total; /* 0: unbounded */
@@ -102,7 +103,8 @@ static double now_epoch_ms(void)
 
 /* Video frame where latent frame f starts (the Wan VAE: 1 + 4 (F - 1) frames). */
 static int64_t video_of_latent(int64_t f) { return f <= 0 ? 0 : 4 * f - 3; }
-static int64_t latent_of_video(int64_t v) { return v <= 0 ? 0 : (v + 3 + 3) / 4; }
+/* The latent frame that makes video frame v: ceil(v / 4) (as --prompts "at", docs/LIVE.md). */
+static int64_t latent_of_video(int64_t v) { return v <= 0 ? 0 : (v + 3) / 4; }
 
 static int fail(int code, sk_status st, const char *msg)
 {
@@ -167,6 +169,7 @@ static void prompts_applied(srv_session *ss, int64_t f, double t_step)
         cJSON_AddStringToObject(d, "mode", pp->cut ? "cut" : "switch");
         if (i == last) {
             snprintf(ss->prompt, sizeof ss->prompt, "%s", pp->text);
+            ss->prompt_frame = video_of_latent(f);
             applied = d;
         } else { /* several due at one boundary: the engine applies the last queued */
             event(ss, "prompt-superseded", d);
@@ -329,6 +332,7 @@ static cJSON *session_json(srv_session *ss)
     cJSON_AddStringToObject(j, "id", ss->id);
     cJSON_AddStringToObject(j, "state", ss->state);
     cJSON_AddStringToObject(j, "prompt", ss->prompt);
+    cJSON_AddNumberToObject(j, "prompt_frame", (double)ss->prompt_frame);
     cJSON_AddNumberToObject(j, "frame", (double)ss->video_frames);
     cJSON_AddNumberToObject(j, "frames", ss->latent_total ? (double)video_of_latent(ss->latent_total) : 0);
     cJSON_AddNumberToObject(j, "latent_frame", (double)ss->next_latent);
@@ -520,7 +524,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     ss->p.height = (int)sp.latent_h * 8;
     ss->chunk = sp.chunk > 0 ? sp.chunk : 3;
     if (p->frames > 0) { /* latent frames for the video frames asked, whole chunks */
-        int64_t lf = latent_of_video(p->frames); /* 4 F - 3 >= frames */
+        int64_t lf = (p->frames + 3 + 3) / 4; /* the fewest F with 4 F - 3 >= frames */
         lf = (lf + ss->chunk - 1) / ss->chunk * ss->chunk;
         ss->latent_total = sp.frames = lf;
     } else {
