@@ -140,9 +140,7 @@ def main():
         sid = start(16, "a cat surfing a wave")
         wait("the video to play", lambda: video_time() > 0.3, 30)
         t1 = video_time()
-        time.sleep(1.0)
-        t2 = video_time()
-        assert t2 > t1 + 0.4, "currentTime did not advance: %.3f -> %.3f" % (t1, t2)
+        wait("currentTime to advance 1 s from %.2f" % t1, lambda: video_time() > t1 + 1.0, 10)
         box = driver.find_element(By.ID, "prompt")
         box.send_keys("a dog on the moon" + Keys.ENTER)
         li = wait("the prompt applied in the timeline", lambda: [
