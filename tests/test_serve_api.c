@@ -313,3 +313,49 @@ Test(serve_api, the_live_view_shows_the_recorded_frames, .fini = fini)
     kill(pid, SIGINT);
     cr_expect_eq(lu_wait(pid, 20), 0);
 }
+
+/* A session is the engine's session as `sinkstream generate` runs it: with the same prompts
+ * (a switch at a fixed frame included), seed, size and model.json defaults, its recording
+ * decodes to exactly the frames of generate's file (both libx264 at the same settings, which
+ * is deterministic, so any difference in the frames shows). */
+Test(serve_api, a_session_makes_the_frames_generate_makes, .fini = fini)
+{
+    lu_dir_make("serve_api_same");
+    int port;
+    pid_t pid = start_server(NULL, &port, lu_path("serve.log"));
+    char id[33], r[16384], path[160];
+    create(port, "{\"prompt\": \"a cat\", \"width\": 64, \"height\": 48, \"frames\": 33, "
+                 "\"seed\": 7, \"record\": true, \"pace\": false, \"paused\": true}", id);
+    snprintf(path, sizeof path, "/v1/sessions/%s/prompt", id);
+    /* video frame 13 is made by latent 4: the switch applies at the boundary at latent 6 */
+    EXPECT(202, "\"at\":13", port, "POST", path, NULL, "{\"prompt\": \"a dog\", \"at\": 13}");
+    snprintf(path, sizeof path, "/v1/sessions/%s/resume", id);
+    EXPECT(202, "{", port, "POST", path, NULL, NULL);
+    cr_assert(wait_field(port, id, "state", "done", r), "%s", r);
+    cr_expect(strstr(r, "\"prompt\":\"a dog\",\"prompt_frame\":21"), "the switch: %s", r);
+    snprintf(path, sizeof path, "/v1/sessions/%s", id);
+    cr_assert_eq(http(port, "DELETE", path, NULL, NULL, r), 200);
+    kill(pid, SIGINT);
+    cr_expect_eq(lu_wait(pid, 20), 0);
+
+    FILE *f = fopen(lu_path("prompts.jsonl"), "w");
+    fprintf(f, "{\"prompt\": \"a cat\"}\n{\"frame\": 4, \"prompt\": \"a dog\"}\n");
+    fclose(f);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompts %s --frames 9 --height 48 "
+             "--width 64 --seed 7 -o %s", lu_bin(), MODEL, lu_path("prompts.jsonl"),
+             lu_path("gen.mp4"));
+    pid = lu_spawn(cmd, lu_path("gen.log"), NULL);
+    cr_assert_eq(lu_wait(pid, 120), 0, "generate failed: %s", lu_read(lu_path("gen.log")));
+    char rec[512];
+    snprintf(rec, sizeof rec, "%s/%s.mp4", lu_path("rec"), id);
+    int ns, ng;
+    uint8_t *fs = decode_rgb(rec, 64, 48, &ns), *fg = decode_rgb(lu_path("gen.mp4"), 64, 48, &ng);
+    cr_assert_eq(ns, 33, "the session's recording has %d frames", ns);
+    cr_assert_eq(ng, 33, "generate's file has %d frames", ng);
+    for (int i = 0; i < ns; i++)
+        cr_expect(!memcmp(fs + (size_t)i * 64 * 48 * 3, fg + (size_t)i * 64 * 48 * 3, 64 * 48 * 3),
+                  "frame %d differs between the session and generate", i);
+    free(fs);
+    free(fg);
+}

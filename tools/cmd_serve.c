@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "runtime/core/log.h"
+#include "runtime/engine/model_dir.h"
 #include "runtime/live/serve.h"
 #include "runtime/live/serve_sessions.h"
 #include "runtime/sinkstream.h"
@@ -53,6 +56,43 @@ static int load_web_dir(const char *dir, sk_serve_asset *out, unsigned char **bu
         fclose(f);
         out[i].data = bufs[i];
         out[i].size = (size_t)n;
+    }
+    return 0;
+}
+
+/* model.json's "generate" defaults (generate's option names, tools/convert_checkpoint.py)
+ * that shape a session: the sampler, the KV cache, the size. A session's request wins
+ * over them; "frames" does not apply (a request says how long). */
+static int model_defaults(const sk_model_dir *m, sk_session_params *sp)
+{
+    for (const cJSON *g = m->generate ? m->generate->child : NULL; g; g = g->next) {
+        const char *k = g->string;
+        const double v = cJSON_IsNumber(g) ? g->valuedouble : 0;
+        if (!strcmp(k, "chunk") && v > 0) sp->chunk = (int64_t)v;
+        else if (!strcmp(k, "shift") && v > 0) sp->shift = v;
+        else if (!strcmp(k, "kv-window") && cJSON_IsNumber(g)) sp->kv_window = (int64_t)v;
+        else if (!strcmp(k, "kv-sink") && cJSON_IsNumber(g)) sp->kv_sink = (int64_t)v;
+        else if (!strcmp(k, "ema-alpha") && v > 0) sp->ema_alpha = v;
+        else if (!strcmp(k, "kv-compress") && cJSON_IsNumber(g)) sp->kv_compress = (int64_t)v;
+        else if (!strcmp(k, "kv-recent") && cJSON_IsNumber(g)) sp->kv_recent = (int64_t)v;
+        else if (!strcmp(k, "height") && v >= 16) sp->latent_h = (int64_t)v / 8;
+        else if (!strcmp(k, "width") && v >= 16) sp->latent_w = (int64_t)v / 8;
+        else if (!strcmp(k, "fps") && v > 0) sp->fps = (int)v;
+        else if (!strcmp(k, "kv-policy") && cJSON_IsString(g)) sp->kv_policy = g->valuestring;
+        else if (!strcmp(k, "rope") && cJSON_IsString(g)) sp->rope = g->valuestring;
+        else if (!strcmp(k, "recache") && cJSON_IsString(g)) sp->recache = g->valuestring;
+        else if (!strcmp(k, "steps") && cJSON_IsArray(g)) {
+            int n = cJSON_GetArraySize(g);
+            if (n < 1 || n > SK_MAX_STEPS) {
+                fprintf(stderr, "sinkstream serve: %s: generate.steps has %d entries (1..%d)\n",
+                        m->json_path, n, SK_MAX_STEPS);
+                return -1;
+            }
+            sp->n_steps = n;
+            for (int i = 0; i < n; i++) sp->steps[i] = cJSON_GetArrayItem(g, i)->valueint;
+        } else if (strcmp(k, "frames") && strcmp(k, "seed")) {
+            SK_LOGD("serve: %s: generate.%s does not shape a session; ignored", m->json_path, k);
+        }
     }
     return 0;
 }
@@ -118,6 +158,8 @@ int sk_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int exit_code = 1;
+    sk_model_dir *md = NULL;
+    sk_session_params base = sk_session_params_default();
     sk_engine *e = NULL;
     sk_serve_mgr *m = NULL;
     sk_serve_http *http = NULL;
@@ -129,8 +171,12 @@ int sk_cmd_serve(int argc, char **argv)
         fprintf(stderr, "sinkstream serve: %s\n", sk_last_error());
         goto out;
     }
+    if (sk_model_dir_open(o.model, &md) != SK_OK || model_defaults(md, &base) != 0) {
+        fprintf(stderr, "sinkstream serve: --model: %s\n", sk_error_message());
+        goto out;
+    }
     sk_serve_mgr_params mp = {.max_sessions = o.max_sessions, .record_dir = o.record_dir,
-                              .model_name = o.model};
+                              .model_name = o.model, .base = &base};
     if (sk_serve_mgr_create(e, &mp, &m) != SK_OK) {
         fprintf(stderr, "sinkstream serve: %s\n", sk_error_message());
         goto out;
@@ -161,6 +207,7 @@ out:
         fprintf(stderr, "sinkstream serve: %s\n", sk_last_error());
         exit_code = 1;
     }
+    sk_model_dir_free(&md);
     for (int i = 0; i < 16; i++) free(web_bufs[i]);
     if (exit_code == 0) SK_LOGI("serve: stopped");
     return exit_code;

@@ -78,6 +78,7 @@ typedef struct srv_session {
 
 struct sk_serve_mgr {
     sk_engine *e;
+    sk_session_params base;
     sk_engine_info info;
     pthread_mutex_t mu;
     srv_session *list[MAX_LISTED];
@@ -349,7 +350,8 @@ static cJSON *session_json(srv_session *ss)
     cJSON_AddNumberToObject(j, "width", ss->p.width);
     cJSON_AddNumberToObject(j, "height", ss->p.height);
     cJSON_AddNumberToObject(j, "seed", (double)ss->p.seed);
-    cJSON_AddStringToObject(j, "kv_policy", ss->p.kv_policy[0] ? ss->p.kv_policy : "default");
+    cJSON_AddStringToObject(j, "kv_policy", ss->p.kv_policy[0] ? ss->p.kv_policy
+                            : ss->m->base.kv_policy ? ss->m->base.kv_policy : "default");
     cJSON_AddNumberToObject(j, "created_ms", round(ss->t_created_epoch));
     cJSON_AddNumberToObject(j, "memory_mib", round(rss_mib()));
     if (ss->record_path[0]) cJSON_AddStringToObject(j, "record", ss->record_path);
@@ -517,7 +519,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
         code = fail(500, SK_E_OOM, "out of memory (or no random source for the session id)");
         goto fail_ss;
     }
-    sk_session_params sp = sk_session_params_default();
+    sk_session_params sp = m->base;
     if (p->width) sp.latent_w = p->width / 8;
     if (p->height) sp.latent_h = p->height / 8;
     ss->p.width = (int)sp.latent_w * 8;
@@ -777,6 +779,7 @@ sk_status sk_serve_mgr_create(sk_engine *e, const sk_serve_mgr_params *p, sk_ser
         free(m);
         return st;
     }
+    m->base = p->base ? *p->base : sk_session_params_default();
     m->max_active = p->max_sessions > 0 ? p->max_sessions : 4;
     m->record_dir = strdup(p->record_dir && *p->record_dir ? p->record_dir : "recordings");
     if (!m->record_dir) {

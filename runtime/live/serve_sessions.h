@@ -23,6 +23,9 @@ typedef struct {
     int max_sessions;        /* running at once; 0 -> 4 */
     const char *record_dir;  /* where "record": true writes <id>.mp4; NULL -> "recordings" */
     const char *model_name;  /* shown by GET /v1/server */
+    const sk_session_params *base; /* every session starts from these (model.json's sampling
+                                      defaults); NULL: sk_session_params_default(). Strings
+                                      must outlive the manager. */
 } sk_serve_mgr_params;
 
 typedef struct sk_serve_mgr sk_serve_mgr;
