@@ -113,6 +113,8 @@ typedef struct {
     const char *tokenizer;           /* spiece.model; NULL: the encoder file's own */
     const char *text_encoder_config; /* NULL: metadata / shapes */
     const char *vae;                 /* TAEHV decoder; NULL: latents only */
+    const char *vae_variant;         /* "auto" (NULL: from the shapes), "taew2_1", "taew2_2" */
+    int text_len;                    /* rows of an encoded context; 0: the encoder's (512) */
     const char *device;              /* "cpu" (NULL), "cuda", "cuda:N" */
     const char *act_dtype;           /* "auto" (NULL: f32 on cpu, bf16 on cuda), "f32", "bf16" */
     const char *dit_dtype;           /* DiT linear weights: "as-stored" (NULL), "f32", "bf16", "f16" */
@@ -129,15 +131,19 @@ typedef struct {
 
 sk_engine_params sk_engine_params_default(void);
 
-/* Loads the models named by p onto the device. Nothing is shared with p after it returns. */
+/* Loads the models named by p onto the device. Nothing is shared with p after it returns.
+ * The DiT may be left out for an engine that only encodes text (sk_engine_encode_text) or
+ * only decodes latents (sessions fed with sk_session_push_latents). */
 sk_status sk_engine_open(const sk_engine_params *p, sk_engine **out);
 /* Frees the engine; accepts NULL and *e == NULL; NULLs *e. Fails (and frees nothing) while
  * sessions made from it are open. */
 sk_status sk_engine_close(sk_engine **e);
 
 typedef struct {
-    int64_t text_dim, text_len;  /* what a prompt context must be: [rows <= text_len, text_dim] */
+    int64_t text_dim, text_len;  /* what a prompt context must be: [rows <= text_len, text_dim]
+                                    (without a DiT: the encoder's output shape) */
     int64_t latent_channels;     /* C of the latents (16: Wan 2.1, 48: Wan 2.2 TI2V-5B) */
+    int has_dit;
     int64_t dim, num_layers, num_heads;
     int has_text_encoder, has_vae;
     int pipelined;               /* the DiT runs over pipeline stages */
@@ -149,9 +155,10 @@ typedef struct {
 sk_status sk_engine_get_info(const sk_engine *e, sk_engine_info *out);
 
 /* Encodes text with the engine's umT5: *ctx (caller frees with sk_free) is float32
- * [*rows, *cols] = [text_len, text_dim], zero-padded past the prompt's *n_tokens. */
+ * [*rows, *cols] = [text_len, text_dim], zero-padded past the prompt's *n_tokens. ids (may
+ * be NULL): the token ids, int32 [*rows] (caller frees with sk_free). */
 sk_status sk_engine_encode_text(sk_engine *e, const char *text, float **ctx, int64_t *rows,
-                                int64_t *cols, int *n_tokens);
+                                int64_t *cols, int32_t **ids, int *n_tokens);
 
 /* Frees the text encoder's weights now (the next text prompt reloads them): e.g. after the
  * prompts of a run are queued. Any thread. */
@@ -241,6 +248,13 @@ typedef struct {
  * calls the callbacks. A failed step leaves the KV cache and frame counter as they were.
  * info may be NULL. */
 sk_status sk_session_step(sk_session *s, sk_step_info *info);
+/* Decodes latents made elsewhere, float32 [n, C, H, W] on the host (C the VAE's latent
+ * channels, H/W the session's latent size, n <= chunk), continuing the decoder's stream:
+ * frames go to the outputs, the callback and the pull call as a step's do. For sessions
+ * that decode and are not stepped (an engine without a DiT: `sinkstream decode`). */
+sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n,
+                                  sk_step_info *info);
+
 /* 1 when every frame was made or the session was stopped (also for NULL/closed: then 1). */
 int sk_session_done(const sk_session *s);
 /* Asks the session to stop at its next chunk boundary. Any thread, signal-safe. */

@@ -120,8 +120,8 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
         if (!p.tokenizer) p.tokenizer = e->md->tokenizer;
         if (!p.vae) p.vae = e->md->vae;
     }
-    SK_CHECK(p.dit, SK_E_INVALID_ARG, "engine: no DiT: set model_dir (a converted model "
-             "directory) or dit (a .safetensors file)");
+    SK_CHECK(p.dit || p.text_encoder || p.vae, SK_E_INVALID_ARG, "engine: no model: set "
+             "model_dir (a converted model directory), or dit, text_encoder and/or vae files");
     const char *dev = p.device && *p.device ? p.device : "cpu";
     e->cuda = !strncmp(dev, "cuda", 4);
     SK_CHECK(e->cuda || !strcmp(dev, "cpu"), SK_E_INVALID_ARG,
@@ -156,35 +156,50 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
     const char *main_dev = e->pipelined ? gen_pp_main_device(&e->pp, e->cuda, devname,
                                                              sizeof devname) : dev;
     snprintf(e->device, sizeof e->device, "%s", main_dev);
-    e->dit_path = strdup(p.dit);
-    SK_CHECK(e->dit_path, SK_E_OOM, "engine: out of memory");
+    if (p.dit && !(e->dit_path = strdup(p.dit))) return SK_ERR(SK_E_OOM, "engine: OOM");
+    SK_CHECK(p.dit || !e->pipelined, SK_E_INVALID_ARG, "engine: pipeline stages need a DiT");
 
-    /* the text encoder first: it runs on its own f32 backend */
-    if (p.text_encoder)
-        SK_TRY(gen_text_open(&e->text, e->cuda, p.text_encoder, p.tokenizer,
-                             p.text_encoder_config, p.text_offload));
+    /* the text encoder first: f32 activations on its own backend (it runs once per
+     * prompt, as Self-Forcing runs it) */
+    if (p.text_encoder) {
+        SK_TRY(sk_backend_create(e->cuda ? "cuda" : "cpu", SK_DTYPE_F32, &e->text.be));
+        sk_text_opts to = {.encoder_path = p.text_encoder, .tokenizer_path = p.tokenizer,
+                           .config_path = p.text_encoder_config, .offload = p.text_offload,
+                           .text_len = p.text_len};
+        SK_TRY(sk_text_encoder_create(e->text.be, &to, &e->text.te));
+    }
+    if (!p.dit && !p.vae) return SK_OK; /* a text-only engine */
     SK_TRY(sk_backend_create(main_dev, e->act, &e->be));
     e->serialize_steps = strcmp(e->be->name, "cpu") != 0;
-    sk_dit_config cfg, *cfgp = NULL;
-    if (p.dit_config) {
-        SK_TRY(sk_dit_config_from_file(p.dit_config, &cfg));
-        cfgp = &cfg;
+    if (p.dit) {
+        sk_dit_config cfg, *cfgp = NULL;
+        if (p.dit_config) {
+            SK_TRY(sk_dit_config_from_file(p.dit_config, &cfg));
+            cfgp = &cfg;
+        }
+        /* pipelined: only the config and the small global tensors here, the blocks on
+         * the stages of each session */
+        SK_TRY(sk_dit_load_blocks(p.dit, cfgp, e->be, e->wdtype, 0, e->pipelined ? 0 : -1,
+                                  &e->m));
     }
-    /* pipelined: only the config and the small global tensors here, the blocks on the
-     * stages of each session */
-    SK_TRY(sk_dit_load_blocks(p.dit, cfgp, e->be, e->wdtype, 0, e->pipelined ? 0 : -1, &e->m));
     if (p.vae) {
         /* on CUDA the VAE gets its own stream on the DiT's device and decodes chunk c while
-         * the DiT makes c+1 (runtime/stream/vae_pipe.h) */
-        if (p.vae_overlap && !e->pipelined && sk_vae_pipe_want_overlap(e->be))
+         * the DiT makes c+1 (runtime/stream/vae_pipe.h); without a DiT there is nothing to
+         * overlap */
+        if (p.dit && p.vae_overlap && !e->pipelined && sk_vae_pipe_want_overlap(e->be))
             SK_TRY(sk_vae_pipe_backend_create(e->be, &e->vae_be));
         sk_taehv_load_opts lo = sk_taehv_load_opts_default();
+        if (p.vae_variant && *p.vae_variant &&
+            sk_taehv_variant_from_name(p.vae_variant, &lo.variant) != SK_OK) {
+            sk_error_prefix("engine: vae_variant: ");
+            return SK_E_INVALID_ARG;
+        }
         SK_TRY(sk_taehv_load(e->vae_be ? e->vae_be : e->be, p.vae, &lo, &e->vae));
         const sk_taehv_config *vc = sk_taehv_get_config(e->vae);
-        SK_CHECK(vc->latent_channels == e->m->cfg.out_dim, SK_E_SHAPE,
+        SK_CHECK(!e->m || vc->latent_channels == e->m->cfg.out_dim, SK_E_SHAPE,
                  "--vae '%s' decodes %d-channel latents but the DiT makes %lld (taew2_1 for Wan "
                  "2.1, 16 channels; taew2_2 for Wan 2.2 TI2V-5B, 48)", p.vae,
-                 vc->latent_channels, (long long)e->m->cfg.out_dim);
+                 vc->latent_channels, e->m ? (long long)e->m->cfg.out_dim : 0LL);
     }
     return SK_OK;
 }
@@ -233,13 +248,19 @@ sk_status sk_engine_get_info(const sk_engine *e, sk_engine_info *out)
              e ? "not a live" : "NULL");
     SK_CHECK(out, SK_E_INVALID_ARG, "sk_engine_get_info: out is NULL");
     memset(out, 0, sizeof *out);
-    const sk_dit_config *c = &e->m->cfg;
-    out->text_dim = c->text_dim;
-    out->text_len = c->text_len;
-    out->latent_channels = c->out_dim;
-    out->dim = c->dim;
-    out->num_layers = c->num_layers;
-    out->num_heads = c->num_heads;
+    if (e->m) {
+        const sk_dit_config *c = &e->m->cfg;
+        out->has_dit = 1;
+        out->text_dim = c->text_dim;
+        out->text_len = c->text_len;
+        out->latent_channels = c->out_dim;
+        out->dim = c->dim;
+        out->num_layers = c->num_layers;
+        out->num_heads = c->num_heads;
+    } else {
+        if (e->text.te) sk_text_encoder_shape(e->text.te, &out->text_len, &out->text_dim);
+        if (e->vae) out->latent_channels = sk_taehv_get_config(e->vae)->latent_channels;
+    }
     out->has_text_encoder = e->text.te != NULL;
     out->has_vae = e->vae != NULL;
     out->pipelined = e->pipelined;
@@ -262,7 +283,7 @@ sk_status sk_engine_prompt_from_text(sk_engine *e, const char *text, int64_t fra
     pthread_mutex_lock(&e->text_mu);
     sk_status st = gen_prompt_resolve(out, NULL, &e->text);
     pthread_mutex_unlock(&e->text_mu);
-    if (st == SK_OK) st = gen_prompt_fit(out, &e->m->cfg);
+    if (st == SK_OK && e->m) st = gen_prompt_fit(out, &e->m->cfg);
     if (st != SK_OK) gen_prompt_free(out);
     return st;
 }
@@ -278,29 +299,37 @@ sk_status sk_engine_offload_text(sk_engine *e)
 }
 
 sk_status sk_engine_encode_text(sk_engine *e, const char *text, float **ctx, int64_t *rows,
-                                int64_t *cols, int *n_tokens)
+                                int64_t *cols, int32_t **ids, int *n_tokens)
 {
     SK_CHECK(e && sk_api_engine_live(e), SK_E_INVALID_ARG, "sk_engine_encode_text: %s engine",
              e ? "not a live" : "NULL");
     SK_CHECK(ctx && rows && cols, SK_E_INVALID_ARG, "sk_engine_encode_text: NULL out-parameter");
     SK_CHECK(text, SK_E_INVALID_ARG, "sk_engine_encode_text: text is NULL");
     *ctx = NULL;
+    if (ids) *ids = NULL;
     SK_CHECK(e->text.te, SK_E_INVALID_ARG, "sk_engine_encode_text: the engine has no text "
              "encoder (engine params text_encoder)");
     int64_t tr = 0, tc = 0;
     sk_text_encoder_shape(e->text.te, &tr, &tc);
     float *c = malloc((size_t)(tr * tc) * sizeof *c);
-    SK_CHECK(c, SK_E_OOM, "out of host memory for a [%lld, %lld] context", (long long)tr,
-             (long long)tc);
+    int32_t *id = ids ? malloc((size_t)tr * sizeof *id) : NULL;
+    if (!c || (ids && !id)) {
+        free(c);
+        free(id);
+        return SK_ERR(SK_E_OOM, "out of host memory for a [%lld, %lld] context", (long long)tr,
+                      (long long)tc);
+    }
     int len = 0;
     pthread_mutex_lock(&e->text_mu);
-    sk_status st = sk_text_encode(e->text.te, text, c, &len, NULL);
+    sk_status st = sk_text_encode(e->text.te, text, c, &len, id);
     pthread_mutex_unlock(&e->text_mu);
     if (st != SK_OK) {
         free(c);
+        free(id);
         return st;
     }
     *ctx = c;
+    if (ids) *ids = id;
     *rows = tr;
     *cols = tc;
     if (n_tokens) *n_tokens = len;

@@ -1,4 +1,4 @@
-/* gen_pp.c - `sinkstream generate` over pipeline stages (see gen_pp.h). */
+/* pp_setup.c - a session over pipeline stages (see pp_setup.h). */
 #include "runtime/engine/pp_setup.h"
 #include "runtime/engine/device.h"
 

@@ -134,9 +134,11 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
         sp.on_step = on_step_dump;
         sp.on_step_user = s;
     }
-    const int decode = p->decode < 0 ? e->vae != NULL : p->decode;
+    const int decode = p->decode < 0 || !e->m ? e->vae != NULL : p->decode;
     SK_CHECK(!decode || e->vae, SK_E_INVALID_ARG, "session: decode needs an engine with a VAE "
              "(engine params vae)");
+    SK_CHECK(e->m || e->vae, SK_E_INVALID_ARG, "session: the engine has neither a DiT nor a "
+             "VAE (a text-only engine encodes text: sk_engine_encode_text)");
     if (e->pipelined) {
         SK_CHECK(!p->dump_steps, SK_E_UNSUPPORTED, "session: dump_steps is not supported over "
                  "pipeline stages yet (step dumps need the whole model on one backend)");
@@ -151,11 +153,11 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
                                   &s->dec));
         sk_vae_pipe_frame_size(s->dec, &s->vid_h, &s->vid_w);
     }
-    if (!e->pipelined) SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
+    if (e->m && !e->pipelined) SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
     s->lv_opts = (gen_live_opts){.control_port = -1};
     SK_TRY(gen_live_start(&s->lv, &s->lv_opts, NULL, 0, p->frames, s->chunk, p->fps,
                           &s->stop_flag));
-    const int64_t C = e->m->cfg.out_dim;
+    const int64_t C = e->m ? e->m->cfg.out_dim : sk_taehv_get_config(e->vae)->latent_channels;
     s->lat_host = malloc((size_t)(s->chunk * C * p->latent_h * p->latent_w) * sizeof(float));
     SK_CHECK(s->lat_host, SK_E_OOM, "session: out of host memory for a chunk of latents");
     return SK_OK;
@@ -264,6 +266,8 @@ sk_status sk_session_queue_prompt_embeds(sk_session *s, const float *ctx, int64_
     SK_TRY(check_queue_args(frame, mode));
     SK_CHECK(ctx && rows > 0 && cols > 0, SK_E_INVALID_ARG, "queue prompt: %s",
              ctx ? "rows and cols must be > 0" : "ctx is NULL");
+    SK_CHECK(s->e->m, SK_E_INVALID_ARG, "queue prompt: the engine has no DiT (a decode-only "
+             "session takes latents: sk_session_push_latents)");
     const sk_dit_config *cfg = &s->e->m->cfg;
     SK_CHECK(cols == cfg->text_dim, SK_E_SHAPE, "queue prompt%s%s%s: embeddings of width %lld; "
              "the model takes rows of text_dim %lld (is it another model's text encoder?)",
@@ -295,6 +299,8 @@ sk_status sk_session_queue_prompt_text(sk_session *s, const char *text, int64_t 
 {
     SK_API_SESSION(s);
     SK_TRY(check_queue_args(frame, mode));
+    SK_CHECK(s->e->m, SK_E_INVALID_ARG, "queue prompt: the engine has no DiT (a decode-only "
+             "session takes latents: sk_session_push_latents)");
     gen_prompt gp;
     SK_TRY(sk_engine_prompt_from_text(s->e, text, frame, &gp));
     return queue_push(s, &gp, frame, mode);
@@ -339,7 +345,7 @@ static void snapshot(sk_session *s)
     n->video_frames = s->vframes;
     n->queued_prompts = s->q_len;
     n->switches = s->lv.switches;
-    n->stopping = s->stop_flag || s->stopped;
+    n->stopping = __atomic_load_n(&s->stop_flag, __ATOMIC_ACQUIRE) || s->stopped;
     n->paused = s->lv.paused;
     n->done = s->stopped || s->finished ||
               (s->s ? sk_stream_done(s->s) : s->ppl ? gen_pp_done(s->ppl) : 0);
@@ -370,7 +376,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
     sk_tensor x0;
     int64_t f0 = 0;
     if (e->pipelined) {
-        if (s->stop_flag) {
+        if (__atomic_load_n(&s->stop_flag, __ATOMIC_ACQUIRE)) {
             s->stopped = 1;
             return SK_OK;
         }
@@ -473,6 +479,8 @@ sk_status sk_session_step(sk_session *s, sk_step_info *info)
              "(sk_session_finish was called)");
     SK_CHECK(!s->broken, SK_E_INVALID_ARG, "sk_session_step: an earlier step failed in a way "
              "that lost the stream's state; close this session");
+    SK_CHECK(s->e->m, SK_E_INVALID_ARG, "sk_session_step: the engine has no DiT; feed this "
+             "session latents with sk_session_push_latents");
     s->lat_valid = 0;
     s->rgb8_valid = 0;
     s->rgb = NULL;
@@ -490,10 +498,49 @@ sk_status sk_session_step(sk_session *s, sk_step_info *info)
     return st;
 }
 
+sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n,
+                                  sk_step_info *info)
+{
+    SK_API_SESSION(s);
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->first_frame = -1;
+    }
+    SK_CHECK(s->dec, SK_E_INVALID_ARG, "sk_session_push_latents: the session does not decode "
+             "(an engine with a VAE, session params decode)");
+    SK_CHECK(!s->finished, SK_E_INVALID_ARG, "sk_session_push_latents: the session is finished");
+    SK_CHECK(latents && n >= 1 && n <= s->chunk, SK_E_INVALID_ARG, "sk_session_push_latents: %s "
+             "(1..%lld latent frames a push: the session's chunk)", latents ? "bad n" :
+             "latents is NULL", (long long)s->chunk);
+    SK_CHECK(!sk_vae_pipe_overlapped(s->dec), SK_E_UNSUPPORTED, "sk_session_push_latents: not "
+             "on a session whose VAE overlaps the DiT (engine params vae_overlap = 0)");
+    s->lat_valid = 0;
+    s->rgb8_valid = 0;
+    s->rgb = NULL;
+    s->rgb_n = 0;
+    s->x0_n = 0;
+    const int64_t C = s->e->m ? s->e->m->cfg.out_dim
+                              : sk_taehv_get_config(s->e->vae)->latent_channels;
+    int64_t shape[4] = {n, C, s->p.latent_h, s->p.latent_w};
+    sk_tensor t = sk_tensor_desc(SK_DTYPE_F32, 4, shape);
+    t.data = (void *)latents; /* read only: the sequential decoder uploads it */
+    const float *rgb = NULL;
+    int64_t nf = 0;
+    if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
+    sk_status st = sk_vae_pipe_push(s->dec, &t, &rgb, &nf);
+    if (s->e->serialize_steps) pthread_mutex_unlock(&s->e->step_mu);
+    SK_TRY(st);
+    SK_TRY(sk_session_emit_frames(s, rgb, nf));
+    if (info) info->video_frames = nf;
+    s->chunks++;
+    snapshot(s);
+    return SK_OK;
+}
+
 void sk_session_stop(sk_session *s)
 {
     /* no registry lookup: this may run in a signal handler (a plain store) */
-    if (s) s->stop_flag = 1;
+    if (s) __atomic_store_n(&s->stop_flag, 1, __ATOMIC_RELEASE);
 }
 
 sk_status sk_session_finish(sk_session *s, sk_step_info *info)

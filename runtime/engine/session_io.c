@@ -204,7 +204,7 @@ sk_status sk_session_get_status(const sk_session *s, sk_session_status *out)
     pthread_mutex_lock(&m->q_mu);
     *out = s->snap;
     out->queued_prompts = s->q_len;
-    out->stopping |= s->stop_flag;
+    out->stopping |= __atomic_load_n(&s->stop_flag, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&m->q_mu);
     return SK_OK;
 }

@@ -141,7 +141,7 @@ static void set_paused(gen_live *lv, int paused, int64_t frame)
 int gen_live_boundary(gen_live *lv, const sk_stream *s, const sk_output *out, int64_t vframes)
 {
     for (;;) {
-        const int flag = lv->stop_flag && *lv->stop_flag;
+        const int flag = lv->stop_flag && __atomic_load_n(lv->stop_flag, __ATOMIC_ACQUIRE);
         if (flag || (lv->ctl && sk_control_stop_requested(lv->ctl))) {
             if (!lv->stopping) /* the flag: a signal handler or sk_session_stop */
                 SK_LOGI("%s: stopping at latent frame %lld", flag ? "signal" : "control",

@@ -1,4 +1,4 @@
-/* gen_prompts.c - see gen_prompts.h. */
+/* prompts.c - see prompts.h. */
 #include "runtime/live/prompts.h"
 #include "runtime/engine/device.h"
 
