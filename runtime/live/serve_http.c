@@ -132,7 +132,11 @@ static mhd_result answer(struct MHD_Connection *conn, const char *method, const 
 {
     mhd_result r;
     if (code < 400 && json) {
-        SK_LOGD("serve: %s %s -> %d", method, url, code);
+        /* changes at info; the reads a page polls every second at debug */
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+            SK_LOGI("serve: %s %s -> %d", method, url, code);
+        else
+            SK_LOGD("serve: %s %s -> %d", method, url, code);
         r = reply_json(conn, (unsigned)code, json);
     } else {
         r = reply_error(conn, method, url, code < 400 ? 500 : (unsigned)code,
@@ -353,7 +357,6 @@ static mhd_result route(struct MHD_Connection *conn, sk_serve_http *s, const cha
                                             NULL);
         code = s->b.create(s->b.ctx, &p, &json);
         sk_serve_params_free(&p);
-        if (code < 400) SK_LOGI("serve: %s %s -> %d", method, url, code);
         return answer(conn, method, url, code, json);
     }
     if (!strncmp(url, "/v1/sessions/", 13)) return route_session(conn, s, method, url, url + 13, rq);

@@ -143,6 +143,10 @@ static void on_frames(void *user, const uint8_t *rgb, int64_t n, int64_t h, int6
     cJSON_AddNumberToObject(d, "first_frame", (double)first_frame);
     cJSON_AddNumberToObject(d, "frames", (double)n);
     cJSON_AddNumberToObject(d, "t_ms", now_epoch_ms());
+    pthread_mutex_lock(&ss->mu); /* as of the previous chunk */
+    cJSON_AddNumberToObject(d, "fps", round(ss->fps * 100) / 100);
+    cJSON_AddNumberToObject(d, "lag_s", round(ss->lag_s * 1000) / 1000);
+    pthread_mutex_unlock(&ss->mu);
     event(ss, "chunk", d);
 }
 
@@ -211,7 +215,7 @@ static void *session_main(void *arg)
     ss->t0 = now_mono();
     pthread_mutex_unlock(&ss->mu);
     sk_status st = SK_OK;
-    double prev_done = 0, prev_paused = 0;
+    double prev_done = 0, prev_paused = 0, t_said = now_mono();
     for (;;) {
         pthread_mutex_lock(&ss->mu);
         if (ss->paused && !ss->stop) {
@@ -274,6 +278,13 @@ static void *session_main(void *arg)
         prev_paused = ss->paused_total;
         const double wall = t_done - ss->t0 - ss->paused_total;
         ss->lag_s = ss->p.pace ? fmax(0.0, wall - (double)ss->video_frames / fps) : 0;
+        const int say = t_done - t_said >= 10.0;
+        if (say) { /* progress on stderr, every 10 s per session */
+            t_said = t_done;
+            SK_LOGI("serve: session %.8s: frame %lld, %.1f fps (device %.1f), chunk %.0f ms%s%.1f s "
+                    "behind real time", ss->id, (long long)ss->video_frames, ss->fps, ss->gen_fps,
+                    ss->chunk_ms, ss->p.pace ? ", " : ", unpaced, ", ss->lag_s);
+        }
         pthread_mutex_unlock(&ss->mu);
         if (info.done) break;
     }
