@@ -143,10 +143,11 @@ def main():
         wait("currentTime to advance 1 s from %.2f" % t1, lambda: video_time() > t1 + 1.0, 10)
         box = driver.find_element(By.ID, "prompt")
         box.send_keys("a dog on the moon" + Keys.ENTER)
+        # read in one script: the page replaces the "queued" entry when the prompt applies
+        timeline = lambda: js("return [...document.querySelectorAll('#timeline li')].map(e => e.textContent)")
         li = wait("the prompt applied in the timeline", lambda: [
-            e.text for e in driver.find_elements(By.CSS_SELECTOR, "#timeline li")
-            if "a dog on the moon" in e.text and re.match(r"frame \d+", e.text)], 20)
-        print("timeline:", [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#timeline li")])
+            t for t in timeline() if "a dog on the moon" in t and re.match(r"frame \d+", t)], 20)
+        print("timeline:", timeline())
         frame_applied = int(re.match(r"frame (\d+)", li[0]).group(1))
         assert frame_applied > 0, "the switch must apply after the first chunk: %s" % li[0]
         time.sleep(2.5)  # latency samples
@@ -170,9 +171,10 @@ def main():
 
         # ---- MJPEG fallback: a second tab-less load of the page, attached to the same session
         driver.get(url + "?view=mjpeg")
-        item = wait("the session in the list", lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, "#sessions li")
-                                                           if e.get_attribute("title") == sid])
-        item[0].click()
+        # the list is redrawn every second: find and click in one script
+        wait("the session in the list", lambda: js(
+            "const li = [...document.querySelectorAll('#sessions li')].find(e => e.title === arguments[0]);"
+            "if (li) li.click(); return !!li", sid))
         img = driver.find_element(By.ID, "mjpeg")
         wait("an MJPEG picture", lambda: js("return arguments[0].naturalWidth", img) == 96, 20)
         time.sleep(0.5)

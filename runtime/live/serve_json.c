@@ -4,6 +4,7 @@
 #include "runtime/live/serve.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,22 +26,29 @@ void sk_serve_prompt_free(sk_serve_prompt *p)
     memset(p, 0, sizeof *p);
 }
 
-static int bad(const char *fmt, const char *a, const char *b)
+/* Records a 400's message; returns 400. */
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
 {
-    SK_ERR(SK_E_INVALID_ARG, fmt, a, b);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    SK_ERR(SK_E_INVALID_ARG, "%s", msg);
     return 400;
 }
 
 static cJSON *parse_object(const char *body, size_t n, const char *example)
 {
     if (!body || !n) {
-        bad("empty body; send a JSON object such as %s%s", example, "");
+        bad("empty body; send a JSON object such as %s", example);
         return NULL;
     }
     cJSON *j = cJSON_ParseWithLength(body, n);
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        bad("the body is not a JSON object; send e.g. %s%s", example, "");
+        bad("the body is not a JSON object; send e.g. %s", example);
         return NULL;
     }
     return j;
@@ -48,9 +56,9 @@ static cJSON *parse_object(const char *body, size_t n, const char *example)
 
 static int get_text(const cJSON *v, const char *key, size_t max, char **out)
 {
-    if (!cJSON_IsString(v)) return bad("\"%s\" must be a string%s", key, "");
+    if (!cJSON_IsString(v)) return bad("\"%s\" must be a string", key);
     size_t n = strlen(v->valuestring);
-    if (!n) return bad("\"%s\" is empty%s", key, "");
+    if (!n) return bad("\"%s\" is empty", key);
     if (n > max) {
         SK_ERR(SK_E_INVALID_ARG, "\"%s\" is %zu bytes, over the limit of %zu; shorten it", key, n,
                max);
@@ -78,7 +86,7 @@ static int get_int(const cJSON *v, const char *key, double lo, double hi, double
 
 static int get_bool(const cJSON *v, const char *key, int *out)
 {
-    if (!cJSON_IsBool(v)) return bad("\"%s\" must be true or false%s", key, "");
+    if (!cJSON_IsBool(v)) return bad("\"%s\" must be true or false", key);
     *out = cJSON_IsTrue(v);
     return 0;
 }
@@ -138,12 +146,12 @@ int sk_serve_parse_params(const char *body, size_t n, size_t max_prompt, sk_serv
             int ok = 0;
             for (size_t i = 0; cJSON_IsString(it) && i < sizeof pol / sizeof pol[0]; i++)
                 if (!strcmp(it->valuestring, pol[i])) ok = 1;
-            if (!ok) rc = bad("\"%s\" must be one of fifo, sink, ema, deep-sink, rolling%s", k, "");
+            if (!ok) rc = bad("\"%s\" must be one of fifo, sink, ema, deep-sink, rolling", k);
             else snprintf(p->kv_policy, sizeof p->kv_policy, "%s", it->valuestring);
         } else if (!strcmp(k, "rtmp")) {
             rc = get_text(it, k, 2048, &p->rtmp);
             if (!rc && strncmp(p->rtmp, "rtmp://", 7) && strncmp(p->rtmp, "rtmps://", 8))
-                rc = bad("\"%s\" must be an rtmp:// or rtmps:// URL%s", k, "");
+                rc = bad("\"%s\" must be an rtmp:// or rtmps:// URL", k);
         } else {
             SK_ERR(SK_E_INVALID_ARG, "unknown key \"%.60s\"; known: prompt, width, height, "
                    "seconds, frames, unbounded, seed, fps, pace, kv_policy, record, rtmp, "
@@ -152,9 +160,9 @@ int sk_serve_parse_params(const char *body, size_t n, size_t max_prompt, sk_serv
         }
         if (rc) break;
     }
-    if (!rc && !p->prompt) rc = bad("\"prompt\" is missing; send e.g. %s%s", SESSION_EXAMPLE, "");
+    if (!rc && !p->prompt) rc = bad("\"prompt\" is missing; send e.g. %s", SESSION_EXAMPLE);
     if (!rc && have_seconds + have_frames + unbounded > 1)
-        rc = bad("give one of \"seconds\", \"frames\" and \"unbounded\"%s%s", "", "");
+        rc = bad("give one of \"seconds\", \"frames\" and \"unbounded\"");
     if (!rc && have_seconds) p->frames = (int64_t)llround(p->seconds * p->fps);
     if (!rc && have_seconds && p->seconds > 0 && p->frames < 1) p->frames = 1;
     if (!rc && !have_seconds && !have_frames && !unbounded) {
@@ -183,22 +191,21 @@ int sk_serve_parse_prompt(const char *body, size_t n, size_t max_prompt, sk_serv
             if (cJSON_IsString(it) && !strcmp(it->valuestring, "now")) p->at_frame = -1;
             else {
                 rc = get_int(it, k, 0, 1e12, &d);
-                if (rc) rc = bad("\"at\" must be \"now\" or a video frame number >= 0%s%s", "", "");
+                if (rc) rc = bad("\"at\" must be \"now\" or a video frame number >= 0");
                 else p->at_frame = (int64_t)d;
             }
         } else if (!strcmp(k, "mode")) {
             if (cJSON_IsString(it) && !strcmp(it->valuestring, "switch")) p->cut = 0;
             else if (cJSON_IsString(it) && !strcmp(it->valuestring, "cut")) p->cut = 1;
             else rc = bad("\"mode\" must be \"switch\" (keep the scene, re-cache) or \"cut\" "
-                          "(a new shot)%s%s", "", "");
+                          "(a new shot)");
         } else {
             SK_ERR(SK_E_INVALID_ARG, "unknown key \"%.60s\"; known: prompt, at, mode", k);
             rc = 400;
         }
         if (rc) break;
     }
-    if (!rc && !p->prompt) rc = bad("\"prompt\" is missing; send e.g. %s%s",
-                                    "{\"prompt\": \"a dog running\"}", "");
+    if (!rc && !p->prompt) rc = bad("\"prompt\" is missing; send e.g. {\"prompt\": \"a dog running\"}");
     cJSON_Delete(j);
     if (rc) sk_serve_prompt_free(p);
     return rc ? rc : 200;

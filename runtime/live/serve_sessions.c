@@ -113,6 +113,18 @@ static int fail(int code, sk_status st, const char *msg)
     return code;
 }
 
+/* The HTTP status for an engine failure: the request's fault (400), the
+ * model's (409), the device full (503: fewer or smaller sessions), or ours. */
+static int engine_code(sk_status st)
+{
+    switch (st) {
+    case SK_E_INVALID_ARG: case SK_E_SHAPE: return 400;
+    case SK_E_UNSUPPORTED: return 409;
+    case SK_E_OOM: return 503;
+    default: return 500;
+    }
+}
+
 static void ref_drop(srv_session *ss);
 
 /* ---- events */
@@ -550,7 +562,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     sp.user = ss;
     sk_status st = sk_session_create(m->e, &sp, &ss->s);
     if (st != SK_OK) {
-        code = 400;
+        code = engine_code(st);
         goto fail_ss;
     }
     if (p->live_view && m->info.has_vae) {
@@ -576,13 +588,13 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     }
     if (p->rtmp) {
         sk_output_opts oo = {.reconnect_max_ms = 8000};
-        if (sk_session_attach_output(ss->s, p->rtmp, &oo, NULL) != SK_OK) {
-            code = 400;
+        if ((st = sk_session_attach_output(ss->s, p->rtmp, &oo, NULL)) != SK_OK) {
+            code = engine_code(st);
             goto fail_ss;
         }
     }
-    if (sk_session_queue_prompt_text(ss->s, p->prompt, 0, SK_SWITCH_DEFAULT) != SK_OK) {
-        code = 400;
+    if ((st = sk_session_queue_prompt_text(ss->s, p->prompt, 0, SK_SWITCH_DEFAULT)) != SK_OK) {
+        code = engine_code(st);
         goto fail_ss;
     }
     ss->pend[0] = (pending_prompt){.req = 0, .text = strdup(p->prompt), .latent = 0,
@@ -607,7 +619,6 @@ fail_ss:
     {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", sk_error_message());
-        if (ss->record_path[0]) SK_LOGD("serve: session %.8s: no recording", ss->id);
         sk_session_close(&ss->s);
         ss->refs = 0;
         session_free(ss);
@@ -672,7 +683,7 @@ static int be_prompt(void *ctx, const char *id, const sk_serve_prompt *p, char *
             pthread_mutex_unlock(&ss->mu);
         }
         pthread_mutex_unlock(&ss->api_mu);
-        if (st != SK_OK) code = st == SK_E_SHAPE || st == SK_E_INVALID_ARG ? 400 : 500;
+        if (st != SK_OK) code = engine_code(st);
     }
     if (code == 202) {
         cJSON *d = cJSON_CreateObject();
