@@ -34,6 +34,7 @@
 #define MAX_LISTED 64   /* sessions kept in the list, finished ones included */
 #define MAX_PENDING 64  /* prompts waiting for their boundary, per session */
 #define EVENTS_KEPT 512 /* SSE records kept for late subscribers (the timeline) */
+#define RATE_CHUNKS 6   /* the delivered fps is measured over this many chunk ends */
 
 typedef struct {
     uint64_t req;
@@ -227,7 +228,10 @@ static void *session_main(void *arg)
     ss->t0 = now_mono();
     pthread_mutex_unlock(&ss->mu);
     sk_status st = SK_OK;
-    double prev_done = 0, prev_paused = 0, t_said = now_mono();
+    double prev_paused = 0, t_said = now_mono();
+    double hist_t[RATE_CHUNKS];
+    int64_t hist_f[RATE_CHUNKS];
+    int n_hist = 0;
     for (;;) {
         pthread_mutex_lock(&ss->mu);
         if (ss->paused && !ss->stop) {
@@ -259,9 +263,6 @@ static void *session_main(void *arg)
         if (stop) break;
         if (paused) continue;
 
-        pthread_mutex_lock(&ss->mu);
-        const int64_t vf_before = ss->video_frames;
-        pthread_mutex_unlock(&ss->mu);
         const double t_step = now_mono();
         sk_step_info info;
         memset(&info, 0, sizeof info);
@@ -281,13 +282,19 @@ static void *session_main(void *arg)
         if (info.n_frames > 0 && dt > 0) /* what the device can make, pace aside */
             ss->gen_fps = (double)(video_of_latent(info.first_frame + info.n_frames) -
                                    video_of_latent(info.first_frame)) / dt;
-        /* delivered rate: frames per wall second between chunk ends (a pause resets it) */
-        if (ss->chunks > 1 && ss->paused_total == prev_paused && t_done > prev_done) {
-            const double inst = (double)(ss->video_frames - vf_before) / (t_done - prev_done);
-            ss->fps = ss->chunks == 2 ? inst : 0.6 * ss->fps + 0.4 * inst;
-        }
-        prev_done = t_done;
+        /* delivered rate: video frames per wall second over the last RATE_CHUNKS chunk
+         * ends (a pause starts the window again) */
+        if (ss->paused_total != prev_paused) n_hist = 0;
         prev_paused = ss->paused_total;
+        if (n_hist == RATE_CHUNKS) {
+            memmove(hist_t, hist_t + 1, sizeof hist_t[0] * (RATE_CHUNKS - 1));
+            memmove(hist_f, hist_f + 1, sizeof hist_f[0] * (RATE_CHUNKS - 1));
+            n_hist--;
+        }
+        hist_t[n_hist] = t_done;
+        hist_f[n_hist++] = ss->video_frames;
+        if (n_hist >= 2 && hist_t[n_hist - 1] > hist_t[0])
+            ss->fps = (double)(hist_f[n_hist - 1] - hist_f[0]) / (hist_t[n_hist - 1] - hist_t[0]);
         const double wall = t_done - ss->t0 - ss->paused_total;
         ss->lag_s = ss->p.pace ? fmax(0.0, wall - (double)ss->video_frames / fps) : 0;
         const int say = t_done - t_said >= 10.0;
