@@ -781,6 +781,10 @@ static char *be_info(void *ctx)
     cJSON_AddNumberToObject(j, "max_sessions", m->max_active);
     cJSON_AddBoolToObject(j, "text_prompts", m->info.has_text_encoder);
     cJSON_AddBoolToObject(j, "video", m->info.has_vae);
+    cJSON *d = cJSON_AddObjectToObject(j, "defaults"); /* a session's size and rate */
+    cJSON_AddNumberToObject(d, "width", (double)(m->base.latent_w * 8));
+    cJSON_AddNumberToObject(d, "height", (double)(m->base.latent_h * 8));
+    cJSON_AddNumberToObject(d, "fps", m->base.fps);
     cJSON_AddNumberToObject(j, "uptime_s", round(now_mono() - m->t_start));
     cJSON_AddNumberToObject(j, "memory_mib", round(rss_mib()));
     pthread_mutex_unlock(&m->mu);

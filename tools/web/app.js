@@ -191,6 +191,7 @@ function follow(id) {
       state.pending.delete(d.request);
     }
     addTimeline(d.frame, d.prompt + (d.mode === 'cut' ? ' (new shot)' : ''), false);
+    if (d.request) say('prompt applied at frame ' + d.frame);
   });
   es.addEventListener('session-error', (e) => say(JSON.parse(e.data).message, true));
   es.addEventListener('end', () => { es.close(); refresh(); });
@@ -238,6 +239,12 @@ function showStatus(s) {
 async function refresh() {
   try {
     const info = await api('GET', '/v1/server');
+    if (!state.formFilled && info.defaults) { // the model's size and rate, once
+      state.formFilled = true;
+      $('width').value = info.defaults.width;
+      $('height').value = info.defaults.height;
+      $('fps').value = info.defaults.fps;
+    }
     $('server').textContent = info.model + ' · ' + info.device + ' · ' + info.sessions + '/' + info.max_sessions + ' sessions';
     const list = await api('GET', '/v1/sessions');
     const ul = $('sessions');
