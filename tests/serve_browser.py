@@ -11,7 +11,9 @@ page, starts a session from the form, and checks what a person would see:
     per shown frame (requestVideoFrameCallback + the "chunk" events' wall times), at 16 and
     24 fps: printed, and written to serve_browser_latency.json in the working directory;
   - the MJPEG fallback (?view=mjpeg) shows a picture too;
-  - Stop ends the session; SIGINT stops the server cleanly (exit 0).
+  - Stop ends the session; SIGINT stops the server cleanly (exit 0);
+  - a server with --token: the page asks for the token, then the API, the events
+    (?access_token=) and the video (Authorization header) work.
 Run by CTest (test serve_browser); by hand:
   /usr/bin/python3 tests/serve_browser.py build/sinkstream [--keep-screenshots DIR]
 """
@@ -189,6 +191,26 @@ def main():
         time.sleep(3.0)
         lat24 = js("return window.sinkstream.latencies.slice(-150)")
         driver.find_element(By.ID, "stop").click()
+
+        # ---- a server with --token: the page asks for it, then works (token in a header for
+        # fetch, ?access_token= for EventSource)
+        tlog = open(os.path.join(tmp, "token.log"), "w+")
+        tsrv = subprocess.Popen([a.sinkstream, "serve", "--model", os.path.join(ROOT, "tests/fixtures/tiny_model"),
+                                 "--port", "0", "--token", "s3cret"], stdout=tlog, stderr=subprocess.STDOUT)
+        try:
+            tr = wait("the token server", lambda: re.search(r"ready on http://127\.0\.0\.1:(\d+)/", open(tlog.name).read()), 30)
+            driver.get("http://127.0.0.1:%s/" % tr.group(1))
+            wait("the token box", lambda: driver.find_element(By.ID, "token-box").is_displayed(), 10)
+            box = driver.find_element(By.ID, "token")
+            box.send_keys("s3cret" + Keys.TAB)
+            wait("the API with the token", lambda: "sessions" in driver.find_element(By.ID, "server").text, 10)
+            start(16, "a cat")
+            wait("events through ?access_token", lambda: js("return window.sinkstream.chunkTimes.length") > 0, 20)
+            wait("video with the token", lambda: video_time() > 0.3, 20)
+        finally:
+            tsrv.send_signal(signal.SIGINT)
+            tsrv.wait(15)
+            js("localStorage.removeItem('sinkstream-token')")
 
         for fps, lat in ((16, lat16), (24, lat24)):
             assert len(lat) >= 10, "only %d delay samples at %d fps (requestVideoFrameCallback?)" % (len(lat), fps)
