@@ -79,11 +79,16 @@ function startMp4(id, mime) {
   v.src = URL.createObjectURL(ms);
   const pump = () => {
     if (!media.sb || media.sb.updating || !media.queue.length || ms.readyState !== 'open') return;
+    const chunk = media.queue.shift();
     try {
-      media.sb.appendBuffer(media.queue.shift());
+      media.sb.appendBuffer(chunk);
     } catch (e) {
-      if (e.name === 'QuotaExceededError') trimBuffer(media, true);
-      else say('live view: ' + e.message, true);
+      if (e.name === 'QuotaExceededError') { // full: drop played video, append again after
+        media.queue.unshift(chunk);
+        trimBuffer(media, true);
+      } else {
+        say('live view: ' + e.message, true);
+      }
     }
   };
   ms.addEventListener('sourceopen', async () => {
