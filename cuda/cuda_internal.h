@@ -14,8 +14,8 @@
 #include <cublasLt.h>
 #include <stdint.h>
 
-#include "runtime/backend.h"
-#include "runtime/log.h"
+#include "runtime/core/backend.h"
+#include "runtime/core/log.h"
 
 typedef struct {
     void *ptr;
@@ -107,7 +107,7 @@ static inline unsigned sk_cuda_blocks(int64_t n, int threads)
 /* ---- device-side loads/stores of any float dtype (uniform switch per launch) */
 #ifdef __CUDACC__
 /* fp8 e4m3fn as PyTorch's float8_e4m3fn: |x| >= 480 or NaN -> NaN (0x7f|sign),
- * [448, 480) -> 448, round to nearest even (same rules as runtime/dtype.c) */
+ * [448, 480) -> 448, round to nearest even (same rules as runtime/core/dtype.c) */
 __device__ __forceinline__ uint8_t sk_f8_enc(float f)
 {
     uint32_t u = __float_as_uint(f);

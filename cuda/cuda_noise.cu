@@ -1,8 +1,8 @@
-/* cuda_noise.cu - counter-based Gaussian noise. Calls sampler/noise.h's
+/* cuda_noise.cu - counter-based Gaussian noise. Calls runtime/core/noise.h's
  * sk_noise_value, the same code the CPU runs, so values match bit for bit
  * (up to the ulp caveat noted in noise.h). */
 #include "cuda_internal.h"
-#include "sampler/noise.h"
+#include "runtime/core/noise.h"
 
 __global__ void k_noise(void *y, int yt, int64_t E, int64_t n, uint64_t seed, int64_t frame0,
                         uint32_t stream)

@@ -1,5 +1,5 @@
 /* cuda_stub.c - stands in for the CUDA backend in builds without nvcc. */
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **out)
 {

@@ -1,4 +1,4 @@
-/* pp_nccl.cu - the NCCL transport of pipeline parallelism (runtime/pp_transport.h)
+/* pp_nccl.cu - the NCCL transport of pipeline parallelism (runtime/pp/pp_transport.h)
  * and sk_pp_bind_backend for CUDA builds.
  *
  * One GPU per stage. Every link k (stage k -> stage (k + 1) % n) is its own
@@ -27,8 +27,8 @@
 #include <string.h>
 
 #include "cuda_internal.h"
-#include "runtime/pp_plan.h"
-#include "runtime/pp_transport.h"
+#include "runtime/pp/pp_plan.h"
+#include "runtime/pp/pp_transport.h"
 
 extern "C" sk_status sk_pp_bind_backend(sk_backend *be)
 {

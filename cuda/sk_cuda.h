@@ -1,10 +1,10 @@
 /* sk_cuda.h - CUDA-backend extras for tools and GPU tests (C-callable).
  * Model code never needs this header: it talks to the backend through
- * runtime/backend.h only. */
+ * runtime/core/backend.h only. */
 #ifndef SK_CUDA_H
 #define SK_CUDA_H
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "dit/names.h"
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 
 sk_dit_config sk_dit_config_wan_1_3b(void)
 {

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {

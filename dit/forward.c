@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 
 #define ALIGN_PAD (SK_ARENA_ALIGN)
 

@@ -4,15 +4,15 @@
  * arena (allocated once, sized for the largest chunk), the cross-attention
  * K/V of the current prompt (computed once per prompt, spec §5.7), host
  * staging buffers. The self-attention KV cache is passed in separately
- * (runtime/kv_cache.h) and must hold a pending chunk of the same frames.
+ * (runtime/kv/kv_cache.h) and must hold a pending chunk of the same frames.
  * Nothing is allocated by sk_dit_forward.
  */
 #ifndef SK_DIT_FORWARD_H
 #define SK_DIT_FORWARD_H
 
 #include "dit/model.h"
-#include "runtime/arena.h"
-#include "runtime/kv_cache.h"
+#include "runtime/core/arena.h"
+#include "runtime/kv/kv_cache.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,7 +32,7 @@ typedef struct sk_dit_ctx {
     sk_arena arena;
     sk_tensor *cross_k, *cross_v; /* [num_layers] of [text_len, NH, HD] */
     int cross_ready;
-    /* Pipeline parallelism (runtime/pp_stream.h): the blocks [blk_first,
+    /* Pipeline parallelism (runtime/stream/pp_stream.h): the blocks [blk_first,
      * blk_last) this context runs (all for sk_dit_ctx_init), and while
      * sk_dit_forward_blocks runs, the hidden state buffer [N, D] it passes
      * between stages (NULL otherwise). */

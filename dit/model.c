@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/log.h"
+#include "runtime/io/safetensors.h"
 
 /* Index of the first non-finite value in raw data of a float dtype, or -1.
  * Loads go through memcpy: mmap'd tensor data need not be aligned. */

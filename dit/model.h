@@ -6,14 +6,14 @@
  * expected vs actual value.
  *
  * The model is immutable after sk_dit_load and may serve several streams
- * (each stream owns its own KV cache and scratch; see runtime/stream.h).
+ * (each stream owns its own KV cache and scratch; see runtime/stream/stream.h).
  */
 #ifndef SK_DIT_MODEL_H
 #define SK_DIT_MODEL_H
 
 #include "dit/config.h"
 #include "dit/names.h"
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,7 +48,7 @@ typedef struct sk_dit_model {
  *       modulation tables) use the backend's activation dtype. */
 sk_status sk_dit_load(const char *path, const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
                       sk_dit_model **out);
-/* The same for a pipeline stage (runtime/pp_stream.h): every tensor of the
+/* The same for a pipeline stage (runtime/stream/pp_stream.h): every tensor of the
  * file is checked as above, but only the global tensors and blocks
  * [first, last) go to the backend (0 <= first <= last <= num_layers; last
  * -1 means num_layers; first == last loads the global tensors alone). */

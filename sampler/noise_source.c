@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/safetensors.h"
-#include "sampler/noise.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/core/noise.h"
 
 struct sk_noise_source {
     int is_file;

@@ -1,7 +1,7 @@
 /* noise_source.h - where a stream's Gaussian noise comes from.
  *
  * Two providers:
- *  - philox: the counter-based generator of sampler/noise.h through
+ *  - philox: the counter-based generator of runtime/core/noise.h through
  *    sk_op_noise. Initial noise of latent frame f is stream
  *    SK_NOISE_STREAM_INIT at frame f; the fresh noise drawn after denoising
  *    step s is stream SK_NOISE_STREAM_RENOISE(s) at the same absolute frame.
@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -15,7 +15,7 @@
 #ifndef SK_SCHEDULE_H
 #define SK_SCHEDULE_H
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -27,7 +27,7 @@
 #ifndef SK_UNIPC_H
 #define SK_UNIPC_H
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -12,8 +12,8 @@
 #include "common/compare.h"
 #include "dit/forward.h"
 #include "dit/model.h"
-#include "runtime/backend.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/backend.h"
+#include "runtime/io/safetensors.h"
 
 #define DIT_FIX SK_SOURCE_DIR "/tests/fixtures/dit/"
 

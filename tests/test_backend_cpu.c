@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "tests/common/test_util.h"
+#include "runtime/engine/device.h"
 
 static sk_backend *be;
 static void setup(void) { TT_OK(sk_backend_cpu_create(&be)); }

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 extern char **environ;
 

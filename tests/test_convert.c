@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "common/compare.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 #define SRC SK_SOURCE_DIR
 #define DIT_FIX SRC "/tests/fixtures/dit/"

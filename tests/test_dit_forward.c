@@ -3,7 +3,7 @@
  * intermediate by intermediate. */
 #include "dit_test_util.h"
 
-#include "runtime/kv_cache.h"
+#include "runtime/kv/kv_cache.h"
 
 typedef struct {
     const sk_st_file *fix;

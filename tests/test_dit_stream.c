@@ -3,7 +3,7 @@
  * every step's x_t, v and x0 and the final latents. */
 #include "dit_test_util.h"
 
-#include "runtime/stream.h"
+#include "runtime/stream/stream.h"
 
 typedef struct {
     const sk_st_file *exp;

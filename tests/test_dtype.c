@@ -1,11 +1,11 @@
-/* test_dtype.c - the exact conversions of runtime/dtype.h: round to nearest
+/* test_dtype.c - the exact conversions of runtime/core/dtype.h: round to nearest
  * even on exact halfway cases, subnormals, overflow, NaN, and exhaustive
  * decode->encode round trips of every bf16, f16 and fp8-e4m3 bit pattern. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
 
-#include "runtime/dtype.h"
+#include "runtime/core/dtype.h"
 
 static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 

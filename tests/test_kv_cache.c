@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/kv_cache.h"
+#include "runtime/kv/kv_cache.h"
 
 #define S 4   /* tokens per frame */
 #define NH 2

@@ -8,7 +8,7 @@
 #include "live_test_util.h"
 #include "dit_test_util.h"
 
-#include "runtime/control.h"
+#include "runtime/live/control.h"
 
 static void mk(void) { lu_dir_make("live_http"); }
 static void rm(void) { lu_dir_remove(); }

@@ -9,7 +9,7 @@
  * (tools/install_deps.sh). */
 #include "live_test_util.h"
 
-#include "runtime/output.h"
+#include "runtime/output/output.h"
 
 static void mk(void) { lu_dir_make("live_rtmp"); }
 static void rm(void) { lu_dir_remove(); }

@@ -8,7 +8,8 @@
 
 #include <unistd.h>
 
-#include "runtime/kv_cache.h"
+#include "runtime/engine/device.h"
+#include "runtime/kv/kv_cache.h"
 #include "sampler/unipc.h"
 
 #define LL2_FIX SK_SOURCE_DIR "/tests/fixtures/longlive2/"

@@ -1,7 +1,7 @@
 /* test_ops_torch.c - the CPU backend against PyTorch: single-op fixtures made
  * by tests/reference/make_op_fixtures.py (PyTorch's own F.* functions, and the
  * Wan RoPE / patch embedding / unpatchify written from the spec). */
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tests/common/test_util.h"
 
 static sk_backend *be;

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/pp_stream.h"
+#include "runtime/stream/pp_stream.h"
 
 /* ---------------------------------------------------------------- plans */
 

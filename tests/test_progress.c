@@ -1,4 +1,4 @@
-/* test_progress.c - the progress reporter (runtime/progress.h): the line format
+/* test_progress.c - the progress reporter (runtime/core/progress.h): the line format
  * with a fixed clock, and what reaches the stream on a terminal vs a log. */
 #include <criterion/criterion.h>
 
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/progress.h"
+#include "runtime/core/progress.h"
 
 static sk_progress fixed(const char *label, int64_t total)
 {

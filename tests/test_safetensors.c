@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 /* ---------------------------------------------------------------- helpers */
 

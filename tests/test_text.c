@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/backend.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/backend.h"
+#include "runtime/io/safetensors.h"
 #include "tests/common/compare.h"
 #include "tests/common/test_util.h"
 #include "text/prompt_clean.h"

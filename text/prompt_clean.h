@@ -9,7 +9,7 @@
 #ifndef SK_TEXT_PROMPT_CLEAN_H
 #define SK_TEXT_PROMPT_CLEAN_H
 
-#include "runtime/status.h"
+#include "runtime/core/status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/log.h"
+#include "runtime/io/safetensors.h"
 #include "tokenizer.h"
 #include "umt5.h"
 

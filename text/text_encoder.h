@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 #include "umt5_internal.h"
 
 int sk_umt5_bucket(int64_t rel, int64_t num_buckets, int64_t max_distance)

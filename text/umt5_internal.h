@@ -3,8 +3,8 @@
 #ifndef SK_TEXT_UMT5_INTERNAL_H
 #define SK_TEXT_UMT5_INTERNAL_H
 
-#include "runtime/arena.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/arena.h"
+#include "runtime/io/safetensors.h"
 #include "umt5.h"
 
 typedef struct {

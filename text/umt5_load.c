@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 #include "umt5_internal.h"
 
 /* ---------------------------------------------------------------- the name table */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/safetensors.h"
-#include "runtime/status.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/core/status.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 

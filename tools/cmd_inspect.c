@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 
 #include "dit/config.h"
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
-#include "tools/model_dir.h"
+#include "runtime/engine/model_dir.h"
 
 #define LIST_DEFAULT 20
 

@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/backend.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/backend.h"
+#include "runtime/io/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 #include "vae/taehv_internal.h"
 
 struct sk_taehv_dec_stream {

@@ -3,7 +3,7 @@
 #ifndef SK_VAE_TAEHV_INTERNAL_H
 #define SK_VAE_TAEHV_INTERNAL_H
 
-#include "runtime/arena.h"
+#include "runtime/core/arena.h"
 #include "vae/taehv.h"
 
 /* MemBlock(C): conv.0 [C, 2C, 3, 3] + bias, conv.2 and conv.4 [C, C, 3, 3] + bias. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
+#include "runtime/core/log.h"
 #include "vae/taehv_internal.h"
 
 /* Upstream Sequential indices of the MemBlocks. */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 /* Element i of a float tensor's memory as f32. */
 static inline float sk_cpu_ld(const void *p, sk_dtype t, int64_t i)
@@ -44,7 +44,7 @@ sk_status sk_cpu_weight_f32(const sk_tensor *w, const float **out, float **owned
 /* scratch allocation with an op-named OOM message */
 sk_status sk_cpu_scratch(const char *op, size_t bytes, void **out);
 
-/* ops (argument checks already done by runtime/ops.c) */
+/* ops (argument checks already done by runtime/core/ops.c) */
 sk_status sk_cpu_convert(sk_backend *be, sk_tensor *y, const sk_tensor *x);
 sk_status sk_cpu_linear(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
                         const sk_tensor *b, sk_act act);

@@ -1,8 +1,8 @@
-/* cpu_noise.c - counter-based Gaussian noise (sampler/noise.h): y viewed as
+/* cpu_noise.c - counter-based Gaussian noise (runtime/core/noise.h): y viewed as
  * [F, E] with F = shape[0] gets sk_noise_value(seed, frame0 + f, stream, e). */
 #include "cpu_internal.h"
 
-#include "sampler/noise.h"
+#include "runtime/core/noise.h"
 
 sk_status sk_cpu_noise(sk_backend *be, sk_tensor *y, uint64_t seed, int64_t frame0,
                        uint32_t stream)

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "sampler/noise.h"
+#include "runtime/core/noise.h"
 
 sk_compare_result sk_compare(const float *got, const float *ref, size_t n, double nmse_bound,
                              double atol, double rtol)

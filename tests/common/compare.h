@@ -34,7 +34,7 @@ void sk_compare_format(const sk_compare_result *r, const float *got, const float
 
 /* Deterministic uniform fill in [lo, hi) from a 64-bit seed (splitmix64). */
 void sk_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
-/* Standard normal fill (sampler/noise.h generator, frame 0 stream 0). */
+/* Standard normal fill (runtime/core/noise.h generator, frame 0 stream 0). */
 void sk_test_fill_normal(float *x, size_t n, uint64_t seed, float stddev);
 
 #endif

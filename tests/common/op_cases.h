@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 
 /* Error classes: the bounds depend on (class, dtype). */
 typedef enum {

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "runtime/dtype.h"
-#include "runtime/status.h"
+#include "runtime/core/dtype.h"
+#include "runtime/core/status.h"
 
 /* z latent channels, p patch (1 or 2), nf decoder widths, enc encoder width,
  * weights normal(0, gain/sqrt(fan_in)) stored as dtype. *n_tensors (may be

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
 #include "tests/common/compare.h"
 
 /* Asserts that expr returned SK_OK, printing the status and message if not. */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 
 /* With SK_FUZZ every library is built with -fsanitize=fuzzer-no-link,address,
  * so the parser linked from sk_runtime is instrumented for coverage and ASan. */

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/backend.h"
-#include "runtime/progress.h"
+#include "runtime/core/backend.h"
+#include "runtime/core/progress.h"
 #include "tests/common/compare.h"
 #include "tests/common/taehv_random.h"
 #include "vae/taehv.h"

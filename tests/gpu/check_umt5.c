@@ -24,7 +24,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/backend.h"
+#include "runtime/core/backend.h"
+#include "runtime/engine/device.h"
 #include "text/umt5.h"
 
 #define FIX SK_SOURCE_DIR "/tests/fixtures/text/"
