@@ -146,10 +146,6 @@ typedef struct {
     int64_t text_dim, text_len;  /* what a prompt context must be: [rows <= text_len, text_dim]
                                     (without a DiT: the encoder's output shape) */
     int64_t latent_channels;     /* C of the latents (16: Wan 2.1, 48: Wan 2.2 TI2V-5B) */
-    int64_t vae_stride;          /* pixels per latent row/column: 8 (Wan 2.1), 16 (Wan 2.2) */
-    char model_type[16];         /* the DiT's: "t2v" (Wan 2.1), "ti2v" (Wan2.2-TI2V-5B,
-                                    LongLive 2.0; detected from config or tensor shapes);
-                                    "" without a DiT */
     int has_dit;
     int64_t dim, num_layers, num_heads;
     int has_text_encoder, has_vae;
@@ -157,6 +153,11 @@ typedef struct {
     char device[32];             /* "cpu", "cuda:0", ... */
     char act_dtype[8];           /* "f32", "bf16" */
     char family[32];             /* model.json's family, "" without a model directory */
+    /* (added with LongLive 2.0; fields only ever append) */
+    int64_t vae_stride;          /* pixels per latent row/column: 8 (Wan 2.1), 16 (Wan 2.2) */
+    char model_type[16];         /* the DiT's: "t2v" (Wan 2.1), "ti2v" (Wan2.2-TI2V-5B,
+                                    LongLive 2.0; from config.json / metadata or the 48-channel
+                                    tensor shapes); "" without a DiT */
 } sk_engine_info;
 
 sk_status sk_engine_get_info(const sk_engine *e, sk_engine_info *out);
@@ -187,12 +188,8 @@ typedef struct {
     int64_t frames;             /* latent frames to generate (21); 0: unbounded, until stopped */
     int64_t chunk;              /* latent frames per chunk (3) */
     int64_t latent_h, latent_w; /* latent size (60 x 104 = 480 x 832 pixels); even */
-    const char *sampler;        /* "renoise" (NULL, default: Self-Forcing / LongLive 1.0: x0,
-                                   fresh noise, next of steps) or "unipc" (LongLive 2.0: UniPC
-                                   bh2 order 2, num_steps, no fresh noise) */
     int steps[SK_MAX_STEPS];    /* renoise: denoising timesteps (1000, 750, 500, 250) */
     int n_steps;
-    int num_steps;              /* unipc: solver steps per chunk (4; LongLive 2.0: 4 or 2) */
     double shift;               /* flow-matching shift (5) */
     int warp;                   /* 1 (default): warp steps by shift; 0: raw timesteps */
     uint64_t seed;              /* Philox noise seed (0) */
@@ -207,10 +204,6 @@ typedef struct {
     double ema_alpha;           /* 0.999 */
     int64_t kv_compress;        /* 0: off */
     int64_t kv_recent;          /* 4 */
-    int64_t shot_rope_offset;   /* multishot: temporal RoPE shift per shot, in latent frames (8,
-                                   every LongLive 2.0 config) */
-    int shot_clean_recache;     /* multishot: a cut chunk's clean pass sees only the global
-                                   sink; the history before the cut is dropped (0) */
     /* prompt switches */
     const char *recache;        /* what a switch re-encodes: "on" (default, the window),
                                    "off" (hard cut), "sink" (the sink frames and the window);
@@ -226,6 +219,17 @@ typedef struct {
     sk_frames_fn on_frames;     /* optional: each batch of decoded frames */
     void *user;                 /* passed to both */
     const char *dump_steps;     /* optional file: every step's xt/v/x0 (--dump-steps) */
+    /* LongLive 2.0 (Wan2.2-TI2V-5B; docs/API.md; fields only ever append) */
+    const char *sampler;        /* "renoise" (NULL, default: Self-Forcing / LongLive 1.0: x0,
+                                   fresh noise, next of steps) or "unipc" (LongLive 2.0: UniPC
+                                   bh2 order 2, num_steps, no fresh noise: a noise_file needs
+                                   only 'noise') */
+    int num_steps;              /* unipc: solver steps per chunk (4; LongLive 2.0: 4 or 2); t
+                                   from sigma = shift(linspace(0.999, 0, N + 1)) */
+    int64_t shot_rope_offset;   /* multishot: temporal RoPE shift per shot, in latent frames (8,
+                                   every LongLive 2.0 config) */
+    int shot_clean_recache;     /* multishot: a cut chunk's clean pass sees only the global
+                                   sink; the history before the cut is dropped (0) */
 } sk_session_params;
 
 sk_session_params sk_session_params_default(void);

@@ -10,6 +10,7 @@
 
 #include "runtime/engine/device.h"
 #include "runtime/kv/kv_cache.h"
+#include "runtime/sinkstream.h"
 #include "sampler/unipc.h"
 
 #define LL2_FIX SK_SOURCE_DIR "/tests/fixtures/longlive2/"
@@ -297,6 +298,185 @@ Test(longlive2, reference_run_unipc2_multishot_two_cuts)
 Test(longlive2, reference_run_unipc4_shot_clean_recache)
 {
     run_reference(LL2_FIX "expected_unipc4_clean.safetensors", 4, "--shot-clean-recache");
+}
+
+/* ------------------------------------------------------- the public API */
+
+/* The CLI's latents of the reference run (as run_reference, into a buffer). */
+static float *cli_latents(int steps, const char *extra, size_t *n)
+{
+    char out[] = "/tmp/sk_ll2_api_XXXXXX";
+    int fd = mkstemp(out);
+    close(fd);
+    char cmd[4096], *err;
+    snprintf(cmd, sizeof cmd,
+             "%s generate --device cpu --dit %sdit_tiny.safetensors --dit-config %sconfig.json "
+             "--text-embeds %sembeds.safetensors --prompts %sschedule.jsonl --noise-file "
+             "%snoise.safetensors --latents-out %s --frames 20 --latent-height 4 --latent-width 6 "
+             "--chunk 2 --sampler unipc --num-steps %d --shift 5 --kv-policy multishot "
+             "--kv-sink 2 --kv-window 8 --no-decode %s",
+             tu_bin(), LL2_FIX, LL2_FIX, LL2_FIX, LL2_FIX, LL2_FIX, out, steps, extra);
+    int rc = tu_sh(cmd, &err);
+    cr_assert_eq(rc, 0, "generate failed (%d): %s", rc, err);
+    sk_st_file *f;
+    dt_ok(sk_st_open(out, &f), "latents-out");
+    float *a = dt_read(f, "latents", n);
+    sk_st_close(&f);
+    unlink(out);
+    return a;
+}
+
+static void api_ok(sk_status st, const char *what)
+{
+    cr_assert_eq(st, SK_OK, "%s: %s: %s", what, sk_status_str(st), sk_last_error());
+}
+
+/* The reference run of issue 18 through runtime/sinkstream.h: the schedule's "cut" lines
+ * as SK_SWITCH_CUT, the rest as plain switches, the LongLive 2.0 options as session params
+ * (recache left NULL: off for multishot). Equal to the CLI bit for bit. */
+static void api_equals_cli(int steps, int clean)
+{
+    size_t n_cli;
+    float *cli = cli_latents(steps, clean ? "--shot-clean-recache" : "", &n_cli);
+
+    sk_engine_params ep = sk_engine_params_default();
+    ep.dit = LL2_FIX "dit_tiny.safetensors";
+    ep.dit_config = LL2_FIX "config.json";
+    ep.device = "cpu";
+    sk_engine *e = NULL;
+    api_ok(sk_engine_open(&ep, &e), "engine");
+    sk_engine_info info;
+    api_ok(sk_engine_get_info(e, &info), "info");
+    cr_expect_str_eq(info.model_type, "ti2v", "the engine detects the ti2v DiT");
+    cr_expect_eq(info.latent_channels, 48);
+    cr_expect_eq(info.vae_stride, 16, "48-channel latents are Wan2.2's 16x VAE's");
+
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = 20;
+    sp.chunk = 2;
+    sp.latent_h = 4;
+    sp.latent_w = 6;
+    sp.sampler = "unipc";
+    sp.num_steps = steps;
+    sp.shift = 5;
+    sp.noise_file = LL2_FIX "noise.safetensors";
+    sp.kv_policy = "multishot";
+    sp.kv_sink = 2;
+    sp.kv_window = 8;
+    sp.shot_clean_recache = clean;
+    sp.decode = 0;
+    sk_session *s = NULL;
+    api_ok(sk_session_create(e, &sp, &s), "session");
+
+    /* schedule.jsonl: context.0 at 0, cuts to context.1 at 6 and context.2 at 12, a soft
+     * switch back to context.0 at 16 */
+    static const struct { const char *key; int64_t frame; sk_switch_mode mode; } sched[] = {
+        {"context.0", 0, SK_SWITCH_DEFAULT}, {"context.1", 6, SK_SWITCH_CUT},
+        {"context.2", 12, SK_SWITCH_CUT}, {"context.0", 16, SK_SWITCH_DEFAULT}};
+    sk_st_file *emb;
+    dt_ok(sk_st_open(LL2_FIX "embeds.safetensors", &emb), "embeds");
+    for (int i = 0; i < 4; i++) {
+        const sk_st_tensor *t = sk_st_find(emb, sched[i].key);
+        cr_assert(t && t->ndim == 2, "%s: a [rows, text_dim] tensor", sched[i].key);
+        float *ctx = dt_read(emb, sched[i].key, NULL);
+        api_ok(sk_session_queue_prompt_embeds(s, ctx, t->shape[0], t->shape[1], sched[i].frame,
+                                              sched[i].mode, sched[i].key), "queue");
+        free(ctx);
+    }
+    sk_st_close(&emb);
+
+    float *api = calloc(n_cli, sizeof *api);
+    const int64_t E = 48 * 4 * 6;
+    int64_t made = 0;
+    while (!sk_session_done(s)) {
+        sk_step_info si;
+        api_ok(sk_session_step(s, &si), "step");
+        const float *l;
+        int64_t n, f0;
+        api_ok(sk_session_latents(s, &l, &n, &f0), "latents");
+        cr_assert_eq(f0, made, "chunk at frame %lld, expected %lld", (long long)f0,
+                     (long long)made);
+        cr_assert((size_t)((f0 + n) * E) <= n_cli, "more latents than the CLI made");
+        memcpy(api + f0 * E, l, (size_t)(n * E) * sizeof *l);
+        made += n;
+    }
+    api_ok(sk_session_finish(s, NULL), "finish");
+    sk_session_close(&s);
+    api_ok(sk_engine_close(&e), "engine close");
+    cr_assert_eq((size_t)(made * E), n_cli, "API made %lld frames", (long long)made);
+    size_t diff = 0;
+    for (size_t i = 0; i < n_cli; i++) diff += memcmp(&api[i], &cli[i], sizeof *api) != 0;
+    cr_expect_eq(diff, 0, "UniPC %d%s: %zu of %zu latent values differ from the CLI's", steps,
+                 clean ? " clean recache" : "", diff, n_cli);
+    free(api);
+    free(cli);
+}
+
+Test(longlive2, api_run_equals_the_cli_bit_for_bit)
+{
+    api_equals_cli(4, 0);
+    api_equals_cli(2, 1);
+}
+
+/* Bad use of the LongLive 2.0 parts of the API: a status and a message, before any step. */
+Test(longlive2, api_refuses_bad_cuts_and_options)
+{
+    sk_engine_params ep = sk_engine_params_default();
+    ep.dit = LL2_FIX "dit_tiny.safetensors";
+    ep.dit_config = LL2_FIX "config.json";
+    sk_engine *e = NULL;
+    api_ok(sk_engine_open(&ep, &e), "engine");
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = 8;
+    sp.chunk = 2;
+    sp.latent_h = 4;
+    sp.latent_w = 6;
+    sp.decode = 0;
+    sk_session *s = NULL;
+    float ctx[64] = {0};
+    const int64_t td = 64;
+    sk_engine_info info;
+    api_ok(sk_engine_get_info(e, &info), "info");
+    cr_assert_leq(info.text_dim, td, "the fixture's text_dim fits the buffer");
+
+    /* a cut needs multishot */
+    api_ok(sk_session_create(e, &sp, &s), "sink session");
+    cr_expect_eq(sk_session_queue_prompt_embeds(s, ctx, 1, info.text_dim, 2, SK_SWITCH_CUT, "c"),
+                 SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_last_error(), "multishot"), "%s", sk_last_error());
+    sk_session_close(&s);
+
+    /* shot options on another policy */
+    sp.shot_clean_recache = 1;
+    cr_expect_eq(sk_session_create(e, &sp, &s), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_last_error(), "shot_clean_recache"), "%s", sk_last_error());
+    sp.shot_clean_recache = 0;
+
+    sp.kv_policy = "multishot";
+    sp.kv_sink = 2;
+    sp.kv_window = 8;
+    sp.sampler = "unipc";
+    /* a re-cache is refused with multishot */
+    sp.recache = "on";
+    cr_expect_eq(sk_session_create(e, &sp, &s), SK_E_UNSUPPORTED);
+    cr_expect(strstr(sk_last_error(), "recache"), "%s", sk_last_error());
+    sp.recache = NULL;
+    /* an unknown sampler */
+    sp.sampler = "ddim";
+    cr_expect_eq(sk_session_create(e, &sp, &s), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_last_error(), "renoise or unipc"), "%s", sk_last_error());
+    sp.sampler = "unipc";
+    /* a cut off a chunk boundary */
+    api_ok(sk_session_create(e, &sp, &s), "multishot session");
+    cr_expect_eq(sk_session_queue_prompt_embeds(s, ctx, 1, info.text_dim, 3, SK_SWITCH_CUT, "c"),
+                 SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_last_error(), "use frame 4"), "%s", sk_last_error());
+    api_ok(sk_session_queue_prompt_embeds(s, ctx, 1, info.text_dim, 4, SK_SWITCH_CUT, "c"),
+           "a cut on a chunk boundary");
+    cr_expect_eq(sk_session_queue_prompt_embeds(s, ctx, 1, info.text_dim, 0, (sk_switch_mode)9,
+                                                "c"), SK_E_INVALID_ARG);
+    sk_session_close(&s);
+    api_ok(sk_engine_close(&e), "engine close");
 }
 
 /* ------------------------------------------------------------- bad input */

@@ -227,10 +227,12 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
         goto fail_ss;
     }
     sk_session_params sp = m->base;
-    if (p->width) sp.latent_w = p->width / 8;
-    if (p->height) sp.latent_h = p->height / 8;
-    ss->p.width = (int)sp.latent_w * 8;
-    ss->p.height = (int)sp.latent_h * 8;
+    /* pixels per latent: 8, or 16 for Wan2.2's 48-channel VAE (LongLive 2.0) */
+    const int64_t vs = m->info.vae_stride > 0 ? m->info.vae_stride : 8;
+    if (p->width) sp.latent_w = p->width / vs;
+    if (p->height) sp.latent_h = p->height / vs;
+    ss->p.width = (int)(sp.latent_w * vs);
+    ss->p.height = (int)(sp.latent_h * vs);
     ss->chunk = sp.chunk > 0 ? sp.chunk : 3;
     if (p->frames > 0) { /* latent frames for the video frames asked, whole chunks */
         int64_t lf = (p->frames + 3 + 3) / 4; /* the fewest F with 4 F - 3 >= frames */
@@ -454,8 +456,9 @@ static char *be_info(void *ctx)
     cJSON_AddBoolToObject(j, "text_prompts", m->info.has_text_encoder);
     cJSON_AddBoolToObject(j, "video", m->info.has_vae);
     cJSON *d = cJSON_AddObjectToObject(j, "defaults"); /* a session's size and rate */
-    cJSON_AddNumberToObject(d, "width", (double)(m->base.latent_w * 8));
-    cJSON_AddNumberToObject(d, "height", (double)(m->base.latent_h * 8));
+    const int64_t vs = m->info.vae_stride > 0 ? m->info.vae_stride : 8;
+    cJSON_AddNumberToObject(d, "width", (double)(m->base.latent_w * vs));
+    cJSON_AddNumberToObject(d, "height", (double)(m->base.latent_h * vs));
     cJSON_AddNumberToObject(d, "fps", m->base.fps);
     cJSON_AddNumberToObject(j, "uptime_s", round(srv_now_mono() - m->t_start));
     cJSON_AddNumberToObject(j, "memory_mib", round(rss_mib()));

@@ -28,7 +28,7 @@ _STATUS = ["SK_OK", "SK_E_INVALID_ARG", "SK_E_IO", "SK_E_FORMAT", "SK_E_SHAPE", 
            "SK_E_OOM", "SK_E_CUDA", "SK_E_FFMPEG", "SK_E_NET", "SK_E_UNSUPPORTED",
            "SK_E_INTERNAL"]
 FRAME_NEXT_CHUNK = -1
-_SWITCH = {"default": 0, "recache": 1, "hard-cut": 2}
+_SWITCH = {"default": 0, "recache": 1, "hard-cut": 2, "cut": 3}
 MAX_STEPS = 64
 
 
@@ -59,7 +59,8 @@ class _EngineInfo(C.Structure):
     _fields_ = [(n, C.c_int64) for n in ("text_dim", "text_len", "latent_channels")] + [
         ("has_dit", C.c_int)] + [(n, C.c_int64) for n in ("dim", "num_layers", "num_heads")] + [
         ("has_text_encoder", C.c_int), ("has_vae", C.c_int), ("pipelined", C.c_int),
-        ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32)]
+        ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32),
+        ("vae_stride", C.c_int64), ("model_type", C.c_char * 16)]
 
 
 class _SessionParams(C.Structure):
@@ -71,7 +72,8 @@ class _SessionParams(C.Structure):
                 ("kv_compress", C.c_int64), ("kv_recent", C.c_int64), ("recache", C.c_char_p),
                 ("prompt_switch", C.c_int), ("decode", C.c_int), ("fps", C.c_int),
                 ("on_latents", _LATENTS_FN), ("on_frames", _FRAMES_FN), ("user", C.c_void_p),
-                ("dump_steps", C.c_char_p)]
+                ("dump_steps", C.c_char_p), ("sampler", C.c_char_p), ("num_steps", C.c_int),
+                ("shot_rope_offset", C.c_int64), ("shot_clean_recache", C.c_int)]
 
 
 class _StepInfo(C.Structure):
@@ -186,7 +188,7 @@ class Engine:
         info = _EngineInfo()
         _check(lib.sk_engine_get_info(h, C.byref(info)))
         self.info = {n: getattr(info, n) for n, _ in _EngineInfo._fields_}
-        for n in ("device", "act_dtype", "family"):
+        for n in ("device", "act_dtype", "family", "model_type"):
             self.info[n] = self.info[n].decode()
 
     def encode_text(self, text):
