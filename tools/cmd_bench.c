@@ -1,13 +1,16 @@
 /* cmd_bench.c - `sinkstream bench`: the real streaming chunk loop of a named
  * DiT configuration with seeded random weights made directly on the device
- * (no file), timed.
+ * (no file), timed. A client of the public API (runtime/sinkstream.h): an
+ * engine with random_model, one session with stats per pass; the timing,
+ * hashing, allocation counting and the op profiler are the session's
+ * (runtime/engine/session_stats.c, op_profile.c). Options and printing are here.
  *
- * Passes, each on a fresh stream (its KV cache, scratch and graphs made
+ * Passes, each on a fresh session (its KV cache, scratch and graphs made
  * before its first chunk):
  *   1. warm-up (--warmup chunks): lazy kernel loading, GEMM plans, cuDNN;
  *   2. measured (--chunks): the time of every chunk (steps + clean pass,
  *      + TAEHV decode with --with-vae, + x264 with --with-encode; see
- *      run_pass for how it is taken). The chunk 0 time is the first-chunk
+ *      session_stats.c for how it is taken). The chunk 0 time is the first-chunk
  *      latency; FPS, p50 and p99 come from the steady chunks
  *      (the window full); backend allocations and device mallocs are counted
  *      over the whole pass (must be 0);
