@@ -184,7 +184,8 @@ typedef struct {
     double graph_capture_ms;       /* host time recording and instantiating graphs */
 } sk_engine_stats;
 
-/* Any thread (it samples the device's free memory). */
+/* While no session of the engine is inside a call that runs the device (step, push,
+ * finish, create): it reads the backends' counters, and samples the device's free memory. */
 sk_status sk_engine_get_stats(sk_engine *e, sk_engine_stats *out);
 
 /* Encodes text with the engine's umT5: *ctx (caller frees with sk_free) is float32
