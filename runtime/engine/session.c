@@ -179,18 +179,21 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
     }
     s->sp = sp;
     if (decode) {
-        SK_TRY(sk_vae_pipe_create(e->be, e->vae, p->latent_h, p->latent_w, (int)s->chunk, 1,
-                                  &s->dec));
+        SK_TRY(sk_vae_pipe_create(e->be, e->vae, p->latent_h, p->latent_w, (int)s->chunk,
+                                  !p->frames_on_device, &s->dec));
         sk_vae_pipe_frame_size(s->dec, &s->vid_h, &s->vid_w);
     }
-    if (e->m && !e->pipelined) SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
+    if (e->m && !e->pipelined) {
+        SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
+        if (p->no_cuda_graphs) s->s->dit->graphs = 0;
+    }
     s->lv_opts = (gen_live_opts){.control_port = -1};
     SK_TRY(gen_live_start(&s->lv, &s->lv_opts, NULL, 0, p->frames, s->chunk, p->fps,
                           &s->stop_flag));
     const int64_t C = e->m ? e->m->cfg.out_dim : sk_taehv_get_config(e->vae)->latent_channels;
     s->lat_host = malloc((size_t)(s->chunk * C * p->latent_h * p->latent_w) * sizeof(float));
     SK_CHECK(s->lat_host, SK_E_OOM, "session: out of host memory for a chunk of latents");
-    return SK_OK;
+    return sk_meter_create(s);
 }
 
 static void queue_free_all(sk_session *s)
@@ -212,6 +215,7 @@ static void session_free(sk_session *s)
         if (s->outs[i].o) (void)sk_output_close(&s->outs[i].o);
         free(s->outs[i].path);
     }
+    sk_meter_free(s);
     sk_vae_pipe_free(&s->dec);
     sk_stream_free(&s->s);
     gen_pp_close(&s->ppl);
@@ -448,6 +452,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
             free(q);
             SK_TRY(st);
         }
+        SK_TRY(sk_meter_chunk_begin(s));
         SK_TRY(gen_pp_step(s->ppl, &x0, &f0));
     } else {
         if (gen_live_boundary(&s->lv, s->s, sk_session_first_output(s), s->vframes)) {
@@ -485,6 +490,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
         SK_TRY(st);
         SK_CHECK(s->have_prompt, SK_E_INVALID_ARG, "sk_session_step: no prompt: queue one "
                  "before the first step (sk_session_queue_prompt_text / _embeds)");
+        SK_TRY(sk_meter_chunk_begin(s));
         SK_TRY(sk_stream_step(s->s, &x0, &f0));
     }
     SK_TRY(s->dump_st);
@@ -504,10 +510,14 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
     if (s->dec) {
         const float *rgb = NULL;
         int64_t nf = 0;
+        sk_meter_phase(s, "vae");
         SK_TRY(sk_vae_pipe_push(s->dec, &x0, &rgb, &nf));
+        sk_meter_after_decode(s);
+        sk_meter_phase(s, "encode");
         SK_TRY(sk_session_emit_frames(s, rgb, nf));
         if (info) info->video_frames = nf;
     }
+    SK_TRY(sk_meter_chunk_end(s, &x0));
     s->chunks++;
     if (s->s) gen_live_after_chunk(&s->lv, s->s, sk_session_first_output(s), s->vframes);
     return SK_OK;
@@ -542,6 +552,7 @@ sk_status sk_session_step(sk_session *s, sk_step_info *info)
     if (!sk_session_done(s)) {
         if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
         st = step_locked(s, info);
+        if (st != SK_OK) sk_meter_step_failed(s);
         if (s->e->serialize_steps) pthread_mutex_unlock(&s->e->step_mu);
         if (st != SK_OK && s->s && s->s->broken) s->broken = 1;
     }
@@ -614,8 +625,10 @@ sk_status sk_session_finish(sk_session *s, sk_step_info *info)
     if (s->dec) { /* overlapped: the last chunk's frames */
         const float *rgb = NULL;
         int64_t nf = 0;
+        sk_meter_alloc_begin(s);
         st = sk_vae_pipe_flush(s->dec, &rgb, &nf);
         if (st == SK_OK) st = sk_session_emit_frames(s, rgb, nf);
+        sk_meter_alloc_end(s);
         if (st == SK_OK && info) info->video_frames = nf;
     }
     if (st == SK_OK && s->ppl && gen_pp_done(s->ppl)) st = gen_pp_finish(s->ppl);

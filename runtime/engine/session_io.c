@@ -40,6 +40,12 @@ sk_status sk_session_emit_frames(sk_session *s, const float *rgb, int64_t n)
     s->rgb_first = s->vframes;
     s->rgb8_valid = 0;
     if (n == 0) return SK_OK;
+    if (s->p.frames_on_device) { /* nothing on the host to hand out */
+        s->rgb = NULL;
+        s->rgb_n = 0;
+        s->vframes += n;
+        return SK_OK;
+    }
     for (int i = 0; i < s->n_outs; i++)
         if (s->outs[i].o) SK_TRY(sk_output_write_frames(s->outs[i].o, rgb, (int)n));
     if (s->p.on_frames) {
@@ -93,6 +99,8 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
     SK_CHECK(!s->finished, SK_E_INVALID_ARG, "sk_session_attach_output: the session is finished");
     SK_CHECK(s->dec, SK_E_INVALID_ARG, "output '%s': the session does not decode frames "
              "(session params decode, and an engine with a VAE)", path);
+    SK_CHECK(!s->p.frames_on_device, SK_E_INVALID_ARG, "output '%s': the session keeps its "
+             "frames on the device (session params frames_on_device = 1)", path);
     int used = 0;
     for (int i = 0; i < s->n_outs; i++) {
         SK_CHECK(!s->outs[i].o || strcmp(s->outs[i].path, path), SK_E_INVALID_ARG,
@@ -113,7 +121,8 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
                        "png or rgb", path, o.kind);
     sk_output_params op = {.path = path, .kind = k, .width = (int)s->vid_w,
                            .height = (int)s->vid_h, .fps_num = s->p.fps, .fps_den = 1,
-                           .crf = o.crf, .queue_frames = o.queue_frames};
+                           .crf = o.crf, .queue_frames = o.queue_frames,
+                           .preset = o.preset};
     if (k == SK_OUTPUT_RTMP) {
         /* live: paced to the clock by a queue worker holding two chunks of frames, network
          * calls bounded, reconnects; a stop ends network waits at once */

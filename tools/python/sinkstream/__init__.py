@@ -52,14 +52,16 @@ class _EngineParams(C.Structure):
                                           "vae_variant")] + [("text_len", C.c_int)] + [
         (n, C.c_char_p) for n in ("device", "act_dtype", "dit_dtype")] + [
         ("text_offload", C.c_int), ("vae_overlap", C.c_int), ("gpus", C.c_int),
-        ("pp_stages", C.c_int), ("pp_split", C.c_char_p), ("pp_transport", C.c_char_p)]
+        ("pp_stages", C.c_int), ("pp_split", C.c_char_p), ("pp_transport", C.c_char_p),
+        ("random_model", C.c_char_p), ("random_seed", C.c_uint64), ("random_vae", C.c_int)]
 
 
 class _EngineInfo(C.Structure):
     _fields_ = [(n, C.c_int64) for n in ("text_dim", "text_len", "latent_channels")] + [
         ("has_dit", C.c_int)] + [(n, C.c_int64) for n in ("dim", "num_layers", "num_heads")] + [
         ("has_text_encoder", C.c_int), ("has_vae", C.c_int), ("pipelined", C.c_int),
-        ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32),
+        ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32)] + [
+        (n, C.c_int64) for n in ("in_channels", "ffn_dim", "freq_dim", "weights_bytes")] + [
         ("vae_stride", C.c_int64), ("model_type", C.c_char * 16)]
 
 
@@ -72,7 +74,10 @@ class _SessionParams(C.Structure):
                 ("kv_compress", C.c_int64), ("kv_recent", C.c_int64), ("recache", C.c_char_p),
                 ("prompt_switch", C.c_int), ("decode", C.c_int), ("fps", C.c_int),
                 ("on_latents", _LATENTS_FN), ("on_frames", _FRAMES_FN), ("user", C.c_void_p),
-                ("dump_steps", C.c_char_p), ("sampler", C.c_char_p), ("num_steps", C.c_int),
+                ("dump_steps", C.c_char_p), ("stats", C.c_int), ("profile", C.c_int),
+                ("profile_chunk", C.c_int64), ("no_cuda_graphs", C.c_int),
+                ("frames_on_device", C.c_int),
+                ("sampler", C.c_char_p), ("num_steps", C.c_int),
                 ("shot_rope_offset", C.c_int64), ("shot_clean_recache", C.c_int)]
 
 
@@ -89,7 +94,8 @@ class _SessionStatus(C.Structure):
 
 class _OutputOpts(C.Structure):
     _fields_ = [("kind", C.c_char_p), ("crf", C.c_int), ("timeout_ms", C.c_int),
-                ("reconnect_max_ms", C.c_int), ("queue_frames", C.c_int)]
+                ("reconnect_max_ms", C.c_int), ("queue_frames", C.c_int),
+                ("preset", C.c_char_p)]
 
 
 _lib = None
