@@ -139,7 +139,9 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
     sp.shot_clean_recache = p->shot_clean_recache;
     SK_CHECK(p->shot_rope_offset >= 0, SK_E_INVALID_ARG, "session: shot_rope_offset %lld < 0",
              (long long)p->shot_rope_offset);
-    SK_CHECK(pol == SK_KV_MULTISHOT || (!p->shot_clean_recache && p->shot_rope_offset == 8),
+    /* (0 is accepted too: params not made by sk_session_params_default) */
+    SK_CHECK(pol == SK_KV_MULTISHOT ||
+                 (!p->shot_clean_recache && (p->shot_rope_offset == 8 || p->shot_rope_offset == 0)),
              SK_E_INVALID_ARG, "session: shot_rope_offset / shot_clean_recache are for kv_policy "
              "multishot (this is %s)", sk_kv_policy_name(pol));
     if (!p->recache) sp.recache = pol == SK_KV_MULTISHOT ? SK_RECACHE_OFF : SK_RECACHE_WINDOW;
