@@ -1,0 +1,141 @@
+/* cpu_pool.c - a small pool of worker threads (see cpu_pool.h). */
+#include "cpu_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "runtime/core/log.h"
+
+#define SK_POOL_MAX 64
+
+typedef struct {
+    pthread_mutex_t mu;       /* guards the job fields below and gen for sleepers */
+    pthread_cond_t wake;
+    pthread_mutex_t submit;   /* one job at a time; a second caller runs serially */
+    atomic_uint_least64_t gen;/* job number; workers sleep until it changes        */
+    /* the current job (written under mu, before gen is bumped) */
+    sk_par_fn fn;
+    void *ctx;
+    int64_t n, piece, npieces;
+    /* claims: (job number << 32) | next piece; a claim counts only when the
+     * job number is still the current one */
+    atomic_uint_least64_t claim;
+    atomic_int_least64_t done;
+    int nthreads;
+} sk_pool;
+
+static sk_pool g_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                         .wake = PTHREAD_COND_INITIALIZER,
+                         .submit = PTHREAD_MUTEX_INITIALIZER,
+                         .nthreads = 1};
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static _Thread_local int t_in_pool; /* this thread is running a piece */
+
+/* Claims and runs pieces of job `gen` until none is left. */
+static void run_pieces(sk_pool *p, uint64_t gen, sk_par_fn fn, void *ctx, int64_t n,
+                       int64_t piece, int64_t npieces)
+{
+    for (;;) {
+        uint64_t c = atomic_load(&p->claim);
+        if ((c >> 32) != (gen & 0xffffffffu)) return;
+        const int64_t i = (int64_t)(c & 0xffffffffu);
+        if (i >= npieces) return;
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
+        const int64_t i0 = i * piece, i1 = i0 + piece < n ? i0 + piece : n;
+        t_in_pool = 1;
+        fn(ctx, i0, i1);
+        t_in_pool = 0;
+        atomic_fetch_add(&p->done, 1);
+    }
+}
+
+static void *worker(void *arg)
+{
+    sk_pool *p = arg;
+    uint64_t seen = 0;
+    for (;;) {
+        /* a short spin catches the next op of a busy forward without a sleep */
+        for (int s = 0; s < 4000 && atomic_load(&p->gen) == seen; s++) sched_yield();
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->wake, &p->mu);
+        seen = atomic_load(&p->gen);
+        sk_par_fn fn = p->fn;
+        void *ctx = p->ctx;
+        const int64_t n = p->n, piece = p->piece, npieces = p->npieces;
+        pthread_mutex_unlock(&p->mu);
+        run_pieces(p, seen, fn, ctx, n, piece, npieces);
+    }
+    return NULL;
+}
+
+static void pool_init(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("SK_CPU_THREADS");
+    if (env && *env) {
+        char *end = NULL;
+        long v = strtol(env, &end, 10);
+        if (end && *end == 0 && v >= 1 && v <= SK_POOL_MAX) n = v;
+        else sk_log(SK_LOG_WARN, "SK_CPU_THREADS='%s' is not a thread count (1..%d); using %ld",
+                    env, SK_POOL_MAX, n);
+    }
+    if (n < 1) n = 1;
+    if (n > SK_POOL_MAX) n = SK_POOL_MAX;
+    int made = 1;
+    for (long i = 1; i < n; i++) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &at, worker, &g_pool) == 0) made++;
+        pthread_attr_destroy(&at);
+    }
+    g_pool.nthreads = made;
+}
+
+int sk_par_threads(void)
+{
+    pthread_once(&g_once, pool_init);
+    return g_pool.nthreads;
+}
+
+void sk_par_for(int64_t n, int64_t grain, sk_par_fn fn, void *ctx)
+{
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    const int T = sk_par_threads();
+    if (T == 1 || n <= grain || t_in_pool || pthread_mutex_trylock(&g_pool.submit) != 0) {
+        fn(ctx, 0, n);
+        return;
+    }
+    sk_pool *p = &g_pool;
+    /* about 4 pieces a thread (a late or preempted thread leaves its share
+     * to the others), none smaller than grain */
+    int64_t piece = (n + 4 * T - 1) / (4 * T);
+    if (piece < grain) piece = grain;
+    int64_t npieces = (n + piece - 1) / piece;
+    if (npieces > 0xffffffffLL) { /* cannot happen for tensor sizes; stay exact anyway */
+        piece = (n + 0xfffffffeLL) / 0xffffffffLL;
+        npieces = (n + piece - 1) / piece;
+    }
+    pthread_mutex_lock(&p->mu);
+    const uint64_t gen = atomic_load(&p->gen) + 1;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->piece = piece;
+    p->npieces = npieces;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, (gen & 0xffffffffu) << 32);
+    atomic_store(&p->gen, gen);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_pieces(p, gen, fn, ctx, n, piece, npieces);
+    /* only pieces a worker claimed are left: wait for them */
+    while (atomic_load(&p->done) < npieces) sched_yield();
+    pthread_mutex_unlock(&p->submit);
+}
