@@ -35,6 +35,7 @@
 #include "runtime/stream/stream.h"
 #include "tools/bench_taehv.h"
 #include "tools/vae_pipe.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"
@@ -860,7 +861,7 @@ done:
 
 int sk_cmd_bench(int argc, char **argv)
 {
-    bench_opts o = {.config = 0, .device = 1, .chunk = 3, .kv_window = 12, .kv_sink = 3,
+    bench_opts o = {.config = 0, .device = SK_DEV_AUTO, .chunk = 3, .kv_window = 12, .kv_sink = 3,
                     .kv_policy = 1, .chunks = 10, .warmup = 8,
                     .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0,
                     .encode_preset = "veryfast"};
@@ -918,8 +919,8 @@ int sk_cmd_bench(int argc, char **argv)
         {OPT("no-profile", SK_OPT_FLAG, &o.no_profile, NULL, "skip the per-op profile pass",
              NULL, NULL)},
         GROUP("Device and output"),
-        {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
-         .choices = "cpu|cuda"},
+        {OPT("device", SK_OPT_ENUM, &o.device, NULL, SK_CLI_DEVICE_HELP, "SK_DEVICE", NULL),
+         .choices = SK_CLI_DEVICE_CHOICES},
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation and weight dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
@@ -936,6 +937,7 @@ int sk_cmd_bench(int argc, char **argv)
     sk_cli_pos pos;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
+    sk_cli_device_resolve("sinkstream bench", &o.device);
 
     if (!o.height) o.height = o.config == 1 ? 64 : 480;
     if (!o.width) o.width = o.config == 1 ? 64 : 832;

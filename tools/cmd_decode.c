@@ -17,11 +17,12 @@
 #include "runtime/output/output.h"
 #include "runtime/core/progress.h"
 #include "runtime/io/safetensors.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"
 
-#define DEVICE_CHOICES "cpu|cuda"
+#define DEVICE_CHOICES SK_CLI_DEVICE_CHOICES
 #define VARIANT_CHOICES "auto|taew2_1|taew2_2"
 static const sk_taehv_variant k_variants[] = {SK_TAEHV_AUTO, SK_TAEHV_W2_1, SK_TAEHV_W2_2};
 
@@ -74,7 +75,7 @@ typedef struct {
 
 int sk_cmd_decode(int argc, char **argv)
 {
-    decode_opts o = {.latents_name = "latents", .chunk = 3, .fps = 16};
+    decode_opts o = {.latents_name = "latents", .chunk = 3, .fps = 16, .device = SK_DEV_AUTO};
     const sk_opt opts[] = {
         SK_OPT_HEADING("Input"),
         {"vae", 0, SK_OPT_STRING, &o.vae, .help = "TAEHV checkpoint (taew2_1 / taew2_2 .safetensors)",
@@ -89,7 +90,7 @@ int sk_cmd_decode(int argc, char **argv)
         {"stream-chunk", 0, SK_OPT_INT, &o.chunk,
          .help = "latent frames per decoder step (exact at any size; 0: whole clip at once)",
          .metavar = "N", .lo = 0, .hi = 4096},
-        {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend", .env = "SK_DEVICE",
+        {"device", 0, SK_OPT_ENUM, &o.device, .help = SK_CLI_DEVICE_HELP, .env = "SK_DEVICE",
          .choices = DEVICE_CHOICES},
         {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
          .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
@@ -150,6 +151,7 @@ int sk_cmd_decode(int argc, char **argv)
     sk_output *out = NULL;
     sk_status st = read_4d(o.latents, o.latents_name, "latents [F, C, H, W]", &lat, ls);
     if (st != SK_OK) goto done;
+    sk_cli_device_resolve(prog, &o.device);
     SK_TRY_GOTO(st, make_backend(o.device, o.dtype, &be), done);
     sk_taehv_load_opts lo = sk_taehv_load_opts_default();
     lo.variant = k_variants[o.variant];
@@ -214,7 +216,7 @@ typedef struct {
 
 int sk_cmd_encode(int argc, char **argv)
 {
-    encode_opts o = {.frames_name = "frames", .chunk = 12};
+    encode_opts o = {.frames_name = "frames", .chunk = 12, .device = SK_DEV_AUTO};
     const sk_opt opts[] = {
         {"vae", 0, SK_OPT_STRING, &o.vae, .help = "TAEHV checkpoint with its encoder",
          .metavar = "FILE", .env = "SK_VAE"},
@@ -229,7 +231,7 @@ int sk_cmd_encode(int argc, char **argv)
         {"stream-chunk", 0, SK_OPT_INT, &o.chunk,
          .help = "frames per encoder step (exact at any size; 0: all at once)", .metavar = "N",
          .lo = 0, .hi = 65536},
-        {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend", .env = "SK_DEVICE",
+        {"device", 0, SK_OPT_ENUM, &o.device, .help = SK_CLI_DEVICE_HELP, .env = "SK_DEVICE",
          .choices = DEVICE_CHOICES},
         {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
          .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
@@ -260,6 +262,7 @@ int sk_cmd_encode(int argc, char **argv)
                     o.frames, (long long)fs[1]);
         goto done;
     }
+    sk_cli_device_resolve(prog, &o.device);
     SK_TRY_GOTO(st, make_backend(o.device, o.dtype, &be), done);
     sk_taehv_load_opts lo = sk_taehv_load_opts_default();
     lo.variant = k_variants[o.variant];

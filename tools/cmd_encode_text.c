@@ -18,6 +18,7 @@
 #include "runtime/io/safetensors.h"
 #include "text/text_encoder.h"
 #include "text/tokenizer.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 
@@ -73,7 +74,7 @@ int sk_cmd_encode_text(int argc, char **argv)
     struct {
         const char *encoder, *tokenizer, *config, *prompt, *prompt_file, *out;
         int text_len, device, print_ids;
-    } o = {.text_len = 0, .device = 0};
+    } o = {.text_len = 0, .device = SK_DEV_AUTO};
     const sk_opt opts[] = {
         SK_OPT_HEADING("Model"),
         {"text-encoder", 0, SK_OPT_STRING, &o.encoder, .metavar = "PATH",
@@ -83,8 +84,8 @@ int sk_cmd_encode_text(int argc, char **argv)
          .help = "SentencePiece model (google/umt5-xxl/spiece.model)"},
         {"text-encoder-config", 0, SK_OPT_STRING, &o.config, .metavar = "FILE",
          .def_text = "metadata / shapes", .help = "config.json of the encoder (optional)"},
-        {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend (activations f32 on both)",
-         .env = "SK_DEVICE", .choices = "cpu|cuda"},
+        {"device", 0, SK_OPT_ENUM, &o.device, .help = SK_CLI_DEVICE_HELP " (activations f32 on both)",
+         .env = "SK_DEVICE", .choices = SK_CLI_DEVICE_CHOICES},
         SK_OPT_HEADING("Prompt"),
         {"prompt", 'p', SK_OPT_STRING, &o.prompt, .metavar = "TEXT", .help = "the prompt"},
         {"prompt-file", 0, SK_OPT_STRING, &o.prompt_file, .metavar = "FILE",
@@ -139,6 +140,7 @@ int sk_cmd_encode_text(int argc, char **argv)
     sk_status st;
     /* f32 activations on CUDA too: the encoder runs once per prompt, so its
      * accuracy matters more than its speed (Self-Forcing runs it in f32). */
+    sk_cli_device_resolve("sinkstream encode-text", &o.device);
     SK_TRY_GOTO(st, sk_backend_create(o.device ? "cuda" : "cpu", SK_DTYPE_F32, &be), done);
     sk_text_opts to = {.encoder_path = o.encoder, .tokenizer_path = o.tokenizer,
                        .config_path = o.config, .text_len = o.text_len};

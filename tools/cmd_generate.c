@@ -17,6 +17,7 @@
 #include "runtime/core/progress.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/stream/stream.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "tools/gen_live.h"
@@ -663,7 +664,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
                   .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
                   .kv_window = -1, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
                   .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1},
-                  .ema_alpha = 0.999, .kv_recent = 4};
+                  .ema_alpha = 0.999, .kv_recent = 4, .device = SK_DEV_AUTO};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -799,8 +800,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("start-paused", SK_OPT_FLAG, &o.live.start_paused, NULL, "wait for resume/step "
              "before the first chunk", NULL, NULL)},
         GROUP("Device"),
-        {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
-         .choices = "cpu|cuda"},
+        {OPT("device", SK_OPT_ENUM, &o.device, NULL, SK_CLI_DEVICE_HELP, "SK_DEVICE", NULL),
+         .choices = SK_CLI_DEVICE_CHOICES},
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
@@ -846,6 +847,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     }
 
     int st_;
+    sk_cli_device_resolve("sinkstream generate", &o.device);
     /* validate everything before loading weights */
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
     if (!o.text_embeds && !o.prompt && !o.prompts)
