@@ -19,6 +19,7 @@
 #include "runtime/io/safetensors.h"
 #include "tools/cli_device.h"
 #include "tools/cli_opts.h"
+#include "tools/out_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"
 
@@ -70,12 +71,14 @@ static sk_status read_4d(const char *path, const char *name, const char *what, f
 
 typedef struct {
     const char *vae, *latents, *latents_name, *rgb_out, *output, *frames_dir;
-    int chunk, device, dtype, variant, fps, crf;
+    int chunk, device, dtype, variant, fps;
+    sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y */
 } decode_opts;
 
 int sk_cmd_decode(int argc, char **argv)
 {
-    decode_opts o = {.latents_name = "latents", .chunk = 3, .fps = 16, .device = SK_DEV_AUTO};
+    decode_opts o = {.latents_name = "latents", .chunk = 3, .fps = 16, .device = SK_DEV_AUTO,
+                     .out = SK_OUT_OPTS_INIT};
     const sk_opt opts[] = {
         SK_OPT_HEADING("Input"),
         {"vae", 0, SK_OPT_STRING, &o.vae, .help = "TAEHV checkpoint (taew2_1 / taew2_2 .safetensors)",
@@ -103,9 +106,7 @@ int sk_cmd_decode(int argc, char **argv)
          .metavar = "DIR"},
         {"rgb-out", 0, SK_OPT_STRING, &o.rgb_out,
          .help = "safetensors with `frames` [T, 3, H, W] float32 in [0, 1]", .metavar = "FILE"},
-        {"fps", 0, SK_OPT_INT, &o.fps, .help = "frame rate of the video", .lo = 1, .hi = 1000},
-        {"crf", 0, SK_OPT_INT, &o.crf, .help = "x264 quality (0: encoder default 23)", .lo = 0,
-         .hi = 51},
+        SK_OUT_OPTS_ENTRIES(o.out),
     };
     sk_cli cli = {"sinkstream decode", "--vae FILE --latents FILE [options]",
                   "Decode Wan latents [F, C, H, W] (normalized, as the DiT produces them) to\n"
@@ -122,6 +123,8 @@ int sk_cmd_decode(int argc, char **argv)
     if (!o.latents) return sk_cli_usage_error(&cli, "--latents FILE is required");
     if (!o.output && !o.frames_dir && !o.rgb_out)
         return sk_cli_usage_error(&cli, "no output: give -o FILE, --frames-dir DIR and/or --rgb-out FILE");
+    if ((rc = sk_out_opts_finish(&cli, &o.out, &o.fps)) >= 0) return rc;
+    if ((rc = sk_out_opts_check_overwrite(&cli, &o.out, "-o", o.output)) >= 0) return rc;
     sk_output_params ps[3];
     int np = 0;
     memset(ps, 0, sizeof ps);
@@ -129,8 +132,9 @@ int sk_cmd_decode(int argc, char **argv)
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
             (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
-            return sk_cli_usage_error(&cli, "-o '%s': expected a .mp4/.mkv/.mov file or an rtmp:// "
-                                      "URL (use --frames-dir / --rgb-out for frames)", o.output);
+            return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/.webm/"
+                                      ".ts/.gif ...) or an rtmp:// URL (use --frames-dir / "
+                                      "--rgb-out for frames)", o.output);
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir or "
                                       "--rgb-out", o.output);
@@ -173,9 +177,7 @@ int sk_cmd_decode(int argc, char **argv)
     for (int i = 0; i < np; i++) {
         ps[i].width = (int)W;
         ps[i].height = (int)H;
-        ps[i].fps_num = o.fps;
-        ps[i].fps_den = 1;
-        ps[i].crf = o.crf;
+        sk_out_opts_apply(&o.out, &ps[i]);
     }
     SK_TRY_GOTO(st, sk_output_open_multi(ps, np, &out), done);
     SK_LOGI("decode: %lld latents %lldx%lld -> %lld frames %lldx%lld, chunk %d, %s",

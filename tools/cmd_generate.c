@@ -19,6 +19,8 @@
 #include "runtime/stream/stream.h"
 #include "tools/cli_device.h"
 #include "tools/cli_opts.h"
+#include "tools/out_opts.h"
+#include "tools/run_meta.h"
 #include "tools/commands.h"
 #include "tools/gen_live.h"
 #include "tools/gen_pp.h"
@@ -56,6 +58,7 @@ typedef struct {
     int net_timeout_ms, reconnect_max_ms;
     gen_live_opts live;
     gen_pp_opts pp; /* --gpus / --pp-stages (docs/MULTIGPU.md) */
+    sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
 } gen_opts;
 
 static int readable(const char *path)
@@ -113,6 +116,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_backend *vae_be = NULL; /* the decoder's own stream when overlapped */
     sk_vae_pipe *dec = NULL;
     sk_output *out = NULL;
+    sk_run_meta meta = {0};
+    const char *tee_list[2] = {o->tee, NULL};
     sk_status st;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
     const int64_t chunk = o->frames > 0 && o->frames < o->chunk ? o->frames : o->chunk;
@@ -242,23 +247,32 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             }
             np++;
         }
-        if (o->tee) ps[np++] = (sk_output_params){.path = o->tee, .kind = SK_OUTPUT_VIDEO_FILE,
-                                                  .queue_frames = qf};
+        /* --tee next to a file: the same packets through libavformat's tee muxer (one
+         * encode); next to RTMP: a sink of its own, so the stream can reconnect */
+        if (o->tee && np && ps[0].kind == SK_OUTPUT_VIDEO_FILE) ps[0].tee = tee_list;
+        else if (o->tee) ps[np++] = (sk_output_params){.path = o->tee,
+                                                       .kind = SK_OUTPUT_VIDEO_FILE,
+                                                       .queue_frames = qf};
+        if (sk_run_meta_generate(&meta, &pl, o->seed, o->model, o->dit, o->steps.v, o->steps.n,
+                                 o->shift, sk_kv_policy_name((sk_kv_policy)o->kv_policy),
+                                 o->kv_sink, o->kv_window) != 0) {
+            st = SK_ERR(SK_E_OOM, "out of memory for the video's metadata");
+            goto fail;
+        }
         if (o->frames_dir) ps[np++] = (sk_output_params){.path = o->frames_dir, .kind = SK_OUTPUT_PNG_DIR};
         if (o->rgb_out) ps[np++] = (sk_output_params){.path = o->rgb_out, .kind = SK_OUTPUT_RGB_SAFETENSORS};
         for (int i = 0; i < np; i++) {
             ps[i].width = (int)vw;
             ps[i].height = (int)vh;
-            ps[i].fps_num = o->fps;
-            ps[i].fps_den = 1;
-            ps[i].crf = o->crf;
+            sk_out_opts_apply(&o->out, &ps[i]);
+            ps[i].metadata = meta.kv;
             /* SIGINT: network waits end at once (files are not cut short: all that was
              * generated is written and finalised) */
             if (ps[i].kind == SK_OUTPUT_RTMP) ps[i].abort_flag = &g_gen_signal;
         }
         if ((st = sk_output_open_multi(ps, np, &out)) != SK_OK) goto fail;
-        SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,
-                (long long)vh, o->fps);
+        SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %s fps", o->vae, (long long)vw,
+                (long long)vh, o->out.fps);
     }
 
     sk_stream_params p = sk_stream_params_default();
@@ -418,6 +432,7 @@ done:
     sk_st_close(&emb);
     gen_prompt_list_free(&pl);
     gen_prompt_list_free(&file_pl);
+    sk_run_meta_free(&meta);
     free(lat);
     return rc;
 }
@@ -645,7 +660,8 @@ static int live_usage(const sk_cli *cli, gen_opts *o)
         if (!o->output)
             return sk_cli_usage_error(cli, "--tee FILE writes the -o video a second time; give -o");
         if (sk_output_detect_kind(o->tee, &k) != SK_OK || k != SK_OUTPUT_VIDEO_FILE)
-            return sk_cli_usage_error(cli, "--tee '%s': expected a .mp4/.mkv/.mov file", o->tee);
+            return sk_cli_usage_error(cli, "--tee '%s': expected a video file (.mp4/.mkv/.mov/"
+                                           ".webm/.ts ...)", o->tee);
     }
     return -1;
 }
@@ -664,7 +680,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
                   .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
                   .kv_window = -1, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
                   .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1},
-                  .ema_alpha = 0.999, .kv_recent = 4, .device = SK_DEV_AUTO};
+                  .ema_alpha = 0.999, .kv_recent = 4, .device = SK_DEV_AUTO,
+                  .out = SK_OUT_OPTS_INIT};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -729,8 +746,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
          .lo = 0.01, .hi = 1000},
         {OPT("no-warp", SK_OPT_FLAG, &o.no_warp, NULL, "use --steps as raw timesteps (no warp)",
              NULL, NULL)},
-        {OPT("seed", SK_OPT_INT64, &o.seed, NULL, "noise seed (Philox; ignored with --noise-file)",
-             "SK_SEED", "N")},
+        {OPT("seed", SK_OPT_INT64, &o.seed, NULL, "noise seed (Philox; ignored with --noise-file); "
+             "-1: a random one, printed and stored in the video's metadata", "SK_SEED", "N"),
+         .lo = -1, .hi = 9.2e18},
         {OPT("noise-file", SK_OPT_STRING, &o.noise_file, NULL, "reference noise: 'noise' "
              "[F,C,H,W] and 'renoise.{chunk}.{step}'", NULL, "FILE")},
         GROUP("KV cache"),
@@ -771,10 +789,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "[T, 3, H, W] f32 in [0, 1]", NULL, "FILE")},
         {OPT("vae", SK_OPT_STRING, &o.vae, NULL, "TAEHV decoder (taew2_1 / taew2_2 .safetensors)",
              "SK_VAE", "FILE")},
-        {OPT("fps", SK_OPT_INT, &o.fps, NULL, "frame rate of the video", NULL, "N"), .lo = 1,
-         .hi = 1000},
-        {OPT("crf", SK_OPT_INT, &o.crf, NULL, "x264 quality (0: encoder default 23)", NULL, "N"),
-         .lo = 0, .hi = 51},
+        SK_OUT_OPTS_ENTRIES(o.out),
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
         {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
              "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
@@ -847,6 +862,15 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     }
 
     int st_;
+    if ((st_ = sk_out_opts_finish(&cli, &o.out, &o.fps)) >= 0) return st_;
+    if (!o.print_config && ((st_ = sk_out_opts_check_overwrite(&cli, &o.out, "-o", o.output)) >= 0 ||
+                            (st_ = sk_out_opts_check_overwrite(&cli, &o.out, "--tee", o.tee)) >= 0))
+        return st_;
+    if (o.seed == -1) {
+        o.seed = sk_random_seed();
+        SK_LOGI("seed %lld (random, --seed -1; --seed %lld repeats this run)", (long long)o.seed,
+                (long long)o.seed);
+    }
     sk_cli_device_resolve("sinkstream generate", &o.device);
     /* validate everything before loading weights */
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
@@ -882,8 +906,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
             (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
-            return sk_cli_usage_error(&cli, "-o '%s': expected a .mp4/.mkv/.mov file or an "
-                                            "rtmp:// URL", o.output);
+            return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/"
+                                            ".webm/.ts/.gif ...) or an rtmp:// URL", o.output);
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir "
                                             "or --rgb-out", o.output);
