@@ -19,6 +19,7 @@
 #include "runtime/stream/stream.h"
 #include "tools/cli_device.h"
 #include "tools/cli_opts.h"
+#include "tools/gen_speed.h"
 #include "tools/out_opts.h"
 #include "tools/run_meta.h"
 #include "tools/commands.h"
@@ -325,6 +326,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_progress_start(&pr, "latent frames", o->frames);
     pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
     int64_t vframes = 0;
+    gen_speed spd = {0};
     while (ppl ? !gen_pp_done(ppl) : !sk_stream_done(s)) {
         sk_tensor x0;
         int64_t f0;
@@ -366,6 +368,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         }
         if (s) gen_live_after_chunk(&lv, s, out, vframes);
         sk_progress_update(&pr, f0 + x0.shape[0]);
+        gen_speed_check(&spd, f0 + x0.shape[0], sk_progress_now() - pr.t_start,
+                        (double)o->out.fps_num / o->out.fps_den, o->frames, o->device == 1);
     }
     if (dec) { /* overlapped: the last chunk's frames */
         const float *rgb = NULL;

@@ -33,6 +33,8 @@
 #include "runtime/output/output_impl.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +462,9 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     /* libvpx: crf is constant quality only with no target rate */
     if (p->crf >= 0 && !p->bitrate && !strncmp(cname, "libvpx", 6)) e->bit_rate = 0;
     if (p->tune && codec_has_opt(codec, "tune")) av_dict_set(&opts, "tune", p->tune, 0);
+    /* x265 prints to stderr itself, past libav's log */
+    if (!strcmp(cname, "libx265") && sk_log_get_level() < SK_LOG_DEBUG)
+        av_dict_set(&opts, "x265-params", "log-level=warning", 0);
     r = avcodec_open2(e, codec, &opts);
     av_dict_free(&opts);
     if (r < 0) {
@@ -542,18 +547,44 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     return SK_OK;
 }
 
-/* libav logs at INFO by default (x264 prints its banner and stats for every
- * file). Follow our level instead, unless the program already chose one.
- * Errors still come back in our statuses, so FFmpeg's own lines are extra. */
-static void quiet_libav(void)
+/* libav's log goes through ours: its errors and warnings as our warnings
+ * ("sinkstream: warn: libav tee: ..."), its info as our debug, its verbose
+ * lines only with -vv; nothing raw reaches the terminal. Errors also come
+ * back in our statuses, so these lines are context. Lines arrive in pieces:
+ * each thread gathers its own until the newline. */
+static void libav_log(void *avcl, int level, const char *fmt, va_list vl);
+static void install_libav_log(void)
 {
-    if (av_log_get_level() != AV_LOG_INFO) return; /* someone set it on purpose */
-    switch (sk_log_get_level()) {
-    case SK_LOG_DEBUG: av_log_set_level(AV_LOG_VERBOSE); break;
-    case SK_LOG_INFO: av_log_set_level(AV_LOG_WARNING); break;
-    case SK_LOG_WARN: av_log_set_level(AV_LOG_ERROR); break;
-    default: av_log_set_level(AV_LOG_FATAL); break; /* our status says it already */
+    av_log_set_level(sk_log_libav_verbose() ? AV_LOG_VERBOSE : AV_LOG_INFO);
+    av_log_set_callback(libav_log);
+}
+
+static void libav_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+    sk_log_level ours = level <= AV_LOG_WARNING ? SK_LOG_WARN : SK_LOG_DEBUG;
+    if (level > AV_LOG_INFO && !sk_log_libav_verbose()) return;
+    if ((int)ours > (int)sk_log_get_level()) return;
+    static _Thread_local char line[1024];
+    static _Thread_local size_t used;
+    static _Thread_local int prefix = 1;
+    char part[1024];
+    av_log_format_line2(avcl, level, fmt, vl, part, sizeof part, &prefix);
+    const size_t n = strlen(part);
+    const size_t room = sizeof line - 1 - used;
+    memcpy(line + used, part, n < room ? n : room);
+    used += n < room ? n : room;
+    line[used] = 0;
+    if (used && (line[used - 1] == '\n' || used == sizeof line - 1)) {
+        while (used && (line[used - 1] == '\n' || line[used - 1] == '\r')) line[--used] = 0;
+        if (used) sk_log(ours, "libav %s", line);
+        used = 0;
     }
+}
+
+static void route_libav_log(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_libav_log);
 }
 
 int sk_output_ffmpeg_can_mux(const char *path)
@@ -598,7 +629,7 @@ static char *tee_spec(const char *main, const sk_output_params *p)
 
 sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
 {
-    quiet_libav();
+    route_libav_log();
     ff_sink *s = calloc(1, sizeof *s);
     SK_CHECK(s, SK_E_OOM, "output '%s': out of memory", o->path);
     s->guard.timeout_ms = p->timeout_ms;

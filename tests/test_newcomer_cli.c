@@ -1,0 +1,158 @@
+/* test_newcomer_cli.c - the first hour of a new user, through the built
+ * binary: --device auto says what it picked and why (cpu in this build), a
+ * run far slower than real time warns after its first chunk, -y guards
+ * existing outputs, --seed -1 prints the seed it drew and the video's tags
+ * carry it (with prompt, model, steps, sampler, KV policy, version), -q /
+ * -v change what is printed on every command, --version lists the features
+ * built in, and `cmake --install` + pkg-config give a prefix a program links
+ * against. */
+#include <sys/stat.h>
+
+#include "tests/common/cli_run.h"
+
+static char g_dir[64];
+static void setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sk_newcomer_XXXXXX");
+    cr_assert(mkdtemp(g_dir));
+}
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    cr_expect_eq(system(cmd), 0);
+}
+TestSuite(newcomer, .init = setup, .fini = teardown, .timeout = 300);
+
+/* the tiny demo models (tests/fixtures), 3 latent frames of 64x64 */
+static int gen(const char *extra, char **err)
+{
+    static char cmd[4096];
+    const char *src = getenv("SK_SOURCE_DIR");
+    cr_assert(src);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' generate --dit %s/tests/fixtures/demo/dit_demo_c16.safetensors "
+             "--text-encoder %s/tests/fixtures/text/umt5_tiny.safetensors --tokenizer "
+             "%s/tests/fixtures/text/spiece_tiny.model --prompt 'a cat surfing' --vae "
+             "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors --frames 3 --height 64 --width 64 "
+             "%s", g_dir, tu_bin(), src, src, src, src, extra);
+    return tu_sh(cmd, err);
+}
+
+static char *probe_tags(const char *file)
+{
+    static char out[8192];
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ffprobe -v error -show_entries format_tags -of default=nw=1 '%s/%s'",
+             g_dir, file);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    pclose(f);
+    return out;
+}
+
+Test(newcomer, device_auto_says_what_it_picked)
+{
+    char *err;
+    cr_assert_eq(gen("-o a.mp4", &err), 0, "%s", err);
+#ifndef SK_HAVE_CUDA
+    cr_expect(strstr(err, "device cpu (") && strstr(err, "--device auto: no CUDA build"), "%s",
+              err);
+#endif
+    cr_assert_eq(gen("-o b.mp4 --device cpu-ref", &err), 0, "%s", err);
+    cr_expect(strstr(err, "device cpu-ref"), "%s", err);
+}
+
+Test(newcomer, overwrite_needs_y)
+{
+    char *err;
+    cr_assert_eq(gen("-o a.mkv", &err), 0, "%s", err);
+    struct stat before, after;
+    char path[128];
+    snprintf(path, sizeof path, "%s/a.mkv", g_dir);
+    cr_assert_eq(stat(path, &before), 0);
+    cr_expect_eq(gen("-o a.mkv", &err), 2, "an existing output must be refused: %s", err);
+    cr_expect(strstr(err, "'a.mkv' exists") && strstr(err, "-y"), "%s", err);
+    cr_assert_eq(stat(path, &after), 0);
+    cr_expect_eq(before.st_mtime, after.st_mtime);
+    cr_expect_eq(before.st_ino, after.st_ino);
+    cr_expect_eq(gen("-o a.mkv -y", &err), 0, "%s", err);
+}
+
+Test(newcomer, random_seed_is_printed_and_stored_with_the_run)
+{
+    char *err;
+    cr_assert_eq(gen("-o s.mp4 --seed -1 --crf 0 --fps 30000/1001", &err), 0, "%s", err);
+    const char *p = strstr(err, "seed ");
+    cr_assert(p, "no seed printed: %s", err);
+    long long seed = atoll(p + 5);
+    char want[64];
+    snprintf(want, sizeof want, "seed=%lld", seed);
+    const char *tags = probe_tags("s.mp4");
+    cr_expect(strstr(tags, want), "the tags must hold the printed seed %lld: %s", seed, tags);
+    cr_expect(strstr(tags, "prompt=a cat surfing"), "%s", tags);
+    cr_expect(strstr(tags, "dit_demo_c16"), "model: %s", tags);
+    cr_expect(strstr(tags, "steps=1000,750,500,250"), "%s", tags);
+    cr_expect(strstr(tags, "kv_policy=sink"), "%s", tags);
+    cr_expect(strstr(tags, "sinkstream"), "version: %s", tags);
+    /* a second random run draws another seed */
+    cr_assert_eq(gen("-o s2.mp4 --seed -1", &err), 0, "%s", err);
+    cr_expect(!strstr(probe_tags("s2.mp4"), want), "two random runs drew the same seed");
+}
+
+Test(newcomer, slower_than_real_time_warns_after_the_first_chunk)
+{
+    char *err;
+    /* the reference loops make well under 500 video fps of even 64x64 */
+    cr_assert_eq(gen("-o w.mp4 --device cpu-ref --fps 1000 --frames 6", &err), 0,
+                 "%s", err);
+    cr_expect(strstr(err, "slower than real time") && strstr(err, "--device cpu"), "%s", err);
+}
+
+Test(newcomer, quiet_and_verbose_on_every_command)
+{
+    char *err;
+    cr_assert_eq(gen("-o q.mp4 -q", &err), 0, "%s", err);
+    cr_expect(!strstr(err, "info:"), "-q must drop info lines: %s", err);
+    cr_assert_eq(gen("-o v.mp4 -v", &err), 0, "%s", err);
+    cr_expect(strstr(err, "debug:"), "-v must show debug lines: %s", err);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' inspect -q '%s/tests/fixtures/demo/dit_demo_c16.safetensors'",
+             tu_bin(), getenv("SK_SOURCE_DIR"));
+    cr_expect_eq(tu_sh(cmd, &err), 0, "inspect -q: %s", err);
+}
+
+Test(newcomer, version_lists_the_features)
+{
+    tu_result r = tu_run("--version", NULL);
+    cr_assert_eq(r.code, 0);
+    const char *want[] = {"sinkstream ", "cuda:", "cpu:", "ffmpeg:", "png:", "http:",
+                          "tokenizer:"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr(r.out, want[i]), "--version lacks '%s': %s", want[i], r.out);
+    cr_expect(strstr(r.out, "ffmpeg:      yes"), "%s", r.out);
+    tu_result_free(&r);
+}
+
+Test(newcomer, cmake_install_and_pkg_config)
+{
+    char cmd[4096], *err;
+    snprintf(cmd, sizeof cmd, "cmake --install '%s' --prefix '%s/prefix'", SK_BINARY_DIR, g_dir);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    snprintf(cmd, sizeof cmd, "'%s/prefix/bin/sinkstream' --version", g_dir);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    /* a program against the installed headers and libraries, found by pkg-config */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && printf '%%s\\n' '#include \"runtime/engine/device.h\"' '#include <stdio.h>' "
+             "'int main(void) { sk_backend *be = 0; if (sk_backend_create(\"cpu\", SK_DTYPE_F32, &be)) "
+             "return 1; puts(be->name); sk_backend_free_(&be); return 0; }' > use.c && "
+             "PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig' cc -std=gnu11 use.c -o use "
+             "$(PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig' pkg-config --cflags --libs "
+             "sinkstream) && ./use | grep -qx cpu",
+             g_dir, g_dir, g_dir);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
+    snprintf(cmd, sizeof cmd, "test -f '%s/prefix/share/doc/sinkstream/CLI.md'", g_dir);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "docs not installed");
+}
