@@ -25,6 +25,7 @@ static void teardown(void)
 TestSuite(newcomer, .init = setup, .fini = teardown, .timeout = 300);
 
 /* the tiny demo models (tests/fixtures), 3 latent frames of 64x64 */
+static const char *g_prompt = "--prompt 'a cat surfing'";
 static int gen(const char *extra, char **err)
 {
     static char cmd[4096];
@@ -33,9 +34,9 @@ static int gen(const char *extra, char **err)
     snprintf(cmd, sizeof cmd,
              "cd '%s' && '%s' generate --dit %s/tests/fixtures/demo/dit_demo_c16.safetensors "
              "--text-encoder %s/tests/fixtures/text/umt5_tiny.safetensors --tokenizer "
-             "%s/tests/fixtures/text/spiece_tiny.model --prompt 'a cat surfing' --vae "
+             "%s/tests/fixtures/text/spiece_tiny.model %s --vae "
              "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors --frames 3 --height 64 --width 64 "
-             "%s", g_dir, tu_bin(), src, src, src, src, extra);
+             "%s", g_dir, tu_bin(), src, src, src, g_prompt, src, extra);
     return tu_sh(cmd, err);
 }
 
@@ -155,4 +156,26 @@ Test(newcomer, cmake_install_and_pkg_config)
     cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
     snprintf(cmd, sizeof cmd, "test -f '%s/prefix/share/doc/sinkstream/CLI.md'", g_dir);
     cr_expect_eq(tu_sh(cmd, &err), 0, "docs not installed");
+}
+
+Test(newcomer, timeline_out_replays_the_run_exactly)
+{
+    char sched[128], cmd[1024], *err;
+    snprintf(sched, sizeof sched, "%s/sched.jsonl", g_dir);
+    FILE *f = fopen(sched, "w");
+    cr_assert(f);
+    fprintf(f, "{\"frame\": 0, \"prompt\": \"a cat\"}\n{\"at\": 0.3, \"prompt\": \"a \\\"dog\\\"\"}\n");
+    fclose(f);
+    g_prompt = "";
+    cr_assert_eq(gen("--prompts sched.jsonl --frames 9 --no-decode --latents-out l1.safetensors "
+                     "--timeline-out tl.jsonl --seed 7", &err), 0, "%s", err);
+    snprintf(cmd, sizeof cmd, "grep -c '\"source\"' '%s/tl.jsonl' | grep -qx 2 && grep -q "
+             "'\"prompt\":\"a \\\\\"dog\\\\\"\",\"wall_s\":' '%s/tl.jsonl'", g_dir, g_dir);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "timeline: %s", err);
+    /* --prompts TIMELINE replays: the very same latents */
+    cr_assert_eq(gen("--prompts tl.jsonl --frames 9 --no-decode --latents-out l2.safetensors "
+                     "--seed 7", &err), 0, "replay: %s", err);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' compare l1.safetensors l2.safetensors --tensor "
+             "latents --tol 0", g_dir, tu_bin());
+    cr_expect_eq(tu_sh(cmd, &err), 0, "the replay differs: %s", err);
 }

@@ -20,6 +20,7 @@
 #include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/gen_speed.h"
+#include "tools/gen_timeline.h"
 #include "tools/out_opts.h"
 #include "tools/run_meta.h"
 #include "tools/commands.h"
@@ -59,6 +60,7 @@ typedef struct {
     int net_timeout_ms, reconnect_max_ms;
     gen_live_opts live;
     gen_pp_opts pp; /* --gpus / --pp-stages (docs/MULTIGPU.md) */
+    const char *timeline_out; /* --timeline-out FILE (tools/gen_timeline.h) */
     sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
 } gen_opts;
 
@@ -118,6 +120,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_vae_pipe *dec = NULL;
     sk_output *out = NULL;
     sk_run_meta meta = {0};
+    gen_timeline tl = {0};
     const char *tee_list[2] = {o->tee, NULL};
     sk_status st;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
@@ -316,6 +319,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     if ((st = gen_live_start(&lv, &o->live, emb, keep_text, o->frames, chunk, o->fps)) != SK_OK)
         goto fail;
     gen_live_initial(&lv, &pl.v[0]);
+    if ((st = gen_timeline_open(&tl, o->timeline_out)) != SK_OK ||
+        (st = gen_timeline_add(&tl, 0, &pl.v[0], "initial")) != SK_OK)
+        goto fail;
     SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, steps %d (t %g..%g), "
             "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
             (long long)o->latent_w, (long long)chunk, sched->n, (double)sched->t[0],
@@ -348,9 +354,11 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             if (sw) SK_LOGI("--prompts line %d skipped: a live prompt came for the same chunk",
                             sw->line);
             st = gen_live_switch(&lv, s, &live, lid, lt, "live");
+            if (st == SK_OK) st = gen_timeline_add(&tl, s->next_frame, &live, "live");
             gen_prompt_free(&live);
             if (st != SK_OK) goto fail;
-        } else if (sw && (st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts")) != SK_OK) {
+        } else if (sw && ((st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts")) != SK_OK ||
+                          (st = gen_timeline_add(&tl, s->next_frame, sw, "--prompts")) != SK_OK)) {
             goto fail;
         }
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
@@ -414,6 +422,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         if ((st = sk_st_writer_save(sd.w, o->dump_steps)) != SK_OK) goto fail;
         SK_LOGI("wrote every step's xt/v/x0 to '%s'", o->dump_steps);
     }
+    if ((st = gen_timeline_close(&tl)) != SK_OK) goto fail;
     rc = 0;
     goto done;
 fail:
@@ -437,6 +446,7 @@ done:
     gen_prompt_list_free(&pl);
     gen_prompt_list_free(&file_pl);
     sk_run_meta_free(&meta);
+    (void)gen_timeline_close(&tl);
     free(lat);
     return rc;
 }
@@ -797,6 +807,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
         {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
              "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
+        {OPT("timeline-out", SK_OPT_STRING, &o.timeline_out, NULL, "save the prompt timeline "
+             "as applied (JSON lines in the --prompts format, latent frame and wall time): "
+             "--prompts FILE replays the run", NULL, "FILE")},
         {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file (.mp4/.mkv/"
              ".mov), e.g. next to an rtmp:// stream", NULL, "FILE")},
         {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "

@@ -102,6 +102,8 @@ sk_status gen_prompts_parse(const char *path, int64_t frames, int64_t chunk, int
             else if (!strcmp(it->string, "at")) at = it;
             else if (!strcmp(it->string, "embeds")) em = it;
             else if (!strcmp(it->string, "prompt")) tx = it;
+            else if (!strcmp(it->string, "wall_s") || !strcmp(it->string, "source")) {
+            } /* --timeline-out's record of when and from where: not needed to replay */
             else BAD("unknown key \"%s\" (keys: frame or at, and embeds or prompt)", it->string);
         }
         if (fr && at) BAD("give \"frame\" or \"at\", not both");
