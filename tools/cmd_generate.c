@@ -21,6 +21,7 @@
 #include "tools/cli_opts.h"
 #include "tools/gen_speed.h"
 #include "tools/gen_timeline.h"
+#include "tools/gen_units.h"
 #include "tools/out_opts.h"
 #include "tools/run_meta.h"
 #include "tools/commands.h"
@@ -61,6 +62,7 @@ typedef struct {
     gen_live_opts live;
     gen_pp_opts pp; /* --gpus / --pp-stages (docs/MULTIGPU.md) */
     const char *timeline_out; /* --timeline-out FILE (tools/gen_timeline.h) */
+    int64_t video_frames;     /* --video-frames N (0: not given; tools/gen_units.h) */
     sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
 } gen_opts;
 
@@ -329,7 +331,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             (long long)p.kv_window, (long long)(s ? s->kv->p.sink_frames : p.kv_sink),
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
-    sk_progress_start(&pr, "latent frames", o->frames);
+    sk_progress_start(&pr, "video frames", gen_video_frames_of(o->frames));
     pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
     int64_t vframes = 0;
     gen_speed spd = {0};
@@ -375,7 +377,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             vframes += nf;
         }
         if (s) gen_live_after_chunk(&lv, s, out, vframes);
-        sk_progress_update(&pr, f0 + x0.shape[0]);
+        sk_progress_update(&pr, gen_video_frames_of(f0 + x0.shape[0]));
         gen_speed_check(&spd, f0 + x0.shape[0], sk_progress_now() - pr.t_start,
                         (double)o->out.fps_num / o->out.fps_den, o->frames, o->device == 1);
     }
@@ -738,8 +740,12 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("recache-sink", SK_OPT_FLAG, &o.recache_sink, NULL, "re-encode the sink frames too "
              "(default: the sink keeps its old-prompt K/V)", NULL, NULL)},
         GROUP("Video"),
-        {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "latent frames to generate", NULL, "N"),
+        {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "LATENT frames to generate (the video "
+             "gets 4N-3 frames); or give --video-frames / --seconds", NULL, "N"),
          .short_name = 'f', .lo = 1, .hi = 1 << 20},
+        {OPT("video-frames", SK_OPT_INT64, &o.video_frames, "from --frames", "video frames to "
+             "generate (rounded up to whole latent frames: 4N-3)", NULL, "N"),
+         .lo = 1, .hi = 4 << 20},
         {OPT("seconds", SK_OPT_DOUBLE, &o.seconds, "from --frames", "video length in seconds "
              "at --fps (replaces --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
          .lo = 0, .hi = 1e7},
@@ -888,7 +894,6 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         SK_LOGI("seed %lld (random, --seed -1; --seed %lld repeats this run)", (long long)o.seed,
                 (long long)o.seed);
     }
-    sk_cli_device_resolve("sinkstream generate", &o.device);
     /* validate everything before loading weights */
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
     if (!o.text_embeds && !o.prompt && !o.prompts)
@@ -940,9 +945,22 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     if (o.latent_h % 2 || o.latent_w % 2 || o.latent_h < 2 || o.latent_w < 2)
         return sk_cli_usage_error(&cli, "latent size %lldx%lld must be even (the DiT's 2x2 patch)",
                                   (long long)o.latent_h, (long long)o.latent_w);
+    {
+        const int nf = gen_argv_has(argc, argv, "frames", 'f'),
+                  nv = gen_argv_has(argc, argv, "video-frames", 0),
+                  ns = gen_argv_has(argc, argv, "seconds", 0);
+        if (nf + nv + ns > 1)
+            return sk_cli_usage_error(&cli, "give one of --frames (latent frames), --video-frames "
+                                            "and --seconds: they set the same length");
+        if (o.video_frames > 0) {
+            o.frames = gen_latent_for_video(o.video_frames);
+            o.seconds = -1;
+        }
+    }
     if ((st_ = live_usage(&cli, &o)) >= 0) return st_;
     int64_t chunk = o.frames > 0 && o.frames < o.chunk ? o.frames : o.chunk;
     if ((st_ = kv_usage(&cli, &o, chunk)) >= 0) return st_;
+    sk_cli_device_resolve("sinkstream generate", &o.device);
     if (gen_pp_enabled(&o.pp) || o.pp.split || o.pp.transport) {
         char buf[256];
         const char *e = gen_pp_usage(&o.pp, o.device == 1, buf, sizeof buf);
