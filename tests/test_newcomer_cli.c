@@ -179,3 +179,14 @@ Test(newcomer, timeline_out_replays_the_run_exactly)
              "latents --tol 0", g_dir, tu_bin());
     cr_expect_eq(tu_sh(cmd, &err), 0, "the replay differs: %s", err);
 }
+
+Test(newcomer, progress_json_lines_and_loading_lines)
+{
+    char *err;
+    cr_assert_eq(gen("-o p.mp4 --frames 6 --progress json", &err), 0, "%s", err);
+    cr_expect(strstr(err, "loading the DiT") && strstr(err, "loading the text encoder"), "%s", err);
+    cr_expect(strstr(err, "{\"chunk\":0,\"latent_frames\":3,\"video_frames\":9,"
+                          "\"total_video_frames\":21,"), "%s", err);
+    cr_expect(strstr(err, "\"video_frames\":21,") && strstr(err, "\"done\":true}"), "%s", err);
+    cr_expect(!strstr(err, "video frames 9/21"), "json replaces the text line: %s", err);
+}

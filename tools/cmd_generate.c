@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dit/model.h"
 #include "runtime/engine/device.h"
@@ -22,6 +23,7 @@
 #include "tools/gen_speed.h"
 #include "tools/gen_timeline.h"
 #include "tools/gen_units.h"
+#include "tools/gen_progress_json.h"
 #include "tools/out_opts.h"
 #include "tools/run_meta.h"
 #include "tools/commands.h"
@@ -62,9 +64,17 @@ typedef struct {
     gen_live_opts live;
     gen_pp_opts pp; /* --gpus / --pp-stages (docs/MULTIGPU.md) */
     const char *timeline_out; /* --timeline-out FILE (tools/gen_timeline.h) */
+    int progress;             /* --progress: 0 text, 1 json, 2 off */
     int64_t video_frames;     /* --video-frames N (0: not given; tools/gen_units.h) */
     sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
 } gen_opts;
+
+/* file size in GB for the "loading ..." lines (0 when it cannot be read) */
+static double gen_file_gb(const char *path)
+{
+    struct stat sb;
+    return path && stat(path, &sb) == 0 ? (double)sb.st_size / 1e9 : 0.0;
+}
 
 static int readable(const char *path)
 {
@@ -173,6 +183,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         any_text |= pl.v[i].text != NULL;
     }
     if (o->text_embeds && (st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
+    if (o->text_encoder && (any_text || keep_text))
+        SK_LOGI("loading the text encoder '%s' (%.2f GB) and encoding %d prompt%s ...",
+                o->text_encoder, gen_file_gb(o->text_encoder), pl.n, pl.n == 1 ? "" : "s");
     if (o->text_encoder && (any_text || keep_text) &&
         (st = gen_text_open(&text, o->device == 1, o->text_encoder, o->tokenizer,
                             o->text_encoder_config, keep_text && o->text_offload)) != SK_OK)
@@ -208,6 +221,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
                                      SK_DTYPE_F16};
     /* pipelined: only the config and the small global tensors here, the blocks on the stages */
+    SK_LOGI("loading the DiT '%s' (%.2f GB) ...", o->dit, gen_file_gb(o->dit));
     if ((st = sk_dit_load_blocks(o->dit, cfgp, be, wd_of[o->wdtype], 0, pp ? 0 : -1, &m)) != SK_OK)
         goto fail;
     for (int i = 0; i < pl.n; i++)
@@ -333,6 +347,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_progress pr;
     sk_progress_start(&pr, "video frames", gen_video_frames_of(o->frames));
     pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
+    if (o->progress) pr.quiet = 1; /* json: gen_progress_json instead; off: nothing */
+    int64_t nchunks = 0;
     int64_t vframes = 0;
     gen_speed spd = {0};
     while (ppl ? !gen_pp_done(ppl) : !sk_stream_done(s)) {
@@ -378,6 +394,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         }
         if (s) gen_live_after_chunk(&lv, s, out, vframes);
         sk_progress_update(&pr, gen_video_frames_of(f0 + x0.shape[0]));
+        if (o->progress == 1)
+            gen_progress_json(nchunks, f0 + x0.shape[0], o->frames, sk_progress_now() - pr.t_start,
+                              (double)o->out.fps_num / o->out.fps_den, out, 0);
+        nchunks++;
         gen_speed_check(&spd, f0 + x0.shape[0], sk_progress_now() - pr.t_start,
                         (double)o->out.fps_num / o->out.fps_den, o->frames, o->device == 1);
     }
@@ -390,6 +410,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         vframes += nf;
     }
     sk_progress_finish(&pr);
+    if (o->progress == 1)
+        gen_progress_json(nchunks, ppl ? gen_pp_next_frame(ppl) : s->next_frame, o->frames,
+                          sk_progress_now() - pr.t_start, (double)o->out.fps_num / o->out.fps_den,
+                          out, 1);
     if (ppl && gen_pp_done(ppl) && (st = gen_pp_finish(ppl)) != SK_OK) goto fail;
     const int64_t made = ppl ? gen_pp_next_frame(ppl) : s->next_frame;
     {
@@ -813,6 +837,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
         {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
              "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
+        {OPT("progress", SK_OPT_ENUM, &o.progress, NULL, "progress on stderr: text (a line, "
+             "video frames and fps), json (a JSON object a chunk: chunk, frames, fps, "
+             "realtime, lag, memory) or off", NULL, NULL), .choices = "text|json|off"},
         {OPT("timeline-out", SK_OPT_STRING, &o.timeline_out, NULL, "save the prompt timeline "
              "as applied (JSON lines in the --prompts format, latent frame and wall time): "
              "--prompts FILE replays the run", NULL, "FILE")},
