@@ -190,3 +190,64 @@ Test(newcomer, progress_json_lines_and_loading_lines)
     cr_expect(strstr(err, "\"video_frames\":21,") && strstr(err, "\"done\":true}"), "%s", err);
     cr_expect(!strstr(err, "video frames 9/21"), "json replaces the text line: %s", err);
 }
+
+/* the first python3 with torch (to write checkpoints and check the result) */
+static const char *torch_python(void)
+{
+    static const char *const cands[] = {"/usr/bin/python3", "python3"};
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+        char cmd[256], *err;
+        snprintf(cmd, sizeof cmd, "%s -c 'import torch, numpy'", cands[i]);
+        if (tu_sh(cmd, &err) == 0) return cands[i];
+    }
+    cr_assert_fail("no python3 with torch and numpy (apt-get install python3-torch python3-numpy)");
+    return NULL;
+}
+
+/* runs tools/pth_to_safetensors.py ARGS in a python where `import torch` fails */
+#define NOTORCH(args)                                                                         \
+    "cd '%s' && %s -c \"import sys, runpy; sys.modules['torch'] = None; sys.argv = "            \
+    "['pth_to_safetensors.py', " args "]; runpy.run_path('%s/tools/pth_to_safetensors.py', "    \
+    "run_name='__main__')\""
+
+Test(newcomer, pth_to_safetensors_without_pytorch)
+{
+    const char *py = torch_python(), *src = getenv("SK_SOURCE_DIR");
+    char cmd[4096], *err;
+    /* a checkpoint with bf16, a non-contiguous view, a Parameter, nested under a key */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && %s -c \"import torch, collections; torch.manual_seed(0); "
+             "sd = collections.OrderedDict(); sd['a.weight'] = torch.randn(3, 5).to(torch.bfloat16); "
+             "sd['b'] = torch.arange(12).reshape(3, 4).t(); sd['c'] = torch.randn(7).half(); "
+             "sd['d'] = torch.nn.Parameter(torch.randn(2, 2)); sd['e'] = torch.randn(4, 6)[1:3, ::2]; "
+             "torch.save({'generator_ema': sd, 'step': 3}, 'ck.pt'); "
+             "torch.save(sd, 'old.pt', _use_new_zipfile_serialization=False)\"",
+             g_dir, py);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    /* convert with torch hidden (sys.modules['torch'] = None: import torch fails): numpy only */
+    snprintf(cmd, sizeof cmd, NOTORCH("'ck.pt', 'ck.safetensors', '--key', 'generator_ema'"),
+             g_dir, py, src);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    /* bit for bit what torch holds */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && %s -c \"import torch, json, struct; sd = torch.load('ck.pt')['generator_ema']; "
+             "b = open('ck.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; "
+             "h = json.loads(b[8:8 + n]); "
+             "bad = [k for k, v in sd.items() if b[8 + n + h[k]['data_offsets'][0]:8 + n + "
+             "h[k]['data_offsets'][1]] != v.detach().contiguous().view(torch.uint8).numpy().tobytes() "
+             "or h[k]['shape'] != list(v.shape)]; assert not bad, bad\"", g_dir, py);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s/ck.safetensors'", tu_bin(), g_dir);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
+    /* an old pickle without torch: a message, not a traceback */
+    snprintf(cmd, sizeof cmd, NOTORCH("'old.pt', 'old.safetensors'"), g_dir, py, src);
+    cr_expect_eq(tu_sh(cmd, &err), 1, "%s", err);
+    cr_expect(strstr(err, "pre-1.6") && strstr(err, "needs PyTorch") && !strstr(err, "Traceback"),
+              "%s", err);
+    /* a file that is no checkpoint: a message naming it */
+    snprintf(cmd, sizeof cmd, "cd '%s' && echo hello > not.pt && %s '%s/tools/pth_to_safetensors.py' "
+             "not.pt x.safetensors", g_dir, py, src);
+    cr_expect_eq(tu_sh(cmd, &err), 1, "%s", err);
+    cr_expect(strstr(err, "'not.pt' is not a PyTorch checkpoint") && !strstr(err, "Traceback"),
+              "%s", err);
+}
