@@ -35,8 +35,10 @@ static int gen(const char *extra, char **err)
              "cd '%s' && '%s' generate --dit %s/tests/fixtures/demo/dit_demo_c16.safetensors "
              "--text-encoder %s/tests/fixtures/text/umt5_tiny.safetensors --tokenizer "
              "%s/tests/fixtures/text/spiece_tiny.model %s --vae "
-             "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors --frames 3 --height 64 --width 64 "
-             "%s", g_dir, tu_bin(), src, src, src, g_prompt, src, extra);
+             "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors %s --height 64 --width 64 "
+             "%s", g_dir, tu_bin(), src, src, src, g_prompt, src,
+             strstr(extra, "--video-frames") || strstr(extra, "--seconds") ? "" : "--frames 3",
+             extra);
     return tu_sh(cmd, err);
 }
 
@@ -250,4 +252,33 @@ Test(newcomer, pth_to_safetensors_without_pytorch)
     cr_expect_eq(tu_sh(cmd, &err), 1, "%s", err);
     cr_expect(strstr(err, "'not.pt' is not a PyTorch checkpoint") && !strstr(err, "Traceback"),
               "%s", err);
+}
+
+Test(newcomer, doc_defects_fixed)
+{
+    char cmd[2048], *err;
+    const char *src = getenv("SK_SOURCE_DIR");
+    /* --print-config loads nothing: no prompt and no output needed */
+    snprintf(cmd, sizeof cmd, "'%s' generate --dit '%s/tests/fixtures/demo/dit_demo_c16.safetensors' "
+             "--print-config", tu_bin(), src);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
+    /* encode given a video: says what the file is */
+    cr_assert_eq(gen("-o v.mp4", &err), 0, "%s", err);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' encode --vae '%s/tests/fixtures/taehv/taehv_tiny_21.safetensors' "
+             "--frames v.mp4 --latents-out l.safetensors", g_dir, tu_bin(), src);
+    cr_expect_eq(tu_sh(cmd, &err), 1, "%s", err);
+    cr_expect(strstr(err, "MP4/MOV video") && !strstr(err, "absurd"), "%s", err);
+    /* one option name for the output file across commands */
+    tu_result r = tu_run("encode-text", "--help", NULL);
+    cr_expect(strstr(r.out, "--output"), "encode-text --help lacks --output: %s", r.out);
+    tu_result_free(&r);
+    /* --frames and --seconds together: refused, not silently overridden */
+    cr_expect_eq(gen("-o x.mp4 --frames 6 --seconds 2", &err), 2, "%s", err);
+    cr_expect(strstr(err, "--video-frames"), "%s", err);
+    /* a bad --frames says a whole-number range */
+    cr_expect_eq(gen("-o x.mp4 --frames -1", &err), 2, "%s", err);
+    cr_expect(strstr(err, "expected 1 to 1048576"), "%s", err);
+    /* --video-frames: 21 video frames are 6 latent frames */
+    cr_assert_eq(gen("-o vf.mp4 --video-frames 21", &err), 0, "%s", err);
+    cr_expect(strstr(err, "generated 6 latent frames (21 video frames)"), "%s", err);
 }

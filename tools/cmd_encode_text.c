@@ -96,6 +96,8 @@ int sk_cmd_encode_text(int argc, char **argv)
         SK_OPT_HEADING("Output"),
         {"out", 'o', SK_OPT_STRING, &o.out, .metavar = "FILE",
          .help = "safetensors with context [text_len, dim] f32 and ids [text_len] i32"},
+        {"output", 0, SK_OPT_STRING, &o.out, .metavar = "FILE",
+         .help = "the same as -o/--out (the name generate and decode use)"},
     };
     sk_cli cli = {"sinkstream encode-text",
                   "--text-encoder PATH --tokenizer spiece.model --prompt TEXT --out FILE",

@@ -923,7 +923,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     }
     /* validate everything before loading weights */
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
-    if (!o.text_embeds && !o.prompt && !o.prompts)
+    /* --print-config loads nothing: it needs no prompt and no output */
+    if (!o.print_config && !o.text_embeds && !o.prompt && !o.prompts)
         return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE), "
                                         "--text-embeds FILE or --prompts FILE");
     if (o.prompt && !o.text_encoder)
@@ -942,7 +943,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         return sk_cli_usage_error(&cli, "--no-decode with -o/--frames-dir/--rgb-out: nothing "
                                         "would be written there");
     /* --no-decode without --latents-out is allowed: a timing run that writes nothing */
-    if (!o.latents_out && !video_out && !o.no_decode)
+    if (!o.print_config && !o.latents_out && !video_out && !o.no_decode)
         return sk_cli_usage_error(&cli, "no output: give -o FILE, --frames-dir DIR, --rgb-out FILE "
                                         "(with --vae) and/or --latents-out FILE (or --no-decode "
                                         "for a run that writes nothing)");
