@@ -282,3 +282,30 @@ Test(newcomer, doc_defects_fixed)
     cr_assert_eq(gen("-o vf.mp4 --video-frames 21", &err), 0, "%s", err);
     cr_expect(strstr(err, "generated 6 latent frames (21 video frames)"), "%s", err);
 }
+
+Test(newcomer, status_names_latent_and_video_frames_and_uptime_runs)
+{
+    char *err;
+    /* status at once, then again 0.6 s later: uptime is as of the request */
+    static char cmd[4096];
+    const char *src = getenv("SK_SOURCE_DIR");
+    snprintf(cmd, sizeof cmd,
+             "(cd '%s' && (sleep 0.3; echo status; sleep 0.6; echo status; echo stop) | '%s' generate "
+             "--dit %s/tests/fixtures/demo/dit_demo_c16.safetensors --text-encoder "
+             "%s/tests/fixtures/text/umt5_tiny.safetensors --tokenizer "
+             "%s/tests/fixtures/text/spiece_tiny.model --prompt cat --vae "
+             "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors --frames 600 --height 64 --width 64 "
+             "-o st.mkv --control-stdin --start-paused -q > status.txt)",
+             g_dir, tu_bin(), src, src, src, src);
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/status.txt", g_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    char a[8192] = "", b[8192] = "";
+    cr_assert(fgets(a, sizeof a, f) && fgets(b, sizeof b, f), "two status lines expected");
+    fclose(f);
+    cr_expect(strstr(a, "\"latent_frame\":0,\"video_frame\":0,"), "%s", a);
+    const double u1 = atof(strstr(a, "\"uptime_s\":") + 11), u2 = atof(strstr(b, "\"uptime_s\":") + 11);
+    cr_expect(u2 - u1 > 0.4, "uptime must advance while paused: %g then %g", u1, u2);
+}

@@ -118,6 +118,7 @@ static void publish(gen_live *lv, const sk_stream *s, const sk_output *out, int6
     double lag = active - (double)made / lv->fps;
     st.lag_ms = lag > 0 ? lag * 1e3 : 0;
     st.uptime_s = now - lv->t_start;
+    st.t_start = lv->t_start;
     st.prompt_id = lv->prompt_id;
     snprintf(st.prompt_kind, sizeof st.prompt_kind, "%s", lv->prompt_kind);
     snprintf(st.prompt, sizeof st.prompt, "%s", lv->prompt);
