@@ -2,6 +2,7 @@
 #include "tools/cli_device.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/core/log.h"
 #include "runtime/engine/device.h"
@@ -19,5 +20,6 @@ void sk_cli_device_resolve(const char *cmd, int *device)
         *device = SK_DEV_CPU;
     }
     const char *name = *device == SK_DEV_CUDA ? "cuda" : "cpu";
+    if (!strncmp(cmd, "sinkstream ", 11)) cmd += 11; /* the log prefix says sinkstream already */
     sk_log(SK_LOG_INFO, "%s: device %s%s", cmd, sk_device_describe(name), why);
 }
