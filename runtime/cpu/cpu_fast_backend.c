@@ -65,32 +65,27 @@ float sk_cpu_fast_act1(float v, sk_act act)
     }
 }
 
+/* One 8-wide block of act through a local array: y may alias x, and GCC's
+ * -O2 vectoriser will not version a loop for aliasing, but it vectorises a
+ * fixed-width loop over a local. */
+#define SK_ACT_BLOCK(expr)                                                                     \
+    for (; i < n8; i += 8) {                                                                  \
+        float v[8];                                                                            \
+        memcpy(v, x + i, sizeof v);                                                           \
+        for (int t = 0; t < 8; t++) v[t] = expr;                                              \
+        memcpy(y + i, v, sizeof v);                                                           \
+    }
+
 void sk_cpu_fast_act_n(float *y, const float *x, int64_t n, sk_act act)
 {
     const int64_t n8 = n / 8 * 8;
     int64_t i = 0;
-    /* fixed 8-wide blocks: what GCC's -O2 vectoriser takes */
-    if (act == SK_ACT_GELU_TANH)
-        for (; i < n8; i += 8)
-            for (int t = 0; t < 8; t++) y[i + t] = sk_fgelu_tanh(x[i + t]);
-    else if (act == SK_ACT_SILU)
-        for (; i < n8; i += 8)
-            for (int t = 0; t < 8; t++) y[i + t] = sk_fsilu(x[i + t]);
-    else if (act == SK_ACT_RELU)
-        for (; i < n8; i += 8)
-            for (int t = 0; t < 8; t++) {
-                const float v = x[i + t];
-                y[i + t] = v > 0.0f ? v : (v == v ? 0.0f : v);
-            }
-    else if (act == SK_ACT_TANH_CLAMP)
-        for (; i < n8; i += 8)
-            for (int t = 0; t < 8; t++) y[i + t] = 3.0f * sk_ftanh(x[i + t] / 3.0f);
+    if (act == SK_ACT_GELU_TANH) SK_ACT_BLOCK(sk_fgelu_tanh(v[t]))
+    else if (act == SK_ACT_SILU) SK_ACT_BLOCK(sk_fsilu(v[t]))
+    else if (act == SK_ACT_RELU) SK_ACT_BLOCK(v[t] > 0.0f ? v[t] : (v[t] == v[t] ? 0.0f : v[t]))
+    else if (act == SK_ACT_TANH_CLAMP) SK_ACT_BLOCK(3.0f * sk_ftanh(v[t] / 3.0f))
     else if (act == SK_ACT_CLAMP01)
-        for (; i < n8; i += 8)
-            for (int t = 0; t < 8; t++) {
-                const float v = x[i + t];
-                y[i + t] = v != v ? v : (v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v));
-            }
+        SK_ACT_BLOCK(v[t] != v[t] ? v[t] : (v[t] < 0.0f ? 0.0f : (v[t] > 1.0f ? 1.0f : v[t])))
     for (; i < n; i++) y[i] = sk_cpu_fast_act1(x[i], act);
 }
 
