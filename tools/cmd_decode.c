@@ -100,7 +100,7 @@ int sk_cmd_decode(int argc, char **argv)
         {"dtype", 0, SK_OPT_ENUM, &o.dtype, .help = "the same as --vae-dtype (fp32 = f32)",
          .choices = "bf16|fp32"},
         SK_OPT_HEADING("Output (one or more)"),
-        {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov) or rtmp:// URL",
+        {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov/.webm/.ts/.gif ...) or rtmp:// URL",
          .metavar = "FILE"},
         {"frames-dir", 0, SK_OPT_STRING, &o.frames_dir, .help = "write DIR/frame_000000.png, ...",
          .metavar = "DIR"},

@@ -771,7 +771,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "generate (rounded up to whole latent frames: 4N-3)", NULL, "N"),
          .lo = 1, .hi = 4 << 20},
         {OPT("seconds", SK_OPT_DOUBLE, &o.seconds, "from --frames", "video length in seconds "
-             "at --fps (replaces --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
+             "at --fps (instead of --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
          .lo = 0, .hi = 1e7},
         {OPT("height", SK_OPT_INT64, &o.height, NULL, "height in pixels (multiple of 16)", NULL,
              "PX"), .lo = 16, .hi = 16384},
@@ -825,8 +825,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         GROUP("Output"),
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
-        {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov) or rtmp:// URL "
-             "(decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
+        {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov/.webm/.ts/.gif, any "
+             "container FFmpeg muxes) or rtmp:// URL (decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
         {OPT("frames-dir", SK_OPT_STRING, &o.frames_dir, NULL, "write decoded frames as "
              "DIR/frame_000000.png, ...", NULL, "DIR")},
         {OPT("rgb-out", SK_OPT_STRING, &o.rgb_out, NULL, "write decoded frames as `frames` "
@@ -843,8 +843,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("timeline-out", SK_OPT_STRING, &o.timeline_out, NULL, "save the prompt timeline "
              "as applied (JSON lines in the --prompts format, latent frame and wall time): "
              "--prompts FILE replays the run", NULL, "FILE")},
-        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file (.mp4/.mkv/"
-             ".mov), e.g. next to an rtmp:// stream", NULL, "FILE")},
+        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file: the same "
+             "packets through FFmpeg's tee muxer when -o is a file, a sink of its own next to an "
+             "rtmp:// stream", NULL, "FILE")},
         {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
              "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
         {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
