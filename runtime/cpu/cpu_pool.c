@@ -26,30 +26,39 @@ typedef struct {
     atomic_uint_least64_t claim;
     atomic_int_least64_t done;
     int nthreads;
+    /* back-off on a busy machine (caller's thread only, under `submit`):
+     * share = moving average of the pieces the workers ran; when they ran
+     * almost none (the OS gave them no core) the next jobs run on the caller
+     * alone, without waking anyone, then the pool tries again */
+    double share;
+    int serial_left;
 } sk_pool;
 
 static sk_pool g_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
                          .wake = PTHREAD_COND_INITIALIZER,
                          .submit = PTHREAD_MUTEX_INITIALIZER,
-                         .nthreads = 1};
+                         .nthreads = 1,
+                         .share = 1.0};
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Thread_local int t_in_pool; /* this thread is running a piece */
 
-/* Claims and runs pieces of job `gen` until none is left. */
-static void run_pieces(sk_pool *p, uint64_t gen, sk_par_fn fn, void *ctx, int64_t n,
-                       int64_t piece, int64_t npieces)
+/* Claims and runs pieces of job `gen` until none is left; returns how many it ran. */
+static int64_t run_pieces(sk_pool *p, uint64_t gen, sk_par_fn fn, void *ctx, int64_t n,
+                          int64_t piece, int64_t npieces)
 {
+    int64_t ran = 0;
     for (;;) {
         uint64_t c = atomic_load(&p->claim);
-        if ((c >> 32) != (gen & 0xffffffffu)) return;
+        if ((c >> 32) != (gen & 0xffffffffu)) return ran;
         const int64_t i = (int64_t)(c & 0xffffffffu);
-        if (i >= npieces) return;
+        if (i >= npieces) return ran;
         if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
         const int64_t i0 = i * piece, i1 = i0 + piece < n ? i0 + piece : n;
         t_in_pool = 1;
         fn(ctx, i0, i1);
         t_in_pool = 0;
         atomic_fetch_add(&p->done, 1);
+        ran++;
     }
 }
 
@@ -113,6 +122,12 @@ void sk_par_for(int64_t n, int64_t grain, sk_par_fn fn, void *ctx)
         return;
     }
     sk_pool *p = &g_pool;
+    if (p->serial_left > 0) { /* backing off: the workers got no core lately */
+        p->serial_left--;
+        pthread_mutex_unlock(&p->submit);
+        fn(ctx, 0, n);
+        return;
+    }
     /* about 4 pieces a thread (a late or preempted thread leaves its share
      * to the others), none smaller than grain */
     int64_t piece = (n + 4 * T - 1) / (4 * T);
@@ -134,8 +149,13 @@ void sk_par_for(int64_t n, int64_t grain, sk_par_fn fn, void *ctx)
     atomic_store(&p->gen, gen);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_pieces(p, gen, fn, ctx, n, piece, npieces);
+    const int64_t mine = run_pieces(p, gen, fn, ctx, n, piece, npieces);
     /* only pieces a worker claimed are left: wait for them */
     while (atomic_load(&p->done) < npieces) sched_yield();
+    p->share = 0.9 * p->share + 0.1 * (double)(npieces - mine) / (double)npieces;
+    if (p->share < 0.1) { /* workers ran under a tenth: 256 jobs alone, then try again */
+        p->serial_left = 256;
+        p->share = 0.5;
+    }
     pthread_mutex_unlock(&p->submit);
 }

@@ -8,6 +8,10 @@
  * the team; on a 2-core machine shared with other processes that made a
  * 2-thread run 8x slower than one thread.)
  *
+ * When the workers ran under a tenth of the pieces on average (the OS gave
+ * them no core), the next 256 jobs run on the caller alone without waking
+ * anyone, then the pool tries again.
+ *
  * Nested or concurrent calls (another thread already using the pool) run
  * serially on the caller. Threads: SK_CPU_THREADS (default: online cores).
  */
