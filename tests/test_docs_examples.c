@@ -1,6 +1,6 @@
 /* test_docs_examples.c - the docs' example commands run as written, so they
  * cannot rot: every ```sh block preceded by a `<!-- runnable -->` line in
- * README.md and docs/*.md runs with bash -eu from the repository root (as a
+ * README.md and the docs/ pages (.md) runs with bash -eu from the repository root (as a
  * fresh clone would), with the built `sinkstream` first on PATH. The blocks
  * use the tiny models under tests/fixtures and write under /tmp. */
 #include <dirent.h>

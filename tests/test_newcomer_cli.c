@@ -146,15 +146,28 @@ Test(newcomer, cmake_install_and_pkg_config)
     cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
     snprintf(cmd, sizeof cmd, "'%s/prefix/bin/sinkstream' --version", g_dir);
     cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
-    /* a program against the installed headers and libraries, found by pkg-config */
+    /* a program against the installed public API (libsinkstream.so), found by pkg-config:
+     * a bad device must come back as a status naming it */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && printf '%%s\\n' '#include \"runtime/sinkstream.h\"' '#include <stdio.h>' "
+             "'int main(void) { sk_engine_params p = sk_engine_params_default(); sk_engine *e = 0;' "
+             "'p.vae = \"x.safetensors\"; p.device = \"tpu\";' "
+             "'if (sk_engine_open(&p, &e) != SK_E_INVALID_ARG) return 1;' "
+             "'printf(\"%%s %%s\\n\", sk_version(), sk_last_error()); return 0; }' > api.c && "
+             "cc -std=gnu11 api.c -o api "
+             "$(PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig' pkg-config --cflags --libs "
+             "sinkstream) && ./api | grep -q \"device 'tpu'\"",
+             g_dir, g_dir);
+    cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
+    /* and one below it, against the static libraries (sinkstream-static.pc) */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && printf '%%s\\n' '#include \"runtime/engine/device.h\"' '#include <stdio.h>' "
              "'int main(void) { sk_backend *be = 0; if (sk_backend_create(\"cpu\", SK_DTYPE_F32, &be)) "
              "return 1; puts(be->name); sk_backend_free_(&be); return 0; }' > use.c && "
-             "PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig' cc -std=gnu11 use.c -o use "
+             "cc -std=gnu11 use.c -o use "
              "$(PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig' pkg-config --cflags --libs "
-             "sinkstream) && ./use | grep -qx cpu",
-             g_dir, g_dir, g_dir);
+             "sinkstream-static) && ./use | grep -qx cpu",
+             g_dir, g_dir);
     cr_expect_eq(tu_sh(cmd, &err), 0, "%s", err);
     snprintf(cmd, sizeof cmd, "test -f '%s/prefix/share/doc/sinkstream/CLI.md'", g_dir);
     cr_expect_eq(tu_sh(cmd, &err), 0, "docs not installed");

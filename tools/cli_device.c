@@ -7,6 +7,16 @@
 #include "runtime/core/log.h"
 #include "runtime/engine/device.h"
 
+const char *sk_cli_device_api_name(int device)
+{
+    switch (device) {
+    case SK_DEV_CUDA: return "cuda";
+    case SK_DEV_AUTO: return "auto";
+    case SK_DEV_CPU_REF: return "cpu-ref";
+    default: return "cpu";
+    }
+}
+
 void sk_cli_device_resolve(const char *cmd, int *device)
 {
     const char *why = "";

@@ -19,4 +19,8 @@ enum { SK_DEV_CPU = 0, SK_DEV_CUDA = 1, SK_DEV_AUTO = 2, SK_DEV_CPU_REF = 3 };
  * logs the device picked with why (one info line, prefixed by cmd). */
 void sk_cli_device_resolve(const char *cmd, int *device);
 
+/* The engine's device name (runtime/sinkstream.h, sk_engine_params.device) for the
+ * option as given (before sk_cli_device_resolve): "cpu", "cuda", "auto", "cpu-ref". */
+const char *sk_cli_device_api_name(int device);
+
 #endif

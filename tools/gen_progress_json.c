@@ -17,12 +17,10 @@ static long long rss_bytes(void)
 }
 
 void gen_progress_json(int64_t chunk, int64_t latent_done, int64_t total_latent, double elapsed_s,
-                       double fps, const sk_output *out, int done)
+                       double fps, const sk_session_status *ss, int done)
 {
     const int64_t vf = gen_video_frames_of(latent_done);
     const double vfps = elapsed_s > 0 ? (double)vf / elapsed_s : 0.0;
-    sk_output_stats st;
-    sk_output_get_stats(out, &st);
     fprintf(stderr,
             "{\"chunk\":%lld,\"latent_frames\":%lld,\"video_frames\":%lld,"
             "\"total_video_frames\":%lld,\"elapsed_s\":%.3f,\"video_fps\":%.3f,"
@@ -30,7 +28,7 @@ void gen_progress_json(int64_t chunk, int64_t latent_done, int64_t total_latent,
             "\"rss_bytes\":%lld%s}\n",
             (long long)chunk, (long long)latent_done, (long long)vf,
             (long long)gen_video_frames_of(total_latent), elapsed_s, vfps,
-            fps > 0 ? vfps / fps : 0.0, st.lag_ms, (long long)st.late_frames,
-            (long long)st.dropped, rss_bytes(), done ? ",\"done\":true" : "");
+            fps > 0 ? vfps / fps : 0.0, ss->lag_ms, (long long)ss->late_frames,
+            (long long)ss->dropped_frames, rss_bytes(), done ? ",\"done\":true" : "");
     fflush(stderr);
 }

@@ -24,15 +24,15 @@ sk_status gen_timeline_open(gen_timeline *t, const char *path)
     return SK_OK;
 }
 
-sk_status gen_timeline_add(gen_timeline *t, int64_t frame, const gen_prompt *p,
+sk_status gen_timeline_add(gen_timeline *t, int64_t frame, const char *text, const char *key,
                            const char *source)
 {
     if (!t->f) return SK_OK;
     cJSON *j = cJSON_CreateObject();
     SK_CHECK(j, SK_E_OOM, "--timeline-out: out of memory");
     cJSON_AddNumberToObject(j, "frame", (double)frame);
-    if (p->key) cJSON_AddStringToObject(j, "embeds", p->key);
-    else cJSON_AddStringToObject(j, "prompt", p->text ? p->text : "");
+    if (!text && key) cJSON_AddStringToObject(j, "embeds", key);
+    else cJSON_AddStringToObject(j, "prompt", text ? text : "");
     char ws[32];
     snprintf(ws, sizeof ws, "%.3f", sk_progress_now() - t->t0);
     cJSON_AddRawToObject(j, "wall_s", ws);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "runtime/core/status.h"
+#include "runtime/output/output.h"
 
 int sk_out_opts_finish(const sk_cli *cli, sk_out_opts *oo, int *fps_int)
 {
@@ -38,13 +39,11 @@ int sk_out_opts_check_overwrite(const sk_cli *cli, const sk_out_opts *oo, const 
                                    "with ffmpeg", flag, path);
 }
 
-void sk_out_opts_apply(const sk_out_opts *oo, sk_output_params *p)
+void sk_out_opts_to_api(const sk_out_opts *oo, sk_output_opts *p)
 {
-    p->fps_num = oo->fps_num;
-    p->fps_den = oo->fps_den;
     p->codec = oo->codec;
     p->preset = oo->preset;
-    p->crf = oo->crf < 0 ? 0 : oo->crf == 0 ? SK_OUTPUT_CRF_LOSSLESS : oo->crf;
+    p->crf = oo->crf < 0 ? 0 : oo->crf == 0 ? SK_CRF_LOSSLESS : oo->crf;
     p->bitrate = oo->bitrate;
     p->maxrate = oo->maxrate;
     p->bufsize = oo->bufsize;

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "runtime/output/output.h"
+#include "runtime/sinkstream.h"
 #include "tools/cli_opts.h"
 
 typedef struct {
@@ -57,7 +57,9 @@ int sk_out_opts_finish(const sk_cli *cli, sk_out_opts *oo, int *fps_int);
 int sk_out_opts_check_overwrite(const sk_cli *cli, const sk_out_opts *oo, const char *flag,
                                 const char *path);
 
-/* fps, codec, preset, crf and rates into an output's params */
-void sk_out_opts_apply(const sk_out_opts *oo, sk_output_params *p);
+/* codec, preset, crf (FFmpeg's meaning -> the API's: unset 0, 0 SK_CRF_LOSSLESS) and
+ * rates into the engine API's output options; the exact rate goes in the session's
+ * params (fps_num / fps_den) */
+void sk_out_opts_to_api(const sk_out_opts *oo, sk_output_opts *p);
 
 #endif

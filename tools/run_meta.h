@@ -25,7 +25,7 @@ void sk_run_meta_free(sk_run_meta *m);
 
 #include <stdint.h>
 
-#include "tools/gen_prompts.h"
+#include "runtime/live/prompts.h"
 
 /* The metadata of a generate run: the prompt list (text, or the embeds
  * tensor name, each with the latent frame it starts at), seed, model file,

@@ -11,6 +11,9 @@
 #include "runtime/core/log.h"
 
 #define SK_POOL_MAX 64
+/* pieces a job is cut into (fewer when grain says so): a fixed number, so the
+ * cut never depends on the threads (see cpu_pool.h) */
+#define SK_POOL_PIECES 16
 
 typedef struct {
     pthread_mutex_t mu;       /* guards the job fields below and gen for sleepers */
@@ -112,30 +115,32 @@ int sk_par_threads(void)
     return g_pool.nthreads;
 }
 
+/* the same pieces, one after the other, on the caller */
+static void serial_pieces(int64_t n, int64_t piece, sk_par_fn fn, void *ctx)
+{
+    for (int64_t i0 = 0; i0 < n; i0 += piece) fn(ctx, i0, i0 + piece < n ? i0 + piece : n);
+}
+
 void sk_par_for(int64_t n, int64_t grain, sk_par_fn fn, void *ctx)
 {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
+    /* the cut depends on n and grain only: SK_POOL_PIECES pieces (a late or
+     * preempted thread leaves its share to the others), none smaller than grain */
+    int64_t piece = (n + SK_POOL_PIECES - 1) / SK_POOL_PIECES;
+    if (piece < grain) piece = grain;
+    const int64_t npieces = (n + piece - 1) / piece;
     const int T = sk_par_threads();
-    if (T == 1 || n <= grain || t_in_pool || pthread_mutex_trylock(&g_pool.submit) != 0) {
-        fn(ctx, 0, n);
+    if (T == 1 || npieces == 1 || t_in_pool || pthread_mutex_trylock(&g_pool.submit) != 0) {
+        serial_pieces(n, piece, fn, ctx);
         return;
     }
     sk_pool *p = &g_pool;
     if (p->serial_left > 0) { /* backing off: the workers got no core lately */
         p->serial_left--;
         pthread_mutex_unlock(&p->submit);
-        fn(ctx, 0, n);
+        serial_pieces(n, piece, fn, ctx);
         return;
-    }
-    /* about 4 pieces a thread (a late or preempted thread leaves its share
-     * to the others), none smaller than grain */
-    int64_t piece = (n + 4 * T - 1) / (4 * T);
-    if (piece < grain) piece = grain;
-    int64_t npieces = (n + piece - 1) / piece;
-    if (npieces > 0xffffffffLL) { /* cannot happen for tensor sizes; stay exact anyway */
-        piece = (n + 0xfffffffeLL) / 0xffffffffLL;
-        npieces = (n + piece - 1) / piece;
     }
     pthread_mutex_lock(&p->mu);
     const uint64_t gen = atomic_load(&p->gen) + 1;

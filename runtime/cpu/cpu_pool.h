@@ -14,6 +14,13 @@
  *
  * Nested or concurrent calls (another thread already using the pool) run
  * serially on the caller. Threads: SK_CPU_THREADS (default: online cores).
+ *
+ * The pieces depend on n and grain only (at most 16 of them), never on the
+ * threads, the back-off or another session using the pool, and a serial run
+ * goes through the same pieces one by one: OpenBLAS's sgemm rounds a sub-product
+ * differently from the whole, so a cut that followed the scheduling made the
+ * same session give other bits from run to run (two sessions of one engine,
+ * a busy machine).
  */
 #ifndef SK_CPU_POOL_H
 #define SK_CPU_POOL_H

@@ -581,7 +581,8 @@ static void libav_log(void *avcl, int level, const char *fmt, va_list vl)
     }
 }
 
-static void route_libav_log(void)
+/* Every libav user (file outputs, the live view) calls this first. */
+void sk_output_quiet_libav(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, install_libav_log);
@@ -629,7 +630,7 @@ static char *tee_spec(const char *main, const sk_output_params *p)
 
 sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
 {
-    route_libav_log();
+    sk_output_quiet_libav();
     ff_sink *s = calloc(1, sizeof *s);
     SK_CHECK(s, SK_E_OOM, "output '%s': out of memory", o->path);
     s->guard.timeout_ms = p->timeout_ms;

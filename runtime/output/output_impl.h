@@ -37,6 +37,10 @@ sk_status sk_output_rgb_open(sk_output *o, const sk_output_params *p);
 sk_status sk_output_async_wrap(sk_output *inner, int slots, const sk_output_params *p,
                                sk_output **out);
 
+/* Routes libav's log through ours, at our level (once per process; output_ffmpeg.c;
+ * FFmpeg builds only). */
+void sk_output_quiet_libav(void);
+
 /* mkdir -p; message names the component that failed. */
 sk_status sk_output_mkdirs(const char *dir);
 

@@ -1,8 +1,8 @@
-/* gen_live.h - the live side of `sinkstream generate` (docs/LIVE.md): the
- * control channels (stdin lines, HTTP), what happens at a chunk boundary
- * (pause / step / stop, a prompt switch with its latency), the status
- * snapshot, and SIGINT/SIGTERM (stop at the next boundary, outputs
- * finalised). cmd_generate.c calls it around sk_stream_step.
+/* live_loop.h - the live side of a session (docs/LIVE.md): the control
+ * channels (stdin lines, HTTP), what happens at a chunk boundary (pause /
+ * step / stop, a prompt switch with its latency) and the status snapshot.
+ * runtime/engine/session.c calls it around sk_stream_step; the stop flag is
+ * set by sk_session_stop (the CLI's SIGINT/SIGTERM handler calls that).
  */
 #ifndef SK_TOOLS_GEN_LIVE_H
 #define SK_TOOLS_GEN_LIVE_H
@@ -12,7 +12,7 @@
 #include "runtime/live/control.h"
 #include "runtime/output/output.h"
 #include "runtime/stream/stream.h"
-#include "tools/gen_prompts.h"
+#include "runtime/live/prompts.h"
 
 /* Options (fields of cmd_generate's option table). */
 typedef struct {
@@ -49,17 +49,16 @@ typedef struct {
     int64_t ring_vf[8];
     int ring_n;
     int64_t chunks;
-    int installed_signals;
+    const volatile int *stop_flag; /* != 0: stop at the next boundary (signal, API) */
 } gen_live;
 
-/* 1 after SIGINT/SIGTERM (the outputs' abort flag). */
-extern volatile int g_gen_signal;
-
-/* Sets up control (when asked) and the signal handlers. emb: the
- * --text-embeds file (its tensor names are the embeds a command may name);
- * have_text: a text encoder stays loaded for text prompts. */
+/* Sets up control (when asked). emb: the --text-embeds file (its tensor names
+ * are the embeds a command may name); have_text: a text encoder stays loaded
+ * for text prompts; stop_flag (may be NULL): set by a signal handler or
+ * sk_session_stop, read at every boundary. */
 sk_status gen_live_start(gen_live *lv, const gen_live_opts *o, const sk_st_file *emb,
-                         int have_text, int64_t frames_total, int64_t chunk, int fps);
+                         int have_text, int64_t frames_total, int64_t chunk, int fps,
+                         const volatile int *stop_flag);
 void gen_live_finish(gen_live *lv);
 
 /* At a chunk boundary, before the step: takes the queued commands (pause,

@@ -18,8 +18,8 @@
  * line wins over them. "fallback" names a replacement value for an option whose
  * value this build does not offer (e.g. a KV policy not built yet).
  */
-#ifndef SK_TOOLS_MODEL_DIR_H
-#define SK_TOOLS_MODEL_DIR_H
+#ifndef SK_ENGINE_MODEL_DIR_H
+#define SK_ENGINE_MODEL_DIR_H
 
 #include <stdio.h>
 

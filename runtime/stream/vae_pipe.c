@@ -1,5 +1,5 @@
 /* vae_pipe.c - see vae_pipe.h. */
-#include "tools/vae_pipe.h"
+#include "runtime/stream/vae_pipe.h"
 
 #include <stdlib.h>
 #include <string.h>

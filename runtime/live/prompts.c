@@ -1,5 +1,5 @@
-/* gen_prompts.c - see gen_prompts.h. */
-#include "tools/gen_prompts.h"
+/* prompts.c - see prompts.h. */
+#include "runtime/live/prompts.h"
 #include "runtime/engine/device.h"
 
 #include <cjson/cJSON.h>

@@ -1,6 +1,6 @@
 /* model_dir.c - model directories: model.json, and the end-to-end check of
  * `sinkstream inspect DIR` (see model_dir.h). */
-#include "tools/model_dir.h"
+#include "runtime/engine/model_dir.h"
 #include "runtime/engine/device.h"
 
 #include <cjson/cJSON.h>
@@ -22,7 +22,7 @@
 #include "vae/taehv.h"
 
 static const char *const k_families[] = {"self-forcing", "longlive", "reward-forcing",
-                                         "rolling-forcing"};
+                                         "rolling-forcing", "demo"};
 
 int sk_model_dir_is(const char *path)
 {
@@ -185,7 +185,7 @@ sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
         known |= !strcmp(fam->valuestring, k_families[i]);
     if (!known) {
         st = SK_ERR(SK_E_FORMAT, "'%s': \"family\" is %s%s%s; expected one of self-forcing, "
-                    "longlive, reward-forcing, rolling-forcing", m->json_path,
+                    "longlive, reward-forcing, rolling-forcing, demo", m->json_path,
                     cJSON_IsString(fam) ? "'" : "", cJSON_IsString(fam) ? fam->valuestring : "missing",
                     cJSON_IsString(fam) ? "'" : "");
         goto fail;

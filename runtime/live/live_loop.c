@@ -1,7 +1,6 @@
-/* gen_live.c - see gen_live.h. */
-#include "tools/gen_live.h"
+/* live_loop.c - see live_loop.h. */
+#include "runtime/live/live_loop.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,41 +8,19 @@
 #include "runtime/core/log.h"
 #include "runtime/core/progress.h"
 
-volatile int g_gen_signal = 0;
-
-static struct sigaction g_old_int, g_old_term, g_old_pipe;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_gen_signal = 1;
-    /* a second Ctrl-C kills at once */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-}
-
 sk_status gen_live_start(gen_live *lv, const gen_live_opts *o, const sk_st_file *emb,
-                         int have_text, int64_t frames_total, int64_t chunk, int fps)
+                         int have_text, int64_t frames_total, int64_t chunk, int fps,
+                         const volatile int *stop_flag)
 {
     memset(lv, 0, sizeof *lv);
     lv->o = o;
+    lv->stop_flag = stop_flag;
     lv->fps = fps > 0 ? fps : 16;
     lv->chunk = chunk;
     lv->frames_total = frames_total;
     lv->t_start = sk_progress_now();
     lv->paused = o->start_paused;
     if (lv->paused) lv->t_paused = lv->t_start;
-    g_gen_signal = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &g_old_int);
-    sigaction(SIGTERM, &sa, &g_old_term);
-    sa.sa_handler = SIG_IGN; /* a dead RTMP peer must give EPIPE, not kill us */
-    sigaction(SIGPIPE, &sa, &g_old_pipe);
-    lv->installed_signals = 1;
-
     if (!o->control_stdin && o->control_port < 0) return SK_OK;
     const char **names = NULL;
     int n = 0;
@@ -84,12 +61,6 @@ void gen_live_finish(gen_live *lv)
     }
     sk_ctl_cmd_free(&lv->pend);
     sk_control_free(&lv->ctl);
-    if (lv->installed_signals) {
-        sigaction(SIGINT, &g_old_int, NULL);
-        sigaction(SIGTERM, &g_old_term, NULL);
-        sigaction(SIGPIPE, &g_old_pipe, NULL);
-        lv->installed_signals = 0;
-    }
 }
 
 static void publish(gen_live *lv, const sk_stream *s, const sk_output *out, int64_t vframes)
@@ -171,9 +142,10 @@ static void set_paused(gen_live *lv, int paused, int64_t frame)
 int gen_live_boundary(gen_live *lv, const sk_stream *s, const sk_output *out, int64_t vframes)
 {
     for (;;) {
-        if (g_gen_signal || (lv->ctl && sk_control_stop_requested(lv->ctl))) {
-            if (!lv->stopping)
-                SK_LOGI("%s: stopping at latent frame %lld", g_gen_signal ? "signal" : "control",
+        const int flag = lv->stop_flag && __atomic_load_n(lv->stop_flag, __ATOMIC_ACQUIRE);
+        if (flag || (lv->ctl && sk_control_stop_requested(lv->ctl))) {
+            if (!lv->stopping) /* the flag: a signal handler or sk_session_stop */
+                SK_LOGI("%s: stopping at latent frame %lld", flag ? "signal" : "control",
                         (long long)s->next_frame);
             lv->stopping = 1;
             publish(lv, s, out, vframes);

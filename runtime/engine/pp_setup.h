@@ -1,4 +1,5 @@
-/* gen_pp.h - `sinkstream generate` over pipeline stages (docs/MULTIGPU.md).
+/* pp_setup.h - a session over pipeline stages (docs/MULTIGPU.md); runtime/engine/session.c
+ * opens it for an engine made with gpus > 1 or pp_stages (the CLI: generate --gpus ...).
  *
  *   --gpus N          N CUDA devices, one stage each, NCCL between them
  *   --pp-stages N     N stages over the loopback transport: N CPU backends
@@ -11,8 +12,8 @@
  * The latents are those of the single-backend run (bit-identical on the
  * CPU). Not with prompt switches, live control or --dump-steps yet.
  */
-#ifndef SK_TOOLS_GEN_PP_H
-#define SK_TOOLS_GEN_PP_H
+#ifndef SK_ENGINE_PP_SETUP_H
+#define SK_ENGINE_PP_SETUP_H
 
 #include "dit/model.h"
 #include "runtime/stream/pp_stream.h"
@@ -22,6 +23,7 @@ typedef struct {
     int stages;        /* --pp-stages (0: --gpus decides) */
     const char *split; /* --pp-split */
     int transport;     /* 0 auto, 1 loopback, 2 nccl */
+    int cpu_ref;       /* CPU stages on the reference backend (device "cpu-ref") */
 } gen_pp_opts;
 
 /* Is a pipelined run asked for? */

@@ -1,4 +1,4 @@
-/* gen_prompts.h - the prompts of `sinkstream generate`: the --prompts
+/* prompts.h - prompts of a session and of `sinkstream generate`: the --prompts
  * schedule (JSON lines), turning a prompt (an --text-embeds tensor or a text
  * for the umT5 encoder) into a host context, and fitting it to the DiT.
  * Used for the schedule before the DiT is loaded and, with live control
@@ -19,8 +19,8 @@
  *     same boundary the later one wins (a warning names both)
  *   - errors name the file and the line
  */
-#ifndef SK_TOOLS_GEN_PROMPTS_H
-#define SK_TOOLS_GEN_PROMPTS_H
+#ifndef SK_LIVE_PROMPTS_H
+#define SK_LIVE_PROMPTS_H
 
 #include <stdint.h>
 

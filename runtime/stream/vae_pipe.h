@@ -1,6 +1,6 @@
 /* vae_pipe.h - the TAEHV decode of a chunk overlapped with the DiT's next chunk.
  *
- * Shared by `sinkstream generate` and `sinkstream bench --with-vae`. Two modes:
+ * Used by sessions (runtime/engine/session.c) and `sinkstream bench --with-vae`. Two modes:
  *  - overlapped: the decoder's model lives on a second CUDA backend of the DiT's
  *    device (its own stream, workspace and scratch). push copies the chunk's
  *    latents on the DiT stream into a buffer of the VAE backend (after the VAE
@@ -15,8 +15,8 @@
  * then flush and write what it returns. Frames are host f32 [n, 3, H, W], valid
  * until the next push/flush.
  */
-#ifndef SK_TOOLS_VAE_PIPE_H
-#define SK_TOOLS_VAE_PIPE_H
+#ifndef SK_STREAM_VAE_PIPE_H
+#define SK_STREAM_VAE_PIPE_H
 
 #include <stdint.h>
 
