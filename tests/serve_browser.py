@@ -11,11 +11,13 @@ page, starts a session from the form, and checks what a person would see:
     per shown frame (requestVideoFrameCallback + the "chunk" events' wall times), at 16 and
     24 fps: printed, and written to serve_browser_latency.json in the working directory;
   - the MJPEG fallback (?view=mjpeg) shows a picture too;
-  - Stop ends the session; SIGINT stops the server cleanly (exit 0).
+  - Stop ends the session; SIGINT stops the server cleanly (exit 0);
+  - a server with --token: the page asks for the token, then the API, the events
+    (?access_token=) and the video (Authorization header) work.
 Run by CTest (test serve_browser); by hand:
   /usr/bin/python3 tests/serve_browser.py build/sinkstream [--keep-screenshots DIR]
 """
-import argparse, json, os, re, signal, socket, struct, subprocess, sys, tempfile, time, zlib
+import argparse, json, os, re, signal, struct, subprocess, tempfile, time, zlib
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -24,14 +26,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def png_pixels(data):
@@ -98,16 +92,18 @@ def main():
     ap.add_argument("sinkstream")
     ap.add_argument("--keep-screenshots", metavar="DIR")
     a = ap.parse_args()
-    port = free_port()
     tmp = tempfile.mkdtemp(prefix="sk_serve_browser_")
     log = open(os.path.join(tmp, "serve.log"), "w+")
     server = subprocess.Popen([a.sinkstream, "serve", "--model", os.path.join(ROOT, "tests/fixtures/tiny_model"),
-                               "--port", str(port), "--record-dir", os.path.join(tmp, "rec")],
+                               "--port", "0", "--record-dir", os.path.join(tmp, "rec")],
                               stdout=log, stderr=subprocess.STDOUT)
     driver = None
     ok = False
     try:
-        wait("the server's ready line", lambda: "ready on http" in open(log.name).read(), 30)
+        # --port 0: the server binds a free port itself and names it (no race with other programs)
+        ready = wait("the server's ready line", lambda: re.search(r"ready on http://127\.0\.0\.1:(\d+)/",
+                                                                   open(log.name).read()), 30)
+        port = int(ready.group(1))
         opts = Options()
         opts.binary_location = "/usr/bin/chromium"
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -196,6 +192,26 @@ def main():
         lat24 = js("return window.sinkstream.latencies.slice(-150)")
         driver.find_element(By.ID, "stop").click()
 
+        # ---- a server with --token: the page asks for it, then works (token in a header for
+        # fetch, ?access_token= for EventSource)
+        tlog = open(os.path.join(tmp, "token.log"), "w+")
+        tsrv = subprocess.Popen([a.sinkstream, "serve", "--model", os.path.join(ROOT, "tests/fixtures/tiny_model"),
+                                 "--port", "0", "--token", "s3cret"], stdout=tlog, stderr=subprocess.STDOUT)
+        try:
+            tr = wait("the token server", lambda: re.search(r"ready on http://127\.0\.0\.1:(\d+)/", open(tlog.name).read()), 30)
+            driver.get("http://127.0.0.1:%s/" % tr.group(1))
+            wait("the token box", lambda: driver.find_element(By.ID, "token-box").is_displayed(), 10)
+            box = driver.find_element(By.ID, "token")
+            box.send_keys("s3cret" + Keys.TAB)
+            wait("the API with the token", lambda: "sessions" in driver.find_element(By.ID, "server").text, 10)
+            start(16, "a cat")
+            wait("events through ?access_token", lambda: js("return window.sinkstream.chunkTimes.length") > 0, 20)
+            wait("video with the token", lambda: video_time() > 0.3, 20)
+        finally:
+            tsrv.send_signal(signal.SIGINT)
+            tsrv.wait(15)
+            js("localStorage.removeItem('sinkstream-token')")
+
         for fps, lat in ((16, lat16), (24, lat24)):
             assert len(lat) >= 10, "only %d delay samples at %d fps (requestVideoFrameCallback?)" % (len(lat), fps)
             assert all(v > -50 for v in lat), "negative delays at %d fps: clocks or mapping wrong: %s" % (fps, lat[:10])
@@ -225,8 +241,9 @@ def main():
         text = log.read()
         if not ok or rc != 0:
             print(text[-4000:])
-        assert rc == 0, "the server did not exit cleanly on SIGINT (rc %s)" % rc
-        assert "serve: stopped" in text
+        if ok:  # else the test's own failure is the one to report
+            assert rc == 0, "the server did not exit cleanly on SIGINT (rc %s)" % rc
+            assert "serve: stopped" in text
     print("serve_browser: ok")
 
 

@@ -23,17 +23,20 @@ static void fini(void)
     lu_dir_remove();
 }
 
+/* --port 0: the server binds a free port itself and names it in its ready line (no
+ * race with other programs for a port found free a moment before). */
 static pid_t start_server(const char *extra, int *port, const char *log)
 {
-    *port = lu_free_port();
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s serve --model %s --port %d --record-dir %s %s", lu_bin(), MODEL,
-             *port, lu_path("rec"), extra ? extra : "");
+    snprintf(cmd, sizeof cmd, "%s serve --model %s --port 0 --record-dir %s %s", lu_bin(), MODEL,
+             lu_path("rec"), extra ? extra : "");
     pid_t pid = lu_spawn(cmd, log, NULL);
-    if (!lu_wait_for_text(log, "ready on http", 30)) {
-        char *t = lu_read(log);
-        cr_assert_fail("the server did not start: %s", t);
-    }
+    char *t = NULL;
+    if (lu_wait_for_text(log, "ready on http", 30)) t = lu_read(log);
+    const char *at = t ? strstr(t, "ready on http://127.0.0.1:") : NULL;
+    *port = at ? atoi(at + strlen("ready on http://127.0.0.1:")) : 0;
+    if (*port <= 0) cr_assert_fail("the server did not start: %s", t ? t : lu_read(log));
+    free(t);
     return pid;
 }
 
@@ -201,8 +204,7 @@ Test(serve_api, a_token_is_required_off_loopback, .fini = fini)
 {
     lu_dir_make("serve_api_token");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s serve --model %s --host 0.0.0.0 --port %d", lu_bin(), MODEL,
-             lu_free_port());
+    snprintf(cmd, sizeof cmd, "%s serve --model %s --host 0.0.0.0 --port 0", lu_bin(), MODEL);
     pid_t pid = lu_spawn(cmd, lu_path("open.log"), NULL);
     cr_expect_eq(lu_wait(pid, 30), 2, "a non-loopback --host without --token must be refused");
     char *t = lu_read(lu_path("open.log"));

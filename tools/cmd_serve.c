@@ -97,6 +97,8 @@ static int model_defaults(const sk_model_dir *m, sk_session_params *sp)
     return 0;
 }
 
+static void on_stop_signal(int sig) { (void)sig; } /* never runs: the signals are blocked */
+
 int sk_cmd_serve(int argc, char **argv)
 {
     serve_opts o = {.host = "127.0.0.1", .port = 8080, .device = "auto", .max_sessions = 4,
@@ -150,7 +152,15 @@ int sk_cmd_serve(int argc, char **argv)
     }
 
     /* SIGINT/SIGTERM are taken by sigwait on this thread: blocked here, before
-     * any thread starts, so every thread inherits the mask */
+     * any thread starts, so every thread inherits the mask. A handler first:
+     * a shell starts background jobs with SIGINT ignored, and an ignored
+     * signal is dropped rather than left pending for sigwait. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);

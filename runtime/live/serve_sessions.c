@@ -1,340 +1,24 @@
 /* serve_sessions.c - the session manager of `sinkstream serve` on the engine
- * API (serve_sessions.h). One thread per session:
- *
- *   wait while paused; wait for the pace (real time: the next chunk starts
- *   when the video made so far, less one chunk's measured step time, has been
- *   due); sk_session_step -> the frame callback writes the frames into the
- *   live view and closes one fMP4 fragment (a "chunk" SSE event carries the
- *   wall time, so a browser measures decode -> display); the prompts due at
- *   this boundary get a "prompt" event with the video frame they took
- *   effect at; then sk_session_finish (files finalised) and close.
+ * API (serve_sessions.h): the list, references, and the backend calls of the
+ * HTTP layer. One thread per session runs it (serve_session.c).
  *
  * Locks: m->mu guards the list and reference counts; ss->mu guards a
  * session's control flags, counters and pending prompts; ss->api_mu guards
  * the sk_session pointer against the close at the end of the thread (the
  * engine's queue/stop/status calls are thread-safe by themselves). */
-#include "runtime/live/serve_sessions.h"
+#include "runtime/live/serve_sessions_impl.h"
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 #include "runtime/core/log.h"
 #include "runtime/output/live_view.h"
-
-#define MAX_LISTED 64   /* sessions kept in the list, finished ones included */
-#define MAX_PENDING 64  /* prompts waiting for their boundary, per session */
-#define EVENTS_KEPT 512 /* SSE records kept for late subscribers (the timeline) */
-
-typedef struct {
-    uint64_t req;
-    char *text;
-    int64_t latent;  /* -1: the next chunk boundary */
-    int cut;
-    double t_queued; /* monotonic */
-} pending_prompt;
-
-typedef struct srv_session {
-    char id[SK_SERVE_ID_HEX + 1];
-    struct sk_serve_mgr *m;
-    int refs;          /* m->mu: the list's one + attached readers */
-    int listed;
-    pthread_t th;
-    int joined;
-    pthread_mutex_t api_mu;
-    sk_session *s;     /* api_mu; NULL once closed */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int paused, stop;
-    char state[12];    /* starting running paused done stopped failed */
-    char error[512];
-    char prompt[512];  /* the prompt in effect */
-    int64_t prompt_frame; /* the video frame it took effect at */
-    /* request */
-    sk_serve_params p;
-    int64_t latent_total; /* 0: unbounded */
-    int64_t chunk;
-    char record_path[1024];
-    /* progress */
-    int64_t video_frames, chunks, next_latent;
-    double t_created_epoch, t0, paused_total, pause_since;
-    double fps, gen_fps, chunk_ms, lag_s, step_est;
-    int switches;
-    pending_prompt pend[MAX_PENDING];
-    int n_pend;
-    uint64_t next_req;
-    sk_fanout *events;
-    sk_live_view *view;
-} srv_session;
-
-struct sk_serve_mgr {
-    sk_engine *e;
-    sk_session_params base;
-    sk_engine_info info;
-    pthread_mutex_t mu;
-    srv_session *list[MAX_LISTED];
-    int n, active, max_active;
-    char *record_dir;
-    char model[256];
-    double t_start;
-};
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double now_epoch_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec * 1e3 + 1e-6 * (double)ts.tv_nsec;
-}
-
-/* Video frame where latent frame f starts (the Wan VAE: 1 + 4 (F - 1) frames). */
-static int64_t video_of_latent(int64_t f) { return f <= 0 ? 0 : 4 * f - 3; }
-/* The latent frame that makes video frame v: ceil(v / 4) (as --prompts "at", docs/LIVE.md). */
-static int64_t latent_of_video(int64_t v) { return v <= 0 ? 0 : (v + 3) / 4; }
-
-static int fail(int code, sk_status st, const char *msg)
-{
-    SK_ERR(st, "%s", msg);
-    return code;
-}
-
-/* The HTTP status for an engine failure: the request's fault (400), the
- * model's (409), the device full (503: fewer or smaller sessions), or ours. */
-static int engine_code(sk_status st)
-{
-    switch (st) {
-    case SK_E_INVALID_ARG: case SK_E_SHAPE: return 400;
-    case SK_E_UNSUPPORTED: return 409;
-    case SK_E_OOM: return 503;
-    default: return 500;
-    }
-}
-
-static void ref_drop(srv_session *ss);
-
-/* ---- events */
-
-static void event(srv_session *ss, const char *type, cJSON *d)
-{
-    if (sk_serve_event(ss->events, type, d) != SK_OK)
-        SK_LOGW("serve: session %.8s: event '%s' lost: %s", ss->id, type, sk_error_message());
-}
-
-/* The engine's frame callback (the session's thread): frames into the live
- * view, one fragment per call, and a "chunk" event with the wall time. */
-static void on_frames(void *user, const uint8_t *rgb, int64_t n, int64_t h, int64_t w,
-                      int64_t first_frame)
-{
-    srv_session *ss = user;
-    if (ss->view) {
-        sk_status st = SK_OK;
-        for (int64_t i = 0; i < n && st == SK_OK; i++)
-            st = sk_live_view_write_rgb24(ss->view, rgb + (size_t)i * (size_t)(h * w * 3));
-        if (st == SK_OK) st = sk_live_view_flush(ss->view);
-        if (st != SK_OK) SK_LOGW("serve: session %.8s: live view: %s", ss->id, sk_error_message());
-    }
-    pthread_mutex_lock(&ss->mu);
-    ss->video_frames = first_frame + n;
-    pthread_mutex_unlock(&ss->mu);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddNumberToObject(d, "first_frame", (double)first_frame);
-    cJSON_AddNumberToObject(d, "frames", (double)n);
-    cJSON_AddNumberToObject(d, "t_ms", now_epoch_ms());
-    pthread_mutex_lock(&ss->mu); /* as of the previous chunk */
-    cJSON_AddNumberToObject(d, "fps", round(ss->fps * 100) / 100);
-    cJSON_AddNumberToObject(d, "lag_s", round(ss->lag_s * 1000) / 1000);
-    pthread_mutex_unlock(&ss->mu);
-    event(ss, "chunk", d);
-}
-
-/* After a step that started at latent frame f: the prompts due there were
- * taken by the engine; the last queued of them is the one in effect. */
-static void prompts_applied(srv_session *ss, int64_t f, double t_step)
-{
-    pthread_mutex_lock(&ss->mu);
-    int last = -1, k = 0;
-    for (int i = 0; i < ss->n_pend; i++)
-        if (ss->pend[i].t_queued <= t_step && (ss->pend[i].latent < 0 || ss->pend[i].latent <= f))
-            last = i;
-    cJSON *applied = NULL;
-    for (int i = 0; i < ss->n_pend; i++) {
-        pending_prompt *pp = &ss->pend[i];
-        if (!(pp->t_queued <= t_step && (pp->latent < 0 || pp->latent <= f))) {
-            ss->pend[k++] = *pp; /* not due yet: keeps its place */
-            continue;
-        }
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddNumberToObject(d, "request", (double)pp->req);
-        cJSON_AddStringToObject(d, "prompt", pp->text);
-        cJSON_AddNumberToObject(d, "frame", (double)video_of_latent(f));
-        cJSON_AddNumberToObject(d, "latent_frame", (double)f);
-        cJSON_AddStringToObject(d, "mode", pp->cut ? "cut" : "switch");
-        if (i == last) {
-            snprintf(ss->prompt, sizeof ss->prompt, "%s", pp->text);
-            ss->prompt_frame = video_of_latent(f);
-            applied = d;
-        } else { /* several due at one boundary: the engine applies the last queued */
-            event(ss, "prompt-superseded", d);
-        }
-        free(pp->text);
-    }
-    ss->n_pend = k;
-    pthread_mutex_unlock(&ss->mu);
-    if (applied) event(ss, "prompt", applied);
-}
-
-/* Waits until t (monotonic) or a pause/stop; returns with ss->mu held. */
-static void wait_until(srv_session *ss, double t)
-{
-    while (!ss->stop && !ss->paused) {
-        double left = t - now_mono();
-        if (left <= 0) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double wake = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + (left < 0.5 ? left : 0.5);
-        ts.tv_sec = (time_t)wake;
-        ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
-        pthread_cond_timedwait(&ss->cv, &ss->mu, &ts);
-    }
-}
-
-static void set_state(srv_session *ss, const char *st)
-{
-    snprintf(ss->state, sizeof ss->state, "%s", st);
-}
-
-static void *session_main(void *arg)
-{
-    srv_session *ss = arg;
-    sk_session *s = ss->s;
-    const double fps = ss->p.fps;
-    pthread_mutex_lock(&ss->mu);
-    ss->t0 = now_mono();
-    pthread_mutex_unlock(&ss->mu);
-    sk_status st = SK_OK;
-    double prev_done = 0, prev_paused = 0, t_said = now_mono();
-    for (;;) {
-        pthread_mutex_lock(&ss->mu);
-        if (ss->paused && !ss->stop) {
-            set_state(ss, "paused");
-            ss->pause_since = now_mono();
-            cJSON *d = cJSON_CreateObject();
-            cJSON_AddNumberToObject(d, "frame", (double)ss->video_frames);
-            pthread_mutex_unlock(&ss->mu);
-            event(ss, "paused", d);
-            pthread_mutex_lock(&ss->mu);
-            while (ss->paused && !ss->stop) pthread_cond_wait(&ss->cv, &ss->mu);
-            ss->paused_total += now_mono() - ss->pause_since;
-            if (!ss->stop) {
-                d = cJSON_CreateObject();
-                cJSON_AddNumberToObject(d, "frame", (double)ss->video_frames);
-                pthread_mutex_unlock(&ss->mu);
-                event(ss, "resumed", d);
-                pthread_mutex_lock(&ss->mu);
-            }
-        }
-        if (!ss->stop && ss->p.pace && ss->chunks > 0) {
-            /* start the next chunk so it is ready when the video made so far has played */
-            double due = ss->t0 + ss->paused_total + (double)ss->video_frames / fps - ss->step_est;
-            wait_until(ss, due);
-        }
-        int stop = ss->stop, paused = ss->paused;
-        if (!stop && !paused) set_state(ss, "running");
-        pthread_mutex_unlock(&ss->mu);
-        if (stop) break;
-        if (paused) continue;
-
-        pthread_mutex_lock(&ss->mu);
-        const int64_t vf_before = ss->video_frames;
-        pthread_mutex_unlock(&ss->mu);
-        const double t_step = now_mono();
-        sk_step_info info;
-        memset(&info, 0, sizeof info);
-        st = sk_session_step(s, &info);
-        const double t_done = now_mono();
-        if (st != SK_OK) break;
-        if (info.n_frames > 0) prompts_applied(ss, info.first_frame, t_step);
-        sk_session_status ses;
-        sk_session_get_status(s, &ses);
-        pthread_mutex_lock(&ss->mu);
-        const double dt = t_done - t_step;
-        ss->chunks++;
-        ss->next_latent = ses.next_frame;
-        ss->switches = ses.switches;
-        ss->chunk_ms = 1e3 * dt;
-        ss->step_est = ss->chunks == 1 ? dt : 0.7 * ss->step_est + 0.3 * dt;
-        if (info.n_frames > 0 && dt > 0) /* what the device can make, pace aside */
-            ss->gen_fps = (double)(video_of_latent(info.first_frame + info.n_frames) -
-                                   video_of_latent(info.first_frame)) / dt;
-        /* delivered rate: frames per wall second between chunk ends (a pause resets it) */
-        if (ss->chunks > 1 && ss->paused_total == prev_paused && t_done > prev_done) {
-            const double inst = (double)(ss->video_frames - vf_before) / (t_done - prev_done);
-            ss->fps = ss->chunks == 2 ? inst : 0.6 * ss->fps + 0.4 * inst;
-        }
-        prev_done = t_done;
-        prev_paused = ss->paused_total;
-        const double wall = t_done - ss->t0 - ss->paused_total;
-        ss->lag_s = ss->p.pace ? fmax(0.0, wall - (double)ss->video_frames / fps) : 0;
-        const int say = t_done - t_said >= 10.0;
-        if (say) { /* progress on stderr, every 10 s per session */
-            t_said = t_done;
-            SK_LOGI("serve: session %.8s: frame %lld, %.1f fps (device %.1f), chunk %.0f ms%s%.1f s "
-                    "behind real time", ss->id, (long long)ss->video_frames, ss->fps, ss->gen_fps,
-                    ss->chunk_ms, ss->p.pace ? ", " : ", unpaced, ", ss->lag_s);
-        }
-        pthread_mutex_unlock(&ss->mu);
-        if (info.done) break;
-    }
-    sk_step_info fin;
-    sk_status fst = sk_session_finish(s, &fin);
-    if (st == SK_OK) st = fst;
-    sk_live_view_finish(ss->view);
-    pthread_mutex_lock(&ss->mu);
-    if (st != SK_OK) {
-        snprintf(ss->error, sizeof ss->error, "%s", sk_error_message());
-        set_state(ss, "failed");
-        SK_LOGE("serve: session %.8s failed: %s", ss->id, ss->error);
-    } else {
-        set_state(ss, ss->stop ? "stopped" : "done");
-    }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "state", ss->state);
-    cJSON_AddNumberToObject(d, "frames", (double)ss->video_frames);
-    if (st != SK_OK) cJSON_AddStringToObject(d, "message", ss->error);
-    const int failed = st != SK_OK;
-    pthread_mutex_unlock(&ss->mu);
-    if (failed) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "message", ss->error);
-        event(ss, "session-error", e);
-    }
-    event(ss, "end", d);
-    sk_fanout_close(ss->events);
-    SK_LOGI("serve: session %.8s %s after %lld video frames", ss->id, ss->state,
-            (long long)ss->video_frames);
-    pthread_mutex_lock(&ss->api_mu);
-    sk_session_close(&ss->s);
-    pthread_mutex_unlock(&ss->api_mu);
-    pthread_mutex_lock(&ss->m->mu);
-    ss->m->active--;
-    pthread_mutex_unlock(&ss->m->mu);
-    return NULL;
-}
 
 /* ---- JSON */
 
@@ -399,13 +83,13 @@ static int give_json(cJSON *j, char **out)
 {
     *out = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    return *out ? 0 : fail(500, SK_E_OOM, "out of memory");
+    return *out ? 0 : srv_fail(500, SK_E_OOM, "out of memory");
 }
 
 /* ---- list and references */
 
 /* Finds a listed session and takes a reference (m->mu not held). */
-static srv_session *find_ref(sk_serve_mgr *m, const char *id)
+srv_session *srv_find_ref(sk_serve_mgr *m, const char *id)
 {
     srv_session *ss = NULL;
     pthread_mutex_lock(&m->mu);
@@ -421,7 +105,7 @@ static srv_session *find_ref(sk_serve_mgr *m, const char *id)
     return ss;
 }
 
-static void session_free(srv_session *ss)
+void srv_session_free(srv_session *ss)
 {
     if (!ss->joined) pthread_join(ss->th, NULL);
     for (int i = 0; i < ss->n_pend; i++) free(ss->pend[i].text);
@@ -434,17 +118,17 @@ static void session_free(srv_session *ss)
     free(ss);
 }
 
-static void ref_drop(srv_session *ss)
+void srv_ref_drop(srv_session *ss)
 {
     sk_serve_mgr *m = ss->m;
     pthread_mutex_lock(&m->mu);
     int last = --ss->refs == 0;
     pthread_mutex_unlock(&m->mu);
-    if (last) session_free(ss);
+    if (last) srv_session_free(ss);
 }
 
 /* Asks a session to stop and joins its thread (outputs finalised). */
-static void stop_and_join(srv_session *ss)
+void srv_stop_and_join(srv_session *ss)
 {
     pthread_mutex_lock(&ss->mu);
     ss->stop = 1;
@@ -487,10 +171,10 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
 {
     sk_serve_mgr *m = ctx;
     if (!m->info.has_text_encoder)
-        return fail(409, SK_E_UNSUPPORTED, "this model has no text encoder, so it cannot take "
+        return srv_fail(409, SK_E_UNSUPPORTED, "this model has no text encoder, so it cannot take "
                     "a text prompt; serve a model directory with text_encoder.safetensors");
     if (p->rtmp && !m->info.has_vae)
-        return fail(409, SK_E_UNSUPPORTED, "this model has no VAE: no frames to stream");
+        return srv_fail(409, SK_E_UNSUPPORTED, "this model has no VAE: no frames to stream");
     /* a place in the list: drop the oldest finished session when it is full */
     srv_session *evict = NULL;
     pthread_mutex_lock(&m->mu);
@@ -516,12 +200,12 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     }
     m->active++;
     pthread_mutex_unlock(&m->mu);
-    if (evict) ref_drop(evict);
+    if (evict) srv_ref_drop(evict);
 
     int code = 500;
     srv_session *ss = calloc(1, sizeof *ss);
     if (!ss) {
-        code = fail(500, SK_E_OOM, "out of memory");
+        code = srv_fail(500, SK_E_OOM, "out of memory");
         goto undo;
     }
     ss->m = m;
@@ -530,8 +214,8 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     pthread_mutex_init(&ss->mu, NULL);
     pthread_mutex_init(&ss->api_mu, NULL);
     pthread_cond_init(&ss->cv, NULL);
-    set_state(ss, p->paused ? "paused" : "starting");
-    ss->t_created_epoch = now_epoch_ms();
+    srv_set_state(ss, p->paused ? "paused" : "starting");
+    ss->t_created_epoch = srv_now_epoch_ms();
     ss->p = *p;
     ss->p.prompt = strdup(p->prompt);
     ss->p.rtmp = p->rtmp ? strdup(p->rtmp) : NULL;
@@ -539,7 +223,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     snprintf(ss->prompt, sizeof ss->prompt, "%s", p->prompt);
     if (!ss->p.prompt || (p->rtmp && !ss->p.rtmp) || make_id(ss->id) != 0 ||
         sk_fanout_create(EVENTS_KEPT, 0, &ss->events) != SK_OK) {
-        code = fail(500, SK_E_OOM, "out of memory (or no random source for the session id)");
+        code = srv_fail(500, SK_E_OOM, "out of memory (or no random source for the session id)");
         goto fail_ss;
     }
     sk_session_params sp = m->base;
@@ -558,11 +242,11 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     sp.seed = p->seed;
     sp.fps = p->fps;
     if (p->kv_policy[0]) sp.kv_policy = p->kv_policy;
-    sp.on_frames = on_frames;
+    sp.on_frames = srv_on_frames;
     sp.user = ss;
     sk_status st = sk_session_create(m->e, &sp, &ss->s);
     if (st != SK_OK) {
-        code = engine_code(st);
+        code = srv_engine_code(st);
         goto fail_ss;
     }
     if (p->live_view && m->info.has_vae) {
@@ -575,7 +259,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     }
     if (p->record) {
         if (!m->info.has_vae) {
-            code = fail(409, SK_E_UNSUPPORTED, "\"record\": this model has no VAE, so there "
+            code = srv_fail(409, SK_E_UNSUPPORTED, "\"record\": this model has no VAE, so there "
                         "are no frames to record");
             goto fail_ss;
         }
@@ -589,20 +273,20 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
     if (p->rtmp) {
         sk_output_opts oo = {.reconnect_max_ms = 8000};
         if ((st = sk_session_attach_output(ss->s, p->rtmp, &oo, NULL)) != SK_OK) {
-            code = engine_code(st);
+            code = srv_engine_code(st);
             goto fail_ss;
         }
     }
     if ((st = sk_session_queue_prompt_text(ss->s, p->prompt, 0, SK_SWITCH_DEFAULT)) != SK_OK) {
-        code = engine_code(st);
+        code = srv_engine_code(st);
         goto fail_ss;
     }
     ss->pend[0] = (pending_prompt){.req = 0, .text = strdup(p->prompt), .latent = 0,
-                                   .t_queued = now_mono()};
+                                   .t_queued = srv_now_mono()};
     ss->n_pend = ss->pend[0].text ? 1 : 0;
     ss->next_req = 1;
-    if (pthread_create(&ss->th, NULL, session_main, ss) != 0) {
-        code = fail(500, SK_E_INTERNAL, "cannot start a session thread");
+    if (pthread_create(&ss->th, NULL, srv_session_main, ss) != 0) {
+        code = srv_fail(500, SK_E_INTERNAL, "cannot start a session thread");
         goto fail_ss;
     }
     ss->joined = 0;
@@ -621,7 +305,7 @@ fail_ss:
         snprintf(msg, sizeof msg, "%s", sk_error_message());
         sk_session_close(&ss->s);
         ss->refs = 0;
-        session_free(ss);
+        srv_session_free(ss);
         SK_ERR(SK_E_INVALID_ARG, "%s", msg);
     }
 undo:
@@ -643,28 +327,23 @@ static int be_list(void *ctx, char **json)
 
 static int be_get(void *ctx, const char *id, char **json)
 {
-    srv_session *ss = find_ref(ctx, id);
+    srv_session *ss = srv_find_ref(ctx, id);
     if (!ss) return 404;
     cJSON *j = session_json(ss);
-    ref_drop(ss);
+    srv_ref_drop(ss);
     return give_json(j, json) ? 500 : 200;
 }
 
-static int ended(srv_session *ss)
-{
-    return !strcmp(ss->state, "done") || !strcmp(ss->state, "stopped") ||
-           !strcmp(ss->state, "failed");
-}
 
 static int be_prompt(void *ctx, const char *id, const sk_serve_prompt *p, char **json)
 {
-    srv_session *ss = find_ref(ctx, id);
+    srv_session *ss = srv_find_ref(ctx, id);
     if (!ss) return 404;
     int code = 202;
     pthread_mutex_lock(&ss->mu);
-    if (ended(ss)) code = fail(409, SK_E_INVALID_ARG, "the session has ended; start a new one");
+    if (srv_ended(ss)) code = srv_fail(409, SK_E_INVALID_ARG, "the session has ended; start a new one");
     else if (ss->n_pend >= MAX_PENDING)
-        code = fail(503, SK_E_OOM, "64 prompts are already waiting; wait for them to apply");
+        code = srv_fail(503, SK_E_OOM, "64 prompts are already waiting; wait for them to apply");
     const uint64_t req = ss->next_req++;
     pthread_mutex_unlock(&ss->mu);
     int64_t latent = p->at_frame < 0 ? SK_FRAME_NEXT_CHUNK : latent_of_video(p->at_frame);
@@ -679,11 +358,11 @@ static int be_prompt(void *ctx, const char *id, const sk_serve_prompt *p, char *
             pthread_mutex_lock(&ss->mu);
             ss->pend[ss->n_pend++] = (pending_prompt){.req = req, .text = strdup(p->prompt),
                                                       .latent = latent, .cut = p->cut,
-                                                      .t_queued = now_mono()};
+                                                      .t_queued = srv_now_mono()};
             pthread_mutex_unlock(&ss->mu);
         }
         pthread_mutex_unlock(&ss->api_mu);
-        if (st != SK_OK) code = engine_code(st);
+        if (st != SK_OK) code = srv_engine_code(st);
     }
     if (code == 202) {
         cJSON *d = cJSON_CreateObject();
@@ -692,22 +371,22 @@ static int be_prompt(void *ctx, const char *id, const sk_serve_prompt *p, char *
         cJSON_AddStringToObject(d, "mode", p->cut ? "cut" : "switch");
         if (p->at_frame >= 0) cJSON_AddNumberToObject(d, "at", (double)p->at_frame);
         else cJSON_AddStringToObject(d, "at", "now");
-        event(ss, "prompt-queued", cJSON_Duplicate(d, 1));
+        srv_event(ss, "prompt-queued", cJSON_Duplicate(d, 1));
         cJSON_AddStringToObject(d, "applies", "at the first chunk boundary at or after \"at\"; "
                                 "the \"prompt\" event on /events tells the frame");
         code = give_json(d, json) ? 500 : 202;
     }
-    ref_drop(ss);
+    srv_ref_drop(ss);
     return code;
 }
 
 static int be_pause(void *ctx, const char *id, int pause, char **json)
 {
-    srv_session *ss = find_ref(ctx, id);
+    srv_session *ss = srv_find_ref(ctx, id);
     if (!ss) return 404;
     int code = 202;
     pthread_mutex_lock(&ss->mu);
-    if (ended(ss)) code = fail(409, SK_E_INVALID_ARG, "the session has ended");
+    if (srv_ended(ss)) code = srv_fail(409, SK_E_INVALID_ARG, "the session has ended");
     else {
         ss->paused = pause;
         pthread_cond_broadcast(&ss->cv);
@@ -718,7 +397,7 @@ static int be_pause(void *ctx, const char *id, int pause, char **json)
         cJSON_AddStringToObject(j, "applies", "at the next chunk boundary");
         code = give_json(j, json) ? 500 : 202;
     }
-    ref_drop(ss);
+    srv_ref_drop(ss);
     return code;
 }
 
@@ -738,15 +417,15 @@ static int be_remove(void *ctx, const char *id, char **json)
         SK_ERR(SK_E_INVALID_ARG, "no session %s (already deleted?)", id);
         return 404;
     }
-    stop_and_join(ss); /* outputs finalised before we answer */
+    srv_stop_and_join(ss); /* outputs finalised before we answer */
     cJSON *j = session_json(ss);
-    ref_drop(ss);
+    srv_ref_drop(ss);
     return give_json(j, json) ? 500 : 200;
 }
 
 static int be_attach(void *ctx, const char *id, sk_serve_attach *a)
 {
-    srv_session *ss = find_ref(ctx, id);
+    srv_session *ss = srv_find_ref(ctx, id);
     if (!ss) return 404;
     a->events = ss->events;
     a->view = ss->view;
@@ -757,7 +436,7 @@ static int be_attach(void *ctx, const char *id, sk_serve_attach *a)
 static void be_detach(void *ctx, sk_serve_attach *a)
 {
     (void)ctx;
-    if (a && a->ref) ref_drop(a->ref);
+    if (a && a->ref) srv_ref_drop(a->ref);
 }
 
 static char *be_info(void *ctx)
@@ -774,7 +453,11 @@ static char *be_info(void *ctx)
     cJSON_AddNumberToObject(j, "max_sessions", m->max_active);
     cJSON_AddBoolToObject(j, "text_prompts", m->info.has_text_encoder);
     cJSON_AddBoolToObject(j, "video", m->info.has_vae);
-    cJSON_AddNumberToObject(j, "uptime_s", round(now_mono() - m->t_start));
+    cJSON *d = cJSON_AddObjectToObject(j, "defaults"); /* a session's size and rate */
+    cJSON_AddNumberToObject(d, "width", (double)(m->base.latent_w * 8));
+    cJSON_AddNumberToObject(d, "height", (double)(m->base.latent_h * 8));
+    cJSON_AddNumberToObject(d, "fps", m->base.fps);
+    cJSON_AddNumberToObject(j, "uptime_s", round(srv_now_mono() - m->t_start));
     cJSON_AddNumberToObject(j, "memory_mib", round(rss_mib()));
     pthread_mutex_unlock(&m->mu);
     char *s = cJSON_PrintUnformatted(j);
@@ -810,7 +493,7 @@ sk_status sk_serve_mgr_create(sk_engine *e, const sk_serve_mgr_params *p, sk_ser
     }
     snprintf(m->model, sizeof m->model, "%s", p->model_name ? p->model_name : "");
     pthread_mutex_init(&m->mu, NULL);
-    m->t_start = now_mono();
+    m->t_start = srv_now_mono();
     *out = m;
     return SK_OK;
 }
@@ -833,8 +516,8 @@ void sk_serve_mgr_free(sk_serve_mgr **pm)
     while (m->n > 0) {
         srv_session *ss = m->list[m->n - 1];
         m->n--;
-        stop_and_join(ss);
-        ref_drop(ss);
+        srv_stop_and_join(ss);
+        srv_ref_drop(ss);
     }
     pthread_mutex_destroy(&m->mu);
     free(m->record_dir);

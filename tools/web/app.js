@@ -79,11 +79,16 @@ function startMp4(id, mime) {
   v.src = URL.createObjectURL(ms);
   const pump = () => {
     if (!media.sb || media.sb.updating || !media.queue.length || ms.readyState !== 'open') return;
+    const chunk = media.queue.shift();
     try {
-      media.sb.appendBuffer(media.queue.shift());
+      media.sb.appendBuffer(chunk);
     } catch (e) {
-      if (e.name === 'QuotaExceededError') trimBuffer(media, true);
-      else say('live view: ' + e.message, true);
+      if (e.name === 'QuotaExceededError') { // full: drop played video, append again after
+        media.queue.unshift(chunk);
+        trimBuffer(media, true);
+      } else {
+        say('live view: ' + e.message, true);
+      }
     }
   };
   ms.addEventListener('sourceopen', async () => {
@@ -191,6 +196,7 @@ function follow(id) {
       state.pending.delete(d.request);
     }
     addTimeline(d.frame, d.prompt + (d.mode === 'cut' ? ' (new shot)' : ''), false);
+    if (d.request) say('prompt applied at frame ' + d.frame);
   });
   es.addEventListener('session-error', (e) => say(JSON.parse(e.data).message, true));
   es.addEventListener('end', () => { es.close(); refresh(); });
@@ -238,6 +244,12 @@ function showStatus(s) {
 async function refresh() {
   try {
     const info = await api('GET', '/v1/server');
+    if (!state.formFilled && info.defaults) { // the model's size and rate, once
+      state.formFilled = true;
+      $('width').value = info.defaults.width;
+      $('height').value = info.defaults.height;
+      $('fps').value = info.defaults.fps;
+    }
     $('server').textContent = info.model + ' · ' + info.device + ' · ' + info.sessions + '/' + info.max_sessions + ' sessions';
     const list = await api('GET', '/v1/sessions');
     const ul = $('sessions');
