@@ -327,6 +327,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                               .embeds_file = o->text_embeds};
         if ((st = sk_session_start_control(s, &co, NULL)) != SK_OK) goto fail;
     }
+    if (any_text) SK_LOGI("encoding %d prompt%s ...", pl.n, pl.n == 1 ? "" : "s");
     for (int i = 0; i < pl.n; i++) {
         const gen_prompt *p = &pl.v[i];
         st = p->key ? sk_session_queue_prompt_embeds(s, p->ctx, p->rows, p->cols, p->frame,
@@ -336,8 +337,6 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             if (p->line > 0) sk_error_prefix("--prompts line %d: ", p->line);
             goto fail;
         }
-        if (i == 0 && any_text)
-            SK_LOGI("encoding %d prompt%s ...", pl.n, pl.n == 1 ? "" : "s");
     }
     if (any_text && !keep_text && (st = sk_engine_offload_text(e)) != SK_OK) goto fail;
 
