@@ -131,6 +131,11 @@ def classify_motion(tr):
     xr = float(np.percentile(t[:, 1], 95) - np.percentile(t[:, 1], 5))
     st = {"median_dx": round(mdx, 3), "median_dy": round(mdy, 3), "x_range": round(xr, 1),
           "y_range": round(yr, 1), "frames": len(tr)}
+    up, down = float((steps[:, 1] < -0.5).mean()), float((steps[:, 1] > 0.5).mean())
+    st.update(up_steps=round(up, 2), down_steps=round(down, 2))
+    # hops: large steps both ways (checked first: a hop's median step can lean either way)
+    if up >= 0.2 and down >= 0.2 and yr > 12 and xr < 12:
+        return "bouncing", st
     if abs(mdx) >= 0.8 and abs(mdx) >= 1.5 * abs(mdy):
         return ("moving right" if mdx > 0 else "moving left"), st
     if abs(mdy) >= 0.6 and abs(mdy) >= 1.5 * abs(mdx):
