@@ -49,6 +49,11 @@ def main():
         fails.append(f"switch at frame 24 read as {cols}")
     if A.classify_motion(A.track(per[24:]))[0] != "moving down":
         fails.append("motion after the switch not read as moving down")
+    # negative case: noise (what an untrained model draws) is no object at all
+    noise = np.random.default_rng(1).integers(0, 256, (8, 16, 24, 3), dtype=np.uint8)
+    noise = noise.repeat(8, 1).repeat(8, 2)              # 8x8-pixel blocks, 128x192
+    if any(A.analyze_frame(f)["present"] for f in noise):
+        fails.append("block noise read as an object")
     print(f"{n} rendered prompts: {n - len([f for f in fails if not f.startswith('switch')])} read "
           f"right (colour, background, motion); shape right in {shape_ok / shape_n:.1%} of "
           f"{shape_n} frames")
