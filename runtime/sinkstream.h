@@ -118,7 +118,10 @@ typedef struct {
     const char *vae;                 /* TAEHV decoder; NULL: latents only */
     const char *vae_variant;         /* "auto" (NULL: from the shapes), "taew2_1", "taew2_2" */
     int text_len;                    /* rows of an encoded context; 0: the encoder's (512) */
-    const char *device;              /* "cpu" (NULL), "cuda", "cuda:N" */
+    const char *device;              /* "cpu" (NULL: the fast CPU backend, OpenBLAS + threads),
+                                        "cpu-ref" (the single-threaded reference loops), "cuda",
+                                        "cuda:N", "auto" (cuda when built with it and a GPU is
+                                        present, else cpu) */
     const char *act_dtype;           /* "auto" (NULL: f32 on cpu, bf16 on cuda), "f32", "bf16" */
     const char *dit_dtype;           /* DiT linear weights: "as-stored" (NULL), "f32", "bf16", "f16" */
     int text_offload;                /* 1: free the encoder weights after each encode (reloaded
@@ -216,6 +219,11 @@ typedef void (*sk_latents_fn)(void *user, const float *latents, int64_t n, int64
                               int64_t h, int64_t w, int64_t first_frame);
 typedef void (*sk_frames_fn)(void *user, const uint8_t *rgb, int64_t n, int64_t height,
                              int64_t width, int64_t first_frame);
+/* A prompt as it takes effect, at the chunk boundary `frame` (a latent frame): text, or
+ * NULL for embeddings (then label names them, e.g. the tensor); source: "queued" (from
+ * sk_session_queue_prompt_*) or "live" (live control). For a record of the run's timeline. */
+typedef void (*sk_prompt_fn)(void *user, int64_t frame, const char *text, const char *label,
+                             const char *source);
 
 #define SK_MAX_STEPS 64
 
@@ -264,7 +272,11 @@ typedef struct {
                                    SK_NO_CUDA_GRAPH=1 does the same everywhere) */
     int frames_on_device;       /* 1: decoded frames stay on the device: none reach outputs,
                                    the callback or sk_session_frames (to time the decoder) */
-    /* LongLive 2.0 (Wan2.2-TI2V-5B; docs/API.md; fields only ever append) */
+    /* (fields added after the first release: at the end, so older layouts stay valid) */
+    int fps_num, fps_den;       /* the outputs' exact rate, e.g. 30000/1001 (pts, pacing);
+                                   0: fps/1. fps stays the whole rate "at" times count in */
+    sk_prompt_fn on_prompt;     /* optional: each prompt as it takes effect (user as above) */
+    /* LongLive 2.0 (Wan2.2-TI2V-5B; docs/API.md) */
     const char *sampler;        /* "renoise" (NULL, default: Self-Forcing / LongLive 1.0: x0,
                                    fresh noise, next of steps) or "unipc" (LongLive 2.0: UniPC
                                    bh2 order 2, num_steps, no fresh noise: a noise_file needs
@@ -357,13 +369,26 @@ sk_status sk_session_frames(sk_session *s, const uint8_t **rgb, int64_t *n, int6
  * between steps; attaching the same path twice is an error. */
 typedef struct {
     const char *kind;       /* NULL/"auto" (from the path), "video", "rtmp", "png", "rgb" */
-    int crf;                /* x264 quality (0: 23) */
+    int crf;                /* quality, lower is better: 0: the encoder's default (x264 23); 1..63
+                               as the codec takes it; SK_CRF_LOSSLESS: lossless (x264 crf 0) */
     int timeout_ms;         /* rtmp: bound on every network call (0: 10000) */
     int reconnect_max_ms;   /* rtmp: reconnect backoff cap (0: fail when the peer goes) */
     int queue_frames;       /* 0: write in the step; N: a worker with an N-frame queue
                                (rtmp default: 8 chunks of frames) */
-    const char *preset;     /* video/rtmp: x264 preset, "veryfast", ... (NULL: the default) */
+    /* video / rtmp, with FFmpeg's names and meanings (docs/OUTPUT.md); 0 / NULL: defaults */
+    const char *codec;      /* libx264 (default where the container takes H.264), libx265,
+                               libsvtav1, libvpx-vp9, gif, ... */
+    const char *preset;     /* the encoder's preset (x264: ultrafast .. veryslow) */
+    int64_t bitrate;        /* target bits/s (-b:v) */
+    int64_t maxrate, bufsize; /* rate cap and its buffer (maxrate needs bufsize) */
+    const char *const *metadata; /* "key", "value", ..., NULL: container tags / PNG text */
+    const char *const *tee; /* more files (NULL-ended) that get the very same packets through
+                               libavformat's tee muxer (one encode; a failing branch is dropped
+                               and the others go on) */
 } sk_output_opts;
+
+/* sk_output_opts.crf: lossless (FFmpeg's crf 0; a crf of 0 in the struct means the default) */
+#define SK_CRF_LOSSLESS (-1)
 
 /* opts may be NULL. *id (may be NULL) names it for detach. */
 sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_output_opts *opts,
@@ -394,6 +419,12 @@ typedef struct {
     int64_t queued_prompts;   /* prompts waiting for their boundary */
     int switches;             /* prompt switches applied */
     int stopping, done, paused;
+    /* (fields added after the first release) */
+    double elapsed_s;         /* wall time since the first step began (0 before it) */
+    double lag_ms;            /* a paced (rtmp) output: how late its last frame left (0: on time
+                                 or no paced output); the first output's */
+    int64_t late_frames;      /* frames of that output that left after their time */
+    int64_t dropped_frames;   /* frames dropped while a live connection was down */
 } sk_session_status;
 
 /* Any thread. */

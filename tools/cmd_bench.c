@@ -35,6 +35,7 @@
 #include "runtime/output/output.h"
 #include "runtime/sinkstream.h"
 #include "sampler/schedule.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 
@@ -540,7 +541,7 @@ static int arg_given(int argc, char **argv, const char *name)
 
 int sk_cmd_bench(int argc, char **argv)
 {
-    bench_opts o = {.config = 0, .device = 1, .chunk = 3, .kv_window = 12, .kv_sink = 3,
+    bench_opts o = {.config = 0, .device = SK_DEV_AUTO, .chunk = 3, .kv_window = 12, .kv_sink = 3,
                     .kv_policy = 1, .chunks = 10, .warmup = 8,
                     .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0, .num_steps = 4,
                     .encode_preset = "veryfast"};
@@ -607,8 +608,8 @@ int sk_cmd_bench(int argc, char **argv)
         {OPT("no-profile", SK_OPT_FLAG, &o.no_profile, NULL, "skip the per-op profile pass",
              NULL, NULL)},
         GROUP("Device and output"),
-        {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
-         .choices = "cpu|cuda"},
+        {OPT("device", SK_OPT_ENUM, &o.device, NULL, SK_CLI_DEVICE_HELP, "SK_DEVICE", NULL),
+         .choices = SK_CLI_DEVICE_CHOICES},
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation and weight dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
@@ -625,6 +626,7 @@ int sk_cmd_bench(int argc, char **argv)
     sk_cli_pos pos;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
+    sk_cli_device_resolve("sinkstream bench", &o.device);
 
     /* LongLive 2.0's defaults for the 5B configs, for what the command line leaves out */
     if (is_ti2v(o.config)) {

@@ -27,6 +27,10 @@ sk_log_level sk_log_get_level(void)
 
 void sk_log_set_level(sk_log_level lvl) { g_level = (int)lvl; }
 
+static int g_libav_verbose;
+void sk_log_set_libav_verbose(int on) { g_libav_verbose = on; }
+int sk_log_libav_verbose(void) { return g_libav_verbose; }
+
 void sk_log(sk_log_level lvl, const char *fmt, ...)
 {
     if ((int)lvl > (int)sk_log_get_level()) return;

@@ -137,9 +137,12 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
              "model_dir (a converted model directory), or dit, text_encoder and/or vae files "
              "(or random_model)");
     const char *dev = p.device && *p.device ? p.device : "cpu";
-    e->cuda = !strncmp(dev, "cuda", 4);
-    SK_CHECK(e->cuda || !strcmp(dev, "cpu"), SK_E_INVALID_ARG,
-             "engine: device '%s': expected cpu, cuda or cuda:N", dev);
+    if (!strcmp(dev, "auto")) dev = sk_device_auto(); /* cuda when built with it and a GPU is
+                                                         present, else cpu */
+    e->cuda = strstr(dev, "cuda") == dev; /* "cuda", "cuda:N" */
+    const int cpu_ref = !strcmp(dev, "cpu-ref"); /* the reference loops (the op tests' oracle) */
+    SK_CHECK(e->cuda || cpu_ref || !strcmp(dev, "cpu"), SK_E_INVALID_ARG,
+             "engine: device '%s': expected auto, cpu, cpu-ref, cuda or cuda:N", dev);
     static const char *const acts[] = {"auto", "f32", "bf16", "fp32"};
     const int a = pick(p.act_dtype, acts, 4, 0);
     SK_CHECK(a >= 0, SK_E_INVALID_ARG, "engine: act_dtype '%s': expected auto, f32 or bf16",
@@ -159,7 +162,7 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
              "nccl", p.pp_transport);
     if (p.pp_split && !(e->pp_split = strdup(p.pp_split))) return SK_ERR(SK_E_OOM, "engine: OOM");
     e->pp = (gen_pp_opts){.gpus = p.gpus > 0 ? p.gpus : 1, .stages = p.pp_stages,
-                          .split = e->pp_split, .transport = tr};
+                          .split = e->pp_split, .transport = tr, .cpu_ref = cpu_ref};
     e->pipelined = gen_pp_enabled(&e->pp);
     if (e->pipelined || e->pp.split || e->pp.transport) {
         char buf[256];
@@ -177,7 +180,8 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
     /* the text encoder first: f32 activations on its own backend (it runs once per
      * prompt, as Self-Forcing runs it) */
     if (p.text_encoder) {
-        SK_TRY(sk_backend_create(e->cuda ? "cuda" : "cpu", SK_DTYPE_F32, &e->text.be));
+        SK_TRY(sk_backend_create(e->cuda ? "cuda" : cpu_ref ? "cpu-ref" : "cpu", SK_DTYPE_F32,
+                                 &e->text.be));
         sk_text_opts to = {.encoder_path = p.text_encoder, .tokenizer_path = p.tokenizer,
                            .config_path = p.text_encoder_config, .offload = p.text_offload,
                            .text_len = p.text_len};

@@ -132,6 +132,7 @@ struct sk_session {
     sk_status dump_st;
     /* state */
     int64_t chunks;
+    double t_first;            /* sk_progress_now() when the first step began (0: none yet) */
     int stopped, finished, broken;
     sk_session_status snap;    /* for sk_session_get_status (under q_mu) */
     sk_session_meter *meter;   /* session params stats; NULL without */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "runtime/core/log.h"
+#include "runtime/core/progress.h"
 #include "runtime/engine/engine_impl.h"
 
 sk_session_params sk_session_params_default(void)
@@ -91,6 +92,9 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
     SK_CHECK(p->n_steps >= 1 && p->n_steps <= SK_MAX_STEPS, SK_E_INVALID_ARG,
              "session: n_steps %d: expected 1..%d", p->n_steps, SK_MAX_STEPS);
     SK_CHECK(p->fps >= 1, SK_E_INVALID_ARG, "session: fps %d < 1", p->fps);
+    SK_CHECK((p->fps_num == 0 && p->fps_den == 0) || (p->fps_num >= 1 && p->fps_den >= 1),
+             SK_E_INVALID_ARG, "session: fps_num/fps_den %d/%d: expected both >= 1 (30000/1001), "
+             "or both 0 (fps/1)", p->fps_num, p->fps_den);
     s->chunk = p->frames > 0 && p->frames < p->chunk ? p->frames : p->chunk;
 
     sk_stream_params sp = sk_stream_params_default();
@@ -404,7 +408,19 @@ static void snapshot(sk_session *s)
     n->paused = s->lv.paused;
     n->done = s->stopped || s->finished ||
               (s->s ? sk_stream_done(s->s) : s->ppl ? gen_pp_done(s->ppl) : 0);
+    n->elapsed_s = s->t_first > 0 ? sk_progress_now() - s->t_first : 0;
+    sk_output_stats os;
+    sk_output_get_stats(sk_session_first_output(s), &os); /* zeros without an output */
+    n->lag_ms = os.lag_ms;
+    n->late_frames = os.late_frames;
+    n->dropped_frames = os.dropped;
     pthread_mutex_unlock(&s->q_mu);
+}
+
+/* the on_prompt callback, for a prompt that just took effect at the next chunk */
+static void prompt_applied(sk_session *s, int64_t frame, const gen_prompt *p, const char *source)
+{
+    if (s->p.on_prompt) s->p.on_prompt(s->p.user, frame, p->text, p->key, source);
 }
 
 static sk_status apply_prompt(sk_session *s, sk_queued_prompt *q)
@@ -418,9 +434,13 @@ static sk_status apply_prompt(sk_session *s, sk_queued_prompt *q)
                  "a re-cached prompt switch needs a session made with prompt_switch = 1 and "
                  "recache other than \"off\"");
     }
+    const int64_t at = s->s->next_frame;
     sk_status st = gen_live_switch(&s->lv, s->s, &q->p, 0, 0, "queued");
     s->s->p.recache = keep;
-    if (st == SK_OK) s->have_prompt = 1;
+    if (st == SK_OK) {
+        s->have_prompt = 1;
+        prompt_applied(s, at, &q->p, "queued");
+    }
     /* LongLive 2.0: the chunk after the switch opens a new shot */
     if (st == SK_OK && is_cut(s, &q->p, q->mode)) st = sk_stream_cut(s->s);
     return st;
@@ -450,6 +470,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
                      "first step (sk_session_queue_prompt_text / _embeds)");
             st = gen_pp_open(&e->pp, e->cuda, e->act, e->dit_path, &e->m->cfg, e->wdtype, &s->sp,
                              q->p.ctx, q->p.rows, e->be, &s->ppl);
+            if (st == SK_OK) prompt_applied(s, 0, &q->p, "queued");
             gen_prompt_free(&q->p);
             free(q);
             SK_TRY(st);
@@ -478,8 +499,12 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
                 SK_LOGI("queued prompt %s skipped: a live prompt came for the same chunk",
                         gen_prompt_desc(&q->p, d, sizeof d));
             }
+            const int64_t at = s->s->next_frame;
             st = gen_live_switch(&s->lv, s->s, &live, lid, lt, "live");
-            if (st == SK_OK) s->have_prompt = 1;
+            if (st == SK_OK) {
+                s->have_prompt = 1;
+                prompt_applied(s, at, &live, "live");
+            }
             if (st == SK_OK && is_cut(s, &live, SK_SWITCH_DEFAULT)) st = sk_stream_cut(s->s);
             gen_prompt_free(&live);
         } else if (q) {
@@ -551,6 +576,7 @@ sk_status sk_session_step(sk_session *s, sk_step_info *info)
     s->rgb_n = 0;
     s->x0_n = 0;
     sk_status st = SK_OK;
+    if (!s->t_first) s->t_first = sk_progress_now();
     if (!sk_session_done(s)) {
         if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
         st = step_locked(s, info);

@@ -8,6 +8,9 @@
 #include "runtime/core/log.h"
 #include "runtime/engine/engine_impl.h"
 
+_Static_assert(SK_CRF_LOSSLESS == SK_OUTPUT_CRF_LOSSLESS, "sinkstream.h's lossless crf is "
+               "output.h's");
+
 const sk_output *sk_session_first_output(const sk_session *s)
 {
     for (int i = 0; i < s->n_outs; i++)
@@ -119,10 +122,17 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
     else if (!strcmp(o.kind, "rgb")) k = SK_OUTPUT_RGB_SAFETENSORS;
     else return SK_ERR(SK_E_INVALID_ARG, "output '%s': kind '%s': expected auto, video, rtmp, "
                        "png or rgb", path, o.kind);
+    SK_CHECK(!o.maxrate || o.bufsize, SK_E_INVALID_ARG, "output '%s': maxrate needs bufsize "
+             "(the rate-control buffer, e.g. twice the rate)", path);
+    SK_CHECK(!o.tee || k == SK_OUTPUT_VIDEO_FILE || k == SK_OUTPUT_RTMP, SK_E_INVALID_ARG,
+             "output '%s': tee files go beside a video file or an rtmp:// stream", path);
     sk_output_params op = {.path = path, .kind = k, .width = (int)s->vid_w,
-                           .height = (int)s->vid_h, .fps_num = s->p.fps, .fps_den = 1,
-                           .crf = o.crf, .queue_frames = o.queue_frames,
-                           .preset = o.preset};
+                           .height = (int)s->vid_h,
+                           .fps_num = s->p.fps_num ? s->p.fps_num : s->p.fps,
+                           .fps_den = s->p.fps_num ? s->p.fps_den : 1,
+                           .crf = o.crf, .queue_frames = o.queue_frames, .codec = o.codec,
+                           .preset = o.preset, .bitrate = o.bitrate, .maxrate = o.maxrate,
+                           .bufsize = o.bufsize, .metadata = o.metadata, .tee = o.tee};
     if (k == SK_OUTPUT_RTMP) {
         /* live: paced to the clock by a queue worker holding two chunks of frames, network
          * calls bounded, reconnects; a stop ends network waits at once */

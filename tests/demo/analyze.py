@@ -3,7 +3,8 @@
 
 For each decoded frame: the background colour (per-channel median: the object covers a few
 percent of the frame), the foreground mask (pixels at least half-way from the background to
-the object's colour), the object's dominant colour named by the grammar's palette, its rough
+the object's colour; one compact blob of the grammar's size in a colour near the palette, else
+"no object"), the object's dominant colour named by the grammar's palette, its rough
 shape class from how much of its bounding box it fills (square ~1, circle ~0.79, triangle
 ~0.5) and its centroid. Objects wrap around the frame edges, so the mask is rolled to put an
 empty row/column at the border before measuring. Over frames: the centroid track and the
@@ -97,6 +98,12 @@ def analyze_frame(frame):
     bw, bh = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
     fill = float(m.sum()) / float(bw * bh)
     shape = "square" if fill > 0.88 else ("circle" if fill > 0.63 else "triangle")
+    # one compact object of the grammar's size (radius 13-18 px) in a palette colour; noise or
+    # smears spread over the frame are "no object", not a colour
+    if bw > 64 or bh > 64 or fill < 0.3 or float(np.sqrt(((PALETTE[name] - col) ** 2).sum())) > 110:
+        out.update(area=int(mask.sum()), bbox=[int(bw), int(bh)], fill=round(fill, 3),
+                   color_rgb=[round(float(c)) for c in col])
+        return out
     out.update(present=True, color=name, color_rgb=[round(float(c)) for c in col],
                color_dist=float(np.sqrt(((PALETTE[name] - col) ** 2).sum())), shape=shape,
                fill=round(fill, 3), cx=float((xs.mean() + sx) % W), cy=float((ys.mean() + sy) % H),
@@ -131,6 +138,11 @@ def classify_motion(tr):
     xr = float(np.percentile(t[:, 1], 95) - np.percentile(t[:, 1], 5))
     st = {"median_dx": round(mdx, 3), "median_dy": round(mdy, 3), "x_range": round(xr, 1),
           "y_range": round(yr, 1), "frames": len(tr)}
+    up, down = float((steps[:, 1] < -0.5).mean()), float((steps[:, 1] > 0.5).mean())
+    st.update(up_steps=round(up, 2), down_steps=round(down, 2))
+    # hops: large steps both ways (checked first: a hop's median step can lean either way)
+    if up >= 0.2 and down >= 0.2 and yr > 12 and xr < 12:
+        return "bouncing", st
     if abs(mdx) >= 0.8 and abs(mdx) >= 1.5 * abs(mdy):
         return ("moving right" if mdx > 0 else "moving left"), st
     if abs(mdy) >= 0.6 and abs(mdy) >= 1.5 * abs(mdx):

@@ -135,12 +135,12 @@ def check_drift(a, tmp):
     for pol, extra in POLICIES:
         agg = {"color_end": [], "motion_end": [], "present_end": [], "shape_end": [],
                "cdist0": [], "cdist1": [], "sec": []}
-        for i, p in enumerate(DRIFT_PROMPTS):
+        for i, p in enumerate(DRIFT_PROMPTS[:a.drift_prompts]):
             out = os.path.join(tmp, f"drift_{pol}_{i}.mp4")
             sec, _ = generate(a, out, ["--prompt", p, "--seconds", str(a.seconds),
                                        "--kv-policy", pol] + extra)
             fr = A.read_video(out)
-            n = 16 * 10
+            n = min(16 * 10, len(fr) // 2)
             r0, per0 = A.summarize(fr[:n], p)
             r1, per1 = A.summarize(fr[-n:], p)
             agg["color_end"].append(r1["color_ok"])
@@ -157,7 +157,9 @@ def check_drift(a, tmp):
                   f"{r1['motion']}, shape {r1['shape_ok']:.0%}", flush=True)
         mean = {k: sum(v) / len(v) for k, v in agg.items()}
         rows.append((pol, mean))
-    print(f"\n| KV policy | object present, last 10 s | colour right, last 10 s | motion right, last 10 s | shape right, last 10 s | colour error first / last 10 s (RGB distance) |")
+    w = f"{min(10.0, a.seconds / 2):g} s"
+    print(f"\n{a.seconds} s videos, {a.drift_prompts} prompt(s) per policy, the last / first {w}:")
+    print(f"| KV policy | object present, last {w} | colour right, last {w} | motion right, last {w} | shape right, last {w} | colour error first / last {w} (RGB distance) |")
     print("|---|---|---|---|---|---|")
     for pol, m in rows:
         print(f"| {pol} | {m['present_end']:.0%} | {m['color_end']:.0%} | {m['motion_end']:.0%} | "
@@ -171,6 +173,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--frames", type=int, default=12, help="prompts: latent frames per video")
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--drift-prompts", type=int, default=3, help="drift: prompts per policy")
     ap.add_argument("check", choices=("prompts", "switch", "long", "drift"))
     a = ap.parse_args()
     if a.seconds is None:

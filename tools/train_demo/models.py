@@ -42,6 +42,51 @@ class TAEHV(nn.Module):
         self.dec_layers = RT.decoder_layers(1)
         self.enc_layers = RT.encoder_layers(1)
 
+    @torch.no_grad()
+    def structured_init(self):
+        """A starting point that already works: the latent's channels 0..2 hold 2*RGB-1 of the
+        8x8-pixel, 4-frame average (encoder: averaging convs), the decoder repeats it back
+        (identity convs; the MemBlocks' last conv is zero, so each block starts as the
+        identity on its non-negative input). Channels 3..15 start at zero. Training then
+        sharpens edges and motion from here instead of from noise, which is what makes a
+        short (CPU) run usable. Only the wiring is set; the MemBlocks' first two convs keep
+        their random weights so gradients reach them."""
+        P = self.P()
+        for k, v in P.items():
+            if ".conv.4." in k or k.endswith(".conv.weight") or k in RT.STAGE_CONVS or \
+                    k.startswith(("encoder.0.", "encoder.17.", "decoder.1.", "decoder.22.")):
+                v.zero_()
+
+        def eye(w, n, val=1.0, taps=((1, 1),)):
+            for c in range(n):
+                for (i, j) in taps:
+                    w[c, c, i, j] = val
+        avg = ((1, 1), (1, 2), (2, 1), (2, 2))
+        eye(P["encoder.0.weight"], 3)
+        for key in ("encoder.2.conv.weight", "encoder.7.conv.weight"):
+            w = P[key]
+            e = w.shape[0]
+            for c in range(e):
+                w[c, c, 0, 0] = w[c, e + c, 0, 0] = 0.5
+        eye(P["encoder.12.conv.weight"].view(*P["encoder.12.conv.weight"].shape), P["encoder.12.conv.weight"].shape[0], taps=((0, 0),))
+        for key in ("encoder.3.weight", "encoder.8.weight", "encoder.13.weight"):
+            eye(P[key], P[key].shape[0], 0.25, avg)
+        eye(P["encoder.17.weight"], 3, 2.0)
+        P["encoder.17.bias"][:3] = -1.0
+        eye(P["decoder.1.weight"], 3, 0.5 / (3 * math.tanh(1 / 3)))
+        P["decoder.1.bias"][:3] = 0.5
+        c0 = P["decoder.7.conv.weight"].shape[1]
+        eye(P["decoder.7.conv.weight"], c0, taps=((0, 0),))
+        for key in ("decoder.13.conv.weight", "decoder.19.conv.weight"):
+            w = P[key]
+            c = w.shape[1]
+            for k in range(w.shape[0] // c):
+                for ch in range(c):
+                    w[k * c + ch, ch, 0, 0] = 1.0
+        for key in ("decoder.8.weight", "decoder.14.weight", "decoder.20.weight"):
+            eye(P[key], 3)
+        eye(P["decoder.22.weight"], 3)
+
     def P(self):
         return {k.replace("__", "."): v for k, v in self.params.items()}
 

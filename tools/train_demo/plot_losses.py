@@ -16,7 +16,8 @@ import tempfile
 import numpy as np
 
 PW, PH, M = 460, 300, 50          # panel size, margin
-COL = {"ae": (40, 110, 220), "dit": (220, 80, 40), "finetune": (40, 160, 70)}
+COL = {"ae": (40, 110, 220), "dit": (220, 80, 40), "finetune": (40, 160, 70),
+       "dit (resumed)": (150, 60, 170)}
 
 
 def line(img, x0, y0, x1, y1, c):
@@ -42,7 +43,7 @@ def panel(series, logy, title, ylabel):
     Y = lambda y: M + PH - (f(y) - y0) / (y1 - y0) * PH  # noqa: E731
     img[M:M + PH, M] = 0
     img[M + PH, M:M + PW] = 0
-    labels = [(M, 12, title), (M + PW - 40, M + PH + 8, "step")]
+    labels = [(M, 12, title), (M + PW // 2 - 10, M + PH + 26, "step")]
     ticks = []
     if logy:
         for e in range(math.floor(y0), math.ceil(y1) + 1):
@@ -61,13 +62,13 @@ def panel(series, logy, title, ylabel):
         labels.append((int(X(x1 * frac)) - 10, M + PH + 8, f"{int(x1 * frac)}"))
     ly = M + 8
     for name, s, v in series:
-        k = 5
+        k = 5 if len(v) > 20 else 1
         vs = np.convolve(v, np.ones(k) / k, mode="valid") if len(v) > k else v
         ss = s[k - 1:] if len(v) > k else s
         for i in range(len(ss) - 1):
             line(img, X(ss[i]), Y(vs[i]), X(ss[i + 1]), Y(vs[i + 1]), COL[name])
-        img[ly:ly + 10, M + PW - 150:M + PW - 140] = COL[name]
-        labels.append((M + PW - 135, ly - 2, name))
+        img[ly:ly + 10, M + PW - 170:M + PW - 160] = COL[name]
+        labels.append((M + PW - 155, ly - 2, name))
         ly += 18
     labels.append((M + 6, M + 4, ylabel))
     return img, labels
@@ -83,13 +84,14 @@ def main():
                             False, f"TAEHV reconstruction ({L['ae']['steps']} steps, "
                                    f"{L['ae']['seconds']:.0f} s)", "PSNR dB"))
     ser, off = [], 0
-    for st in ("dit", "finetune"):
+    order = ("dit", "finetune", "dit (resumed)")
+    for st in order:
         if st in L:
             h = L[st]["history"]
             ser.append((st, off + np.array([e["step"] for e in h]), np.array([e["loss"] for e in h])))
             off += L[st]["steps"]
     if ser:
-        secs = sum(L[s]["seconds"] for s in ("dit", "finetune") if s in L)
+        secs = sum(L[s]["seconds"] for s in order if s in L)
         panels.append(panel(ser, True, f"DiT + umT5 flow-matching loss ({off} steps, {secs:.0f} s)",
                             "MSE (v)"))
     img = np.concatenate([p[0] for p in panels], 1)

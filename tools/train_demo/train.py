@@ -49,6 +49,15 @@ DIT_CFG = {"dim": 256, "ffn_dim": 768, "num_heads": 4, "num_layers": 4, "in_dim"
 UMT5_CFG = dict(dim=128, dim_attn=128, dim_ffn=256, heads=4, layers=2, buckets=32)
 SAMPLER_SIGMAS = [1.0, 0.75, 0.5, 0.25]      # steps 1000,750,500,250 at shift 1 (model.json)
 MAX_CHUNK = 160                              # 160 chunks = 480 latent frames = 2 minutes
+# Training clips may be crops of the video frame (the networks are convolutional / use relative
+# RoPE, so they run on any size): the cpu preset trains on 64x96 to fit a 2-core machine.
+RH, RW = H, W
+PRESETS = {
+    "h100": {},
+    "cpu": {"RH": 64, "RW": 96, "AE_DEC": (24, 16, 8, 8), "AE_ENC": 12,
+            "DIT_CFG": dict(DIT_CFG, dim=128, ffn_dim=384, num_heads=2, num_layers=3, text_dim=64),
+            "UMT5_CFG": dict(UMT5_CFG, dim=64, dim_attn=64, dim_ffn=128)},
+}
 
 
 def log(*a):
@@ -100,14 +109,18 @@ class Tokens:
 def train_ae(a, work, dev, losses):
     g = torch.Generator().manual_seed(a.seed + 1)
     torch.manual_seed(a.seed + 1)
-    ae = TAEHV(AE_DEC, AE_ENC).to(dev)
+    ae = TAEHV(AE_DEC, AE_ENC)
+    if a.ae_init == "structured":
+        ae.structured_init()
+    ae = ae.to(dev)
+    log(f"ae: decoder widths {AE_DEC}, encoder {AE_ENC}, {sum(p.numel() for p in ae.parameters())} params, clips {RH}x{RW}")
     opt = torch.optim.AdamW(ae.parameters(), lr=a.ae_lr, weight_decay=0.0)
     B, T = a.ae_batch, 12
     t0, step, hist = time.time(), 0, []
     while time.time() - t0 < a.ae_seconds and step < a.ae_max_steps:
-        sc = R.sample_scenes(B, g, H, W, switch_prob=0.3, switch_range=(0, T))
+        sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.3, switch_range=(0, T))
         s = int(torch.randint(0, 1800, (1,), generator=g))
-        clip = R.render(sc, torch.arange(s, s + T), H, W, dev)            # [B, T, 3, H, W]
+        clip = R.render(sc, torch.arange(s, s + T), RH, RW, dev)            # [B, T, 3, H, W]
         lr = a.ae_lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(
             math.pi * min(1.0, (time.time() - t0) / a.ae_seconds))))
         for pg in opt.param_groups:
@@ -123,7 +136,7 @@ def train_ae(a, work, dev, losses):
         zc = z.transpose(1, 2).reshape(B, 16, -1)                           # per channel stats
         m_, v_ = zc.mean((0, 2)), zc.var((0, 2))
         l_reg = (m_ ** 2).mean() + ((v_ - 1) ** 2).mean() + 0.01 * F.relu(z.abs() - 2.5).pow(2).mean()
-        loss = l_rec + 0.05 * l_reg
+        loss = l_rec + (0.05 if a.ae_init == "random" else 0.0) * l_reg
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
@@ -144,8 +157,10 @@ def train_ae(a, work, dev, losses):
 
 
 def load_ae(work, dev):
-    ae = TAEHV(AE_DEC, AE_ENC)
     sd = torch.load(os.path.join(work, "ae.pt"), map_location="cpu")["ae"]
+    dec = [sd[k].shape[0] for k in ("decoder.1.weight", "decoder.8.weight", "decoder.14.weight",
+                                    "decoder.20.weight")]
+    ae = TAEHV(dec, sd["encoder.0.weight"].shape[0])
     with torch.no_grad():
         for k, v in sd.items():
             ae.params[k.replace(".", "__")].copy_(v)
@@ -173,12 +188,12 @@ def make_batch(a, g, ae, tok, dev, K):
         p = 0 if random.random() < 0.3 else random.randint(1, MAX_CHUNK - K)
         chunks = list(range(p, p + K))
     # optional prompt switch at the boundary before one of the recent chunks
-    sc = R.sample_scenes(B, g, H, W, switch_prob=0.0)
+    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0)
     sw_idx = None
     if random.random() < a.switch_prob:
         sw_idx = random.randint(1, K - 1) + (1 if sink else 0)   # index into chunks
         if True:
-            sw2 = R.sample_scenes(B, g, H, W)
+            sw2 = R.sample_scenes(B, g, RH, RW)
             sc.color2, sc.motion2 = sw2.color, sw2.motion
             for i in range(B):   # keep (color2, shape), (color2, motion2) in the training set
                 if G.held_out(R.COLOR_LIST[int(sc.color2[i])], G.SHAPES[int(sc.shape[i])],
@@ -199,7 +214,7 @@ def make_batch(a, g, ae, tok, dev, K):
         for grp in groups:
             warm = 1 if grp[0] > 0 else 0
             f0 = (grp[0] - warm) * FPC
-            clip = R.render(sc, torch.arange(f0, (grp[-1] + 1) * FPC), H, W, dev)
+            clip = R.render(sc, torch.arange(f0, (grp[-1] + 1) * FPC), RH, RW, dev)
             z = ae.encode(clip).float()
             lat.append(z[:, warm * CHUNK:])
     x0 = torch.cat(lat, 1)                                                   # [B, nC*3, 16, h, w]
@@ -281,6 +296,8 @@ def train_dit(a, work, dev, losses, stage):
     tok = Tokens(work)
     dit = WanDiT(DIT_CFG)
     te = UMT5(tok.pieces, **UMT5_CFG)
+    log(f"{stage}: DiT {sum(p.numel() for p in dit.parameters())} params {DIT_CFG}, umT5 "
+        f"{sum(p.numel() for p in te.parameters())} params, clips {RH}x{RW}")
     ck = os.path.join(work, "dit.pt")
     if stage == "finetune" or (a.resume and os.path.exists(ck)):
         st = torch.load(ck, map_location="cpu")
@@ -377,6 +394,8 @@ def main():
     ap.add_argument("--ae-max-steps", type=int, default=10 ** 9)
     ap.add_argument("--ae-batch", type=int, default=16)
     ap.add_argument("--ae-lr", type=float, default=2e-3)
+    ap.add_argument("--ae-init", default="random", choices=("random", "structured"),
+                    help="structured: start from averaging/repeating wiring (models.py)")
     ap.add_argument("--dit-seconds", type=float, default=420)
     ap.add_argument("--ft-seconds", type=float, default=240)
     ap.add_argument("--dit-max-steps", type=int, default=10 ** 9)
@@ -391,7 +410,10 @@ def main():
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true", help="dit stage: continue from dit.pt")
     ap.add_argument("--check", action="store_true", help="run the reference self-check first")
+    ap.add_argument("--preset", default="h100", choices=sorted(PRESETS),
+                    help="model sizes and clip size (cpu: small models on 64x96 crops)")
     a = ap.parse_args()
+    globals().update(PRESETS[a.preset])
     os.makedirs(a.work, exist_ok=True)
     dev = torch.device(a.device)
     if dev.type == "cuda":

@@ -44,6 +44,7 @@ _LATENTS_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_float), C.c_int64, C.c
                           C.c_int64, C.c_int64, C.c_int64)
 _FRAMES_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_uint8), C.c_int64, C.c_int64,
                          C.c_int64, C.c_int64)
+_PROMPT_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int64, C.c_char_p, C.c_char_p, C.c_char_p)
 
 
 class _EngineParams(C.Structure):
@@ -76,7 +77,8 @@ class _SessionParams(C.Structure):
                 ("on_latents", _LATENTS_FN), ("on_frames", _FRAMES_FN), ("user", C.c_void_p),
                 ("dump_steps", C.c_char_p), ("stats", C.c_int), ("profile", C.c_int),
                 ("profile_chunk", C.c_int64), ("no_cuda_graphs", C.c_int),
-                ("frames_on_device", C.c_int),
+                ("frames_on_device", C.c_int), ("fps_num", C.c_int), ("fps_den", C.c_int),
+                ("on_prompt", _PROMPT_FN),
                 ("sampler", C.c_char_p), ("num_steps", C.c_int),
                 ("shot_rope_offset", C.c_int64), ("shot_clean_recache", C.c_int)]
 
@@ -89,13 +91,17 @@ class _StepInfo(C.Structure):
 class _SessionStatus(C.Structure):
     _fields_ = [(n, C.c_int64) for n in ("next_frame", "frames_total", "chunks", "video_frames",
                                          "queued_prompts")] + [
-        (n, C.c_int) for n in ("switches", "stopping", "done", "paused")]
+        (n, C.c_int) for n in ("switches", "stopping", "done", "paused")] + [
+        ("elapsed_s", C.c_double), ("lag_ms", C.c_double), ("late_frames", C.c_int64),
+        ("dropped_frames", C.c_int64)]
 
 
 class _OutputOpts(C.Structure):
     _fields_ = [("kind", C.c_char_p), ("crf", C.c_int), ("timeout_ms", C.c_int),
                 ("reconnect_max_ms", C.c_int), ("queue_frames", C.c_int),
-                ("preset", C.c_char_p)]
+                ("codec", C.c_char_p), ("preset", C.c_char_p), ("bitrate", C.c_int64),
+                ("maxrate", C.c_int64), ("bufsize", C.c_int64),
+                ("metadata", C.POINTER(C.c_char_p)), ("tee", C.POINTER(C.c_char_p))]
 
 
 _lib = None
