@@ -514,7 +514,10 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
             }
             snprintf(v, sizeof v, "%s", f->valuestring);
         }
-        if (sk_cli_set(cli, g->string, v, who) == 2) return 2;
+        /* string options are kept by pointer: the text must outlive v (e.g. --fps) */
+        const char *kept = sk_model_dir_keep(*md, v);
+        if (!kept) return sk_cli_usage_error(cli, "%s: out of memory", who);
+        if (sk_cli_set(cli, g->string, kept, who) == 2) return 2;
     }
     SK_LOGI("model '%s': %s%s%s%s", m->dir, m->family, m->title[0] ? " (" : "", m->title,
             m->title[0] ? ")" : "");

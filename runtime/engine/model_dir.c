@@ -41,6 +41,16 @@ static char *join(const char *dir, const char *rel)
     return p;
 }
 
+const char *sk_model_dir_keep(sk_model_dir *m, const char *text)
+{
+    char **k = realloc(m->kept, (size_t)(m->n_kept + 1) * sizeof *k);
+    if (!k) return NULL;
+    m->kept = k;
+    char *d = strdup(text);
+    if (d) m->kept[m->n_kept++] = d;
+    return d;
+}
+
 void sk_model_dir_free(sk_model_dir **mp)
 {
     if (!mp || !*mp) return;
@@ -52,6 +62,8 @@ void sk_model_dir_free(sk_model_dir **mp)
     free(m->text_encoder);
     free(m->tokenizer);
     free(m->vae);
+    for (int i = 0; i < m->n_kept; i++) free(m->kept[i]);
+    free(m->kept);
     cJSON_Delete(m->root);
     free(m);
     *mp = NULL;

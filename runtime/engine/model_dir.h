@@ -37,6 +37,8 @@ typedef struct {
     char *dit, *dit_config, *text_encoder, *tokenizer, *vae;
     const cJSON *generate; /* object or NULL */
     const cJSON *fallback; /* object or NULL */
+    char **kept;           /* sk_model_dir_keep's copies (owned) */
+    int n_kept;
 } sk_model_dir;
 
 /* 1 when path is a directory that holds a model.json. */
@@ -53,6 +55,10 @@ void sk_model_dir_free(sk_model_dir **m); /* accepts NULL; NULLs the pointer */
  * trailing ".0" for integers, arrays as "1,2,3", booleans as "1"/"0". Returns
  * 0, or -1 (buf untouched) for a value of another kind. */
 int sk_model_dir_value_text(const cJSON *v, char *buf, size_t cap);
+
+/* A copy of text that lives as long as m (an option parser keeps string options by pointer:
+ * a "generate" value set through it must outlive the caller's buffer). NULL when out of memory. */
+const char *sk_model_dir_keep(sk_model_dir *m, const char *text);
 
 /* `sinkstream inspect DIR` on a model directory: loads every part on the CPU
  * (strict loaders: names, shapes, dtypes, NaN/Inf) and checks that they fit
