@@ -483,7 +483,12 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
             }
             snprintf(v, sizeof v, "%s", f->valuestring);
         }
-        if (sk_cli_set(cli, g->string, v, who) == 2) return 2;
+        /* the option table keeps a string option's pointer: hand it model.json's own
+         * string (owned by *md, which lives until the run ends), never the local v */
+        if (op->type == SK_OPT_STRING && !cJSON_IsString(g))
+            return sk_cli_usage_error(cli, "%s: generate.%s must be a string", who, g->string);
+        const char *val = op->type == SK_OPT_STRING ? g->valuestring : v;
+        if (sk_cli_set(cli, g->string, val, who) == 2) return 2;
     }
     SK_LOGI("model '%s': %s%s%s%s", m->dir, m->family, m->title[0] ? " (" : "", m->title,
             m->title[0] ? ")" : "");

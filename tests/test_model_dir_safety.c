@@ -1,0 +1,101 @@
+/* test_model_dir_safety.c - a model directory is input from whoever made it
+ * (a download, a shared folder): its model.json must not reach memory it does
+ * not own, nor set options that are not about the model (where files go, the
+ * control API's address and token), nor make sinkstream read files outside
+ * the directory. Each case writes a small model directory around the demo
+ * DiT and runs `sinkstream generate --model` (under ASan in CI). */
+#include "common/cli_run.h"
+
+#include <sys/stat.h>
+
+#define FIX SK_SOURCE_DIR "/tests/fixtures/"
+
+static char g_dir[256];
+
+static void mk(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sk_mdsafe_XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir));
+}
+
+static void rm(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(model_dir_safety, .init = mk, .fini = rm, .timeout = 120);
+
+static const char *path(const char *name)
+{
+    static char p[4][400];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof p[i], "%s/%s", g_dir, name);
+    return p[i];
+}
+
+static void put(const char *name, const char *text)
+{
+    FILE *f = fopen(path(name), "w");
+    cr_assert_not_null(f, "%s", path(name));
+    fputs(text, f);
+    fclose(f);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* DIR/m with the demo DiT and a model.json whose "generate" is gen_json. */
+static const char *model(const char *gen_json)
+{
+    mkdir(path("m"), 0755);
+    copy_file(FIX "demo/dit_demo_c16.safetensors", path("m/dit.safetensors"));
+    char j[4096];
+    snprintf(j, sizeof j,
+             "{\"format\": \"sinkstream-model\", \"version\": 1, \"family\": \"self-forcing\",\n"
+             " \"files\": {\"dit\": \"dit.safetensors\"},\n \"generate\": %s}\n", gen_json);
+    put("m/model.json", j);
+    return path("m");
+}
+
+static int exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* The model's own defaults (size, frames, KV) still apply from model.json. */
+Test(model_dir_safety, model_defaults_apply)
+{
+    const char *m = model("{\"frames\": 6, \"kv-policy\": \"sink\", \"kv-window\": 6, "
+                          "\"kv-sink\": 3, \"height\": 32, \"width\": 32, \"steps\": [1000, 500]}");
+    tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
+                         "--latents-out", path("lat.safetensors"), "--no-decode", NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "6 latent frames") && strstr(r.err, "KV sink window 6 sink 3"), "%s",
+              r.err);
+    cr_expect(exists(path("lat.safetensors")));
+    tu_result_free(&r);
+}
+
+/* Issue 15 #1: a string under "generate" was kept as a pointer into a
+ * loop-local buffer (ASan: stack-use-after-scope; release: '' or garbage). */
+Test(model_dir_safety, string_default_outlives_the_parse)
+{
+    char g[600];
+    snprintf(g, sizeof g, "{\"frames\": 3, \"height\": 32, \"width\": 32, \"latents-out\": \"%s\"}",
+             path("from_json.safetensors"));
+    const char *m = model(g);
+    tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
+                         "--no-decode", NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_expect(!strstr(r.err, "AddressSanitizer"), "%s", r.err);
+    cr_expect(exists(path("from_json.safetensors")), "latents not at model.json's path: %s", r.err);
+    tu_result_free(&r);
+}
