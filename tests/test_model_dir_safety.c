@@ -84,18 +84,49 @@ Test(model_dir_safety, model_defaults_apply)
     tu_result_free(&r);
 }
 
-/* Issue 15 #1: a string under "generate" was kept as a pointer into a
- * loop-local buffer (ASan: stack-use-after-scope; release: '' or garbage). */
-Test(model_dir_safety, string_default_outlives_the_parse)
+/* Issue 15 #1 and #2: a string under "generate" was kept as a pointer into a
+ * loop-local buffer (ASan: stack-use-after-scope; release: latents written
+ * to ''), and any option could be set there. Now string defaults point into
+ * model.json (tools/cmd_generate.c), and options that are not about the
+ * model are refused, naming the key, before anything is written. */
+static void expect_refused(const char *key, const char *value)
 {
     char g[600];
-    snprintf(g, sizeof g, "{\"frames\": 3, \"height\": 32, \"width\": 32, \"latents-out\": \"%s\"}",
-             path("from_json.safetensors"));
+    snprintf(g, sizeof g, "{\"frames\": 3, \"height\": 32, \"width\": 32, \"%s\": %s}", key,
+             value);
     const char *m = model(g);
     tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
+                         "--no-decode", "--latents-out", path("lat.safetensors"), NULL);
+    cr_expect_eq(r.code, 2, "generate.%s was accepted: %s", key, r.err);
+    cr_expect(strstr(r.err, "model.json") && strstr(r.err, key) &&
+                  strstr(r.err, "is not a default a model directory may set"),
+              "generate.%s: %s", key, r.err);
+    cr_expect(!exists(path("lat.safetensors")), "generate.%s: the run went on", key);
+    cr_expect(!exists(path("from_json.safetensors")), "generate.%s: a file was written", key);
+    tu_result_free(&r);
+}
+
+Test(model_dir_safety, options_not_about_the_model_are_refused)
+{
+    char v[400];
+    snprintf(v, sizeof v, "\"%s\"", path("from_json.safetensors"));
+    expect_refused("latents-out", v);
+    expect_refused("dump-steps", v);
+    expect_refused("frames-dir", v);
+    expect_refused("control-bind", "\"0.0.0.0\"");
+    expect_refused("control-token", "\"x\"");
+    expect_refused("control-port", "8088");
+    expect_refused("tee", v);
+    expect_refused("noise-file", v);
+}
+
+/* An option this build does not know stays a warning (newer converters). */
+Test(model_dir_safety, unknown_option_is_a_warning)
+{
+    const char *m = model("{\"frames\": 3, \"height\": 32, \"width\": 32, \"future-option\": 7}");
+    tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
                          "--no-decode", NULL);
-    cr_assert_eq(r.code, 0, "%s", r.err);
-    cr_expect(!strstr(r.err, "AddressSanitizer"), "%s", r.err);
-    cr_expect(exists(path("from_json.safetensors")), "latents not at model.json's path: %s", r.err);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "generate.future-option is not an option"), "%s", r.err);
     tu_result_free(&r);
 }

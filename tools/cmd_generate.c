@@ -468,6 +468,11 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
                     g->string);
             continue;
         }
+        if (!sk_model_dir_option_allowed(g->string))
+            return sk_cli_usage_error(cli, "%s: generate.%s is not a default a model directory "
+                                      "may set (only %s); give --%s on the command line if you "
+                                      "mean it", who, g->string, sk_model_dir_allowed_list(),
+                                      g->string);
         if (op->type == SK_OPT_ENUM && !choice_ok(op->choices, v)) {
             const cJSON *f = m->fallback ? cJSON_GetObjectItemCaseSensitive(m->fallback, g->string)
                                          : NULL;

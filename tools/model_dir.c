@@ -24,6 +24,32 @@
 static const char *const k_families[] = {"self-forcing", "longlive", "reward-forcing",
                                          "rolling-forcing"};
 
+/* The "generate" keys model.json may set (sk_model_dir_option_allowed). */
+static const char *const k_allowed[] = {
+    "frames", "seconds", "height", "width", "latent-height", "latent-width", "fps", "chunk",
+    "steps", "shift", "no-warp", "kv-policy", "kv-window", "kv-sink", "rope", "ema-alpha",
+    "kv-compress", "kv-recent", "recache", "recache-sink", "dit-dtype", "act-dtype", "dtype",
+};
+
+int sk_model_dir_option_allowed(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof k_allowed / sizeof *k_allowed; i++)
+        if (!strcmp(name, k_allowed[i])) return 1;
+    return 0;
+}
+
+const char *sk_model_dir_allowed_list(void)
+{
+    static char list[512];
+    if (!list[0]) {
+        size_t at = 0;
+        for (size_t i = 0; i < sizeof k_allowed / sizeof *k_allowed && at < sizeof list; i++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "",
+                                   k_allowed[i]);
+    }
+    return list;
+}
+
 int sk_model_dir_is(const char *path)
 {
     struct stat sb;

@@ -54,6 +54,14 @@ void sk_model_dir_free(sk_model_dir **m); /* accepts NULL; NULLs the pointer */
  * 0, or -1 (buf untouched) for a value of another kind. */
 int sk_model_dir_value_text(const cJSON *v, char *buf, size_t cap);
 
+/* 1 when a "generate" key of model.json may set that option: only defaults
+ * that describe the model (size, length, fps, chunking, steps, shift, KV
+ * policy and sizes, dtypes). Where files are written or read, the control
+ * API's address and token and the like are the user's to give, never a
+ * downloaded directory's (issue 15 #2). */
+int sk_model_dir_option_allowed(const char *name);
+const char *sk_model_dir_allowed_list(void); /* "frames, height, ..." for messages */
+
 /* `sinkstream inspect DIR` on a model directory: loads every part on the CPU
  * (strict loaders: names, shapes, dtypes, NaN/Inf) and checks that they fit
  * together: DiT text_dim == encoder dim, VAE latent channels == DiT in/out
