@@ -64,6 +64,12 @@ typedef int mhd_result;
 typedef enum MHD_Result mhd_result;
 #endif
 
+/* Connection bounds (docs/RELIABILITY.md): 64 in all, 8 per client address,
+ * closed after 5 s without a byte. */
+#define SK_CONTROL_HTTP_MAX_CONN 64
+#define SK_CONTROL_HTTP_MAX_CONN_PER_IP 8
+#define SK_CONTROL_HTTP_IDLE_S 5
+
 typedef struct {
     sk_control *c;
     struct MHD_Daemon *d;
@@ -381,8 +387,14 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            /* slow clients (issue 15 #3): one address holds a few
+                             * connections at most, an idle one is closed after 5 s,
+                             * and the polling thread serves the others meanwhile */
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SK_CONTROL_HTTP_MAX_CONN,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)SK_CONTROL_HTTP_MAX_CONN_PER_IP,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_CONTROL_HTTP_IDLE_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                             MHD_OPTION_END);
     if (!s->d) {
         free(s->token);

@@ -1,0 +1,109 @@
+/* test_live_hostile.c - live control under hostile or careless clients
+ * (issue 15): slow HTTP clients must not lock the API out, stop must get
+ * through a full command queue, a line with a NUL byte is reported, and
+ * text that reaches the log cannot forge log lines or carry terminal escapes.
+ * Network: loopback only (127.0.0.1 for the legitimate client, 127.0.0.2 for
+ * the slow ones: Linux routes all of 127/8 to lo). */
+#include "live_test_util.h"
+#include "dit_test_util.h"
+
+#include "runtime/core/log.h"
+#include "runtime/live/control.h"
+
+static void mk(void) { lu_dir_make("live_hostile"); }
+static void rm(void) { lu_kill_all(); lu_dir_remove(); }
+
+TestSuite(live_hostile, .init = mk, .fini = rm, .timeout = 240);
+
+static pid_t start_paused(int *port, const char *log)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s generate --dit %sdit_tiny.safetensors --dit-config %sconfig.json "
+             "--text-embeds %sembeds.safetensors --embeds-key context --frames 6 "
+             "--latent-height 8 --latent-width 8 --start-paused --control-port 0 --no-decode",
+             lu_bin(), DIT_FIX, DIT_FIX, DIT_FIX);
+    pid_t pid = lu_spawn(cmd, log, NULL);
+    if (!lu_wait_for_text(log, "listening on port ", 60)) {
+        char *e = lu_read(log);
+        cr_assert_fail("no port printed: %s", e);
+    }
+    char *e = lu_read(log);
+    *port = atoi(strstr(e, "listening on port ") + 18);
+    free(e);
+    cr_assert(*port > 0);
+    return pid;
+}
+
+/* A connection from 127.0.0.2 that has sent one byte of a request. */
+static int slow_client(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in me = {0}, a = {0};
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(0x7f000002);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0, "bind 127.0.0.2: %s",
+                 strerror(errno));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (send(fd, "G", 1, MSG_NOSIGNAL) != 1) {}
+    return fd;
+}
+
+/* Issue 15 #3: 16 connections that trickle a request locked the API out (0
+ * of 14 probes answered). Now a client address holds a few connections at
+ * most, and everyone else is still answered. */
+Test(live_hostile, slow_clients_do_not_lock_out_the_api)
+{
+    int port;
+    const char *log = lu_path("slow.log");
+    pid_t pid = start_paused(&port, log);
+    int fds[40], n = 0;
+    for (int i = 0; i < 40; i++) fds[n++] = slow_client(port);
+    lu_sleep(0.3);
+    char body[8192];
+    int answered = 0;
+    for (int i = 0; i < 8; i++) {
+        int code = lu_http(port, "GET", "/status", "", NULL, body, sizeof body);
+        answered += code == 200;
+        /* keep the slow ones alive: one more byte each */
+        for (int k = 0; k < n; k++)
+            if (fds[k] >= 0 && send(fds[k], "E", 1, MSG_NOSIGNAL) != 1) {}
+        lu_sleep(0.2);
+    }
+    cr_expect_eq(answered, 8, "%d of 8 status probes answered while 40 slow clients were open",
+                 answered);
+    cr_expect_eq(lu_http(port, "POST", "/stop", "", NULL, body, sizeof body), 202, "%s", body);
+    int rc = lu_wait(pid, 30);
+    for (int k = 0; k < n; k++)
+        if (fds[k] >= 0) close(fds[k]);
+    char *e = lu_read(log);
+    cr_expect_eq(rc, 0, "%s", e);
+    free(e);
+}
+
+/* An idle connection is closed by the server within its timeout. */
+Test(live_hostile, idle_connection_is_closed)
+{
+    int port;
+    const char *log = lu_path("idle.log");
+    pid_t pid = start_paused(&port, log);
+    int fd = slow_client(port);
+    cr_assert(fd >= 0);
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    double t0 = lu_now();
+    char b[64];
+    ssize_t got = read(fd, b, sizeof b); /* 0 (EOF) when the server closes it */
+    double dt = lu_now() - t0;
+    close(fd);
+    cr_expect(got <= 0 && dt < 8.0, "idle connection still open after %.1f s (read %zd)", dt, got);
+    char body[1024];
+    cr_expect_eq(lu_http(port, "POST", "/stop", "", NULL, body, sizeof body), 202, "%s", body);
+    cr_expect_eq(lu_wait(pid, 30), 0);
+}
