@@ -107,3 +107,25 @@ Test(live_hostile, idle_connection_is_closed)
     cr_expect_eq(lu_http(port, "POST", "/stop", "", NULL, body, sizeof body), 202, "%s", body);
     cr_expect_eq(lu_wait(pid, 30), 0);
 }
+
+/* Issue 15 #5: stop was refused (503) while the queue was full. */
+Test(live_hostile, stop_gets_through_a_full_queue)
+{
+    const char *names[] = {"context", "context.1"};
+    sk_control_params p = {.max_queue = 2, .embeds = names, .n_embeds = 2};
+    sk_control *c;
+    cr_assert_eq(sk_control_create(&p, &c), SK_OK);
+    uint64_t id = 0;
+    cr_assert_eq(sk_control_push(c, SK_CTL_EMBEDS, "context", 0, "t", &id), SK_OK);
+    cr_assert_eq(sk_control_push(c, SK_CTL_EMBEDS, "context.1", 0, "t", &id), SK_OK);
+    cr_expect_eq(sk_control_push(c, SK_CTL_PAUSE, NULL, 0, "t", &id), SK_E_OOM, "queue is full");
+    cr_expect_eq(sk_control_push(c, SK_CTL_STOP, NULL, 0, "t", &id), SK_OK,
+                 "stop refused with a full queue: %s", sk_error_message());
+    cr_expect(id > 0, "stop has an id");
+    cr_expect(sk_control_stop_requested(c));
+    /* a second stop (a client retrying) is no error either */
+    cr_expect_eq(sk_control_push(c, SK_CTL_STOP, NULL, 0, "t", &id), SK_OK, "%s",
+                 sk_error_message());
+    cr_expect_eq(sk_control_push(c, SK_CTL_PAUSE, NULL, 0, "t", &id), SK_E_UNSUPPORTED);
+    sk_control_free(&c);
+}

@@ -142,7 +142,14 @@ sk_status sk_control_push(sk_control *c, sk_ctl_kind k, const char *arg, int64_t
     }
     pthread_mutex_lock(&c->mu);
     sk_status st = SK_OK;
-    if (atomic_load(&c->stop)) {
+    if (k == SK_CTL_STOP) {
+        /* stop always gets through (issue 15 #5): it needs no queue slot, the
+         * boundary sees the flag; a repeated stop is answered the same way */
+        if (id) *id = c->next_id;
+        c->next_id++;
+        atomic_store(&c->stop, 1);
+        pthread_cond_broadcast(&c->cv);
+    } else if (atomic_load(&c->stop)) {
         st = SK_ERR(SK_E_UNSUPPORTED, "the run is stopping; no more commands are taken");
     } else if (c->qn == c->qcap) {
         st = SK_ERR(SK_E_OOM, "the command queue is full (%d waiting); try again after the next "
@@ -159,7 +166,6 @@ sk_status sk_control_push(sk_control *c, sk_ctl_kind k, const char *arg, int64_t
         snprintf(q->source, sizeof q->source, "%s", source ? source : "api");
         if (id) *id = q->id;
         c->qn++;
-        if (k == SK_CTL_STOP) atomic_store(&c->stop, 1);
         pthread_cond_broadcast(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
