@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "runtime/core/log.h"
 
@@ -339,6 +340,15 @@ static void http_stop(sk_control *c)
 {
     http_srv *s = c->http;
     if (!s) return;
+    /* let answers already queued (the 202 of the /stop that ended the run) go
+     * out before the sockets close: wait up to 0.5 s for open connections */
+    for (int i = 0; i < 50; i++) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!di || di->num_connections == 0) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(s->d);
     free(s->token);
     free(s);
