@@ -78,7 +78,8 @@ Test(live_hostile, slow_clients_do_not_lock_out_the_api)
     }
     cr_expect_eq(answered, 8, "%d of 8 status probes answered while 40 slow clients were open",
                  answered);
-    cr_expect_eq(lu_http(port, "POST", "/stop", "", NULL, body, sizeof body), 202, "%s", body);
+    int code = lu_http(port, "POST", "/stop", "", NULL, body, sizeof body);
+    cr_expect_eq(code, 202, "stop: %d %s", code, body);
     int rc = lu_wait(pid, 30);
     for (int k = 0; k < n; k++)
         if (fds[k] >= 0) close(fds[k]);
@@ -127,5 +128,74 @@ Test(live_hostile, stop_gets_through_a_full_queue)
     cr_expect_eq(sk_control_push(c, SK_CTL_STOP, NULL, 0, "t", &id), SK_OK, "%s",
                  sk_error_message());
     cr_expect_eq(sk_control_push(c, SK_CTL_PAUSE, NULL, 0, "t", &id), SK_E_UNSUPPORTED);
+    sk_control_free(&c);
+}
+
+/* Runs f with stderr going to a file; returns what was written. */
+static char *capture_stderr(void (*f)(void *), void *arg)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    const char *p = lu_path("stderr.txt");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(fd >= 0 && saved >= 0);
+    dup2(fd, 2);
+    close(fd);
+    f(arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    return lu_read(p);
+}
+
+static void log_hostile(void *arg)
+{
+    SK_LOGI("prompt switch (live: text '%s') applied", (const char *)arg);
+}
+
+/* Issue 15 #8: text from HTTP/stdin reached the log unescaped: a newline
+ * forged a log line, ESC sequences drove the terminal. */
+Test(live_hostile, log_escapes_control_characters)
+{
+    const char *evil = "a fox\nsinkstream: error: FORGED\r\x1b[2J\x1b[31mred\x7f";
+    char *out = capture_stderr(log_hostile, (void *)evil);
+    int lines = 0;
+    for (const char *q = out; *q; q++) lines += *q == '\n';
+    cr_expect_eq(lines, 1, "one message, one line: %s", out);
+    cr_expect(!strchr(out, '\x1b') && !strchr(out, '\r') && !strchr(out, '\x7f'), "raw control "
+              "bytes reached the log: %s", out);
+    cr_expect(strstr(out, "a fox\\nsinkstream: error: FORGED\\r\\x1b[2J"), "%s", out);
+    free(out);
+}
+
+static void stdin_lines(void *arg)
+{
+    sk_control *c = arg;
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(sk_control_stdin_start(c, p[0]), SK_OK);
+    static const char in[] = "\0stop\nbogus\x1b[31m\nembeds context.1\n";
+    cr_assert_eq(write(p[1], in, sizeof in - 1), (ssize_t)(sizeof in - 1));
+    close(p[1]);
+    double t_end = lu_now() + 5;
+    while (sk_control_pending(c) < 1 && lu_now() < t_end) lu_sleep(0.01);
+    lu_sleep(0.2);
+}
+
+/* Issue 15 #8: a stdin line starting with NUL was skipped silently (and the
+ * rest of it never seen); now it is reported and ignored. */
+Test(live_hostile, stdin_nul_line_is_reported)
+{
+    const char *names[] = {"context", "context.1"};
+    sk_control_params p = {.embeds = names, .n_embeds = 2};
+    sk_control *c;
+    cr_assert_eq(sk_control_create(&p, &c), SK_OK);
+    char *err = capture_stderr(stdin_lines, c);
+    cr_expect(strstr(err, "stdin line 1") && strstr(err, "NUL"), "%s", err);
+    cr_expect(!sk_control_stop_requested(c), "the NUL line was taken as a stop");
+    cr_expect(strstr(err, "stdin line 2") && strstr(err, "bogus\\x1b[31m") && !strchr(err, '\x1b'),
+              "%s", err);
+    cr_expect_eq(sk_control_pending(c), 1, "the embeds line of line 3");
+    free(err);
     sk_control_free(&c);
 }

@@ -358,12 +358,16 @@ sk_status sk_control_push_line(sk_control *c, const char *line, const char *sour
     return st;
 }
 
-static void handle_line(sk_control *c, char *line, int lineno)
+static void handle_line(sk_control *c, char *line, size_t len, int lineno)
 {
     uint64_t id = 0;
-    sk_status st = sk_control_push_line(c, line, "stdin", &id);
+    sk_status st = memchr(line, 0, len)
+                       ? SK_ERR(SK_E_INVALID_ARG, "has a NUL byte; ignored (commands are text)")
+                       : sk_control_push_line(c, line, "stdin", &id);
     if (st != SK_OK) {
-        fprintf(stderr, "sinkstream: control: stdin line %d: %s\n", lineno, sk_error_message());
+        char esc[600];
+        fprintf(stderr, "sinkstream: control: stdin line %d: %s\n", lineno,
+                sk_log_escape(esc, sizeof esc, sk_error_message()));
     } else if (id) {
         SK_LOGI("control: stdin line %d queued as command #%llu", lineno, (unsigned long long)id);
     }
@@ -388,7 +392,7 @@ static void *stdin_main(void *arg)
         if (got <= 0) { /* EOF: the run goes on without stdin control */
             if (n > 0 && !skipping) {
                 buf[n] = 0;
-                handle_line(c, buf, ++lineno);
+                handle_line(c, buf, n, ++lineno);
             }
             SK_LOGD("control: stdin closed");
             break;
@@ -399,7 +403,7 @@ static void *stdin_main(void *arg)
             *nl = 0;
             ++lineno;
             if (skipping) skipping = 0;
-            else handle_line(c, start, lineno);
+            else handle_line(c, start, (size_t)(nl - start), lineno);
             start = nl + 1;
         }
         n -= (size_t)(start - buf);
