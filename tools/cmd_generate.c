@@ -251,9 +251,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             ps[i].fps_num = o->fps;
             ps[i].fps_den = 1;
             ps[i].crf = o->crf;
-            /* SIGINT: network waits end at once (files are not cut short: all that was
-             * generated is written and finalised) */
-            if (ps[i].kind == SK_OUTPUT_RTMP) ps[i].abort_flag = &g_gen_signal;
+            /* a second SIGINT: network waits end at once (files are not cut short: all
+             * that was generated is written and finalised); the first only stops */
+            if (ps[i].kind == SK_OUTPUT_RTMP) ps[i].abort_flag = &g_gen_abort;
         }
         if ((st = sk_output_open_multi(ps, np, &out)) != SK_OK) goto fail;
         SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,

@@ -10,14 +10,22 @@
 #include "runtime/core/progress.h"
 
 volatile int g_gen_signal = 0;
+volatile int g_gen_abort = 0;
 
 static struct sigaction g_old_int, g_old_term, g_old_pipe;
 
+/* First SIGINT/SIGTERM: stop at the next chunk boundary like POST /stop, every
+ * frame made is written and sent (the live outputs drain, bounded by their
+ * queue and --net-timeout-ms). Second: the outputs abort (no more waiting on
+ * the network; files are still finalised), exit 1. A third kills at once. */
 static void on_signal(int sig)
 {
     (void)sig;
-    g_gen_signal = 1;
-    /* a second Ctrl-C kills at once */
+    if (!g_gen_signal) {
+        g_gen_signal = 1;
+        return;
+    }
+    g_gen_abort = 1;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 }
@@ -34,6 +42,7 @@ sk_status gen_live_start(gen_live *lv, const gen_live_opts *o, const sk_st_file 
     lv->paused = o->start_paused;
     if (lv->paused) lv->t_paused = lv->t_start;
     g_gen_signal = 0;
+    g_gen_abort = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

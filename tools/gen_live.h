@@ -52,8 +52,10 @@ typedef struct {
     int installed_signals;
 } gen_live;
 
-/* 1 after SIGINT/SIGTERM (the outputs' abort flag). */
+/* 1 after SIGINT/SIGTERM: stop at the next chunk boundary. */
 extern volatile int g_gen_signal;
+/* 1 after a second SIGINT/SIGTERM (the live outputs' abort flag). */
+extern volatile int g_gen_abort;
 
 /* Sets up control (when asked) and the signal handlers. emb: the
  * --text-embeds file (its tensor names are the embeds a command may name);
