@@ -21,6 +21,7 @@
 #include "tools/commands.h"
 #include "tools/gen_live.h"
 #include "tools/gen_pp.h"
+#include "tools/gen_prompt_cache.h"
 #include "tools/gen_prompts.h"
 #include "text/text_encoder.h"
 #include "tools/model_dir.h"
@@ -105,6 +106,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     step_dump sd = {NULL, SK_OK}; /* before any goto: done: frees its writer */
     gen_prompt_list pl = {0}, file_pl = {0};
     gen_text text = {0};
+    gen_prompt_cache pcache = {0};
     gen_live lv;
     memset(&lv, 0, sizeof lv);
     sk_st_writer *w = NULL;
@@ -161,22 +163,38 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         any_text |= pl.v[i].text != NULL;
     }
     if (o->text_embeds && (st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
+    /* every line is checked now but none is read: the distinct prompts go into a bounded
+     * cache, each line's context is made when it comes due (issue 15 #6) */
+    for (int i = 0, cols0 = 0; i < pl.n; i++) {
+        int64_t cols = 0;
+        if ((st = gen_prompt_check(&pl.v[i], emb, o->text_encoder != NULL, &cols)) != SK_OK) {
+            if (pl.v[i].line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts,
+                                                  pl.v[i].line);
+            goto fail;
+        }
+        if (cols && cols0 && cols != cols0) {
+            st = SK_ERR(SK_E_SHAPE, "--prompts '%s' line %d: the prompt has %lld columns, the "
+                        "first one %d", o->prompts, pl.v[i].line, (long long)cols, cols0);
+            goto fail;
+        }
+        if (cols && !cols0) cols0 = (int)cols;
+    }
+    if ((st = gen_prompt_cache_init(&pcache, 0)) != SK_OK) goto fail;
+    /* more distinct text prompts than the cache holds: the encoder stays for them
+     * (its weights offloaded between encodes) */
+    const int text_later = any_text && gen_prompt_distinct(&pl) > pcache.cap;
     if (o->text_encoder && (any_text || keep_text) &&
         (st = gen_text_open(&text, o->device == 1, o->text_encoder, o->tokenizer,
-                            o->text_encoder_config, keep_text && o->text_offload)) != SK_OK)
+                            o->text_encoder_config,
+                            (keep_text && o->text_offload) || (text_later && !keep_text))) != SK_OK)
         goto fail;
-    for (int i = 0; i < pl.n; i++)
-        if ((st = gen_prompt_resolve(&pl.v[i], emb, &text)) != SK_OK) {
-            if (pl.v[i].line > 0) sk_error_prefix("--prompts line %d: ", pl.v[i].line);
-            goto fail;
-        }
-    if (!keep_text) gen_text_close(&text);
-    for (int i = 1; i < pl.n; i++)
-        if (pl.v[i].cols != pl.v[0].cols) {
-            st = SK_ERR(SK_E_SHAPE, "--prompts line %d: the prompt has %lld columns, the first "
-                        "one %lld", pl.v[i].line, (long long)pl.v[i].cols, (long long)pl.v[0].cols);
-            goto fail;
-        }
+    int uncached = 0;
+    if ((st = gen_prompt_cache_warm(&pcache, &pl, emb, &text, &uncached)) != SK_OK) goto fail;
+    if (uncached)
+        SK_LOGI("--prompts: more than %d distinct prompts; %d are resolved when they come due%s",
+                pcache.cap, uncached, text_later ? " (the text encoder stays, offloaded)" : "");
+    if (!keep_text && !text_later) gen_text_close(&text);
+    if ((st = gen_prompt_cache_resolve(&pcache, &pl.v[0], emb, &text)) != SK_OK) goto fail;
     int next_sw = 1;
     if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
 
@@ -198,8 +216,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     /* pipelined: only the config and the small global tensors here, the blocks on the stages */
     if ((st = sk_dit_load_blocks(o->dit, cfgp, be, wd_of[o->wdtype], 0, pp ? 0 : -1, &m)) != SK_OK)
         goto fail;
-    for (int i = 0; i < pl.n; i++)
-        if ((st = gen_prompt_fit(&pl.v[i], &m->cfg)) != SK_OK) goto fail;
+    if ((st = gen_prompt_fit(&pl.v[0], &m->cfg)) != SK_OK ||
+        (st = gen_prompt_cache_fit(&pcache, &m->cfg)) != SK_OK)
+        goto fail;
 
     if (decode) {
         /* latents go from the DiT to the VAE on the device. On CUDA the VAE has its own
@@ -322,7 +341,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         if (gen_live_boundary(&lv, s, out, vframes)) break;
         /* switches take effect at the first chunk starting at or after their frame; a live
          * prompt taken at the same boundary wins over a scheduled one */
-        const gen_prompt *sw = NULL;
+        gen_prompt *sw = NULL;
         while (next_sw < pl.n && pl.v[next_sw].frame <= s->next_frame) sw = &pl.v[next_sw++];
         gen_prompt live;
         uint64_t lid = 0;
@@ -333,8 +352,16 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             st = gen_live_switch(&lv, s, &live, lid, lt, "live");
             gen_prompt_free(&live);
             if (st != SK_OK) goto fail;
-        } else if (sw && (st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts")) != SK_OK) {
-            goto fail;
+        } else if (sw) {
+            if ((st = gen_prompt_cache_resolve(&pcache, sw, emb, &text)) != SK_OK ||
+                (st = gen_prompt_fit(sw, &m->cfg)) != SK_OK) {
+                sk_error_prefix("--prompts '%s' line %d: ", o->prompts, sw->line);
+                goto fail;
+            }
+            st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts");
+            free(sw->ctx); /* the stream has its copy; the cache keeps one */
+            sw->ctx = NULL;
+            if (st != SK_OK) goto fail;
         }
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
     chunk_out:
@@ -417,6 +444,7 @@ done:
     sk_st_close(&emb);
     gen_prompt_list_free(&pl);
     gen_prompt_list_free(&file_pl);
+    gen_prompt_cache_free(&pcache);
     free(lat);
     return rc;
 }
