@@ -2,7 +2,8 @@
 # soak.sh - long-running reliability check of a live run (not in CI; see
 # docs/RELIABILITY.md for the figures of the last run).
 #
-# One `sinkstream generate --seconds 0` on the tiny demo model: TAEHV decode,
+# One `sinkstream generate --seconds 0 --rope relative` (absolute RoPE ends at latent
+# frame 1023) on the tiny demo model: TAEHV decode,
 # x264, RTMP to a local nginx (loopback) that is killed and started again every
 # SOAK_RESTART_S seconds, a --tee file that must keep every frame, a prompt
 # switch POSTed over the HTTP control API every SOAK_PROMPT_S seconds, and the
@@ -71,7 +72,7 @@ trap cleanup EXIT
 
 start_nginx || exit 1
 "$bin" generate --dit $fix/demo/dit_demo_c16.safetensors --text-embeds $fix/dit/embeds.safetensors \
-  --vae $fix/taehv/taehv_tiny_21.safetensors --height 64 --width 64 --fps 16 --seconds 0 \
+  --vae $fix/taehv/taehv_tiny_21.safetensors --height 64 --width 64 --fps 16 --seconds 0 --rope relative \
   -o "rtmp://127.0.0.1:$rtmp_port/live/soak" --tee "$out/tee.mkv" \
   --reconnect-max-ms 2000 --net-timeout-ms 3000 --control-port 0 \
   2>"$out/gen.log" >/dev/null &
