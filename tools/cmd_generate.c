@@ -19,6 +19,7 @@
 #include "runtime/stream/stream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "tools/gen_finite.h"
 #include "tools/gen_live.h"
 #include "tools/gen_pp.h"
 #include "tools/gen_prompt_cache.h"
@@ -107,6 +108,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     gen_prompt_list pl = {0}, file_pl = {0};
     gen_text text = {0};
     gen_prompt_cache pcache = {0};
+    gen_finite fin = {0};
     gen_live lv;
     memset(&lv, 0, sizeof lv);
     sk_st_writer *w = NULL;
@@ -366,6 +368,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
     chunk_out:
         if ((st = sd.st) != SK_OK) goto fail;
+        if ((st = gen_finite_check(&fin, &x0, f0)) != SK_OK) goto fail; /* before it is written */
         if (lat && (st = sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0))) != SK_OK)
             goto fail;
         if (dec) {
@@ -428,6 +431,7 @@ fail:
     fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
     SK_LOGD("raised at %s", sk_error_where());
 done:
+    gen_finite_free(&fin); /* before the backends go */
     sk_st_writer_free(&sd.w);
     if (out) (void)sk_output_close(&out);
     gen_live_finish(&lv);
