@@ -199,3 +199,27 @@ Test(live_hostile, stdin_nul_line_is_reported)
     free(err);
     sk_control_free(&c);
 }
+
+/* Issue 15 #8: request bodies with a key twice or text after the JSON value
+ * were taken (the first key won, silently). */
+Test(live_hostile, json_bodies_are_strict)
+{
+    int port;
+    const char *log = lu_path("json.log");
+    pid_t pid = start_paused(&port, log);
+    char body[8192];
+    int code = lu_http(port, "POST", "/prompt", "",
+                       "{\"embeds\": \"context\", \"embeds\": \"context.1\"}", body, sizeof body);
+    cr_expect_eq(code, 400, "%s", body);
+    cr_expect(strstr(body, "appears twice"), "%s", body);
+    code = lu_http(port, "POST", "/prompt", "", "{\"embeds\": \"context.1\"} {\"x\": 1}", body,
+                   sizeof body);
+    cr_expect_eq(code, 400, "%s", body);
+    cr_expect(strstr(body, "text after the JSON value"), "%s", body);
+    code = lu_http(port, "POST", "/step", "", "{\"chunks\": 1} x", body, sizeof body);
+    cr_expect_eq(code, 400, "%s", body);
+    cr_expect_eq(lu_http(port, "POST", "/prompt", "", "{\"embeds\": \"context.1\"}\n", body,
+                         sizeof body), 202, "%s", body);
+    cr_expect_eq(lu_http(port, "POST", "/stop", "", NULL, body, sizeof body), 202, "%s", body);
+    cr_expect_eq(lu_wait(pid, 30), 0);
+}

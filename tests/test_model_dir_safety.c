@@ -130,3 +130,92 @@ Test(model_dir_safety, unknown_option_is_a_warning)
     cr_expect(strstr(r.err, "generate.future-option is not an option"), "%s", r.err);
     tu_result_free(&r);
 }
+
+/* Issue 15 #8: a model file that is a symlink out of the directory was read. */
+Test(model_dir_safety, symlink_outside_the_directory_is_refused)
+{
+    model("{\"frames\": 3, \"height\": 32, \"width\": 32}");
+    cr_assert_eq(unlink(path("m/dit.safetensors")), 0);
+    cr_assert_eq(symlink(FIX "demo/dit_demo_c16.safetensors", path("m/dit.safetensors")), 0);
+    tu_result r = tu_run("generate", "--model", path("m"), "--text-embeds",
+                         FIX "dit/embeds.safetensors", "--no-decode", NULL);
+    cr_expect_eq(r.code, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "files.dit") && strstr(r.err, "outside the directory") &&
+                  strstr(r.err, "--allow-outside"), "%s", r.err);
+    tu_result_free(&r);
+    r = tu_run("generate", "--model", path("m"), "--allow-outside", "--text-embeds",
+               FIX "dit/embeds.safetensors", "--no-decode", NULL);
+    cr_expect_eq(r.code, 0, "--allow-outside: %s", r.err);
+    tu_result_free(&r);
+    /* a symlink that stays inside is fine */
+    cr_assert_eq(unlink(path("m/dit.safetensors")), 0);
+    copy_file(FIX "demo/dit_demo_c16.safetensors", path("m/real.safetensors"));
+    cr_assert_eq(symlink("real.safetensors", path("m/dit.safetensors")), 0);
+    r = tu_run("generate", "--model", path("m"), "--text-embeds", FIX "dit/embeds.safetensors",
+               "--no-decode", NULL);
+    cr_expect_eq(r.code, 0, "%s", r.err);
+    tu_result_free(&r);
+}
+
+/* Issue 15 #8: the JSON readers took trailing garbage and duplicate keys. */
+Test(model_dir_safety, json_trailing_text_and_duplicate_keys_are_refused)
+{
+    const char *m = model("{\"frames\": 3, \"frames\": 9}");
+    tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
+                         "--no-decode", NULL);
+    cr_expect_eq(r.code, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "model.json") && strstr(r.err, "key \"frames\" appears twice"), "%s",
+              r.err);
+    tu_result_free(&r);
+    m = model("{\"frames\": 3}} trailing");
+    r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
+               "--no-decode", NULL);
+    cr_expect_eq(r.code, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "model.json") && strstr(r.err, "text after the JSON value"), "%s",
+              r.err);
+    tu_result_free(&r);
+    /* config.json */
+    put("cfg_dup.json", "{\"dim\": 128, \"ffn_dim\": 256, \"num_heads\": 2, \"num_layers\": 2, "
+        "\"in_dim\": 16, \"out_dim\": 16, \"text_dim\": 64, \"freq_dim\": 32, \"text_len\": 16, "
+        "\"num_heads\": 4}");
+    put("cfg_trail.json", "{\"dim\": 128} {\"dim\": 64}");
+    const char *cases[][2] = {{"cfg_dup.json", "key \"num_heads\" appears twice"},
+                              {"cfg_trail.json", "text after the JSON value"}};
+    for (int i = 0; i < 2; i++) {
+        r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--dit-config",
+                   path(cases[i][0]), "--text-embeds", FIX "dit/embeds.safetensors", "--frames",
+                   "3", "--height", "32", "--width", "32", "--no-decode", NULL);
+        cr_expect_neq(r.code, 0, "%s", r.err);
+        cr_expect(strstr(r.err, cases[i][0]) && strstr(r.err, cases[i][1]), "%s", r.err);
+        tu_result_free(&r);
+    }
+    /* a --prompts line */
+    put("p.jsonl", "{\"embeds\": \"context\"}\n{\"frame\": 3, \"embeds\": \"context\", "
+        "\"embeds\": \"context.1\"}\n");
+    r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--text-embeds",
+               FIX "dit/embeds.safetensors", "--prompts", path("p.jsonl"), "--frames", "6",
+               "--height", "32", "--width", "32", "--no-decode", NULL);
+    cr_expect_neq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "p.jsonl' line 2") && strstr(r.err, "appears twice"), "%s", r.err);
+    tu_result_free(&r);
+}
+
+/* Issue 15 #8: a directory as --dit-config said "size 9223372036854775807";
+ * a --prompts name that does not resolve did not name the file. */
+Test(model_dir_safety, messages_name_what_is_wrong)
+{
+    tu_result r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--dit-config",
+                         FIX "dit", "--text-embeds", FIX "dit/embeds.safetensors", "--no-decode",
+                         NULL);
+    cr_expect_neq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "is a directory") && !strstr(r.err, "9223372036854775807"), "%s",
+              r.err);
+    tu_result_free(&r);
+    put("p.jsonl", "{\"embeds\": \"context\"}\n{\"frame\": 3, \"embeds\": \"nope\"}\n");
+    r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--text-embeds",
+               FIX "dit/embeds.safetensors", "--prompts", path("p.jsonl"), "--frames", "6",
+               "--height", "32", "--width", "32", "--no-decode", NULL);
+    cr_expect_neq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "p.jsonl' line 2") && strstr(r.err, "no tensor 'nope'"), "%s", r.err);
+    tu_result_free(&r);
+}

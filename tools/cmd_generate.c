@@ -31,6 +31,7 @@
 
 typedef struct {
     const char *model; /* --model DIR: files and model.json defaults (flags win) */
+    int allow_outside; /* --allow-outside: its files may resolve outside DIR */
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     const char *vae, *output, *frames_dir, *rgb_out;
     const char *prompt, *text_encoder, *tokenizer, *text_encoder_config, *dump_steps;
@@ -480,7 +481,7 @@ typedef struct {
 static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defaults,
                            sk_model_dir **md, model_fallback *fb, int *nfb, int cap)
 {
-    if (sk_model_dir_open(o->model, md) != SK_OK)
+    if (sk_model_dir_open_ex(o->model, o->allow_outside, md) != SK_OK)
         return sk_cli_usage_error(cli, "--model: %s", sk_error_message());
     const sk_model_dir *m = *md;
     *o = *defaults;
@@ -715,6 +716,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("model", SK_OPT_STRING, &o.model, NULL, "model directory (tools/convert_checkpoint.py): "
              "its DiT, text encoder, tokenizer and VAE, and model.json's sampling defaults; any "
              "flag overrides them", "SK_MODEL", "DIR")},
+        {OPT("allow-outside", SK_OPT_FLAG, &o.allow_outside, NULL, "--model: read files that "
+             "resolve outside the directory (symlinks); refused by default", NULL, NULL)},
         {OPT("dit", SK_OPT_STRING, &o.dit, NULL, "causal Wan DiT weights (.safetensors, upstream "
              "names, optional model./generator. prefixes)", "SK_DIT", "FILE")},
         {OPT("dit-config", SK_OPT_STRING, &o.dit_config, "from the checkpoint",

@@ -16,6 +16,7 @@
 #include "runtime/core/backend.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/core/log.h"
+#include "runtime/io/json_strict.h"
 #include "runtime/io/safetensors.h"
 #include "text/tokenizer.h"
 #include "text/umt5.h"
@@ -157,11 +158,34 @@ static sk_status file_entry(sk_model_dir *m, const cJSON *files, const char *key
         free(p);
         return st;
     }
+    /* a symlink out of the directory (issue 15 #8): a downloaded model must not make
+     * sinkstream read other files, unless the user says so */
+    if (!m->allow_outside) {
+        char *rd = realpath(m->dir, NULL), *rp = realpath(p, NULL);
+        size_t n = rd ? strlen(rd) : 0;
+        int inside = rd && rp && !strncmp(rp, rd, n) && rp[n] == '/';
+        sk_status st = inside ? SK_OK
+                              : SK_ERR(SK_E_INVALID_ARG, "model directory '%s': files.%s = '%s' "
+                                       "resolves to '%s', outside the directory (a symlink?); "
+                                       "refused. Give --allow-outside if you trust it", m->dir,
+                                       key, f->valuestring, rp ? rp : p);
+        free(rd);
+        free(rp);
+        if (st != SK_OK) {
+            free(p);
+            return st;
+        }
+    }
     *out = p;
     return SK_OK;
 }
 
 sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
+{
+    return sk_model_dir_open_ex(dir, 0, out);
+}
+
+sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir **out)
 {
     *out = NULL;
     struct stat sb;
@@ -172,6 +196,7 @@ sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
              "tools/convert_checkpoint.py), or use --dit FILE", dir);
     sk_model_dir *m = calloc(1, sizeof *m);
     SK_CHECK(m, SK_E_OOM, "out of memory");
+    m->allow_outside = allow_outside;
     sk_status st = SK_OK;
     char *text = NULL;
     m->dir = strdup(dir);
@@ -184,11 +209,13 @@ sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
         goto fail;
     }
     if ((st = read_text(m->json_path, &text)) != SK_OK) goto fail;
-    m->root = cJSON_Parse(text);
-    if (!m->root || !cJSON_IsObject(m->root)) {
-        const char *e = cJSON_GetErrorPtr();
-        st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object (near '%.30s')", m->json_path,
-                    e ? e : "?");
+    {
+        char what[4200];
+        snprintf(what, sizeof what, "'%s'", m->json_path);
+        if ((st = sk_json_parse_strict(text, (size_t)-1, what, &m->root)) != SK_OK) goto fail;
+    }
+    if (!cJSON_IsObject(m->root)) {
+        st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object", m->json_path);
         goto fail;
     }
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(m->root, "format");

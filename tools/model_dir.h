@@ -37,6 +37,7 @@ typedef struct {
     char *dit, *dit_config, *text_encoder, *tokenizer, *vae;
     const cJSON *generate; /* object or NULL */
     const cJSON *fallback; /* object or NULL */
+    int allow_outside;     /* files may resolve outside the directory */
 } sk_model_dir;
 
 /* 1 when path is a directory that holds a model.json. */
@@ -47,6 +48,9 @@ int sk_model_dir_is(const char *path);
  * a text encoder), "generate" an object of scalars / integer arrays. Messages
  * name the directory and the field. */
 sk_status sk_model_dir_open(const char *dir, sk_model_dir **out);
+/* The same; every file must resolve (symlinks followed) inside the directory
+ * unless allow_outside (generate --allow-outside). */
+sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir **out);
 void sk_model_dir_free(sk_model_dir **m); /* accepts NULL; NULLs the pointer */
 
 /* The text form of a "generate" value for an option parser: numbers without a

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "runtime/core/log.h"
+#include "runtime/io/json_strict.h"
 
 int sk_control_addr_is_loopback(const char *a)
 {
@@ -178,7 +179,10 @@ static mhd_result post_prompt(struct MHD_Connection *conn, http_srv *s, const ht
 {
     if (!r->n) return reply_error(conn, 400, "empty body; expected {\"prompt\": \"text\"} or "
                                   "{\"embeds\": \"name\"}", NULL);
-    cJSON *j = cJSON_ParseWithLength(r->body, r->n);
+    cJSON *j = NULL;
+    if (sk_json_parse_strict(r->body, r->n, "body", &j) != SK_OK &&
+        !strstr(sk_error_message(), "not valid JSON"))
+        return reply_error(conn, 400, sk_error_message(), NULL); /* trailing text, a key twice */
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return reply_error(conn, 400, "body is not a JSON object; expected {\"prompt\": \"text\"} "
@@ -209,7 +213,8 @@ static mhd_result post_step(struct MHD_Connection *conn, http_srv *s, const http
 {
     int64_t n = 1;
     if (r->n) {
-        cJSON *j = cJSON_ParseWithLength(r->body, r->n);
+        cJSON *j = NULL;
+        (void)sk_json_parse_strict(r->body, r->n, "body", &j); /* NULL: refused below */
         const cJSON *ch = j && cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "chunks")
                                                  : NULL;
         int ok = j && cJSON_IsObject(j) && (!ch || cJSON_IsNumber(ch)) &&
