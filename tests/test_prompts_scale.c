@@ -53,8 +53,9 @@ Test(prompts_scale, long_schedule_memory_is_flat)
     long a = peak_rss_kb(lu_path("short.jsonl"), lu_path("short.log"));
     long b = peak_rss_kb(lu_path("long.jsonl"), lu_path("long.log"));
     cr_log_info("peak RSS: 2-line schedule %ld kB, 60000 lines %ld kB", a, b);
-    /* 60000 contexts of [16, 64] f32 would be 246 MB; the lines themselves (a key
-     * each) and the parse are a few MB */
-    cr_expect(b - a < 40 * 1024, "peak RSS grew by %ld kB with the schedule's length "
+    /* 60000 contexts of [16, 64] f32 would be 246 MB (250 MB measured before the
+     * fix); the lines themselves (a key each) are kept: +9 MB in a release build,
+     * +52 MB under ASan (redzones, quarantine) */
+    cr_expect(b - a < 100 * 1024, "peak RSS grew by %ld kB with the schedule's length "
               "(2 lines: %ld kB, 60000 lines: %ld kB)", b - a, a, b);
 }
