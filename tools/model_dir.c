@@ -212,7 +212,14 @@ sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir 
     {
         char what[4200];
         snprintf(what, sizeof what, "'%s'", m->json_path);
-        if ((st = sk_json_parse_strict(text, (size_t)-1, what, &m->root)) != SK_OK) goto fail;
+        if ((st = sk_json_parse_strict(text, (size_t)-1, what, &m->root)) != SK_OK) {
+            if (strstr(sk_error_message(), "not valid JSON")) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "%s", sk_error_message() + strlen(what));
+                st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object%s", m->json_path, msg);
+            }
+            goto fail;
+        }
     }
     if (!cJSON_IsObject(m->root)) {
         st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object", m->json_path);
