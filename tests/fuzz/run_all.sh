@@ -39,7 +39,10 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
   units=$(ls "$corpus" | wc -l)
-  line=$(printf '%-14s %10s execs  %-22s corpus %s' "$t" "${execs:-?}" "${cov:-?}" "$units")
+  # edges instrumented in the binary (the parser and whatever it links)
+  edges=$(grep -oE '\(([0-9]+) inline 8-bit counters\)' "$log" | grep -oE '[0-9]+' | head -1)
+  line=$(printf '%-14s %10s execs  %-22s of %6s edges  corpus %s' "$t" "${execs:-?}" \
+    "${cov:-?}" "${edges:-?}" "$units")
   echo "$line"
   summary+=("$line")
 done
