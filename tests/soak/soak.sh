@@ -15,7 +15,7 @@
 #   - the run exited 0.
 # Usage: tests/soak/soak.sh [BUILD_DIR] [OUT_DIR]
 #   SOAK_SECONDS (3600) SOAK_RESTART_S (300) SOAK_PROMPT_S (4) SOAK_SAMPLE_S (10)
-#   SOAK_WARMUP_S (300) SOAK_RSS_SLACK_KB (1024)
+#   SOAK_WARMUP_S (600: two server restarts; the first reconnect allocates) SOAK_RSS_SLACK_KB (1024)
 # Needs nginx with libnginx-mod-rtmp, curl, ffprobe (tools/install_deps.sh).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,7 +25,7 @@ dur=${SOAK_SECONDS:-3600}
 restart_s=${SOAK_RESTART_S:-300}
 prompt_s=${SOAK_PROMPT_S:-4}
 sample_s=${SOAK_SAMPLE_S:-10}
-warmup_s=${SOAK_WARMUP_S:-300}
+warmup_s=${SOAK_WARMUP_S:-600}
 slack_kb=${SOAK_RSS_SLACK_KB:-1024}
 bin=$build/sinkstream
 fix=tests/fixtures
