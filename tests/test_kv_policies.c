@@ -20,6 +20,8 @@ typedef struct {
     int64_t compress, recent;
     int rolling_steps;   /* 0: steps 1000,750,500,250; 5: 1000,800,600,400,200 */
     int switch_chunk;    /* -1: none */
+    int64_t frames;      /* 0: 24 */
+    uint64_t seed;       /* noise == NULL: the built-in Philox generator with this seed */
 } kv_run;
 
 typedef struct {
@@ -66,8 +68,11 @@ static double run_fixture(const kv_run *r, sk_backend *be, float *lat_out)
     dt_ok(sk_st_open(r->expected, &exp), "expected");
     dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &emb), "embeds");
     sk_noise_source *ns = NULL;
-    dt_ok(sk_noise_source_file(r->noise, &ns), "noise file");
-    const int64_t frames = 24, E = 4 * 8 * 8;
+    if (r->noise)
+        dt_ok(sk_noise_source_file(r->noise, &ns), "noise file");
+    else
+        dt_ok(sk_noise_source_philox(r->seed, &ns), "philox noise");
+    const int64_t frames = r->frames ? r->frames : 24, E = 4 * 8 * 8;
     size_t n;
     sk_stream_params p = params_of(r, frames);
     /* the reference's f32 timestep table (torch.linspace in f32) differs from ours by an
@@ -93,7 +98,16 @@ static double run_fixture(const kv_run *r, sk_backend *be, float *lat_out)
     float *lat = lat_out ? lat_out : calloc((size_t)(frames * E), sizeof *lat);
     uint64_t allocs = 0;
     for (int k = 0; !sk_stream_done(s); k++) {
-        if (k == r->switch_chunk) dt_ok(sk_stream_switch_prompt(s, c1, 16), "switch");
+        if (k == r->switch_chunk) {
+            dt_ok(sk_stream_switch_prompt(s, c1, 16), "switch");
+            /* the recache pass is where the positions of a switch matter most */
+            if (sk_st_find(exp, "recache.v")) {
+                sk_tensor rv = sk_tensor_rows(&s->rec_v, 0, s->rec_n);
+                cr_expect_leq(dt_check(exp, "recache.v", &rv, "recache.v"), 1e-4,
+                              "%s: the recache pass after the switch", r->expected);
+                vc.checked++;
+            }
+        }
         sk_tensor x0;
         int64_t f0;
         dt_ok(sk_stream_step(s, &x0, &f0), "stream step");
@@ -201,6 +215,77 @@ Test(kv_policies, rolling_relative)
 {
     kv_run r = {KV_FIX "expected_rolling_rel.safetensors", NOISE_R, SK_KV_ROLLING,
                 SK_KV_ROPE_RELATIVE, 21, 3, 0, 0, 0, 5, -1};
+    fixture(&r);
+}
+
+/* ---- the built-in noise generator end to end ------------------------------ */
+/* No noise file: the stream draws its own Philox noise (initial: stream 0 at each
+ * frame; re-noise after step k: stream 1 + k at the chunk's own frames) and the
+ * reference draws the same values from tests/reference/philox_noise.py. Catches a
+ * wrong generator and re-noise at the wrong frame or stream (chunk loop and rolling). */
+#define PHILOX_SEED 0x5EED0000F00Dull
+
+Test(kv_policies, sink_relative_builtin_noise)
+{
+    kv_run r = {KV_FIX "expected_sink_rel_philox.safetensors", NULL, SK_KV_SINK,
+                SK_KV_ROPE_RELATIVE, 9, 3, 0, 0, 0, 0, -1, 24, PHILOX_SEED};
+    fixture(&r);
+}
+
+Test(kv_policies, rolling_builtin_noise)
+{
+    kv_run r = {KV_FIX "expected_rolling_philox.safetensors", NULL, SK_KV_ROLLING, SK_KV_ROPE_AUTO,
+                21, -1, 0, 0, 0, 5, -1, 24, PHILOX_SEED};
+    fixture(&r);
+}
+
+/* ---- a prompt switch (LongLive recache) under each policy ------------------ */
+/* Each against the reference's recache pass (recache.v), every later step's v and
+ * the latents; the relative-RoPE ones also check the recompute's query positions. */
+Test(kv_policies, ema_prompt_switch)
+{
+    kv_run r = {KV_FIX "expected_ema_switch.safetensors", NOISE, SK_KV_EMA, SK_KV_ROPE_AUTO, 9, 3,
+                0.9, 0, 0, 0, 4};
+    fixture(&r);
+}
+
+Test(kv_policies, deep_sink_prompt_switch)
+{
+    kv_run r = {KV_FIX "expected_deep_sink_switch.safetensors", NOISE, SK_KV_DEEP_SINK,
+                SK_KV_ROPE_AUTO, 12, -1, 0, 0, 0, 0, 5};
+    fixture(&r);
+}
+
+Test(kv_policies, deep_sink_participative_compression_prompt_switch)
+{
+    kv_run r = {KV_FIX "expected_deep_sink_pc_switch.safetensors", NOISE, SK_KV_DEEP_SINK,
+                SK_KV_ROPE_AUTO, 12, 3, 0, 9, 4, 0, 5};
+    fixture(&r);
+}
+
+Test(kv_policies, sink_participative_compression_relative_prompt_switch)
+{
+    kv_run r = {KV_FIX "expected_sink_pc_rel_switch.safetensors", NOISE, SK_KV_SINK,
+                SK_KV_ROPE_RELATIVE, 12, 3, 0, 9, 4, 0, 5};
+    fixture(&r);
+}
+
+/* Rolling across a switch, both RoPE modes: the recache pass sees the sink at 0..2
+ * and frames 6..23 at their own positions (absolute) or 0..20 (relative); the two
+ * fixtures' recache.v differ by ~5e-3 (50x the bound), so rolling ignoring
+ * --rope relative fails here (expected_rolling and _rel agree to rounding: every
+ * denoising pass sees contiguous positions). 36 frames of built-in noise. */
+Test(kv_policies, rolling_prompt_switch)
+{
+    kv_run r = {KV_FIX "expected_rolling_switch.safetensors", NULL, SK_KV_ROLLING,
+                SK_KV_ROPE_ABSOLUTE, 21, -1, 0, 0, 0, 5, 8, 36, PHILOX_SEED};
+    fixture(&r);
+}
+
+Test(kv_policies, rolling_relative_prompt_switch)
+{
+    kv_run r = {KV_FIX "expected_rolling_rel_switch.safetensors", NULL, SK_KV_ROLLING,
+                SK_KV_ROPE_RELATIVE, 21, -1, 0, 0, 0, 5, 8, 36, PHILOX_SEED};
     fixture(&r);
 }
 
@@ -432,8 +517,9 @@ static void cli_fixture(const char *expected, const char *noise, const char *fla
     cr_assert_geq(fd, 0);
     close(fd);
     char cmd[2048], *err;
-    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --noise-file %s --latents-out %s %s", tu_bin(),
-             noise, out, flags);
+    /* noise NULL: the built-in generator (flags give --seed) */
+    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 %s%s --latents-out %s %s", tu_bin(),
+             noise ? "--noise-file " : "", noise ? noise : "", out, flags);
     int rc = tu_sh(cmd, &err);
     cr_assert_eq(rc, 0, "%s: generate failed (%d): %s", flags, rc, err);
     sk_st_file *got = NULL, *exp = NULL;
@@ -472,6 +558,19 @@ Test(kv_policies, generate_runs_every_policy)
                  runs[i].flags);
         cli_fixture(e, runs[i].noise, f);
     }
+}
+
+/* The built-in generator and --no-warp through the binary: --seed reaches the
+ * Philox key (both halves) and --no-warp gives t = the steps with sigma from the
+ * nearest table entry (300 -> 0.300152, not the next lower 0.297256). */
+Test(kv_policies, generate_builtin_noise_and_no_warp)
+{
+    cli_fixture(KV_FIX "expected_sink_rel_philox.safetensors", NULL,
+                "--seed 104372000321549 --steps 1000,750,500,250 --kv-policy sink --kv-window 9 "
+                "--kv-sink 3 --rope relative");
+    cli_fixture(KV_FIX "expected_sink_rel_nowarp_philox.safetensors", NULL,
+                "--seed 104372000321549 --steps 1000,600,300 --no-warp --kv-policy sink "
+                "--kv-window 9 --kv-sink 3 --rope relative");
 }
 
 Test(kv_policies, generate_print_config_and_usage_errors)

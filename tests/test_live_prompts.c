@@ -5,7 +5,7 @@
 #include "live_test_util.h"
 #include "dit_test_util.h"
 
-#include "tools/gen_prompts.c"
+#include "runtime/live/prompts.c"
 
 static void mk(void) { lu_dir_make("live_prompts"); }
 static void rm(void) { lu_dir_remove(); }
@@ -62,6 +62,40 @@ Test(live_prompts, frames_round_up_to_the_chunk_and_at_is_video_seconds)
     /* 4 s = video frame 64 = latent 16 -> 18 */
     cr_expect_eq(l.v[4].raw_frame, 16);
     cr_expect_eq(l.v[4].frame, 18);
+    gen_prompt_list_free(&l);
+}
+
+/* "at" values that land between latent frames, so each rounding rule gives a
+ * different frame: video frame v = round(at * fps) (not truncated), latent
+ * ceil(v / 4) (not floor, not round), then up to the chunk (not down). At 16 fps:
+ * 0.3 s -> v 4.8 -> 5 (trunc 4) -> latent 2 (floor 1) -> chunk boundary 3;
+ * 0.8125 s -> v 13 -> latent 4 (floor 3, round 3) -> 6 (down: 3);
+ * 1.5 s -> v 24 -> latent 6 exactly -> 6 (ceil of an exact multiple stays);
+ * 1.5625 s -> v 25 -> latent 7 (floor 6, round 6) -> 9. */
+Test(live_prompts, at_rounding_rules_are_told_apart)
+{
+    gen_prompt_list l;
+    int first = -1;
+    sk_status st = parse("{\"prompt\": \"a\"}\n{\"at\": 0.3, \"prompt\": \"b\"}\n"
+                         "{\"at\": 0.8125, \"prompt\": \"c\"}\n{\"at\": 1.5, \"prompt\": \"d\"}\n"
+                         "{\"at\": 1.5625, \"prompt\": \"e\"}\n",
+                         &l, &first);
+    cr_assert_eq(st, SK_OK, "%s", sk_error_message());
+    cr_assert_eq(l.n, 5);
+    cr_expect_eq(l.v[1].raw_frame, 2, "0.3 s = video frame 4.8 -> 5 -> latent 2 (got %lld)",
+                 (long long)l.v[1].raw_frame);
+    cr_expect_eq(l.v[1].frame, 3, "latent 2 switches at the chunk boundary 3 (got %lld)",
+                 (long long)l.v[1].frame);
+    cr_expect_eq(l.v[2].raw_frame, 4, "0.8125 s = video frame 13 -> latent ceil(13/4) = 4 (got %lld)",
+                 (long long)l.v[2].raw_frame);
+    cr_expect_eq(l.v[2].frame, 6, "latent 4 rounds up to 6 (got %lld)", (long long)l.v[2].frame);
+    cr_expect_eq(l.v[3].raw_frame, 6, "1.5 s = video frame 24 -> latent 6 (got %lld)",
+                 (long long)l.v[3].raw_frame);
+    cr_expect_eq(l.v[3].frame, 6, "latent 6 is a chunk boundary (got %lld)", (long long)l.v[3].frame);
+    /* 1.5625 s = video frame 25 -> latent 7 -> 9 */
+    cr_expect_eq(l.v[4].raw_frame, 7, "1.5625 s = video frame 25 -> latent 7 (got %lld)",
+                 (long long)l.v[4].raw_frame);
+    cr_expect_eq(l.v[4].frame, 9);
     gen_prompt_list_free(&l);
 }
 

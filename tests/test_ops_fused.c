@@ -1,7 +1,11 @@
 /* test_ops_fused.c - sk_op_rmsnorm_rope3d (the DiT's q/k RMSNorm + RoPE):
  * without a fused op in the backend's table it is exactly rmsnorm then
  * rope3d; with one it dispatches there after the shape checks; bad shapes
- * and arguments are refused naming the op. */
+ * and arguments are refused naming the op. The CPU has no fused kernel, so
+ * here the composition (each op checked against PyTorch in test_ops_torch) is
+ * the definition; the fused CUDA kernel is compared with it, at every width
+ * variant, by the rmsnorm_rope3d cases of tests/common/op_cases.c
+ * (gpu_check_ops). */
 #include "tests/common/test_util.h"
 
 static sk_backend *be;

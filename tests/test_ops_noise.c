@@ -1,9 +1,12 @@
 /* test_ops_noise.c - the noise op: same values whatever the chunking, equal to
  * runtime/core/noise.h element by element, standard normal statistics, and
- * different seeds / streams / frames giving different draws. */
+ * different seeds / streams / frames giving different draws; and two oracles
+ * from outside the header: Random123's Philox4x32-10 known-answer vectors and
+ * values of the counter layout from tests/reference/philox_noise.py. */
 #include "tests/common/test_util.h"
 
 #include "runtime/core/noise.h"
+#include "runtime/io/safetensors.h"
 
 static sk_backend *be;
 static void setup(void) { TT_OK(sk_backend_cpu_create(&be)); }
@@ -104,4 +107,62 @@ Test(ops_noise, bf16_output_is_rounded_f32_noise)
     TT_FAILS(sk_op_noise(be, &ids, 1, 0, 0), SK_E_DTYPE, "op noise: y is i32");
     TT_FAILS(sk_op_noise(be, &y, 1, -1, 0), SK_E_INVALID_ARG, "frame0");
     sk_tensor_free(&y), sk_tensor_free(&ids);
+}
+
+/* Random123's known-answer vectors (tests/kat_vectors, the three "philox4x32 10"
+ * lines): an independent oracle for the generator itself. A wrong multiplier,
+ * Weyl constant, round count or word order fails here and names the cause. */
+Test(ops_noise, philox4x32_10_known_answers)
+{
+    static const uint32_t kat[3][10] = {
+        {0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+         0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+         0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+         0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
+    };
+    for (int i = 0; i < 3; i++) {
+        uint32_t out[4];
+        sk_philox4x32_10(kat[i], kat[i][4], kat[i][5], out);
+        for (int j = 0; j < 4; j++)
+            cr_assert_eq(out[j], kat[i][6 + j],
+                         "Philox4x32-10 known answer %d word %d: %08x, Random123 says %08x "
+                         "(runtime/core/noise.h)", i, j, out[j], kat[i][6 + j]);
+    }
+}
+
+/* The counter layout (seed, frame, stream, element) -> value against values written
+ * by tests/reference/philox_noise.py (an independent NumPy implementation of the
+ * documented layout): catches a swapped counter word, a seed half dropped, the
+ * cos/sin parity or the 53-bit uniform construction. */
+Test(ops_noise, layout_matches_the_python_reference)
+{
+    sk_st_file *f = NULL;
+    TT_OK(sk_st_open(SK_SOURCE_DIR "/tests/fixtures/kv/noise_philox_samples.safetensors", &f));
+    const sk_st_tensor *q = sk_st_find(f, "query"), *v = sk_st_find(f, "value");
+    cr_assert(q && v && q->dtype == SK_DTYPE_I64 && v->dtype == SK_DTYPE_F32 && q->ndim == 2 &&
+              q->shape[1] == 4 && v->shape[0] == q->shape[0], "samples file malformed");
+    const int64_t n = q->shape[0];
+    int64_t *qs = malloc((size_t)n * 4 * sizeof *qs);
+    float *vs = malloc((size_t)n * sizeof *vs);
+    memcpy(qs, q->data, (size_t)n * 4 * sizeof *qs);
+    memcpy(vs, v->data, (size_t)n * sizeof *vs);
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float got = sk_noise_value((uint64_t)qs[4 * i], qs[4 * i + 1], (uint32_t)qs[4 * i + 2],
+                                         qs[4 * i + 3]);
+        /* double log/sin/cos may differ by an ulp between libm and NumPy: one float ulp */
+        if (fabsf(got - vs[i]) > 2e-7f * fmaxf(1.f, fabsf(vs[i]))) {
+            if (bad++ < 5)
+                cr_log_error("seed %lld frame %lld stream %lld element %lld: %.9g, reference %.9g",
+                             (long long)qs[4 * i], (long long)qs[4 * i + 1], (long long)qs[4 * i + 2],
+                             (long long)qs[4 * i + 3], got, vs[i]);
+        }
+    }
+    cr_assert_eq(bad, 0, "%d of %lld noise values differ from tests/reference/philox_noise.py "
+                 "(the counter layout of runtime/core/noise.h changed?)", bad, (long long)n);
+    cr_assert_gt(n, 100);
+    free(qs), free(vs);
+    sk_st_close(&f);
 }

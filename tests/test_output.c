@@ -582,6 +582,14 @@ Test(output, rtmp_loopback_to_ffmpeg_server, .timeout = 60)
 
 #else /* !SK_HAVE_FFMPEG */
 
+/* Reported as a skip so tests/run.sh (which fails on any skip) sees that the
+ * video tests above were compiled out. */
+Test(output, ffmpeg_tests_compiled_out)
+{
+    cr_skip_test("built without FFmpeg: the video/RTMP output tests are compiled out "
+                 "(install libavformat-dev etc.: tools/install_deps.sh)");
+}
+
 Test(output, video_unsupported_without_ffmpeg)
 {
     sk_output *o = NULL;
@@ -654,6 +662,11 @@ Test(output, png_dir_inside_a_file_fails)
 }
 
 #else /* !SK_HAVE_STB */
+
+Test(output, png_tests_compiled_out)
+{
+    cr_skip_test("built without libstb-dev: the PNG output tests are compiled out");
+}
 
 Test(output, png_unsupported_without_stb)
 {

@@ -46,10 +46,44 @@ Test(schedule, any_step_list_and_shift)
     ok(sk_schedule_make(two, 2, 3.0, 1, &s), "two steps");
     cr_expect(fabs(s.sigma[1] - 0.75) < 1e-7, "%g", (double)s.sigma[1]);
     cr_expect(fabs(s.t[1] - 750.0) < 1e-4);
-    /* no warp: t is the step itself, sigma from the table (nearest T) */
+    /* no warp: t is the step itself, sigma from the table entry nearest in T */
     ok(sk_schedule_make(two, 2, 5.0, 0, &s), "no warp");
     cr_expect_eq(s.t[1], 500.0f);
     cr_expect(fabs(s.sigma[1] - 0.5) < 2e-3, "sigma %g near 0.5", (double)s.sigma[1]);
+}
+
+/* sigma of training-table entry i at shift 5, written out independently */
+static double table5(int i)
+{
+    const double u = (1000 - i) / 1000.0;
+    return 5 * u / (1 + 4 * u);
+}
+
+/* --no-warp picks the entry nearest in T = 1000 sigma. Neighbouring entries differ
+ * by ~2e-3 in sigma, so each value is checked to 1e-7 against the one entry that
+ * is nearest, and the test values sit where nearest, next lower and next higher
+ * (or a rounded index) give different entries. */
+Test(schedule, no_warp_takes_the_nearest_table_entry)
+{
+    /* t 800: between entries 555 (T 800.36) and 556 (799.71): nearest 556, below t.
+     * 500: 833 (500.60) / 834 (498.80): nearest 833, above t. 300: 921 (300.15) /
+     * 922 (297.26): 921. 47: 990 (48.08) / 991 (43.44): 990. So neither "the entry
+     * with T >= t" nor "T <= t" passes. */
+    const int steps[4] = {800, 500, 300, 47};
+    const int want_i[4] = {556, 833, 921, 990};
+    sk_schedule s;
+    ok(sk_schedule_make(steps, 4, 5.0, 0, &s), "no warp");
+    for (int k = 0; k < 4; k++) {
+        cr_expect_eq(s.t[k], (float)steps[k], "t[%d] = %g: --no-warp keeps the step", k, (double)s.t[k]);
+        /* the chosen entry really is the nearest in T */
+        const double d = fabs(1000 * table5(want_i[k]) - steps[k]);
+        cr_assert(d < fabs(1000 * table5(want_i[k] - 1) - steps[k]) &&
+                  d < fabs(1000 * table5(want_i[k] + 1) - steps[k]), "test value %d", k);
+        cr_expect(fabs(s.sigma[k] - table5(want_i[k])) < 1e-7,
+                  "t %d: sigma %.7f; the nearest table entry (%d) has %.7f, the neighbours "
+                  "%.7f / %.7f", steps[k], (double)s.sigma[k], want_i[k], table5(want_i[k]),
+                  table5(want_i[k] - 1), table5(want_i[k] + 1));
+    }
 }
 
 Test(schedule, bad_lists_are_refused)

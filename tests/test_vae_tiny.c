@@ -2,7 +2,9 @@
  * independent PyTorch fixtures of tests/reference/make_taehv_fixtures.py
  * (narrow random weights with the real layer structure, both variants), plus
  * streaming == whole-clip checks, variant detection, strict binding errors
- * and a full-width random model built here with the real shapes. */
+ * and a full-width random model built here with the real shapes, its decode
+ * and encode checked value by value against the same PyTorch reference run on
+ * its weights (tests/reference/taehv_run.py). */
 #include "common/cli_run.h"
 #include <criterion/criterion.h>
 
@@ -367,6 +369,42 @@ Test(vae_tiny, wrong_latent_channels_is_clear, .init = setup, .fini = teardown)
 
 /* ------------------------------------------------------------ full width */
 
+/* Runs tests/reference/taehv_run.py (the independent PyTorch TAEHV) on weights
+ * `wpath` for `mode` (decode / encode) of x [s0..s3]; returns its f32 output of
+ * `n_out` values. Python: $SK_PYTHON or /usr/bin/python3 (Debian python3-torch,
+ * installed by tools/install_deps.sh). */
+static float *torch_taehv(const char *mode, const char *wpath, int p, const float *x,
+                          const int64_t s[4], size_t n_out)
+{
+    char in[256], out[256], cmd[2048];
+    snprintf(in, sizeof in, "/tmp/sk_test_vae_in_%d.f32", (int)getpid());
+    snprintf(out, sizeof out, "/tmp/sk_test_vae_out_%d.f32", (int)getpid());
+    FILE *f = fopen(in, "wb");
+    cr_assert(f, "cannot write %s", in);
+    const size_t n_in = (size_t)(s[0] * s[1] * s[2] * s[3]);
+    cr_assert_eq(fwrite(x, sizeof(float), n_in, f), n_in);
+    fclose(f);
+    const char *py = getenv("SK_PYTHON");
+    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/reference/taehv_run.py' %s '%s' %d '%s' "
+             "%lld,%lld,%lld,%lld '%s'", py && *py ? py : "/usr/bin/python3",
+             SK_SOURCE_DIR, mode, wpath, p, in, (long long)s[0], (long long)s[1],
+             (long long)s[2], (long long)s[3], out);
+    char err[4096];
+    const int rc = tu_sh_err(cmd, err, sizeof err);
+    unlink(in);
+    cr_assert_eq(rc, 0, "the PyTorch reference failed (%d): %s\n%s", rc, cmd, err);
+    float *y = malloc(n_out * sizeof *y);
+    f = fopen(out, "rb");
+    cr_assert(f && y, "no output %s", out);
+    const size_t got = fread(y, sizeof(float), n_out, f);
+    const int extra = fgetc(f) != EOF;
+    fclose(f);
+    unlink(out);
+    cr_assert(got == n_out && !extra, "PyTorch %s wrote a different size than %zu values", mode,
+              n_out);
+    return y;
+}
+
 static void full_width(int z, int p, sk_taehv_variant want)
 {
     char path[256];
@@ -376,7 +414,6 @@ static void full_width(int z, int p, sk_taehv_variant want)
     TT_OK(sk_test_write_taehv_random(path, z, p, nf, 64, 1, SK_DTYPE_F16, &nt));
     cr_assert_eq(nt, 128, "spec A8: 128 tensors, wrote %d", nt);
     sk_taehv *m = load(path, SK_TAEHV_AUTO);
-    unlink(path);
     const sk_taehv_config *c = sk_taehv_get_config(m);
     cr_assert_eq(c->variant, want);
     cr_assert(c->nf[0] == 256 && c->nf[1] == 128 && c->nf[2] == 64 && c->nf[3] == 64);
@@ -394,24 +431,43 @@ static void full_width(int z, int p, sk_taehv_variant want)
               (long long)os[2], (long long)os[3]);
     size_t n = (size_t)(os[0] * os[1] * os[2] * os[3]);
     for (size_t i = 0; i < n; i++) cr_assert(fr[i] >= 0.0f && fr[i] <= 1.0f, "frame[%zu] = %g", i, fr[i]);
-    /* and encode those frames back to latents of the right shape */
+    /* the values, against the PyTorch reference on the very same weights: every
+     * full-width layer (256/128/64 channels, the real tensor count) is checked, not
+     * just the narrow fixtures' */
+    float *fref = torch_taehv("decode", path, p, lat, ls, n);
+    size_t inside = 0;
+    for (size_t i = 0; i < n; i++) inside += fref[i] > 0.01f && fref[i] < 0.99f;
+    /* random full-width weights saturate many pixels (taew2_2: ~23% inside); the
+     * clamped ones must clamp on the same side, the rest match in value */
+    cr_assert_gt(inside, n / 10, "reference frames nearly all clamped (%zu of %zu inside): a "
+                 "weak test", inside, n);
+    char what[96];
+    snprintf(what, sizeof what, "full-width taew2_%d decode vs PyTorch", p == 1 ? 1 : 2);
+    expect_close(fr, fref, n, REL_NMSE, REL_ATOL, REL_RTOL, what);
+    free(fref);
+    /* and encode those frames back to latents, against PyTorch too */
     int64_t es[4];
     float *el = NULL;
     sk_tensor ft = host4(fr, os);
     TT_OK(sk_taehv_encode_video(m, &ft, 0, &el, es));
     cr_assert(es[0] == 2 && es[1] == z && es[2] == 2 && es[3] == 2);
     for (size_t i = 0; i < nl; i++) cr_assert(isfinite(el[i]), "latent[%zu] = %g", i, el[i]);
+    float *eref = torch_taehv("encode", path, p, fr, os, nl);
+    snprintf(what, sizeof what, "full-width taew2_%d encode vs PyTorch", p == 1 ? 1 : 2);
+    expect_close(el, eref, nl, REL_NMSE, REL_ATOL, REL_RTOL, what);
+    free(eref);
+    unlink(path);
     free(el);
     free(fr);
     free(lat);
     sk_taehv_free(&m);
 }
 
-Test(vae_tiny, full_width_21_binds_and_decodes, .init = setup, .fini = teardown, .timeout = 300)
+Test(vae_tiny, full_width_21_matches_pytorch, .init = setup, .fini = teardown, .timeout = 300)
 {
     full_width(16, 1, SK_TAEHV_W2_1);
 }
-Test(vae_tiny, full_width_22_binds_and_decodes, .init = setup, .fini = teardown, .timeout = 300)
+Test(vae_tiny, full_width_22_matches_pytorch, .init = setup, .fini = teardown, .timeout = 300)
 {
     full_width(48, 2, SK_TAEHV_W2_2);
 }

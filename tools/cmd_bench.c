@@ -34,7 +34,7 @@
 #include "runtime/core/progress.h"
 #include "runtime/stream/stream.h"
 #include "tools/bench_taehv.h"
-#include "tools/vae_pipe.h"
+#include "runtime/stream/vae_pipe.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"

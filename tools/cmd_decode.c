@@ -17,6 +17,7 @@
 #include "runtime/output/output.h"
 #include "runtime/core/progress.h"
 #include "runtime/io/safetensors.h"
+#include "runtime/sinkstream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"
@@ -138,9 +139,6 @@ int sk_cmd_decode(int argc, char **argv)
     if (!o.latents) return sk_cli_usage_error(&cli, "--latents FILE is required");
     if (!o.output && !o.frames_dir && !o.rgb_out)
         return sk_cli_usage_error(&cli, "no output: give -o FILE, --frames-dir DIR and/or --rgb-out FILE");
-    sk_output_params ps[3];
-    int np = 0;
-    memset(ps, 0, sizeof ps);
     if (o.output) {
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
@@ -150,74 +148,73 @@ int sk_cmd_decode(int argc, char **argv)
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir or "
                                       "--rgb-out", o.output);
-        ps[np++] = (sk_output_params){.path = o.output, .kind = k};
     }
     if (o.frames_dir) {
         if (!sk_output_kind_available(SK_OUTPUT_PNG_DIR))
             return sk_cli_usage_error(&cli, "--frames-dir: this build has no PNG writer");
-        ps[np++] = (sk_output_params){.path = o.frames_dir, .kind = SK_OUTPUT_PNG_DIR};
     }
-    if (o.rgb_out) ps[np++] = (sk_output_params){.path = o.rgb_out, .kind = SK_OUTPUT_RGB_SAFETENSORS};
 
     float *lat = NULL;
     int64_t ls[4];
-    sk_backend *be = NULL;
-    sk_taehv *m = NULL;
-    sk_taehv_dec_stream *s = NULL;
-    sk_output *out = NULL;
+    sk_engine *e = NULL;
+    sk_session *ses = NULL;
     sk_status st = read_4d(o.latents, o.latents_name, "latents [F, C, H, W]", &lat, ls);
     if (st != SK_OK) goto done;
-    SK_TRY_GOTO(st, make_backend(o.device, o.dtype, &be), done);
-    sk_taehv_load_opts lo = sk_taehv_load_opts_default();
-    lo.variant = k_variants[o.variant];
-    SK_TRY_GOTO(st, sk_taehv_load(be, o.vae, &lo, &m), done);
-    const sk_taehv_config *c = sk_taehv_get_config(m);
-    if (ls[1] != c->latent_channels) {
+    /* a decode-only engine: the VAE alone; TAEHV activations f32 on the CPU reference, on
+     * CUDA bf16 (fast) or f32 (the parity mode, slower) */
+    static const char *const variants[] = {"auto", "taew2_1", "taew2_2"};
+    sk_engine_params ep = sk_engine_params_default();
+    ep.vae = o.vae;
+    ep.vae_variant = variants[o.variant];
+    ep.device = o.device ? "cuda" : "cpu";
+    ep.act_dtype = o.device && o.dtype == 1 ? "f32" : "auto";
+    SK_TRY_GOTO(st, sk_engine_open(&ep, &e), done);
+    sk_engine_info info;
+    SK_TRY_GOTO(st, sk_engine_get_info(e, &info), done);
+    if (ls[1] != info.latent_channels) {
         st = SK_ERR(SK_E_SHAPE,
-                    "'%s': latents have %lld channels but %s decodes %d-channel latents "
+                    "'%s': latents have %lld channels but '%s' decodes %lld-channel latents "
                     "(taew2_1: Wan 2.1 / 2.2 A14B, 16; taew2_2: Wan 2.2 TI2V-5B, 48). Latents in "
                     "NCTHW order must be transposed to [F, C, H, W]",
-                    o.latents, (long long)ls[1], sk_taehv_variant_name(c->variant),
-                    c->latent_channels);
+                    o.latents, (long long)ls[1], o.vae, (long long)info.latent_channels);
         goto done;
     }
-    const int64_t F = ls[0], T = sk_taehv_frames_for_latents(c, F);
-    const int64_t H = ls[2] * c->space_factor, W = ls[3] * c->space_factor;
+    const int64_t F = ls[0], T = F > 0 ? 4 * F - 3 : 0;
     int chunk = o.chunk <= 0 || o.chunk > F ? (int)F : o.chunk;
-    SK_TRY_GOTO(st, sk_taehv_dec_stream_create(m, ls[2], ls[3], chunk, &s), done);
-    for (int i = 0; i < np; i++) {
-        ps[i].width = (int)W;
-        ps[i].height = (int)H;
-        ps[i].fps_num = o.fps;
-        ps[i].fps_den = 1;
-        ps[i].crf = o.crf;
-    }
-    SK_TRY_GOTO(st, sk_output_open_multi(ps, np, &out), done);
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = F;
+    sp.chunk = chunk;
+    sp.latent_h = ls[2];
+    sp.latent_w = ls[3];
+    sp.fps = o.fps;
+    SK_TRY_GOTO(st, sk_session_create(e, &sp, &ses), done);
+    sk_output_opts oo = {.crf = o.crf}, po = {.kind = "png"}, ro = {.kind = "rgb"};
+    if (o.output) SK_TRY_GOTO(st, sk_session_attach_output(ses, o.output, &oo, NULL), done);
+    if (o.frames_dir) SK_TRY_GOTO(st, sk_session_attach_output(ses, o.frames_dir, &po, NULL), done);
+    if (o.rgb_out) SK_TRY_GOTO(st, sk_session_attach_output(ses, o.rgb_out, &ro, NULL), done);
+    const uint8_t *none;
+    int64_t n0, H = 0, W = 0;
+    SK_TRY_GOTO(st, sk_session_frames(ses, &none, &n0, &H, &W), done);
     SK_LOGI("decode: %lld latents %lldx%lld -> %lld frames %lldx%lld, chunk %d, %s",
             (long long)F, (long long)ls[2], (long long)ls[3], (long long)T, (long long)W,
-            (long long)H, chunk, be->name);
+            (long long)H, chunk, info.device);
     sk_progress pr;
     sk_progress_start(&pr, "frames", T);
+    int64_t made = 0;
     for (int64_t f0 = 0; f0 < F; f0 += chunk) {
         const int64_t n = F - f0 < chunk ? F - f0 : chunk;
-        int64_t sh[4] = {n, ls[1], ls[2], ls[3]};
-        sk_tensor part = sk_tensor_desc(SK_DTYPE_F32, 4, sh);
-        part.data = lat + (size_t)f0 * (size_t)(ls[1] * ls[2] * ls[3]);
-        const float *rgb = NULL;
-        int64_t nf = 0;
-        SK_TRY_GOTO(st, sk_taehv_dec_stream_push_host(s, &part, &rgb, &nf), done);
-        SK_TRY_GOTO(st, sk_output_write_frames(out, rgb, (int)nf), done);
-        sk_progress_update(&pr, sk_taehv_dec_stream_frames(s));
+        sk_step_info si;
+        SK_TRY_GOTO(st, sk_session_push_latents(ses, lat + (size_t)f0 * (size_t)(ls[1] * ls[2] *
+                                                                                 ls[3]),
+                                                n, &si), done);
+        made += si.video_frames;
+        sk_progress_update(&pr, made);
     }
+    SK_TRY_GOTO(st, sk_session_finish(ses, NULL), done);
     sk_progress_finish(&pr);
 done:
-    if (out) {
-        sk_status cst = sk_output_close(&out);
-        if (st == SK_OK) st = cst;
-    }
-    sk_taehv_dec_stream_free(&s);
-    sk_taehv_free(&m);
-    sk_backend_free_(&be);
+    sk_session_close(&ses); /* finalises the outputs when decoding failed */
+    sk_engine_close(&e);
     free(lat);
     return st == SK_OK ? 0 : fail(prog, st);
 }

@@ -12,12 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/core/backend.h"
-#include "runtime/engine/device.h"
 #include "runtime/core/log.h"
 #include "runtime/io/safetensors.h"
-#include "text/text_encoder.h"
-#include "text/tokenizer.h"
+#include "runtime/sinkstream.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 
@@ -130,31 +127,28 @@ int sk_cmd_encode_text(int argc, char **argv)
         prompts = one;
     }
 
-    sk_backend *be = NULL;
-    sk_text_encoder *te = NULL;
+    sk_engine *e = NULL;
     sk_st_writer *w = NULL;
     float *ctx = NULL;
     int32_t *ids = NULL;
     int64_t rows = 0, dim = 0;
     sk_status st;
-    /* f32 activations on CUDA too: the encoder runs once per prompt, so its
-     * accuracy matters more than its speed (Self-Forcing runs it in f32). */
-    SK_TRY_GOTO(st, sk_backend_create(o.device ? "cuda" : "cpu", SK_DTYPE_F32, &be), done);
-    sk_text_opts to = {.encoder_path = o.encoder, .tokenizer_path = o.tokenizer,
-                       .config_path = o.config, .text_len = o.text_len};
-    SK_TRY_GOTO(st, sk_text_encoder_create(be, &to, &te), done);
-    sk_text_encoder_shape(te, &rows, &dim);
-    ctx = malloc((size_t)(rows * dim) * sizeof *ctx);
-    ids = malloc((size_t)rows * sizeof *ids);
-    if (!ctx || !ids) {
-        st = SK_ERR(SK_E_OOM, "out of host memory for a [%lld, %lld] context", (long long)rows,
-                    (long long)dim);
-        goto done;
-    }
+    /* a text-only engine: f32 activations on CUDA too (the encoder runs once per prompt,
+     * so its accuracy matters more than its speed; Self-Forcing runs it in f32) */
+    sk_engine_params ep = sk_engine_params_default();
+    ep.text_encoder = o.encoder;
+    ep.tokenizer = o.tokenizer;
+    ep.text_encoder_config = o.config;
+    ep.text_len = o.text_len;
+    ep.device = o.device ? "cuda" : "cpu";
+    SK_TRY_GOTO(st, sk_engine_open(&ep, &e), done);
     SK_TRY_GOTO(st, sk_st_writer_create(&w), done);
     for (int i = 0; i < np; i++) {
         int len = 0;
-        SK_TRY_GOTO(st, sk_text_encode(te, prompts[i], ctx, &len, ids), done);
+        sk_free(ctx);
+        sk_free(ids);
+        ctx = NULL, ids = NULL;
+        SK_TRY_GOTO(st, sk_engine_encode_text(e, prompts[i], &ctx, &rows, &dim, &ids, &len), done);
         if (len == rows)
             SK_LOGW("encode-text: prompt %d fills all %lld tokens and may have been truncated", i,
                     (long long)rows);
@@ -188,15 +182,13 @@ int sk_cmd_encode_text(int argc, char **argv)
         }
     }
     SK_TRY_GOTO(st, sk_st_writer_save(w, o.out), done);
-    SK_LOGI("encode-text: %d prompt(s) -> context [%lld, %lld] in '%s' (%llu encoder runs)", np,
-            (long long)rows, (long long)dim, o.out,
-            (unsigned long long)sk_text_encoder_runs(te));
+    SK_LOGI("encode-text: %d prompt(s) -> context [%lld, %lld] in '%s'", np, (long long)rows,
+            (long long)dim, o.out);
 done:
     sk_st_writer_free(&w);
-    free(ctx);
-    free(ids);
-    sk_text_encoder_free(&te);
-    sk_backend_free_(&be);
+    sk_free(ctx);
+    sk_free(ids);
+    sk_engine_close(&e);
     if (o.prompt_file) {
         free(pbuf);
         free(prompts);

@@ -6,28 +6,27 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dit/model.h"
-#include "runtime/engine/device.h"
+#include "dit/config.h"
 #include "runtime/core/log.h"
-#include "runtime/output/output.h"
 #include "runtime/core/progress.h"
+#include "runtime/engine/model_dir.h"
+#include "runtime/engine/pp_setup.h"
 #include "runtime/io/safetensors.h"
-#include "runtime/stream/stream.h"
+#include "runtime/kv/kv_cache.h"
+#include "runtime/live/control.h"
+#include "runtime/live/live_loop.h"
+#include "runtime/live/prompt_cache.h"
+#include "runtime/live/prompts.h"
+#include "runtime/output/output.h"
+#include "runtime/sinkstream.h"
+#include "sampler/schedule.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
-#include "tools/gen_finite.h"
-#include "tools/gen_live.h"
-#include "tools/gen_pp.h"
-#include "tools/gen_prompt_cache.h"
-#include "tools/gen_prompts.h"
-#include "text/text_encoder.h"
-#include "tools/model_dir.h"
-#include "tools/vae_pipe.h"
-#include "vae/taehv.h"
 
 typedef struct {
     const char *model; /* --model DIR: files and model.json defaults (flags win) */
@@ -68,338 +67,283 @@ static int readable(const char *path)
     return 1;
 }
 
-/* --dump-steps: every denoising step's x_t, v and x0 under the names the
- * PyTorch reference fixtures use (xt.{chunk}.{step}, v.*, x0.*), to find the
- * first step where a reproduction diverges. */
-typedef struct {
-    sk_st_writer *w;
-    sk_status st;
-} step_dump;
+/* First SIGINT/SIGTERM: the session stops at its next chunk boundary like POST /stop and
+ * every frame made is written and sent (the live outputs drain, bounded by their queue and
+ * --net-timeout-ms), exit 0. Second: sk_session_abort, the network waits end at once (files
+ * are still finalised), exit 1 (issue 15 #4). A third kills at once. */
+static sk_session *volatile g_run_session;
+static volatile int g_run_signalled;
+static struct sigaction g_old_int, g_old_term, g_old_pipe;
 
-static void on_step_dump(void *user, int chunk, int step, const sk_tensor *xt, const sk_tensor *v,
-                         const sk_tensor *x0)
+static void on_signal(int sig)
 {
-    step_dump *d = user;
-    const sk_tensor *ts[3] = {xt, v, x0};
-    static const char *const pre[3] = {"xt", "v", "x0"};
-    for (int i = 0; i < 3 && d->st == SK_OK; i++) {
-        size_t n = (size_t)sk_tensor_numel(ts[i]);
-        float *h = malloc(n * sizeof *h);
-        char name[64];
-        snprintf(name, sizeof name, "%s.%d.%d", pre[i], chunk, step);
-        d->st = h ? sk_tensor_download_f32(ts[i], h, n) : SK_ERR(SK_E_OOM, "--dump-steps: out of memory");
-        if (d->st == SK_OK)
-            d->st = sk_st_writer_add_f32(d->w, name, SK_DTYPE_F32, ts[i]->ndim, ts[i]->shape, h);
-        free(h);
+    (void)sig;
+    if (!g_run_signalled) {
+        g_run_signalled = 1;
+        if (g_run_session) sk_session_stop(g_run_session);
+        return;
+    }
+    if (g_run_session) sk_session_abort(g_run_session);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+static void signals_install(int on)
+{
+    if (on) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &g_old_int);
+        sigaction(SIGTERM, &sa, &g_old_term);
+        sa.sa_handler = SIG_IGN; /* a dead RTMP peer must give EPIPE, not kill us */
+        sigaction(SIGPIPE, &sa, &g_old_pipe);
+    } else {
+        sigaction(SIGINT, &g_old_int, NULL);
+        sigaction(SIGTERM, &g_old_term, NULL);
+        sigaction(SIGPIPE, &g_old_pipe, NULL);
     }
 }
 
-/* Runs a validated request. Returns the exit code. */
-static int run(const gen_opts *o, const sk_schedule *sched)
+/* The prompts of the run: the command line's, then --prompts (whose first line replaces
+ * it when it has no time). Embeddings are read here, before any weight is loaded; text
+ * is encoded by the engine when queued. */
+static sk_status gather_prompts(const gen_opts *o, int64_t chunk, gen_prompt_list *pl,
+                                sk_st_file **emb, int *any_text)
 {
-    int rc = 1;
-    sk_backend *be = NULL;
-    sk_dit_model *m = NULL;
-    sk_st_file *emb = NULL;
-    sk_noise_source *ns = NULL;
-    sk_stream *s = NULL;
-    gen_pp *ppl = NULL; /* the pipelined stream instead of s (--gpus / --pp-stages) */
-    float *lat = NULL;
-    step_dump sd = {NULL, SK_OK}; /* before any goto: done: frees its writer */
-    gen_prompt_list pl = {0}, file_pl = {0};
-    gen_text text = {0};
-    gen_prompt_cache pcache = {0};
-    gen_finite fin = {0};
-    gen_live lv;
-    memset(&lv, 0, sizeof lv);
-    sk_st_writer *w = NULL;
-    sk_taehv *vae = NULL;
-    sk_backend *vae_be = NULL; /* the decoder's own stream when overlapped */
-    sk_vae_pipe *dec = NULL;
-    sk_output *out = NULL;
-    sk_status st;
-    const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
-    const int64_t chunk = o->frames > 0 && o->frames < o->chunk ? o->frames : o->chunk;
-    /* live control may bring text prompts: the encoder stays (weights offloaded between
-     * prompts); without it umT5 runs before the DiT is loaded and is freed */
-    const int live_ctl = o->live.control_stdin || o->live.control_port >= 0;
-    const int keep_text = live_ctl && o->text_encoder;
-
-    /* the schedule: the command line's prompt, then --prompts (whose first line replaces it
-     * when it has no time); every prompt resolved to a host context before the DiT loads */
+    gen_prompt_list file_pl = {0};
+    sk_status st = SK_OK;
     int first_initial = 0;
+    *any_text = 0;
     if (o->prompts && (st = gen_prompts_parse(o->prompts, o->frames, chunk, o->fps, &file_pl,
                                               &first_initial)) != SK_OK)
-        goto fail;
+        goto out;
     if (first_initial && (o->prompt || o->embeds_key)) {
         st = SK_ERR(SK_E_INVALID_ARG, "--prompts '%s' line %d has no time (or 0), so it is the "
                     "starting prompt; drop %s or give that line a time", o->prompts,
                     file_pl.v[0].line, o->prompt ? "--prompt" : "--embeds-key");
-        goto fail;
+        goto out;
     }
     if (!first_initial) {
         if (!o->prompt && !o->text_embeds) {
             st = SK_ERR(SK_E_INVALID_ARG, "--prompts '%s': no starting prompt; give --prompt, "
                         "--text-embeds (--embeds-key) or a first line without a time", o->prompts);
-            goto fail;
+            goto out;
         }
-        if ((st = gen_prompt_list_add(&pl, 0, 0, o->prompt ? NULL : o->embeds_key ? o->embeds_key
-                                                                                   : "context",
+        if ((st = gen_prompt_list_add(pl, 0, 0, o->prompt ? NULL : o->embeds_key ? o->embeds_key
+                                                                                  : "context",
                                       o->prompt)) != SK_OK)
-            goto fail;
+            goto out;
     }
     for (int i = 0; i < file_pl.n; i++) /* ownership moves to pl */
-        if ((st = gen_prompt_list_take(&pl, &file_pl.v[i])) != SK_OK) goto fail;
-    int any_text = 0;
-    for (int i = 0; i < pl.n; i++) {
+        if ((st = gen_prompt_list_take(pl, &file_pl.v[i])) != SK_OK) goto out;
+    for (int i = 0; i < pl->n; i++) {
         char d[96];
-        if (pl.v[i].text && !o->text_encoder) {
-            st = SK_ERR(SK_E_INVALID_ARG, "--prompts line %d: %s needs --text-encoder", pl.v[i].line,
-                        gen_prompt_desc(&pl.v[i], d, sizeof d));
-            goto fail;
+        if (pl->v[i].text && !o->text_encoder) {
+            st = SK_ERR(SK_E_INVALID_ARG, "--prompts line %d: %s needs --text-encoder",
+                        pl->v[i].line, gen_prompt_desc(&pl->v[i], d, sizeof d));
+            goto out;
         }
-        if (pl.v[i].key && !o->text_embeds) {
+        if (pl->v[i].key && !o->text_embeds) {
             st = SK_ERR(SK_E_INVALID_ARG, "--prompts line %d: %s needs --text-embeds",
-                        pl.v[i].line, gen_prompt_desc(&pl.v[i], d, sizeof d));
-            goto fail;
+                        pl->v[i].line, gen_prompt_desc(&pl->v[i], d, sizeof d));
+            goto out;
         }
-        any_text |= pl.v[i].text != NULL;
+        *any_text |= pl->v[i].text != NULL;
     }
-    if (o->text_embeds && (st = sk_st_open(o->text_embeds, &emb)) != SK_OK) goto fail;
-    /* every line is checked now but none is read: the distinct prompts go into a bounded
-     * cache, each line's context is made when it comes due (issue 15 #6) */
-    for (int i = 0, cols0 = 0; i < pl.n; i++) {
+    if (o->text_embeds && (st = sk_st_open(o->text_embeds, emb)) != SK_OK) goto out;
+    /* every line is checked now (names, shapes) but none is read: the session reads or
+     * encodes each when it comes due, through a bounded cache (issue 15 #6) */
+    for (int i = 0, cols0 = 0; i < pl->n; i++) {
         int64_t cols = 0;
-        if ((st = gen_prompt_check(&pl.v[i], emb, o->text_encoder != NULL, &cols)) != SK_OK) {
-            if (pl.v[i].line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts,
-                                                  pl.v[i].line);
-            goto fail;
+        if ((st = gen_prompt_check(&pl->v[i], *emb, o->text_encoder != NULL, &cols)) != SK_OK) {
+            if (pl->v[i].line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts,
+                                                   pl->v[i].line);
+            goto out;
         }
         if (cols && cols0 && cols != cols0) {
             st = SK_ERR(SK_E_SHAPE, "--prompts '%s' line %d: the prompt has %lld columns, the "
-                        "first one %d", o->prompts, pl.v[i].line, (long long)cols, cols0);
-            goto fail;
+                        "first one %d", o->prompts, pl->v[i].line, (long long)cols, cols0);
+            goto out;
         }
         if (cols && !cols0) cols0 = (int)cols;
     }
-    if ((st = gen_prompt_cache_init(&pcache, 0)) != SK_OK) goto fail;
-    /* more distinct text prompts than the cache holds: the encoder stays for them
-     * (its weights offloaded between encodes) */
-    const int text_later = any_text && gen_prompt_distinct(&pl) > pcache.cap;
-    if (o->text_encoder && (any_text || keep_text) &&
-        (st = gen_text_open(&text, o->device == 1, o->text_encoder, o->tokenizer,
-                            o->text_encoder_config,
-                            (keep_text && o->text_offload) || (text_later && !keep_text))) != SK_OK)
-        goto fail;
-    int uncached = 0;
-    if ((st = gen_prompt_cache_warm(&pcache, &pl, emb, &text, &uncached)) != SK_OK) goto fail;
-    if (uncached)
-        SK_LOGI("--prompts: more than %d distinct prompts; %d are resolved when they come due%s",
-                pcache.cap, uncached, text_later ? " (the text encoder stays, offloaded)" : "");
-    if (!keep_text && !text_later) gen_text_close(&text);
-    if ((st = gen_prompt_cache_resolve(&pcache, &pl.v[0], emb, &text)) != SK_OK) goto fail;
-    int next_sw = 1;
-    if (o->noise_file && (st = sk_noise_source_file(o->noise_file, &ns)) != SK_OK) goto fail;
+out:
+    gen_prompt_list_free(&file_pl);
+    return st;
+}
 
-    sk_dit_config cfg, *cfgp = NULL;
-    if (o->dit_config) {
-        if ((st = sk_dit_config_from_file(o->dit_config, &cfg)) != SK_OK) goto fail;
-        cfgp = &cfg;
+/* Opens the engine, attaches the outputs and control, queues the prompts, then steps the
+ * session to the end. Returns the exit code. */
+static int run(const gen_opts *o, const sk_schedule *sched)
+{
+    int rc = 1;
+    sk_engine *e = NULL;
+    sk_session *s = NULL;
+    sk_st_file *emb = NULL;
+    sk_st_writer *w = NULL;
+    float *lat = NULL;
+    gen_prompt_list pl = {0};
+    sk_status st;
+    int signals = 0;
+    const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
+    const int64_t chunk = o->frames > 0 && o->frames < o->chunk ? o->frames : o->chunk;
+    /* live control may bring text prompts: the encoder stays (weights offloaded between
+     * prompts); without it the encoder's weights are freed once the prompts are encoded */
+    const int live_ctl = o->live.control_stdin || o->live.control_port >= 0;
+    const int keep_text = live_ctl && o->text_encoder;
+    int any_text = 0;
+    if ((st = gather_prompts(o, chunk, &pl, &emb, &any_text)) != SK_OK) goto fail;
+    /* text prompts later in the schedule are encoded when due: the encoder stays, its
+     * weights offloaded between encodes */
+    int later_text = 0;
+    for (int i = 1; i < pl.n; i++) later_text |= pl.v[i].text != NULL;
+
+    static const char *const act_names[] = {"auto", "f32", "bf16"};
+    static const char *const wd_names[] = {"as-stored", "f32", "bf16", "f16"};
+    static const char *const tr_names[] = {"auto", "loopback", "nccl"};
+    sk_engine_params ep = sk_engine_params_default();
+    ep.dit = o->dit;
+    ep.dit_config = o->dit_config;
+    if (o->text_encoder && (any_text || keep_text)) {
+        ep.text_encoder = o->text_encoder;
+        ep.tokenizer = o->tokenizer;
+        ep.text_encoder_config = o->text_encoder_config;
+        ep.text_offload = keep_text ? o->text_offload : later_text;
     }
-    static const sk_dtype act_of[] = {SK_DTYPE_F32, SK_DTYPE_F32, SK_DTYPE_BF16};
-    sk_dtype act = o->act_dtype == 0 ? (o->device == 1 ? SK_DTYPE_BF16 : SK_DTYPE_F32)
-                                     : act_of[o->act_dtype];
-    const int pp = gen_pp_enabled(&o->pp);
-    char devname[32];
-    if ((st = sk_backend_create(gen_pp_main_device(&o->pp, o->device == 1, devname, sizeof devname),
-                                act, &be)) != SK_OK)
-        goto fail;
-    static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
-                                     SK_DTYPE_F16};
-    /* pipelined: only the config and the small global tensors here, the blocks on the stages */
-    if ((st = sk_dit_load_blocks(o->dit, cfgp, be, wd_of[o->wdtype], 0, pp ? 0 : -1, &m)) != SK_OK)
-        goto fail;
-    if ((st = gen_prompt_fit(&pl.v[0], &m->cfg)) != SK_OK ||
-        (st = gen_prompt_cache_fit(&pcache, &m->cfg)) != SK_OK)
-        goto fail;
+    ep.vae = decode ? o->vae : NULL;
+    ep.device = o->device == 1 ? "cuda" : "cpu";
+    ep.act_dtype = act_names[o->act_dtype];
+    ep.dit_dtype = wd_names[o->wdtype];
+    /* the VAE overlaps the next chunk's DiT on CUDA, except with --no-overlap, live control
+     * (frames must leave with their chunk) and pipeline stages */
+    ep.vae_overlap = !o->no_overlap && !live_ctl;
+    ep.gpus = o->pp.gpus;
+    ep.pp_stages = o->pp.stages;
+    ep.pp_split = o->pp.split;
+    ep.pp_transport = tr_names[o->pp.transport];
+    if ((st = sk_engine_open(&ep, &e)) != SK_OK) goto fail;
+    sk_engine_info info;
+    sk_engine_get_info(e, &info);
+
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = o->frames;
+    sp.chunk = o->chunk;
+    sp.latent_h = o->latent_h;
+    sp.latent_w = o->latent_w;
+    for (int k = 0; k < sched->n; k++) sp.steps[k] = sched->steps[k];
+    sp.n_steps = sched->n;
+    sp.shift = sched->shift;
+    sp.warp = sched->warp;
+    sp.seed = (uint64_t)o->seed;
+    sp.noise_file = o->noise_file;
+    sp.kv_policy = sk_kv_policy_name((sk_kv_policy)o->kv_policy);
+    sp.kv_window = o->kv_window;
+    sp.kv_sink = o->kv_sink;
+    sp.rope = sk_kv_rope_name((sk_kv_rope)o->rope);
+    sp.ema_alpha = o->ema_alpha;
+    sp.kv_compress = o->kv_compress;
+    sp.kv_recent = o->kv_recent;
+    sp.recache = o->recache == 1 ? "off" : o->recache_sink ? "sink" : "on";
+    sp.prompt_switch = pl.n > 1 || live_ctl;
+    sp.decode = decode;
+    sp.fps = o->fps;
+    sp.dump_steps = o->dump_steps;
+    if ((st = sk_session_create(e, &sp, &s)) != SK_OK) goto fail;
 
     if (decode) {
-        /* latents go from the DiT to the VAE on the device. On CUDA the VAE has its own
-         * backend (stream) on the same GPU and decodes chunk c while the DiT makes c+1
-         * (tools/vae_pipe.h), except with --no-overlap / SK_NO_VAE_OVERLAP=1, live
-         * control (frames must leave with their chunk) and pipeline stages */
-        if (!o->no_overlap && !pp && !live_ctl && sk_vae_pipe_want_overlap(be) &&
-            (st = sk_vae_pipe_backend_create(be, &vae_be)) != SK_OK)
-            goto fail;
-        sk_taehv_load_opts lo = sk_taehv_load_opts_default();
-        if ((st = sk_taehv_load(vae_be ? vae_be : be, o->vae, &lo, &vae)) != SK_OK) goto fail;
-        const sk_taehv_config *vc = sk_taehv_get_config(vae);
-        if (vc->latent_channels != m->cfg.out_dim) {
-            st = SK_ERR(SK_E_SHAPE, "--vae '%s' decodes %d-channel latents but the DiT makes %lld "
-                        "(taew2_1 for Wan 2.1, 16 channels; taew2_2 for Wan 2.2 TI2V-5B, 48)",
-                        o->vae, vc->latent_channels, (long long)m->cfg.out_dim);
-            goto fail;
-        }
-        if ((st = sk_vae_pipe_create(be, vae, o->latent_h, o->latent_w, (int)chunk, 1, &dec)) !=
-            SK_OK)
-            goto fail;
-        int64_t vh, vw;
-        sk_vae_pipe_frame_size(dec, &vh, &vw);
-        sk_output_params ps[4];
-        int np = 0;
-        memset(ps, 0, sizeof ps);
         /* live (RTMP): paced to the clock by a queue worker holding two chunks of frames,
          * network calls bounded, reconnects; the --tee file gets its own worker */
-        const int qf = (int)(8 * chunk + 4);
-        if (o->output) {
-            sk_output_kind k = SK_OUTPUT_AUTO;
-            if ((st = sk_output_detect_kind(o->output, &k)) != SK_OK) goto fail;
-            ps[np] = (sk_output_params){.path = o->output, .kind = k};
-            if (k == SK_OUTPUT_RTMP) {
-                ps[np].pace = 1;
-                ps[np].queue_frames = qf;
-                ps[np].timeout_ms = o->net_timeout_ms;
-                ps[np].reconnect_max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : -1;
-            }
-            np++;
-        }
-        if (o->tee) ps[np++] = (sk_output_params){.path = o->tee, .kind = SK_OUTPUT_VIDEO_FILE,
-                                                  .queue_frames = qf};
-        if (o->frames_dir) ps[np++] = (sk_output_params){.path = o->frames_dir, .kind = SK_OUTPUT_PNG_DIR};
-        if (o->rgb_out) ps[np++] = (sk_output_params){.path = o->rgb_out, .kind = SK_OUTPUT_RGB_SAFETENSORS};
-        for (int i = 0; i < np; i++) {
-            ps[i].width = (int)vw;
-            ps[i].height = (int)vh;
-            ps[i].fps_num = o->fps;
-            ps[i].fps_den = 1;
-            ps[i].crf = o->crf;
-            /* a second SIGINT: network waits end at once (files are not cut short: all
-             * that was generated is written and finalised); the first only stops */
-            if (ps[i].kind == SK_OUTPUT_RTMP) ps[i].abort_flag = &g_gen_abort;
-        }
-        if ((st = sk_output_open_multi(ps, np, &out)) != SK_OK) goto fail;
+        sk_output_opts oo = {.crf = o->crf, .timeout_ms = o->net_timeout_ms,
+                             .reconnect_max_ms = o->reconnect_max_ms};
+        if (o->output && (st = sk_session_attach_output(s, o->output, &oo, NULL)) != SK_OK)
+            goto fail;
+        sk_output_opts to = {.kind = "video", .crf = o->crf, .queue_frames = (int)(8 * chunk + 4)};
+        if (o->tee && (st = sk_session_attach_output(s, o->tee, &to, NULL)) != SK_OK) goto fail;
+        sk_output_opts po = {.kind = "png", .crf = o->crf}, ro = {.kind = "rgb", .crf = o->crf};
+        if (o->frames_dir && (st = sk_session_attach_output(s, o->frames_dir, &po, NULL)) != SK_OK)
+            goto fail;
+        if (o->rgb_out && (st = sk_session_attach_output(s, o->rgb_out, &ro, NULL)) != SK_OK)
+            goto fail;
+        const int64_t vh = 8 * o->latent_h, vw = 8 * o->latent_w;
         SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,
                 (long long)vh, o->fps);
     }
-
-    sk_stream_params p = sk_stream_params_default();
-    p.frames = o->frames;
-    p.chunk_frames = o->chunk;
-    p.latent_h = o->latent_h;
-    p.latent_w = o->latent_w;
-    p.sched = *sched;
-    p.kv_policy = (sk_kv_policy)o->kv_policy;
-    p.kv_window = o->kv_window;
-    p.kv_sink = o->kv_sink;
-    p.kv_rope = (sk_kv_rope)o->rope;
-    p.ema_alpha = o->ema_alpha;
-    p.kv_compress = o->kv_compress;
-    p.kv_recent = o->kv_recent;
-    p.seed = (uint64_t)o->seed;
-    p.noise = ns;
-    p.recache = o->recache == 1 ? SK_RECACHE_OFF
-                : o->recache_sink ? SK_RECACHE_WITH_SINK : SK_RECACHE_WINDOW;
-    p.prompt_switch = (pl.n > 1 || live_ctl) && p.recache != SK_RECACHE_OFF;
-    if (o->dump_steps) {
-        if ((st = sk_st_writer_create(&sd.w)) != SK_OK) goto fail;
-        p.on_step = on_step_dump;
-        p.on_step_user = &sd;
+    if (live_ctl) {
+        sk_control_opts co = {.control_stdin = o->live.control_stdin,
+                              .control_port = o->live.control_port,
+                              .control_bind = o->live.control_bind,
+                              .control_token = o->live.control_token,
+                              .max_body = o->live.max_body,
+                              .start_paused = o->live.start_paused,
+                              .embeds_file = o->text_embeds};
+        if ((st = sk_session_start_control(s, &co, NULL)) != SK_OK) goto fail;
     }
-    if (pp) {
-        if ((st = gen_pp_open(&o->pp, o->device == 1, act, o->dit, &m->cfg, wd_of[o->wdtype], &p,
-                              pl.v[0].ctx, pl.v[0].rows, be, &ppl)) != SK_OK)
+    /* the starting prompt now (its errors before the first chunk); the rest of the schedule
+     * deferred: checked, read or encoded by the session when due (issue 15 #6) */
+    for (int i = 0; i < pl.n; i++) {
+        gen_prompt *p = &pl.v[i];
+        if (i == 0) {
+            st = p->key ? gen_prompt_resolve(p, emb, NULL) : SK_OK;
+            if (st == SK_OK)
+                st = p->key ? sk_session_queue_prompt_embeds(s, p->ctx, p->rows, p->cols,
+                                                             p->frame, SK_SWITCH_DEFAULT, p->key)
+                            : sk_session_queue_prompt_text(s, p->text, p->frame,
+                                                           SK_SWITCH_DEFAULT);
+        } else {
+            st = sk_session_queue_prompt_deferred(s, p->text, o->text_embeds, p->key, p->frame,
+                                                  SK_SWITCH_DEFAULT);
+        }
+        if (st != SK_OK) {
+            if (p->line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts, p->line);
             goto fail;
-    } else {
-        if ((st = sk_stream_init(m, &p, &s)) != SK_OK) goto fail;
-        if ((st = sk_stream_set_prompt(s, pl.v[0].ctx, pl.v[0].rows)) != SK_OK) goto fail;
+        }
     }
+    if (any_text && !keep_text && !later_text && (st = sk_engine_offload_text(e)) != SK_OK)
+        goto fail;
 
-    const int64_t C = m->cfg.out_dim, E = C * o->latent_h * o->latent_w;
+    const int64_t C = info.latent_channels, E = C * o->latent_h * o->latent_w;
     if (o->latents_out) {
         lat = malloc((size_t)(o->frames * E) * sizeof *lat);
         if (!lat) { st = SK_ERR(SK_E_OOM, "out of host memory for %lld latent frames", (long long)o->frames); goto fail; }
     }
-    if ((st = gen_live_start(&lv, &o->live, emb, keep_text, o->frames, chunk, o->fps)) != SK_OK)
-        goto fail;
-    gen_live_initial(&lv, &pl.v[0]);
+    g_run_signalled = 0;
+    g_run_session = s;
+    signals_install(1);
+    signals = 1;
     SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, steps %d (t %g..%g), "
             "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
             (long long)o->latent_w, (long long)chunk, sched->n, (double)sched->t[0],
-            (double)sched->t[sched->n - 1], sk_kv_policy_name(p.kv_policy),
-            (long long)p.kv_window, (long long)(s ? s->kv->p.sink_frames : p.kv_sink),
+            (double)sched->t[sched->n - 1], sk_kv_policy_name((sk_kv_policy)o->kv_policy),
+            (long long)o->kv_window, (long long)o->kv_sink,
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
     sk_progress_start(&pr, "latent frames", o->frames);
     pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
-    int64_t vframes = 0;
-    while (ppl ? !gen_pp_done(ppl) : !sk_stream_done(s)) {
-        sk_tensor x0;
-        int64_t f0;
-        if (ppl) { /* no switches or live control (gen_pp_usage); Ctrl-C stops */
-            if (g_gen_signal) break;
-            if ((st = gen_pp_step(ppl, &x0, &f0)) != SK_OK) goto fail;
-            goto chunk_out;
+    while (!sk_session_done(s)) {
+        sk_step_info si;
+        if ((st = sk_session_step(s, &si)) != SK_OK) goto fail;
+        if (!si.n_frames) continue;
+        if (lat) {
+            const float *l;
+            int64_t n, f0;
+            if ((st = sk_session_latents(s, &l, &n, &f0)) != SK_OK) goto fail;
+            memcpy(lat + f0 * E, l, (size_t)(n * E) * sizeof *l);
         }
-        /* control: pause / step / stop; a prompt command is taken here */
-        if (gen_live_boundary(&lv, s, out, vframes)) break;
-        /* switches take effect at the first chunk starting at or after their frame; a live
-         * prompt taken at the same boundary wins over a scheduled one */
-        gen_prompt *sw = NULL;
-        while (next_sw < pl.n && pl.v[next_sw].frame <= s->next_frame) sw = &pl.v[next_sw++];
-        gen_prompt live;
-        uint64_t lid = 0;
-        double lt = 0;
-        if (gen_live_take_prompt(&lv, emb, text.te ? &text : NULL, &m->cfg, &live, &lid, &lt)) {
-            if (sw) SK_LOGI("--prompts line %d skipped: a live prompt came for the same chunk",
-                            sw->line);
-            st = gen_live_switch(&lv, s, &live, lid, lt, "live");
-            gen_prompt_free(&live);
-            if (st != SK_OK) goto fail;
-        } else if (sw) {
-            if ((st = gen_prompt_cache_resolve(&pcache, sw, emb, &text)) != SK_OK ||
-                (st = gen_prompt_fit(sw, &m->cfg)) != SK_OK) {
-                sk_error_prefix("--prompts '%s' line %d: ", o->prompts, sw->line);
-                goto fail;
-            }
-            st = gen_live_switch(&lv, s, sw, 0, 0, "--prompts");
-            free(sw->ctx); /* the stream has its copy; the cache keeps one */
-            sw->ctx = NULL;
-            if (st != SK_OK) goto fail;
-        }
-        if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto fail;
-    chunk_out:
-        if ((st = sd.st) != SK_OK) goto fail;
-        if ((st = gen_finite_check(&fin, &x0, f0)) != SK_OK) goto fail; /* before it is written */
-        if (lat && (st = sk_tensor_download_f32(&x0, lat + f0 * E, (size_t)sk_tensor_numel(&x0))) != SK_OK)
-            goto fail;
-        if (dec) {
-            const float *rgb = NULL;
-            int64_t nf = 0;
-            if ((st = sk_vae_pipe_push(dec, &x0, &rgb, &nf)) != SK_OK ||
-                (nf && (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK))
-                goto fail;
-            vframes += nf;
-        }
-        if (s) gen_live_after_chunk(&lv, s, out, vframes);
-        sk_progress_update(&pr, f0 + x0.shape[0]);
+        sk_progress_update(&pr, si.first_frame + si.n_frames);
     }
-    if (dec) { /* overlapped: the last chunk's frames */
-        const float *rgb = NULL;
-        int64_t nf = 0;
-        if ((st = sk_vae_pipe_flush(dec, &rgb, &nf)) != SK_OK ||
-            (nf && (st = sk_output_write_frames(out, rgb, (int)nf)) != SK_OK))
-            goto fail;
-        vframes += nf;
-    }
+    if ((st = sk_session_finish(s, NULL)) != SK_OK) goto fail;
     sk_progress_finish(&pr);
-    if (ppl && gen_pp_done(ppl) && (st = gen_pp_finish(ppl)) != SK_OK) goto fail;
-    const int64_t made = ppl ? gen_pp_next_frame(ppl) : s->next_frame;
+    sk_session_status ss;
+    sk_session_get_status(s, &ss);
+    const int64_t made = ss.next_frame;
     {
         double dt = sk_progress_now() - pr.t_start;
         int64_t vf = made > 0 ? 4 * made - 3 : 0; /* video frames the Wan VAE makes of F latents */
         SK_LOGI("generated %lld latent frames (%lld video frames) in %.2f s: %.1f video fps%s",
                 (long long)made, (long long)vf, dt, dt > 0 ? (double)vf / dt : 0.0,
-                dec ? " including decode" : "");
+                decode ? " including decode" : "");
     }
     if (o->latents_out) {
         int64_t shape[4] = {made, C, o->latent_h, o->latent_w};
@@ -411,45 +355,19 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         SK_LOGI("wrote latents [%lld, %lld, %lld, %lld] to '%s'", (long long)made,
                 (long long)C, (long long)o->latent_h, (long long)o->latent_w, o->latents_out);
     }
-    if (out) {
-        st = sk_output_close(&out);
-        if (st != SK_OK) goto fail;
-    }
-    if (sd.w) {
-        for (int k = 0; k < sched->n; k++) {
-            char v[32];
-            snprintf(v, sizeof v, "%.9g", (double)sched->t[k]);
-            char key[32];
-            snprintf(key, sizeof key, "t.%d", k);
-            if ((st = sk_st_writer_meta(sd.w, key, v)) != SK_OK) goto fail;
-        }
-        if ((st = sk_st_writer_save(sd.w, o->dump_steps)) != SK_OK) goto fail;
-        SK_LOGI("wrote every step's xt/v/x0 to '%s'", o->dump_steps);
-    }
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
     SK_LOGD("raised at %s", sk_error_where());
 done:
-    gen_finite_free(&fin); /* before the backends go */
-    sk_st_writer_free(&sd.w);
-    if (out) (void)sk_output_close(&out);
-    gen_live_finish(&lv);
-    sk_vae_pipe_free(&dec);
-    sk_taehv_free(&vae);
-    sk_backend_free_(&vae_be);
+    g_run_session = NULL;
+    sk_session_close(&s); /* finalises the outputs when the run failed */
+    if (signals) signals_install(0);
+    sk_engine_close(&e);
     sk_st_writer_free(&w);
-    sk_stream_free(&s);
-    gen_pp_close(&ppl);
-    sk_noise_source_free(&ns);
-    sk_dit_free(&m);
-    sk_backend_free_(&be);
-    gen_text_close(&text);
     sk_st_close(&emb);
     gen_prompt_list_free(&pl);
-    gen_prompt_list_free(&file_pl);
-    gen_prompt_cache_free(&pcache);
     free(lat);
     return rc;
 }

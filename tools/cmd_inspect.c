@@ -19,7 +19,7 @@
 #include "runtime/io/safetensors.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
-#include "tools/model_dir.h"
+#include "runtime/engine/model_dir.h"
 
 #define LIST_DEFAULT 20
 

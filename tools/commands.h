@@ -13,5 +13,6 @@ int sk_cmd_encode(int argc, char **argv);
 int sk_cmd_encode_text(int argc, char **argv);
 int sk_cmd_bench(int argc, char **argv);
 int sk_cmd_compare(int argc, char **argv);
+int sk_cmd_serve(int argc, char **argv);
 
 #endif

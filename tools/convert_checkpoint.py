@@ -70,7 +70,7 @@ except ImportError:  # the message a user without torch needs
              "or pip install torch)")
 
 VERSION = "1"
-FAMILIES = ("self-forcing", "longlive", "reward-forcing", "rolling-forcing")
+FAMILIES = ("self-forcing", "longlive", "reward-forcing", "rolling-forcing", "demo")
 
 
 class Refused(Exception):
@@ -122,6 +122,16 @@ FAMILY = {
         "source": "TencentARC/RollingForcing checkpoints/rolling_forcing_dmd.pt; README (126 "
                   "frames), configs/rolling_forcing_dmd.yaml (5 steps 1000..200, rolling window of "
                   "5 chunks); sink = the first 3-frame block, attention over 21 frames",
+    },
+    # the small family trained in this repository on rendered shapes (tools/train_demo/,
+    # docs/DEMO.md); its trainer writes a bare state dict and the sampling it was trained for
+    "demo": {
+        "title": "sinkstream demo (tiny causal Wan DiT + umT5 + TAEHV trained on rendered shapes)",
+        "container": "bare",
+        "ema": False,
+        "generate": dict(COMMON, **{"kv-policy": "sink", "kv-window": 15, "kv-sink": 3,
+                                    "frames": 42, "height": 128, "width": 192, "shift": 1.0}),
+        "source": "tools/train_demo/train.py (this repository; docs/DEMO.md)",
     },
 }
 
@@ -849,7 +859,7 @@ def detect_family(a, obj):
     base = os.path.basename(a.dit).lower()
     if a.lora:
         return "longlive", "a --lora adapter is given"
-    for hint, fam in (("longlive", "longlive"), ("rolling", "rolling-forcing"),
+    for hint, fam in (("demo", "demo"), ("longlive", "longlive"), ("rolling", "rolling-forcing"),
                       ("reward", "reward-forcing"), ("self_forcing", "self-forcing"),
                       ("self-forcing", "self-forcing")):
         if hint in base:

@@ -9,7 +9,11 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       # tests/test_convert.c runs tools/convert_checkpoint.py on tiny checkpoints it writes with
       # PyTorch; Debian has no python3-safetensors (the converter writes safetensors itself);
       # sentencepiece checks the tokenizer (python3-sentencepiece) and trains fixtures (spm_train)
-      python3-torch python3-numpy python3-sentencepiece sentencepiece)
+      python3-torch python3-numpy python3-sentencepiece sentencepiece
+      # tests/python/test_binding.py: pip install ./tools/python (ctypes binding, no compiler)
+      python3-pip python3-setuptools python3-wheel
+      # tests/serve_browser.py: the web page of `sinkstream serve` in headless Chromium
+      chromium chromium-driver python3-selenium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

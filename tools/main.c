@@ -13,6 +13,7 @@ static const sk_command k_commands[] = {
     {"encode", sk_cmd_encode, "encode RGB frames to latents with the TAEHV encoder"},
     {"encode-text", sk_cmd_encode_text, "encode a prompt with the umT5 text encoder (context file)"},
     {"bench", sk_cmd_bench, "time the chunk loop of a DiT configuration with random weights"},
+    {"serve", sk_cmd_serve, "host live sessions: REST API, live video and a web page"},
     {"compare", sk_cmd_compare, "compare tensors of two safetensors files (max relative error)"},
 };
 

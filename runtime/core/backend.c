@@ -93,3 +93,29 @@ sk_status sk_tensor_zero(sk_tensor *t)
     SK_CHECK(t && t->be, SK_E_INVALID_ARG, "tensor: zero of an unallocated tensor");
     return t->be->ops->zero(t->be, t->data, sk_tensor_nbytes(t));
 }
+
+/* ---- tensors on a backend (declared in tensor.h) */
+
+sk_status sk_tensor_alloc(sk_backend *be, sk_dtype dt, int ndim, const int64_t *shape,
+                          sk_tensor *out)
+{
+    SK_CHECK(ndim >= 0 && ndim <= SK_MAX_DIMS, SK_E_INVALID_ARG,
+             "tensor: %d dimensions, at most %d supported", ndim, SK_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        SK_CHECK(shape[i] >= 0, SK_E_SHAPE, "tensor: negative dimension %lld at axis %d",
+                 (long long)shape[i], i);
+    sk_tensor t = sk_tensor_desc(dt, ndim, shape);
+    size_t bytes = sk_tensor_nbytes(&t);
+    SK_TRY(sk_backend_alloc(be, bytes, &t.data));
+    t.be = be;
+    t.owns = 1;
+    *out = t;
+    return SK_OK;
+}
+
+void sk_tensor_free(sk_tensor *t)
+{
+    if (!t) return;
+    if (t->owns && t->data && t->be) sk_backend_free(t->be, t->data);
+    memset(t, 0, sizeof *t);
+}

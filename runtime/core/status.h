@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+/* The same enum is declared in the public runtime/sinkstream.h; whichever header comes
+ * first defines it (keep the two lists equal: tests/test_api.c checks the count). */
+#ifndef SK_STATUS_ENUM_DEFINED
+#define SK_STATUS_ENUM_DEFINED
 typedef enum {
     SK_OK = 0,
     SK_E_INVALID_ARG,  /* a caller or user passed a bad value            */
@@ -29,6 +33,7 @@ typedef enum {
     SK_E_INTERNAL,     /* broken invariant: a bug in sinkstream           */
     SK_E_COUNT_
 } sk_status;
+#endif
 
 /* Short stable name of a status ("SK_E_SHAPE"). Never NULL. */
 const char *sk_status_name(sk_status s);

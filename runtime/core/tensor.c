@@ -1,10 +1,10 @@
-/* tensor.c - see tensor.h. */
+/* tensor.c - see tensor.h. Shapes and views only; allocating a tensor on a backend
+ * (sk_tensor_alloc / sk_tensor_free) is in backend.c, so tensor.c does not include
+ * backend.h (which includes tensor.h). */
 #include "runtime/core/tensor.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#include "runtime/core/backend.h"
 
 int64_t sk_tensor_numel(const sk_tensor *t)
 {
@@ -57,30 +57,6 @@ sk_tensor sk_tensor_desc(sk_dtype dt, int ndim, const int64_t *shape)
     t.ndim = ndim;
     for (int i = 0; i < ndim && i < SK_MAX_DIMS; i++) t.shape[i] = shape[i];
     return t;
-}
-
-sk_status sk_tensor_alloc(sk_backend *be, sk_dtype dt, int ndim, const int64_t *shape,
-                          sk_tensor *out)
-{
-    SK_CHECK(ndim >= 0 && ndim <= SK_MAX_DIMS, SK_E_INVALID_ARG,
-             "tensor: %d dimensions, at most %d supported", ndim, SK_MAX_DIMS);
-    for (int i = 0; i < ndim; i++)
-        SK_CHECK(shape[i] >= 0, SK_E_SHAPE, "tensor: negative dimension %lld at axis %d",
-                 (long long)shape[i], i);
-    sk_tensor t = sk_tensor_desc(dt, ndim, shape);
-    size_t bytes = sk_tensor_nbytes(&t);
-    SK_TRY(sk_backend_alloc(be, bytes, &t.data));
-    t.be = be;
-    t.owns = 1;
-    *out = t;
-    return SK_OK;
-}
-
-void sk_tensor_free(sk_tensor *t)
-{
-    if (!t) return;
-    if (t->owns && t->data && t->be) sk_backend_free(t->be, t->data);
-    memset(t, 0, sizeof *t);
 }
 
 sk_tensor sk_tensor_rows(const sk_tensor *t, int64_t start, int64_t n)

@@ -1,6 +1,8 @@
 /* kv_cache.c - frame-slot KV cache and its policies (see kv_cache.h and
- * docs/KV_POLICIES.md). */
-#include "runtime/kv/kv_cache.h"
+ * docs/KV_POLICIES.md): lifetime, slots and layouts, EMA fusion, begin / commit
+ * / abort, the per-layer hooks. Names and validation: kv_params.c; key rotation
+ * and participative compression: kv_keys.c. */
+#include "runtime/kv/kv_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,151 +10,6 @@
 #include <string.h>
 
 #include "runtime/core/log.h"
-
-static const char *const k_policy_names[SK_KV_POLICY_COUNT_] = {
-    [SK_KV_FIFO] = "fifo", [SK_KV_SINK] = "sink", [SK_KV_EMA] = "ema",
-    [SK_KV_DEEP_SINK] = "deep-sink", [SK_KV_ROLLING] = "rolling",
-};
-static const char *const k_rope_names[3] = {"auto", "absolute", "relative"};
-
-const char *sk_kv_policy_name(sk_kv_policy p)
-{
-    return (p >= 0 && p < SK_KV_POLICY_COUNT_) ? k_policy_names[p] : "?";
-}
-
-sk_status sk_kv_policy_from_name(const char *s, sk_kv_policy *out)
-{
-    for (int i = 0; i < SK_KV_POLICY_COUNT_; i++)
-        if (s && strcmp(s, k_policy_names[i]) == 0) { *out = (sk_kv_policy)i; return SK_OK; }
-    return SK_ERR(SK_E_INVALID_ARG, "unknown KV-cache policy '%s'; expected fifo, sink, ema, "
-                  "deep-sink or rolling", s ? s : "(null)");
-}
-
-const char *sk_kv_rope_name(sk_kv_rope r)
-{
-    return (r >= 0 && r <= SK_KV_ROPE_RELATIVE) ? k_rope_names[r] : "?";
-}
-
-sk_status sk_kv_rope_from_name(const char *s, sk_kv_rope *out)
-{
-    for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, k_rope_names[i]) == 0) { *out = (sk_kv_rope)i; return SK_OK; }
-    return SK_ERR(SK_E_INVALID_ARG, "unknown RoPE mode '%s'; expected auto, absolute or relative",
-                  s ? s : "(null)");
-}
-
-sk_kv_rope sk_kv_rope_resolve(sk_kv_policy p, sk_kv_rope r)
-{
-    if (r != SK_KV_ROPE_AUTO) return r;
-    return p == SK_KV_EMA ? SK_KV_ROPE_RELATIVE : SK_KV_ROPE_ABSOLUTE;
-}
-
-int64_t sk_kv_default_sink(sk_kv_policy p, int64_t window, int64_t chunk)
-{
-    switch (p) {
-    case SK_KV_FIFO: return 0;
-    case SK_KV_DEEP_SINK: return window / 2;
-    case SK_KV_ROLLING: return chunk;
-    default: return 3;
-    }
-}
-
-/* ---- geometry ---------------------------------------------------------- */
-
-typedef struct {
-    int raw;
-    int64_t sink_banks, comp_frames, recent_committed, ring_len, n_slots;
-} kv_plan;
-
-static int64_t window_pass_frames(const sk_kv_params *p)
-{
-    return p->policy == SK_KV_ROLLING ? p->roll_chunks * p->max_chunk_frames : 0;
-}
-
-static kv_plan plan_of(const sk_kv_params *p)
-{
-    kv_plan g;
-    memset(&g, 0, sizeof g);
-    const int64_t W = p->window_frames, S = p->sink_frames, n = p->max_chunk_frames;
-    const sk_kv_rope rope = sk_kv_rope_resolve(p->policy, p->rope);
-    g.raw = p->store_raw || !((p->policy == SK_KV_FIFO || p->policy == SK_KV_SINK) &&
-                              rope == SK_KV_ROPE_ABSOLUTE && p->compress_frames == 0);
-    g.sink_banks = S > 0 ? (p->policy == SK_KV_EMA ? 2 : 1) : 0;
-    if (p->compress_frames > 0) {
-        const int64_t R = p->recent_frames > 0 ? p->recent_frames : 4;
-        g.comp_frames = p->compress_frames - S - R;
-        g.recent_committed = R - n;
-    }
-    if (p->policy == SK_KV_ROLLING)
-        g.ring_len = (W - n) + window_pass_frames(p);
-    else
-        g.ring_len = W - S + n;
-    g.n_slots = g.sink_banks * S + 2 * g.comp_frames + g.ring_len;
-    return g;
-}
-
-static sk_status validate(const sk_kv_params *p)
-{
-    SK_CHECK(p->policy >= 0 && p->policy < SK_KV_POLICY_COUNT_, SK_E_INVALID_ARG,
-             "KV cache: unknown policy %d", (int)p->policy);
-    SK_CHECK(p->rope >= SK_KV_ROPE_AUTO && p->rope <= SK_KV_ROPE_RELATIVE, SK_E_INVALID_ARG,
-             "KV cache: unknown RoPE mode %d", (int)p->rope);
-    SK_CHECK(p->window_frames >= 1 && p->window_frames <= 4096, SK_E_INVALID_ARG,
-             "KV cache: window of %lld frames; expected 1..4096 (--kv-window)",
-             (long long)p->window_frames);
-    SK_CHECK(p->sink_frames >= 0, SK_E_INVALID_ARG, "KV cache: negative sink (--kv-sink %lld)",
-             (long long)p->sink_frames);
-    SK_CHECK(p->policy != SK_KV_FIFO || p->sink_frames == 0, SK_E_INVALID_ARG,
-             "KV cache: policy fifo keeps no sink, but %lld sink frames were asked for; "
-             "use --kv-policy sink or --kv-sink 0", (long long)p->sink_frames);
-    SK_CHECK(p->policy == SK_KV_FIFO || p->sink_frames >= 1, SK_E_INVALID_ARG,
-             "KV cache: policy %s needs a sink of at least one frame (--kv-sink)",
-             sk_kv_policy_name(p->policy));
-    SK_CHECK(p->max_chunk_frames >= 1, SK_E_INVALID_ARG, "KV cache: chunk of %lld frames",
-             (long long)p->max_chunk_frames);
-    SK_CHECK(p->sink_frames + p->max_chunk_frames <= p->window_frames, SK_E_INVALID_ARG,
-             "KV cache: sink %lld + chunk %lld frames exceed the window of %lld frames; a chunk "
-             "must fit in the window beside the sink (raise --kv-window or lower --chunk/--kv-sink)",
-             (long long)p->sink_frames, (long long)p->max_chunk_frames,
-             (long long)p->window_frames);
-    SK_CHECK(p->tokens_per_frame >= 1 && p->num_layers >= 1 && p->num_heads >= 1 &&
-                 p->head_dim >= 2 && p->head_dim % 2 == 0, SK_E_INVALID_ARG,
-             "KV cache: empty geometry (S %lld, layers %lld, heads %lld, head_dim %lld)",
-             (long long)p->tokens_per_frame, (long long)p->num_layers, (long long)p->num_heads,
-             (long long)p->head_dim);
-    if (p->policy == SK_KV_EMA)
-        SK_CHECK(p->ema_alpha >= 0.0 && p->ema_alpha <= 1.0, SK_E_INVALID_ARG,
-                 "KV cache: EMA momentum %g; expected 0..1 (--ema-alpha; Reward Forcing uses "
-                 "0.999)", p->ema_alpha);
-    if (p->policy == SK_KV_ROLLING) {
-        SK_CHECK(p->roll_chunks >= 1 && p->roll_chunks <= 64, SK_E_INVALID_ARG,
-                 "KV cache: rolling window of %lld chunks; expected 1..64 (one per denoising "
-                 "step)", (long long)p->roll_chunks);
-        SK_CHECK(p->sink_frames + window_pass_frames(p) <= p->window_frames, SK_E_INVALID_ARG,
-                 "KV cache: rolling: sink %lld + a window of %lld chunks x %lld frames exceed "
-                 "--kv-window %lld (Rolling Forcing: 3 + 5 x 3 <= 21)",
-                 (long long)p->sink_frames, (long long)p->roll_chunks,
-                 (long long)p->max_chunk_frames, (long long)p->window_frames);
-        SK_CHECK(p->compress_frames == 0, SK_E_INVALID_ARG,
-                 "KV cache: --kv-compress works with fifo, sink and deep-sink, not rolling");
-    }
-    if (p->compress_frames > 0) {
-        const int64_t R = p->recent_frames > 0 ? p->recent_frames : 4;
-        SK_CHECK(p->policy != SK_KV_EMA, SK_E_INVALID_ARG,
-                 "KV cache: --kv-compress works with fifo, sink and deep-sink, not ema");
-        SK_CHECK(R >= p->max_chunk_frames, SK_E_INVALID_ARG,
-                 "KV cache: --kv-recent %lld is smaller than a chunk (%lld frames); the recent "
-                 "frames include the chunk being generated", (long long)R,
-                 (long long)p->max_chunk_frames);
-        SK_CHECK(p->compress_frames >= p->sink_frames + R + 1 &&
-                     p->compress_frames <= p->window_frames, SK_E_INVALID_ARG,
-                 "KV cache: --kv-compress %lld frames must leave room for the sink (%lld), the "
-                 "recent frames (%lld) and at least one frame of kept tokens, within the window "
-                 "(%lld)", (long long)p->compress_frames, (long long)p->sink_frames, (long long)R,
-                 (long long)p->window_frames);
-    }
-    return SK_OK;
-}
 
 /* ---- lifetime ---------------------------------------------------------- */
 
@@ -202,7 +59,7 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
 {
     SK_CHECK(be && p && out, SK_E_INVALID_ARG, "sk_kv_cache_init: NULL argument");
     *out = NULL;
-    SK_TRY(validate(p));
+    SK_TRY(kv_validate(p));
     sk_kv_cache *c = calloc(1, sizeof *c);
     SK_CHECK(c, SK_E_OOM, "KV cache: out of host memory");
     c->p = *p;
@@ -210,7 +67,7 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
     if (c->p.recent_frames <= 0) c->p.recent_frames = 4;
     if (!(c->p.rope_theta > 1.0)) c->p.rope_theta = 10000.0;
     if (p->policy != SK_KV_ROLLING) c->p.roll_chunks = 0;
-    const kv_plan g = plan_of(&c->p);
+    const kv_plan g = kv_plan_of(&c->p);
     const int64_t S = p->tokens_per_frame, NL = p->num_layers, SF = p->sink_frames;
     c->be = be;
     c->raw = g.raw;
@@ -312,7 +169,6 @@ static int64_t committed_slot(const sk_kv_cache *c, int64_t f)
 }
 
 enum { CAT_SINK = 0, CAT_COMP, CAT_REG, CAT_PEND };
-enum { PASS_CHUNK = 1, PASS_RECOMPUTE = 2, PASS_WINDOW = 3 };
 
 /* A layout under construction: slot, frame, category per entry. */
 typedef struct {
@@ -488,47 +344,6 @@ static sk_status ema_fuse(sk_kv_cache *c, int64_t leave_lo, int64_t leave_hi)
     return SK_OK;
 }
 
-/* ---- PC: clean queries ---------------------------------------------------- */
-
-/* Prepares the pending Q bank: frames [frame0 + n - Rc, frame0 + n); those
- * before frame0 are copied from the committed bank. */
-static sk_status qbank_begin(sk_kv_cache *c, int64_t frame0, int64_t n)
-{
-    const int64_t Rc = c->recent_committed, S = c->p.tokens_per_frame;
-    if (Rc <= 0) return SK_OK;
-    const int nb = 1 - c->qcur;
-    for (int64_t i = 0; i < Rc; i++) {
-        int64_t f = frame0 + n - Rc + i;
-        c->qbank_frame[nb * Rc + i] = f >= 0 ? f : -1;
-        if (f < 0 || f >= frame0) continue;
-        int64_t src = -1;
-        for (int64_t j = 0; j < Rc; j++)
-            if (c->qbank_frame[c->qcur * Rc + j] == f) src = j;
-        if (src < 0) { c->qbank_frame[nb * Rc + i] = -1; continue; }
-        for (int64_t l = 0; l < c->p.num_layers; l++) {
-            sk_tensor d = sk_tensor_rows(&c->qbank[l], (nb * Rc + i) * S, S);
-            sk_tensor s = sk_tensor_rows(&c->qbank[l], (c->qcur * Rc + src) * S, S);
-            SK_TRY(sk_tensor_copy(&d, &s));
-        }
-    }
-    return SK_OK;
-}
-
-static sk_status qbank_store(sk_kv_cache *c, int layer, const sk_tensor *q)
-{
-    const int64_t Rc = c->recent_committed, S = c->p.tokens_per_frame;
-    if (Rc <= 0 || c->pending != PASS_CHUNK) return SK_OK;
-    const int nb = 1 - c->qcur;
-    for (int64_t i = 0; i < Rc; i++) {
-        int64_t f = c->qbank_frame[nb * Rc + i];
-        if (f < c->pend_frame0 || f >= c->pend_frame0 + c->pend_n) continue;
-        sk_tensor d = sk_tensor_rows(&c->qbank[layer], (nb * Rc + i) * S, S);
-        sk_tensor s = sk_tensor_rows(q, (f - c->pend_frame0) * S, S);
-        SK_TRY(sk_tensor_copy(&d, &s));
-    }
-    return SK_OK;
-}
-
 /* ---- begin --------------------------------------------------------------- */
 
 static sk_status begin_common(sk_kv_cache *c, int64_t frame0, int64_t n, int64_t nmax,
@@ -579,7 +394,7 @@ sk_status sk_kv_begin_chunk(sk_kv_cache *c, int64_t frame0, int64_t n)
     }
     sk_status st = begin_common(c, frame0, n, c->p.max_chunk_frames, "chunk");
     if (st == SK_OK && c->ema_fused) st = ema_fuse(c, leave_lo, leave_hi);
-    if (st == SK_OK && c->comp_frames > 0) st = qbank_begin(c, frame0, n);
+    if (st == SK_OK && c->comp_frames > 0) st = kv_qbank_begin(c, frame0, n);
     if (st == SK_OK) st = set_visible(c, PASS_CHUNK, frame0, n, n);
     if (st == SK_OK && c->compress) {
         unsigned char *cat = c->lay_cat;
@@ -618,7 +433,7 @@ sk_status sk_kv_begin_window(sk_kv_cache *c, int64_t frame0, int64_t n)
              "KV cache: a rolling window pass needs --kv-policy rolling (this cache is %s)",
              sk_kv_policy_name(c->p.policy));
     c->ema_fused = c->compress = 0;
-    SK_TRY(begin_common(c, frame0, n, window_pass_frames(&c->p), "rolling window"));
+    SK_TRY(begin_common(c, frame0, n, kv_window_pass_frames(&c->p), "rolling window"));
     SK_TRY(set_visible(c, PASS_WINDOW, frame0, n, n));
     c->pend_frame0 = frame0;
     c->pend_n = n;
@@ -656,182 +471,6 @@ int64_t sk_kv_recache_span(const sk_kv_cache *c, int64_t *frame0)
     return n;
 }
 
-/* ---- rotation ------------------------------------------------------------- */
-
-/* Rotates rows [r0, r0 + nf*S) of t temporally only: frame i by pos0 + i
- * (the spatial pairs see position 0: the identity). */
-static sk_status rope_temporal(sk_kv_cache *c, sk_tensor *t, int64_t r0, int64_t nf, int64_t pos0)
-{
-    const int64_t S = c->p.tokens_per_frame;
-    sk_tensor rows = sk_tensor_rows(t, r0, nf * S);
-    int64_t sh[3] = {nf, S * t->shape[1], t->shape[2]};
-    sk_tensor v;
-    SK_TRY(sk_tensor_reshape(&rows, 3, sh, &v));
-    return sk_op_rope3d(c->be, &v, nf, 1, 1, pos0, c->p.rope_theta);
-}
-
-/* Spatial-only rotation of every frame of x [n*S, NH, HD]. */
-static sk_status rope_spatial(sk_kv_cache *c, sk_tensor *x, int64_t n, int64_t Hp, int64_t Wp)
-{
-    const int64_t S = c->p.tokens_per_frame;
-    for (int64_t f = 0; f < n; f++) {
-        sk_tensor r = sk_tensor_rows(x, f * S, S);
-        SK_TRY(sk_op_rope3d(c->be, &r, 1, Hp, Wp, 0, c->p.rope_theta));
-    }
-    return SK_OK;
-}
-
-/* Sorts idx[0..n) by slot[idx] (insertion sort; n is a few dozen). */
-static void sort_by_slot(int64_t *idx, const int64_t *slot, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) idx[i] = i;
-    for (int64_t i = 1; i < n; i++) {
-        int64_t x = idx[i], j = i;
-        while (j > 0 && slot[idx[j - 1]] > slot[x]) { idx[j] = idx[j - 1]; j--; }
-        idx[j] = x;
-    }
-}
-
-/* Copies the keys of entries [0, n) (slots / positions) of `layer` into the
- * scratch rows of the same slots, rotated to their positions. */
-static sk_status materialize(sk_kv_cache *c, int layer, const int64_t *slot, const int64_t *pos,
-                             int64_t n, int64_t *idx)
-{
-    const int64_t S = c->p.tokens_per_frame;
-    sort_by_slot(idx, slot, n);
-    for (int64_t i = 0; i < n;) {
-        int64_t j = i + 1;
-        while (j < n && slot[idx[j]] == slot[idx[j - 1]] + 1 && pos[idx[j]] == pos[idx[j - 1]] + 1)
-            j++;
-        int64_t s0 = slot[idx[i]], nf = j - i;
-        sk_tensor d = sk_tensor_rows(&c->kscr, s0 * S, nf * S);
-        sk_tensor s = sk_tensor_rows(&c->k[layer], s0 * S, nf * S);
-        SK_TRY(sk_tensor_copy(&d, &s));
-        SK_TRY(rope_temporal(c, &c->kscr, s0 * S, nf, pos[idx[i]]));
-        i = j;
-    }
-    return SK_OK;
-}
-
-/* Ranges over entries' slots in slot order, coalescing adjacent slots. */
-static int slot_ranges(const sk_kv_cache *c, const sk_tensor *k, const sk_tensor *v,
-                       const int64_t *slot, int64_t n, int64_t *idx, sk_kv_range *out, int cap)
-{
-    const int64_t S = c->p.tokens_per_frame;
-    sort_by_slot(idx, slot, n);
-    int nr = 0;
-    for (int64_t i = 0; i < n;) {
-        int64_t j = i + 1;
-        while (j < n && slot[idx[j]] == slot[idx[j - 1]] + 1) j++;
-        if (nr < cap) {
-            out[nr].k = k;
-            out[nr].v = v;
-            out[nr].start = slot[idx[i]] * S;
-            out[nr].len = (j - i) * S;
-        }
-        nr++;
-        i = j;
-    }
-    return nr;
-}
-
-/* ---- PC compression of one layer ---------------------------------------- */
-
-static _Thread_local const float *g_sort_scores; /* qsort has no context argument */
-
-static int cmp_tok(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    float sx = g_sort_scores[x], sy = g_sort_scores[y];
-    if (sx > sy) return -1;
-    if (sx < sy) return 1;
-    return x < y ? -1 : (x > y);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : (x > y);
-}
-
-sk_status sk_kv_compress_layer(sk_kv_cache *c, int layer, const sk_tensor *q_spatial)
-{
-    if (!c->compress || c->comp_done[layer]) return SK_OK;
-    SK_CHECK(c->pending == PASS_CHUNK, SK_E_INTERNAL, "KV cache: compression outside a chunk");
-    const int64_t S = c->p.tokens_per_frame, n = c->pend_n, Rc = c->recent_committed;
-    const int64_t D = c->p.num_heads * c->p.head_dim;
-    sk_backend *be = c->be;
-    /* scoring queries: the chunk's, then the kept clean queries of the recent frames,
-     * each rotated to its position in the uncompressed layout */
-    sk_tensor qcur = sk_tensor_rows(&c->qs, 0, n * S);
-    SK_TRY(sk_tensor_copy(&qcur, q_spatial));
-    SK_TRY(rope_temporal(c, &c->qs, 0, n, c->pre_q_t0));
-    int64_t nq = n * S;
-    for (int64_t i = 0; i < Rc; i++) {
-        int64_t f = c->qbank_frame[c->qcur * Rc + i];
-        if (f < 0) continue;
-        /* its position in the uncompressed layout: absolute, or (relative) its index,
-         * the regular frames being the last ones before the chunk */
-        const int64_t pos = c->p.rope == SK_KV_ROPE_ABSOLUTE ? f
-                                                              : c->n_pre - n - (c->pend_frame0 - f);
-        if (pos < 0) continue;
-        sk_tensor d = sk_tensor_rows(&c->qs, nq, S);
-        sk_tensor s = sk_tensor_rows(&c->qbank[layer], (c->qcur * Rc + i) * S, S);
-        SK_TRY(sk_tensor_copy(&d, &s));
-        SK_TRY(rope_temporal(c, &c->qs, nq, 1, pos));
-        nq += S;
-    }
-    /* mean query per head: attention with a zero query weighs every row equally */
-    sk_kv_range qr = {&c->qs, &c->qs, 0, nq};
-    SK_TRY(sk_op_attention(be, &c->qmean, &c->qzero, &qr, 1, 1.0f, NULL));
-    /* candidates rotated to their uncompressed positions, scored against the mean */
-    const int64_t *cs = c->pre_slot + c->n_cand_first, *cp = c->pre_pos + c->n_cand_first;
-    SK_TRY(materialize(c, layer, cs, cp, c->n_cand, c->tmp));
-    int64_t wsh[2] = {1, D};
-    sk_tensor w;
-    SK_TRY(sk_tensor_reshape(&c->qmean, 2, wsh, &w));
-    sort_by_slot(c->tmp, cs, c->n_cand);
-    for (int64_t i = 0; i < c->n_cand;) {
-        int64_t j = i + 1;
-        while (j < c->n_cand && cs[c->tmp[j]] == cs[c->tmp[j - 1]] + 1) j++;
-        int64_t s0 = cs[c->tmp[i]], nf = j - i;
-        sk_tensor kr = sk_tensor_rows(&c->kscr, s0 * S, nf * S), x, y;
-        int64_t xs[2] = {nf * S, D};
-        SK_TRY(sk_tensor_reshape(&kr, 2, xs, &x));
-        y = sk_tensor_rows(&c->score, s0 * S, nf * S);
-        SK_TRY(sk_op_linear(be, &y, &x, &w, NULL, SK_ACT_NONE));
-        i = j;
-    }
-    SK_TRY(sk_tensor_download_f32(&c->score, c->h_score, (size_t)(c->n_slots * S)));
-    /* top C tokens (ties: the earlier candidate), kept in candidate order */
-    const int64_t C = c->comp_frames * S, nt = c->n_cand * S;
-    for (int64_t i = 0; i < nt; i++) c->h_order[i] = i;
-    /* token i of the candidate list -> pool row */
-    float *sc = c->h_cand; /* allocated at init: nothing allocated per chunk */
-    for (int64_t i = 0; i < c->n_cand; i++)
-        for (int64_t t = 0; t < S; t++) sc[i * S + t] = c->h_score[cs[i] * S + t];
-    g_sort_scores = sc;
-    qsort(c->h_order, (size_t)nt, sizeof *c->h_order, cmp_tok);
-    qsort(c->h_order, (size_t)C, sizeof *c->h_order, cmp_i64);
-    for (int64_t i = 0; i < C; i++) {
-        int64_t tok = c->h_order[i];
-        c->h_ids[i] = (int32_t)(cs[tok / S] * S + tok % S);
-    }
-    SK_TRY(sk_tensor_upload_raw(&c->ids, c->h_ids, (size_t)C * sizeof *c->h_ids));
-    /* gather the kept rows (K raw, V) into the free pseudo-frame bank */
-    const int64_t dst = c->comp_base[1 - c->comp_bank];
-    sk_tensor *pools[2] = {&c->k[layer], &c->v[layer]};
-    for (int t = 0; t < 2; t++) {
-        int64_t ts[2] = {c->n_slots * S, D}, ys[2] = {C, D};
-        sk_tensor table, y, yr = sk_tensor_rows(pools[t], dst * S, C);
-        SK_TRY(sk_tensor_reshape(pools[t], 2, ts, &table));
-        SK_TRY(sk_tensor_reshape(&yr, 2, ys, &y));
-        SK_TRY(sk_op_embedding(be, &y, &table, &c->ids));
-    }
-    c->comp_done[layer] = 1;
-    return SK_OK;
-}
-
 /* ---- per-layer hooks ------------------------------------------------------ */
 
 sk_status sk_kv_rope_qk(sk_kv_cache *c, int layer, sk_tensor *q, sk_tensor *k, int64_t Hp,
@@ -847,13 +486,13 @@ sk_status sk_kv_rope_qk(sk_kv_cache *c, int layer, sk_tensor *q, sk_tensor *k, i
         SK_TRY(sk_op_rope3d(c->be, q, n, Hp, Wp, c->q_t0, c->p.rope_theta));
         return sk_op_rope3d(c->be, k, n, Hp, Wp, c->q_t0, c->p.rope_theta);
     }
-    SK_TRY(rope_spatial(c, q, n, Hp, Wp));
-    SK_TRY(rope_spatial(c, k, n, Hp, Wp));
+    SK_TRY(kv_rope_spatial(c, q, n, Hp, Wp));
+    SK_TRY(kv_rope_spatial(c, k, n, Hp, Wp));
     if (c->comp_frames > 0) {
-        SK_TRY(qbank_store(c, layer, q));
+        SK_TRY(kv_qbank_store(c, layer, q));
         if (c->compress && !c->comp_done[layer]) SK_TRY(sk_kv_compress_layer(c, layer, q));
     }
-    return rope_temporal(c, q, 0, n, c->q_t0);
+    return kv_rope_temporal(c, q, 0, n, c->q_t0);
 }
 
 sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_tensor *v)
@@ -902,10 +541,10 @@ sk_status sk_kv_attention_ranges(sk_kv_cache *c, int layer, sk_kv_range *out, in
     SK_CHECK(c->pending, SK_E_INTERNAL, "KV cache: attention without a pending pass");
     int nr;
     if (c->raw) {
-        SK_TRY(materialize(c, layer, c->vis_slot, c->vis_pos, c->n_vis, c->tmp));
-        nr = slot_ranges(c, &c->kscr, &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
+        SK_TRY(kv_materialize(c, layer, c->vis_slot, c->vis_pos, c->n_vis, c->tmp));
+        nr = kv_slot_ranges(c, &c->kscr, &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
     } else {
-        nr = slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
+        nr = kv_slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
     }
     SK_CHECK(nr <= cap, SK_E_INTERNAL, "KV cache: %d ranges, room for %d", nr, cap);
     *n = nr;
@@ -914,7 +553,7 @@ sk_status sk_kv_attention_ranges(sk_kv_cache *c, int layer, sk_kv_range *out, in
 
 int sk_kv_visible(const sk_kv_cache *c, int layer, sk_kv_range *out, int cap)
 {
-    return slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
+    return kv_slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
 }
 
 int64_t sk_kv_visible_frames(const sk_kv_cache *c, int64_t *frames, int64_t cap)
@@ -1040,65 +679,4 @@ size_t sk_kv_bytes(const sk_kv_cache *c)
     b += sk_tensor_nbytes(&c->kscr) + sk_tensor_nbytes(&c->qs) + sk_tensor_nbytes(&c->qzero) +
          sk_tensor_nbytes(&c->qmean) + sk_tensor_nbytes(&c->score) + sk_tensor_nbytes(&c->ids);
     return b;
-}
-
-int64_t sk_kv_pool_frames(const sk_kv_params *p0)
-{
-    sk_kv_params p = *p0;
-    if (p.recent_frames <= 0) p.recent_frames = 4;
-    return plan_of(&p).n_slots;
-}
-
-void sk_kv_describe(const sk_kv_params *p0, size_t elem_bytes, char *buf, size_t cap)
-{
-    sk_kv_params p = *p0;
-    p.rope = sk_kv_rope_resolve(p.policy, p.rope);
-    if (p.recent_frames <= 0) p.recent_frames = 4;
-    const kv_plan g = plan_of(&p);
-    const int64_t W = p.window_frames, S = p.sink_frames, n = p.max_chunk_frames;
-    const double frame_b = (double)p.tokens_per_frame * (double)(p.num_heads * p.head_dim) *
-                           (double)elem_bytes * 2.0;
-    char sees[512];
-    switch (p.policy) {
-    case SK_KV_FIFO:
-        snprintf(sees, sizeof sees, "the newest %lld frames (its own %lld included)",
-                 (long long)W, (long long)n);
-        break;
-    case SK_KV_SINK:
-        snprintf(sees, sizeof sees, "sink frames 0..%lld + the newest %lld frames (its own "
-                 "%lld included)", (long long)S - 1, (long long)(W - S), (long long)n);
-        break;
-    case SK_KV_EMA:
-        snprintf(sees, sizeof sees, "a %lld-frame EMA sink (alpha %g: sink = alpha*sink + "
-                 "(1-alpha)*evicted frame) + the newest %lld frames (its own %lld included)",
-                 (long long)S, p.ema_alpha, (long long)(W - S), (long long)n);
-        break;
-    case SK_KV_DEEP_SINK:
-        snprintf(sees, sizeof sees, "a %lld-frame deep sink re-timed to end right before the "
-                 "newest %lld frames (its own %lld included)", (long long)S, (long long)(W - S),
-                 (long long)n);
-        break;
-    case SK_KV_ROLLING:
-        snprintf(sees, sizeof sees, "denoising: a %lld-chunk window (%lld frames) + the newest "
-                 "%lld clean frames + the %lld-frame sink placed before them; commit pass: the "
-                 "newest %lld clean frames + the leaving chunk", (long long)p.roll_chunks,
-                 (long long)(p.roll_chunks * n), (long long)(W - S - p.roll_chunks * n),
-                 (long long)S, (long long)(W - n));
-        break;
-    default:
-        snprintf(sees, sizeof sees, "?");
-    }
-    char pc[256] = "";
-    if (p.compress_frames > 0)
-        snprintf(pc, sizeof pc, "; participative compression to %lld frames when the window "
-                 "overflows (sink %lld + %lld frames of top tokens + %lld recent frames incl. "
-                 "the chunk)", (long long)p.compress_frames, (long long)S,
-                 (long long)g.comp_frames, (long long)p.recent_frames);
-    snprintf(buf, cap, "policy %s, %s RoPE (%s), window %lld frames, sink %lld, chunk %lld; "
-             "a query sees %s%s; %lld frame slots = %.1f MB of K/V per layer%s",
-             sk_kv_policy_name(p.policy), sk_kv_rope_name(p.rope),
-             g.raw ? "keys stored temporally raw, rotated each pass" : "keys stored rotated once",
-             (long long)W, (long long)S, (long long)n, sees, pc, (long long)g.n_slots,
-             frame_b * (double)g.n_slots / 1e6,
-             g.raw ? " (+ one layer of rotated-key scratch)" : "");
 }

@@ -26,17 +26,7 @@
 
 #include "runtime/core/log.h"
 #include "runtime/io/json_strict.h"
-
-int sk_control_addr_is_loopback(const char *a)
-{
-    if (!a || !*a) return 1; /* the default bind */
-    if (!strcasecmp(a, "localhost")) return 1;
-    struct in_addr v4;
-    struct in6_addr v6;
-    if (inet_pton(AF_INET, a, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, a, &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
-    return 0;
-}
+#include "runtime/live/http_guard.h"
 
 int sk_control_http_port(const sk_control *c) { return c ? c->http_port : 0; }
 
@@ -66,11 +56,9 @@ typedef int mhd_result;
 typedef enum MHD_Result mhd_result;
 #endif
 
-/* Connection bounds (docs/RELIABILITY.md): 64 in all, 8 per client address,
- * closed after 5 s without a byte. */
+/* Connection bounds (docs/RELIABILITY.md): 64 in all; per client address and
+ * idle timeout: http_guard.h (shared with `sinkstream serve`). */
 #define SK_CONTROL_HTTP_MAX_CONN 64
-#define SK_CONTROL_HTTP_MAX_CONN_PER_IP 8
-#define SK_CONTROL_HTTP_IDLE_S 5
 
 typedef struct {
     sk_control *c;
@@ -117,36 +105,15 @@ static mhd_result reply_error(struct MHD_Connection *conn, unsigned code, const 
 
 static int token_ok(const http_srv *s, struct MHD_Connection *conn)
 {
-    if (!s->token) return 1;
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
-    h += 7;
-    while (*h == ' ') h++;
-    size_t n = strlen(h), m = strlen(s->token);
-    unsigned diff = (unsigned)(n ^ m);
-    for (size_t i = 0; i < m; i++) diff |= (unsigned)(unsigned char)s->token[i] ^
-                                           (unsigned)(unsigned char)(i < n ? h[i] : 0);
-    return diff == 0;
+    return sk_http_bearer_ok(s->token,
+                             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
 }
 
 /* Host header of a loopback server: a loopback name or address (with a port). */
 static int host_ok(const http_srv *s, struct MHD_Connection *conn)
 {
-    if (!s->loopback) return 1;
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-    if (!h) return 1; /* HTTP/1.0 clients may leave it out */
-    char host[128];
-    snprintf(host, sizeof host, "%s", h);
-    char *end = host;
-    if (host[0] == '[') { /* [::1]:port */
-        char *rb = strchr(host, ']');
-        if (!rb) return 0;
-        *rb = 0;
-        memmove(host, host + 1, strlen(host + 1) + 1);
-    } else if ((end = strrchr(host, ':'))) {
-        *end = 0;
-    }
-    return sk_control_addr_is_loopback(host);
+    return !s->loopback ||
+           sk_http_host_is_loopback(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"));
 }
 
 static mhd_result accepted(struct MHD_Connection *conn, http_srv *s, sk_ctl_kind k,
@@ -373,22 +340,10 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
     SK_CHECK(p->port >= 0 && p->port <= 65535, SK_E_INVALID_ARG, "--control-port %d: expected "
              "0..65535", p->port);
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
+    int v6 = 0;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    const char *num = !strcasecmp(bind, "localhost") ? "127.0.0.1" : bind;
-    if (inet_pton(AF_INET, num, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)p->port);
-    } else if (inet_pton(AF_INET6, num, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)p->port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        return SK_ERR(SK_E_INVALID_ARG, "--control-bind '%s': not a numeric IPv4/IPv6 address "
-                      "(or localhost)", bind);
-    }
+    SK_TRY(sk_http_bind_addr(bind, p->port, "--control-bind", &ss, &v6));
+    if (v6) flags |= MHD_USE_IPv6;
     http_srv *s = calloc(1, sizeof *s);
     SK_CHECK(s, SK_E_OOM, "control http: out of memory");
     s->c = c;
@@ -407,9 +362,9 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
                              * and the polling thread serves the others meanwhile */
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)SK_CONTROL_HTTP_MAX_CONN,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            (unsigned)SK_CONTROL_HTTP_MAX_CONN_PER_IP,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_CONTROL_HTTP_IDLE_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                            (unsigned)SK_HTTP_MAX_CONN_PER_IP,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_HTTP_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SK_HTTP_CONN_MEMORY,
                             MHD_OPTION_END);
     if (!s->d) {
         free(s->token);
@@ -421,8 +376,8 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
     c->http_port = di ? di->port : p->port;
     c->http = s;
     c->http_stop = http_stop;
-    SK_LOGI("control: HTTP API on http://%s%s%s:%d/ (%s)", a6->sin6_family == AF_INET6 ? "[" : "",
-            bind, a6->sin6_family == AF_INET6 ? "]" : "", c->http_port,
+    SK_LOGI("control: HTTP API on http://%s%s%s:%d/ (%s)", v6 ? "[" : "", bind, v6 ? "]" : "",
+            c->http_port,
             s->token ? "bearer token required" : "no token: loopback only");
     return SK_OK;
 }

@@ -475,7 +475,7 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
 /* libav logs at INFO by default (x264 prints its banner and stats for every
  * file). Follow our level instead, unless the program already chose one.
  * Errors still come back in our statuses, so FFmpeg's own lines are extra. */
-static void quiet_libav(void)
+void sk_output_quiet_libav(void)
 {
     if (av_log_get_level() != AV_LOG_INFO) return; /* someone set it on purpose */
     switch (sk_log_get_level()) {
@@ -488,7 +488,7 @@ static void quiet_libav(void)
 
 sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
 {
-    quiet_libav();
+    sk_output_quiet_libav();
     ff_sink *s = calloc(1, sizeof *s);
     SK_CHECK(s, SK_E_OOM, "output '%s': out of memory", o->path);
     s->guard.timeout_ms = p->timeout_ms;

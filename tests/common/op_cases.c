@@ -13,6 +13,7 @@
  *   attention        d = Nq, NH, HD, len0, len1, len2   i = nranges, has_bias; f0 = scale (0: 1/sqrt(HD))
  *                    (range r has its own k/v of Ncap = len + 5 rows and starts at row 2 + r)
  *   rope3d           d = F, Hp, Wp, NH, HD, t0 (theta 10000)
+ *   rmsnorm_rope3d   d = F, Hp, Wp, NH, HD, t0   i0 = has_w;   f0 = eps (x is [N, NH*HD])
  *   conv2d           d = N, Ci, H, W, Co, kh, kw   i = stride, pad, has_bias
  *   pixel_shuffle    d = N, C, H, W (C, H, W of the output's channels and input's grid) i0 = p
  *   pixel_unshuffle  d = N, C, H, W (the input)    i0 = p
@@ -106,6 +107,22 @@ static const sk_op_case k_cases[] = {
     {"rope3d_f32_1x2x3_1h_128d_t7", "rope3d", EW, F32, F32, {1, 2, 3, 1, 128, 7}},
     {"rope3d_f32_3x1x2_3h_14d_t0", "rope3d", EW, F32, F32, {3, 1, 2, 3, 14, 0}},
     {"rope3d_bf16_2x3x4_2h_128d_t21", "rope3d", EW, BF16, BF16, {2, 3, 4, 2, 128, 21}},
+    /* fused rmsnorm + rope3d (every DiT query and key): the CPU oracle runs the two
+     * ops; the CUDA kernel has variants by width D = NH*HD: <= 2048 (one chunk of 8 per
+     * thread), <= 4096 (two: the 5B model's 3072), <= 8192 (four, 14B's 5120 uses 3),
+     * and HD % 8 != 0 falls back to the two kernels */
+    {"rmsnorm_rope3d_f32_2x3x4_2h_128d_t5_w", "rmsnorm_rope3d", NO, F32, F32, {2, 3, 4, 2, 128, 5},
+     {1}, {1e-6f}},
+    {"rmsnorm_rope3d_bf16_1x2x3_16h_128d_t9_w", "rmsnorm_rope3d", NO, BF16, BF16,
+     {1, 2, 3, 16, 128, 9}, {1}, {1e-6f}},
+    {"rmsnorm_rope3d_bf16_1x2x2_24h_128d_t9_w", "rmsnorm_rope3d", NO, BF16, BF16,
+     {1, 2, 2, 24, 128, 9}, {1}, {1e-6f}},
+    {"rmsnorm_rope3d_f32_2x1x2_24h_128d_t0", "rmsnorm_rope3d", NO, F32, F32, {2, 1, 2, 24, 128, 0},
+     {0}, {1e-6f}},
+    {"rmsnorm_rope3d_bf16_1x1x3_40h_128d_t2_w", "rmsnorm_rope3d", NO, BF16, BF16,
+     {1, 1, 3, 40, 128, 2}, {1}, {1e-6f}},
+    {"rmsnorm_rope3d_f32_2x1x3_2h_12d_t1_w", "rmsnorm_rope3d", NO, F32, F32, {2, 1, 3, 2, 12, 1},
+     {1}, {1e-6f}},
     /* conv and friends */
     {"conv2d_f32_3to5_7x11_k3s1p1", "conv2d", MM, F32, F32, {1, 3, 7, 11, 5, 3, 3}, {1, 1, 1}},
     {"conv2d_f32_4to3_9x13_k3s2p1", "conv2d", MM, F32, F32, {2, 4, 9, 13, 3, 3, 3}, {2, 1, 1}},
@@ -343,6 +360,15 @@ static sk_status run_op(const sk_op_case *c, run_ctx *k, sk_tensor **res)
         SK_TRY(mk(k, act, A, 3, S(d[0] * d[1] * d[2], d[3], d[4]), -1, 1, &x));
         *res = x;
         return sk_op_rope3d(be, x, d[0], d[1], d[2], d[5], 10000.0);
+    }
+    if (is_op(c, "rmsnorm_rope3d")) {
+        const int64_t N = d[0] * d[1] * d[2], D = d[3] * d[4];
+        sk_tensor *nw = NULL;
+        SK_TRY(mk(k, act, A, 2, S(N, D), -1.5f, 2.5f, &x));
+        if (c->i[0]) SK_TRY(mk(k, W, W, 1, S(D), 0.5f, 1.5f, &nw));
+        SK_TRY(mk_out(k, act, 3, S(N, d[3], d[4]), &y));
+        *res = y;
+        return sk_op_rmsnorm_rope3d(be, y, x, nw, c->f[0], d[0], d[1], d[2], d[5], 10000.0);
     }
     if (is_op(c, "conv2d")) {
         const int s = c->i[0], p = c->i[1];

@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "tools/model_dir.h"
+#include "runtime/engine/model_dir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

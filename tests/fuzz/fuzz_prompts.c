@@ -8,8 +8,8 @@
 #include "fuzz_common.h"
 
 #include "runtime/core/status.h"
-#include "tools/gen_prompt_cache.h"
-#include "tools/gen_prompts.h"
+#include "runtime/live/prompt_cache.h"
+#include "runtime/live/prompts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

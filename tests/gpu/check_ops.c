@@ -672,6 +672,12 @@ int main(int argc, char **argv)
     }
     printf("\ncheck_ops: %d comparisons, %d failed%s\n", n_run, fails,
            tfails ? " (and timing errors)" : "");
+    /* a filter that matches no case (a typo, a renamed op) must not pass */
+    if (n_run == 0) {
+        fprintf(stderr, "check_ops: no comparison ran%s%s%s: nothing was checked (see --list)\n",
+                filt ? " (--op '" : "", filt ? filt : "", filt ? "' matched no case)" : "");
+        fails++;
+    }
     sk_backend_free_(&gpu[0]);
     sk_backend_free_(&gpu[1]);
     sk_backend_free_(&cpu);

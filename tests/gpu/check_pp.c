@@ -3,8 +3,8 @@
  * Part 1 (correctness, any number of GPUs): the tiny fixture run (LongLive
  * sink 3 + window 9, 5 chunks, reference noise) through the pipelined stream
  * against one sk_stream on cuda:0, with f32 activations (must match to nmse
- * <= 1e-10; bit-identity is reported) and bf16 (nmse <= 1e-3, the tolerance
- * of gpu_check_dit):
+ * <= 1e-10; bit-identity is reported) and bf16 (nmse <= 1e-6: the same bf16
+ * kernels on the same GPU, so only reassociation may differ):
  *   - 1 stage over NCCL's self-loop (a one-rank communicator; one GPU)
  *   - 2 stages on cuda:0 over the loopback transport (one GPU)
  *   - 2 stages on cuda:0 and cuda:1 over NCCL (two GPUs or more)
@@ -151,7 +151,9 @@ static void part1(int gpus)
     const sk_dtype acts[2] = {SK_DTYPE_F32, SK_DTYPE_BF16};
     for (int a = 0; a < 2; a++) {
         const char *an = a ? "bf16" : "f32";
-        const double tol = a ? 1e-3 : 1e-10;
+        /* the same kernels in the same dtype on one GPU: nmse ~0 (bit-identity is
+         * reported); 1e-6 still admits a reordered reduction, not a wrong stage */
+        const double tol = a ? 1e-6 : 1e-10;
         float *ref = run_single(acts[a]);
         char what[96];
         double wall;

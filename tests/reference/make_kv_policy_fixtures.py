@@ -28,8 +28,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_dit_fixtures as R  # noqa: E402  (model building blocks, safetensors I/O)
+import philox_noise as PN  # noqa: E402  (the built-in noise generator, from its contract)
 
 SEED = 20261125
+PHILOX_SEED = 0x5EED0000F00D   # the built-in generator's seed for the *_philox runs (both halves used)
 LAT_H, LAT_W = 8, 8
 HP, WP = LAT_H // 2, LAT_W // 2
 S = HP * WP
@@ -332,10 +334,14 @@ def forward_kv(P, cfg, x, t, ctx, kv):
 # ----------------------------------------------------------------------------
 # chunk loops
 # ----------------------------------------------------------------------------
-def run_chunks(P, cfg, kv, noise, ren, steps, ctx_for_chunk, switch=None):
+def run_chunks(P, cfg, kv, noise, ren, steps, ctx_for_chunk, switch=None, warp=True):
     """Self-Forcing loop (spec 5.4) over a policy cache; noise/ren from the noise file.
-    switch = (chunk, ctx): LongLive KV-recache before that chunk (spec 5.6)."""
+    switch = (chunk, ctx): LongLive KV-recache before that chunk (spec 5.6).
+    warp=False (--no-warp): the steps are the timesteps themselves, sigma looked up as
+    argmin |T - t| in the training table as upstream does for any t."""
     sig, T, ts = R.make_schedule(steps, SHIFT)
+    if not warp:
+        ts = torch.tensor(steps, dtype=torch.float32)
     F_ = noise.shape[0]
     out = torch.zeros_like(noise)
     rec = {}
@@ -368,11 +374,15 @@ def run_chunks(P, cfg, kv, noise, ren, steps, ctx_for_chunk, switch=None):
     return rec
 
 
-def run_rolling(P, cfg, kv, noise, ren, steps, ctx):
+def run_rolling(P, cfg, kv, noise, ren, steps, ctx, switch=None):
     """Rolling Forcing (spec section 4): window w holds blocks max(0, w-T+1)..min(last, w),
     block b at step w-b (oldest least noisy); one joint forward; x0 per block; all but the
     leaving block re-noised to their next level; the leaving block's x0 is output and one
-    t = 0 pass over it alone commits its clean K/V."""
+    t = 0 pass over it alone commits its clean K/V.
+    switch = (k, ctx): a prompt switch once output block k-1 has left (before the window
+    that outputs block k, w = k + T - 1): LongLive's recache of the newest min(W, 3k)
+    committed frames at t = 0 under the new prompt (the blocks in flight keep their noisy
+    state), then the windows go on with the new prompt."""
     sig, T_, ts = R.make_schedule(steps, SHIFT)
     Tn = len(steps)
     nb = noise.shape[0] // CHUNK
@@ -380,6 +390,15 @@ def run_rolling(P, cfg, kv, noise, ren, steps, ctx):
     out = torch.zeros_like(noise)
     rec = {}
     for w in range(nb + Tn - 1):
+        if switch is not None and w == switch[0] + Tn - 1:
+            nxt = switch[0] * CHUNK
+            n = min(kv.W, nxt)
+            r0 = nxt - n
+            kv.begin("recompute", r0, n, protect_sink=r0 > 0)
+            rec["recache.v"] = forward_kv(P, cfg, out[r0:nxt], torch.zeros(n), switch[1], kv)
+            rec["recache.start_frame"] = torch.tensor([r0], dtype=torch.int64)
+            kv.commit()
+            ctx = switch[1]
         start, end = max(0, w - Tn + 1), min(nb - 1, w)
         xs, tt = [], []
         for b in range(start, end + 1):
@@ -420,6 +439,56 @@ def make_noise(frames, n_steps, gen):
         for si in range(n_steps - 1):
             ren[f"renoise.{ck}.{si}"] = torch.randn(CHUNK, 4, LAT_H, LAT_W, generator=gen)
     return noise, ren
+
+
+def philox_noise(seed, frames, n_steps):
+    """Initial noise and re-noise as the built-in generator draws them (philox_noise.py):
+    frame f's initial noise is stream 0 at frame f; chunk ck's re-noise after step si is
+    stream 1 + si at the chunk's own frames (rolling: block b's frames)."""
+    noise = torch.from_numpy(PN.latent_noise(seed, 0, frames, 0, (4, LAT_H, LAT_W)))
+    ren = {}
+    for ck in range(frames // CHUNK):
+        for si in range(n_steps - 1):
+            ren[f"renoise.{ck}.{si}"] = torch.from_numpy(
+                PN.latent_noise(seed, ck * CHUNK, CHUNK, 1 + si, (4, LAT_H, LAT_W)))
+    return noise, ren
+
+
+def philox_samples():
+    """(seed, frame, stream, element) -> value at corners of the counter space: both seed
+    halves, frames past 2^16, streams past the step count, elements past 2^32 (the pair
+    index's high word) and both parities."""
+    q = []
+    for seed in (0, 1, 0x5EED, 0xFFFFFFFF, 0x100000000, 0x123456789ABCDEF0, (1 << 63) + 12345):
+        for frame in (0, 1, 7, 1023, 70000):
+            for stream in (0, 1, 4, 1000):
+                for el in (0, 1, 2, 3, 255, 256, 12345, (1 << 32) + 6, (1 << 33) + 7):
+                    q.append((seed, frame, stream, el))
+    rng = np.random.default_rng(SEED)
+    q = [q[i] for i in sorted(rng.choice(len(q), 400, replace=False))]
+    vals = [float(PN.noise(s_, f_, 1, st_, e_ + 1)[0, e_]) if e_ < 4096 else
+            float(_noise_one(s_, f_, st_, e_)) for s_, f_, st_, e_ in q]
+    qa = np.array([[s_ if s_ < (1 << 63) else s_ - (1 << 64), f_, st_, e_] for s_, f_, st_, e_ in q],
+                  dtype=np.int64)
+    return qa, np.array(vals, dtype=np.float32)
+
+
+def _noise_one(seed, frame, stream, el):
+    """One value at a large element index (noise() would allocate up to it)."""
+    pair = el >> 1
+    o = PN.philox4x32_10(np.array([pair & 0xFFFFFFFF], dtype=np.uint64),
+                         np.array([pair >> 32], dtype=np.uint64), np.array([frame], dtype=np.uint64),
+                         np.array([stream], dtype=np.uint64), seed & 0xFFFFFFFF, seed >> 32)
+    o = [int(x[0]) for x in o]
+    u1 = (((o[0] << 21) ^ (o[1] >> 11)) + 1.0) / 2.0 ** 53
+    u2 = (((o[2] << 21) ^ (o[3] >> 11)) + 0.5) / 2.0 ** 53
+    r, a = np.sqrt(-2.0 * np.log(u1)), 2.0 * np.pi * u2
+    return np.float32(r * np.sin(a) if el & 1 else r * np.cos(a))
+
+
+def rel_l2(a, b):
+    """Relative L2 error, the measure of the C tests (bound 1e-4)."""
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
 
 
 def sha256_file(p):
@@ -529,6 +598,97 @@ def main():
               {k_: rec[k_] for k_ in ("latents", "timesteps", "sigmas")},
               {"description": "as expected_rolling with relative RoPE (latents only)"})
     manifest_runs["rolling_rel"] = dict(manifest_runs["rolling"], rope="relative")
+
+    # ---- the built-in noise generator end to end (philox_noise.py, no noise file) ----
+    PN.check_kat()
+    qa, qv = philox_samples()
+    R.st_save(os.path.join(args.out, "noise_philox_samples.safetensors"), {"query": qa, "value": qv},
+              {"description": "query [n, 4] = (seed as int64, frame, stream, element), value [n]: "
+                              "the built-in generator (tests/reference/philox_noise.py)"})
+    noise_p, ren_p = philox_noise(PHILOX_SEED, FR, len(STEPS))
+    kv = KVPolicies(NL, "sink", "relative", 9, 3)
+    rec = run_chunks(P, cfg, kv, noise_p, ren_p, STEPS, lambda k: ctx0)
+    R.check(float((rec["latents"] - sink_plain).abs().max()) > 0.1, "sink_rel_philox differs from the file-noise run")
+    R.st_save(os.path.join(args.out, "expected_sink_rel_philox.safetensors"), rec,
+              {"description": f"as sink_rel with the built-in Philox noise, seed {PHILOX_SEED:#x} (no noise file)"})
+    manifest_runs["sink_rel_philox"] = dict(manifest_runs["sink_rel"], noise_file=None, seed=PHILOX_SEED)
+    noise_pr, ren_pr = philox_noise(PHILOX_SEED, FR, len(ROLL_STEPS))
+    kv = KVPolicies(NL, "rolling", "absolute", 21, 3, T=len(ROLL_STEPS))
+    rec = run_rolling(P, cfg, kv, noise_pr, ren_pr, ROLL_STEPS, ctx0)
+    R.st_save(os.path.join(args.out, "expected_rolling_philox.safetensors"), rec,
+              {"description": f"as rolling with the built-in Philox noise, seed {PHILOX_SEED:#x} (no noise file)"})
+    manifest_runs["rolling_philox"] = dict(manifest_runs["rolling"], noise_file=None, seed=PHILOX_SEED)
+
+    # ---- --no-warp: raw timesteps; 300 sits between table entries 921 (T 300.15) and 922
+    # (T 297.26), so the nearest entry and the next lower one differ by 2.9e-3 in sigma ----
+    NW_STEPS = [1000, 600, 300]
+    kv = KVPolicies(NL, "sink", "relative", 9, 3)
+    rec = run_chunks(P, cfg, kv, noise_p, ren_p, NW_STEPS, lambda k: ctx0, warp=False)
+    kv = KVPolicies(NL, "sink", "relative", 9, 3)
+    warped = run_chunks(P, cfg, kv, noise_p, ren_p, NW_STEPS, lambda k: ctx0)["latents"]
+    d = rel_l2(rec["latents"], warped)
+    R.check(d > 1e-2, f"no-warp differs from the warped schedule (rel L2 {d:.2e})")
+    R.check(abs(float(rec["sigmas"][2]) - 0.300152) < 1e-5, f"no-warp sigma(300) = {float(rec['sigmas'][2]):.6f}, the entry nearest in T")
+    R.st_save(os.path.join(args.out, "expected_sink_rel_nowarp_philox.safetensors"),
+              {k_: rec[k_] for k_ in ("latents", "timesteps", "sigmas")},
+              {"description": f"as sink_rel_philox with --steps 1000,600,300 --no-warp (latents only)"})
+    manifest_runs["sink_rel_nowarp_philox"] = dict(manifest_runs["sink_rel_philox"], steps=NW_STEPS, warp=False)
+
+    # ---- a prompt switch (LongLive recache) under every policy ----
+    switch_runs = {
+        # name: (no-switch run it extends, switch chunk)
+        "ema_switch": ("ema", 4),
+        "deep_sink_switch": ("deep_sink", 5),
+        "deep_sink_pc_switch": ("deep_sink_pc", 5),
+        "sink_pc_rel_switch": ("sink_pc_rel", 5),
+    }
+    for name, (base, ck) in switch_runs.items():
+        pol, rope, W, Sk, kw = runs[base]
+        plain = R.st_load(os.path.join(args.out, f"expected_{base}.safetensors"))[0]["latents"]
+        kv = KVPolicies(NL, pol, rope, W, Sk, **kw)
+        rec = run_chunks(P, cfg, kv, noise, ren, STEPS, lambda k, ck=ck: ctx0 if k < ck else ctx1,
+                         switch=(ck, ctx1))
+        f0 = ck * CHUNK
+        R.check(torch.equal(rec["latents"][:f0], plain[:f0]), f"{name} == {base} before the switch")
+        d = rel_l2(rec["latents"][f0:], plain[f0:])
+        R.check(d > 0.05, f"{name}: the switch changes the frames after it (rel {d:.2e})")
+        R.st_save(os.path.join(args.out, f"expected_{name}.safetensors"), rec,
+                  {"description": f"{base} + LongLive KV-recache to embeds:context.1 before chunk {ck} (frame {f0})"})
+        manifest_runs[name] = dict(manifest_runs[base], prompts=[{"frame": f0, "embeds": "context.1"}])
+
+    # ---- relative vs absolute RoPE where they differ: rolling across a switch ----
+    # Rolling's denoising and commit passes see one contiguous run of positions, so relative
+    # == absolute there (expected_rolling_rel); a recache pass sees the sink at 0..2 and the
+    # committed frames at their own positions, a gap once frames 3.. have left the cache
+    # (36 frames, switch before block 8: frames 6..23 cached), which relative RoPE closes.
+    noise_s, ren_s = philox_noise(PHILOX_SEED, 36, len(ROLL_STEPS))
+    lat_sw, rv_sw = {}, {}
+    for rope in ("absolute", "relative"):
+        kv = KVPolicies(NL, "rolling", rope, 21, 3, T=len(ROLL_STEPS))
+        rec = run_rolling(P, cfg, kv, noise_s, ren_s, ROLL_STEPS, ctx0, switch=(8, ctx1))
+        lat_sw[rope], rv_sw[rope] = rec["latents"], rec["recache.v"]
+        tag = "rolling_switch" if rope == "absolute" else "rolling_rel_switch"
+        R.st_save(os.path.join(args.out, f"expected_{tag}.safetensors"), rec,
+                  {"description": f"rolling, rope {rope}, 36 frames of Philox noise seed {PHILOX_SEED:#x}, "
+                                  "KV-recache to embeds:context.1 before block 8 (frame 24)"})
+        manifest_runs[tag] = dict(manifest_runs["rolling"], rope=rope, frames=36, noise_file=None,
+                                  seed=PHILOX_SEED, prompts=[{"frame": 24, "embeds": "context.1"}])
+    # the recache pass itself is where the positions differ (its v: ~50x the 1e-4 bound);
+    # the tiny model's near-uniform attention damps it to ~1e-4 in the later latents
+    d = rel_l2(rv_sw["relative"], rv_sw["absolute"])
+    R.check(torch.equal(lat_sw["relative"][:24], lat_sw["absolute"][:24]) or
+            R.rel_err(lat_sw["relative"][:24], lat_sw["absolute"][:24]) < 1e-5,
+            "rolling switch: relative == absolute before the switch")
+    R.check(d > 2e-3, f"rolling switch: recache.v relative differs from absolute (rel L2 {d:.2e}, bound 1e-4)")
+    manifest_runs["rolling_rel_switch"]["recache_v_rel_vs_abs"] = float(f"{d:.3g}")
+    # participative compression: sink_pc_rel against the same cache at absolute positions
+    # (the sink at 0..2, pseudo-frames re-timed before the recent frames: a gap)
+    kv = KVPolicies(NL, "sink", "absolute", 12, 3, N=9, Rr=4)
+    lat_abs = run_chunks(P, cfg, kv, noise, ren, STEPS, lambda k: ctx0)["latents"]
+    pc_rel = R.st_load(os.path.join(args.out, "expected_sink_pc_rel.safetensors"))[0]["latents"]
+    d = rel_l2(pc_rel[9:], lat_abs[9:])
+    R.check(d > 1e-3, f"sink + PC: relative differs from absolute (rel L2 {d:.2e}, bound 1e-4)")
+    manifest_runs["sink_pc_rel"]["latents_rel_vs_abs"] = float(f"{d:.3g}")
 
     files = sorted(f for f in os.listdir(args.out) if f != "manifest.json")
     man = {

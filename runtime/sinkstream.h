@@ -1,0 +1,352 @@
+/* sinkstream.h - the public C API of sinkstream: one engine under every front end
+ * (the `sinkstream` CLI, the server, the Python binding in tools/python/).
+ *
+ * Two objects, split the way whisper.cpp splits whisper_context / whisper_state:
+ *   sk_engine   the loaded models (causal Wan DiT, optional umT5 text encoder,
+ *               optional TAEHV decoder) on one device. Immutable after
+ *               sk_engine_open; shared by every session made from it.
+ *   sk_session  one stream: its KV cache and policy, noise counter, prompt
+ *               state and prompt queue, VAE decoder state, outputs. Made with
+ *               sk_session_create, advanced one chunk at a time with
+ *               sk_session_step, ended with sk_session_close.
+ *
+ * A minimal program (docs/API.md has the complete one):
+ *   sk_engine_params ep = sk_engine_params_default();
+ *   ep.model_dir = "models/tiny";
+ *   sk_engine *e; if (sk_engine_open(&ep, &e)) { puts(sk_last_error()); return 1; }
+ *   sk_session_params sp = sk_session_params_default();
+ *   sp.frames = 6; sp.latent_h = sp.latent_w = 8;
+ *   sk_session *s; sk_session_create(e, &sp, &s);
+ *   sk_session_queue_prompt_text(s, "a red fox", SK_FRAME_NEXT_CHUNK, SK_SWITCH_DEFAULT);
+ *   while (!sk_session_done(s)) sk_session_step(s, NULL);   (frames: callback or pull)
+ *   sk_session_close(&s); sk_engine_close(&e);
+ *
+ * Status codes. Every fallible call returns sk_status (SK_OK = 0) and passes
+ * results through out-parameters. On failure the message ("what failed: where
+ * (expected vs got); what to do") is kept per thread: sk_last_error() returns
+ * it for the calling thread until that thread's next failing call. Bad use
+ * (NULL handles, a closed session, a prompt of the wrong width, an output
+ * attached twice, a call from the wrong state) is a status, never a crash.
+ *
+ * Threading.
+ *   - An engine is immutable after sk_engine_open and may serve any number of
+ *     sessions from any threads. sk_engine_close must come after every
+ *     session made from it is closed (it fails with SK_E_INVALID_ARG and
+ *     closes nothing otherwise) and not concurrently with other calls on it.
+ *   - Each session is driven by one thread at a time: create, step, finish,
+ *     attach/detach outputs, the pull calls and close must not run
+ *     concurrently on the same session. Different sessions may step at the
+ *     same time on different threads. On the CPU they run in parallel; on a
+ *     GPU the engine serialises their chunks on its device (one at a time).
+ *   - Safe from any thread at any time while the session is open:
+ *     sk_session_queue_prompt_text, sk_session_queue_prompt_embeds,
+ *     sk_session_stop, sk_session_get_status. A queued prompt takes effect at
+ *     the chunk boundary it names (text is encoded in the queueing thread).
+ *     sk_session_stop is also async-signal-safe (a SIGINT handler may call it).
+ *   - sk_session_abort: any thread, async-signal-safe (a second SIGINT's
+ *     handler calls it); it stops like sk_session_stop and also ends every
+ *     wait of the live outputs on the network at once (frames still queued
+ *     for an RTMP server are dropped; files are still finalised).
+ *   - sk_session_queue_prompt_deferred belongs to the driving thread (it may
+ *     open the embeddings file): not concurrently with a step.
+ *   - sk_engine_encode_text may be called from any thread (calls are
+ *     serialised inside the engine).
+ *
+ * Lifetimes. Strings in params are copied by the call that takes them. Memory
+ * handed to a callback is valid until the callback returns; memory returned
+ * by a pull call is valid until the next step, finish or close of that
+ * session. Nothing returned needs freeing except where a call says so
+ * (sk_engine_encode_text: sk_free).
+ *
+ * Tensor layouts (PyTorch order, last dimension contiguous):
+ *   text context  float32 [rows, text_dim]        (rows <= text_len)
+ *   latents       float32 [n, C, H, W]            (C = latent channels, H/W latent size)
+ *   frames        uint8   [n, height, width, 3]   (RGB, height = 8 H, width = 8 W)
+ * The Wan VAE makes 4F - 3 video frames from F latent frames.
+ */
+#ifndef SINKSTREAM_H
+#define SINKSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SINKSTREAM_API_VERSION 1
+
+/* ---- status (the same values as runtime/core/status.h, which includes this definition's twin) */
+#ifndef SK_STATUS_ENUM_DEFINED
+#define SK_STATUS_ENUM_DEFINED
+typedef enum {
+    SK_OK = 0,
+    SK_E_INVALID_ARG,  /* a caller or user passed a bad value (NULL handle, closed session, ...) */
+    SK_E_IO,           /* open/read/write failed                                              */
+    SK_E_FORMAT,       /* a file is malformed                                                 */
+    SK_E_SHAPE,        /* shapes disagree (a prompt's width vs the model's text_dim, ...)     */
+    SK_E_DTYPE,        /* unsupported or mismatched dtype                                     */
+    SK_E_OOM,          /* host or device memory ran out                                      */
+    SK_E_CUDA,         /* CUDA / cuBLAS / cuDNN error                                          */
+    SK_E_FFMPEG,       /* libav* error                                                        */
+    SK_E_NET,          /* network error or timeout                                            */
+    SK_E_UNSUPPORTED,  /* a valid request this build or device cannot do                      */
+    SK_E_INTERNAL,     /* broken invariant: a bug in sinkstream                               */
+    SK_E_COUNT_
+} sk_status;
+#endif
+
+/* The calling thread's last error message ("" if none). Never NULL. */
+const char *sk_last_error(void);
+/* "SK_E_SHAPE", ... Never NULL. */
+const char *sk_status_str(sk_status s);
+/* Frees memory a call documents as the caller's (sk_engine_encode_text). NULL is fine. */
+void sk_free(void *p);
+/* "0.1.0" */
+const char *sk_version(void);
+
+/* ---- engine: the models on a device */
+typedef struct sk_engine sk_engine;
+
+typedef struct {
+    /* A converted model directory (model.json + dit/text_encoder/tokenizer/vae,
+     * tools/convert_checkpoint.py), or the files one by one. A file given here
+     * wins over the directory's. */
+    const char *model_dir;
+    const char *dit;                 /* DiT weights (.safetensors); required without model_dir */
+    const char *dit_config;          /* config.json; NULL: metadata, else tensor shapes */
+    const char *text_encoder;        /* umT5 (.safetensors); NULL: embeddings only */
+    const char *tokenizer;           /* spiece.model; NULL: the encoder file's own */
+    const char *text_encoder_config; /* NULL: metadata / shapes */
+    const char *vae;                 /* TAEHV decoder; NULL: latents only */
+    const char *vae_variant;         /* "auto" (NULL: from the shapes), "taew2_1", "taew2_2" */
+    int text_len;                    /* rows of an encoded context; 0: the encoder's (512) */
+    const char *device;              /* "cpu" (NULL), "cuda", "cuda:N" */
+    const char *act_dtype;           /* "auto" (NULL: f32 on cpu, bf16 on cuda), "f32", "bf16" */
+    const char *dit_dtype;           /* DiT linear weights: "as-stored" (NULL), "f32", "bf16", "f16" */
+    int text_offload;                /* 1: free the encoder weights after each encode (reloaded
+                                        for the next prompt); the text backend stays */
+    int vae_overlap;                 /* 1 (default): on CUDA decode chunk c on a second stream
+                                        while the DiT makes c+1 (bitwise the same frames) */
+    /* pipeline parallelism (docs/MULTIGPU.md): the DiT's blocks over stages */
+    int gpus;                        /* 1 (default); N > 1: cuda:0..N-1, NCCL between them */
+    int pp_stages;                   /* 0 (default: gpus decides); N: loopback stages */
+    const char *pp_split;            /* "8,8,7,7"; NULL: balanced */
+    const char *pp_transport;        /* "auto" (NULL), "loopback", "nccl" */
+} sk_engine_params;
+
+sk_engine_params sk_engine_params_default(void);
+
+/* Loads the models named by p onto the device. Nothing is shared with p after it returns.
+ * The DiT may be left out for an engine that only encodes text (sk_engine_encode_text) or
+ * only decodes latents (sessions fed with sk_session_push_latents). */
+sk_status sk_engine_open(const sk_engine_params *p, sk_engine **out);
+/* Frees the engine; accepts NULL and *e == NULL; NULLs *e. Fails (and frees nothing) while
+ * sessions made from it are open. */
+sk_status sk_engine_close(sk_engine **e);
+
+typedef struct {
+    int64_t text_dim, text_len;  /* what a prompt context must be: [rows <= text_len, text_dim]
+                                    (without a DiT: the encoder's output shape) */
+    int64_t latent_channels;     /* C of the latents (16: Wan 2.1, 48: Wan 2.2 TI2V-5B) */
+    int has_dit;
+    int64_t dim, num_layers, num_heads;
+    int has_text_encoder, has_vae;
+    int pipelined;               /* the DiT runs over pipeline stages */
+    char device[32];             /* "cpu", "cuda:0", ... */
+    char act_dtype[8];           /* "f32", "bf16" */
+    char family[32];             /* model.json's family, "" without a model directory */
+} sk_engine_info;
+
+sk_status sk_engine_get_info(const sk_engine *e, sk_engine_info *out);
+
+/* Encodes text with the engine's umT5: *ctx (caller frees with sk_free) is float32
+ * [*rows, *cols] = [text_len, text_dim], zero-padded past the prompt's *n_tokens. ids (may
+ * be NULL): the token ids, int32 [*rows] (caller frees with sk_free). */
+sk_status sk_engine_encode_text(sk_engine *e, const char *text, float **ctx, int64_t *rows,
+                                int64_t *cols, int32_t **ids, int *n_tokens);
+
+/* Frees the text encoder's weights now (the next text prompt reloads them): e.g. after the
+ * prompts of a run are queued. Any thread. */
+sk_status sk_engine_offload_text(sk_engine *e);
+
+/* ---- session: one stream */
+typedef struct sk_session sk_session;
+
+/* Callbacks, called on the thread that runs sk_session_step / sk_session_finish.
+ * Memory is valid until the callback returns. */
+typedef void (*sk_latents_fn)(void *user, const float *latents, int64_t n, int64_t c,
+                              int64_t h, int64_t w, int64_t first_frame);
+typedef void (*sk_frames_fn)(void *user, const uint8_t *rgb, int64_t n, int64_t height,
+                             int64_t width, int64_t first_frame);
+
+#define SK_MAX_STEPS 64
+
+typedef struct {
+    int64_t frames;             /* latent frames to generate (21); 0: unbounded, until stopped */
+    int64_t chunk;              /* latent frames per chunk (3) */
+    int64_t latent_h, latent_w; /* latent size (60 x 104 = 480 x 832 pixels); even */
+    int steps[SK_MAX_STEPS];    /* denoising timesteps (1000, 750, 500, 250) */
+    int n_steps;
+    double shift;               /* flow-matching shift (5) */
+    int warp;                   /* 1 (default): warp steps by shift; 0: raw timesteps */
+    uint64_t seed;              /* Philox noise seed (0) */
+    const char *noise_file;     /* reference noise ('noise', 'renoise.{chunk}.{step}'); NULL: Philox */
+    /* KV cache (docs/KV_POLICIES.md): the CLI's --kv-* flags */
+    const char *kv_policy;      /* "fifo", "sink" (default), "ema", "deep-sink", "rolling" */
+    int64_t kv_window;          /* -1: the policy's default */
+    int64_t kv_sink;            /* -1: the policy's default */
+    const char *rope;           /* "auto" (default), "absolute", "relative" */
+    double ema_alpha;           /* 0.999 */
+    int64_t kv_compress;        /* 0: off */
+    int64_t kv_recent;          /* 4 */
+    /* prompt switches */
+    const char *recache;        /* what a switch re-encodes: "on" (default, the window),
+                                   "off" (hard cut), "sink" (the sink frames and the window) */
+    int prompt_switch;          /* 1 (default): switches possible (keeps the window's clean
+                                   latents); 0 saves that memory: only the first prompt */
+    /* outputs */
+    int decode;                 /* 1: decode frames with the engine's VAE (needs one); 0: latents
+                                   only; -1 (default): 1 when the engine has a VAE */
+    int fps;                    /* 16: video rate for outputs and "at" times */
+    sk_latents_fn on_latents;   /* optional: each chunk's latents */
+    sk_frames_fn on_frames;     /* optional: each batch of decoded frames */
+    void *user;                 /* passed to both */
+    const char *dump_steps;     /* optional file: every step's xt/v/x0 (--dump-steps) */
+} sk_session_params;
+
+sk_session_params sk_session_params_default(void);
+
+/* Validates p against the engine and allocates the session's state (KV cache, buffers,
+ * decoder state). The session has no prompt yet: queue one before the first step. */
+sk_status sk_session_create(sk_engine *e, const sk_session_params *p, sk_session **out);
+
+/* Prompts. frame: the latent frame from which the prompt applies; it takes effect at the
+ * first chunk boundary at or after it. SK_FRAME_NEXT_CHUNK: the next boundary. When several
+ * are due at one boundary the last queued wins. The first prompt (frame 0) is the starting
+ * prompt; later ones are switches (LongLive KV re-cache, see recache). */
+#define SK_FRAME_NEXT_CHUNK (-1)
+typedef enum {
+    SK_SWITCH_DEFAULT = 0,  /* the session's recache mode */
+    SK_SWITCH_RECACHE,      /* re-encode the cached window under the new prompt (LongLive) */
+    SK_SWITCH_HARD_CUT,     /* only the cross-attention changes */
+} sk_switch_mode;
+
+/* ctx: float32 [rows, cols] (copied); cols must equal the engine's text_dim and rows be at
+ * most text_len (zero rows past it are dropped). label (may be NULL) names the prompt in
+ * logs and the status, e.g. the tensor it came from. */
+sk_status sk_session_queue_prompt_embeds(sk_session *s, const float *ctx, int64_t rows,
+                                         int64_t cols, int64_t frame, sk_switch_mode mode,
+                                         const char *label);
+/* Encodes text with the engine's text encoder (in the calling thread), then queues it. */
+sk_status sk_session_queue_prompt_text(sk_session *s, const char *text, int64_t frame,
+                                       sk_switch_mode mode);
+/* A prompt checked now but read or encoded only when it comes due: a long schedule costs
+ * its lines, not a context per line (sinkstream generate --prompts). The contexts go through
+ * the session's cache of SK_PROMPT_CACHE_CAP distinct prompts (least recently used out
+ * first), so a schedule that alternates a few prompts reads or encodes each once. Exactly
+ * one of text (the engine's encoder must be loaded; it may be offloaded between prompts) and
+ * embeds_name (a tensor [rows, text_dim] of the safetensors file embeds_file; every deferred
+ * prompt of a session names the same file). A prompt replaced by a later one due at the same
+ * boundary is never read. Errors found when it comes due fail that step. The driving
+ * thread only (not concurrently with a step). */
+#define SK_PROMPT_CACHE_CAP 16
+sk_status sk_session_queue_prompt_deferred(sk_session *s, const char *text,
+                                           const char *embeds_file, const char *embeds_name,
+                                           int64_t frame, sk_switch_mode mode);
+
+typedef struct {
+    int64_t first_frame;    /* first latent frame of the chunk made (-1: none) */
+    int64_t n_frames;       /* latent frames made (0 when stopped before a chunk) */
+    int64_t video_frames;   /* decoded frames handed out by this call (overlap: the previous
+                               chunk's) */
+    int done;               /* every frame made, or stopped: step no more, call finish */
+} sk_step_info;
+
+/* Makes the next chunk: takes the due prompt, runs the DiT, decodes, writes the outputs,
+ * calls the callbacks. A failed step leaves the KV cache and frame counter as they were.
+ * info may be NULL. */
+sk_status sk_session_step(sk_session *s, sk_step_info *info);
+/* Decodes latents made elsewhere, float32 [n, C, H, W] on the host (C the VAE's latent
+ * channels, H/W the session's latent size, n <= chunk), continuing the decoder's stream:
+ * frames go to the outputs, the callback and the pull call as a step's do. For sessions
+ * that decode and are not stepped (an engine without a DiT: `sinkstream decode`). */
+sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n,
+                                  sk_step_info *info);
+
+/* 1 when every frame was made or the session was stopped (also for NULL/closed: then 1). */
+int sk_session_done(const sk_session *s);
+/* Asks the session to stop at its next chunk boundary. Any thread, signal-safe. The live
+ * outputs (RTMP) still send the frames they hold (bounded by their queue and timeout_ms) when
+ * the session finishes: a first Ctrl-C. */
+void sk_session_stop(sk_session *s);
+/* sk_session_stop, and the live outputs stop waiting on the network at once: what they still
+ * hold is dropped (files are finalised all the same) and finish returns SK_E_NET ("aborted
+ * by the caller") for them. Any thread, signal-safe: a second Ctrl-C. */
+void sk_session_abort(sk_session *s);
+/* After the last step: hands out the frames still in the decoder (VAE overlap), then
+ * closes the outputs (files finalised). Idempotent. Close calls it when not yet done. */
+sk_status sk_session_finish(sk_session *s, sk_step_info *info);
+/* Frees the session (finishing it first; the status of that is lost: call finish to see
+ * it); accepts NULL and *s == NULL; NULLs *s. */
+void sk_session_close(sk_session **s);
+
+/* Pull: the last step's (or finish's) results. latents: float32 [*n, C, H, W] (downloaded
+ * on the first call after a step); frames: uint8 [*n, height, width, 3]. Valid until the
+ * next step, finish or close. *n == 0 when the step made none. */
+sk_status sk_session_latents(sk_session *s, const float **latents, int64_t *n,
+                             int64_t *first_frame);
+sk_status sk_session_frames(sk_session *s, const uint8_t **rgb, int64_t *n, int64_t *height,
+                            int64_t *width);
+
+/* Outputs the session writes its decoded frames to (needs decode). path: a video file
+ * (.mp4/.mkv/.mov), an rtmp:// URL (paced to the clock), a directory for PNGs, or a
+ * .safetensors file for `frames` [T, 3, H, W] float32. May be attached and detached
+ * between steps; attaching the same path twice is an error. */
+typedef struct {
+    const char *kind;       /* NULL/"auto" (from the path), "video", "rtmp", "png", "rgb" */
+    int crf;                /* x264 quality (0: 23) */
+    int timeout_ms;         /* rtmp: bound on every network call (0: 10000) */
+    int reconnect_max_ms;   /* rtmp: reconnect backoff cap (0: fail when the peer goes) */
+    int queue_frames;       /* 0: write in the step; N: a worker with an N-frame queue
+                               (rtmp default: 8 chunks of frames) */
+} sk_output_opts;
+
+/* opts may be NULL. *id (may be NULL) names it for detach. */
+sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_output_opts *opts,
+                                   int *id);
+/* Closes and finalises that output. */
+sk_status sk_session_detach_output(sk_session *s, int id);
+
+/* Live control through stdin lines and/or an HTTP API (docs/LIVE.md); the commands act at
+ * chunk boundaries (pause blocks inside sk_session_step until resume/step/stop). */
+typedef struct {
+    int control_stdin;         /* read commands from stdin */
+    int control_port;          /* -1: no HTTP; 0: any free port */
+    const char *control_bind;  /* NULL: 127.0.0.1 (not loopback: needs a token) */
+    const char *control_token; /* bearer token */
+    int max_body;              /* largest HTTP body (0: 65536) */
+    int start_paused;          /* wait for resume/step before the first chunk */
+    const char *embeds_file;   /* safetensors whose tensors `embeds NAME` commands may name */
+} sk_control_opts;
+
+/* Before the first step, once. *port (may be NULL): the HTTP port bound (-1 without). */
+sk_status sk_session_start_control(sk_session *s, const sk_control_opts *o, int *port);
+
+typedef struct {
+    int64_t next_frame;       /* first latent frame of the next chunk */
+    int64_t frames_total;     /* 0: unbounded */
+    int64_t chunks;           /* chunks made */
+    int64_t video_frames;     /* decoded frames handed out */
+    int64_t queued_prompts;   /* prompts waiting for their boundary */
+    int switches;             /* prompt switches applied */
+    int stopping, done, paused;
+} sk_session_status;
+
+/* Any thread. */
+sk_status sk_session_get_status(const sk_session *s, sk_session_status *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
