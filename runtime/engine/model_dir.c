@@ -507,6 +507,11 @@ int sk_model_dir_check(const sk_model_dir *m, int json, FILE *out)
                                        e->string, v);
         }
         check(&r, 0, "generate defaults (model.json; flags override): %s", n ? line : "none");
+        /* the allowlist (issue 15 #2): generate --model refuses these, serve ignores them */
+        for (const cJSON *e = g ? g->child : NULL; e; e = e->next)
+            if (!sk_model_dir_option_allowed(e->string))
+                check(&r, 1, "generate.%s is not a default a model directory may set (only %s)",
+                      e->string, sk_model_dir_allowed_list());
     }
 
 report:
