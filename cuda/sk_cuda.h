@@ -10,6 +10,10 @@
 extern "C" {
 #endif
 
+/* Number of CUDA devices usable now; 0 without a driver, a device or a CUDA
+ * build (--device auto picks cuda when this is > 0). */
+int sk_cuda_device_count(void);
+
 /* The backend's CUDA stream (a cudaStream_t) so benchmarks can record events
  * on it; NULL when be is not a CUDA backend or the build has no CUDA. */
 void *sk_cuda_backend_stream(sk_backend *be);

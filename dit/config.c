@@ -239,7 +239,7 @@ sk_status sk_dit_config_infer(const sk_st_file *f, sk_dit_config *out)
 
 void sk_dit_config_log(const sk_dit_config *c, const char *source)
 {
-    SK_LOGI("DiT config (from %s): dim %lld, ffn_dim %lld, heads %lld x %lld, layers %lld, "
+    SK_LOGD("DiT config (from %s): dim %lld, ffn_dim %lld, heads %lld x %lld, layers %lld, "
             "in/out %lld/%lld, text_dim %lld, freq_dim %lld, text_len %lld, eps %g, "
             "patch (%d,%d,%d), rope_theta %g",
             source, (long long)c->dim, (long long)c->ffn_dim, (long long)c->num_heads,

@@ -121,7 +121,10 @@ typedef struct {
     const char *vae;                 /* TAEHV decoder; NULL: latents only */
     const char *vae_variant;         /* "auto" (NULL: from the shapes), "taew2_1", "taew2_2" */
     int text_len;                    /* rows of an encoded context; 0: the encoder's (512) */
-    const char *device;              /* "cpu" (NULL), "cuda", "cuda:N" */
+    const char *device;              /* "cpu" (NULL: the fast CPU backend, OpenBLAS + threads),
+                                        "cpu-ref" (the single-threaded reference loops), "cuda",
+                                        "cuda:N", "auto" (cuda when built with it and a GPU is
+                                        present, else cpu) */
     const char *act_dtype;           /* "auto" (NULL: f32 on cpu, bf16 on cuda), "f32", "bf16" */
     const char *dit_dtype;           /* DiT linear weights: "as-stored" (NULL), "f32", "bf16", "f16" */
     int text_offload;                /* 1: free the encoder weights after each encode (reloaded
@@ -133,7 +136,17 @@ typedef struct {
     int pp_stages;                   /* 0 (default: gpus decides); N: loopback stages */
     const char *pp_split;            /* "8,8,7,7"; NULL: balanced */
     const char *pp_transport;        /* "auto" (NULL), "loopback", "nccl" */
+    /* random weights instead of files (benchmarks, tests; `sinkstream bench`): a DiT of a
+     * named shape made directly on the device from a seed, no file read. Needs model_dir and
+     * dit unset; prompts are then embeddings of the shape's text_dim. */
+    const char *random_model;        /* NULL: off; "wan2.1-1.3b", "tiny" (sk_random_model_name) */
+    uint64_t random_seed;            /* seed of the random weights */
+    int random_vae;                  /* 1: also a random TAEHV decoder of the taew2_1 layout
+                                        (seed random_seed + 1); needs vae unset */
 } sk_engine_params;
+
+/* The i-th shape random_model accepts ("wan2.1-1.3b", "tiny", ...); NULL past the last. */
+const char *sk_random_model_name(int i);
 
 sk_engine_params sk_engine_params_default(void);
 
@@ -156,9 +169,33 @@ typedef struct {
     char device[32];             /* "cpu", "cuda:0", ... */
     char act_dtype[8];           /* "f32", "bf16" */
     char family[32];             /* model.json's family, "" without a model directory */
+    int64_t in_channels, ffn_dim, freq_dim; /* the DiT's other sizes (cost models) */
+    int64_t weights_bytes;       /* the DiT's weights on the device */
 } sk_engine_info;
 
 sk_status sk_engine_get_info(const sk_engine *e, sk_engine_info *out);
+
+/* What the engine's device did so far: memory, allocations, CUDA graphs. For benchmarks
+ * and monitoring; sessions made with stats add their samples of device memory. */
+typedef struct {
+    char backend[16];              /* "cpu", "cuda" */
+    char gpu[128];                 /* the GPU's name; "" on the CPU */
+    int64_t backend_peak_bytes;    /* most bytes the engine's backends held at once, plus
+                                      their fixed workspaces (cuBLASLt, scratch) */
+    int64_t device_used_at_open;   /* device memory in use (by every process) before the
+                                      models were loaded; 0 on the CPU */
+    int64_t device_used_peak;      /* most in use at a sample (open, and the chunks and the
+                                      stats reads of sessions with stats); 0 on the CPU */
+    int64_t device_total;          /* 0 on the CPU */
+    uint64_t backend_allocs;       /* tensor allocations on the engine's backends so far */
+    uint64_t device_mallocs;       /* cudaMalloc calls so far (0 on the CPU) */
+    uint64_t graph_captures, graph_instantiations, graph_updates, graph_launches;
+    double graph_capture_ms;       /* host time recording and instantiating graphs */
+} sk_engine_stats;
+
+/* While no session of the engine is inside a call that runs the device (step, push,
+ * finish, create): it reads the backends' counters, and samples the device's free memory. */
+sk_status sk_engine_get_stats(sk_engine *e, sk_engine_stats *out);
 
 /* Encodes text with the engine's umT5: *ctx (caller frees with sk_free) is float32
  * [*rows, *cols] = [text_len, text_dim], zero-padded past the prompt's *n_tokens. ids (may
@@ -179,6 +216,11 @@ typedef void (*sk_latents_fn)(void *user, const float *latents, int64_t n, int64
                               int64_t h, int64_t w, int64_t first_frame);
 typedef void (*sk_frames_fn)(void *user, const uint8_t *rgb, int64_t n, int64_t height,
                              int64_t width, int64_t first_frame);
+/* A prompt as it takes effect, at the chunk boundary `frame` (a latent frame): text, or
+ * NULL for embeddings (then label names them, e.g. the tensor); source: "queued" (from
+ * sk_session_queue_prompt_*) or "live" (live control). For a record of the run's timeline. */
+typedef void (*sk_prompt_fn)(void *user, int64_t frame, const char *text, const char *label,
+                             const char *source);
 
 #define SK_MAX_STEPS 64
 
@@ -213,6 +255,20 @@ typedef struct {
     sk_frames_fn on_frames;     /* optional: each batch of decoded frames */
     void *user;                 /* passed to both */
     const char *dump_steps;     /* optional file: every step's xt/v/x0 (--dump-steps) */
+    /* measurement (docs/API.md, "Measuring a session"); 0 for all is the default */
+    int stats;                  /* 1: time every chunk, hash its latents, count the
+                                   allocations of the chunk loop (sk_session_get_stats) */
+    int profile;                /* 1 (needs stats): time every op of chunk profile_chunk, op
+                                   by op (no CUDA graphs in that chunk) */
+    int64_t profile_chunk;      /* the chunk profiled (0 is the first) */
+    int no_cuda_graphs;         /* 1: run the DiT op by op, no CUDA graph replay (CUDA only;
+                                   SK_NO_CUDA_GRAPH=1 does the same everywhere) */
+    int frames_on_device;       /* 1: decoded frames stay on the device: none reach outputs,
+                                   the callback or sk_session_frames (to time the decoder) */
+    /* (fields added after the first release: at the end, so older layouts stay valid) */
+    int fps_num, fps_den;       /* the outputs' exact rate, e.g. 30000/1001 (pts, pacing);
+                                   0: fps/1. fps stays the whole rate "at" times count in */
+    sk_prompt_fn on_prompt;     /* optional: each prompt as it takes effect (user as above) */
 } sk_session_params;
 
 sk_session_params sk_session_params_default(void);
@@ -305,12 +361,26 @@ sk_status sk_session_frames(sk_session *s, const uint8_t **rgb, int64_t *n, int6
  * between steps; attaching the same path twice is an error. */
 typedef struct {
     const char *kind;       /* NULL/"auto" (from the path), "video", "rtmp", "png", "rgb" */
-    int crf;                /* x264 quality (0: 23) */
+    int crf;                /* quality, lower is better: 0: the encoder's default (x264 23); 1..63
+                               as the codec takes it; SK_CRF_LOSSLESS: lossless (x264 crf 0) */
     int timeout_ms;         /* rtmp: bound on every network call (0: 10000) */
     int reconnect_max_ms;   /* rtmp: reconnect backoff cap (0: fail when the peer goes) */
     int queue_frames;       /* 0: write in the step; N: a worker with an N-frame queue
                                (rtmp default: 8 chunks of frames) */
+    /* video / rtmp, with FFmpeg's names and meanings (docs/OUTPUT.md); 0 / NULL: defaults */
+    const char *codec;      /* libx264 (default where the container takes H.264), libx265,
+                               libsvtav1, libvpx-vp9, gif, ... */
+    const char *preset;     /* the encoder's preset (x264: ultrafast .. veryslow) */
+    int64_t bitrate;        /* target bits/s (-b:v) */
+    int64_t maxrate, bufsize; /* rate cap and its buffer (maxrate needs bufsize) */
+    const char *const *metadata; /* "key", "value", ..., NULL: container tags / PNG text */
+    const char *const *tee; /* more files (NULL-ended) that get the very same packets through
+                               libavformat's tee muxer (one encode; a failing branch is dropped
+                               and the others go on) */
 } sk_output_opts;
+
+/* sk_output_opts.crf: lossless (FFmpeg's crf 0; a crf of 0 in the struct means the default) */
+#define SK_CRF_LOSSLESS (-1)
 
 /* opts may be NULL. *id (may be NULL) names it for detach. */
 sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_output_opts *opts,
@@ -341,10 +411,53 @@ typedef struct {
     int64_t queued_prompts;   /* prompts waiting for their boundary */
     int switches;             /* prompt switches applied */
     int stopping, done, paused;
+    /* (fields added after the first release) */
+    double elapsed_s;         /* wall time since the first step began (0 before it) */
+    double lag_ms;            /* a paced (rtmp) output: how late its last frame left (0: on time
+                                 or no paced output); the first output's */
+    int64_t late_frames;      /* frames of that output that left after their time */
+    int64_t dropped_frames;   /* frames dropped while a live connection was down */
 } sk_session_status;
 
 /* Any thread. */
 sk_status sk_session_get_status(const sk_session *s, sk_session_status *out);
+
+/* ---- measuring a session (session params stats = 1; `sinkstream bench` reads these) */
+typedef struct {
+    const char *phase;          /* "dit", "vae" (decode on the DiT's stream), "encode" (outputs) */
+    const char *op;             /* "linear q/k/v/o", "self-attention", "copy (KV write, ...)", ... */
+    double ms;                  /* the op's time in the profiled chunk, all calls */
+    int64_t calls;
+} sk_op_time;
+
+typedef struct {
+    int64_t chunks;             /* chunks timed: every step that made latents */
+    const double *chunk_ms;     /* [chunks] each chunk's time, see timer */
+    const uint64_t *chunk_hash; /* [chunks] FNV-1a 64 of each chunk's latents (x0) as the DiT
+                                   made them (bytes of the activation dtype): equal hashes,
+                                   bitwise equal latents */
+    const char *timer;          /* "cuda events": device time from the chunk's first op to its
+                                   last (with vae overlap: from the previous chunk's frames to
+                                   this one's), no host wait between chunks; "host clock":
+                                   wall time of the step with a device sync (the CPU, outputs
+                                   attached, a profiled or unbounded session) */
+    uint64_t backend_allocs;    /* allocations on the engine's backends inside this session's
+                                   chunk work (DiT, decode, outputs; not prompt switches) and
+                                   finish's decoder flush: 0 once the session exists */
+    uint64_t device_mallocs;    /* cudaMalloc calls there (0 on the CPU) */
+    uint64_t graph_records, graph_replays; /* CUDA graphs of the DiT's chunks */
+    int64_t kv_cache_bytes;
+    int vae_overlapped;         /* frames decoded on a second stream beside the next chunk */
+    int64_t profile_chunk;      /* the chunk profiled; -1: none (yet) */
+    const char *profile_timer;  /* "cuda events" or "host clock" */
+    double profile_chunk_ms;    /* that chunk's time (ops one by one) */
+    const sk_op_time *ops;      /* [n_ops] the profiled chunk's time by op, biggest first */
+    int n_ops;
+} sk_session_stats;
+
+/* The driving thread, between steps or after finish (before close): waits for the device,
+ * then reports. Pointers stay valid until the next step, finish, stats read or close. */
+sk_status sk_session_get_stats(sk_session *s, sk_session_stats *out);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
 # tests/mutate.sh - does the CPU suite see the bugs it is meant to see? Applies a list
 # of single-line mutations (below) one at a time to a scratch copy of the tree (never
 # this tree), builds it CPU-only, runs the tests that should catch each one and prints
-# a table: caught (a test failed, named) or MISSED. Runs on demand, not in CI (~2 min
+# a table: caught (a test failed, named) or MISSED. Runs on demand, not in CI (~1 min
 # a mutation on 2 cores). docs/TESTING.md has the latest table.
 #
 #   bash tests/mutate.sh                 # every mutation

@@ -501,3 +501,76 @@ Test(api, text_only_and_decode_only_engines)
     EXPECT_FAIL(sk_session_create(e, &sp, &s), SK_E_INVALID_ARG, "neither a DiT nor a VAE");
     sk_engine_close(&e);
 }
+
+/* The options issue 17 added to the API: devices "auto" / "cpu-ref", the exact output rate,
+ * the on_prompt record of each prompt as it takes effect, the status's elapsed time. */
+typedef struct {
+    int n;
+    int64_t frame[4];
+    char label[4][32], source[4][16];
+} prompt_log;
+
+static void on_prompt_log(void *user, int64_t frame, const char *text, const char *label,
+                          const char *source)
+{
+    prompt_log *l = user;
+    cr_expect(!text, "embeddings come with label, not text");
+    if (l->n >= 4) return;
+    l->frame[l->n] = frame;
+    snprintf(l->label[l->n], sizeof l->label[0], "%s", label ? label : "");
+    snprintf(l->source[l->n], sizeof l->source[0], "%s", source ? source : "");
+    l->n++;
+}
+
+Test(api, devices_rate_prompt_record_and_elapsed)
+{
+    static const char *const devs[] = {"auto", "cpu-ref"};
+    for (int d = 0; d < 2; d++) {
+        sk_engine_params ep = sk_engine_params_default();
+        ep.dit = DIT_FIX "dit_tiny.safetensors";
+        ep.dit_config = DIT_FIX "config.json";
+        ep.device = devs[d];
+        sk_engine *e = NULL;
+        cr_assert_eq(sk_engine_open(&ep, &e), SK_OK, "%s: %s", devs[d], sk_last_error());
+        sk_engine_info info;
+        cr_assert_eq(sk_engine_get_info(e, &info), SK_OK);
+        if (d == 0)
+            cr_expect(!strcmp(info.device, "cpu") || !strncmp(info.device, "cuda", 4),
+                      "auto became '%s'", info.device);
+        else
+            cr_expect_str_eq(info.device, "cpu-ref");
+        sk_engine_close(&e);
+    }
+    sk_engine *e = open_tiny();
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = 6, sp.chunk = 3, sp.latent_h = sp.latent_w = 8;
+    sp.fps_num = 30000; /* without fps_den */
+    sk_session *s = NULL;
+    EXPECT_FAIL(sk_session_create(e, &sp, &s), SK_E_INVALID_ARG, "fps_num/fps_den");
+    sp.fps_den = 1001;
+    prompt_log log = {0};
+    sp.on_prompt = on_prompt_log;
+    sp.user = &log;
+    cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
+    int64_t r, c;
+    float *c0 = embeds("context", &r, &c), *c1 = embeds("context.1", &r, &c);
+    cr_assert_eq(sk_session_queue_prompt_embeds(s, c0, r, c, 0, 0, "context"), SK_OK);
+    cr_assert_eq(sk_session_queue_prompt_embeds(s, c1, r, c, 2, 0, "context.1"), SK_OK);
+    sk_session_status ss;
+    cr_assert_eq(sk_session_get_status(s, &ss), SK_OK);
+    cr_expect_eq(ss.elapsed_s, 0.0, "no step yet");
+    while (!sk_session_done(s)) cr_assert_eq(sk_session_step(s, NULL), SK_OK, "%s", sk_last_error());
+    cr_assert_eq(sk_session_get_status(s, &ss), SK_OK);
+    cr_expect(ss.elapsed_s > 0, "elapsed_s after two chunks: %g", ss.elapsed_s);
+    cr_expect(ss.lag_ms == 0 && ss.late_frames == 0 && ss.dropped_frames == 0, "no output");
+    /* the switch queued for frame 2 takes effect at the next chunk boundary, 3 */
+    cr_assert_eq(log.n, 2, "prompts recorded: %d", log.n);
+    cr_expect(log.frame[0] == 0 && !strcmp(log.label[0], "context"), "%lld %s",
+              (long long)log.frame[0], log.label[0]);
+    cr_expect(log.frame[1] == 3 && !strcmp(log.label[1], "context.1"), "%lld %s",
+              (long long)log.frame[1], log.label[1]);
+    cr_expect_str_eq(log.source[0], "queued");
+    sk_session_close(&s);
+    free(c0), free(c1);
+    sk_engine_close(&e);
+}

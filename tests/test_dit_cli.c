@@ -96,7 +96,7 @@ Test(dit_cli, usage_errors_name_the_flag)
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors", 2, "--latents-out"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --rgb-out /tmp/x.safetensors", 2, "--vae"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --rgb-out /tmp/x.safetensors --no-decode", 2, "--no-decode"},
-        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --vae %sdit_tiny.safetensors -o /tmp/x.avi", 2, "-o"},
+        {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --vae %sdit_tiny.safetensors -o /tmp/x.notavideo", 2, "-o"},
         /* runtime failures: exit 1 with the file and the tensor named */
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --embeds-key ctx", 1, "'ctx'"},
         {"--dit %sdit_tiny.safetensors --text-embeds %sembeds.safetensors --no-decode --prompts /nonexistent.jsonl", 2, "--prompts"},

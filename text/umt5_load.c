@@ -590,7 +590,7 @@ sk_status sk_umt5_load(sk_backend *be, const char *path, const char *config_json
         sk_umt5_free(&m);
         return st;
     }
-    SK_LOGI("%s", m->describe);
+    SK_LOGD("%s", m->describe); /* internals: -v shows them */
     *out = m;
     return SK_OK;
 }

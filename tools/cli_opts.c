@@ -92,7 +92,7 @@ static int bad(const src_ctx *c, const char *fmt, ...)
 static int check_range(const src_ctx *c, const sk_opt *o, double v, const char *text)
 {
     if (o->lo < o->hi && (v < o->lo || v > o->hi))
-        return bad(c, "'%s' is out of range (expected %g to %g)", text, o->lo, o->hi);
+        return bad(c, "'%s' is out of range (expected %.15g to %.15g)", text, o->lo, o->hi);
     return 0;
 }
 

@@ -1,13 +1,16 @@
 /* cmd_bench.c - `sinkstream bench`: the real streaming chunk loop of a named
  * DiT configuration with seeded random weights made directly on the device
- * (no file), timed.
+ * (no file), timed. A client of the public API (runtime/sinkstream.h): an
+ * engine with random_model, one session with stats per pass; the timing,
+ * hashing, allocation counting and the op profiler are the session's
+ * (runtime/engine/session_stats.c, op_profile.c). Options and printing are here.
  *
- * Passes, each on a fresh stream (its KV cache, scratch and graphs made
+ * Passes, each on a fresh session (its KV cache, scratch and graphs made
  * before its first chunk):
  *   1. warm-up (--warmup chunks): lazy kernel loading, GEMM plans, cuDNN;
  *   2. measured (--chunks): the time of every chunk (steps + clean pass,
  *      + TAEHV decode with --with-vae, + x264 with --with-encode; see
- *      run_pass for how it is taken). The chunk 0 time is the first-chunk
+ *      session_stats.c for how it is taken). The chunk 0 time is the first-chunk
  *      latency; FPS, p50 and p99 come from the steady chunks
  *      (the window full); backend allocations and device mallocs are counted
  *      over the whole pass (must be 0);
@@ -26,18 +29,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cuda/sk_cuda.h"
-#include "runtime/engine/device.h"
-#include "dit/model.h"
+#include "dit/config.h"
 #include "runtime/core/log.h"
-#include "runtime/output/output.h"
 #include "runtime/core/progress.h"
-#include "runtime/stream/stream.h"
-#include "tools/bench_taehv.h"
-#include "runtime/stream/vae_pipe.h"
+#include "runtime/output/output.h"
+#include "runtime/sinkstream.h"
+#include "sampler/schedule.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
-#include "vae/taehv.h"
 
 typedef struct {
     int config;     /* 0 wan2.1-1.3b, 1 tiny */
@@ -54,244 +54,30 @@ typedef struct {
 
 static const char *const k_configs[] = {"wan2.1-1.3b", "tiny"};
 
-/* tiny: the shapes of the 1.3B model scaled down so the CPU runs it in a second
- * (in/out 16 like Wan 2.1, so a taew2_1-shaped decoder fits) */
-static sk_dit_config config_of(int which)
-{
-    sk_dit_config c = sk_dit_config_wan_1_3b();
-    if (which == 1) {
-        c.dim = 128; c.ffn_dim = 256; c.num_heads = 2; c.head_dim = 64; c.num_layers = 2;
-        c.text_dim = 64; c.freq_dim = 32; c.text_len = 16;
-    }
-    return c;
-}
-
-/* ------------------------------------------------------------------ profiling
- * A copy of the backend's op table whose entries record the time of each call
- * (CUDA events on the backend's stream, or the host clock on a synchronous
- * backend) under a kind name, for the profile pass only. */
-#define PROF_KINDS 48
-#define PROF_MAX 40000
-
-typedef struct {
-    const char *phase, *kind;
-    int a, b;          /* timer marks (CUDA) */
-    double t;          /* host seconds (CPU) */
-} prof_rec;
-
-typedef struct {
-    const char *phase, *kind;
-    double ms;
-    int64_t calls;
-} prof_sum;
-
-static struct {
-    const sk_backend_ops *inner;
-    sk_backend_ops table;
-    sk_backend *be;
-    sk_cuda_timer *timer; /* NULL: host clock */
-    int on;
-    const char *phase;
-    prof_rec *rec;
-    int n;
-    prof_sum sum[PROF_KINDS];
-    int nsum;
-    const sk_dit_config *cfg;
-} P;
-
-static double P_host0;
-static int prof_begin(void)
-{
-    if (!P.on || P.n >= PROF_MAX) return -1;
-    if (P.timer) return sk_cuda_timer_mark(P.timer);
-    P_host0 = sk_progress_now();
-    return 0;
-}
-
-static void prof_end(int a, const char *kind)
-{
-    if (a < 0 || !P.on || P.n >= PROF_MAX) return;
-    prof_rec *r = &P.rec[P.n];
-    r->phase = P.phase;
-    r->kind = kind;
-    r->a = a;
-    if (P.timer) {
-        r->b = sk_cuda_timer_mark(P.timer);
-        if (r->b < 0) return;
-    } else {
-        r->t = sk_progress_now() - P_host0;
-    }
-    P.n++;
-}
-
-static void prof_add(const char *phase, const char *kind, double ms)
-{
-    int i = 0;
-    while (i < P.nsum && (strcmp(P.sum[i].kind, kind) || strcmp(P.sum[i].phase, phase))) i++;
-    if (i == P.nsum) {
-        if (P.nsum == PROF_KINDS) return;
-        P.sum[P.nsum++] = (prof_sum){phase, kind, 0, 0};
-    }
-    P.sum[i].ms += ms;
-    P.sum[i].calls++;
-}
-
-/* Reads the recorded times (waits for the device) into the sums. */
-static sk_status prof_flush(void)
-{
-    for (int i = 0; i < P.n; i++) {
-        double ms = 1e3 * P.rec[i].t;
-        if (P.timer) {
-            float f = 0;
-            SK_TRY(sk_cuda_timer_elapsed(P.timer, P.rec[i].a, P.rec[i].b, &f));
-            ms = f;
-        }
-        prof_add(P.rec[i].phase, P.rec[i].kind, ms);
-    }
-    P.n = 0;
-    sk_cuda_timer_reset(P.timer);
-    return SK_OK;
-}
-
-#define W0(fn, kind, params, args)                                 \
-    static sk_status w_##fn params                                 \
-    {                                                              \
-        int a_ = prof_begin();                                     \
-        sk_status st_ = P.inner->fn args;                          \
-        prof_end(a_, kind);                                        \
-        return st_;                                                \
-    }
-
-W0(convert, "convert", (sk_backend *be, sk_tensor *y, const sk_tensor *x), (be, y, x))
-W0(layernorm, "layernorm", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
-                            const sk_tensor *b, float eps), (be, y, x, w, b, eps))
-W0(rmsnorm, "rmsnorm", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
-                        float eps), (be, y, x, w, eps))
-W0(modulate, "modulate", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *mod,
-                          int i_shift, int i_scale, int64_t rpg, int ln, float eps),
-   (be, y, x, mod, i_shift, i_scale, rpg, ln, eps))
-W0(gated_add, "gated_add", (sk_backend *be, sk_tensor *x, const sk_tensor *y, const sk_tensor *mod,
-                            int i_gate, int64_t rpg), (be, x, y, mod, i_gate, rpg))
-W0(axpby, "axpby", (sk_backend *be, sk_tensor *y, float a, const sk_tensor *x, float b,
-                    const sk_tensor *z), (be, y, a, x, b, z))
-W0(mul, "mul", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *z), (be, y, x, z))
-W0(act, "act", (sk_backend *be, sk_tensor *y, const sk_tensor *x, sk_act ac), (be, y, x, ac))
-W0(rope3d, "rope3d", (sk_backend *be, sk_tensor *x, int64_t F, int64_t Hp, int64_t Wp, int64_t t0,
-                      double theta), (be, x, F, Hp, Wp, t0, theta))
-W0(rmsnorm_rope3d, "rmsnorm + rope3d (q, k)", (sk_backend *be, sk_tensor *y, const sk_tensor *x,
-                                             const sk_tensor *w, float eps, int64_t F, int64_t Hp,
-                                             int64_t Wp, int64_t t0, double theta),
-   (be, y, x, w, eps, F, Hp, Wp, t0, theta))
-W0(conv2d, "conv2d", (sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
-                      const sk_tensor *b, int stride, int pad), (be, y, x, w, b, stride, pad))
-W0(pixel_shuffle, "pixel_shuffle", (sk_backend *be, sk_tensor *y, const sk_tensor *x, int p),
-   (be, y, x, p))
-W0(pixel_unshuffle, "pixel_unshuffle", (sk_backend *be, sk_tensor *y, const sk_tensor *x, int p),
-   (be, y, x, p))
-W0(upsample_nearest, "upsample_nearest", (sk_backend *be, sk_tensor *y, const sk_tensor *x, int s),
-   (be, y, x, s))
-W0(concat_channels, "concat_channels", (sk_backend *be, sk_tensor *y, const sk_tensor *a,
-                                        const sk_tensor *b), (be, y, a, b))
-W0(patchify, "patchify", (sk_backend *be, sk_tensor *y, const sk_tensor *x), (be, y, x))
-W0(unpatchify, "unpatchify", (sk_backend *be, sk_tensor *y, const sk_tensor *x), (be, y, x))
-W0(embedding, "embedding", (sk_backend *be, sk_tensor *y, const sk_tensor *t, const sk_tensor *ids),
-   (be, y, t, ids))
-W0(noise, "noise", (sk_backend *be, sk_tensor *y, uint64_t seed, int64_t f0, uint32_t stream),
-   (be, y, seed, f0, stream))
-W0(copy, "copy (KV write, ...)", (sk_backend *be, void *d, const void *s, size_t n), (be, d, s, n))
-W0(zero, "zero", (sk_backend *be, void *d, size_t n), (be, d, n))
-W0(upload, "upload (host to device)", (sk_backend *be, void *d, const void *s, size_t n),
-   (be, d, s, n))
-W0(download, "download (device to host)", (sk_backend *be, void *d, const void *s, size_t n),
-   (be, d, s, n))
-
-static sk_status w_linear(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
-                          const sk_tensor *b, sk_act ac)
-{
-    const int64_t K = w->shape[1], N = w->shape[0], D = P.cfg->dim, FF = P.cfg->ffn_dim;
-    const char *kind = N == FF && K == D   ? "linear ffn up (+gelu)"
-                       : N == D && K == FF ? "linear ffn down"
-                       : N == D && K == D  ? "linear q/k/v/o"
-                                           : "linear (other)";
-    int a = prof_begin();
-    sk_status st = P.inner->linear(be, y, x, w, b, ac);
-    prof_end(a, kind);
-    return st;
-}
-
-static sk_status w_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
-                             const sk_kv_range *r, int nr, float scale, const sk_tensor *bias)
-{
-    const int cross = nr == 1 && r[0].k->shape[0] == P.cfg->text_len;
-    int a = prof_begin();
-    sk_status st = P.inner->attention(be, out, q, r, nr, scale, bias);
-    prof_end(a, cross ? "cross-attention" : "self-attention");
-    return st;
-}
-
-static sk_status prof_install(sk_backend *be, const sk_dit_config *cfg)
-{
-    memset(&P, 0, sizeof P);
-    P.be = be;
-    P.cfg = cfg;
-    P.inner = be->ops;
-    P.table = *be->ops;
-    P.phase = "dit";
-    P.rec = calloc(PROF_MAX, sizeof *P.rec);
-    SK_CHECK(P.rec, SK_E_OOM, "bench: out of host memory");
-    if (sk_cuda_backend_stream(be)) SK_TRY(sk_cuda_timer_create(be, 2 * PROF_MAX, &P.timer));
-#define SET(fn) P.table.fn = w_##fn
-    SET(convert); SET(linear); SET(layernorm); SET(rmsnorm); SET(modulate); SET(gated_add);
-    SET(axpby); SET(mul); SET(act); SET(attention); SET(rope3d); SET(conv2d);
-    SET(pixel_shuffle); SET(pixel_unshuffle); SET(upsample_nearest); SET(concat_channels);
-    SET(patchify); SET(unpatchify); SET(embedding); SET(noise); SET(copy); SET(zero);
-    SET(upload); SET(download);
-    if (P.inner->rmsnorm_rope3d) SET(rmsnorm_rope3d); /* else sk_op_ composes the two ops */
-#undef SET
-    /* the profile pass runs op by op */
-    P.table.graph_begin = NULL;
-    P.table.graph_end = NULL;
-    P.table.graph_find = NULL;
-    P.table.graph_launch = NULL;
-    be->ops = &P.table;
-    return SK_OK;
-}
-
-static void prof_remove(void)
-{
-    if (P.be && P.inner) P.be->ops = P.inner;
-    sk_cuda_timer_free(&P.timer);
-    free(P.rec);
-    P.rec = NULL;
-    P.inner = NULL;
-}
-
-/* ------------------------------------------------------------------ the loop */
+/* ------------------------------------------------------------------ the loop
+ * Everything below runs through the public API (runtime/sinkstream.h): an
+ * engine of random weights (random_model, random_vae), one session per pass
+ * with stats on (chunk times, x0 hashes, allocations; docs/API.md "Measuring a
+ * session"), and the engine's device counters. */
 typedef struct {
     const bench_opts *o;
-    sk_backend *be;
-    sk_dit_model *m;
-    sk_stream_params sp;
-    float *ctx;
-    sk_taehv *vae;
-    sk_backend *vae_be;   /* the decoder's own backend (stream) when overlapped */
-    sk_vae_pipe *dec;
-    sk_output *out;
-    char out_path[64];
-    int64_t video_w, video_h, video_frames;
+    sk_engine *e;
+    sk_engine_info info;
+    float *ctx;            /* the random prompt [text_len, text_dim] */
+    char out_path[64];     /* --with-encode: the x264 file (removed at the end) */
     int is_cuda;
-    size_t min_free, mem_total;
-    void *x0_host;
+    int vae_overlap;       /* the decoder ran on a second stream (set by the passes) */
 } bench;
-
 
 typedef struct {
     int n;
-    double *ms;       /* wall ms per chunk */
+    double *ms;       /* ms per chunk (the session's timer) */
     uint64_t *hash;   /* FNV-1a of each chunk's x0 bytes */
     uint64_t allocs, mallocs;
     uint64_t graph_records, graph_replays;
     size_t kv_bytes;
+    sk_op_time *ops;  /* profile pass: the profiled chunk's time by op */
+    int n_ops;
 } pass_result;
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -301,45 +87,9 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h)
     return h;
 }
 
-static void sample_mem(bench *b)
-{
-    sk_cuda_stats cs;
-    if (b->is_cuda && sk_cuda_get_stats(b->be, &cs) == SK_OK) {
-        if (!b->min_free || cs.mem_free < b->min_free) b->min_free = cs.mem_free;
-        b->mem_total = cs.mem_total;
-    }
-}
-
-static uint64_t mallocs_now(bench *b)
-{
-    sk_cuda_stats cs;
-    return b->is_cuda && sk_cuda_get_stats(b->be, &cs) == SK_OK ? cs.device_mallocs : 0;
-}
-
-/* Downloads the x0 copies held in ring rows [0, cnt) and hashes them as
- * chunks first..first+cnt-1. */
-static sk_status hash_ring(bench *b, sk_tensor *ring, int64_t rows_per_chunk, int first, int cnt,
-                           pass_result *r)
-{
-    for (int i = 0; i < cnt; i++) {
-        sk_tensor t = sk_tensor_rows(ring, i * rows_per_chunk, rows_per_chunk);
-        size_t nb = sk_tensor_nbytes(&t);
-        SK_TRY(sk_tensor_download_raw(&t, b->x0_host, nb));
-        r->hash[first + i] = fnv(b->x0_host, nb, 0xcbf29ce484222325ull);
-    }
-    return SK_OK;
-}
-
-/* One pass of n chunks on a fresh stream. graphs: CUDA graphs on/off.
- * profile_chunk >= 0: op times are recorded in that chunk only.
- * Chunk times: on CUDA (unless x264 or the profiler needs the host each
- * chunk) CUDA events recorded before and after each chunk on the backend's
- * stream, with no host sync in between, as a server feeding an on-device
- * decoder runs (host time spent before the device reaches the chunk's work,
- * e.g. recording a graph, shows up as device idle inside the chunk);
- * otherwise the host clock around the chunk and a sync. Each chunk's x0 is
- * copied on the device into a ring and hashed between chunks that are not
- * timed. */
+/* One pass of n chunks on a fresh session (its KV cache, scratch and graphs made before its
+ * first chunk). graphs: CUDA graphs on/off. profile_chunk >= 0: op times are recorded in
+ * that chunk only. How chunks are timed: runtime/engine/session_stats.c. */
 static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_result *r)
 {
     const bench_opts *o = b->o;
@@ -348,111 +98,69 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
     r->ms = calloc((size_t)n, sizeof *r->ms);
     r->hash = calloc((size_t)n, sizeof *r->hash);
     SK_CHECK(r->ms && r->hash, SK_E_OOM, "bench: out of host memory");
-    sk_stream_params p = b->sp;
-    p.frames = (int64_t)n * o->chunk;
-    sk_stream *s = NULL;
-    sk_tensor ring;
-    memset(&ring, 0, sizeof ring);
-    sk_cuda_timer *tm = NULL, *tv = NULL;
-    const int events = b->is_cuda && !b->out && profile_chunk < 0;
-    const int R = n < 16 ? n : 16;
-    const int64_t rows = o->chunk;
-    sk_status st = sk_stream_init(b->m, &p, &s);
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = (int64_t)n * o->chunk;
+    sp.chunk = o->chunk;
+    sp.latent_h = o->height / 8;
+    sp.latent_w = o->width / 8;
+    SK_CHECK(o->steps.n <= SK_MAX_STEPS, SK_E_INVALID_ARG, "bench: --steps: at most %d",
+             SK_MAX_STEPS);
+    memcpy(sp.steps, o->steps.v, (size_t)o->steps.n * sizeof *sp.steps);
+    sp.n_steps = o->steps.n;
+    sp.shift = o->shift;
+    sp.warp = 1;
+    sp.seed = (uint64_t)o->seed;
+    sp.kv_policy = o->kv_policy == 0 ? "fifo" : "sink";
+    sp.kv_window = o->kv_window;
+    sp.kv_sink = o->kv_sink;
+    sp.prompt_switch = 0; /* one prompt: no clean window kept for switches */
+    sp.decode = o->with_vae;
+    sp.frames_on_device = !(o->with_encode || o->with_download);
+    sp.stats = 1;
+    sp.profile = profile_chunk >= 0;
+    sp.profile_chunk = profile_chunk >= 0 ? profile_chunk : 0;
+    sp.no_cuda_graphs = !graphs;
+    sk_session *s = NULL;
+    sk_status st = sk_session_create(b->e, &sp, &s);
     if (st != SK_OK) return st;
-    s->dit->graphs = graphs;
-    r->kv_bytes = sk_kv_bytes(s->kv);
-    {
-        int64_t rs[4] = {R * rows, b->m->cfg.out_dim, p.latent_h, p.latent_w};
-        if ((st = sk_tensor_alloc(b->be, b->be->act_dtype, 4, rs, &ring)) != SK_OK) goto done;
+    st = sk_session_queue_prompt_embeds(s, b->ctx, b->info.text_len, b->info.text_dim, 0,
+                                        SK_SWITCH_DEFAULT, "bench prompt");
+    if (st == SK_OK && o->with_encode) {
+        sk_output_opts oo = {.kind = "video", .preset = o->encode_preset,
+                             .queue_frames = (int)(8 * o->chunk)}; /* x264 beside the next chunk */
+        st = sk_session_attach_output(s, b->out_path, &oo, NULL);
     }
-    if (events && (st = sk_cuda_timer_create(b->be, 2 * n, &tm)) != SK_OK) goto done;
-    /* overlapped decode: a chunk ends when its frames are decoded (VAE stream); chunk
-     * k > 0 is timed from the end of chunk k-1's decode (frames out per chunk) */
-    const int ovl = b->dec && sk_vae_pipe_overlapped(b->dec);
-    if (events && ovl && (st = sk_cuda_timer_create(b->be, n, &tv)) != SK_OK) goto done;
-    if ((st = sk_stream_set_prompt(s, b->ctx, b->m->cfg.text_len)) != SK_OK) goto done;
-    if (b->dec && (st = sk_vae_pipe_reset(b->dec)) != SK_OK) goto done;
-    if ((st = sk_backend_sync(b->be)) != SK_OK) goto done;
-    const uint64_t allocs0 = b->be->n_allocs, mallocs0 = mallocs_now(b),
-                   vallocs0 = b->vae_be ? b->vae_be->n_allocs : 0;
-    int held = 0; /* chunks in the ring not hashed yet */
-    for (int k = 0; k < n; k++) {
-        if (held == R) {
-            if ((st = hash_ring(b, &ring, rows, k - held, held, r)) != SK_OK) goto done;
-            held = 0;
-        }
-        P.on = k == profile_chunk;
-        P.phase = "dit";
-        double t0 = sk_progress_now();
-        if (events) sk_cuda_timer_mark(tm);
-        sk_tensor x0;
-        int64_t f0;
-        if ((st = sk_stream_step(s, &x0, &f0)) != SK_OK) goto done;
-        if (b->dec) {
-            P.phase = "vae";
-            const float *rgb = NULL;
-            int64_t nf = 0;
-            if ((st = sk_vae_pipe_push(b->dec, &x0, &rgb, &nf)) != SK_OK) goto done;
-            if (events && ovl) sk_cuda_timer_mark_on(tv, b->vae_be);
-            P.phase = "encode";
-            if (b->out && nf && (st = sk_output_write_frames(b->out, rgb, (int)nf)) != SK_OK)
-                goto done;
-            b->video_frames += nf;
-        }
-        if (events) {
-            sk_cuda_timer_mark(tm);
-        } else {
-            if ((st = sk_backend_sync(b->be)) != SK_OK) goto done;
-            r->ms[k] = 1e3 * (sk_progress_now() - t0);
-        }
-        P.on = 0;
-        if (x0.shape[0] != rows) {
-            st = SK_ERR(SK_E_INTERNAL, "bench: chunk %d has %lld frames", k, (long long)x0.shape[0]);
-            goto done;
-        }
-        sk_tensor dst = sk_tensor_rows(&ring, held * rows, rows);
-        if ((st = sk_tensor_copy(&dst, &x0)) != SK_OK) goto done;
-        held++;
-        if (profile_chunk >= 0 && (st = prof_flush()) != SK_OK) goto done;
-        if (!events) {
-            sample_mem(b);
-            SK_LOGI("bench: chunk %d (frames %lld..%lld): %.1f ms", k, (long long)f0,
-                    (long long)(f0 + rows - 1), r->ms[k]);
+    for (int k = 0; st == SK_OK && k < n; k++) {
+        sk_step_info si;
+        st = sk_session_step(s, &si);
+        if (st == SK_OK && si.n_frames != o->chunk)
+            st = SK_ERR(SK_E_INTERNAL, "bench: chunk %d has %lld frames", k,
+                        (long long)si.n_frames);
+    }
+    if (st == SK_OK) st = sk_session_finish(s, NULL);
+    sk_session_stats ss;
+    if (st == SK_OK) st = sk_session_get_stats(s, &ss);
+    if (st == SK_OK && ss.chunks != n)
+        st = SK_ERR(SK_E_INTERNAL, "bench: %lld chunks timed of %d", (long long)ss.chunks, n);
+    if (st == SK_OK) {
+        memcpy(r->ms, ss.chunk_ms, (size_t)n * sizeof *r->ms);
+        memcpy(r->hash, ss.chunk_hash, (size_t)n * sizeof *r->hash);
+        r->allocs = ss.backend_allocs;
+        r->mallocs = ss.device_mallocs;
+        r->graph_records = ss.graph_records;
+        r->graph_replays = ss.graph_replays;
+        r->kv_bytes = (size_t)ss.kv_cache_bytes;
+        b->vae_overlap = ss.vae_overlapped;
+        if (!strcmp(ss.timer, "cuda events"))
+            for (int k = 0; k < n; k++) SK_LOGI("bench: chunk %d: %.1f ms (CUDA events)", k, r->ms[k]);
+        if (ss.n_ops) {
+            r->ops = calloc((size_t)ss.n_ops, sizeof *r->ops);
+            if (!r->ops) st = SK_ERR(SK_E_OOM, "bench: out of host memory");
+            else memcpy(r->ops, ss.ops, (size_t)ss.n_ops * sizeof *r->ops);
+            r->n_ops = r->ops ? ss.n_ops : 0;
         }
     }
-    if (b->dec) {
-        const float *rgb = NULL;
-        int64_t nf = 0;
-        if ((st = sk_vae_pipe_flush(b->dec, &rgb, &nf)) != SK_OK) goto done;
-        if (b->out && nf && (st = sk_output_write_frames(b->out, rgb, (int)nf)) != SK_OK)
-            goto done;
-        b->video_frames += nf;
-    }
-    if ((st = sk_backend_sync(b->be)) != SK_OK) goto done;
-    if (b->vae_be && (st = sk_backend_sync(b->vae_be)) != SK_OK) goto done;
-    r->allocs = b->be->n_allocs - allocs0 + (b->vae_be ? b->vae_be->n_allocs - vallocs0 : 0);
-    r->mallocs = mallocs_now(b) - mallocs0;
-    sample_mem(b);
-    for (int k = 0; events && k < n; k++) {
-        float ms = 0;
-        if (tv)
-            st = k == 0 ? sk_cuda_timer_elapsed2(tm, 0, tv, 0, &ms)
-                        : sk_cuda_timer_elapsed2(tv, k - 1, tv, k, &ms);
-        else
-            st = sk_cuda_timer_elapsed(tm, 2 * k, 2 * k + 1, &ms);
-        if (st != SK_OK) goto done;
-        r->ms[k] = ms;
-        SK_LOGI("bench: chunk %d: %.1f ms (CUDA events)", k, r->ms[k]);
-    }
-    if ((st = hash_ring(b, &ring, rows, n - held, held, r)) != SK_OK) goto done;
-    r->graph_records = s->dit->n_graph_records;
-    r->graph_replays = s->dit->n_graph_replays;
-done:
-    P.on = 0;
-    sk_cuda_timer_free(&tm);
-    sk_cuda_timer_free(&tv);
-    sk_tensor_free(&ring);
-    sk_stream_free(&s);
+    sk_session_close(&s);
     return st;
 }
 
@@ -460,6 +168,7 @@ static void pass_free(pass_result *r)
 {
     free(r->ms);
     free(r->hash);
+    free(r->ops);
     memset(r, 0, sizeof *r);
 }
 
@@ -580,16 +289,31 @@ static int run(const bench_opts *o, const char *cmdline)
     memset(&cmp, 0, sizeof cmp);
     memset(&prof, 0, sizeof prof);
     sk_status st;
-    sk_dit_config cfg = config_of(o->config);
-    static const sk_dtype act_of[] = {SK_DTYPE_F32, SK_DTYPE_F32, SK_DTYPE_BF16};
-    sk_dtype act = o->act_dtype == 0 ? (o->device == 1 ? SK_DTYPE_BF16 : SK_DTYPE_F32)
-                                     : act_of[o->act_dtype];
+    static const char *const act_names[] = {"auto", "f32", "bf16"};
     double t_setup = sk_progress_now();
-    if ((st = sk_backend_create(o->device == 1 ? "cuda" : "cpu", act, &b.be)) != SK_OK) goto fail;
-    b.is_cuda = sk_cuda_backend_stream(b.be) != NULL;
-    sample_mem(&b);
-    const size_t free_at_start = b.min_free;
-    if ((st = sk_dit_random(&cfg, b.be, act, (uint64_t)o->seed, &b.m)) != SK_OK) goto fail;
+    sk_engine_params ep = sk_engine_params_default();
+    ep.random_model = k_configs[o->config];
+    ep.random_seed = (uint64_t)o->seed;
+    ep.random_vae = o->with_vae;
+    ep.vae_overlap = !o->no_overlap;
+    ep.device = o->device == 1 ? "cuda" : "cpu";
+    ep.act_dtype = act_names[o->act_dtype];
+    if ((st = sk_engine_open(&ep, &b.e)) != SK_OK) goto fail;
+    if ((st = sk_engine_get_info(b.e, &b.info)) != SK_OK) goto fail;
+    sk_engine_stats es;
+    if ((st = sk_engine_get_stats(b.e, &es)) != SK_OK) goto fail;
+    b.is_cuda = es.gpu[0] != 0;
+    const sk_dtype act = !strcmp(b.info.act_dtype, "bf16") ? SK_DTYPE_BF16 : SK_DTYPE_F32;
+    /* the cost model's view of the DiT */
+    sk_dit_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.dim = b.info.dim;
+    cfg.ffn_dim = b.info.ffn_dim;
+    cfg.text_len = b.info.text_len;
+    cfg.text_dim = b.info.text_dim;
+    cfg.num_layers = b.info.num_layers;
+    cfg.in_dim = b.info.in_channels;
+    cfg.freq_dim = b.info.freq_dim;
     /* a random prompt: [text_len, text_dim], ~0.1 scale like umT5 output */
     b.ctx = malloc((size_t)(cfg.text_len * cfg.text_dim) * sizeof *b.ctx);
     if (!b.ctx) { st = SK_ERR(SK_E_OOM, "bench: out of host memory"); goto fail; }
@@ -601,47 +325,11 @@ static int run(const bench_opts *o, const char *cmdline)
         }
     }
     const int64_t lh = o->height / 8, lw = o->width / 8;
-    b.sp = sk_stream_params_default();
-    b.sp.chunk_frames = o->chunk;
-    b.sp.latent_h = lh;
-    b.sp.latent_w = lw;
-    if ((st = sk_schedule_make(o->steps.v, o->steps.n, o->shift, 1, &b.sp.sched)) != SK_OK) goto fail;
-    b.sp.kv_policy = o->kv_policy == 0 ? SK_KV_FIFO : SK_KV_SINK;
-    b.sp.kv_window = o->kv_window;
-    b.sp.kv_sink = o->kv_sink;
-    b.sp.seed = (uint64_t)o->seed;
-    b.x0_host = malloc((size_t)(o->chunk * cfg.out_dim * lh * lw) * 8);
-    if (!b.x0_host) { st = SK_ERR(SK_E_OOM, "bench: out of host memory"); goto fail; }
-    if (o->with_vae) {
-        static const int nf[4] = {256, 128, 64, 64};
-        if (!o->no_overlap && sk_vae_pipe_want_overlap(b.be) &&
-            (st = sk_vae_pipe_backend_create(b.be, &b.vae_be)) != SK_OK)
-            goto fail;
-        if ((st = sk_bench_taehv_random(b.vae_be ? b.vae_be : b.be, (int)cfg.out_dim, nf,
-                                        (uint64_t)o->seed + 1, &b.vae)) != SK_OK ||
-            (st = sk_vae_pipe_create(b.be, b.vae, lh, lw, (int)o->chunk,
-                                     o->with_encode || o->with_download, &b.dec)) != SK_OK)
-            goto fail;
-        sk_vae_pipe_frame_size(b.dec, &b.video_h, &b.video_w);
-    }
-    if (o->with_encode) {
+    if (o->with_encode)
         snprintf(b.out_path, sizeof b.out_path, "/tmp/sinkstream-bench-%d.mkv", (int)getpid());
-        sk_output_params op;
-        memset(&op, 0, sizeof op);
-        op.path = b.out_path;
-        op.kind = SK_OUTPUT_VIDEO_FILE;
-        op.width = (int)b.video_w;
-        op.height = (int)b.video_h;
-        op.fps_num = 16;
-        op.fps_den = 1;
-        op.preset = o->encode_preset;
-        op.queue_frames = (int)(8 * o->chunk); /* x264 runs beside the next chunk */
-        if ((st = sk_output_open(&op, &b.out)) != SK_OK) goto fail;
-    }
-    if ((st = sk_backend_sync(b.be)) != SK_OK) goto fail;
     t_setup = sk_progress_now() - t_setup;
     SK_LOGI("bench: %s random weights (%.2f GB) on %s, set up in %.1f s", k_configs[o->config],
-            (double)b.m->weight_bytes / 1e9, b.be->name, t_setup);
+            (double)b.info.weights_bytes / 1e9, es.backend, t_setup);
 
     const int graphs = !o->no_graph;
     if (o->warmup > 0 && (st = run_pass(&b, o->warmup, graphs, -1, &warm)) != SK_OK) goto fail;
@@ -649,22 +337,12 @@ static int run(const bench_opts *o, const char *cmdline)
     if (o->compare_graph && (st = run_pass(&b, o->chunks, !graphs, -1, &cmp)) != SK_OK) goto fail;
     steady_stats ss = steady_of(o, &meas);
     int prof_chunk = ss.full_window ? ss.first : o->chunks - 1;
-    if (!o->no_profile) {
-        if ((st = prof_install(b.be, &cfg)) != SK_OK) goto fail;
-        st = run_pass(&b, prof_chunk + 1, 0, prof_chunk, &prof);
-        prof_remove();
-        if (st != SK_OK) goto fail;
-    }
-    if (b.out) {
-        st = sk_output_close(&b.out);
-        unlink(b.out_path);
-        if (st != SK_OK) goto fail;
-    }
+    if (!o->no_profile && (st = run_pass(&b, prof_chunk + 1, 0, prof_chunk, &prof)) != SK_OK)
+        goto fail;
+    if (b.out_path[0]) unlink(b.out_path);
 
     /* ---- report */
-    sk_cuda_stats cs;
-    memset(&cs, 0, sizeof cs);
-    if (b.is_cuda) (void)sk_cuda_get_stats(b.be, &cs);
+    if ((st = sk_engine_get_stats(b.e, &es)) != SK_OK) goto fail;
     const int64_t S = (lh / 2) * (lw / 2);
     int64_t kv_frames = o->kv_window;
     if (!ss.full_window) kv_frames = (int64_t)(ss.first + 1) * o->chunk;
@@ -676,29 +354,17 @@ static int run(const bench_opts *o, const char *cmdline)
         if (meas.hash[k] != cmp.hash[k]) identical = 0;
     uint64_t all_hash = fnv(meas.hash, (size_t)o->chunks * sizeof *meas.hash, 0xcbf29ce484222325ull);
     double prof_total = 0, prof_chunk_ms = prof.n ? prof.ms[prof_chunk] : 0;
-    for (int i = 0; i < P.nsum; i++) prof_total += P.sum[i].ms;
-    /* biggest first */
-    for (int i = 0; i < P.nsum; i++)
-        for (int j = i + 1; j < P.nsum; j++)
-            if (P.sum[j].ms > P.sum[i].ms) {
-                prof_sum t = P.sum[i];
-                P.sum[i] = P.sum[j];
-                P.sum[j] = t;
-            }
-    size_t be_peak = b.be->bytes_peak + cs.fixed_bytes;
-    if (b.vae_be) { /* the decoder's own backend */
-        sk_cuda_stats vs;
-        if (sk_cuda_get_stats(b.vae_be, &vs) == SK_OK) be_peak += b.vae_be->bytes_peak + vs.fixed_bytes;
-    }
-    const size_t peak_used = b.min_free && b.mem_total ? b.mem_total - b.min_free : 0;
-    const size_t base_used = free_at_start && b.mem_total ? b.mem_total - free_at_start : 0;
+    for (int i = 0; i < prof.n_ops; i++) prof_total += prof.ops[i].ms;
+    const size_t be_peak = (size_t)es.backend_peak_bytes;
+    const size_t peak_used = (size_t)es.device_used_peak;
+    const size_t base_used = (size_t)es.device_used_at_open;
 
     if (o->json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "command", cmdline);
         cJSON_AddStringToObject(j, "config", k_configs[o->config]);
-        cJSON_AddStringToObject(j, "device", b.be->name);
-        cJSON_AddStringToObject(j, "gpu", b.is_cuda ? cs.device_name : "");
+        cJSON_AddStringToObject(j, "device", es.backend);
+        cJSON_AddStringToObject(j, "gpu", es.gpu);
         cJSON_AddStringToObject(j, "act_dtype", sk_dtype_name(act));
         cJSON_AddNumberToObject(j, "height", (double)o->height);
         cJSON_AddNumberToObject(j, "width", (double)o->width);
@@ -716,7 +382,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddBoolToObject(j, "with_vae", o->with_vae);
         cJSON_AddBoolToObject(j, "with_encode", o->with_encode);
         cJSON_AddBoolToObject(j, "with_download", o->with_download || o->with_encode);
-        cJSON_AddBoolToObject(j, "vae_overlap", b.dec && sk_vae_pipe_overlapped(b.dec));
+        cJSON_AddBoolToObject(j, "vae_overlap", b.vae_overlap);
         cJSON_AddNumberToObject(j, "setup_s", t_setup);
         cJSON *m = stats_json(&ss, &meas);
         cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (o->steps.n + 1));
@@ -730,21 +396,21 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddNumberToObject(j, "tflops", tflops);
         cJSON_AddNumberToObject(j, "h100_bf16_peak_fraction", tflops / 989.0);
         cJSON *mem = cJSON_AddObjectToObject(j, "memory");
-        cJSON_AddNumberToObject(mem, "weights_bytes", (double)b.m->weight_bytes);
+        cJSON_AddNumberToObject(mem, "weights_bytes", (double)b.info.weights_bytes);
         cJSON_AddNumberToObject(mem, "kv_cache_bytes", (double)meas.kv_bytes);
         cJSON_AddNumberToObject(mem, "backend_peak_bytes", (double)be_peak);
         cJSON_AddNumberToObject(mem, "device_used_peak_bytes", (double)peak_used);
         cJSON_AddNumberToObject(mem, "device_used_before_model_bytes", (double)base_used);
-        cJSON_AddNumberToObject(mem, "device_total_bytes", (double)b.mem_total);
+        cJSON_AddNumberToObject(mem, "device_total_bytes", (double)es.device_total);
         cJSON *al = cJSON_AddObjectToObject(j, "allocations_in_loop");
         cJSON_AddNumberToObject(al, "backend_allocs", (double)meas.allocs);
         cJSON_AddNumberToObject(al, "device_mallocs", (double)meas.mallocs);
         cJSON *gr = cJSON_AddObjectToObject(j, "graphs");
-        cJSON_AddNumberToObject(gr, "captures", (double)cs.graphs.captures);
-        cJSON_AddNumberToObject(gr, "instantiations", (double)cs.graphs.instantiations);
-        cJSON_AddNumberToObject(gr, "updates", (double)cs.graphs.updates);
-        cJSON_AddNumberToObject(gr, "launches", (double)cs.graphs.launches);
-        cJSON_AddNumberToObject(gr, "capture_ms_total", cs.graphs.capture_ms);
+        cJSON_AddNumberToObject(gr, "captures", (double)es.graph_captures);
+        cJSON_AddNumberToObject(gr, "instantiations", (double)es.graph_instantiations);
+        cJSON_AddNumberToObject(gr, "updates", (double)es.graph_updates);
+        cJSON_AddNumberToObject(gr, "launches", (double)es.graph_launches);
+        cJSON_AddNumberToObject(gr, "capture_ms_total", es.graph_capture_ms);
         if (o->compare_graph) {
             steady_stats s2 = steady_of(o, &cmp);
             cJSON *c = stats_json(&s2, &cmp);
@@ -759,13 +425,13 @@ static int run(const bench_opts *o, const char *cmdline)
             cJSON_AddNumberToObject(pr, "chunk_ms", prof_chunk_ms);
             cJSON_AddNumberToObject(pr, "ops_ms_total", prof_total);
             cJSON *ops = cJSON_AddArrayToObject(pr, "ops");
-            for (int i = 0; i < P.nsum; i++) {
+            for (int i = 0; i < prof.n_ops; i++) {
                 cJSON *e = cJSON_CreateObject();
-                cJSON_AddStringToObject(e, "phase", P.sum[i].phase);
-                cJSON_AddStringToObject(e, "op", P.sum[i].kind);
-                cJSON_AddNumberToObject(e, "ms", P.sum[i].ms);
-                cJSON_AddNumberToObject(e, "calls", (double)P.sum[i].calls);
-                cJSON_AddNumberToObject(e, "pct", prof_total > 0 ? 100 * P.sum[i].ms / prof_total : 0);
+                cJSON_AddStringToObject(e, "phase", prof.ops[i].phase);
+                cJSON_AddStringToObject(e, "op", prof.ops[i].op);
+                cJSON_AddNumberToObject(e, "ms", prof.ops[i].ms);
+                cJSON_AddNumberToObject(e, "calls", (double)prof.ops[i].calls);
+                cJSON_AddNumberToObject(e, "pct", prof_total > 0 ? 100 * prof.ops[i].ms / prof_total : 0);
                 cJSON_AddItemToArray(ops, e);
             }
         }
@@ -781,11 +447,11 @@ static int run(const bench_opts *o, const char *cmdline)
     } else {
         printf("sinkstream bench: %s on %s%s%s (%s activations), %lldx%lld, chunk %lld (%lld tokens), "
                "%d steps + clean pass, KV %s (sink %lld, window %lld)%s%s\n",
-               k_configs[o->config], b.be->name, b.is_cuda ? " " : "", b.is_cuda ? cs.device_name : "",
+               k_configs[o->config], es.backend, b.is_cuda ? " " : "", es.gpu,
                sk_dtype_name(act), (long long)o->width, (long long)o->height, (long long)o->chunk,
                (long long)(S * o->chunk), o->steps.n, o->kv_policy ? "sink" : "fifo",
                (long long)o->kv_sink, (long long)o->kv_window,
-               !o->with_vae ? "" : b.dec && sk_vae_pipe_overlapped(b.dec)
+               !o->with_vae ? "" : b.vae_overlap
                                        ? ", + TAEHV decode (second stream, overlapped)"
                                        : ", + TAEHV decode (in turn)",
                o->with_encode ? " + x264" : o->with_download ? " + frames to the host" : "");
@@ -799,17 +465,17 @@ static int run(const bench_opts *o, const char *cmdline)
         printf("  %.4g TFLOP and >= %.4g GB per chunk: %.4g TFLOP/s (%.2g%% of the H100's 989 "
                "bf16 dense)\n", flops / 1e12, bytes / 1e9, tflops, 100 * tflops / 989.0);
         printf("  memory: weights %.2f GB, KV cache %.2f GB, backend peak %.2f GB, device used peak "
-               "%.2f GB (before the model %.2f GB)\n", (double)b.m->weight_bytes / 1e9,
+               "%.2f GB (before the model %.2f GB)\n", (double)b.info.weights_bytes / 1e9,
                (double)meas.kv_bytes / 1e9, (double)be_peak / 1e9,
                (double)peak_used / 1e9, (double)base_used / 1e9);
         printf("  allocations in the measured chunk loop: %llu backend, %llu cudaMalloc\n",
                (unsigned long long)meas.allocs, (unsigned long long)meas.mallocs);
         if (b.is_cuda)
             printf("  graphs: %llu recorded (%llu instantiated, %llu updated), %llu launched, "
-                   "%.1f ms host recording in all\n", (unsigned long long)cs.graphs.captures,
-                   (unsigned long long)cs.graphs.instantiations,
-                   (unsigned long long)cs.graphs.updates, (unsigned long long)cs.graphs.launches,
-                   cs.graphs.capture_ms);
+                   "%.1f ms host recording in all\n", (unsigned long long)es.graph_captures,
+                   (unsigned long long)es.graph_instantiations,
+                   (unsigned long long)es.graph_updates, (unsigned long long)es.graph_launches,
+                   es.graph_capture_ms);
         if (o->compare_graph) {
             steady_stats s2 = steady_of(o, &cmp);
             printf("  compare, graphs %s: %.2f video fps, p50 %.1f ms, p99 %.1f ms; x0 of every chunk "
@@ -819,10 +485,10 @@ static int run(const bench_opts *o, const char *cmdline)
         if (!o->no_profile) {
             printf("  per-op time in chunk %d (op by op, %s; chunk took %.1f ms, ops %.1f ms):\n",
                    prof_chunk, b.is_cuda ? "CUDA events" : "host clock", prof_chunk_ms, prof_total);
-            for (int i = 0; i < P.nsum; i++)
-                printf("    %-7s %-28s %9.2f ms %6lld calls %5.1f%%\n", P.sum[i].phase,
-                       P.sum[i].kind, P.sum[i].ms, (long long)P.sum[i].calls,
-                       prof_total > 0 ? 100 * P.sum[i].ms / prof_total : 0);
+            for (int i = 0; i < prof.n_ops; i++)
+                printf("    %-7s %-28s %9.2f ms %6lld calls %5.1f%%\n", prof.ops[i].phase,
+                       prof.ops[i].op, prof.ops[i].ms, (long long)prof.ops[i].calls,
+                       prof_total > 0 ? 100 * prof.ops[i].ms / prof_total : 0);
         }
     }
     rc = 0;
@@ -839,28 +505,19 @@ static int run(const bench_opts *o, const char *cmdline)
 fail:
     fprintf(stderr, "sinkstream bench: %s\n", sk_error_message());
 done:
-    prof_remove();
-    if (b.out) {
-        (void)sk_output_close(&b.out);
-        unlink(b.out_path);
-    }
+    if (b.out_path[0]) unlink(b.out_path);
     pass_free(&warm);
     pass_free(&meas);
     pass_free(&cmp);
     pass_free(&prof);
-    sk_vae_pipe_free(&b.dec);
-    sk_taehv_free(&b.vae);
-    sk_backend_free_(&b.vae_be);
-    sk_dit_free(&b.m);
-    sk_backend_free_(&b.be);
+    (void)sk_engine_close(&b.e);
     free(b.ctx);
-    free(b.x0_host);
     return rc;
 }
 
 int sk_cmd_bench(int argc, char **argv)
 {
-    bench_opts o = {.config = 0, .device = 1, .chunk = 3, .kv_window = 12, .kv_sink = 3,
+    bench_opts o = {.config = 0, .device = SK_DEV_AUTO, .chunk = 3, .kv_window = 12, .kv_sink = 3,
                     .kv_policy = 1, .chunks = 10, .warmup = 8,
                     .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0,
                     .encode_preset = "veryfast"};
@@ -918,8 +575,8 @@ int sk_cmd_bench(int argc, char **argv)
         {OPT("no-profile", SK_OPT_FLAG, &o.no_profile, NULL, "skip the per-op profile pass",
              NULL, NULL)},
         GROUP("Device and output"),
-        {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
-         .choices = "cpu|cuda"},
+        {OPT("device", SK_OPT_ENUM, &o.device, NULL, SK_CLI_DEVICE_HELP, "SK_DEVICE", NULL),
+         .choices = SK_CLI_DEVICE_CHOICES},
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation and weight dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
@@ -936,6 +593,7 @@ int sk_cmd_bench(int argc, char **argv)
     sk_cli_pos pos;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
+    sk_cli_device_resolve("sinkstream bench", &o.device);
 
     if (!o.height) o.height = o.config == 1 ? 64 : 480;
     if (!o.width) o.width = o.config == 1 ? 64 : 832;

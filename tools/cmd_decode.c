@@ -18,11 +18,13 @@
 #include "runtime/core/progress.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/sinkstream.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
+#include "tools/out_opts.h"
 #include "tools/commands.h"
 #include "vae/taehv.h"
 
-#define DEVICE_CHOICES "cpu|cuda"
+#define DEVICE_CHOICES SK_CLI_DEVICE_CHOICES
 #define VARIANT_CHOICES "auto|taew2_1|taew2_2"
 static const sk_taehv_variant k_variants[] = {SK_TAEHV_AUTO, SK_TAEHV_W2_1, SK_TAEHV_W2_2};
 
@@ -87,12 +89,14 @@ static sk_status read_4d(const char *path, const char *name, const char *what, f
 
 typedef struct {
     const char *vae, *latents, *latents_name, *rgb_out, *output, *frames_dir;
-    int chunk, device, dtype, variant, fps, crf;
+    int chunk, device, dtype, variant, fps;
+    sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y */
 } decode_opts;
 
 int sk_cmd_decode(int argc, char **argv)
 {
-    decode_opts o = {.latents_name = "latents", .chunk = 3, .fps = 16};
+    decode_opts o = {.latents_name = "latents", .chunk = 3, .fps = 16, .device = SK_DEV_AUTO,
+                     .out = SK_OUT_OPTS_INIT};
     const sk_opt opts[] = {
         SK_OPT_HEADING("Input"),
         {"vae", 0, SK_OPT_STRING, &o.vae, .help = "TAEHV checkpoint (taew2_1 / taew2_2 .safetensors)",
@@ -107,22 +111,20 @@ int sk_cmd_decode(int argc, char **argv)
         {"stream-chunk", 0, SK_OPT_INT, &o.chunk,
          .help = "latent frames per decoder step (exact at any size; 0: whole clip at once)",
          .metavar = "N", .lo = 0, .hi = 4096},
-        {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend", .env = "SK_DEVICE",
+        {"device", 0, SK_OPT_ENUM, &o.device, .help = SK_CLI_DEVICE_HELP, .env = "SK_DEVICE",
          .choices = DEVICE_CHOICES},
         {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
          .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
         {"dtype", 0, SK_OPT_ENUM, &o.dtype, .help = "the same as --vae-dtype (fp32 = f32)",
          .choices = "bf16|fp32"},
         SK_OPT_HEADING("Output (one or more)"),
-        {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov) or rtmp:// URL",
+        {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov/.webm/.ts/.gif ...) or rtmp:// URL",
          .metavar = "FILE"},
         {"frames-dir", 0, SK_OPT_STRING, &o.frames_dir, .help = "write DIR/frame_000000.png, ...",
          .metavar = "DIR"},
         {"rgb-out", 0, SK_OPT_STRING, &o.rgb_out,
          .help = "safetensors with `frames` [T, 3, H, W] float32 in [0, 1]", .metavar = "FILE"},
-        {"fps", 0, SK_OPT_INT, &o.fps, .help = "frame rate of the video", .lo = 1, .hi = 1000},
-        {"crf", 0, SK_OPT_INT, &o.crf, .help = "x264 quality (0: encoder default 23)", .lo = 0,
-         .hi = 51},
+        SK_OUT_OPTS_ENTRIES(o.out),
     };
     sk_cli cli = {"sinkstream decode", "--vae FILE --latents FILE [options]",
                   "Decode Wan latents [F, C, H, W] (normalized, as the DiT produces them) to\n"
@@ -139,12 +141,15 @@ int sk_cmd_decode(int argc, char **argv)
     if (!o.latents) return sk_cli_usage_error(&cli, "--latents FILE is required");
     if (!o.output && !o.frames_dir && !o.rgb_out)
         return sk_cli_usage_error(&cli, "no output: give -o FILE, --frames-dir DIR and/or --rgb-out FILE");
+    if ((rc = sk_out_opts_finish(&cli, &o.out, &o.fps)) >= 0) return rc;
+    if ((rc = sk_out_opts_check_overwrite(&cli, &o.out, "-o", o.output)) >= 0) return rc;
     if (o.output) {
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
             (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
-            return sk_cli_usage_error(&cli, "-o '%s': expected a .mp4/.mkv/.mov file or an rtmp:// "
-                                      "URL (use --frames-dir / --rgb-out for frames)", o.output);
+            return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/.webm/"
+                                      ".ts/.gif ...) or an rtmp:// URL (use --frames-dir / "
+                                      "--rgb-out for frames)", o.output);
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir or "
                                       "--rgb-out", o.output);
@@ -166,8 +171,9 @@ int sk_cmd_decode(int argc, char **argv)
     sk_engine_params ep = sk_engine_params_default();
     ep.vae = o.vae;
     ep.vae_variant = variants[o.variant];
-    ep.device = o.device ? "cuda" : "cpu";
-    ep.act_dtype = o.device && o.dtype == 1 ? "f32" : "auto";
+    ep.device = sk_cli_device_api_name(o.device); /* auto / cpu-ref: the engine's too */
+    sk_cli_device_resolve(prog, &o.device);
+    ep.act_dtype = o.device == SK_DEV_CUDA && o.dtype == 1 ? "f32" : "auto";
     SK_TRY_GOTO(st, sk_engine_open(&ep, &e), done);
     sk_engine_info info;
     SK_TRY_GOTO(st, sk_engine_get_info(e, &info), done);
@@ -187,8 +193,11 @@ int sk_cmd_decode(int argc, char **argv)
     sp.latent_h = ls[2];
     sp.latent_w = ls[3];
     sp.fps = o.fps;
+    sp.fps_num = o.out.fps_num;
+    sp.fps_den = o.out.fps_den;
     SK_TRY_GOTO(st, sk_session_create(e, &sp, &ses), done);
-    sk_output_opts oo = {.crf = o.crf}, po = {.kind = "png"}, ro = {.kind = "rgb"};
+    sk_output_opts oo = {0}, po = {.kind = "png"}, ro = {.kind = "rgb"};
+    sk_out_opts_to_api(&o.out, &oo);
     if (o.output) SK_TRY_GOTO(st, sk_session_attach_output(ses, o.output, &oo, NULL), done);
     if (o.frames_dir) SK_TRY_GOTO(st, sk_session_attach_output(ses, o.frames_dir, &po, NULL), done);
     if (o.rgb_out) SK_TRY_GOTO(st, sk_session_attach_output(ses, o.rgb_out, &ro, NULL), done);
@@ -228,7 +237,7 @@ typedef struct {
 
 int sk_cmd_encode(int argc, char **argv)
 {
-    encode_opts o = {.frames_name = "frames", .chunk = 12};
+    encode_opts o = {.frames_name = "frames", .chunk = 12, .device = SK_DEV_AUTO};
     const sk_opt opts[] = {
         {"vae", 0, SK_OPT_STRING, &o.vae, .help = "TAEHV checkpoint with its encoder",
          .metavar = "FILE", .env = "SK_VAE"},
@@ -243,7 +252,7 @@ int sk_cmd_encode(int argc, char **argv)
         {"stream-chunk", 0, SK_OPT_INT, &o.chunk,
          .help = "frames per encoder step (exact at any size; 0: all at once)", .metavar = "N",
          .lo = 0, .hi = 65536},
-        {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend", .env = "SK_DEVICE",
+        {"device", 0, SK_OPT_ENUM, &o.device, .help = SK_CLI_DEVICE_HELP, .env = "SK_DEVICE",
          .choices = DEVICE_CHOICES},
         {"vae-dtype", 0, SK_OPT_ENUM, &o.dtype,
          .help = "CUDA activation dtype (the CPU always computes in f32)", .choices = DTYPE_CHOICES},
@@ -274,6 +283,7 @@ int sk_cmd_encode(int argc, char **argv)
                     o.frames, (long long)fs[1]);
         goto done;
     }
+    sk_cli_device_resolve(prog, &o.device);
     SK_TRY_GOTO(st, make_backend(o.device, o.dtype, &be), done);
     sk_taehv_load_opts lo = sk_taehv_load_opts_default();
     lo.variant = k_variants[o.variant];

@@ -15,6 +15,7 @@
 #include "runtime/core/log.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/sinkstream.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
 
@@ -70,7 +71,7 @@ int sk_cmd_encode_text(int argc, char **argv)
     struct {
         const char *encoder, *tokenizer, *config, *prompt, *prompt_file, *out;
         int text_len, device, print_ids;
-    } o = {.text_len = 0, .device = 0};
+    } o = {.text_len = 0, .device = SK_DEV_AUTO};
     const sk_opt opts[] = {
         SK_OPT_HEADING("Model"),
         {"text-encoder", 0, SK_OPT_STRING, &o.encoder, .metavar = "PATH",
@@ -80,8 +81,8 @@ int sk_cmd_encode_text(int argc, char **argv)
          .help = "SentencePiece model (google/umt5-xxl/spiece.model)"},
         {"text-encoder-config", 0, SK_OPT_STRING, &o.config, .metavar = "FILE",
          .def_text = "metadata / shapes", .help = "config.json of the encoder (optional)"},
-        {"device", 0, SK_OPT_ENUM, &o.device, .help = "backend (activations f32 on both)",
-         .env = "SK_DEVICE", .choices = "cpu|cuda"},
+        {"device", 0, SK_OPT_ENUM, &o.device, .help = SK_CLI_DEVICE_HELP " (activations f32 on both)",
+         .env = "SK_DEVICE", .choices = SK_CLI_DEVICE_CHOICES},
         SK_OPT_HEADING("Prompt"),
         {"prompt", 'p', SK_OPT_STRING, &o.prompt, .metavar = "TEXT", .help = "the prompt"},
         {"prompt-file", 0, SK_OPT_STRING, &o.prompt_file, .metavar = "FILE",
@@ -92,6 +93,8 @@ int sk_cmd_encode_text(int argc, char **argv)
         SK_OPT_HEADING("Output"),
         {"out", 'o', SK_OPT_STRING, &o.out, .metavar = "FILE",
          .help = "safetensors with context [text_len, dim] f32 and ids [text_len] i32"},
+        {"output", 0, SK_OPT_STRING, &o.out, .metavar = "FILE",
+         .help = "the same as -o/--out (the name generate and decode use)"},
     };
     sk_cli cli = {"sinkstream encode-text",
                   "--text-encoder PATH --tokenizer spiece.model --prompt TEXT --out FILE",
@@ -140,7 +143,9 @@ int sk_cmd_encode_text(int argc, char **argv)
     ep.tokenizer = o.tokenizer;
     ep.text_encoder_config = o.config;
     ep.text_len = o.text_len;
-    ep.device = o.device ? "cuda" : "cpu";
+    const char *dev = sk_cli_device_api_name(o.device); /* auto / cpu-ref: the engine's too */
+    sk_cli_device_resolve("sinkstream encode-text", &o.device);
+    ep.device = dev;
     SK_TRY_GOTO(st, sk_engine_open(&ep, &e), done);
     SK_TRY_GOTO(st, sk_st_writer_create(&w), done);
     for (int i = 0; i < np; i++) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dit/config.h"
 #include "runtime/core/log.h"
@@ -25,8 +26,15 @@
 #include "runtime/output/output.h"
 #include "runtime/sinkstream.h"
 #include "sampler/schedule.h"
+#include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "tools/gen_progress_json.h"
+#include "tools/gen_speed.h"
+#include "tools/gen_timeline.h"
+#include "tools/gen_units.h"
+#include "tools/out_opts.h"
+#include "tools/run_meta.h"
 
 typedef struct {
     const char *model; /* --model DIR: files and model.json defaults (flags win) */
@@ -35,7 +43,7 @@ typedef struct {
     const char *vae, *output, *frames_dir, *rgb_out;
     const char *prompt, *text_encoder, *tokenizer, *text_encoder_config, *dump_steps;
     int text_offload; /* live prompts: free the encoder weights between encodes */
-    int fps, crf;
+    int fps; /* --fps rounded to whole frames a second ("at" times, --seconds) */
     int64_t frames, chunk, height, width, latent_h, latent_w, kv_window, kv_sink;
     sk_int_list steps;
     double shift;
@@ -45,7 +53,8 @@ typedef struct {
     double ema_alpha;
     int64_t kv_compress, kv_recent;
     int print_config;
-    int device;     /* 0 cpu, 1 cuda */
+    int device;     /* SK_DEV_*: 0 cpu, 1 cuda after sk_cli_device_resolve (auto, cpu-ref) */
+    const char *device_api; /* the engine's name for the device asked for (cpu-ref, auto) */
     int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16 */
     int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
     int no_decode, no_warp, no_overlap;
@@ -57,7 +66,26 @@ typedef struct {
     int net_timeout_ms, reconnect_max_ms;
     gen_live_opts live;
     gen_pp_opts pp; /* --gpus / --pp-stages (docs/MULTIGPU.md) */
+    const char *timeline_out; /* --timeline-out FILE (tools/gen_timeline.h) */
+    int progress;             /* --progress: 0 text, 1 json, 2 off */
+    int64_t video_frames;     /* --video-frames N (0: not given; tools/gen_units.h) */
+    sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
 } gen_opts;
+
+/* file size in GB for the "loading ..." lines (0 when it cannot be read) */
+static double gen_file_gb(const char *path)
+{
+    struct stat sb;
+    return path && stat(path, &sb) == 0 ? (double)sb.st_size / 1e9 : 0.0;
+}
+
+/* --timeline-out: the session reports each prompt as it takes effect */
+static void on_prompt_timeline(void *user, int64_t frame, const char *text, const char *label,
+                               const char *source)
+{
+    gen_timeline *tl = user;
+    if (tl->st == SK_OK) tl->st = gen_timeline_add(tl, frame, text, label, source);
+}
 
 static int readable(const char *path)
 {
@@ -185,6 +213,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_st_writer *w = NULL;
     float *lat = NULL;
     gen_prompt_list pl = {0};
+    sk_run_meta meta = {0};
+    gen_timeline tl = {0};
+    const char *tee_list[2] = {o->tee, NULL};
     sk_status st;
     int signals = 0;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
@@ -213,7 +244,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         ep.text_offload = keep_text ? o->text_offload : later_text;
     }
     ep.vae = decode ? o->vae : NULL;
-    ep.device = o->device == 1 ? "cuda" : "cpu";
+    ep.device = o->device_api;
     ep.act_dtype = act_names[o->act_dtype];
     ep.dit_dtype = wd_names[o->wdtype];
     /* the VAE overlaps the next chunk's DiT on CUDA, except with --no-overlap, live control
@@ -223,6 +254,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     ep.pp_stages = o->pp.stages;
     ep.pp_split = o->pp.split;
     ep.pp_transport = tr_names[o->pp.transport];
+    if (ep.text_encoder)
+        SK_LOGI("loading the text encoder '%s' (%.2f GB) ...", ep.text_encoder,
+                gen_file_gb(ep.text_encoder));
+    SK_LOGI("loading the DiT '%s' (%.2f GB) ...", o->dit, gen_file_gb(o->dit));
     if ((st = sk_engine_open(&ep, &e)) != SK_OK) goto fail;
     sk_engine_info info;
     sk_engine_get_info(e, &info);
@@ -249,26 +284,52 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sp.prompt_switch = pl.n > 1 || live_ctl;
     sp.decode = decode;
     sp.fps = o->fps;
+    sp.fps_num = o->out.fps_num; /* exact: 30000/1001 */
+    sp.fps_den = o->out.fps_den;
     sp.dump_steps = o->dump_steps;
+    if ((st = gen_timeline_open(&tl, o->timeline_out)) != SK_OK) goto fail;
+    if (o->timeline_out) {
+        sp.on_prompt = on_prompt_timeline;
+        sp.user = &tl;
+    }
     if ((st = sk_session_create(e, &sp, &s)) != SK_OK) goto fail;
 
     if (decode) {
         /* live (RTMP): paced to the clock by a queue worker holding two chunks of frames,
          * network calls bounded, reconnects; the --tee file gets its own worker */
-        sk_output_opts oo = {.crf = o->crf, .timeout_ms = o->net_timeout_ms,
-                             .reconnect_max_ms = o->reconnect_max_ms};
+        if (sk_run_meta_generate(&meta, &pl, o->seed, o->model, o->dit, o->steps.v, o->steps.n,
+                                 o->shift, sk_kv_policy_name((sk_kv_policy)o->kv_policy),
+                                 o->kv_sink, o->kv_window) != 0) {
+            st = SK_ERR(SK_E_OOM, "out of memory for the video's metadata");
+            goto fail;
+        }
+        sk_output_opts oo = {.timeout_ms = o->net_timeout_ms,
+                             .reconnect_max_ms = o->reconnect_max_ms, .metadata = meta.kv};
+        sk_out_opts_to_api(&o->out, &oo);
+        /* --tee next to a file: the same packets through libavformat's tee muxer (one
+         * encode); next to RTMP: a sink of its own, so the stream can reconnect */
+        sk_output_kind ok = SK_OUTPUT_AUTO;
+        const int tee_muxed = o->tee && o->output &&
+                              sk_output_detect_kind(o->output, &ok) == SK_OK &&
+                              ok == SK_OUTPUT_VIDEO_FILE;
+        if (tee_muxed) oo.tee = tee_list;
         if (o->output && (st = sk_session_attach_output(s, o->output, &oo, NULL)) != SK_OK)
             goto fail;
-        sk_output_opts to = {.kind = "video", .crf = o->crf, .queue_frames = (int)(8 * chunk + 4)};
-        if (o->tee && (st = sk_session_attach_output(s, o->tee, &to, NULL)) != SK_OK) goto fail;
-        sk_output_opts po = {.kind = "png", .crf = o->crf}, ro = {.kind = "rgb", .crf = o->crf};
+        sk_output_opts to = oo;
+        to.kind = "video";
+        to.tee = NULL;
+        to.timeout_ms = to.reconnect_max_ms = 0;
+        to.queue_frames = (int)(8 * chunk + 4);
+        if (o->tee && !tee_muxed && (st = sk_session_attach_output(s, o->tee, &to, NULL)) != SK_OK)
+            goto fail;
+        sk_output_opts po = {.kind = "png", .metadata = meta.kv}, ro = {.kind = "rgb"};
         if (o->frames_dir && (st = sk_session_attach_output(s, o->frames_dir, &po, NULL)) != SK_OK)
             goto fail;
         if (o->rgb_out && (st = sk_session_attach_output(s, o->rgb_out, &ro, NULL)) != SK_OK)
             goto fail;
         const int64_t vh = 8 * o->latent_h, vw = 8 * o->latent_w;
-        SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %d fps", o->vae, (long long)vw,
-                (long long)vh, o->fps);
+        SK_LOGI("decode: TAEHV '%s' -> %lldx%lld frames at %s fps", o->vae, (long long)vw,
+                (long long)vh, o->out.fps);
     }
     if (live_ctl) {
         sk_control_opts co = {.control_stdin = o->live.control_stdin,
@@ -282,6 +343,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     }
     /* the starting prompt now (its errors before the first chunk); the rest of the schedule
      * deferred: checked, read or encoded by the session when due (issue 15 #6) */
+    if (pl.v[0].text) SK_LOGI("encoding the starting prompt ...");
     for (int i = 0; i < pl.n; i++) {
         gen_prompt *p = &pl.v[i];
         if (i == 0) {
@@ -319,11 +381,16 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             (long long)o->kv_window, (long long)o->kv_sink,
             o->noise_file ? o->noise_file : "philox");
     sk_progress pr;
-    sk_progress_start(&pr, "latent frames", o->frames);
+    sk_progress_start(&pr, "video frames", gen_video_frames_of(o->frames));
     pr.log_every_s = o->frames > 0 ? 0 : 5; /* one line per chunk when not on a terminal */
+    if (o->progress) pr.quiet = 1; /* json: gen_progress_json instead; off: nothing */
+    const double rate = (double)o->out.fps_num / o->out.fps_den;
+    gen_speed spd = {0};
+    sk_session_status ss;
     while (!sk_session_done(s)) {
         sk_step_info si;
         if ((st = sk_session_step(s, &si)) != SK_OK) goto fail;
+        if (tl.st != SK_OK) { st = tl.st; goto fail; }
         if (!si.n_frames) continue;
         if (lat) {
             const float *l;
@@ -331,13 +398,19 @@ static int run(const gen_opts *o, const sk_schedule *sched)
             if ((st = sk_session_latents(s, &l, &n, &f0)) != SK_OK) goto fail;
             memcpy(lat + f0 * E, l, (size_t)(n * E) * sizeof *l);
         }
-        sk_progress_update(&pr, si.first_frame + si.n_frames);
+        const int64_t done_latent = si.first_frame + si.n_frames;
+        sk_progress_update(&pr, gen_video_frames_of(done_latent));
+        sk_session_get_status(s, &ss);
+        if (o->progress == 1)
+            gen_progress_json(ss.chunks - 1, done_latent, o->frames, ss.elapsed_s, rate, &ss, 0);
+        gen_speed_check(&spd, done_latent, ss.elapsed_s, rate, o->frames, o->device == 1);
     }
     if ((st = sk_session_finish(s, NULL)) != SK_OK) goto fail;
     sk_progress_finish(&pr);
-    sk_session_status ss;
     sk_session_get_status(s, &ss);
     const int64_t made = ss.next_frame;
+    if (o->progress == 1)
+        gen_progress_json(ss.chunks, made, o->frames, ss.elapsed_s, rate, &ss, 1);
     {
         double dt = sk_progress_now() - pr.t_start;
         int64_t vf = made > 0 ? 4 * made - 3 : 0; /* video frames the Wan VAE makes of F latents */
@@ -355,6 +428,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         SK_LOGI("wrote latents [%lld, %lld, %lld, %lld] to '%s'", (long long)made,
                 (long long)C, (long long)o->latent_h, (long long)o->latent_w, o->latents_out);
     }
+    if ((st = gen_timeline_close(&tl)) != SK_OK) goto fail;
     rc = 0;
     goto done;
 fail:
@@ -368,6 +442,8 @@ done:
     sk_st_writer_free(&w);
     sk_st_close(&emb);
     gen_prompt_list_free(&pl);
+    sk_run_meta_free(&meta);
+    (void)gen_timeline_close(&tl);
     free(lat);
     return rc;
 }
@@ -605,7 +681,8 @@ static int live_usage(const sk_cli *cli, gen_opts *o)
         if (!o->output)
             return sk_cli_usage_error(cli, "--tee FILE writes the -o video a second time; give -o");
         if (sk_output_detect_kind(o->tee, &k) != SK_OK || k != SK_OUTPUT_VIDEO_FILE)
-            return sk_cli_usage_error(cli, "--tee '%s': expected a .mp4/.mkv/.mov file", o->tee);
+            return sk_cli_usage_error(cli, "--tee '%s': expected a video file (.mp4/.mkv/.mov/"
+                                           ".webm/.ts ...)", o->tee);
     }
     return -1;
 }
@@ -624,7 +701,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
                   .reconnect_max_ms = 8000, .frames = 21, .chunk = 3, .height = 480, .width = 832,
                   .kv_window = -1, .kv_sink = -1, .steps = {4, {1000, 750, 500, 250}},
                   .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1},
-                  .ema_alpha = 0.999, .kv_recent = 4};
+                  .ema_alpha = 0.999, .kv_recent = 4, .device = SK_DEV_AUTO,
+                  .out = SK_OUT_OPTS_INIT};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -669,10 +747,14 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("recache-sink", SK_OPT_FLAG, &o.recache_sink, NULL, "re-encode the sink frames too "
              "(default: the sink keeps its old-prompt K/V)", NULL, NULL)},
         GROUP("Video"),
-        {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "latent frames to generate", NULL, "N"),
+        {OPT("frames", SK_OPT_INT64, &o.frames, NULL, "LATENT frames to generate (the video "
+             "gets 4N-3 frames); or give --video-frames / --seconds", NULL, "N"),
          .short_name = 'f', .lo = 1, .hi = 1 << 20},
+        {OPT("video-frames", SK_OPT_INT64, &o.video_frames, "from --frames", "video frames to "
+             "generate (rounded up to whole latent frames: 4N-3)", NULL, "N"),
+         .lo = 1, .hi = 4 << 20},
         {OPT("seconds", SK_OPT_DOUBLE, &o.seconds, "from --frames", "video length in seconds "
-             "at --fps (replaces --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
+             "at --fps (instead of --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
          .lo = 0, .hi = 1e7},
         {OPT("height", SK_OPT_INT64, &o.height, NULL, "height in pixels (multiple of 16)", NULL,
              "PX"), .lo = 16, .hi = 16384},
@@ -691,8 +773,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
          .lo = 0.01, .hi = 1000},
         {OPT("no-warp", SK_OPT_FLAG, &o.no_warp, NULL, "use --steps as raw timesteps (no warp)",
              NULL, NULL)},
-        {OPT("seed", SK_OPT_INT64, &o.seed, NULL, "noise seed (Philox; ignored with --noise-file)",
-             "SK_SEED", "N")},
+        {OPT("seed", SK_OPT_INT64, &o.seed, NULL, "noise seed (Philox; ignored with --noise-file); "
+             "-1: a random one, printed and stored in the video's metadata", "SK_SEED", "N"),
+         .lo = -1, .hi = 9.2e18},
         {OPT("noise-file", SK_OPT_STRING, &o.noise_file, NULL, "reference noise: 'noise' "
              "[F,C,H,W] and 'renoise.{chunk}.{step}'", NULL, "FILE")},
         GROUP("KV cache"),
@@ -725,23 +808,27 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         GROUP("Output"),
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
-        {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov) or rtmp:// URL "
-             "(decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
+        {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov/.webm/.ts/.gif, any "
+             "container FFmpeg muxes) or rtmp:// URL (decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
         {OPT("frames-dir", SK_OPT_STRING, &o.frames_dir, NULL, "write decoded frames as "
              "DIR/frame_000000.png, ...", NULL, "DIR")},
         {OPT("rgb-out", SK_OPT_STRING, &o.rgb_out, NULL, "write decoded frames as `frames` "
              "[T, 3, H, W] f32 in [0, 1]", NULL, "FILE")},
         {OPT("vae", SK_OPT_STRING, &o.vae, NULL, "TAEHV decoder (taew2_1 / taew2_2 .safetensors)",
              "SK_VAE", "FILE")},
-        {OPT("fps", SK_OPT_INT, &o.fps, NULL, "frame rate of the video", NULL, "N"), .lo = 1,
-         .hi = 1000},
-        {OPT("crf", SK_OPT_INT, &o.crf, NULL, "x264 quality (0: encoder default 23)", NULL, "N"),
-         .lo = 0, .hi = 51},
+        SK_OUT_OPTS_ENTRIES(o.out),
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
         {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
              "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
-        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file (.mp4/.mkv/"
-             ".mov), e.g. next to an rtmp:// stream", NULL, "FILE")},
+        {OPT("progress", SK_OPT_ENUM, &o.progress, NULL, "progress on stderr: text (a line, "
+             "video frames and fps), json (a JSON object a chunk: chunk, frames, fps, "
+             "realtime, lag, memory) or off", NULL, NULL), .choices = "text|json|off"},
+        {OPT("timeline-out", SK_OPT_STRING, &o.timeline_out, NULL, "save the prompt timeline "
+             "as applied (JSON lines in the --prompts format, latent frame and wall time): "
+             "--prompts FILE replays the run", NULL, "FILE")},
+        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file: the same "
+             "packets through FFmpeg's tee muxer when -o is a file, a sink of its own next to an "
+             "rtmp:// stream", NULL, "FILE")},
         {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
              "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
         {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
@@ -762,8 +849,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("start-paused", SK_OPT_FLAG, &o.live.start_paused, NULL, "wait for resume/step "
              "before the first chunk", NULL, NULL)},
         GROUP("Device"),
-        {OPT("device", SK_OPT_ENUM, &o.device, NULL, "backend", "SK_DEVICE", NULL),
-         .choices = "cpu|cuda"},
+        {OPT("device", SK_OPT_ENUM, &o.device, NULL, SK_CLI_DEVICE_HELP, "SK_DEVICE", NULL),
+         .choices = SK_CLI_DEVICE_CHOICES},
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
@@ -809,9 +896,19 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     }
 
     int st_;
+    if ((st_ = sk_out_opts_finish(&cli, &o.out, &o.fps)) >= 0) return st_;
+    if (!o.print_config && ((st_ = sk_out_opts_check_overwrite(&cli, &o.out, "-o", o.output)) >= 0 ||
+                            (st_ = sk_out_opts_check_overwrite(&cli, &o.out, "--tee", o.tee)) >= 0))
+        return st_;
+    if (o.seed == -1) {
+        o.seed = sk_random_seed();
+        SK_LOGI("seed %lld (random, --seed -1; --seed %lld repeats this run)", (long long)o.seed,
+                (long long)o.seed);
+    }
     /* validate everything before loading weights */
     if (!o.dit) return sk_cli_usage_error(&cli, "give --model DIR (a converted model) or --dit FILE");
-    if (!o.text_embeds && !o.prompt && !o.prompts)
+    /* --print-config loads nothing: it needs no prompt and no output */
+    if (!o.print_config && !o.text_embeds && !o.prompt && !o.prompts)
         return sk_cli_usage_error(&cli, "give --prompt TEXT (with --text-encoder FILE), "
                                         "--text-embeds FILE or --prompts FILE");
     if (o.prompt && !o.text_encoder)
@@ -830,7 +927,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         return sk_cli_usage_error(&cli, "--no-decode with -o/--frames-dir/--rgb-out: nothing "
                                         "would be written there");
     /* --no-decode without --latents-out is allowed: a timing run that writes nothing */
-    if (!o.latents_out && !video_out && !o.no_decode)
+    if (!o.print_config && !o.latents_out && !video_out && !o.no_decode)
         return sk_cli_usage_error(&cli, "no output: give -o FILE, --frames-dir DIR, --rgb-out FILE "
                                         "(with --vae) and/or --latents-out FILE (or --no-decode "
                                         "for a run that writes nothing)");
@@ -843,8 +940,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
             (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
-            return sk_cli_usage_error(&cli, "-o '%s': expected a .mp4/.mkv/.mov file or an "
-                                            "rtmp:// URL", o.output);
+            return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/"
+                                            ".webm/.ts/.gif ...) or an rtmp:// URL", o.output);
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir "
                                             "or --rgb-out", o.output);
@@ -860,9 +957,23 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     if (o.latent_h % 2 || o.latent_w % 2 || o.latent_h < 2 || o.latent_w < 2)
         return sk_cli_usage_error(&cli, "latent size %lldx%lld must be even (the DiT's 2x2 patch)",
                                   (long long)o.latent_h, (long long)o.latent_w);
+    {
+        const int nf = gen_argv_has(argc, argv, "frames", 'f'),
+                  nv = gen_argv_has(argc, argv, "video-frames", 0),
+                  ns = gen_argv_has(argc, argv, "seconds", 0);
+        if (nf + nv + ns > 1)
+            return sk_cli_usage_error(&cli, "give one of --frames (latent frames), --video-frames "
+                                            "and --seconds: they set the same length");
+        if (o.video_frames > 0) {
+            o.frames = gen_latent_for_video(o.video_frames);
+            o.seconds = -1;
+        }
+    }
     if ((st_ = live_usage(&cli, &o)) >= 0) return st_;
     int64_t chunk = o.frames > 0 && o.frames < o.chunk ? o.frames : o.chunk;
     if ((st_ = kv_usage(&cli, &o, chunk)) >= 0) return st_;
+    o.device_api = sk_cli_device_api_name(o.device); /* auto / cpu-ref: the engine's too */
+    sk_cli_device_resolve("sinkstream generate", &o.device);
     if (gen_pp_enabled(&o.pp) || o.pp.split || o.pp.transport) {
         char buf[256];
         const char *e = gen_pp_usage(&o.pp, o.device == 1, buf, sizeof buf);

@@ -108,14 +108,15 @@ static void on_stop_signal(int sig) { (void)sig; } /* never runs: the signals ar
 
 int sk_cmd_serve(int argc, char **argv)
 {
-    serve_opts o = {.host = "127.0.0.1", .port = 8080, .device = "cpu", .max_sessions = 4,
+    serve_opts o = {.host = "127.0.0.1", .port = 8080, .device = "auto", .max_sessions = 4,
                     .max_connections = 64, .record_dir = "recordings", .max_body = 65536,
                     .max_prompt = 4096};
     const sk_opt opts[] = {
         SK_OPT_HEADING("Model"),
         {"model", 'm', SK_OPT_STRING, &o.model, .help = "model directory (model.json; "
          "docs/MODELS.md); tests/fixtures/tiny_model is a tiny one", .metavar = "DIR"},
-        {"device", 0, SK_OPT_STRING, &o.device, .help = "cpu, cuda or cuda:N", .env = "SK_DEVICE"},
+        {"device", 0, SK_OPT_STRING, &o.device, .help = "auto (cuda when built with it and a GPU is present, else cpu), cpu (OpenBLAS + "
+         "threads), cpu-ref (the reference loops), cuda or cuda:N", .env = "SK_DEVICE"},
         SK_OPT_HEADING("Server"),
         {"host", 0, SK_OPT_STRING, &o.host, .help = "address to listen on; anything but "
          "loopback needs --token", .metavar = "ADDR"},

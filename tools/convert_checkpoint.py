@@ -66,8 +66,15 @@ import zipfile
 try:
     import torch
 except ImportError:  # the message a user without torch needs
-    sys.exit("convert_checkpoint.py needs PyTorch (Debian: apt-get install python3-torch; "
-             "or pip install torch)")
+    import shutil as _sh
+    _other = [p for p in ("/usr/bin/python3", _sh.which("python3")) if p and
+              os.path.realpath(p) != os.path.realpath(sys.executable)]
+    sys.exit(f"convert_checkpoint.py needs PyTorch (for the LoRA merges and dtype casts), which "
+             f"this python ({sys.executable}) lacks: install it there (pip install torch) or run "
+             f"the script with a python3 that has it"
+             + (f", e.g. {_other[0]} tools/convert_checkpoint.py ..." if _other else "")
+             + " (Debian: apt-get install python3-torch). A single .pth state dict converts "
+             "without PyTorch: tools/pth_to_safetensors.py needs only numpy.")
 
 VERSION = "1"
 FAMILIES = ("self-forcing", "longlive", "reward-forcing", "rolling-forcing", "demo")

@@ -10,6 +10,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       # PyTorch; Debian has no python3-safetensors (the converter writes safetensors itself);
       # sentencepiece checks the tokenizer (python3-sentencepiece) and trains fixtures (spm_train)
       python3-torch python3-numpy python3-sentencepiece sentencepiece
+      # the fast CPU backend's sgemm (runtime/cpu/cpu_fast_gemm.c)
+      libopenblas-dev
       # tests/python/test_binding.py: pip install ./tools/python (ctypes binding, no compiler)
       python3-pip python3-setuptools python3-wheel
       # tests/serve_browser.py: the web page of `sinkstream serve` in headless Chromium

@@ -3,28 +3,65 @@
 
 sinkstream reads safetensors only. Wan ships its text encoder as a pickled
 state dict (models_t5_umt5-xxl-enc-bf16.pth); this writes the same tensors,
-same names, same dtypes, into a .safetensors file sinkstream can map:
+same names, same dtypes (bf16 bit for bit), into a .safetensors file
+sinkstream can map:
 
     python3 tools/pth_to_safetensors.py models_t5_umt5-xxl-enc-bf16.pth umt5-xxl-enc-bf16.safetensors
 
-Needs only torch (no `safetensors` package). --key picks a nested dict
-(e.g. --key generator_ema for Self-Forcing checkpoints). Tensors are written
-contiguous, largest element size first, so every tensor is naturally aligned
-(sinkstream's CPU backend then uses them in place). Peak memory is about one
-copy of the checkpoint.
+Needs only numpy (Debian python3-numpy, or pip install numpy): torch.save's
+zip checkpoints are read by tools/torchzip.py's allow-list unpickler (nothing
+in the file is ever run). Only pre-1.6 non-zip pickles need PyTorch; the
+script says so. Any python3 with numpy works (pyenv, conda, a venv, or
+Debian's /usr/bin/python3). --key picks a nested dict (e.g. --key
+generator_ema for Self-Forcing checkpoints).
 """
 import argparse
-import json
-import struct
+import os
 import sys
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import numpy  # noqa: F401
+except ImportError:
+    sys.exit(f"pth_to_safetensors.py: this python ({sys.executable}) has no numpy; install it "
+             f"(pip install numpy, or apt-get install python3-numpy and run /usr/bin/python3)")
+import torchzip  # noqa: E402
 
-DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-          torch.float64: "F64", torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8",
-          torch.int8: "I8", torch.bool: "BOOL"}
-if hasattr(torch, "float8_e4m3fn"):
-    DTYPES[torch.float8_e4m3fn] = "F8_E4M3"
+
+def _from_torch(v):
+    """A torch tensor as a torchzip.Tensor (bf16 kept as its bit patterns)."""
+    import torch
+    v = v.detach().contiguous()
+    if v.dtype == torch.bfloat16:
+        return torchzip.Tensor(v.view(torch.int16).numpy().view("uint16"), "BF16")
+    names = {torch.float32: "F32", torch.float16: "F16", torch.float64: "F64",
+             torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+             torch.uint8: "U8", torch.bool: "BOOL"}
+    if v.dtype not in names:
+        raise torchzip.Refused(f"a tensor of dtype {v.dtype} cannot be stored in safetensors")
+    return torchzip.Tensor(v.numpy(), names[v.dtype])
+
+
+def load_any(path):
+    """torchzip for zip checkpoints; PyTorch (when this python has it) for old pickles."""
+    try:
+        return torchzip.load(path)
+    except torchzip.Refused as e:
+        if "pre-1.6" not in str(e):
+            raise
+        try:
+            import torch
+        except ImportError:
+            raise e from None
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+
+    def conv(o):
+        if isinstance(o, torch.Tensor):
+            return _from_torch(o)
+        if isinstance(o, dict):
+            return {k: conv(v) for k, v in o.items()}
+        return o
+    return conv(obj)
 
 
 def main():
@@ -33,37 +70,28 @@ def main():
     ap.add_argument("dst")
     ap.add_argument("--key", help="take this entry of the loaded dict as the state dict")
     a = ap.parse_args()
-
-    sd = torch.load(a.src, map_location="cpu")
+    try:
+        sd = load_any(a.src)
+    except (torchzip.Refused, OSError) as e:
+        sys.exit(f"pth_to_safetensors.py: {e}")
     if a.key:
+        if not isinstance(sd, dict) or a.key not in sd:
+            keys = ", ".join(list(sd)[:8]) if isinstance(sd, dict) else type(sd).__name__
+            sys.exit(f"pth_to_safetensors.py: '{a.src}' has no entry '{a.key}' (top level: {keys})")
         sd = sd[a.key]
     if not isinstance(sd, dict):
-        sys.exit(f"{a.src}: not a state dict (got {type(sd).__name__}); try --key")
-    items = []
+        sys.exit(f"pth_to_safetensors.py: '{a.src}' is not a state dict (got "
+                 f"{type(sd).__name__}); try --key")
     for name, t in sd.items():
-        if not isinstance(t, torch.Tensor):
-            sys.exit(f"{a.src}: entry '{name}' is {type(t).__name__}, not a tensor; try --key "
-                     f"(top-level keys: {', '.join(list(sd)[:8])})")
-        if t.dtype not in DTYPES:
-            sys.exit(f"{a.src}: tensor '{name}' has dtype {t.dtype}, not storable in safetensors")
-        items.append((name, t.detach().contiguous()))
-    items.sort(key=lambda it: -it[1].element_size())
-
-    header, off = {"__metadata__": {"format": "pt", "source": a.src.split("/")[-1]}}, 0
-    for name, t in items:
-        n = t.numel() * t.element_size()
-        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [off, off + n]}
-        off += n
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(a.dst, "wb") as fp:
-        fp.write(struct.pack("<Q", len(h)))
-        fp.write(h)
-        for _, t in items:
-            # raw bytes of any dtype (numpy has no bf16): view as bytes
-            fp.write(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    print(f"{a.dst}: {len(items)} tensors, {off / 2**30:.2f} GiB")
+        if not isinstance(t, torchzip.Tensor):
+            sys.exit(f"pth_to_safetensors.py: '{a.src}': entry '{name}' is {type(t).__name__}, "
+                     f"not a tensor; try --key (top-level keys: {', '.join(list(sd)[:8])})")
+    try:
+        n = torchzip.write_safetensors(a.dst, sd, {"format": "pt",
+                                                   "source": os.path.basename(a.src)})
+    except OSError as e:
+        sys.exit(f"pth_to_safetensors.py: cannot write '{a.dst}': {e}")
+    print(f"{a.dst}: {len(sd)} tensors, {n / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 #
 # For real checkpoints see docs/MODELS.md (`sinkstream generate --model DIR`).
 #   OUT=path      output file (default out/quickstart.mp4)
-#   DEVICE=cuda   run on the GPU (needs a CUDA build and a GPU)
+#   DEVICE=cpu    force the CPU (default auto: the GPU when built with CUDA and one is present)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install_deps.sh
@@ -27,7 +27,7 @@ echo "== generate $out"
   --prompt "a cat surfing a wave at sunset" \
   --vae $fx/taehv/taehv_tiny_21.safetensors \
   --frames 21 --height 128 --width 192 --fps 16 \
-  --device "${DEVICE:-cpu}" -o "$out"
+  --device "${DEVICE:-auto}" -o "$out" -y
 
 if command -v ffprobe >/dev/null 2>&1; then
   ffprobe -v error -count_frames -select_streams v:0 \

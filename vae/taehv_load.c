@@ -419,7 +419,7 @@ sk_status sk_taehv_load_st(sk_backend *be, const sk_st_file *f, const sk_taehv_l
         return st;
     }
     char d[160];
-    SK_LOGI("taehv: %s: %s", f->path, sk_taehv_describe(m, d, sizeof d));
+    SK_LOGD("taehv: %s: %s", f->path, sk_taehv_describe(m, d, sizeof d));
     *out = m;
     return SK_OK;
 }

@@ -49,6 +49,10 @@ char *sk_log_escape(char *dst, unsigned long cap, const char *src)
     return dst;
 }
 
+static int g_libav_verbose;
+void sk_log_set_libav_verbose(int on) { g_libav_verbose = on; }
+int sk_log_libav_verbose(void) { return g_libav_verbose; }
+
 void sk_log(sk_log_level lvl, const char *fmt, ...)
 {
     if ((int)lvl > (int)sk_log_get_level()) return;

@@ -13,6 +13,10 @@ void sk_log_set_level(sk_log_level lvl);
 sk_log_level sk_log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -1 if unknown. */
 int sk_log_parse_level(const char *s);
+/* -vv: FFmpeg's own verbose lines too (runtime/output routes libav's log
+ * through sk_log; by default only its warnings and errors) */
+void sk_log_set_libav_verbose(int on);
+int sk_log_libav_verbose(void);
 void sk_log(sk_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Copies src into dst (cap bytes, NUL-terminated, truncated) with every

@@ -7,6 +7,7 @@
 #include "runtime/core/log.h"
 #include "runtime/engine/device.h"
 #include "runtime/engine/engine_impl.h"
+#include "runtime/engine/random_model.h"
 
 #ifndef SK_VERSION
 #define SK_VERSION "0.1.0"
@@ -120,12 +121,28 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
         if (!p.tokenizer) p.tokenizer = e->md->tokenizer;
         if (!p.vae) p.vae = e->md->vae;
     }
-    SK_CHECK(p.dit || p.text_encoder || p.vae, SK_E_INVALID_ARG, "engine: no model: set "
-             "model_dir (a converted model directory), or dit, text_encoder and/or vae files");
+    if (p.random_model) {
+        SK_CHECK(!p.model_dir && !p.dit && !p.dit_config, SK_E_INVALID_ARG, "engine: "
+                 "random_model '%s' makes the DiT: leave model_dir, dit and dit_config unset",
+                 p.random_model);
+        SK_CHECK(!(p.random_vae && p.vae), SK_E_INVALID_ARG, "engine: random_vae and vae '%s' "
+                 "both give a decoder: set one", p.vae);
+        sk_dit_config rc;
+        SK_TRY(sk_random_model_config(p.random_model, &rc)); /* a bad name fails before loading */
+    } else {
+        SK_CHECK(!p.random_vae, SK_E_INVALID_ARG, "engine: random_vae needs random_model");
+    }
+    const int has_dit = p.dit || p.random_model, has_vae = p.vae || p.random_vae;
+    SK_CHECK(has_dit || p.text_encoder || has_vae, SK_E_INVALID_ARG, "engine: no model: set "
+             "model_dir (a converted model directory), or dit, text_encoder and/or vae files "
+             "(or random_model)");
     const char *dev = p.device && *p.device ? p.device : "cpu";
-    e->cuda = !strncmp(dev, "cuda", 4);
-    SK_CHECK(e->cuda || !strcmp(dev, "cpu"), SK_E_INVALID_ARG,
-             "engine: device '%s': expected cpu, cuda or cuda:N", dev);
+    if (!strcmp(dev, "auto")) dev = sk_device_auto(); /* cuda when built with it and a GPU is
+                                                         present, else cpu */
+    e->cuda = strstr(dev, "cuda") == dev; /* "cuda", "cuda:N" */
+    const int cpu_ref = !strcmp(dev, "cpu-ref"); /* the reference loops (the op tests' oracle) */
+    SK_CHECK(e->cuda || cpu_ref || !strcmp(dev, "cpu"), SK_E_INVALID_ARG,
+             "engine: device '%s': expected auto, cpu, cpu-ref, cuda or cuda:N", dev);
     static const char *const acts[] = {"auto", "f32", "bf16", "fp32"};
     const int a = pick(p.act_dtype, acts, 4, 0);
     SK_CHECK(a >= 0, SK_E_INVALID_ARG, "engine: act_dtype '%s': expected auto, f32 or bf16",
@@ -145,7 +162,7 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
              "nccl", p.pp_transport);
     if (p.pp_split && !(e->pp_split = strdup(p.pp_split))) return SK_ERR(SK_E_OOM, "engine: OOM");
     e->pp = (gen_pp_opts){.gpus = p.gpus > 0 ? p.gpus : 1, .stages = p.pp_stages,
-                          .split = e->pp_split, .transport = tr};
+                          .split = e->pp_split, .transport = tr, .cpu_ref = cpu_ref};
     e->pipelined = gen_pp_enabled(&e->pp);
     if (e->pipelined || e->pp.split || e->pp.transport) {
         char buf[256];
@@ -157,21 +174,28 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
                                                              sizeof devname) : dev;
     snprintf(e->device, sizeof e->device, "%s", main_dev);
     if (p.dit && !(e->dit_path = strdup(p.dit))) return SK_ERR(SK_E_OOM, "engine: OOM");
-    SK_CHECK(p.dit || !e->pipelined, SK_E_INVALID_ARG, "engine: pipeline stages need a DiT");
+    SK_CHECK(p.dit || !e->pipelined, SK_E_INVALID_ARG, "engine: pipeline stages need a DiT "
+             "file%s", p.random_model ? " (random_model is not split over stages)" : "");
 
     /* the text encoder first: f32 activations on its own backend (it runs once per
      * prompt, as Self-Forcing runs it) */
     if (p.text_encoder) {
-        SK_TRY(sk_backend_create(e->cuda ? "cuda" : "cpu", SK_DTYPE_F32, &e->text.be));
+        SK_TRY(sk_backend_create(e->cuda ? "cuda" : cpu_ref ? "cpu-ref" : "cpu", SK_DTYPE_F32,
+                                 &e->text.be));
         sk_text_opts to = {.encoder_path = p.text_encoder, .tokenizer_path = p.tokenizer,
                            .config_path = p.text_encoder_config, .offload = p.text_offload,
                            .text_len = p.text_len};
         SK_TRY(sk_text_encoder_create(e->text.be, &to, &e->text.te));
     }
-    if (!p.dit && !p.vae) return SK_OK; /* a text-only engine */
+    if (!has_dit && !has_vae) return SK_OK; /* a text-only engine */
     SK_TRY(sk_backend_create(main_dev, e->act, &e->be));
     e->serialize_steps = strcmp(e->be->name, "cpu") != 0;
-    if (p.dit) {
+    sk_engine_sample_memory(e); /* before the models: what others use */
+    e->mem_free_at_open = e->mem_min_free;
+    if (p.random_model) {
+        SK_TRY(sk_random_model_dit(p.random_model, e->be, e->wdtype == SK_DIT_WDTYPE_AS_STORED
+                                   ? e->act : e->wdtype, p.random_seed, &e->m));
+    } else if (p.dit) {
         sk_dit_config cfg, *cfgp = NULL;
         if (p.dit_config) {
             SK_TRY(sk_dit_config_from_file(p.dit_config, &cfg));
@@ -182,11 +206,16 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
         SK_TRY(sk_dit_load_blocks(p.dit, cfgp, e->be, e->wdtype, 0, e->pipelined ? 0 : -1,
                                   &e->m));
     }
-    if (p.vae) {
+    if (p.random_vae) {
+        if (p.vae_overlap && sk_vae_pipe_want_overlap(e->be))
+            SK_TRY(sk_vae_pipe_backend_create(e->be, &e->vae_be));
+        SK_TRY(sk_random_model_vae(e->vae_be ? e->vae_be : e->be, (int)e->m->cfg.out_dim,
+                                   p.random_seed + 1, &e->vae));
+    } else if (p.vae) {
         /* on CUDA the VAE gets its own stream on the DiT's device and decodes chunk c while
          * the DiT makes c+1 (runtime/stream/vae_pipe.h); without a DiT there is nothing to
          * overlap */
-        if (p.dit && p.vae_overlap && !e->pipelined && sk_vae_pipe_want_overlap(e->be))
+        if (has_dit && p.vae_overlap && !e->pipelined && sk_vae_pipe_want_overlap(e->be))
             SK_TRY(sk_vae_pipe_backend_create(e->be, &e->vae_be));
         sk_taehv_load_opts lo = sk_taehv_load_opts_default();
         if (p.vae_variant && *p.vae_variant &&
@@ -267,6 +296,12 @@ sk_status sk_engine_get_info(const sk_engine *e, sk_engine_info *out)
     snprintf(out->device, sizeof out->device, "%s", e->device);
     snprintf(out->act_dtype, sizeof out->act_dtype, "%s", sk_dtype_name(e->act));
     if (e->md) snprintf(out->family, sizeof out->family, "%s", e->md->family);
+    if (e->m) {
+        out->in_channels = e->m->cfg.in_dim;
+        out->ffn_dim = e->m->cfg.ffn_dim;
+        out->freq_dim = e->m->cfg.freq_dim;
+        out->weights_bytes = (int64_t)e->m->weight_bytes;
+    }
     return SK_OK;
 }
 

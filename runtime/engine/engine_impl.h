@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "cuda/sk_cuda.h"
 #include "dit/model.h"
 #include "runtime/core/backend.h"
 #include "runtime/core/status.h"
@@ -46,6 +47,8 @@ struct sk_engine {
     int pipelined;
     sk_model_dir *md;
     char device[32];
+    /* device memory samples (engine_stats.c), under mu */
+    size_t mem_min_free, mem_free_at_open, mem_total;
 };
 
 /* A prompt waiting for its chunk boundary. */
@@ -66,6 +69,30 @@ typedef struct {
 } sk_session_output;
 
 #define SK_SESSION_MAX_OUTPUTS 8
+
+/* Session params stats: chunk times, latent hashes, allocation counts, the op profile
+ * (session_stats.c). */
+
+typedef struct {
+    int events;                /* chunk times from CUDA events (decided at the first chunk) */
+    int decided;
+    int64_t n, cap;            /* chunks timed; room in ms/hash */
+    double *ms;
+    uint64_t *hash;
+    double t0;
+    sk_cuda_timer *tm, *tv;    /* chunk start/end marks; VAE-stream marks (overlap) */
+    sk_tensor ring;            /* copies of the last R chunks' x0, hashed when full */
+    int R, held;
+    int64_t *ring_rows;        /* [R] rows of each copy */
+    void *x0_host;
+    uint64_t a0, v0, m0;       /* allocation counters at the start of the chunk work */
+    uint64_t allocs, mallocs;
+    int profiling;             /* an op profile is running (this chunk) */
+    sk_op_time *ops;
+    int n_ops;
+    double prof_ms;
+    int64_t prof_chunk;
+} sk_session_meter;
 
 struct sk_session {
     sk_engine *e;
@@ -115,8 +142,10 @@ struct sk_session {
     sk_status dump_st;
     /* state */
     int64_t chunks;
+    double t_first;            /* sk_progress_now() when the first step began (0: none yet) */
     int stopped, finished, broken;
     sk_session_status snap;    /* for sk_session_get_status (under q_mu) */
+    sk_session_meter *meter;   /* session params stats; NULL without */
 };
 
 /* Handle registry: a stale or foreign pointer is reported, never dereferenced. */
@@ -145,5 +174,18 @@ sk_status sk_engine_prompt_from_text(sk_engine *e, const char *text, int64_t fra
 sk_status sk_session_emit_frames(sk_session *s, const float *rgb, int64_t n);
 sk_status sk_session_close_outputs(sk_session *s);
 const sk_output *sk_session_first_output(const sk_session *s);
+
+/* session_stats.c: the meter around a chunk's work (no-ops without stats). */
+sk_status sk_meter_create(sk_session *s);
+void sk_meter_free(sk_session *s);
+sk_status sk_meter_chunk_begin(sk_session *s);
+void sk_meter_phase(sk_session *s, const char *phase); /* "vae", "encode" */
+void sk_meter_after_decode(sk_session *s);
+sk_status sk_meter_chunk_end(sk_session *s, const sk_tensor *x0);
+void sk_meter_step_failed(sk_session *s);              /* ends a running profile */
+void sk_meter_alloc_begin(sk_session *s);              /* around finish's decoder flush */
+void sk_meter_alloc_end(sk_session *s);
+/* engine_stats: a sample of the device's free memory into the engine's record */
+void sk_engine_sample_memory(sk_engine *e);
 
 #endif

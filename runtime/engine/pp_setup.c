@@ -67,7 +67,7 @@ const char *gen_pp_usage(const gen_pp_opts *o, int cuda, char *buf, size_t cap)
 
 const char *gen_pp_main_device(const gen_pp_opts *o, int cuda, char *buf, size_t cap)
 {
-    if (!cuda) return "cpu";
+    if (!cuda) return o->cpu_ref ? "cpu-ref" : "cpu";
     if (!gen_pp_enabled(o) || o->gpus <= 1) return "cuda";
     snprintf(buf, cap, "cuda:%d", o->gpus - 1);
     return buf;
@@ -113,7 +113,7 @@ sk_status gen_pp_open(const gen_pp_opts *o, int cuda, sk_dtype act, const char *
     for (int k = 0; k < K; k++) {
         char name[32];
         if (cuda) snprintf(name, sizeof name, "cuda:%d", o->gpus > 1 ? k : 0);
-        else snprintf(name, sizeof name, "cpu");
+        else snprintf(name, sizeof name, "%s", o->cpu_ref ? "cpu-ref" : "cpu");
         SK_TRY_GOTO(st, sk_backend_create(name, act, &g->be[k]), fail);
         SK_TRY_GOTO(st, sk_pp_bind_backend(g->be[k]), fail);
         SK_TRY_GOTO(st, sk_dit_load_blocks(dit, cfg, g->be[k], wdtype, g->plan.first[k],

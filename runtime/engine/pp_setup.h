@@ -23,6 +23,7 @@ typedef struct {
     int stages;        /* --pp-stages (0: --gpus decides) */
     const char *split; /* --pp-split */
     int transport;     /* 0 auto, 1 loopback, 2 nccl */
+    int cpu_ref;       /* CPU stages on the reference backend (device "cpu-ref") */
 } gen_pp_opts;
 
 /* Is a pipelined run asked for? */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runtime/core/log.h"
+#include "runtime/core/progress.h"
 #include "runtime/engine/engine_impl.h"
 
 sk_session_params sk_session_params_default(void)
@@ -90,6 +91,9 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
     SK_CHECK(p->n_steps >= 1 && p->n_steps <= SK_MAX_STEPS, SK_E_INVALID_ARG,
              "session: n_steps %d: expected 1..%d", p->n_steps, SK_MAX_STEPS);
     SK_CHECK(p->fps >= 1, SK_E_INVALID_ARG, "session: fps %d < 1", p->fps);
+    SK_CHECK((p->fps_num == 0 && p->fps_den == 0) || (p->fps_num >= 1 && p->fps_den >= 1),
+             SK_E_INVALID_ARG, "session: fps_num/fps_den %d/%d: expected both >= 1 (30000/1001), "
+             "or both 0 (fps/1)", p->fps_num, p->fps_den);
     s->chunk = p->frames > 0 && p->frames < p->chunk ? p->frames : p->chunk;
 
     sk_stream_params sp = sk_stream_params_default();
@@ -151,18 +155,21 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
     }
     s->sp = sp;
     if (decode) {
-        SK_TRY(sk_vae_pipe_create(e->be, e->vae, p->latent_h, p->latent_w, (int)s->chunk, 1,
-                                  &s->dec));
+        SK_TRY(sk_vae_pipe_create(e->be, e->vae, p->latent_h, p->latent_w, (int)s->chunk,
+                                  !p->frames_on_device, &s->dec));
         sk_vae_pipe_frame_size(s->dec, &s->vid_h, &s->vid_w);
     }
-    if (e->m && !e->pipelined) SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
+    if (e->m && !e->pipelined) {
+        SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
+        if (p->no_cuda_graphs) s->s->dit->graphs = 0;
+    }
     s->lv_opts = (gen_live_opts){.control_port = -1};
     SK_TRY(gen_live_start(&s->lv, &s->lv_opts, NULL, 0, p->frames, s->chunk, p->fps,
                           &s->stop_flag));
     const int64_t C = e->m ? e->m->cfg.out_dim : sk_taehv_get_config(e->vae)->latent_channels;
     s->lat_host = malloc((size_t)(s->chunk * C * p->latent_h * p->latent_w) * sizeof(float));
     SK_CHECK(s->lat_host, SK_E_OOM, "session: out of host memory for a chunk of latents");
-    return SK_OK;
+    return sk_meter_create(s);
 }
 
 static void queue_free_all(sk_session *s)
@@ -186,6 +193,7 @@ static void session_free(sk_session *s)
         if (s->outs[i].o) (void)sk_output_close(&s->outs[i].o);
         free(s->outs[i].path);
     }
+    sk_meter_free(s);
     sk_vae_pipe_free(&s->dec);
     sk_stream_free(&s->s);
     gen_pp_close(&s->ppl);
@@ -358,7 +366,19 @@ static void snapshot(sk_session *s)
     n->paused = s->lv.paused;
     n->done = s->stopped || s->finished ||
               (s->s ? sk_stream_done(s->s) : s->ppl ? gen_pp_done(s->ppl) : 0);
+    n->elapsed_s = s->t_first > 0 ? sk_progress_now() - s->t_first : 0;
+    sk_output_stats os;
+    sk_output_get_stats(sk_session_first_output(s), &os); /* zeros without an output */
+    n->lag_ms = os.lag_ms;
+    n->late_frames = os.late_frames;
+    n->dropped_frames = os.dropped;
     pthread_mutex_unlock(&s->q_mu);
+}
+
+/* the on_prompt callback, for a prompt that just took effect at the next chunk */
+static void prompt_applied(sk_session *s, int64_t frame, const gen_prompt *p, const char *source)
+{
+    if (s->p.on_prompt) s->p.on_prompt(s->p.user, frame, p->text, p->key, source);
 }
 
 static sk_status apply_prompt(sk_session *s, sk_queued_prompt *q)
@@ -372,9 +392,13 @@ static sk_status apply_prompt(sk_session *s, sk_queued_prompt *q)
                  "a re-cached prompt switch needs a session made with prompt_switch = 1 and "
                  "recache other than \"off\"");
     }
+    const int64_t at = s->s->next_frame;
     sk_status st = gen_live_switch(&s->lv, s->s, &q->p, 0, 0, "queued");
     s->s->p.recache = keep;
-    if (st == SK_OK) s->have_prompt = 1;
+    if (st == SK_OK) {
+        s->have_prompt = 1;
+        prompt_applied(s, at, &q->p, "queued");
+    }
     return st;
 }
 
@@ -404,10 +428,12 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
             if (st == SK_OK)
                 st = gen_pp_open(&e->pp, e->cuda, e->act, e->dit_path, &e->m->cfg, e->wdtype,
                                  &s->sp, q->p.ctx, q->p.rows, e->be, &s->ppl);
+            if (st == SK_OK) prompt_applied(s, 0, &q->p, "queued");
             gen_prompt_free(&q->p);
             free(q);
             SK_TRY(st);
         }
+        SK_TRY(sk_meter_chunk_begin(s));
         SK_TRY(gen_pp_step(s->ppl, &x0, &f0));
     } else {
         if (gen_live_boundary(&s->lv, s->s, sk_session_first_output(s), s->vframes)) {
@@ -431,8 +457,12 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
                 SK_LOGI("queued prompt %s skipped: a live prompt came for the same chunk",
                         gen_prompt_desc(&q->p, d, sizeof d));
             }
+            const int64_t at = s->s->next_frame;
             st = gen_live_switch(&s->lv, s->s, &live, lid, lt, "live");
-            if (st == SK_OK) s->have_prompt = 1;
+            if (st == SK_OK) {
+                s->have_prompt = 1;
+                prompt_applied(s, at, &live, "live");
+            }
             gen_prompt_free(&live);
         } else if (q) {
             st = sk_session_resolve_due(s, q); /* a deferred prompt is read only now */
@@ -445,6 +475,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
         SK_TRY(st);
         SK_CHECK(s->have_prompt, SK_E_INVALID_ARG, "sk_session_step: no prompt: queue one "
                  "before the first step (sk_session_queue_prompt_text / _embeds)");
+        SK_TRY(sk_meter_chunk_begin(s));
         SK_TRY(sk_stream_step(s->s, &x0, &f0));
     }
     SK_TRY(s->dump_st);
@@ -467,10 +498,14 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
     if (s->dec) {
         const float *rgb = NULL;
         int64_t nf = 0;
+        sk_meter_phase(s, "vae");
         SK_TRY(sk_vae_pipe_push(s->dec, &x0, &rgb, &nf));
+        sk_meter_after_decode(s);
+        sk_meter_phase(s, "encode");
         SK_TRY(sk_session_emit_frames(s, rgb, nf));
         if (info) info->video_frames = nf;
     }
+    SK_TRY(sk_meter_chunk_end(s, &x0));
     s->chunks++;
     if (s->s) gen_live_after_chunk(&s->lv, s->s, sk_session_first_output(s), s->vframes);
     return SK_OK;
@@ -502,9 +537,11 @@ sk_status sk_session_step(sk_session *s, sk_step_info *info)
     s->rgb_n = 0;
     s->x0_n = 0;
     sk_status st = SK_OK;
+    if (!s->t_first) s->t_first = sk_progress_now();
     if (!sk_session_done(s)) {
         if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
         st = step_locked(s, info);
+        if (st != SK_OK) sk_meter_step_failed(s);
         if (s->e->serialize_steps) pthread_mutex_unlock(&s->e->step_mu);
         if (st != SK_OK && s->s && s->s->broken) s->broken = 1;
     }
@@ -591,8 +628,10 @@ sk_status sk_session_finish(sk_session *s, sk_step_info *info)
     if (s->dec) { /* overlapped: the last chunk's frames */
         const float *rgb = NULL;
         int64_t nf = 0;
+        sk_meter_alloc_begin(s);
         st = sk_vae_pipe_flush(s->dec, &rgb, &nf);
         if (st == SK_OK) st = sk_session_emit_frames(s, rgb, nf);
+        sk_meter_alloc_end(s);
         if (st == SK_OK && info) info->video_frames = nf;
     }
     if (st == SK_OK && s->ppl && gen_pp_done(s->ppl)) st = gen_pp_finish(s->ppl);

@@ -8,6 +8,9 @@
 #include "runtime/core/log.h"
 #include "runtime/engine/engine_impl.h"
 
+_Static_assert(SK_CRF_LOSSLESS == SK_OUTPUT_CRF_LOSSLESS, "sinkstream.h's lossless crf is "
+               "output.h's");
+
 const sk_output *sk_session_first_output(const sk_session *s)
 {
     for (int i = 0; i < s->n_outs; i++)
@@ -40,6 +43,12 @@ sk_status sk_session_emit_frames(sk_session *s, const float *rgb, int64_t n)
     s->rgb_first = s->vframes;
     s->rgb8_valid = 0;
     if (n == 0) return SK_OK;
+    if (s->p.frames_on_device) { /* nothing on the host to hand out */
+        s->rgb = NULL;
+        s->rgb_n = 0;
+        s->vframes += n;
+        return SK_OK;
+    }
     for (int i = 0; i < s->n_outs; i++)
         if (s->outs[i].o) SK_TRY(sk_output_write_frames(s->outs[i].o, rgb, (int)n));
     if (s->p.on_frames) {
@@ -93,6 +102,8 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
     SK_CHECK(!s->finished, SK_E_INVALID_ARG, "sk_session_attach_output: the session is finished");
     SK_CHECK(s->dec, SK_E_INVALID_ARG, "output '%s': the session does not decode frames "
              "(session params decode, and an engine with a VAE)", path);
+    SK_CHECK(!s->p.frames_on_device, SK_E_INVALID_ARG, "output '%s': the session keeps its "
+             "frames on the device (session params frames_on_device = 1)", path);
     int used = 0;
     for (int i = 0; i < s->n_outs; i++) {
         SK_CHECK(!s->outs[i].o || strcmp(s->outs[i].path, path), SK_E_INVALID_ARG,
@@ -111,9 +122,17 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
     else if (!strcmp(o.kind, "rgb")) k = SK_OUTPUT_RGB_SAFETENSORS;
     else return SK_ERR(SK_E_INVALID_ARG, "output '%s': kind '%s': expected auto, video, rtmp, "
                        "png or rgb", path, o.kind);
+    SK_CHECK(!o.maxrate || o.bufsize, SK_E_INVALID_ARG, "output '%s': maxrate needs bufsize "
+             "(the rate-control buffer, e.g. twice the rate)", path);
+    SK_CHECK(!o.tee || k == SK_OUTPUT_VIDEO_FILE || k == SK_OUTPUT_RTMP, SK_E_INVALID_ARG,
+             "output '%s': tee files go beside a video file or an rtmp:// stream", path);
     sk_output_params op = {.path = path, .kind = k, .width = (int)s->vid_w,
-                           .height = (int)s->vid_h, .fps_num = s->p.fps, .fps_den = 1,
-                           .crf = o.crf, .queue_frames = o.queue_frames};
+                           .height = (int)s->vid_h,
+                           .fps_num = s->p.fps_num ? s->p.fps_num : s->p.fps,
+                           .fps_den = s->p.fps_num ? s->p.fps_den : 1,
+                           .crf = o.crf, .queue_frames = o.queue_frames, .codec = o.codec,
+                           .preset = o.preset, .bitrate = o.bitrate, .maxrate = o.maxrate,
+                           .bufsize = o.bufsize, .metadata = o.metadata, .tee = o.tee};
     if (k == SK_OUTPUT_RTMP) {
         /* live: paced to the clock by a queue worker holding two chunks of frames, network
          * calls bounded, reconnects; a stop lets the queued frames go out (bounded by the

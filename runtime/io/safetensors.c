@@ -376,6 +376,13 @@ static const char *sniff(const unsigned char *buf, size_t size)
         size_t l = strlen(k[i].magic);
         if (size >= l && !memcmp(buf, k[i].magic, l)) return k[i].what;
     }
+    /* videos (an easy mix-up for `encode --frames`): MP4/MOV have "ftyp" at byte 4 */
+    if (size >= 8 && !memcmp(buf + 4, "ftyp", 4))
+        return "an MP4/MOV video; sinkstream reads frames from safetensors (`frames` [T, 3, H, W] "
+               "f32: generate/decode --rgb-out writes one)";
+    if (size >= 4 && !memcmp(buf, "\x1a\x45\xdf\xa3", 4))
+        return "a Matroska/WebM video; sinkstream reads frames from safetensors (`frames` "
+               "[T, 3, H, W] f32: generate/decode --rgb-out writes one)";
     return NULL;
 }
 

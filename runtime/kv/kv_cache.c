@@ -141,7 +141,7 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
     sk_kv_cache_reset(c);
     char desc[1024];
     sk_kv_describe(&c->p, sk_dtype_size(p->dtype), desc, sizeof desc);
-    SK_LOGI("KV cache: %s; %.1f MB on %s", desc, (double)sk_kv_bytes(c) / 1e6, be->name);
+    SK_LOGD("KV cache: %s; %.1f MB on %s", desc, (double)sk_kv_bytes(c) / 1e6, be->name);
     *out = c;
     return SK_OK;
 fail:

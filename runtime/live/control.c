@@ -3,6 +3,8 @@
  * Tested by tests/test_live_control.c (unit) and tests/test_live_http.c. */
 #include "runtime/live/control_impl.h"
 
+#include "runtime/core/progress.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -256,7 +258,9 @@ char *sk_control_status_json(sk_control *c)
     cJSON *j = cJSON_CreateObject(), *o;
     if (!j) return NULL;
     cJSON_AddStringToObject(j, "state", s.state);
-    cJSON_AddNumberToObject(j, "frame", (double)s.frame);
+    cJSON_AddNumberToObject(j, "frame", (double)s.frame); /* = latent_frame (kept for clients) */
+    cJSON_AddNumberToObject(j, "latent_frame", (double)s.frame);
+    cJSON_AddNumberToObject(j, "video_frame", (double)(s.frame > 0 ? 4 * s.frame - 3 : 0));
     cJSON_AddNumberToObject(j, "frames_total", (double)s.frames_total);
     cJSON_AddNumberToObject(j, "chunk", (double)s.chunk);
     cJSON_AddNumberToObject(j, "chunks", (double)s.chunks);
@@ -265,7 +269,8 @@ char *sk_control_status_json(sk_control *c)
     cJSON_AddNumberToObject(j, "fps", s.fps);
     cJSON_AddNumberToObject(j, "target_fps", s.target_fps);
     cJSON_AddNumberToObject(j, "lag_ms", s.lag_ms);
-    cJSON_AddNumberToObject(j, "uptime_s", s.uptime_s);
+    cJSON_AddNumberToObject(j, "uptime_s",
+                            s.t_start > 0 ? sk_progress_now() - s.t_start : s.uptime_s);
     cJSON_AddNumberToObject(j, "pending", s.pending);
     if ((o = cJSON_AddObjectToObject(j, "prompt"))) {
         cJSON_AddNumberToObject(o, "id", (double)s.prompt_id);

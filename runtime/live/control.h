@@ -67,7 +67,9 @@ typedef struct {
     double target_fps;        /* --fps */
     double lag_ms;            /* generation behind real time (wall time not paused minus
                                  video time made); 0 when ahead */
-    double uptime_s;
+    double uptime_s;          /* at the last publish; /status reports it as of the request,
+                               * from t_start, so a slow first chunk does not look frozen */
+    double t_start;           /* sk_progress_now() when the run started; 0 = unknown */
     /* prompt */
     uint64_t prompt_id;       /* command id of the current prompt; 0: command line/schedule */
     char prompt_kind[8];      /* "embeds" | "text" */

@@ -89,6 +89,7 @@ static void publish(gen_live *lv, const sk_stream *s, const sk_output *out, int6
     double lag = active - (double)made / lv->fps;
     st.lag_ms = lag > 0 ? lag * 1e3 : 0;
     st.uptime_s = now - lv->t_start;
+    st.t_start = lv->t_start;
     st.prompt_id = lv->prompt_id;
     snprintf(st.prompt_kind, sizeof st.prompt_kind, "%s", lv->prompt_kind);
     snprintf(st.prompt, sizeof st.prompt, "%s", lv->prompt);
@@ -242,13 +243,14 @@ sk_status gen_live_switch(gen_live *lv, sk_stream *s, const gen_prompt *p, uint6
     lv->last_recache_ms = (t1 - t0) * 1e3;
     if (id) {
         lv->last_switch_ms = (t1 - t_recv) * 1e3;
-        SK_LOGI("prompt switch #%llu (%s: %s) applied at latent frame %lld, %.1f ms after it "
-                "arrived (recache %.1f ms)", (unsigned long long)id, source, d, (long long)frame,
-                lv->last_switch_ms, lv->last_recache_ms);
+        SK_LOGI("prompt switch #%llu (%s: %s) applied at latent frame %lld, video frame %lld, "
+                "%.1f ms after it arrived (recache %.1f ms)", (unsigned long long)id, source, d,
+                (long long)frame, (long long)(4 * frame - 3), lv->last_switch_ms,
+                lv->last_recache_ms);
     } else {
         lv->last_switch_ms = lv->last_recache_ms;
-        SK_LOGI("prompt switch (%s: %s) at latent frame %lld (recache %.1f ms)", source, d,
-                (long long)frame, lv->last_recache_ms);
+        SK_LOGI("prompt switch (%s: %s) at latent frame %lld, video frame %lld (recache %.1f ms)",
+                source, d, (long long)frame, (long long)(4 * frame - 3), lv->last_recache_ms);
     }
     return SK_OK;
 }

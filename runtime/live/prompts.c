@@ -106,6 +106,8 @@ sk_status gen_prompts_parse(const char *path, int64_t frames, int64_t chunk, int
             else if (!strcmp(it->string, "at")) at = it;
             else if (!strcmp(it->string, "embeds")) em = it;
             else if (!strcmp(it->string, "prompt")) tx = it;
+            else if (!strcmp(it->string, "wall_s") || !strcmp(it->string, "source")) {
+            } /* --timeline-out's record of when and from where: not needed to replay */
             else BAD("unknown key \"%s\" (keys: frame or at, and embeds or prompt)", it->string);
         }
         if (fr && at) BAD("give \"frame\" or \"at\", not both");
@@ -216,7 +218,11 @@ sk_status gen_prompt_resolve(gen_prompt *p, const sk_st_file *emb, gen_text *tex
     p->ctx = ctx;
     p->rows = tr;
     p->cols = tc;
-    SK_LOGI("prompt (frame %lld): %d tokens: %.60s", (long long)p->frame, len, p->text);
+    if (p->line) /* a --prompts line: its frame is known now; a live prompt's is not */
+        SK_LOGI("prompt (--prompts line %d, from latent_frame %lld): %d tokens: %.60s", p->line,
+                (long long)p->frame, len, p->text);
+    else
+        SK_LOGI("prompt encoded: %d tokens: %.60s", len, p->text);
     return SK_OK;
 }
 

@@ -48,10 +48,37 @@ sk_status sk_output_detect_kind(const char *path, sk_output_kind *out)
         *out = SK_OUTPUT_PNG_DIR;
         return SK_OK;
     }
+    if (sk_output_ffmpeg_can_mux(path)) { *out = SK_OUTPUT_VIDEO_FILE; return SK_OK; }
     return SK_ERR(SK_E_INVALID_ARG,
-                  "output '%s': cannot tell the output kind from the name; use a .mp4, .mkv or "
-                  ".mov file, an rtmp:// URL, a .safetensors file (raw RGB), or a directory for PNG "
+                  "output '%s': cannot tell the output kind from the name; use a video file "
+                  "(.mp4, .mkv, .mov, .webm, .ts, .gif or another extension this FFmpeg can "
+                  "mux), an rtmp:// URL, a .safetensors file (raw RGB), or a directory for PNG "
                   "frames (--frames-dir DIR)", path);
+}
+
+#ifndef SK_HAVE_FFMPEG
+int sk_output_ffmpeg_can_mux(const char *path)
+{
+    (void)path;
+    return 0;
+}
+#endif
+
+sk_status sk_output_parse_bitrate(const char *what, const char *s, int64_t *out)
+{
+    SK_CHECK(s && *s && out, SK_E_INVALID_ARG, "%s: empty value; expected e.g. 2500k or 6M", what);
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (end && (*end == 'k' || *end == 'K')) mul = 1e3, end++;
+    else if (end && (*end == 'm' || *end == 'M')) mul = 1e6, end++;
+    else if (end && (*end == 'g' || *end == 'G')) mul = 1e9, end++;
+    SK_CHECK(errno == 0 && end != s && *end == 0 && v > 0 && v * mul >= 1000 && v * mul <= 1e11,
+             SK_E_INVALID_ARG, "%s '%s': not a bit rate; expected bits per second from 1k to "
+             "100G, e.g. 2500k, 6M or 800000", what, s);
+    *out = (int64_t)llround(v * mul);
+    return SK_OK;
 }
 
 static int gcd_i(int a, int b)
@@ -181,13 +208,17 @@ static sk_status resolve_params(const sk_output_params *in, sk_output_params *p)
     SK_CHECK(p->fps_num > 0 && p->fps_den > 0 && p->fps_num / p->fps_den <= 1000, SK_E_INVALID_ARG,
              "output '%s': frame rate %d/%d invalid; expected num/den > 0 and at most 1000 fps",
              p->path, p->fps_num, p->fps_den);
-    if (p->crf == 0) p->crf = 23;
+    /* crf -1 after this: not set (the encoder's default) */
+    if (p->crf == 0) p->crf = -1;
     else if (p->crf == SK_OUTPUT_CRF_LOSSLESS) p->crf = 0;
-    SK_CHECK(p->crf >= 0 && p->crf <= 51, SK_E_INVALID_ARG,
-             "output '%s': crf %d out of range; expected 1..51 (or lossless)", p->path, p->crf);
-    if (!p->preset) p->preset = "medium";
-    if (!p->codec) p->codec = "libx264";
-    if (!p->pix_fmt) p->pix_fmt = "yuv420p";
+    SK_CHECK(p->crf >= -1 && p->crf <= 63, SK_E_INVALID_ARG,
+             "output '%s': crf %d out of range; expected 1..63 (x264/x265: 0..51) or lossless",
+             p->path, p->crf);
+    SK_CHECK(p->bitrate >= 0 && p->maxrate >= 0 && p->bufsize >= 0, SK_E_INVALID_ARG,
+             "output '%s': negative bit rate", p->path);
+    SK_CHECK(!p->maxrate || p->bufsize, SK_E_INVALID_ARG,
+             "output '%s': a rate cap (maxrate %lld) needs a VBV buffer size (bufsize, e.g. twice "
+             "the rate)", p->path, (long long)p->maxrate);
     if (!p->tune && p->kind == SK_OUTPUT_RTMP) p->tune = "zerolatency";
     if (p->gop == 0 && p->kind == SK_OUTPUT_RTMP)
         p->gop = (2 * p->fps_num + p->fps_den - 1) / p->fps_den;

@@ -6,7 +6,11 @@
  * The raw-RGB sink keeps the floats as they are.
  *
  * Sinks (sk_output_kind), picked from the path unless params.kind says so:
- *   "*.mp4" | "*.mkv" | "*.mov"  -> FFmpeg file (libx264 yuv420p by default)
+ *   "*.mp4" | "*.mkv" | "*.mov"  -> FFmpeg file (libx264 yuv420p by default); with
+ *                                   FFmpeg, any extension libavformat can mux
+ *                                   (.webm, .gif, .ts, .flv, .avi, ...): the codec
+ *                                   is then libx264 when the container takes
+ *                                   H.264, else the container's default
  *   "rtmp://..." | "rtmps://..." -> FFmpeg FLV over RTMP (live; every blocking
  *                                   call bounded by params.timeout_ms; reconnects
  *                                   with backoff when the server goes away)
@@ -66,11 +70,15 @@ typedef struct {
     sk_output_kind kind;        /* AUTO: detect from path                               */
     int width, height;          /* frame size in pixels (required, 1..16384)            */
     int fps_num, fps_den;       /* frame rate num/den; 0 -> 16/1 (Wan 2.1's rate)       */
-    int crf;                    /* 0 -> 23; 1..51; SK_OUTPUT_CRF_LOSSLESS -> 0          */
-    const char *preset;         /* NULL -> "medium" (x264 presets)                      */
+    int crf;                    /* 0 -> the encoder's default (x264: 23); 1..63 as the
+                                 * codec takes it; SK_OUTPUT_CRF_LOSSLESS -> crf 0, which
+                                 * is lossless for x264 (FFmpeg's meaning)              */
+    const char *preset;         /* NULL -> the encoder's default (x264: "medium")       */
     const char *tune;           /* NULL -> none for files, "zerolatency" for RTMP       */
-    const char *codec;          /* NULL -> "libx264" (any FFmpeg video encoder name)    */
-    const char *pix_fmt;        /* NULL -> "yuv420p"                                    */
+    const char *codec;          /* NULL -> libx264 if the container takes H.264, else the
+                                 * container's default (any FFmpeg video encoder name)  */
+    const char *pix_fmt;        /* NULL -> yuv420p, or the codec's nearest to RGB24 when
+                                 * it cannot take yuv420p (gif)                         */
     int gop;                    /* keyframe interval in frames; 0 -> encoder default for
                                  * files, 2 seconds for RTMP                            */
     sk_output_odd_policy odd;   /* odd width/height with a subsampled pix_fmt           */
@@ -100,6 +108,18 @@ typedef struct {
                                  * fragment_ms, so a killed process leaves a file that
                                  * plays up to the last fragment. 0 -> 1000; < 0 -> off
                                  * (mp4: one moov written at close)                      */
+    int64_t bitrate;            /* target bits/s (FFmpeg -b:v); 0 -> none (crf decides)  */
+    int64_t maxrate, bufsize;   /* rate cap and its VBV buffer (-maxrate / -bufsize, bits
+                                 * per second / bits); 0 -> none. Streaming services ask
+                                 * for a cap: maxrate needs bufsize                     */
+    const char *const *metadata;/* NULL, or "key", "value", ..., NULL: container tags
+                                 * (ffprobe -show_entries format_tags) and PNG tEXt
+                                 * chunks; copied at open                               */
+    const char *const *tee;     /* video file / RTMP: NULL, or more files (NULL-ended)
+                                 * that get the very same packets through libavformat's
+                                 * tee muxer (one encode). A branch that fails is dropped
+                                 * with a warning and the others go on; no reconnect
+                                 * then (a broken RTMP branch stays dropped)            */
 } sk_output_params;
 
 /* Counters of a sink (sk_output_get_stats); for a tee, the first sink's. */
@@ -133,6 +153,13 @@ sk_status sk_output_detect_kind(const char *path, sk_output_kind *out);
  * turned into num/1000 and reduced: "29.97" -> 2997/100, "23.976" -> 2997/125).
  * SK_E_INVALID_ARG naming the text when it is not a positive rate <= 1000. */
 sk_status sk_output_parse_fps(const char *s, int *num, int *den);
+
+/* 1 if this build's libavformat can mux path's extension (0 without FFmpeg). */
+int sk_output_ffmpeg_can_mux(const char *path);
+
+/* Parses a bit rate for the CLI: "2500000", "2500k", "2.5M" (k = 1000).
+ * SK_E_INVALID_ARG naming what (the flag) when it is not a positive rate. */
+sk_status sk_output_parse_bitrate(const char *what, const char *s, int64_t *out);
 
 /* 1 if this build can write kind (video/RTMP need FFmpeg, PNG needs stb). */
 int sk_output_kind_available(sk_output_kind k);

@@ -49,6 +49,8 @@ typedef struct {
     double t0;            /* clock origin: frame k0 is due at t0 */
     int64_t k, k0;        /* frames taken; frame index at t0 */
     double jit_sum;
+    double warned_at;     /* mono_s() of the last falling-behind warning (0: none) */
+    const char *name;     /* the inner sink's path, for that warning */
     int64_t jit_n;
     sk_output_stats st;   /* under mu */
 } async_sink;
@@ -78,7 +80,18 @@ static void pace_wait(async_sink *a)
         a->st.lag_ms = late * 1e3;
         if (a->st.lag_ms > a->st.max_lag_ms) a->st.max_lag_ms = a->st.lag_ms;
         a->st.stall_ms += late * 1e3;
+        const double stall = a->st.stall_ms;
+        const int64_t lates = a->st.late_frames;
         pthread_mutex_unlock(&a->mu);
+        /* a paced (live) output that falls behind says so while it runs, at most every
+         * 5 s, once it is a tenth of a second behind in all */
+        if (stall > 100 && (a->warned_at == 0 || now - a->warned_at > 5.0)) {
+            a->warned_at = now;
+            SK_LOGW("output '%s': behind real time: frame %lld left %.0f ms late; %.1f s of "
+                    "stalls in %lld late frames so far (frames come slower than %.2f fps)",
+                    a->name, (long long)a->k, late * 1e3, stall / 1e3, (long long)lates,
+                    1.0 / a->period);
+        }
         a->t0 = now;
         a->k0 = a->k;
         return;
@@ -214,6 +227,7 @@ sk_status sk_output_async_wrap(sk_output *inner, int slots, const sk_output_para
     a->slots = slots;
     a->pace = p->pace;
     a->period = (double)p->fps_den / (double)p->fps_num;
+    a->name = inner->path;
     a->abort_flag = p->abort_flag;
     a->st.connected = 1;
     a->per = 3 * (size_t)inner->width * (size_t)inner->height;

@@ -20,11 +20,22 @@
  * Crash-safe files (params.fragment_ms > 0): .mp4/.mov are fragmented
  * (movflags frag_keyframe+empty_moov+default_base_moof, frag_duration),
  * .mkv closes a cluster every fragment_ms (cluster_time_limit).
+ * Codec and container: any extension libavformat muxes; without a codec
+ * given, libx264 where the container takes H.264, else its default encoder.
+ * crf / preset / tune are set only when given and the codec has them
+ * (FFmpeg's meaning: x264 crf 0 is lossless); bitrate / maxrate / bufsize are
+ * the encoder's rate control. Metadata become container tags (mp4/mov with
+ * use_metadata_tags, so any key survives). A tee list muxes the same packets
+ * into several files / URLs through libavformat's tee muxer (onfail=ignore:
+ * a failing branch is dropped and the others go on).
  * Built only with FFmpeg (CMake drops this file otherwise). Tested by
  * tests/test_output.c (files checked with ffprobe). */
 #include "runtime/output/output_impl.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +77,8 @@ typedef struct {
     /* reconnect (live) */
     sk_output_params params; /* own copies of the strings, for reopening */
     char *s_codec, *s_preset, *s_tune, *s_pix;
+    AVDictionary *meta;   /* own copy of params.metadata */
+    char *tee_spec;       /* "[f=mp4:onfail=ignore]a.mp4|[...]b.mkv" or NULL */
     int down;             /* connection lost: frames are dropped */
     int64_t retry_us;     /* av_gettime_relative() of the next attempt */
     int64_t down_us;      /* when it went down */
@@ -140,6 +153,8 @@ static void ff_free(ff_sink *s)
     free(s->s_preset);
     free(s->s_tune);
     free(s->s_pix);
+    av_dict_free(&s->meta);
+    free(s->tee_spec);
     free(s);
 }
 
@@ -301,6 +316,18 @@ static int codec_has_opt(const AVCodec *c, const char *name)
            av_opt_find((void *)&c->priv_class, name, NULL, 0, AV_OPT_SEARCH_FAKE_OBJ) != NULL;
 }
 
+/* Whether libx264 is the natural codec of the container: it says it takes
+ * H.264, or it cannot say (no query_codec: mpegts, avi, flv) and its default
+ * is a general-purpose codec that H.264 replaces. */
+static int takes_h264(const AVOutputFormat *f)
+{
+    const int q = avformat_query_codec(f, AV_CODEC_ID_H264, FF_COMPLIANCE_NORMAL);
+    if (q >= 0) return q == 1;
+    const enum AVCodecID d = f->video_codec;
+    return d == AV_CODEC_ID_H264 || d == AV_CODEC_ID_MPEG2VIDEO || d == AV_CODEC_ID_MPEG4 ||
+           d == AV_CODEC_ID_FLV1 || d == AV_CODEC_ID_HEVC;
+}
+
 static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *p)
 {
     const char *path = o->path;
@@ -308,18 +335,46 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
 
     /* encoder and pixel format first: they are the commonest user mistakes and
      * must not leave a file behind */
-    const AVCodec *codec = avcodec_find_encoder_by_name(p->codec);
-    if (!codec)
-        return SK_ERR(SK_E_INVALID_ARG, "output '%s': unknown codec '%s' (no such encoder in this "
-                      "FFmpeg build); try libx264, or list them with `ffmpeg -encoders`",
-                      path, p->codec);
+    const AVOutputFormat *ofmt = av_guess_format(live ? "flv" : NULL, path, NULL);
+    if (!ofmt)
+        return SK_ERR(SK_E_INVALID_ARG, "output '%s': this FFmpeg cannot mux that extension; use "
+                      ".mp4, .mkv, .mov, .webm, .ts, .gif (`ffmpeg -muxers` lists them)", path);
+    const AVCodec *codec = NULL;
+    if (p->codec) {
+        codec = avcodec_find_encoder_by_name(p->codec);
+        if (!codec)
+            return SK_ERR(SK_E_INVALID_ARG, "output '%s': unknown codec '%s' (no such encoder in "
+                          "this FFmpeg build); try libx264, libx265, libsvtav1, libvpx-vp9, or "
+                          "list them with `ffmpeg -encoders`", path, p->codec);
+    } else if (takes_h264(ofmt) && (codec = avcodec_find_encoder_by_name("libx264"))) {
+    } else {
+        const enum AVCodecID id = av_guess_codec(ofmt, NULL, path, NULL, AVMEDIA_TYPE_VIDEO);
+        codec = id != AV_CODEC_ID_NONE ? avcodec_find_encoder(id) : NULL;
+        if (!codec)
+            return SK_ERR(SK_E_INVALID_ARG, "output '%s': no video encoder in this FFmpeg for the "
+                          "%s container; name one with --codec", path, ofmt->name);
+    }
+    const char *cname = codec->name;
     if (codec->type != AVMEDIA_TYPE_VIDEO)
         return SK_ERR(SK_E_INVALID_ARG, "output '%s': codec '%s' is not a video encoder", path,
-                      p->codec);
-    enum AVPixelFormat pix = av_get_pix_fmt(p->pix_fmt);
-    if (pix == AV_PIX_FMT_NONE)
-        return SK_ERR(SK_E_INVALID_ARG, "output '%s': unknown pixel format '%s'; use yuv420p",
-                      path, p->pix_fmt);
+                      cname);
+    if (avformat_query_codec(ofmt, codec->id, FF_COMPLIANCE_NORMAL) == 0)
+        return SK_ERR(SK_E_INVALID_ARG, "output '%s': the %s container cannot hold %s video; "
+                      "pick another --codec or another extension", path, ofmt->name, cname);
+    enum AVPixelFormat pix;
+    if (p->pix_fmt) {
+        pix = av_get_pix_fmt(p->pix_fmt);
+        if (pix == AV_PIX_FMT_NONE)
+            return SK_ERR(SK_E_INVALID_ARG, "output '%s': unknown pixel format '%s'; use yuv420p",
+                          path, p->pix_fmt);
+    } else {
+        pix = AV_PIX_FMT_YUV420P;
+        int has = !codec->pix_fmts;
+        for (const enum AVPixelFormat *f = codec->pix_fmts; f && *f != AV_PIX_FMT_NONE; f++)
+            has |= *f == pix;
+        if (!has) pix = avcodec_find_best_pix_fmt_of_list(codec->pix_fmts, AV_PIX_FMT_RGB24, 0, NULL);
+    }
+    const char *pixname = av_get_pix_fmt_name(pix);
     if (codec->pix_fmts) {
         int ok = 0;
         char list[512] = "";
@@ -331,7 +386,7 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
         }
         if (!ok)
             return SK_ERR(SK_E_INVALID_ARG, "output '%s': codec '%s' cannot take pixel format "
-                          "'%s'; it takes: %s", path, p->codec, p->pix_fmt, list);
+                          "'%s'; it takes: %s", path, cname, pixname, list);
     }
     const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(pix);
     const int sub_w = 1 << desc->log2_chroma_w, sub_h = 1 << desc->log2_chroma_h;
@@ -344,15 +399,16 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
             return SK_ERR(SK_E_INVALID_ARG, "output '%s': %s needs width and height divisible by "
                           "%d and %d but the frames are %dx%d; use %dx%d (or %dx%d), or let the "
                           "sink pad by edge replication to %dx%d (odd = SK_OUTPUT_ODD_PAD)", path,
-                          p->pix_fmt, sub_w, sub_h, o->width, o->height, ew, eh,
+                          pixname, sub_w, sub_h, o->width, o->height, ew, eh,
                           o->width / sub_w * sub_w, o->height / sub_h * sub_h, ew, eh);
         s->enc_w = ew;
         s->enc_h = eh;
         SK_LOGI("output '%s': %dx%d frames padded to %dx%d for %s (last column/row repeated)",
-                path, o->width, o->height, ew, eh, p->pix_fmt);
+                path, o->width, o->height, ew, eh, pixname);
     }
 
-    int r = avformat_alloc_output_context2(&s->fmt, NULL, live ? "flv" : NULL, path);
+    int r = s->tee_spec ? avformat_alloc_output_context2(&s->fmt, NULL, "tee", s->tee_spec)
+                        : avformat_alloc_output_context2(&s->fmt, ofmt, NULL, path);
     if (r < 0 || !s->fmt)
         return ff_err(s, path, "choosing the container (avformat_alloc_output_context2)",
                       r < 0 ? r : AVERROR(EINVAL));
@@ -386,22 +442,36 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
         e->color_trc = AVCOL_TRC_BT709;
         e->color_range = AVCOL_RANGE_MPEG;
     }
-    if (s->fmt->oformat->flags & AVFMT_GLOBALHEADER) e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    /* the tee muxer's branches (mp4, flv, mkv) want the headers out of band;
+     * mpegts branches get them back in band from the tee's automatic bsf */
+    if ((s->fmt->oformat->flags & AVFMT_GLOBALHEADER) || s->tee_spec)
+        e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    if (p->bitrate) e->bit_rate = p->bitrate;
+    if (p->maxrate) e->rc_max_rate = p->maxrate;
+    if (p->bufsize) e->rc_buffer_size = (int)(p->bufsize > INT32_MAX ? INT32_MAX : p->bufsize);
 
     AVDictionary *opts = NULL;
-    if (codec_has_opt(codec, "preset")) av_dict_set(&opts, "preset", p->preset, 0);
-    else if (strcmp(p->preset, "medium") != 0)
-        SK_LOGW("output '%s': codec '%s' has no preset option; '%s' ignored", path, p->codec,
+    if (p->preset && codec_has_opt(codec, "preset")) av_dict_set(&opts, "preset", p->preset, 0);
+    else if (p->preset)
+        SK_LOGW("output '%s': codec '%s' has no preset option; '%s' ignored", path, cname,
                 p->preset);
-    if (codec_has_opt(codec, "crf")) av_dict_set_int(&opts, "crf", p->crf, 0);
+    if (p->crf >= 0 && codec_has_opt(codec, "crf")) av_dict_set_int(&opts, "crf", p->crf, 0);
+    else if (p->crf >= 0)
+        SK_LOGW("output '%s': codec '%s' has no crf option; crf %d ignored (use --bitrate)", path,
+                cname, p->crf);
+    /* libvpx: crf is constant quality only with no target rate */
+    if (p->crf >= 0 && !p->bitrate && !strncmp(cname, "libvpx", 6)) e->bit_rate = 0;
     if (p->tune && codec_has_opt(codec, "tune")) av_dict_set(&opts, "tune", p->tune, 0);
+    /* x265 prints to stderr itself, past libav's log */
+    if (!strcmp(cname, "libx265") && sk_log_get_level() < SK_LOG_DEBUG)
+        av_dict_set(&opts, "x265-params", "log-level=warning", 0);
     r = avcodec_open2(e, codec, &opts);
     av_dict_free(&opts);
     if (r < 0) {
         return SK_ERR(SK_E_FFMPEG, "output '%s': opening encoder '%s' failed: %s (preset '%s', "
                       "tune '%s', crf %d, %s %dx%d; an unknown preset or tune name fails here)",
-                      path, p->codec, av_err2str(r), p->preset, p->tune ? p->tune : "none",
-                      p->crf, p->pix_fmt, s->enc_w, s->enc_h);
+                      path, cname, av_err2str(r), p->preset ? p->preset : "default",
+                      p->tune ? p->tune : "none", p->crf, pixname, s->enc_w, s->enc_h);
     }
 
     s->st = avformat_new_stream(s->fmt, NULL);
@@ -423,7 +493,7 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
                             SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, NULL, NULL, NULL);
     if (!s->sws)
         return SK_ERR(SK_E_FFMPEG, "output '%s': libswscale cannot convert rgb24 to %s at %dx%d",
-                      path, p->pix_fmt, s->enc_w, s->enc_h);
+                      path, pixname, s->enc_w, s->enc_h);
     if (!(desc->flags & AV_PIX_FMT_FLAG_RGB))
         sws_setColorspaceDetails(s->sws, sws_getCoefficients(SWS_CS_DEFAULT), 1 /* full */,
                                  sws_getCoefficients(SWS_CS_ITU709), 0 /* limited */, 0,
@@ -453,37 +523,109 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     const char *mname = s->fmt->oformat->name;
     if (live) /* a stream has no end to seek back to: no duration/size patch at close */
         av_dict_set(&mux, "flvflags", "no_duration_filesize", 0);
-    if (!live && p->fragment_ms > 0) {
+    if (s->meta) av_dict_copy(&s->fmt->metadata, s->meta, 0);
+    if (s->tee_spec) { /* the branches' options are in the spec; nothing to set here */
+    } else if (!live && p->fragment_ms > 0) {
         if (!strcmp(mname, "mp4") || !strcmp(mname, "mov")) {
-            av_dict_set(&mux, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0);
+            av_dict_set(&mux, "movflags", "frag_keyframe+empty_moov+default_base_moof"
+                                          "+use_metadata_tags", 0);
             av_dict_set_int(&mux, "frag_duration", (int64_t)p->fragment_ms * 1000, 0);
         } else if (!strcmp(mname, "matroska")) {
             av_dict_set_int(&mux, "cluster_time_limit", p->fragment_ms, 0);
         }
+    } else if (!live && (!strcmp(mname, "mp4") || !strcmp(mname, "mov"))) {
+        av_dict_set(&mux, "movflags", "use_metadata_tags", 0);
     }
     guard_arm(&s->guard);
     r = avformat_write_header(s->fmt, &mux);
     av_dict_free(&mux);
     if (r < 0) return ff_err(s, path, "writing the header (avformat_write_header)", r);
     s->header_written = 1;
-    SK_LOGD("output '%s': %s %s %dx%d crf %d preset %s, stream time base %d/%d", path,
-            s->fmt->oformat->name, p->codec, s->enc_w, s->enc_h, p->crf, p->preset,
-            s->st->time_base.num, s->st->time_base.den);
+    SK_LOGD("output '%s': %s %s %s %dx%d crf %d preset %s, stream time base %d/%d", path,
+            s->fmt->oformat->name, cname, pixname, s->enc_w, s->enc_h, p->crf,
+            p->preset ? p->preset : "default", s->st->time_base.num, s->st->time_base.den);
     return SK_OK;
 }
 
-/* libav logs at INFO by default (x264 prints its banner and stats for every
- * file). Follow our level instead, unless the program already chose one.
- * Errors still come back in our statuses, so FFmpeg's own lines are extra. */
+/* libav's log goes through ours: its errors and warnings as our warnings
+ * ("sinkstream: warn: libav tee: ..."), its info as our debug, its verbose
+ * lines only with -vv; nothing raw reaches the terminal. Errors also come
+ * back in our statuses, so these lines are context. Lines arrive in pieces:
+ * each thread gathers its own until the newline. */
+static void libav_log(void *avcl, int level, const char *fmt, va_list vl);
+static void install_libav_log(void)
+{
+    av_log_set_level(sk_log_libav_verbose() ? AV_LOG_VERBOSE : AV_LOG_INFO);
+    av_log_set_callback(libav_log);
+}
+
+static void libav_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+    sk_log_level ours = level <= AV_LOG_WARNING ? SK_LOG_WARN : SK_LOG_DEBUG;
+    if (level > AV_LOG_INFO && !sk_log_libav_verbose()) return;
+    if ((int)ours > (int)sk_log_get_level()) return;
+    static _Thread_local char line[1024];
+    static _Thread_local size_t used;
+    static _Thread_local int prefix = 1;
+    char part[1024];
+    av_log_format_line2(avcl, level, fmt, vl, part, sizeof part, &prefix);
+    const size_t n = strlen(part);
+    const size_t room = sizeof line - 1 - used;
+    memcpy(line + used, part, n < room ? n : room);
+    used += n < room ? n : room;
+    line[used] = 0;
+    if (used && (line[used - 1] == '\n' || used == sizeof line - 1)) {
+        while (used && (line[used - 1] == '\n' || line[used - 1] == '\r')) line[--used] = 0;
+        if (used) sk_log(ours, "libav %s", line);
+        used = 0;
+    }
+}
+
+/* Every libav user (file outputs, the live view) calls this first. */
 void sk_output_quiet_libav(void)
 {
-    if (av_log_get_level() != AV_LOG_INFO) return; /* someone set it on purpose */
-    switch (sk_log_get_level()) {
-    case SK_LOG_DEBUG: av_log_set_level(AV_LOG_VERBOSE); break;
-    case SK_LOG_INFO: av_log_set_level(AV_LOG_WARNING); break;
-    case SK_LOG_WARN: av_log_set_level(AV_LOG_ERROR); break;
-    default: av_log_set_level(AV_LOG_FATAL); break; /* our status says it already */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_libav_log);
+}
+
+int sk_output_ffmpeg_can_mux(const char *path)
+{
+    return path && av_guess_format(NULL, path, NULL) != NULL;
+}
+
+/* The tee muxer's target: every path as a branch with its own format (from
+ * its name; flv for rtmp://) and onfail=ignore; '|', '[', ']' and ':' in a
+ * path are escaped with '\' as the tee syntax wants. */
+static char *tee_spec(const char *main, const sk_output_params *p)
+{
+    size_t cap = 64;
+    for (const char *const *t = p->tee; *t; t++) cap += 2 * strlen(*t) + 200;
+    cap += 2 * strlen(main) + 200;
+    char *spec = malloc(cap), *w = spec;
+    if (!spec) return NULL;
+    for (int i = -1; i < 0 || p->tee[i]; i++) {
+        const char *path = i < 0 ? main : p->tee[i];
+        const int rtmp = !strncmp(path, "rtmp", 4);
+        const AVOutputFormat *f = av_guess_format(rtmp ? "flv" : NULL, path, NULL);
+        w += sprintf(w, "%s[f=%s:onfail=ignore", i < 0 ? "" : "|", f ? f->name : "matroska");
+        if (f && (!strcmp(f->name, "mp4") || !strcmp(f->name, "mov")))
+            w += p->fragment_ms > 0
+                     ? sprintf(w, ":movflags=+frag_keyframe+empty_moov+default_base_moof"
+                                  "+use_metadata_tags:frag_duration=%lld",
+                               (long long)p->fragment_ms * 1000)
+                     : sprintf(w, ":movflags=+use_metadata_tags");
+        else if (f && !strcmp(f->name, "matroska") && p->fragment_ms > 0)
+            w += sprintf(w, ":cluster_time_limit=%d", p->fragment_ms);
+        else if (rtmp)
+            w += sprintf(w, ":flvflags=no_duration_filesize");
+        *w++ = ']';
+        for (const char *c = path; *c; c++) {
+            if (strchr("|[]\\", *c)) *w++ = '\\';
+            *w++ = *c;
+        }
     }
+    *w = 0;
+    return spec;
 }
 
 sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
@@ -496,11 +638,22 @@ sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
     /* own copies of what a reconnect needs again (the caller's strings may go) */
     s->params = *p;
     s->params.path = o->path;
-    s->s_codec = strdup(p->codec);
-    s->s_preset = strdup(p->preset);
+    s->s_codec = p->codec ? strdup(p->codec) : NULL;
+    s->s_preset = p->preset ? strdup(p->preset) : NULL;
     s->s_tune = p->tune ? strdup(p->tune) : NULL;
-    s->s_pix = strdup(p->pix_fmt);
-    if (!s->s_codec || !s->s_preset || (p->tune && !s->s_tune) || !s->s_pix) {
+    s->s_pix = p->pix_fmt ? strdup(p->pix_fmt) : NULL;
+    int oom = (p->codec && !s->s_codec) || (p->preset && !s->s_preset) ||
+              (p->tune && !s->s_tune) || (p->pix_fmt && !s->s_pix);
+    for (const char *const *kv = p->metadata; !oom && kv && kv[0] && kv[1]; kv += 2)
+        oom = av_dict_set(&s->meta, kv[0], kv[1], 0) < 0;
+    if (!oom && p->tee && p->tee[0]) {
+        s->tee_spec = tee_spec(o->path, p);
+        oom = !s->tee_spec;
+        s->params.reconnect_max_ms = -1; /* a dropped branch stays dropped */
+    }
+    s->params.metadata = NULL;
+    s->params.tee = NULL;
+    if (oom) {
         ff_free(s);
         return SK_ERR(SK_E_OOM, "output '%s': out of memory", o->path);
     }

@@ -37,7 +37,7 @@ sk_status sk_output_rgb_open(sk_output *o, const sk_output_params *p);
 sk_status sk_output_async_wrap(sk_output *inner, int slots, const sk_output_params *p,
                                sk_output **out);
 
-/* Sets libav's log level from ours unless the program chose one (output_ffmpeg.c;
+/* Routes libav's log through ours, at our level (once per process; output_ffmpeg.c;
  * FFmpeg builds only). */
 void sk_output_quiet_libav(void);
 

@@ -44,6 +44,7 @@ _LATENTS_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_float), C.c_int64, C.c
                           C.c_int64, C.c_int64, C.c_int64)
 _FRAMES_FN = C.CFUNCTYPE(None, C.c_void_p, C.POINTER(C.c_uint8), C.c_int64, C.c_int64,
                          C.c_int64, C.c_int64)
+_PROMPT_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int64, C.c_char_p, C.c_char_p, C.c_char_p)
 
 
 class _EngineParams(C.Structure):
@@ -52,14 +53,16 @@ class _EngineParams(C.Structure):
                                           "vae_variant")] + [("text_len", C.c_int)] + [
         (n, C.c_char_p) for n in ("device", "act_dtype", "dit_dtype")] + [
         ("text_offload", C.c_int), ("vae_overlap", C.c_int), ("gpus", C.c_int),
-        ("pp_stages", C.c_int), ("pp_split", C.c_char_p), ("pp_transport", C.c_char_p)]
+        ("pp_stages", C.c_int), ("pp_split", C.c_char_p), ("pp_transport", C.c_char_p),
+        ("random_model", C.c_char_p), ("random_seed", C.c_uint64), ("random_vae", C.c_int)]
 
 
 class _EngineInfo(C.Structure):
     _fields_ = [(n, C.c_int64) for n in ("text_dim", "text_len", "latent_channels")] + [
         ("has_dit", C.c_int)] + [(n, C.c_int64) for n in ("dim", "num_layers", "num_heads")] + [
         ("has_text_encoder", C.c_int), ("has_vae", C.c_int), ("pipelined", C.c_int),
-        ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32)]
+        ("device", C.c_char * 32), ("act_dtype", C.c_char * 8), ("family", C.c_char * 32)] + [
+        (n, C.c_int64) for n in ("in_channels", "ffn_dim", "freq_dim", "weights_bytes")]
 
 
 class _SessionParams(C.Structure):
@@ -71,7 +74,10 @@ class _SessionParams(C.Structure):
                 ("kv_compress", C.c_int64), ("kv_recent", C.c_int64), ("recache", C.c_char_p),
                 ("prompt_switch", C.c_int), ("decode", C.c_int), ("fps", C.c_int),
                 ("on_latents", _LATENTS_FN), ("on_frames", _FRAMES_FN), ("user", C.c_void_p),
-                ("dump_steps", C.c_char_p)]
+                ("dump_steps", C.c_char_p), ("stats", C.c_int), ("profile", C.c_int),
+                ("profile_chunk", C.c_int64), ("no_cuda_graphs", C.c_int),
+                ("frames_on_device", C.c_int), ("fps_num", C.c_int), ("fps_den", C.c_int),
+                ("on_prompt", _PROMPT_FN)]
 
 
 class _StepInfo(C.Structure):
@@ -82,12 +88,17 @@ class _StepInfo(C.Structure):
 class _SessionStatus(C.Structure):
     _fields_ = [(n, C.c_int64) for n in ("next_frame", "frames_total", "chunks", "video_frames",
                                          "queued_prompts")] + [
-        (n, C.c_int) for n in ("switches", "stopping", "done", "paused")]
+        (n, C.c_int) for n in ("switches", "stopping", "done", "paused")] + [
+        ("elapsed_s", C.c_double), ("lag_ms", C.c_double), ("late_frames", C.c_int64),
+        ("dropped_frames", C.c_int64)]
 
 
 class _OutputOpts(C.Structure):
     _fields_ = [("kind", C.c_char_p), ("crf", C.c_int), ("timeout_ms", C.c_int),
-                ("reconnect_max_ms", C.c_int), ("queue_frames", C.c_int)]
+                ("reconnect_max_ms", C.c_int), ("queue_frames", C.c_int),
+                ("codec", C.c_char_p), ("preset", C.c_char_p), ("bitrate", C.c_int64),
+                ("maxrate", C.c_int64), ("bufsize", C.c_int64),
+                ("metadata", C.POINTER(C.c_char_p)), ("tee", C.POINTER(C.c_char_p))]
 
 
 _lib = None

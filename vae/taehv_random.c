@@ -1,8 +1,8 @@
-/* bench_taehv.c - see bench_taehv.h. The decoder's tensor list is the one
+/* taehv_random.c - see taehv_random.h. The decoder's tensor list is the one
  * docs/spec-taehv-umt5.md (A8) gives and vae/taehv_load.c expects; the
  * checkpoint is serialised as safetensors into a host buffer and parsed from
  * there, so the normal strict loader does the binding. */
-#include "tools/bench_taehv.h"
+#include "vae/taehv_random.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -76,8 +76,8 @@ static float normal(uint64_t *s)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-sk_status sk_bench_taehv_random(sk_backend *be, int z, const int nf[4], uint64_t seed,
-                                sk_taehv **out)
+sk_status sk_taehv_random(sk_backend *be, int z, const int nf[4], uint64_t seed,
+                       sk_taehv **out)
 {
     *out = NULL;
     ent_list l;
