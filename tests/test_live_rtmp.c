@@ -88,14 +88,17 @@ static void stop_nginx(pid_t pid)
     cr_assert(lu_wait(pid, 10) >= 0, "nginx did not stop");
 }
 
+/* frames 0: no --frames (extra gives --seconds; one length option only) */
 static char *generate_cmd(int port, int frames, const char *extra)
 {
     static char cmd[4096];
+    char len[32] = "";
+    if (frames > 0) snprintf(len, sizeof len, "--frames %d ", frames);
     snprintf(cmd, sizeof cmd,
              "%s generate --dit %sdemo/dit_demo_c16.safetensors --text-embeds "
-             "%sdit/embeds.safetensors --vae %staehv/taehv_tiny_21.safetensors --frames %d "
+             "%sdit/embeds.safetensors --vae %staehv/taehv_tiny_21.safetensors %s"
              "--height 64 --width 64 --fps 16 -o rtmp://127.0.0.1:%d/live/test %s",
-             lu_bin(), LIVE_FIX, LIVE_FIX, LIVE_FIX, frames, port, extra);
+             lu_bin(), LIVE_FIX, LIVE_FIX, LIVE_FIX, len, port, extra);
     return cmd;
 }
 
@@ -207,7 +210,7 @@ Test(live_rtmp, first_ctrl_c_flushes_the_stream)
     pid_t ng = start_nginx(port, "rec");
     char extra[400];
     snprintf(extra, sizeof extra, "--seconds 0 --tee %s", lu_path("tee.mkv"));
-    pid_t gen = lu_spawn(generate_cmd(port, 1, extra), lu_path("gen.log"), NULL);
+    pid_t gen = lu_spawn(generate_cmd(port, 0, extra), lu_path("gen.log"), NULL);
     double t_end = lu_now() + 30;
     while (lu_size(lu_path("rec/test.flv")) < 8000 && lu_now() < t_end) lu_sleep(0.05);
     cr_assert(lu_size(lu_path("rec/test.flv")) >= 8000, "nothing recorded: %s",
@@ -235,9 +238,11 @@ Test(live_rtmp, second_ctrl_c_aborts_at_once)
 {
     int port = lu_free_port();
     pid_t ng = start_nginx(port, "rec");
-    pid_t gen = lu_spawn(generate_cmd(port, 1, "--seconds 0"), lu_path("gen.log"), NULL);
+    pid_t gen = lu_spawn(generate_cmd(port, 0, "--seconds 0"), lu_path("gen.log"), NULL);
     double t_end = lu_now() + 30;
     while (lu_size(lu_path("rec/test.flv")) < 8000 && lu_now() < t_end) lu_sleep(0.05);
+    cr_assert(lu_size(lu_path("rec/test.flv")) >= 8000, "nothing recorded (the run must be "
+              "streaming before the Ctrl-Cs): %s", lu_read(lu_path("gen.log")));
     kill(ng, SIGSTOP); /* a frozen server: the flush could only end by the timeout */
     lu_sleep(0.5);
     kill(gen, SIGINT);

@@ -517,8 +517,17 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
         }
         /* the option table keeps a string option's pointer: hand it model.json's own
          * string (owned by *md, which lives until the run ends), never the local v */
-        if (op->type == SK_OPT_STRING && !cJSON_IsString(g))
-            return sk_cli_usage_error(cli, "%s: generate.%s must be a string", who, g->string);
+        if (op->type == SK_OPT_STRING && !cJSON_IsString(g)) {
+            /* a number for a string option (fps: 16 or "30000/1001"): its text becomes a
+             * string node of model.json's tree (owned by *md); the loop goes on from it */
+            cJSON *str = cJSON_CreateString(v);
+            if (!str || !cJSON_ReplaceItemInObjectCaseSensitive((cJSON *)m->generate, g->string,
+                                                                 str)) {
+                cJSON_Delete(str);
+                return sk_cli_usage_error(cli, "%s: generate.%s: out of memory", who, g->string);
+            }
+            g = str;
+        }
         const char *val = op->type == SK_OPT_STRING ? g->valuestring : v;
         if (sk_cli_set(cli, g->string, val, who) == 2) return 2;
     }
