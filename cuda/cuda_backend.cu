@@ -203,6 +203,7 @@ static const sk_backend_ops cuda_ops = {
     sk_cuda_graph_find,
     sk_cuda_graph_launch,
     sk_cuda_rmsnorm_rope3d,
+    sk_cuda_flag_nonfinite,
 };
 
 extern "C" sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **out)

@@ -81,3 +81,26 @@ extern "C" sk_status sk_cuda_act(sk_backend *be, sk_tensor *y, const sk_tensor *
     SK_CU_LAUNCH("act");
     return SK_OK;
 }
+
+/* flag_nonfinite (issue 15 #7): any thread that sees a NaN/Inf writes 1; the
+ * flag is read by the host once per chunk, never here. */
+__global__ void k_flag_nonfinite(const void *x, int xt, int64_t n, int *flag)
+{
+    SK_GRID_STRIDE(i, n)
+    {
+        if (!isfinite(sk_ld(x, xt, i))) {
+            *flag = 1;
+            return;
+        }
+    }
+}
+
+extern "C" sk_status sk_cuda_flag_nonfinite(sk_backend *be, const sk_tensor *x, void *flag)
+{
+    int64_t n = sk_tensor_numel(x);
+    if (n == 0) return SK_OK;
+    k_flag_nonfinite<<<sk_cuda_blocks(n, 256), 256, 0, sk_cuda(be)->stream>>>(x->data, x->dtype,
+                                                                              n, (int *)flag);
+    SK_CU_LAUNCH("flag_nonfinite");
+    return SK_OK;
+}

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dit/names.h"
 #include "runtime/core/log.h"
+#include "runtime/io/json_strict.h"
 
 sk_dit_config sk_dit_config_wan_1_3b(void)
 {
@@ -98,9 +100,8 @@ static sk_status get_int(const cJSON *o, const char *label, const char *const *n
 sk_status sk_dit_config_from_json(const char *json, const char *label, sk_dit_config *out)
 {
     const char *L = label ? label : "DiT config";
-    cJSON *o = cJSON_Parse(json);
-    SK_CHECK(o, SK_E_FORMAT, "%s: not valid JSON (near '%.40s')", L,
-             cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "?");
+    cJSON *o = NULL;
+    SK_TRY(sk_json_parse_strict(json, (size_t)-1, L, &o));
     sk_status st = SK_OK;
     if (!cJSON_IsObject(o)) {
         st = SK_ERR(SK_E_FORMAT, "%s: expected a JSON object with dim, num_heads, ...", L);
@@ -182,6 +183,10 @@ done:
 
 sk_status sk_dit_config_from_file(const char *path, sk_dit_config *out)
 {
+    struct stat sb;
+    /* a directory opens for reading on Linux and seeks to LONG_MAX (issue 15 #8) */
+    SK_CHECK(stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode), SK_E_INVALID_ARG,
+             "DiT config '%s' is a directory; --dit-config takes the config.json file", path);
     FILE *fp = fopen(path, "rb");
     SK_CHECK(fp, SK_E_IO, "DiT config '%s': cannot open (check --dit-config)", path);
     char *buf = NULL;

@@ -43,6 +43,12 @@
  *     sk_session_stop, sk_session_get_status. A queued prompt takes effect at
  *     the chunk boundary it names (text is encoded in the queueing thread).
  *     sk_session_stop is also async-signal-safe (a SIGINT handler may call it).
+ *   - sk_session_abort: any thread, async-signal-safe (a second SIGINT's
+ *     handler calls it); it stops like sk_session_stop and also ends every
+ *     wait of the live outputs on the network at once (frames still queued
+ *     for an RTMP server are dropped; files are still finalised).
+ *   - sk_session_queue_prompt_deferred belongs to the driving thread (it may
+ *     open the embeddings file): not concurrently with a step.
  *   - sk_engine_encode_text may be called from any thread (calls are
  *     serialised inside the engine).
  *
@@ -324,6 +330,19 @@ sk_status sk_session_queue_prompt_embeds(sk_session *s, const float *ctx, int64_
 /* Encodes text with the engine's text encoder (in the calling thread), then queues it. */
 sk_status sk_session_queue_prompt_text(sk_session *s, const char *text, int64_t frame,
                                        sk_switch_mode mode);
+/* A prompt checked now but read or encoded only when it comes due: a long schedule costs
+ * its lines, not a context per line (sinkstream generate --prompts). The contexts go through
+ * the session's cache of SK_PROMPT_CACHE_CAP distinct prompts (least recently used out
+ * first), so a schedule that alternates a few prompts reads or encodes each once. Exactly
+ * one of text (the engine's encoder must be loaded; it may be offloaded between prompts) and
+ * embeds_name (a tensor [rows, text_dim] of the safetensors file embeds_file; every deferred
+ * prompt of a session names the same file). A prompt replaced by a later one due at the same
+ * boundary is never read. Errors found when it comes due fail that step. The driving
+ * thread only (not concurrently with a step). */
+#define SK_PROMPT_CACHE_CAP 16
+sk_status sk_session_queue_prompt_deferred(sk_session *s, const char *text,
+                                           const char *embeds_file, const char *embeds_name,
+                                           int64_t frame, sk_switch_mode mode);
 
 typedef struct {
     int64_t first_frame;    /* first latent frame of the chunk made (-1: none) */
@@ -346,8 +365,14 @@ sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n
 
 /* 1 when every frame was made or the session was stopped (also for NULL/closed: then 1). */
 int sk_session_done(const sk_session *s);
-/* Asks the session to stop at its next chunk boundary. Any thread, signal-safe. */
+/* Asks the session to stop at its next chunk boundary. Any thread, signal-safe. The live
+ * outputs (RTMP) still send the frames they hold (bounded by their queue and timeout_ms) when
+ * the session finishes: a first Ctrl-C. */
 void sk_session_stop(sk_session *s);
+/* sk_session_stop, and the live outputs stop waiting on the network at once: what they still
+ * hold is dropped (files are finalised all the same) and finish returns SK_E_NET ("aborted
+ * by the caller") for them. Any thread, signal-safe: a second Ctrl-C. */
+void sk_session_abort(sk_session *s);
 /* After the last step: hands out the frames still in the decoder (VAE overlap), then
  * closes the outputs (files finalised). Idempotent. Close calls it when not yet done. */
 sk_status sk_session_finish(sk_session *s, sk_step_info *info);

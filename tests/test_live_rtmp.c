@@ -88,14 +88,17 @@ static void stop_nginx(pid_t pid)
     cr_assert(lu_wait(pid, 10) >= 0, "nginx did not stop");
 }
 
+/* frames 0: no --frames (extra gives --seconds; one length option only) */
 static char *generate_cmd(int port, int frames, const char *extra)
 {
     static char cmd[4096];
+    char len[32] = "";
+    if (frames > 0) snprintf(len, sizeof len, "--frames %d ", frames);
     snprintf(cmd, sizeof cmd,
              "%s generate --dit %sdemo/dit_demo_c16.safetensors --text-embeds "
-             "%sdit/embeds.safetensors --vae %staehv/taehv_tiny_21.safetensors --frames %d "
+             "%sdit/embeds.safetensors --vae %staehv/taehv_tiny_21.safetensors %s"
              "--height 64 --width 64 --fps 16 -o rtmp://127.0.0.1:%d/live/test %s",
-             lu_bin(), LIVE_FIX, LIVE_FIX, LIVE_FIX, frames, port, extra);
+             lu_bin(), LIVE_FIX, LIVE_FIX, LIVE_FIX, len, port, extra);
     return cmd;
 }
 
@@ -195,5 +198,63 @@ Test(live_rtmp, server_gone_for_good_does_not_hang)
     cr_expect_eq(rc, 0, "%s", e);
     cr_expect(strstr(e, "still down at the end"), "%s", e);
     cr_expect_eq(lu_ffprobe(lu_path("tee.mp4")).frames, vf);
+    free(e);
+}
+
+/* Issue 15 #4: Ctrl-C on a healthy stream exited 1 ("aborted by the caller")
+ * and dropped the queued frames (76 of 104 reached the server). Now a first
+ * SIGINT stops like POST /stop: the frames made are all sent, exit 0. */
+Test(live_rtmp, first_ctrl_c_flushes_the_stream)
+{
+    int port = lu_free_port();
+    pid_t ng = start_nginx(port, "rec");
+    char extra[400];
+    snprintf(extra, sizeof extra, "--seconds 0 --tee %s", lu_path("tee.mkv"));
+    pid_t gen = lu_spawn(generate_cmd(port, 0, extra), lu_path("gen.log"), NULL);
+    double t_end = lu_now() + 30;
+    while (lu_size(lu_path("rec/test.flv")) < 8000 && lu_now() < t_end) lu_sleep(0.05);
+    cr_assert(lu_size(lu_path("rec/test.flv")) >= 8000, "nothing recorded: %s",
+              lu_read(lu_path("gen.log")));
+    kill(gen, SIGINT);
+    double t0 = lu_now();
+    int rc = lu_wait(gen, 60);
+    double dt = lu_now() - t0;
+    stop_nginx(ng);
+    char *e = lu_read(lu_path("gen.log"));
+    cr_assert_eq(rc, 0, "first Ctrl-C must stop cleanly (exit %d): %s", rc, e);
+    cr_expect(strstr(e, "signal: stopping at latent frame"), "%s", e);
+    double made = num_after(e, "latent frames (");
+    lu_probe r = lu_ffprobe(lu_path("rec/test.flv")), t = lu_ffprobe(lu_path("tee.mkv"));
+    cr_expect(made > 0 && r.frames == (int)made && t.frames == (int)made,
+              "made %.0f video frames, the server recorded %d, the tee has %d: %s", made, r.frames,
+              t.frames, e);
+    cr_expect(strstr(e, " 0 dropped"), "%s", e);
+    cr_expect(dt < 15.0, "the flush took %.1f s", dt);
+    free(e);
+}
+
+/* A second Ctrl-C does not wait for the flush: the run ends at once. */
+Test(live_rtmp, second_ctrl_c_aborts_at_once)
+{
+    int port = lu_free_port();
+    pid_t ng = start_nginx(port, "rec");
+    pid_t gen = lu_spawn(generate_cmd(port, 0, "--seconds 0"), lu_path("gen.log"), NULL);
+    double t_end = lu_now() + 30;
+    while (lu_size(lu_path("rec/test.flv")) < 8000 && lu_now() < t_end) lu_sleep(0.05);
+    cr_assert(lu_size(lu_path("rec/test.flv")) >= 8000, "nothing recorded (the run must be "
+              "streaming before the Ctrl-Cs): %s", lu_read(lu_path("gen.log")));
+    kill(ng, SIGSTOP); /* a frozen server: the flush could only end by the timeout */
+    lu_sleep(0.5);
+    kill(gen, SIGINT);
+    lu_sleep(0.3);
+    kill(gen, SIGINT);
+    double t0 = lu_now();
+    int rc = lu_wait(gen, 60);
+    double dt = lu_now() - t0;
+    kill(ng, SIGCONT);
+    stop_nginx(ng);
+    char *e = lu_read(lu_path("gen.log"));
+    cr_expect(rc != 0, "an aborted run must not exit 0: %s", e);
+    cr_expect(dt < 5.0, "second Ctrl-C took %.1f s to end the run: %s", dt, e);
     free(e);
 }

@@ -6,6 +6,8 @@
  * carry that the encoder does not use. Anything else is an error.
  */
 #include <cjson/cJSON.h>
+
+#include "runtime/io/json_strict.h"
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -171,9 +173,13 @@ static sk_status declare_json(declared *d, const char *path)
     }
     fclose(fp);
     SK_CHECK(buf, SK_E_IO, "umT5 config '%s': cannot read it (or larger than 16 MiB)", path);
-    cJSON *root = cJSON_Parse(buf);
+    cJSON *root = NULL;
+    char what[600];
+    snprintf(what, sizeof what, "umT5 config '%.500s'", path);
+    sk_status pst = sk_json_parse_strict(buf, (size_t)-1, what, &root);
     free(buf);
-    SK_CHECK(root && cJSON_IsObject(root), SK_E_FORMAT,
+    SK_TRY(pst);
+    SK_CHECK(cJSON_IsObject(root), SK_E_FORMAT,
              "umT5 config '%s': not a JSON object; expected config.json with d_model/num_heads/... "
              "or dim/num_heads/...", path);
     sk_status st = SK_OK;

@@ -63,6 +63,23 @@ static sk_status read_4d(const char *path, const char *name, const char *what, f
         const sk_st_tensor *info = NULL;
         st = sk_st_read_f32(f, name, 0, NULL, data, &info);
         for (int i = 0; st == SK_OK && i < 4; i++) shape[i] = t->shape[t->ndim - 4 + i];
+        /* issue 15 #7, #8: an empty tensor or NaN/Inf input gave a confusing error or a
+         * black video with exit 0 */
+        if (st == SK_OK && shape[0] == 0)
+            st = SK_ERR(SK_E_SHAPE, "'%s': tensor '%s' has 0 frames (shape [0, ...]); nothing "
+                        "to do", path, name);
+        const int64_t per = st == SK_OK ? shape[1] * shape[2] * shape[3] : 0;
+        const int64_t n = st == SK_OK ? shape[0] * per : 0;
+        for (int64_t i = 0; st == SK_OK && i < n; i++)
+            if (!isfinite((*data)[i]))
+                st = SK_ERR(SK_E_FORMAT, "'%s': tensor '%s' holds a non-finite value (%s) at "
+                            "frame %lld (flat index %lld); expected finite %s", path, name,
+                            isnan((*data)[i]) ? "NaN" : "Inf", (long long)(i / (per ? per : 1)),
+                            (long long)i, what);
+        if (st != SK_OK) {
+            free(*data);
+            *data = NULL;
+        }
     }
     sk_st_close(&f);
     return st;

@@ -21,6 +21,7 @@
 #include "runtime/kv/kv_cache.h"
 #include "runtime/live/control.h"
 #include "runtime/live/live_loop.h"
+#include "runtime/live/prompt_cache.h"
 #include "runtime/live/prompts.h"
 #include "runtime/output/output.h"
 #include "runtime/sinkstream.h"
@@ -38,6 +39,7 @@
 
 typedef struct {
     const char *model; /* --model DIR: files and model.json defaults (flags win) */
+    int allow_outside; /* --allow-outside: its files may resolve outside DIR */
     const char *dit, *dit_config, *text_embeds, *embeds_key, *noise_file, *latents_out, *prompts;
     const char *vae, *output, *frames_dir, *rgb_out;
     const char *prompt, *text_encoder, *tokenizer, *text_encoder_config, *dump_steps;
@@ -102,8 +104,10 @@ static int readable(const char *path)
     return 1;
 }
 
-/* SIGINT/SIGTERM: the session stops at its next chunk boundary and the outputs are
- * finalised (network waits end at once); a second one kills at once. */
+/* First SIGINT/SIGTERM: the session stops at its next chunk boundary like POST /stop and
+ * every frame made is written and sent (the live outputs drain, bounded by their queue and
+ * --net-timeout-ms), exit 0. Second: sk_session_abort, the network waits end at once (files
+ * are still finalised), exit 1 (issue 15 #4). A third kills at once. */
 static sk_session *volatile g_run_session;
 static volatile int g_run_signalled;
 static struct sigaction g_old_int, g_old_term, g_old_pipe;
@@ -111,8 +115,12 @@ static struct sigaction g_old_int, g_old_term, g_old_pipe;
 static void on_signal(int sig)
 {
     (void)sig;
-    g_run_signalled = 1;
-    if (g_run_session) sk_session_stop(g_run_session);
+    if (!g_run_signalled) {
+        g_run_signalled = 1;
+        if (g_run_session) sk_session_stop(g_run_session);
+        return;
+    }
+    if (g_run_session) sk_session_abort(g_run_session);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 }
@@ -182,19 +190,21 @@ static sk_status gather_prompts(const gen_opts *o, int64_t chunk, gen_prompt_lis
         *any_text |= pl->v[i].text != NULL;
     }
     if (o->text_embeds && (st = sk_st_open(o->text_embeds, emb)) != SK_OK) goto out;
-    int64_t cols = -1;
-    for (int i = 0; i < pl->n; i++) {
-        if (!pl->v[i].key) continue;
-        if ((st = gen_prompt_resolve(&pl->v[i], *emb, NULL)) != SK_OK) {
-            if (pl->v[i].line > 0) sk_error_prefix("--prompts line %d: ", pl->v[i].line);
+    /* every line is checked now (names, shapes) but none is read: the session reads or
+     * encodes each when it comes due, through a bounded cache (issue 15 #6) */
+    for (int i = 0, cols0 = 0; i < pl->n; i++) {
+        int64_t cols = 0;
+        if ((st = gen_prompt_check(&pl->v[i], *emb, o->text_encoder != NULL, &cols)) != SK_OK) {
+            if (pl->v[i].line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts,
+                                                   pl->v[i].line);
             goto out;
         }
-        if (cols >= 0 && pl->v[i].cols != cols) {
-            st = SK_ERR(SK_E_SHAPE, "--prompts line %d: the prompt has %lld columns, the first "
-                        "one %lld", pl->v[i].line, (long long)pl->v[i].cols, (long long)cols);
+        if (cols && cols0 && cols != cols0) {
+            st = SK_ERR(SK_E_SHAPE, "--prompts '%s' line %d: the prompt has %lld columns, the "
+                        "first one %d", o->prompts, pl->v[i].line, (long long)cols, cols0);
             goto out;
         }
-        cols = pl->v[i].cols;
+        if (cols && !cols0) cols0 = (int)cols;
     }
 out:
     gen_prompt_list_free(&file_pl);
@@ -233,6 +243,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                     pl.v[i].line);
             break;
         }
+    /* text prompts later in the schedule are encoded when due: the encoder stays, its
+     * weights offloaded between encodes */
+    int later_text = 0;
+    for (int i = 1; i < pl.n; i++) later_text |= pl.v[i].text != NULL;
 
     static const char *const act_names[] = {"auto", "f32", "bf16"};
     static const char *const wd_names[] = {"as-stored", "f32", "bf16", "f16"};
@@ -244,7 +258,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         ep.text_encoder = o->text_encoder;
         ep.tokenizer = o->tokenizer;
         ep.text_encoder_config = o->text_encoder_config;
-        ep.text_offload = keep_text && o->text_offload;
+        ep.text_offload = keep_text ? o->text_offload : later_text;
     }
     ep.vae = decode ? o->vae : NULL;
     ep.device = o->device_api;
@@ -348,21 +362,31 @@ static int run(const gen_opts *o, const sk_schedule *sched)
                               .embeds_file = o->text_embeds};
         if ((st = sk_session_start_control(s, &co, NULL)) != SK_OK) goto fail;
     }
-    if (any_text) SK_LOGI("encoding %d prompt%s ...", pl.n, pl.n == 1 ? "" : "s");
+    /* the starting prompt now (its errors before the first chunk); the rest of the schedule
+     * deferred: checked, read or encoded by the session when due (issue 15 #6) */
+    if (pl.v[0].text) SK_LOGI("encoding the starting prompt ...");
     for (int i = 0; i < pl.n; i++) {
-        const gen_prompt *p = &pl.v[i];
+        gen_prompt *p = &pl.v[i];
         /* LongLive 2.0: a line with "cut": true (or a prompt starting "The scene
          * transitions. ") opens a new shot with its chunk */
         const sk_switch_mode mode = p->cut && multishot ? SK_SWITCH_CUT : SK_SWITCH_DEFAULT;
-        st = p->key ? sk_session_queue_prompt_embeds(s, p->ctx, p->rows, p->cols, p->frame,
-                                                     mode, p->key)
-                    : sk_session_queue_prompt_text(s, p->text, p->frame, mode);
+        if (i == 0) {
+            st = p->key ? gen_prompt_resolve(p, emb, NULL) : SK_OK;
+            if (st == SK_OK)
+                st = p->key ? sk_session_queue_prompt_embeds(s, p->ctx, p->rows, p->cols,
+                                                             p->frame, mode, p->key)
+                            : sk_session_queue_prompt_text(s, p->text, p->frame, mode);
+        } else {
+            st = sk_session_queue_prompt_deferred(s, p->text, o->text_embeds, p->key, p->frame,
+                                                  mode);
+        }
         if (st != SK_OK) {
-            if (p->line > 0) sk_error_prefix("--prompts line %d: ", p->line);
+            if (p->line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts, p->line);
             goto fail;
         }
     }
-    if (any_text && !keep_text && (st = sk_engine_offload_text(e)) != SK_OK) goto fail;
+    if (any_text && !keep_text && !later_text && (st = sk_engine_offload_text(e)) != SK_OK)
+        goto fail;
 
     const int64_t C = info.latent_channels, E = C * o->latent_h * o->latent_w;
     if (o->latents_out) {
@@ -479,7 +503,7 @@ typedef struct {
 static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defaults,
                            sk_model_dir **md, model_fallback *fb, int *nfb, int cap)
 {
-    if (sk_model_dir_open(o->model, md) != SK_OK)
+    if (sk_model_dir_open_ex(o->model, o->allow_outside, md) != SK_OK)
         return sk_cli_usage_error(cli, "--model: %s", sk_error_message());
     const sk_model_dir *m = *md;
     *o = *defaults;
@@ -499,6 +523,11 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
                     g->string);
             continue;
         }
+        if (!sk_model_dir_option_allowed(g->string))
+            return sk_cli_usage_error(cli, "%s: generate.%s is not a default a model directory "
+                                      "may set (only %s); give --%s on the command line if you "
+                                      "mean it", who, g->string, sk_model_dir_allowed_list(),
+                                      g->string);
         if (op->type == SK_OPT_ENUM && !choice_ok(op->choices, v)) {
             const cJSON *f = m->fallback ? cJSON_GetObjectItemCaseSensitive(m->fallback, g->string)
                                          : NULL;
@@ -768,6 +797,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("model", SK_OPT_STRING, &o.model, NULL, "model directory (tools/convert_checkpoint.py): "
              "its DiT, text encoder, tokenizer and VAE, and model.json's sampling defaults; any "
              "flag overrides them", "SK_MODEL", "DIR")},
+        {OPT("allow-outside", SK_OPT_FLAG, &o.allow_outside, NULL, "--model: read files that "
+             "resolve outside the directory (symlinks); refused by default", NULL, NULL)},
         {OPT("dit", SK_OPT_STRING, &o.dit, NULL, "causal Wan DiT weights (.safetensors, upstream "
              "names, optional model./generator. prefixes)", "SK_DIT", "FILE")},
         {OPT("dit-config", SK_OPT_STRING, &o.dit_config, "from the checkpoint",

@@ -68,6 +68,13 @@ static int model_defaults(const sk_model_dir *m, int64_t vae_stride, sk_session_
     for (const cJSON *g = m->generate ? m->generate->child : NULL; g; g = g->next) {
         const char *k = g->string;
         const double v = cJSON_IsNumber(g) ? g->valuedouble : 0;
+        /* only defaults that describe the model (issue 15 #2, runtime/engine/model_dir.c's
+         * allowlist, as generate --model): a shared model directory sets nothing else */
+        if (!sk_model_dir_option_allowed(k)) {
+            SK_LOGW("serve: %s: generate.%s is not a default a model directory may set (only "
+                    "%s); ignored", m->json_path, k, sk_model_dir_allowed_list());
+            continue;
+        }
         if (!strcmp(k, "chunk") && v > 0) sp->chunk = (int64_t)v;
         else if (!strcmp(k, "shift") && v > 0) sp->shift = v;
         else if (!strcmp(k, "kv-window") && cJSON_IsNumber(g)) sp->kv_window = (int64_t)v;
@@ -96,7 +103,7 @@ static int model_defaults(const sk_model_dir *m, int64_t vae_stride, sk_session_
             }
             sp->n_steps = n;
             for (int i = 0; i < n; i++) sp->steps[i] = cJSON_GetArrayItem(g, i)->valueint;
-        } else if (strcmp(k, "frames") && strcmp(k, "seed")) {
+        } else if (strcmp(k, "frames")) {
             SK_LOGD("serve: %s: generate.%s does not shape a session; ignored", m->json_path, k);
         }
     }

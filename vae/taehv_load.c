@@ -330,6 +330,14 @@ static sk_status bind(sk_taehv *m, const sk_st_file *f, const sk_taehv_load_opts
                         f->path, e->name, sk_dtype_st_name(t->dtype));
             goto done;
         }
+        /* NaN/Inf weights would decode to a black or NaN video with exit 0 (issue 15 #7) */
+        int64_t bad = sk_st_first_nonfinite(t);
+        if (bad >= 0) {
+            st = SK_ERR(SK_E_FORMAT, "taehv '%s': tensor '%s' holds a non-finite value (NaN or "
+                        "Inf) at flat index %lld; expected finite weights (a corrupt file?)",
+                        f->path, e->name, (long long)bad);
+            goto done;
+        }
     }
     /* 2: nothing unexpected */
     int n_unexp = 0, first = -1;

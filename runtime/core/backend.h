@@ -164,6 +164,11 @@ typedef struct sk_backend_ops {
     sk_status (*rmsnorm_rope3d)(sk_backend *be, sk_tensor *y, const sk_tensor *x,
                                 const sk_tensor *w, float eps, int64_t F, int64_t Hp, int64_t Wp,
                                 int64_t t0, double theta);
+
+    /* Optional (NULL: sk_op_flag_nonfinite downloads x and checks on the host):
+     * sets the backend int32 *flag to 1 when x (a float dtype) holds a NaN or
+     * Inf, never back to 0; queued like any op, no sync. */
+    sk_status (*flag_nonfinite)(sk_backend *be, const sk_tensor *x, void *flag);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -213,6 +218,9 @@ sk_status sk_op_gated_add(sk_backend *be, sk_tensor *x, const sk_tensor *y, cons
 sk_status sk_op_axpby(sk_backend *be, sk_tensor *y, float a, const sk_tensor *x, float b,
                       const sk_tensor *z);
 sk_status sk_op_mul(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *z);
+/* *flag (an int32 in be's memory) = 1 when x holds a NaN or Inf (issue 15 #7:
+ * a device-side flag per chunk, read once per chunk). */
+sk_status sk_op_flag_nonfinite(sk_backend *be, const sk_tensor *x, void *flag);
 sk_status sk_op_act(sk_backend *be, sk_tensor *y, const sk_tensor *x, sk_act act);
 sk_status sk_op_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                           const sk_kv_range *ranges, int nranges, float scale,

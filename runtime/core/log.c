@@ -27,6 +27,28 @@ sk_log_level sk_log_get_level(void)
 
 void sk_log_set_level(sk_log_level lvl) { g_level = (int)lvl; }
 
+char *sk_log_escape(char *dst, unsigned long cap, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t at = 0;
+    if (!cap) return dst;
+    for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+        char e[5];
+        size_t n = 0;
+        if (*p == '\n') { e[0] = '\\'; e[1] = 'n'; n = 2; }
+        else if (*p == '\r') { e[0] = '\\'; e[1] = 'r'; n = 2; }
+        else if (*p == '\t') { e[0] = '\\'; e[1] = 't'; n = 2; }
+        else if (*p < 0x20 || *p == 0x7f) {
+            e[0] = '\\'; e[1] = 'x'; e[2] = hex[*p >> 4]; e[3] = hex[*p & 15]; n = 4;
+        } else { e[0] = (char)*p; n = 1; }
+        if (at + n >= cap) break;
+        memcpy(dst + at, e, n);
+        at += n;
+    }
+    dst[at] = 0;
+    return dst;
+}
+
 static int g_libav_verbose;
 void sk_log_set_libav_verbose(int on) { g_libav_verbose = on; }
 int sk_log_libav_verbose(void) { return g_libav_verbose; }
@@ -40,5 +62,7 @@ void sk_log(sk_log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "sinkstream: %s: %s\n", tags[lvl], buf);
+    /* one message, one line: prompts and names from HTTP/stdin are in it */
+    char esc[4096];
+    fprintf(stderr, "sinkstream: %s: %s\n", tags[lvl], sk_log_escape(esc, sizeof esc, buf));
 }

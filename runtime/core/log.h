@@ -19,6 +19,12 @@ void sk_log_set_libav_verbose(int on);
 int sk_log_libav_verbose(void);
 void sk_log(sk_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Copies src into dst (cap bytes, NUL-terminated, truncated) with every
+ * control byte (< 0x20, 0x7f) written as \n, \r, \t or \xNN, so text from
+ * a network peer or stdin cannot forge a log line or drive the terminal.
+ * sk_log applies it to every message. Returns dst. */
+char *sk_log_escape(char *dst, unsigned long cap, const char *src);
+
 #define SK_LOGE(...) sk_log(SK_LOG_ERROR, __VA_ARGS__)
 #define SK_LOGW(...) sk_log(SK_LOG_WARN, __VA_ARGS__)
 #define SK_LOGI(...) sk_log(SK_LOG_INFO, __VA_ARGS__)

@@ -12,7 +12,9 @@
  */
 #include "runtime/core/backend.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define SHP(t, buf) sk_shape_str((t), (buf), sizeof(buf))
 
@@ -291,6 +293,27 @@ sk_status sk_op_mul(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_t
     SK_TRY(chk_same(op, "y", y, "x", x));
     SK_TRY(chk_same(op, "y", y, "z", z));
     DISPATCH(op, mul, y, x, z);
+}
+
+sk_status sk_op_flag_nonfinite(sk_backend *be, const sk_tensor *x, void *flag)
+{
+    const char *op = "flag_nonfinite";
+    CHK_BE(op);
+    SK_TRY(chk_tensor(op, "x", be, x));
+    SK_CHECK(sk_dtype_is_float(x->dtype), SK_E_DTYPE, "op %s: x has dtype %s; expected a float "
+             "dtype", op, sk_dtype_name(x->dtype));
+    SK_CHECK(flag, SK_E_INVALID_ARG, "op %s: flag is NULL", op);
+    if (be->ops && be->ops->flag_nonfinite) return be->ops->flag_nonfinite(be, x, flag);
+    /* fallback: through the host */
+    size_t n = (size_t)sk_tensor_numel(x);
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    SK_CHECK(h, SK_E_OOM, "op %s: out of host memory", op);
+    sk_status st = sk_tensor_download_f32(x, h, n);
+    int32_t bad = 0;
+    for (size_t i = 0; st == SK_OK && i < n && !bad; i++) bad = !isfinite(h[i]);
+    free(h);
+    if (st == SK_OK && bad) st = be->ops->upload(be, flag, &bad, sizeof bad);
+    return st;
 }
 
 sk_status sk_op_act(sk_backend *be, sk_tensor *y, const sk_tensor *x, sk_act act)

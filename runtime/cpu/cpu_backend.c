@@ -117,6 +117,7 @@ static const sk_backend_ops k_cpu_ops = {
     .unpatchify = sk_cpu_unpatchify,
     .embedding = sk_cpu_embedding,
     .noise = sk_cpu_noise,
+    .flag_nonfinite = sk_cpu_flag_nonfinite,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)

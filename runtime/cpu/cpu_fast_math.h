@@ -19,9 +19,11 @@ static inline float sk_fexp(float x)
     x = x > 88.0f ? 88.0f : x;
     const float t = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln 2) in the low bits */
     const float n = t - 12582912.0f;
-    int32_t ti;
+    /* unsigned: for a NaN input t's bits are any pattern, and a signed shift or
+     * subtraction of them would be undefined (UBSan); the bits are the same */
+    uint32_t ti;
     memcpy(&ti, &t, sizeof ti);
-    const int32_t ni = ti - 0x4B400000;
+    const uint32_t ni = ti - 0x4B400000u;
     const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -30,7 +32,7 @@ static inline float sk_fexp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    const int32_t si = (ni + 127) << 23;
+    const uint32_t si = (ni + 127u) << 23;
     float s;
     memcpy(&s, &si, sizeof s);
     return p * s;

@@ -15,10 +15,12 @@
 #include "dit/model.h"
 #include "runtime/core/backend.h"
 #include "runtime/core/status.h"
+#include "runtime/engine/chunk_finite.h"
 #include "runtime/engine/model_dir.h"
 #include "runtime/engine/pp_setup.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/live/live_loop.h"
+#include "runtime/live/prompt_cache.h"
 #include "runtime/live/prompts.h"
 #include "runtime/output/output.h"
 #include "runtime/sinkstream.h"
@@ -54,6 +56,8 @@ typedef struct sk_queued_prompt {
     gen_prompt p;              /* resolved and fitted: p.ctx [rows, text_dim] */
     int64_t frame;             /* SK_FRAME_NEXT_CHUNK or a latent frame */
     sk_switch_mode mode;
+    int deferred;              /* p.ctx NULL: read or encoded through the session's prompt
+                                * cache when it comes due (sk_session_queue_prompt_deferred) */
     uint64_t seq;              /* queue order */
     struct sk_queued_prompt *next;
 } sk_queued_prompt;
@@ -106,10 +110,16 @@ struct sk_session {
     gen_live_opts lv_opts;
     sk_st_file *ctl_emb;       /* embeds a control command may name */
     volatile int stop_flag;    /* sk_session_stop: any thread, signal handlers */
+    volatile int abort_flag;   /* sk_session_abort: the live outputs' network waits end */
     int control_started;
     /* prompts */
     pthread_mutex_t q_mu;      /* the queue and the status snapshot */
     sk_queued_prompt *queue;
+    sk_queued_prompt *q_last;  /* the queue's tail: a long schedule queues in linear time */
+    gen_prompt_cache pcache;   /* deferred prompts' contexts (bounded; made at first use) */
+    sk_st_file *sched_emb;     /* the embeddings file deferred prompts name */
+    char *sched_emb_path;
+    gen_finite fin;            /* each chunk's x0 checked for NaN/Inf (issue 15 #7) */
     uint64_t q_seq;
     int64_t q_len;
     int have_prompt;
@@ -147,6 +157,17 @@ void sk_api_session_register(sk_session *s, int add);
 #define SK_API_SESSION(s)                                                                     \
     SK_CHECK((s) && sk_api_session_live(s), SK_E_INVALID_ARG,                              \
              "%s: %s session (closed, or never created)", __func__, (s) ? "not a live" : "NULL")
+
+/* session.c: appends a prompt to the queue (takes gp's contents). */
+/* The frame and switch mode of a prompt to queue are valid for this session (a shot cut needs
+ * the multishot policy and a chunk boundary). */
+sk_status sk_session_check_queue_args(const sk_session *s, int64_t frame, sk_switch_mode mode);
+sk_status sk_session_queue_push(sk_session *s, gen_prompt *gp, int64_t frame, sk_switch_mode mode,
+                                int deferred);
+/* session_prompts.c: a deferred prompt's context, from the cache or read/encoded now, fitted
+ * to the DiT; no-op for a prompt queued with its context. */
+sk_status sk_session_resolve_due(sk_session *s, sk_queued_prompt *q);
+void sk_session_prompts_free(sk_session *s);
 
 /* Encodes text into a fitted prompt (engine.c). */
 sk_status sk_engine_prompt_from_text(sk_engine *e, const char *text, int64_t frame,

@@ -16,6 +16,7 @@
 #include "runtime/core/backend.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/core/log.h"
+#include "runtime/io/json_strict.h"
 #include "runtime/io/safetensors.h"
 #include "text/tokenizer.h"
 #include "text/umt5.h"
@@ -23,6 +24,34 @@
 
 static const char *const k_families[] = {"self-forcing", "longlive", "longlive2",
                                          "reward-forcing", "rolling-forcing", "demo"};
+
+/* The "generate" keys model.json may set (sk_model_dir_option_allowed). */
+static const char *const k_allowed[] = {
+    "frames", "seconds", "height", "width", "latent-height", "latent-width", "fps", "chunk",
+    "steps", "shift", "no-warp", "kv-policy", "kv-window", "kv-sink", "rope", "ema-alpha",
+    "kv-compress", "kv-recent", "recache", "recache-sink", "dit-dtype", "act-dtype", "dtype",
+    /* LongLive 2.0's sampler and shots describe the model too */
+    "sampler", "num-steps", "shot-rope-offset", "shot-clean-recache",
+};
+
+int sk_model_dir_option_allowed(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof k_allowed / sizeof *k_allowed; i++)
+        if (!strcmp(name, k_allowed[i])) return 1;
+    return 0;
+}
+
+const char *sk_model_dir_allowed_list(void)
+{
+    static char list[512];
+    if (!list[0]) {
+        size_t at = 0;
+        for (size_t i = 0; i < sizeof k_allowed / sizeof *k_allowed && at < sizeof list; i++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "",
+                                   k_allowed[i]);
+    }
+    return list;
+}
 
 int sk_model_dir_is(const char *path)
 {
@@ -143,11 +172,34 @@ static sk_status file_entry(sk_model_dir *m, const cJSON *files, const char *key
         free(p);
         return st;
     }
+    /* a symlink out of the directory (issue 15 #8): a downloaded model must not make
+     * sinkstream read other files, unless the user says so */
+    if (!m->allow_outside) {
+        char *rd = realpath(m->dir, NULL), *rp = realpath(p, NULL);
+        size_t n = rd ? strlen(rd) : 0;
+        int inside = rd && rp && !strncmp(rp, rd, n) && rp[n] == '/';
+        sk_status st = inside ? SK_OK
+                              : SK_ERR(SK_E_INVALID_ARG, "model directory '%s': files.%s = '%s' "
+                                       "resolves to '%s', outside the directory (a symlink?); "
+                                       "refused. Give --allow-outside if you trust it", m->dir,
+                                       key, f->valuestring, rp ? rp : p);
+        free(rd);
+        free(rp);
+        if (st != SK_OK) {
+            free(p);
+            return st;
+        }
+    }
     *out = p;
     return SK_OK;
 }
 
 sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
+{
+    return sk_model_dir_open_ex(dir, 0, out);
+}
+
+sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir **out)
 {
     *out = NULL;
     struct stat sb;
@@ -158,6 +210,7 @@ sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
              "tools/convert_checkpoint.py), or use --dit FILE", dir);
     sk_model_dir *m = calloc(1, sizeof *m);
     SK_CHECK(m, SK_E_OOM, "out of memory");
+    m->allow_outside = allow_outside;
     sk_status st = SK_OK;
     char *text = NULL;
     m->dir = strdup(dir);
@@ -170,11 +223,20 @@ sk_status sk_model_dir_open(const char *dir, sk_model_dir **out)
         goto fail;
     }
     if ((st = read_text(m->json_path, &text)) != SK_OK) goto fail;
-    m->root = cJSON_Parse(text);
-    if (!m->root || !cJSON_IsObject(m->root)) {
-        const char *e = cJSON_GetErrorPtr();
-        st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object (near '%.30s')", m->json_path,
-                    e ? e : "?");
+    {
+        char what[4200];
+        snprintf(what, sizeof what, "'%s'", m->json_path);
+        if ((st = sk_json_parse_strict(text, (size_t)-1, what, &m->root)) != SK_OK) {
+            if (strstr(sk_error_message(), "not valid JSON")) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "%s", sk_error_message() + strlen(what));
+                st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object%s", m->json_path, msg);
+            }
+            goto fail;
+        }
+    }
+    if (!cJSON_IsObject(m->root)) {
+        st = SK_ERR(SK_E_FORMAT, "'%s': not a JSON object", m->json_path);
         goto fail;
     }
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(m->root, "format");
@@ -459,6 +521,11 @@ int sk_model_dir_check(const sk_model_dir *m, int json, FILE *out)
                                        e->string, v);
         }
         check(&r, 0, "generate defaults (model.json; flags override): %s", n ? line : "none");
+        /* the allowlist (issue 15 #2): generate --model refuses these, serve ignores them */
+        for (const cJSON *e = g ? g->child : NULL; e; e = e->next)
+            if (!sk_model_dir_option_allowed(e->string))
+                check(&r, 1, "generate.%s is not a default a model directory may set (only %s)",
+                      e->string, sk_model_dir_allowed_list());
     }
 
 report:

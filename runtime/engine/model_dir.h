@@ -39,6 +39,7 @@ typedef struct {
     const cJSON *fallback; /* object or NULL */
     char **kept;           /* sk_model_dir_keep's copies (owned) */
     int n_kept;
+    int allow_outside;     /* files may resolve outside the directory */
 } sk_model_dir;
 
 /* 1 when path is a directory that holds a model.json. */
@@ -49,6 +50,9 @@ int sk_model_dir_is(const char *path);
  * a text encoder), "generate" an object of scalars / integer arrays. Messages
  * name the directory and the field. */
 sk_status sk_model_dir_open(const char *dir, sk_model_dir **out);
+/* The same; every file must resolve (symlinks followed) inside the directory
+ * unless allow_outside (generate --allow-outside). */
+sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir **out);
 void sk_model_dir_free(sk_model_dir **m); /* accepts NULL; NULLs the pointer */
 
 /* The text form of a "generate" value for an option parser: numbers without a
@@ -59,6 +63,13 @@ int sk_model_dir_value_text(const cJSON *v, char *buf, size_t cap);
 /* A copy of text that lives as long as m (an option parser keeps string options by pointer:
  * a "generate" value set through it must outlive the caller's buffer). NULL when out of memory. */
 const char *sk_model_dir_keep(sk_model_dir *m, const char *text);
+/* 1 when a "generate" key of model.json may set that option: only defaults
+ * that describe the model (size, length, fps, chunking, steps, shift, KV
+ * policy and sizes, dtypes). Where files are written or read, the control
+ * API's address and token and the like are the user's to give, never a
+ * downloaded directory's (issue 15 #2). */
+int sk_model_dir_option_allowed(const char *name);
+const char *sk_model_dir_allowed_list(void); /* "frames, height, ..." for messages */
 
 /* `sinkstream inspect DIR` on a model directory: loads every part on the CPU
  * (strict loaders: names, shapes, dtypes, NaN/Inf) and checks that they fit

@@ -3,8 +3,10 @@
  * live boundary (pause / step / stop, control prompts), the due prompt switch,
  * the DiT chunk (or the pipeline stages), the VAE (overlapped on CUDA), the
  * outputs and callbacks. Outputs, pull calls, control and status are in
- * session_io.c.
+ * session_io.c; deferred prompts (read when due, bounded cache) in
+ * session_prompts.c.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,11 +212,13 @@ static void queue_free_all(sk_session *s)
         gen_prompt_free(&q->p);
         free(q);
     }
+    s->q_last = NULL;
     s->q_len = 0;
 }
 
 static void session_free(sk_session *s)
 {
+    gen_finite_free(&s->fin); /* its flag lives on x0's backend (a pipeline stage's too) */
     gen_live_finish(&s->lv);
     sk_st_close(&s->ctl_emb);
     for (int i = 0; i < s->n_outs; i++) {
@@ -228,6 +232,7 @@ static void session_free(sk_session *s)
     sk_noise_source_free(&s->ns);
     sk_st_writer_free(&s->dump);
     queue_free_all(s);
+    sk_session_prompts_free(s);
     free(s->lat_host);
     free(s->rgb8);
     free(s->noise_file);
@@ -269,7 +274,8 @@ sk_status sk_session_create(sk_engine *e, const sk_session_params *p, sk_session
 
 /* ---- prompts */
 
-static sk_status queue_push(sk_session *s, gen_prompt *gp, int64_t frame, sk_switch_mode mode)
+sk_status sk_session_queue_push(sk_session *s, gen_prompt *gp, int64_t frame, sk_switch_mode mode,
+                                int deferred)
 {
     sk_queued_prompt *q = calloc(1, sizeof *q);
     if (!q) {
@@ -280,17 +286,18 @@ static sk_status queue_push(sk_session *s, gen_prompt *gp, int64_t frame, sk_swi
     memset(gp, 0, sizeof *gp);
     q->frame = frame;
     q->mode = mode;
+    q->deferred = deferred;
     pthread_mutex_lock(&s->q_mu);
     q->seq = ++s->q_seq;
-    sk_queued_prompt **t = &s->queue;
-    while (*t) t = &(*t)->next;
-    *t = q;
+    if (s->q_last) s->q_last->next = q;
+    else s->queue = q;
+    s->q_last = q;
     s->q_len++;
     pthread_mutex_unlock(&s->q_mu);
     return SK_OK;
 }
 
-static sk_status check_queue_args(const sk_session *s, int64_t frame, sk_switch_mode mode)
+sk_status sk_session_check_queue_args(const sk_session *s, int64_t frame, sk_switch_mode mode)
 {
     SK_CHECK(frame >= 0 || frame == SK_FRAME_NEXT_CHUNK, SK_E_INVALID_ARG, "queue prompt: frame "
              "%lld: expected a latent frame >= 0 or SK_FRAME_NEXT_CHUNK", (long long)frame);
@@ -322,7 +329,7 @@ sk_status sk_session_queue_prompt_embeds(sk_session *s, const float *ctx, int64_
                                          const char *label)
 {
     SK_API_SESSION(s);
-    SK_TRY(check_queue_args(s, frame, mode));
+    SK_TRY(sk_session_check_queue_args(s, frame, mode));
     SK_CHECK(ctx && rows > 0 && cols > 0, SK_E_INVALID_ARG, "queue prompt: %s",
              ctx ? "rows and cols must be > 0" : "ctx is NULL");
     SK_CHECK(s->e->m, SK_E_INVALID_ARG, "queue prompt: the engine has no DiT (a decode-only "
@@ -350,26 +357,26 @@ sk_status sk_session_queue_prompt_embeds(sk_session *s, const float *ctx, int64_
         gen_prompt_free(&gp);
         return st;
     }
-    return queue_push(s, &gp, frame, mode);
+    return sk_session_queue_push(s, &gp, frame, mode, 0);
 }
 
 sk_status sk_session_queue_prompt_text(sk_session *s, const char *text, int64_t frame,
                                        sk_switch_mode mode)
 {
     SK_API_SESSION(s);
-    SK_TRY(check_queue_args(s, frame, mode));
+    SK_TRY(sk_session_check_queue_args(s, frame, mode));
     SK_CHECK(s->e->m, SK_E_INVALID_ARG, "queue prompt: the engine has no DiT (a decode-only "
              "session takes latents: sk_session_push_latents)");
     gen_prompt gp;
     SK_TRY(sk_engine_prompt_from_text(s->e, text, frame, &gp));
-    return queue_push(s, &gp, frame, mode);
+    return sk_session_queue_push(s, &gp, frame, mode, 0);
 }
 
 /* The prompt due at the boundary before frame `next` (the last queued of those due; the
  * others are dropped with a log line), or NULL. */
 static sk_queued_prompt *queue_take_due(sk_session *s, int64_t next)
 {
-    sk_queued_prompt *due = NULL;
+    sk_queued_prompt *due = NULL, *last = NULL;
     pthread_mutex_lock(&s->q_mu);
     for (sk_queued_prompt **t = &s->queue; *t;) {
         sk_queued_prompt *q = *t;
@@ -385,9 +392,11 @@ static sk_queued_prompt *queue_take_due(sk_session *s, int64_t next)
             }
             due = q;
         } else {
+            last = q;
             t = &q->next;
         }
     }
+    s->q_last = last;
     pthread_mutex_unlock(&s->q_mu);
     return due;
 }
@@ -468,8 +477,10 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
         if (!s->ppl) {
             SK_CHECK(q, SK_E_INVALID_ARG, "sk_session_step: no prompt: queue one before the "
                      "first step (sk_session_queue_prompt_text / _embeds)");
-            st = gen_pp_open(&e->pp, e->cuda, e->act, e->dit_path, &e->m->cfg, e->wdtype, &s->sp,
-                             q->p.ctx, q->p.rows, e->be, &s->ppl);
+            st = sk_session_resolve_due(s, q);
+            if (st == SK_OK)
+                st = gen_pp_open(&e->pp, e->cuda, e->act, e->dit_path, &e->m->cfg, e->wdtype,
+                                 &s->sp, q->p.ctx, q->p.rows, e->be, &s->ppl);
             if (st == SK_OK) prompt_applied(s, 0, &q->p, "queued");
             gen_prompt_free(&q->p);
             free(q);
@@ -508,7 +519,8 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
             if (st == SK_OK && is_cut(s, &live, SK_SWITCH_DEFAULT)) st = sk_stream_cut(s->s);
             gen_prompt_free(&live);
         } else if (q) {
-            st = apply_prompt(s, q);
+            st = sk_session_resolve_due(s, q); /* a deferred prompt is read only now */
+            if (st == SK_OK) st = apply_prompt(s, q);
         }
         if (q) {
             gen_prompt_free(&q->p);
@@ -521,6 +533,9 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
         SK_TRY(sk_stream_step(s->s, &x0, &f0));
     }
     SK_TRY(s->dump_st);
+    /* NaN/Inf never makes a silent video (issue 15 #7): a device-side flag, read once a chunk,
+     * before the chunk reaches the callbacks, the decoder and the outputs */
+    SK_TRY(gen_finite_check(&s->fin, &x0, f0));
     s->x0 = x0;
     s->x0_frame0 = f0;
     s->x0_n = x0.shape[0];
@@ -612,6 +627,12 @@ sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n
     s->x0_n = 0;
     const int64_t C = s->e->m ? s->e->m->cfg.out_dim
                               : sk_taehv_get_config(s->e->vae)->latent_channels;
+    /* NaN/Inf latents decode to a black video (issue 15 #7): refused, naming the frame */
+    const int64_t per = C * s->p.latent_h * s->p.latent_w;
+    for (int64_t i = 0; i < n * per; i++)
+        SK_CHECK(isfinite(latents[i]), SK_E_INVALID_ARG, "sk_session_push_latents: latent frame "
+                 "%lld of this push (flat index %lld) is %s; expected finite latents",
+                 (long long)(i / per), (long long)i, isnan(latents[i]) ? "NaN" : "Inf");
     int64_t shape[4] = {n, C, s->p.latent_h, s->p.latent_w};
     sk_tensor t = sk_tensor_desc(SK_DTYPE_F32, 4, shape);
     t.data = (void *)latents; /* read only: the sequential decoder uploads it */
@@ -632,6 +653,14 @@ void sk_session_stop(sk_session *s)
 {
     /* no registry lookup: this may run in a signal handler (a plain store) */
     if (s) __atomic_store_n(&s->stop_flag, 1, __ATOMIC_RELEASE);
+}
+
+void sk_session_abort(sk_session *s)
+{
+    /* no registry lookup: this may run in a signal handler (plain stores) */
+    if (!s) return;
+    __atomic_store_n(&s->abort_flag, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->stop_flag, 1, __ATOMIC_RELEASE);
 }
 
 sk_status sk_session_finish(sk_session *s, sk_step_info *info)

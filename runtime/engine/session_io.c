@@ -135,12 +135,13 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
                            .bufsize = o.bufsize, .metadata = o.metadata, .tee = o.tee};
     if (k == SK_OUTPUT_RTMP) {
         /* live: paced to the clock by a queue worker holding two chunks of frames, network
-         * calls bounded, reconnects; a stop ends network waits at once */
+         * calls bounded, reconnects; a stop lets the queued frames go out (bounded by the
+         * queue and timeout_ms), an abort ends the network waits at once (issue 15 #4) */
         op.pace = 1;
         if (!op.queue_frames) op.queue_frames = (int)(8 * s->chunk + 4);
         op.timeout_ms = o.timeout_ms;
         op.reconnect_max_ms = o.reconnect_max_ms > 0 ? o.reconnect_max_ms : -1;
-        op.abort_flag = &s->stop_flag;
+        op.abort_flag = &s->abort_flag;
     }
     sk_session_output so = {.id = ++s->next_out_id, .path = strdup(path)};
     SK_CHECK(so.path, SK_E_OOM, "output: out of memory");

@@ -682,3 +682,29 @@ sk_status sk_st_read_f32(const sk_st_file *f, const char *name, int want_ndim,
     if (info) *info = t;
     return SK_OK;
 }
+
+int64_t sk_st_first_nonfinite(const sk_st_tensor *t)
+{
+    const unsigned char *p = t->data;
+    const size_t es = sk_dtype_size(t->dtype);
+    const int64_t n = es ? (int64_t)(t->nbytes / es) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->dtype == SK_DTYPE_F32) {
+            uint32_t u;
+            memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return i;
+        } else if (t->dtype == SK_DTYPE_BF16 || t->dtype == SK_DTYPE_F16) {
+            uint16_t u;
+            memcpy(&u, p + 2 * i, 2);
+            const uint16_t e = t->dtype == SK_DTYPE_BF16 ? 0x7f80u : 0x7c00u;
+            if ((u & e) == e) return i;
+        } else if (t->dtype == SK_DTYPE_F64) {
+            uint64_t u;
+            memcpy(&u, p + 8 * i, 8);
+            if ((u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) return i;
+        } else {
+            return -1;
+        }
+    }
+    return -1;
+}

@@ -50,6 +50,10 @@ void sk_st_close(sk_st_file **f); /* accepts NULL; NULLs the pointer */
 
 /* NULL if absent. */
 const sk_st_tensor *sk_st_find(const sk_st_file *f, const char *name);
+
+/* Flat index of the first NaN or Inf of a float tensor (F32, F16, BF16, F64),
+ * or -1 (also for other dtypes). A pass over the mapped bytes at load. */
+int64_t sk_st_first_nonfinite(const sk_st_tensor *t);
 const char *sk_st_meta(const sk_st_file *f, const char *key);
 
 /* Reads tensor `name` as f32 into a new malloc'd buffer (converted from any float

@@ -144,7 +144,14 @@ sk_status sk_control_push(sk_control *c, sk_ctl_kind k, const char *arg, int64_t
     }
     pthread_mutex_lock(&c->mu);
     sk_status st = SK_OK;
-    if (atomic_load(&c->stop)) {
+    if (k == SK_CTL_STOP) {
+        /* stop always gets through (issue 15 #5): it needs no queue slot, the
+         * boundary sees the flag; a repeated stop is answered the same way */
+        if (id) *id = c->next_id;
+        c->next_id++;
+        atomic_store(&c->stop, 1);
+        pthread_cond_broadcast(&c->cv);
+    } else if (atomic_load(&c->stop)) {
         st = SK_ERR(SK_E_UNSUPPORTED, "the run is stopping; no more commands are taken");
     } else if (c->qn == c->qcap) {
         st = SK_ERR(SK_E_OOM, "the command queue is full (%d waiting); try again after the next "
@@ -161,7 +168,6 @@ sk_status sk_control_push(sk_control *c, sk_ctl_kind k, const char *arg, int64_t
         snprintf(q->source, sizeof q->source, "%s", source ? source : "api");
         if (id) *id = q->id;
         c->qn++;
-        if (k == SK_CTL_STOP) atomic_store(&c->stop, 1);
         pthread_cond_broadcast(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
@@ -357,12 +363,16 @@ sk_status sk_control_push_line(sk_control *c, const char *line, const char *sour
     return st;
 }
 
-static void handle_line(sk_control *c, char *line, int lineno)
+static void handle_line(sk_control *c, char *line, size_t len, int lineno)
 {
     uint64_t id = 0;
-    sk_status st = sk_control_push_line(c, line, "stdin", &id);
+    sk_status st = memchr(line, 0, len)
+                       ? SK_ERR(SK_E_INVALID_ARG, "has a NUL byte; ignored (commands are text)")
+                       : sk_control_push_line(c, line, "stdin", &id);
     if (st != SK_OK) {
-        fprintf(stderr, "sinkstream: control: stdin line %d: %s\n", lineno, sk_error_message());
+        char esc[600];
+        fprintf(stderr, "sinkstream: control: stdin line %d: %s\n", lineno,
+                sk_log_escape(esc, sizeof esc, sk_error_message()));
     } else if (id) {
         SK_LOGI("control: stdin line %d queued as command #%llu", lineno, (unsigned long long)id);
     }
@@ -387,7 +397,7 @@ static void *stdin_main(void *arg)
         if (got <= 0) { /* EOF: the run goes on without stdin control */
             if (n > 0 && !skipping) {
                 buf[n] = 0;
-                handle_line(c, buf, ++lineno);
+                handle_line(c, buf, n, ++lineno);
             }
             SK_LOGD("control: stdin closed");
             break;
@@ -398,7 +408,7 @@ static void *stdin_main(void *arg)
             *nl = 0;
             ++lineno;
             if (skipping) skipping = 0;
-            else handle_line(c, start, lineno);
+            else handle_line(c, start, (size_t)(nl - start), lineno);
             start = nl + 1;
         }
         n -= (size_t)(start - buf);

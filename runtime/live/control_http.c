@@ -22,8 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "runtime/core/log.h"
+#include "runtime/io/json_strict.h"
 #include "runtime/live/http_guard.h"
 
 int sk_control_http_port(const sk_control *c) { return c ? c->http_port : 0; }
@@ -53,6 +55,10 @@ typedef int mhd_result;
 #else
 typedef enum MHD_Result mhd_result;
 #endif
+
+/* Connection bounds (docs/RELIABILITY.md): 64 in all; per client address and
+ * idle timeout: http_guard.h (shared with `sinkstream serve`). */
+#define SK_CONTROL_HTTP_MAX_CONN 64
 
 typedef struct {
     sk_control *c;
@@ -140,7 +146,10 @@ static mhd_result post_prompt(struct MHD_Connection *conn, http_srv *s, const ht
 {
     if (!r->n) return reply_error(conn, 400, "empty body; expected {\"prompt\": \"text\"} or "
                                   "{\"embeds\": \"name\"}", NULL);
-    cJSON *j = cJSON_ParseWithLength(r->body, r->n);
+    cJSON *j = NULL;
+    if (sk_json_parse_strict(r->body, r->n, "body", &j) != SK_OK &&
+        !strstr(sk_error_message(), "not valid JSON"))
+        return reply_error(conn, 400, sk_error_message(), NULL); /* trailing text, a key twice */
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return reply_error(conn, 400, "body is not a JSON object; expected {\"prompt\": \"text\"} "
@@ -171,7 +180,8 @@ static mhd_result post_step(struct MHD_Connection *conn, http_srv *s, const http
 {
     int64_t n = 1;
     if (r->n) {
-        cJSON *j = cJSON_ParseWithLength(r->body, r->n);
+        cJSON *j = NULL;
+        (void)sk_json_parse_strict(r->body, r->n, "body", &j); /* NULL: refused below */
         const cJSON *ch = j && cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "chunks")
                                                  : NULL;
         int ok = j && cJSON_IsObject(j) && (!ch || cJSON_IsNumber(ch)) &&
@@ -302,6 +312,15 @@ static void http_stop(sk_control *c)
 {
     http_srv *s = c->http;
     if (!s) return;
+    /* let answers already queued (the 202 of the /stop that ended the run) go
+     * out before the sockets close: wait up to 0.5 s for open connections */
+    for (int i = 0; i < 50; i++) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!di || di->num_connections == 0) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(s->d);
     free(s->token);
     free(s);
@@ -338,8 +357,14 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            /* slow clients (issue 15 #3): one address holds a few
+                             * connections at most, an idle one is closed after 5 s,
+                             * and the polling thread serves the others meanwhile */
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SK_CONTROL_HTTP_MAX_CONN,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)SK_HTTP_MAX_CONN_PER_IP,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_HTTP_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SK_HTTP_CONN_MEMORY,
                             MHD_OPTION_END);
     if (!s->d) {
         free(s->token);

@@ -15,6 +15,16 @@
 extern "C" {
 #endif
 
+/* Connection bounds of both servers (issue 15 #3, docs/RELIABILITY.md): one
+ * client address holds this many connections at most (more are closed at
+ * once), and a connection idle this long is closed (a stream answer turns the
+ * idle timeout off for its own connection). Slow clients that dribble header
+ * bytes cannot take every slot. */
+#define SK_HTTP_MAX_CONN_PER_IP 8
+#define SK_HTTP_IDLE_TIMEOUT_S 5
+/* Request memory per connection (headers, URL; bodies are bounded apart). */
+#define SK_HTTP_CONN_MEMORY 32768
+
 /* 1 when `authorization` is "Bearer <token>" with the expected token (compared
  * in constant time), or expected is NULL/"" (no token set). */
 int sk_http_bearer_ok(const char *expected, const char *authorization);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "runtime/core/log.h"
+#include "runtime/io/json_strict.h"
 
 void gen_prompt_free(gen_prompt *p)
 {
@@ -92,7 +93,10 @@ sk_status gen_prompts_parse(const char *path, int64_t frames, int64_t chunk, int
 #define BAD(...) do { char m_[512]; snprintf(m_, sizeof m_, __VA_ARGS__); \
                       st = SK_ERR(SK_E_FORMAT, "--prompts '%s' line %d: %s", path, lineno, m_); \
                       goto next; } while (0)
-        cJSON *j = cJSON_ParseWithLength(p, (size_t)(len - (p - line)));
+        cJSON *j = NULL;
+        if (sk_json_parse_strict(p, (size_t)(len - (p - line)), "JSON", &j) != SK_OK &&
+            !strstr(sk_error_message(), "not valid JSON"))
+            BAD("%s", sk_error_message()); /* trailing text, a key twice */
         if (!j || !cJSON_IsObject(j))
             BAD("not a JSON object (expected e.g. {\"frame\": 9, \"embeds\": \"context.1\"} or "
                 "{\"at\": 2.5, \"prompt\": \"...\"})");

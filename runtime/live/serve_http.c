@@ -521,7 +521,13 @@ sk_status sk_serve_http_start(const sk_serve_http_params *p, const sk_serve_back
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)(p->max_connections > 0 ? p->max_connections : 64),
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15,
+                            /* slow clients (issue 15 #3, as control_http.c): a
+                             * few connections per address, idle ones closed
+                             * (streams turn their own timeout off) */
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)SK_HTTP_MAX_CONN_PER_IP,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_HTTP_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SK_HTTP_CONN_MEMORY,
                             MHD_OPTION_END);
     if (!s->d) {
         free(s->token);

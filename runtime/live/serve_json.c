@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "runtime/io/json_strict.h"
+
 void sk_serve_params_free(sk_serve_params *p)
 {
     if (!p) return;
@@ -45,7 +47,12 @@ static cJSON *parse_object(const char *body, size_t n, const char *example)
         bad("empty body; send a JSON object such as %s", example);
         return NULL;
     }
-    cJSON *j = cJSON_ParseWithLength(body, n);
+    cJSON *j = NULL;
+    if (sk_json_parse_strict(body, n, "body", &j) != SK_OK &&
+        !strstr(sk_error_message(), "not valid JSON")) {
+        bad("%s; send a single JSON object such as %s", sk_error_message(), example);
+        return NULL; /* trailing text, a key twice (issue 15 #8) */
+    }
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         bad("the body is not a JSON object; send e.g. %s", example);

@@ -560,6 +560,54 @@ static int time_ops(sk_backend *be, const char *filt, int reps, int f32_subset)
     return fails;
 }
 
+/* flag_nonfinite (issue 15 #7) against the CPU reference: random data of
+ * several sizes in the backend's activation dtype, clean, with one NaN or one
+ * +-Inf at a random place; the device flag must match the CPU's. */
+static int check_flag_nonfinite(sk_backend *cpu, sk_backend *be, uint32_t seed)
+{
+    int fails = 0;
+    static const int64_t sizes[] = {1, 255, 256, 257, 3 * 16 * 60 * 104};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int kind = 0; kind < 4; kind++) {
+            const int64_t n = sizes[si];
+            float *h = malloc((size_t)n * sizeof *h);
+            uint32_t r = seed + (uint32_t)(si * 4 + (size_t)kind);
+            for (int64_t i = 0; i < n; i++) {
+                r = r * 1664525u + 1013904223u;
+                h[i] = (float)(r >> 8) / 16777216.0f * 200.0f - 100.0f;
+            }
+            const int64_t at = (int64_t)(r % (uint32_t)n);
+            if (kind == 1) h[at] = NAN;
+            if (kind == 2) h[at] = INFINITY;
+            if (kind == 3) h[at] = -INFINITY;
+            int32_t want = 0, got = 0, zero = 0;
+            sk_tensor xc = {0}, xg = {0};
+            void *fg = NULL;
+            int ok = sk_tensor_alloc(cpu, SK_DTYPE_F32, 1, &n, &xc) == SK_OK &&
+                     sk_tensor_upload_f32(&xc, h, (size_t)n) == SK_OK &&
+                     sk_op_flag_nonfinite(cpu, &xc, &want) == SK_OK &&
+                     sk_tensor_alloc(be, be->act_dtype, 1, &n, &xg) == SK_OK &&
+                     sk_tensor_upload_f32(&xg, h, (size_t)n) == SK_OK &&
+                     be->ops->alloc(be, sizeof(int32_t), &fg) == SK_OK &&
+                     be->ops->upload(be, fg, &zero, sizeof zero) == SK_OK &&
+                     sk_op_flag_nonfinite(be, &xg, fg) == SK_OK &&
+                     be->ops->download(be, &got, fg, sizeof got) == SK_OK;
+            if (!ok || got != want || want != (kind != 0)) {
+                printf("FAIL flag_nonfinite n=%lld kind %d (%s): cpu %d gpu %d %s\n",
+                       (long long)n, kind, sk_dtype_name(be->act_dtype), want, got,
+                       ok ? "" : sk_error_message());
+                fails++;
+            }
+            if (fg) be->ops->free(be, fg);
+            sk_tensor_free(&xg);
+            sk_tensor_free(&xc);
+            free(h);
+        }
+    printf("%s flag_nonfinite (%s): 20 cases\n", fails ? "FAIL" : "ok  ",
+           sk_dtype_name(be->act_dtype));
+    return fails;
+}
+
 int main(int argc, char **argv)
 {
     const char *filt = NULL;
@@ -603,6 +651,10 @@ int main(int argc, char **argv)
     printf("check_ops: seed %u\n", seed);
     int n_run = 0;
     int fails = check_cases(cpu, gpu, filt, seed, &n_run);
+    if (!filt || strstr(filt, "flag_nonfinite")) {
+        fails += check_flag_nonfinite(cpu, gpu[0], seed) + check_flag_nonfinite(cpu, gpu[1], seed);
+        n_run += 2;
+    }
     if (!quick && (!filt || strstr(filt, "attention"))) {
         fails += check_attention_full(gpu[0], 2, NULL);
         fails += check_attention_full(gpu[0], 3, NULL);

@@ -151,6 +151,9 @@ def load_library(path=None):
         "sk_session_push_latents": (ST, [P, C.POINTER(C.c_float), I64, C.POINTER(_StepInfo)]),
         "sk_session_done": (C.c_int, [P]),
         "sk_session_stop": (None, [P]),
+        "sk_session_abort": (None, [P]),
+        "sk_session_queue_prompt_deferred": (ST, [P, C.c_char_p, C.c_char_p, C.c_char_p, I64,
+                                                  C.c_int]),
         "sk_session_finish": (ST, [P, C.POINTER(_StepInfo)]),
         "sk_session_close": (None, [C.POINTER(P)]),
         "sk_session_latents": (ST, [P, C.POINTER(C.POINTER(C.c_float)), C.POINTER(I64),
@@ -336,6 +339,20 @@ class Session:
 
     def stop(self):
         _lib.sk_session_stop(self._h)
+
+    def abort(self):
+        """Stop, and the live outputs stop waiting on the network at once."""
+        _lib.sk_session_abort(self._h)
+
+    def queue_prompt_deferred(self, text=None, embeds_file=None, embeds_name=None, frame=None,
+                              mode="default"):
+        """A prompt checked now, read or encoded when it comes due (bounded cache): text, or
+        the tensor embeds_name of the safetensors file embeds_file."""
+        f = FRAME_NEXT_CHUNK if frame is None else int(frame)
+        _check(_lib.sk_session_queue_prompt_deferred(
+            self._h, _b(text) if text is not None else None,
+            _b(embeds_file) if embeds_file is not None else None,
+            _b(embeds_name) if embeds_name is not None else None, f, _SWITCH[mode]))
 
     def status(self):
         s = _SessionStatus()
