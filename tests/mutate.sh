@@ -32,12 +32,13 @@ ema_alpha_swapped | runtime/kv/kv_cache.c | SK_TRY(sk_op_axpby(c->be, &y, a, &y,
 ema_slot | runtime/kv/kv_cache.c | (c->sink_base[nb] + f % SF) * S | (c->sink_base[nb] + (f + 1) % SF) * S | test_kv_policies:kv_policies/ema* | evicted frame fused into the wrong sink frame
 deep_sink_offset | runtime/kv/kv_cache.c | L->pos[i] = anchor - npacked + k++; | L->pos[i] = anchor - npacked - 1 + k++; | test_kv_policies:kv_policies/deep_sink* | Deep Sink re-timed one position early (the paper's literal offset)
 pc_recent_frames | runtime/kv/kv_cache.c | want = (c->compress && !pre) ? frame0 - c->recent_committed : c->reg_lo; | want = (c->compress && !pre) ? frame0 - c->recent_committed + 1 : c->reg_lo; | test_kv_policies:kv_policies/*compression* | participative compression keeps one recent frame too few
-at_floor_latent | tools/gen_prompts.c | return (v + 3) / 4; | return v / 4; | test_live_prompts | "at": latent frame rounded down instead of up
-at_truncate_video | tools/gen_prompts.c | int64_t v = (int64_t)floor(at * fps + 0.5); | int64_t v = (int64_t)floor(at * fps); | test_live_prompts | "at": video frame truncated instead of rounded
+at_floor_latent | runtime/live/prompts.c | return (v + 3) / 4; | return v / 4; | test_live_prompts | "at": latent frame rounded down instead of up
+at_truncate_video | runtime/live/prompts.c | int64_t v = (int64_t)floor(at * fps + 0.5); | int64_t v = (int64_t)floor(at * fps); | test_live_prompts | "at": video frame truncated instead of rounded
 no_warp_neighbour | sampler/schedule.c | out->sigma[k] = (float)table_sigma(best, shift); | out->sigma[k] = (float)table_sigma(best + 1, shift); | test_sampler | --no-warp takes the next table entry
 vae_decoder_bias | vae/taehv_decode.c | sk_op_conv2d(be, &b, &a, &m->d1_w, &m->d1_b, 1, 1) | sk_op_conv2d(be, &b, &a, &m->d1_w, NULL, 1, 1) | test_vae_tiny:vae_tiny/decode_2* | the VAE decoder's first conv drops its bias
 tokenizer_eos_length | text/tokenize_wan.c | *len = (int)keep + 1; | *len = (int)keep; | test_text | the token count leaves out EOS
 sink_frame_dropped | runtime/kv/kv_cache.c | int64_t s_lo = 0, s_hi = frame0 < S ? frame0 : S; | int64_t s_lo = 0, s_hi = frame0 < S ? frame0 : S - 1; | test_kv_policies:kv_policies/sink_relative* | the last sink frame drops out of the visible layout
+unipc_predictor_rk | sampler/unipc.c | const float k = at * bh * 0.5f / rk; | const float k = at * bh * 0.5f * rk; | test_longlive2 | UniPC's second-order predictor scales D1 by rk instead of 1/rk
 EOF
 )
 
