@@ -188,7 +188,7 @@ def make_batch(a, g, ae, tok, dev, K):
         p = 0 if random.random() < 0.3 else random.randint(1, MAX_CHUNK - K)
         chunks = list(range(p, p + K))
     # optional prompt switch at the boundary before one of the recent chunks
-    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0)
+    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0, fixed_start=a.fixed_start)
     sw_idx = None
     if random.random() < a.switch_prob:
         sw_idx = random.randint(1, K - 1) + (1 if sink else 0)   # index into chunks
@@ -344,7 +344,11 @@ def train_dit(a, work, dev, losses, stage):
             t = torch.cat([torch.zeros(B, Fc, device=dev), rep(sig) * 1000.0], 1)
             v = dit(torch.cat([ctxin, xt], 1), t, ctx, bt["frame_ctx"], bt["pos"], bt["mask"]).float()[:, Fc:]
         target = eps - x0
-        per = ((v - target) ** 2).mean((2, 3, 4))                            # [B, Fc]
+        # the object covers ~3% of the frame: weight latent pixels by how far they are from the
+        # frame's background (its spatial median), or the loss is won by the background alone
+        dev_ = (x0 - x0.flatten(3).median(-1).values[..., None, None]).abs().mean(2, keepdim=True)
+        ow = 1.0 + a.obj_weight * dev_ / dev_.amax((3, 4), keepdim=True).clamp_min(1e-3)
+        per = (((v - target) ** 2) * ow).mean((2, 3, 4)) / ow.mean((2, 3, 4))  # [B, Fc]
         wf = rep(bt["w"][None].expand(B, -1))
         loss = (per * wf).sum() / wf.sum().clamp_min(1)
         opt.zero_grad(set_to_none=True)
@@ -383,6 +387,91 @@ def save_dit(work, dit, te, ema_d, ema_t):
     os.replace(os.path.join(work, "dit.pt.partial"), os.path.join(work, "dit.pt"))
 
 
+# ----------------------------------------------------------------------------- eval
+@torch.no_grad()
+def rollout(dit, te, tok, prompt, nchunks, dev, seed=0):
+    """Autoregressive 4-step rollout of one prompt as the runtime runs it (sink policy: chunk 0
+    + the 3 chunks before), in the training layout [clean context | noisy chunk]. Latents
+    [1, nchunks*3, 16, h, w]."""
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    ids, lens = tok.batch([prompt, prompt], dev)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        ctx = encode_text(te, ids, lens, 1)
+    out = []
+    h, w = H // 8, W // 8
+    for c in range(nchunks):
+        chunks = [b for b in range(c) if visible(c, b, True)] + [c]
+        n = len(chunks)
+        Fc = n * CHUNK
+        clean = torch.zeros(1, Fc, 16, h, w, device=dev)
+        for i, b in enumerate(chunks[:-1]):
+            clean[:, i * CHUNK:(i + 1) * CHUNK] = out[b]
+        fm = torch.zeros(2 * Fc, 2 * Fc, dtype=torch.bool)
+        for i, ca in enumerate(chunks):
+            qc = slice(i * CHUNK, (i + 1) * CHUNK)
+            qn = slice(Fc + i * CHUNK, Fc + (i + 1) * CHUNK)
+            fm[qn, qn] = True
+            for j, cb in enumerate(chunks):
+                kc = slice(j * CHUNK, (j + 1) * CHUNK)
+                if cb <= ca:
+                    fm[qc, kc] = True
+                if cb < ca:
+                    fm[qn, kc] = True
+        pos = torch.tensor([ch * CHUNK + k for ch in chunks for k in range(CHUNK)])
+        pos = torch.cat([pos, pos])
+        fctx = torch.zeros(1, 2 * Fc, dtype=torch.long, device=dev)
+        x = torch.randn(1, CHUNK, 16, h, w, device=dev, generator=gen)
+        for si, s in enumerate(SAMPLER_SIGMAS):
+            noisy = torch.zeros(1, Fc, 16, h, w, device=dev)
+            noisy[:, -CHUNK:] = x
+            t = torch.cat([torch.zeros(1, Fc, device=dev), torch.full((1, Fc), 1000.0 * s, device=dev)], 1)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                v = dit(torch.cat([clean, noisy], 1), t, ctx, fctx, pos, fm.to(dev)).float()
+            xh = x - s * v[:, -CHUNK:]
+            if si + 1 < len(SAMPLER_SIGMAS):
+                sn = SAMPLER_SIGMAS[si + 1]
+                x = (1 - sn) * xh + sn * torch.randn(xh.shape, device=dev, generator=gen)
+        out.append(xh)
+    return torch.cat(out, 1)
+
+
+def evaluate(a, work, dev, losses):
+    """Rollouts of a few prompts (held-out ones included), decoded and read by the pixel
+    analysis of tests/demo/analyze.py: what the runtime's checks will see, before export."""
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "demo"))
+    import analyze as A
+    ae = load_ae(work, dev)
+    tok = Tokens(work)
+    st = torch.load(os.path.join(work, "dit.pt"), map_location="cpu")
+    dit, te = WanDiT(DIT_CFG), UMT5(tok.pieces, **UMT5_CFG)
+    dit.load_state_dict(st["dit_ema"])
+    te.load_state_dict(st["te_ema"])
+    dit, te = dit.to(dev).eval(), te.to(dev).eval()
+    prompts = ["a red circle moving right on a black background",
+               "a yellow square moving down on a gray background",
+               "a green triangle bouncing on a dark blue background",
+               "a blue circle standing still on a dark green background",
+               "a magenta triangle moving left on a black background",      # held out
+               "a red square moving up on a gray background",               # held out
+               "a orange square moving right on a dark blue background",    # held out
+               "a white circle bouncing on a dark green background"]        # held out
+    res_all = []
+    for i, p in enumerate(prompts):
+        if p not in tok.cache:
+            continue
+        lat = rollout(dit, te, tok, p, a.eval_chunks, dev, seed=i)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            fr = ae.decode(lat).float().clamp(0, 1)                            # [1, T, 3, H, W]
+        frames = (fr[0].permute(0, 2, 3, 1) * 255 + 0.5).byte().cpu().numpy()
+        res, _ = A.summarize(frames, p)
+        res_all.append({k: res[k] for k in ("prompt", "present", "color_ok", "shape_ok",
+                                            "background_ok", "motion_ok", "motion")})
+        log(f"eval: {p}: present {res['present']:.2f} color {res['color_ok']:.2f} shape "
+            f"{res['shape_ok']:.2f} bg {res['background_ok']:.2f} motion {res['motion']} "
+            f"({'ok' if res['motion_ok'] else 'WRONG'})")
+    losses["eval"] = res_all
+
+
 # ----------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -406,6 +495,11 @@ def main():
     ap.add_argument("--switch-prob", type=float, default=0.3)
     ap.add_argument("--ctx-noise", type=float, default=0.1)
     ap.add_argument("--self-prob", type=float, default=0.6)
+    ap.add_argument("--obj-weight", type=float, default=8.0,
+                    help="extra loss weight on latent pixels far from the background")
+    ap.add_argument("--fixed-start", type=int, default=1,
+                    help="1: objects start at the frame centre (a video is a function of its prompt)")
+    ap.add_argument("--eval-chunks", type=int, default=12, help="eval stage: chunks per rollout")
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true", help="dit stage: continue from dit.pt")
@@ -435,6 +529,8 @@ def main():
             train_ae(a, a.work, dev, losses)
         elif stage in ("dit", "finetune"):
             train_dit(a, a.work, dev, losses, stage)
+        elif stage == "eval":
+            evaluate(a, a.work, dev, losses)
         else:
             ap.error(f"unknown stage '{stage}'")
         losses["meta"].setdefault("stage_seconds", {})[stage] = round(time.time() - t0, 1)
