@@ -189,6 +189,22 @@ def make_batch(a, g, ae, tok, dev, K):
         chunks = list(range(p, p + K))
     # optional prompt switch at the boundary before one of the recent chunks
     sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0, fixed_start=a.fixed_start)
+    # Where does the object start? Nothing in a prompt says, and a transformer with RoPE alone
+    # cannot see absolute position, so a regression target for chunk 0 from pure noise would
+    # be the average over positions (a blur that fades to the background at every step of a
+    # few-step sampler). Instead the start is a function of the noise the sampler begins with:
+    # the 16x16-pixel patch where chunk 0's noise, averaged over its frames and channels, is
+    # largest (a global argmax, which attention can compute). Samples whose chunk 0 is trained
+    # at sigma = 1 carry that noise; the rest start at an independent random patch.
+    eps0, at_one = None, torch.zeros(B, dtype=torch.bool)
+    if a.noise_start and chunks[0] == 0:
+        h, w = RH // 8, RW // 8
+        eps0 = torch.randn(B, CHUNK, 16, h, w, device=dev)
+        at_one = torch.rand(B) < a.start_prob
+        sc.x0, sc.y0 = noise_start(eps0)
+        rnd_x, rnd_y = noise_start(torch.randn(B, CHUNK, 16, h, w, device=dev))
+        sc.x0 = torch.where(at_one, sc.x0, rnd_x)
+        sc.y0 = torch.where(at_one, sc.y0, rnd_y)
     sw_idx = None
     if random.random() < a.switch_prob:
         sw_idx = random.randint(1, K - 1) + (1 if sink else 0)   # index into chunks
@@ -252,7 +268,17 @@ def make_batch(a, g, ae, tok, dev, K):
                       [pc for pc in pc_noisy for _ in range(CHUNK)])
     return {"x0": x0, "chunks": chunks, "mask": fm.to(dev), "pos": torch.cat([pos, pos]),
             "ids": ids, "lens": lens, "frame_ctx": fc.to(dev)[None].expand(B, -1),
-            "w": torch.tensor(wts, device=dev), "sink": sink, "has_ctx": has_ctx}
+            "w": torch.tensor(wts, device=dev), "sink": sink, "has_ctx": has_ctx,
+            "eps0": eps0, "at_one": at_one.to(dev)}
+
+
+def noise_start(eps0):
+    """Object start (pixel centre of the patch) from chunk-0 noise [B, 3, 16, h, w]: the
+    2x2-latent (16x16-pixel, one DiT token) patch with the largest mean."""
+    s = F.avg_pool2d(eps0.mean((1, 2))[:, None], 2)[:, 0]                   # [B, h/2, w/2]
+    idx = s.flatten(1).argmax(1).cpu()
+    tw = s.shape[2]
+    return (idx % tw).float() * 16 + 8, (idx // tw).float() * 16 + 8
 
 
 def encode_text(te, ids, lens, B):
@@ -338,8 +364,13 @@ def train_dit(a, work, dev, losses, stage):
             cs = a.ctx_noise * torch.rand(B, 1, 1, 1, 1, device=dev)
             ctxin = ctxin + cs * torch.randn_like(ctxin)
             sig = draw_sigmas(B, n, dev)
-            sf = rep(sig)[..., None, None, None]
             eps = torch.randn_like(x0)
+            if bt["eps0"] is not None:   # chunk 0 from the noise that placed its object
+                one = bt["at_one"]
+                sig[:, 0] = torch.where(one, torch.ones_like(sig[:, 0]), sig[:, 0])
+                eps[:, :CHUNK] = torch.where(one[:, None, None, None, None], bt["eps0"],
+                                             eps[:, :CHUNK])
+            sf = rep(sig)[..., None, None, None]
             xt = (1 - sf) * x0 + sf * eps
             t = torch.cat([torch.zeros(B, Fc, device=dev), rep(sig) * 1000.0], 1)
             v = dit(torch.cat([ctxin, xt], 1), t, ctx, bt["frame_ctx"], bt["pos"], bt["mask"]).float()[:, Fc:]
@@ -497,8 +528,12 @@ def main():
     ap.add_argument("--self-prob", type=float, default=0.6)
     ap.add_argument("--obj-weight", type=float, default=8.0,
                     help="extra loss weight on latent pixels far from the background")
-    ap.add_argument("--fixed-start", type=int, default=1,
-                    help="1: objects start at the frame centre (a video is a function of its prompt)")
+    ap.add_argument("--fixed-start", type=int, default=0,
+                    help="1: objects start at the frame centre (needs absolute position, which RoPE hides)")
+    ap.add_argument("--noise-start", type=int, default=1,
+                    help="1: chunk 0's object starts where its initial noise peaks (see make_batch)")
+    ap.add_argument("--start-prob", type=float, default=0.5,
+                    help="fraction of chunk-0 samples trained at sigma 1 from the placing noise")
     ap.add_argument("--eval-chunks", type=int, default=12, help="eval stage: chunks per rollout")
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--save-every", type=int, default=500)
