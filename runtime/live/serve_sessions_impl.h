@@ -49,6 +49,7 @@ typedef struct srv_session {
     int64_t video_frames, chunks, next_latent;
     double t_created_epoch, t0, paused_total, pause_since;
     double fps, gen_fps, chunk_ms, lag_s, step_est;
+    int anchored;      /* t0 is the time the first frames came out (serve_session.c) */
     int switches;
     pending_prompt pend[MAX_PENDING];
     int n_pend;
