@@ -56,9 +56,14 @@ def run_count(a, base, n, pid):
     ids = []
     try:
         for i in range(n):
-            s = call(base, "POST", "/v1/sessions", {"prompt": "%s %d" % (a.prompt, i), "width": a.width,
-                                                    "height": a.height, "fps": a.fps, "unbounded": True,
-                                                    "seed": i + 1, "live_view": not a.no_live_view}, a.token)
+            try:
+                s = call(base, "POST", "/v1/sessions", {"prompt": "%s %d" % (a.prompt, i), "width": a.width,
+                                                        "height": a.height, "fps": a.fps, "unbounded": True,
+                                                        "seed": i + 1, "live_view": not a.no_live_view}, a.token)
+            except SystemExit as e:  # e.g. out of device memory: this count is not sustained
+                return {"sessions": n, "real_time": False, "error": "session %d of %d: %s" % (i + 1, n, e),
+                        "min_fps": 0, "max_lag_s": 0, "max_lag_growth": 0, "gpu_mib_server": None,
+                        "gpu_mib_used": None, "gpu_mib_total": None, "per_session": []}
             ids.append(s["id"])
         time.sleep(a.warmup)
         first = {i: call(base, "GET", "/v1/sessions/" + i, token=a.token) for i in ids}
@@ -102,6 +107,9 @@ def table(rows):
         mem = "-" if r["gpu_mib_server"] is None and r["gpu_mib_used"] is None else \
             "%s (all: %s / %s)" % (r["gpu_mib_server"] if r["gpu_mib_server"] is not None else "?",
                                    r["gpu_mib_used"], r["gpu_mib_total"])
+        if r.get("error"):
+            lines.append((str(r["sessions"]), "(could not start: see the log)", "-", "-", "no", "-"))
+            continue
         lines.append((str(r["sessions"]), " ".join("%.1f" % p["fps"] for p in r["per_session"]),
                       "%.1f" % r["min_fps"], "%.2f (%+.3f)" % (r["max_lag_s"], r["max_lag_growth"]),
                       "yes" if r["real_time"] else "no", mem))
