@@ -17,6 +17,8 @@
 #include "runtime/io/safetensors.h"
 #include "tests/common/compare.h"
 #include "tests/common/test_util.h"
+#include "runtime/core/dtype.h"
+#include "vae/image_prep.h"
 #include "vae/wan_vae.h"
 
 #define FIX SK_SOURCE_DIR "/tests/fixtures/wan_vae/"
@@ -404,4 +406,39 @@ Test(wan_vae, transpose_and_pad2d_ops, .init = setup, .fini = teardown)
     sk_tensor_free(&bad);
     sk_tensor_free(&p);
     sk_tensor_free(&q);
+}
+
+/* ---- the I2V picture preprocessing: torchvision's antialiased bilinear resize */
+Test(wan_vae, resize_matches_torch_antialias, .init = setup, .fini = teardown)
+{
+    int64_t ss[3];
+    float *src = read_f32(FIX "resize.safetensors", "src", 3, ss);
+    const int64_t sizes[3][2] = {{20, 32}, {64, 96}, {11, 70}};
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "dst_%lldx%lld", (long long)sizes[k][0], (long long)sizes[k][1]);
+        int64_t ds[3];
+        float *ref = read_f32(FIX "resize.safetensors", name, 3, ds);
+        const size_t n = (size_t)(ds[0] * ds[1] * ds[2]);
+        float *got = malloc(n * sizeof *got);
+        TT_OK(sk_resize_bilinear_aa(src, ss[0], ss[1], ss[2], got, ds[1], ds[2]));
+        sk_compare_result r = sk_compare(got, ref, n, 1e-10, 1e-5, 1e-4); /* f32 weights in torch */
+        char line[512];
+        sk_compare_format(&r, got, ref, line, sizeof line);
+        cr_assert(r.ok, "%s: %s", name, line);
+        free(ref);
+        free(got);
+    }
+    /* preprocessing: /255, resize, [-1, 1], f16 then bf16 like upstream */
+    uint8_t px[2 * 3 * 3];
+    for (int i = 0; i < 18; i++) px[i] = (uint8_t)(i * 14);
+    float out[3 * 2 * 3];
+    TT_OK(sk_image_prep(px, 3, 2, 3, 2, 1, out));
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 6; i++) {
+            float want = sk_bf16_to_f32(sk_f32_to_bf16(sk_f16_to_f32(
+                sk_f32_to_f16(((float)px[i * 3 + c] / 255.0f - 0.5f) / 0.5f))));
+            cr_assert_eq(out[c * 6 + i], want, "prep [%d, %d]", c, i);
+        }
+    free(src);
 }

@@ -289,6 +289,16 @@ def main():
                                    "n_params": int(sum(np.prod(s) for s in spec[0].values())),
                                    "latent_rms": float(lat.pow(2).mean().sqrt())}
     print("real64", list(lat.shape), "rms", float(lat.pow(2).mean().sqrt()))
+    # the antialiased resize of LongLive 2.0's I2V (torchvision Resize(antialias=True) on a float
+    # tensor = F.interpolate bilinear, align_corners False, antialias True): down and up
+    src = torch.rand(1, 3, 37, 53, generator=gen, dtype=torch.float64).to(torch.float32)
+    rs = {"src": src[0]}
+    for H, W in ((20, 32), (64, 96), (11, 70)):
+        rs[f"dst_{H}x{W}"] = Fn.interpolate(src, size=(H, W), mode="bilinear",
+                                            align_corners=False, antialias=True)[0]
+    R.st_save(os.path.join(args.out, "resize.safetensors"), rs)
+    manifest["resize"] = "F.interpolate(bilinear, align_corners=False, antialias=True) of src " \
+                         "[3, 37, 53] to 20x32, 64x96, 11x70"
     manifest["command"] = " ".join(["/usr/bin/python3"] + sys.argv)
     with open(os.path.abspath(__file__), "rb") as f:
         manifest["script_sha256"] = hashlib.sha256(f.read()).hexdigest()
