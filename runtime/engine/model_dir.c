@@ -91,6 +91,7 @@ void sk_model_dir_free(sk_model_dir **mp)
     free(m->text_encoder);
     free(m->tokenizer);
     free(m->vae);
+    free(m->vae_encoder);
     for (int i = 0; i < m->n_kept; i++) free(m->kept[i]);
     free(m->kept);
     cJSON_Delete(m->root);
@@ -274,7 +275,8 @@ sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir 
         (st = file_entry(m, files, "dit_config", 0, &m->dit_config)) != SK_OK ||
         (st = file_entry(m, files, "text_encoder", 0, &m->text_encoder)) != SK_OK ||
         (st = file_entry(m, files, "tokenizer", 0, &m->tokenizer)) != SK_OK ||
-        (st = file_entry(m, files, "vae", 0, &m->vae)) != SK_OK)
+        (st = file_entry(m, files, "vae", 0, &m->vae)) != SK_OK ||
+        (st = file_entry(m, files, "vae_encoder", 0, &m->vae_encoder)) != SK_OK)
         goto fail;
     if (!!m->text_encoder != !!m->tokenizer) {
         st = SK_ERR(SK_E_FORMAT, "'%s': files.%s without files.%s (the umT5 encoder and its "
