@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "runtime/core/backend.h"
+#include "runtime/sinkstream.h"
 #include "vae/image_prep.h"
 #include "vae/taehv.h"
 #include "vae/wan_vae.h"
@@ -223,4 +224,72 @@ Test(i2v, bad_inputs_refused_before_loading)
     refused("--image-latent " WV "expected_tiny_a.safetensors", "'image_latent'", LL2);
     refused("--image-latent " I2V "image_latent.safetensors --image x.png", "not both", LL2);
     unlink(txt);
+}
+
+/* ---- the public API: sk_session_set_image_latent's rules */
+static void api_ok(sk_status st, const char *what)
+{
+    cr_assert_eq(st, SK_OK, "%s: %s: %s", what, sk_status_str(st), sk_last_error());
+}
+
+static sk_session *api_session(sk_engine *e, const char *sampler)
+{
+    sk_session_params sp = sk_session_params_default();
+    sp.frames = 4;
+    sp.chunk = 2;
+    sp.latent_h = 4;
+    sp.latent_w = 6;
+    sp.sampler = sampler;
+    sp.num_steps = 2;
+    sp.kv_policy = "multishot";
+    sp.kv_sink = 2;
+    sp.kv_window = 8;
+    sp.decode = 0;
+    sk_session *s = NULL;
+    api_ok(sk_session_create(e, &sp, &s), "session");
+    return s;
+}
+
+Test(i2v, api_set_image_latent_rules)
+{
+    sk_engine_params ep = sk_engine_params_default();
+    ep.dit = LL2 "dit_tiny.safetensors";
+    ep.dit_config = LL2 "config.json";
+    ep.device = "cpu";
+    sk_engine *e = NULL;
+    api_ok(sk_engine_open(&ep, &e), "engine");
+    static float lat[48 * 4 * 6];
+    for (int i = 0; i < 48 * 24; i++) lat[i] = 0.01f * (float)(i % 97) - 0.4f;
+    sk_session *s = api_session(e, "unipc");
+    cr_expect_eq(sk_session_set_image_latent(s, lat, 16, 4, 6), SK_E_SHAPE, "%s", sk_last_error());
+    cr_expect(strstr(sk_last_error(), "[16, 4, 6]"), "%s", sk_last_error());
+    lat[5] = NAN;
+    cr_expect_eq(sk_session_set_image_latent(s, lat, 48, 4, 6), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_last_error(), "NaN"), "%s", sk_last_error());
+    lat[5] = 0.0f;
+    api_ok(sk_session_set_image_latent(s, lat, 48, 4, 6), "set");
+    sk_st_file *emb;
+    dt_ok(sk_st_open(LL2 "embeds.safetensors", &emb), "embeds");
+    const sk_st_tensor *t = sk_st_find(emb, "context.0");
+    float *ctx = dt_read(emb, "context.0", NULL);
+    api_ok(sk_session_queue_prompt_embeds(s, ctx, t->shape[0], t->shape[1], 0, SK_SWITCH_DEFAULT,
+                                          "context.0"), "queue");
+    sk_step_info si;
+    api_ok(sk_session_step(s, &si), "step");
+    const float *l;
+    int64_t n, f0;
+    api_ok(sk_session_latents(s, &l, &n, &f0), "latents");
+    cr_assert_eq(f0, 0);
+    for (int i = 0; i < 48 * 24; i++) cr_assert_eq(l[i], lat[i], "frame 0 [%d]", i);
+    cr_expect_eq(sk_session_set_image_latent(s, lat, 48, 4, 6), SK_E_INVALID_ARG);
+    cr_expect(strstr(sk_last_error(), "after the first step"), "%s", sk_last_error());
+    sk_session_close(&s);
+    /* the re-noise sampler has no image path */
+    s = api_session(e, "renoise");
+    cr_expect_eq(sk_session_set_image_latent(s, lat, 48, 4, 6), SK_E_UNSUPPORTED);
+    cr_expect(strstr(sk_last_error(), "unipc"), "%s", sk_last_error());
+    sk_session_close(&s);
+    free(ctx);
+    sk_st_close(&emb);
+    api_ok(sk_engine_close(&e), "engine close");
 }
