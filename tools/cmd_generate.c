@@ -919,7 +919,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "(--vae; faster, approximate)", NULL, NULL), .choices = GEN_IMAGE_ENCODERS},
         {OPT("vae-encoder", SK_OPT_STRING, &o.img.vae_encoder, "the model directory's",
              "Wan2.2 VAE encoder (wan2.2_vae_encoder.safetensors from tools/convert_checkpoint.py "
-             "--vae wan2.2)", NULL, "FILE")},
+             "--wan-vae)", NULL, "FILE")},
         {OPT("image-latent", SK_OPT_STRING, &o.img.image_latent, NULL, "the image's latent "
              "instead of --image: 'image_latent' [1, C, H, W] (reference runs)", NULL, "FILE")},
         GROUP("Output"),

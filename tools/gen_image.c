@@ -150,7 +150,7 @@ int gen_image_prepare(const sk_cli *cli, gen_image *g, const sk_dit_config *pc, 
     if (g->encoder == 0) {
         if (!g->vae_encoder)
             return sk_cli_usage_error(cli, "--image needs the Wan2.2 VAE encoder: --vae-encoder "
-                                      "FILE (tools/convert_checkpoint.py --vae wan2.2 "
+                                      "FILE (tools/convert_checkpoint.py --wan-vae "
                                       "Wan2.2_VAE.pth writes wan2.2_vae_encoder.safetensors "
                                       "into the model directory), or --image-encoder tae "
                                       "(taew2_2's encoder, approximate)");

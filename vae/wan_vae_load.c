@@ -160,7 +160,7 @@ static sk_status detect(wv_loader *L, sk_wanvae_config *c)
     char k[160];
     const sk_st_tensor *t = need(L, "encoder.conv1.weight", 5);
     SK_CHECK(t, SK_E_FORMAT, "Wan2.2 VAE encoder '%s': no 5-D tensor 'encoder.conv1.weight' "
-             "(is this Wan2.2_VAE.pth converted with tools/convert_checkpoint.py --vae wan2.2?)",
+             "(is this Wan2.2_VAE.pth converted with tools/convert_checkpoint.py --wan-vae?)",
              f->path);
     SK_CHECK(t->shape[1] == 12, SK_E_SHAPE, "Wan2.2 VAE encoder '%s': encoder.conv1.weight takes "
              "%lld input channels, expected 12 (RGB patchified 2x2): a Wan2.1 VAE (16 latent "
