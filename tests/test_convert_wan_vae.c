@@ -70,6 +70,13 @@ Test(convert_wan_vae, wan_vae_pth_to_model_dir, .timeout = 300)
              "--out %s/ll2b && grep -q '\"vae_encoder\": \"wan2.2_vae_encoder.safetensors\"' "
              "%s/ll2b/model.json", py(), SRC, SRC, SRC, dir, py(), SRC, dir, dir, dir);
     cr_assert_eq(sh(cmd, log, sizeof log), 0, "convert + add: %s", log);
+    /* inspect loads and checks it */
+    const char *bin = getenv("SK_SINKSTREAM");
+    cr_assert(bin && *bin, "SK_SINKSTREAM is not set (ctest sets it to the built binary)");
+    snprintf(cmd, sizeof cmd, "'%s' inspect %s/ll2", bin, dir);
+    cr_assert_eq(sh(cmd, log, sizeof log), 0, "inspect: %s", log);
+    cr_expect(strstr(log, "wan2.2_vae_encoder.safetensors: Wan2.2 VAE encoder (dim 4") &&
+              strstr(log, "VAE encoder latent channels 48 == DiT in_dim 48"), "%s", log);
     /* the encoder from the directory reproduces the reference */
     sk_backend *be;
     TT_OK(sk_backend_cpu_create(&be));

@@ -21,6 +21,7 @@
 #include "text/tokenizer.h"
 #include "text/umt5.h"
 #include "vae/taehv.h"
+#include "vae/wan_vae.h"
 
 static const char *const k_families[] = {"self-forcing", "longlive", "longlive2",
                                          "reward-forcing", "rolling-forcing", "demo"};
@@ -462,6 +463,23 @@ int sk_model_dir_check(const sk_model_dir *m, int json, FILE *out)
         }
     } else {
         check(&r, 1, "no VAE in the model: generate can write latents only (or give --vae)");
+    }
+    if (m->vae_encoder) { /* LongLive 2.0 image-to-video (docs/INPUTS.md) */
+        sk_wanvae_enc *we = NULL;
+        if (sk_wanvae_enc_load(be, m->vae_encoder, &we) == SK_OK) {
+            char d[256];
+            part(&r, "vae_encoder", base_name(m->vae_encoder), 1, "%s",
+                 sk_wanvae_enc_describe(we, d, sizeof d));
+            if (dit)
+                check(&r, dit->cfg.in_dim == sk_wanvae_enc_config(we)->z ? 0 : 2,
+                      "VAE encoder latent channels %d %s DiT in_dim %" PRId64,
+                      sk_wanvae_enc_config(we)->z,
+                      dit->cfg.in_dim == sk_wanvae_enc_config(we)->z ? "==" : "!=",
+                      dit->cfg.in_dim);
+        } else {
+            part(&r, "vae_encoder", base_name(m->vae_encoder), 0, "%s", sk_error_message());
+        }
+        sk_wanvae_enc_free(&we);
     }
 
     /* ---- how they fit together */
