@@ -492,6 +492,14 @@ typedef struct {
  * then reports. Pointers stay valid until the next step, finish, stats read or close. */
 sk_status sk_session_get_stats(sk_session *s, sk_session_stats *out);
 
+/* LongLive 2.0 image-to-video (docs/INPUTS.md): latent [c, h, w] host f32 is the normalised
+ * Wan2.2-VAE latent of the conditioning image (sinkstream generate --image makes it; or
+ * --image-latent FILE). It becomes latent frame 0 of the stream, kept at t = 0 in every
+ * call of chunk 0 and output as frame 0, so the image stays in the global sink. Before the
+ * first step; UniPC sessions (sampler "unipc") on one backend (not pipelined) only. */
+sk_status sk_session_set_image_latent(sk_session *s, const float *latent, int64_t c, int64_t h,
+                                      int64_t w);
+
 #ifdef __cplusplus
 }
 #endif

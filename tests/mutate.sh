@@ -39,6 +39,12 @@ vae_decoder_bias | vae/taehv_decode.c | sk_op_conv2d(be, &b, &a, &m->d1_w, &m->d
 tokenizer_eos_length | text/tokenize_wan.c | *len = (int)keep + 1; | *len = (int)keep; | test_text | the token count leaves out EOS
 sink_frame_dropped | runtime/kv/kv_cache.c | int64_t s_lo = 0, s_hi = frame0 < S ? frame0 : S; | int64_t s_lo = 0, s_hi = frame0 < S ? frame0 : S - 1; | test_kv_policies:kv_policies/sink_relative* | the last sink frame drops out of the visible layout
 unipc_predictor_rk | sampler/unipc.c | const float k = at * bh * 0.5f / rk; | const float k = at * bh * 0.5f * rk; | test_longlive2 | UniPC's second-order predictor scales D1 by rk instead of 1/rk
+wan_vae_first_tap | vae/wan_vae_load.c | v + (r * kt + kt - 1) * kk | v + (r * kt) * kk | test_wan_vae | the Wan VAE's causal convs keep the first temporal tap (a zero frame) instead of the last
+wan_vae_avg_pad | vae/wan_vae_load.c | const int64_t idx = c * F + (int64_t)(ft - 1) * fs * fs + k; | const int64_t idx = c * F + k; | test_wan_vae | AvgDown3D's shortcut forgets the zero frame padded in front
+wan_vae_patchify | vae/wan_vae_load.c | them = ch * 4 + r * 2 + q; | them = ch * 4 + q * 2 + r; | test_wan_vae | patchify's (q, r) channel order of vae2_2.py swapped
+resize_no_antialias | vae/image_prep.c | const double support = scale >= 1.0 ? scale : 1.0, | const double support = 1.0, | test_wan_vae:wan_vae/resize* | the I2V resize shrinks without antialiasing
+i2v_frame0_timestep | runtime/stream/stream_unipc.c | s->tbuf[0] = 0.0f; | s->tbuf[0] = tb->t[i]; | test_i2v:i2v/reference* | the image frame runs at the step's t instead of 0
+i2v_result_clamp | runtime/stream/stream_unipc.c | if (i2v) SK_TRY(sk_tensor_copy(&x0_f0, &s->image_lat)); | if (0) SK_TRY(sk_tensor_copy(&x0_f0, &s->image_lat)); | test_i2v:i2v/reference* | chunk 0's result keeps the model's frame 0 instead of the image
 EOF
 )
 

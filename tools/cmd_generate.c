@@ -33,6 +33,7 @@
 #include "tools/gen_progress_json.h"
 #include "tools/gen_speed.h"
 #include "tools/gen_timeline.h"
+#include "tools/gen_image.h"
 #include "tools/gen_units.h"
 #include "tools/out_opts.h"
 #include "tools/run_meta.h"
@@ -75,6 +76,7 @@ typedef struct {
     int progress;             /* --progress: 0 text, 1 json, 2 off */
     int64_t video_frames;     /* --video-frames N (0: not given; tools/gen_units.h) */
     sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
+    gen_image img;   /* --image / --image-latent (LongLive 2.0 I2V, tools/gen_image.h) */
 } gen_opts;
 
 /* --sampler, in its choices' order; the names are sk_session_params.sampler's */
@@ -314,6 +316,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         sp.user = &tl;
     }
     if ((st = sk_session_create(e, &sp, &s)) != SK_OK) goto fail;
+    if (o->img.lat && (st = sk_session_set_image_latent(s, o->img.lat, info.latent_channels,
+                                                        o->latent_h, o->latent_w)) != SK_OK)
+        goto fail;
 
     if (decode) {
         /* live (RTMP): paced to the clock by a queue worker holding two chunks of frames,
@@ -512,6 +517,7 @@ static int apply_model_dir(const sk_cli *cli, gen_opts *o, const gen_opts *defau
     o->text_encoder = m->text_encoder;
     o->tokenizer = m->tokenizer;
     o->vae = m->vae;
+    o->img.vae_encoder = m->vae_encoder;
     char who[4200];
     snprintf(who, sizeof who, "model.json '%s'", m->json_path);
     for (const cJSON *g = m->generate ? m->generate->child : NULL; g; g = g->next) {
@@ -904,6 +910,18 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("print-config", SK_OPT_FLAG, &o.print_config, NULL, "print the effective "
              "configuration (KV cache: what a query sees, memory per layer) and exit", NULL,
              NULL)},
+        GROUP("Image to video (LongLive 2.0, docs/INPUTS.md)"),
+        {OPT("image", SK_OPT_STRING, &o.img.image, NULL, "start from this picture (PNG/JPEG): "
+             "resized to the video size, encoded to latent frame 0 and kept in the global sink",
+             NULL, "FILE")},
+        {OPT("image-encoder", SK_OPT_ENUM, &o.img.encoder, NULL, "--image: wan = the Wan2.2 "
+             "VAE encoder the model was trained with (--vae-encoder); tae = taew2_2's encoder "
+             "(--vae; faster, approximate)", NULL, NULL), .choices = GEN_IMAGE_ENCODERS},
+        {OPT("vae-encoder", SK_OPT_STRING, &o.img.vae_encoder, "the model directory's",
+             "Wan2.2 VAE encoder (wan2.2_vae_encoder.safetensors from tools/convert_checkpoint.py "
+             "--wan-vae)", NULL, "FILE")},
+        {OPT("image-latent", SK_OPT_STRING, &o.img.image_latent, NULL, "the image's latent "
+             "instead of --image: 'image_latent' [1, C, H, W] (reference runs)", NULL, "FILE")},
         GROUP("Output"),
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
@@ -1120,6 +1138,12 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     sk_schedule sched;
     sk_status st = sk_schedule_make(o.steps.v, o.steps.n, o.shift, !o.no_warp, &sched);
     if (st != SK_OK) return sk_cli_usage_error(&cli, "%s", sk_error_message());
+    if ((st_ = gen_image_prepare(&cli, &o.img, &pc, o.sampler == GEN_SAMPLER_UNIPC,
+                                 gen_pp_enabled(&o.pp) || o.pp.split != NULL, o.latent_h,
+                                 o.latent_w, vs, o.vae, o.print_config)) >= 0)
+        return st_;
     if (o.print_config) return print_config(&o, &sched, chunk);
-    return run(&o, &sched);
+    st_ = run(&o, &sched);
+    gen_image_free(&o.img);
+    return st_;
 }

@@ -2,7 +2,7 @@
 """convert_checkpoint.py - published streaming-video checkpoints -> a sinkstream model directory.
 
     python3 tools/convert_checkpoint.py --dit SRC.pt [--lora LORA.pt] [--vae TAE.pth]
-        [--text-encoder T5.pth --tokenizer DIR] --out MODEL_DIR
+        [--text-encoder T5.pth --tokenizer DIR] [--wan-vae Wan2.2_VAE.pth] --out MODEL_DIR
         [--family auto|self-forcing|longlive|longlive2|reward-forcing|rolling-forcing]
         [--dtype bf16|f32] [--dit-config config.json] [--ema | --no-ema]
 
@@ -36,6 +36,10 @@ What it reads (facts: docs spec-wan-causal-dit.md section 4, spec-taehv-umt5.md 
           blocks.N.attn.q.weight, ...) or an HF UMT5EncoderModel state dict (renamed to Wan's).
   --tokenizer  google/umt5-xxl/ (the folder Wan ships) or its spiece.model.
   --vae   TAEHV `taew2_1.pth` / `taew2_2.pth` / their .safetensors (decoder.N.* / encoder.N.*).
+  --wan-vae  Wan2.2's `Wan2.2_VAE.pth` (the Wan2.2-TI2V-5B repo; a bare state dict, names of
+          wan/modules/vae2_2.py WanVAE_): its encoder (encoder.*, and conv1.* that makes mu /
+          logvar) for LongLive 2.0 image-to-video (`generate --image`); the decoder is dropped.
+          Without --dit it is added to the existing model directory --out (model.json updated).
 
 What it writes into MODEL_DIR:
   dit.safetensors           canonical Wan names, --dtype (bf16 default, as upstream inference
@@ -44,6 +48,7 @@ What it writes into MODEL_DIR:
   tokenizer/spiece.model    (+ tokenizer.json etc. when the folder has them)
   vae.safetensors           TAEHV as stored (f16 in the releases; --dtype is not applied: the
                             file is 23 MB and bf16 would only lose precision)
+  wan2.2_vae_encoder.safetensors  the Wan2.2 VAE encoder as stored (files.vae_encoder)
   config.json               a copy of --dit-config, when given
   model.json                family, files, and the family's published sampling defaults under
                             "generate" (option names of `sinkstream generate`)
@@ -933,12 +938,15 @@ def main(argv=None):
         epilog="See docs/MODELS.md. Example: --dit checkpoints/self_forcing_dmd.pt --text-encoder "
                "wan/models_t5_umt5-xxl-enc-bf16.pth --tokenizer wan/google/umt5-xxl --vae "
                "taew2_1.pth --out models/self-forcing")
-    ap.add_argument("--dit", required=True, metavar="SRC.pt", help="the generator checkpoint")
+    ap.add_argument("--dit", metavar="SRC.pt", help="the generator checkpoint (required unless "
+                    "only --wan-vae is added to an existing model directory)")
     ap.add_argument("--lora", metavar="LORA.pt", help="LoRA adapter merged into --dit (LongLive)")
     ap.add_argument("--lora-alpha", type=float, metavar="A",
                     help="LoRA alpha; scale = alpha / rank (default: alpha = rank, scale 1, as "
                          "LongLive's r256/a256)")
     ap.add_argument("--vae", metavar="TAE.pth", help="TAEHV taew2_1 / taew2_2 (.pth or .safetensors)")
+    ap.add_argument("--wan-vae", metavar="Wan2.2_VAE.pth", help="Wan2.2 VAE: its encoder, for "
+                    "LongLive 2.0 image-to-video (without --dit: added to the model directory --out)")
     ap.add_argument("--text-encoder", metavar="T5.pth", help="umT5 encoder (Wan's .pth or HF names)")
     ap.add_argument("--tokenizer", metavar="DIR", help="google/umt5-xxl folder or spiece.model")
     ap.add_argument("--out", required=True, metavar="MODEL_DIR", help="output model directory")
@@ -992,9 +1000,94 @@ def main(argv=None):
     return 0
 
 
+WAN_VAE_FILE = "wan2.2_vae_encoder.safetensors"
+
+
+def load_wan_vae_encoder(path, unsafe):
+    """The encoder tensors of Wan2.2_VAE.pth (vae2_2.py WanVAE_: encoder.*, conv1.*), checked
+    for the layout vae/wan_vae_load.c binds: 12 input channels (RGB patchified 2x2), z = 48."""
+    obj, kind, _ = load_any(path, unsafe)
+    if kind == "pickle" and isinstance(obj, dict) and not is_state_dict(obj):
+        for k in ("state_dict", "model"):
+            if is_state_dict(obj.get(k)):
+                obj = obj[k]
+                break
+    if not is_state_dict(obj):
+        raise Refused(f"--wan-vae '{path}': not a state dict")
+    sd = tensor_items(obj)
+    enc = {k: v for k, v in sd.items() if k.startswith("encoder.") or k.startswith("conv1.")}
+    c1, mu = enc.get("encoder.conv1.weight"), enc.get("conv1.weight")
+    if c1 is None or mu is None or c1.dim() != 5 or mu.dim() != 5:
+        keys = sorted(sd)[:3]
+        raise Refused(f"--wan-vae '{path}': no 'encoder.conv1.weight' / 'conv1.weight' 5-D tensors "
+                      f"(first keys: {', '.join(keys)}): not a Wan VAE (vae2_2.py) state dict")
+    if c1.shape[1] != 12:
+        raise Refused(f"--wan-vae '{path}': encoder.conv1 takes {c1.shape[1]} channels, not 12: the "
+                      f"Wan2.1 VAE (Wan2.1_VAE.pth, 16 latent channels, 8x) is not Wan2.2's")
+    if mu.shape[0] != 96:
+        raise Refused(f"--wan-vae '{path}': conv1 makes {mu.shape[0]} channels, expected 96 "
+                      f"(mu and logvar of 48 latent channels)")
+    for k, v in enc.items():
+        if not v.is_floating_point():
+            raise Refused(f"--wan-vae '{path}': tensor '{k}' is {v.dtype}, expected a float")
+    info = {"dim": int(c1.shape[0]), "z_dim": 48, "tensors": len(enc),
+            "dropped": len(sd) - len(enc)}
+    return enc, info
+
+
+def write_wan_vae(a, out, partial, model):
+    enc, info = load_wan_vae_encoder(a.wan_vae, a.unsafe_pickle)
+    finite_check(enc, a.wan_vae)
+    tmp, nbytes = write_safetensors(os.path.join(out, WAN_VAE_FILE), enc,
+                                    {"format": "pt", "variant": "wan2.2_vae_encoder",
+                                     "source": os.path.basename(a.wan_vae)})
+    partial.append((tmp, os.path.join(out, WAN_VAE_FILE)))
+    model["files"]["vae_encoder"] = WAN_VAE_FILE
+    model["vae_encoder"] = dict(info, source=os.path.basename(a.wan_vae),
+                                dtype=sorted({str(v.dtype).replace("torch.", "")
+                                              for v in enc.values()}))
+    note(f"{WAN_VAE_FILE}: Wan2.2 VAE encoder (dim {info['dim']}, {info['tensors']} tensors, "
+         f"{human(nbytes)}, kept as stored; {info['dropped']} decoder tensors dropped)")
+
+
+def add_wan_vae(a):
+    """--wan-vae without --dit: into the existing model directory --out."""
+    mj = os.path.join(a.out, "model.json")
+    if not os.path.isfile(mj):
+        raise Refused(f"--wan-vae without --dit adds the encoder to a model directory, but "
+                      f"'{mj}' does not exist: convert the DiT first (or pass --dit)")
+    with open(mj) as f:
+        model = json.load(f)
+    if model.get("family") != "longlive2":
+        raise Refused(f"--wan-vae: '{a.out}' is a {model.get('family')} model; the Wan2.2 VAE "
+                      f"encoder is for LongLive 2.0 (family longlive2) image-to-video")
+    partial = []
+    try:
+        write_wan_vae(a, a.out, partial, model)
+        for tmp, final in partial:
+            os.replace(tmp, final)
+        with open(mj + ".partial", "w") as f:
+            json.dump(model, f, indent=1)
+            f.write("\n")
+        os.replace(mj + ".partial", mj)
+    finally:
+        for tmp, _ in partial:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    print(f"{a.out}: added {WAN_VAE_FILE} (files.vae_encoder); `sinkstream generate --model "
+          f"{a.out} --image PICTURE` uses it")
+
+
 def convert(a):
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
-    for p, flag in ((a.dit, "--dit"), (a.lora, "--lora"), (a.vae, "--vae"),
+    if not a.dit:
+        if not a.wan_vae:
+            raise Refused("give --dit SRC.pt (or only --wan-vae to add the Wan2.2 VAE encoder to "
+                          "an existing model directory)")
+        if not os.path.isfile(a.wan_vae):
+            raise Refused(f"--wan-vae '{a.wan_vae}': no such file")
+        return add_wan_vae(a)
+    for p, flag in ((a.dit, "--dit"), (a.lora, "--lora"), (a.vae, "--vae"), (a.wan_vae, "--wan-vae"),
                     (a.text_encoder, "--text-encoder"), (a.dit_config, "--dit-config")):
         if p and not os.path.isfile(p):
             raise Refused(f"{flag} '{p}': no such file")
@@ -1167,6 +1260,13 @@ def convert_into(a, dtype, partial):
                             dtype=sorted({str(v.dtype).replace("torch.", "") for v in vsd.values()}))
         note(f"vae.safetensors: {vinfo['variant']} ({len(vsd)} tensors, {human(nbytes)}, kept "
              f"as stored)")
+
+    # ---- Wan2.2 VAE encoder (LongLive 2.0 image-to-video)
+    if a.wan_vae:
+        if cfg["in_dim"] != 48:
+            raise Refused(f"--wan-vae: the Wan2.2 VAE encoder makes 48-channel latents but the DiT "
+                          f"takes {cfg['in_dim']}: it goes with LongLive 2.0 (Wan2.2-TI2V-5B)")
+        write_wan_vae(a, out, partial, model)
     return model
 
 

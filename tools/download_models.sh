@@ -24,6 +24,7 @@
 #                    special_tokens_map.json}, config.json
 #                    madebyollin/taehv (GitHub): taew2_1.pth (TAEHV for Wan 2.1 latents;
 #                    longlive2: taew2_2.pth, for the 48-channel Wan 2.2 latents)
+#   longlive2        also Wan-AI/Wan2.2-TI2V-5B: Wan2.2_VAE.pth (its encoder, for --image)
 #   self-forcing     gdhe17/Self-Forcing: checkpoints/self_forcing_dmd.pt
 #   longlive         Efficient-Large-Model/LongLive-1.3B: models/longlive_base.pt, models/lora.pt
 #                    (the repository was first published as Efficient-Large-Model/LongLive)
@@ -118,6 +119,9 @@ case "$family" in
     fetch "$repo" "$file" "$dl/${repo#*/}"
     # the 2-step model samples with 2 UniPC steps
     [ "${LL2_WEIGHTS:-bf16}" = s2 ] && extra=(--set num-steps=2)
+    # image-to-video (generate --image) encodes with the Wan2.2 VAE's encoder
+    fetch "$wanrepo" Wan2.2_VAE.pth "$wan"
+    extra+=(--wan-vae "$wan/Wan2.2_VAE.pth")
     dit=$dl/${repo#*/}/$file ;;
   reward-forcing)
     fetch JaydenLu666/Reward-Forcing-T2V-1.3B rewardforcing.pt "$dl/Reward-Forcing-T2V-1.3B"

@@ -169,6 +169,14 @@ typedef struct sk_backend_ops {
      * sets the backend int32 *flag to 1 when x (a float dtype) holds a NaN or
      * Inf, never back to 0; queued like any op, no sync. */
     sk_status (*flag_nonfinite)(sk_backend *be, const sk_tensor *x, void *flag);
+
+    /* The Wan2.2 VAE encoder's layout ops (vae/wan_vae_enc.c); NULL where a
+     * backend lacks them (the encoder then runs on the CPU backend):
+     *   transpose: y[B,N,M](b,n,m) = x[B,M,N](b,m,n)  (channel-first <-> token-major)
+     *   pad2d: y[N,C,Ho,Wo] = x[N,C,H,W] placed at (top, left), zeros elsewhere
+     *          (Ho >= H + top, Wo >= W + left: PyTorch's ZeroPad2d) */
+    sk_status (*transpose)(sk_backend *be, sk_tensor *y, const sk_tensor *x);
+    sk_status (*pad2d)(sk_backend *be, sk_tensor *y, const sk_tensor *x, int top, int left);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -245,6 +253,11 @@ sk_status sk_op_embedding(sk_backend *be, sk_tensor *y, const sk_tensor *table,
                           const sk_tensor *ids);
 sk_status sk_op_noise(sk_backend *be, sk_tensor *y, uint64_t seed, int64_t frame0,
                       uint32_t stream);
+
+sk_status sk_op_transpose(sk_backend *be, sk_tensor *y, const sk_tensor *x);
+sk_status sk_op_pad2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, int top, int left);
+/* 1 when be implements every op the Wan2.2 VAE encoder uses (transpose, pad2d, ...). */
+int sk_backend_has_vae_ops(const sk_backend *be);
 
 const char *sk_act_name(sk_act a);
 

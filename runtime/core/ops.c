@@ -581,3 +581,39 @@ sk_status sk_op_noise(sk_backend *be, sk_tensor *y, uint64_t seed, int64_t frame
              (long long)frame0);
     DISPATCH(op, noise, y, seed, frame0, stream);
 }
+
+/* ---- the Wan2.2 VAE encoder's layout ops */
+
+sk_status sk_op_transpose(sk_backend *be, sk_tensor *y, const sk_tensor *x)
+{
+    const char *op = "transpose";
+    CHK_BE(op);
+    SK_TRY(chk_a(op, "y", be, y, 3, "[B, N, M]"));
+    SK_TRY(chk_a(op, "x", be, x, 3, "[B, M, N]"));
+    SK_TRY(chk_dim(op, "y", y, 0, "x", x, 0, "B"));
+    SK_TRY(chk_dim(op, "y", y, 1, "x", x, 2, "N"));
+    SK_TRY(chk_dim(op, "y", y, 2, "x", x, 1, "M"));
+    DISPATCH(op, transpose, y, x);
+}
+
+sk_status sk_op_pad2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, int top, int left)
+{
+    const char *op = "pad2d";
+    char sa[96], sb[96];
+    CHK_BE(op);
+    SK_TRY(chk_a(op, "y", be, y, 4, "[N, C, Ho, Wo]"));
+    SK_TRY(chk_a(op, "x", be, x, 4, "[N, C, H, W]"));
+    SK_TRY(chk_dim(op, "y", y, 0, "x", x, 0, "N"));
+    SK_TRY(chk_dim(op, "y", y, 1, "x", x, 1, "C"));
+    SK_CHECK(top >= 0 && left >= 0, SK_E_INVALID_ARG, "op pad2d: top %d / left %d must be >= 0",
+             top, left);
+    SK_CHECK(y->shape[2] >= x->shape[2] + top && y->shape[3] >= x->shape[3] + left, SK_E_SHAPE,
+             "op pad2d: y %s cannot hold x %s at (%d, %d)", SHP(y, sa), SHP(x, sb), top, left);
+    DISPATCH(op, pad2d, y, x, top, left);
+}
+
+int sk_backend_has_vae_ops(const sk_backend *be)
+{
+    return be && be->ops && be->ops->transpose && be->ops->pad2d && be->ops->conv2d &&
+           be->ops->pixel_unshuffle && be->ops->rmsnorm && be->ops->attention;
+}

@@ -118,6 +118,8 @@ static const sk_backend_ops k_cpu_ops = {
     .embedding = sk_cpu_embedding,
     .noise = sk_cpu_noise,
     .flag_nonfinite = sk_cpu_flag_nonfinite,
+    .transpose = sk_cpu_transpose,
+    .pad2d = sk_cpu_pad2d,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)

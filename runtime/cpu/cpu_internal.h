@@ -73,6 +73,8 @@ sk_status sk_cpu_pixel_unshuffle(sk_backend *be, sk_tensor *y, const sk_tensor *
 sk_status sk_cpu_upsample_nearest(sk_backend *be, sk_tensor *y, const sk_tensor *x, int s);
 sk_status sk_cpu_concat_channels(sk_backend *be, sk_tensor *y, const sk_tensor *a,
                                  const sk_tensor *b);
+sk_status sk_cpu_transpose(sk_backend *be, sk_tensor *y, const sk_tensor *x);
+sk_status sk_cpu_pad2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, int top, int left);
 sk_status sk_cpu_patchify(sk_backend *be, sk_tensor *y, const sk_tensor *x);
 sk_status sk_cpu_unpatchify(sk_backend *be, sk_tensor *y, const sk_tensor *x);
 sk_status sk_cpu_embedding(sk_backend *be, sk_tensor *y, const sk_tensor *table,

@@ -21,6 +21,7 @@
 #include "text/tokenizer.h"
 #include "text/umt5.h"
 #include "vae/taehv.h"
+#include "vae/wan_vae.h"
 
 static const char *const k_families[] = {"self-forcing", "longlive", "longlive2",
                                          "reward-forcing", "rolling-forcing", "demo"};
@@ -91,6 +92,7 @@ void sk_model_dir_free(sk_model_dir **mp)
     free(m->text_encoder);
     free(m->tokenizer);
     free(m->vae);
+    free(m->vae_encoder);
     for (int i = 0; i < m->n_kept; i++) free(m->kept[i]);
     free(m->kept);
     cJSON_Delete(m->root);
@@ -274,7 +276,8 @@ sk_status sk_model_dir_open_ex(const char *dir, int allow_outside, sk_model_dir 
         (st = file_entry(m, files, "dit_config", 0, &m->dit_config)) != SK_OK ||
         (st = file_entry(m, files, "text_encoder", 0, &m->text_encoder)) != SK_OK ||
         (st = file_entry(m, files, "tokenizer", 0, &m->tokenizer)) != SK_OK ||
-        (st = file_entry(m, files, "vae", 0, &m->vae)) != SK_OK)
+        (st = file_entry(m, files, "vae", 0, &m->vae)) != SK_OK ||
+        (st = file_entry(m, files, "vae_encoder", 0, &m->vae_encoder)) != SK_OK)
         goto fail;
     if (!!m->text_encoder != !!m->tokenizer) {
         st = SK_ERR(SK_E_FORMAT, "'%s': files.%s without files.%s (the umT5 encoder and its "
@@ -460,6 +463,23 @@ int sk_model_dir_check(const sk_model_dir *m, int json, FILE *out)
         }
     } else {
         check(&r, 1, "no VAE in the model: generate can write latents only (or give --vae)");
+    }
+    if (m->vae_encoder) { /* LongLive 2.0 image-to-video (docs/INPUTS.md) */
+        sk_wanvae_enc *we = NULL;
+        if (sk_wanvae_enc_load(be, m->vae_encoder, &we) == SK_OK) {
+            char d[256];
+            part(&r, "vae_encoder", base_name(m->vae_encoder), 1, "%s",
+                 sk_wanvae_enc_describe(we, d, sizeof d));
+            if (dit)
+                check(&r, dit->cfg.in_dim == sk_wanvae_enc_config(we)->z ? 0 : 2,
+                      "VAE encoder latent channels %d %s DiT in_dim %" PRId64,
+                      sk_wanvae_enc_config(we)->z,
+                      dit->cfg.in_dim == sk_wanvae_enc_config(we)->z ? "==" : "!=",
+                      dit->cfg.in_dim);
+        } else {
+            part(&r, "vae_encoder", base_name(m->vae_encoder), 0, "%s", sk_error_message());
+        }
+        sk_wanvae_enc_free(&we);
     }
 
     /* ---- how they fit together */

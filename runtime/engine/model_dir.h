@@ -40,6 +40,7 @@ typedef struct {
     char **kept;           /* sk_model_dir_keep's copies (owned) */
     int n_kept;
     int allow_outside;     /* files may resolve outside the directory */
+    char *vae_encoder;     /* files.vae_encoder: the Wan2.2 VAE encoder (I2V); NULL if absent */
 } sk_model_dir;
 
 /* 1 when path is a directory that holds a model.json. */

@@ -49,6 +49,7 @@ void sk_stream_free(sk_stream **ps)
     sk_tensor_free(&s->rec_v);
     sk_tensor_free(&s->sink_lat);
     for (int i = 0; i < 3; i++) sk_tensor_free(&s->um[i]);
+    sk_tensor_free(&s->image_lat);
     free(s->tbuf);
     free(s);
     *ps = NULL;

@@ -113,6 +113,8 @@ typedef struct sk_stream {
     int64_t rec_sink_n;      /* sink frames re-encoded by the last switch */
     int n_switches;          /* prompt switches made after the first chunk */
     sk_tensor um[3];         /* unipc: x0 predictions m_i, ring by step (stream_unipc.c) */
+    sk_tensor image_lat;     /* [1, C, H, W] I2V: latent frame 0, clamped (stream_image.c);
+                                data NULL without an image */
 } sk_stream;
 
 /* Validates params against the model, then allocates everything. */
@@ -141,6 +143,14 @@ sk_status sk_stream_switch_prompt(sk_stream *s, const float *ctx, int64_t rows);
  * offset + shot_rope_offset, pinned as the shot sink after its clean pass).
  * Call after switching to the shot's prompt; ignored before the first chunk. */
 sk_status sk_stream_cut(sk_stream *s);
+
+/* LongLive 2.0 image-to-video (spec-longlive2.md §5): lat [C, H, W] host f32, the
+ * normalised latent of the conditioning image, becomes latent frame 0: chunk 0's frame 0 is
+ * overwritten with it before every model call (its timestep 0) and in the chunk's result,
+ * so the image sits in the global sink for the whole stream. UniPC sampler only; before
+ * the first chunk. */
+sk_status sk_stream_set_image_latent(sk_stream *s, const float *lat, int64_t c, int64_t h,
+                                     int64_t w);
 
 /* 1 when every requested frame has been generated. */
 int sk_stream_done(const sk_stream *s);

@@ -80,4 +80,22 @@ with tempfile.TemporaryDirectory() as tmp:
     assert lat.shape == (3, 4, 8, 8) and frames is None, (lat.shape, frames)
     s.close()
     eng.close()
+
+    # LongLive 2.0 image-to-video: the image latent is frame 0 of the run
+    ll2 = fx + "/longlive2"
+    eng = sinkstream.Engine(dit=ll2 + "/dit_tiny.safetensors", dit_config=ll2 + "/config.json")
+    img = read_safetensors(fx + "/longlive2_i2v/image_latent.safetensors", "image_latent")
+    s = eng.session(frames=2, chunk=2, latent_h=4, latent_w=6, sampler="unipc", num_steps=2,
+                    kv_policy="multishot", kv_sink=2, kv_window=8)
+    try:
+        s.set_image_latent(img[:, :16])
+        raise AssertionError("a 16-channel image latent was accepted")
+    except sinkstream.SinkstreamError as e:
+        assert e.status == "SK_E_SHAPE", str(e)
+    s.set_image_latent(img)
+    s.queue_prompt(read_safetensors(ll2 + "/embeds.safetensors", "context.0"), frame=0)
+    lat, _ = s.run()
+    assert lat.shape == (2, 48, 4, 6) and lat[0].tobytes() == img[0].tobytes(), lat.shape
+    s.close()
+    eng.close()
 print("OK: Python latents equal the CLI's bit for bit")

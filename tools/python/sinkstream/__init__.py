@@ -149,6 +149,7 @@ def load_library(path=None):
         "sk_session_queue_prompt_text": (ST, [P, C.c_char_p, I64, C.c_int]),
         "sk_session_step": (ST, [P, C.POINTER(_StepInfo)]),
         "sk_session_push_latents": (ST, [P, C.POINTER(C.c_float), I64, C.POINTER(_StepInfo)]),
+        "sk_session_set_image_latent": (ST, [P, C.POINTER(C.c_float), I64, I64, I64]),
         "sk_session_done": (C.c_int, [P]),
         "sk_session_stop": (None, [P]),
         "sk_session_abort": (None, [P]),
@@ -282,6 +283,18 @@ class Session:
         info = _StepInfo()
         _check(_lib.sk_session_step(self._h, C.byref(info)))
         return self._latents(), self._frames(), bool(info.done)
+
+    def set_image_latent(self, latent):
+        """LongLive 2.0 image-to-video: latent [C, H, W] (or [1, C, H, W]) float32, the
+        normalised Wan2.2-VAE latent of the picture, becomes latent frame 0. Before the first
+        step (docs/INPUTS.md)."""
+        a = np.ascontiguousarray(latent, dtype=np.float32)
+        if a.ndim == 4 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 3:
+            raise ValueError(f"set_image_latent: expected [C, H, W], got {list(a.shape)}")
+        _check(_lib.sk_session_set_image_latent(self._h, a.ctypes.data_as(C.POINTER(C.c_float)),
+                                                a.shape[0], a.shape[1], a.shape[2]))
 
     def push_latents(self, latents):
         """Decodes latents [n, C, H, W] made elsewhere (a decode-only session): frames or None."""
