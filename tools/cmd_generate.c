@@ -908,7 +908,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
         {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov/.webm/.ts/.gif, any "
-             "container FFmpeg muxes) or rtmp:// URL (decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
+             "container FFmpeg muxes), a live stream rtmp:// (FLV), srt:// or udp:// (MPEG-TS), "
+             "or an HLS playlist DIR/NAME.m3u8 (decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
         {OPT("frames-dir", SK_OPT_STRING, &o.frames_dir, NULL, "write decoded frames as "
              "DIR/frame_000000.png, ...", NULL, "DIR")},
         {OPT("rgb-out", SK_OPT_STRING, &o.rgb_out, NULL, "write decoded frames as `frames` "
@@ -927,10 +928,10 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "--prompts FILE replays the run", NULL, "FILE")},
         {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file: the same "
              "packets through FFmpeg's tee muxer when -o is a file, a sink of its own next to an "
-             "rtmp:// stream", NULL, "FILE")},
-        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
+             "rtmp:// / srt:// / udp:// stream", NULL, "FILE")},
+        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP/SRT/UDP: bound on every "
              "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
-        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
+        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP/SRT: reconnect after "
              "the server goes away, backoff 250 ms doubling up to this (0: no reconnect, the run "
              "fails)", NULL, "MS"), .lo = 0, .hi = 600000},
         GROUP("Live control (docs/LIVE.md)"),
@@ -1049,9 +1050,13 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     if (o.output) {
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
-            (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
+            (k != SK_OUTPUT_VIDEO_FILE && !sk_output_kind_is_live(k)))
             return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/"
-                                            ".webm/.ts/.gif ...) or an rtmp:// URL", o.output);
+                                            ".webm/.ts/.gif ...), an rtmp:// / srt:// / udp:// "
+                                            "URL or an HLS playlist (DIR/NAME.m3u8)", o.output);
+        if (k == SK_OUTPUT_HLS && o.tee)
+            return sk_cli_usage_error(&cli, "--tee beside an HLS playlist: not supported; record "
+                                            "the segments, or -o FILE --tee ...");
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir "
                                             "or --rgb-out", o.output);

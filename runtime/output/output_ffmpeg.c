@@ -1,4 +1,5 @@
-/* output_ffmpeg.c - the FFmpeg sink: video files (.mp4/.mkv/.mov) and RTMP (FLV).
+/* output_ffmpeg.c - the FFmpeg sink: video files (.mp4/.mkv/.mov, any extension
+ * libavformat muxes), RTMP (FLV), SRT and UDP (MPEG-TS) and HLS (.m3u8 + segments).
  *
  * Per frame: planar f32 [3, H, W] -> packed RGB24 (sk_rgb_planar_to_rgb24, padded
  * to even size by edge replication when asked) -> libswscale -> pix_fmt (yuv420p,
@@ -10,6 +11,13 @@
  * Every blocking libav call runs under an AVIOInterruptCB with a deadline
  * (params.timeout_ms, re-armed per call) and the caller's abort flag, so an
  * RTMP server that stops answering cannot hang us.
+ * The network kinds (rtmp://, srt://, udp://) share these rules: every call bounded
+ * (rw_timeout and the interrupt callback), I/O errors are SK_E_NET, reconnect below.
+ * UDP sends datagrams to whoever listens (no connection: a receiver that comes late
+ * just joins; MPEG-TS repeats its tables). HLS writes local files: paced like the
+ * network kinds (output.c), the playlist's directory is created, segments of 2 s
+ * cut at the keyframes (gop 2 s), every segment kept in the playlist, #EXT-X-ENDLIST
+ * at close (also after Ctrl-C).
  * Reconnect (live, params.reconnect_max_ms > 0): when writing a packet fails
  * (the server went away, a timeout), the muxer and encoder are torn down and
  * the sink goes "down": frames are dropped (counted) and a new connection is
@@ -39,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavcodec/avcodec.h>
@@ -71,7 +80,7 @@ typedef struct {
     int64_t next_pts;
     int header_written;
     int is_file;          /* we created a local file (removed if open fails) */
-    int live;             /* network output: I/O errors are SK_E_NET */
+    int live;             /* network output (rtmp/srt/udp): I/O errors are SK_E_NET */
     io_guard guard;
     int io_failed;        /* the last error came from writing a packet */
     /* reconnect (live) */
@@ -328,14 +337,64 @@ static int takes_h264(const AVOutputFormat *f)
            d == AV_CODEC_ID_FLV1 || d == AV_CODEC_ID_HEVC;
 }
 
+/* 1 when this libavformat has an output protocol called name ("srt" needs libsrt) */
+static int has_output_protocol(const char *name)
+{
+    void *it = NULL;
+    for (const char *p; (p = avio_enum_protocols(&it, 1));)
+        if (!strcmp(p, name)) return 1;
+    return 0;
+}
+
+/* The muxer of a kind: FLV for RTMP, MPEG-TS for SRT/UDP, HLS; files by extension. */
+static const char *kind_muxer(sk_output_kind k)
+{
+    switch (k) {
+    case SK_OUTPUT_RTMP: return "flv";
+    case SK_OUTPUT_SRT:
+    case SK_OUTPUT_UDP: return "mpegts";
+    case SK_OUTPUT_HLS: return "hls";
+    default: return NULL;
+    }
+}
+
+/* mkdir -p of the directory part of path (HLS writes its segments beside the playlist) */
+static sk_status make_parent_dirs(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return SK_OK;
+    *slash = 0;
+    for (char *c = dir + 1;; c++) {
+        const int end = *c == 0;
+        if (*c == '/' || end) {
+            *c = 0;
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+                return SK_ERR(SK_E_IO, "output '%s': cannot create the directory '%s': %s", path,
+                              dir, strerror(errno));
+            if (end) break;
+            *c = '/';
+        }
+    }
+    return SK_OK;
+}
+
 static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *p)
 {
     const char *path = o->path;
-    const int live = s->live = (p->kind == SK_OUTPUT_RTMP);
+    const int live = s->live = sk_output_kind_is_net(p->kind);
+    const int paced_kind = sk_output_kind_is_live(p->kind), hls = p->kind == SK_OUTPUT_HLS;
+    if (p->kind == SK_OUTPUT_SRT && !has_output_protocol("srt"))
+        return SK_ERR(SK_E_UNSUPPORTED, "output '%s': this FFmpeg (libavformat %s) was built "
+                      "without SRT (libsrt): `ffmpeg -protocols` does not list srt. Use an "
+                      "FFmpeg built with --enable-libsrt (Debian's is), or stream with "
+                      "udp:// or rtmp:// instead", path, LIBAVFORMAT_IDENT);
+    if (hls) SK_TRY(make_parent_dirs(path));
 
     /* encoder and pixel format first: they are the commonest user mistakes and
      * must not leave a file behind */
-    const AVOutputFormat *ofmt = av_guess_format(live ? "flv" : NULL, path, NULL);
+    const AVOutputFormat *ofmt = av_guess_format(kind_muxer(p->kind), path, NULL);
     if (!ofmt)
         return SK_ERR(SK_E_INVALID_ARG, "output '%s': this FFmpeg cannot mux that extension; use "
                       ".mp4, .mkv, .mov, .webm, .ts, .gif (`ffmpeg -muxers` lists them)", path);
@@ -434,7 +493,7 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     e->framerate = (AVRational){p->fps_num, p->fps_den};
     e->sample_aspect_ratio = (AVRational){1, 1};
     if (p->gop > 0) e->gop_size = p->gop;
-    if (live) e->max_b_frames = 0; /* B-frames add latency to a live stream */
+    if (paced_kind) e->max_b_frames = 0; /* B-frames add latency to a live stream */
     /* what the swscale setup below really produces: BT.709 matrix, limited range */
     if (!(desc->flags & AV_PIX_FMT_FLAG_RGB)) {
         e->colorspace = AVCOL_SPC_BT709;
@@ -503,6 +562,12 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
         AVDictionary *io = NULL;
         if (live && p->timeout_ms > 0)
             av_dict_set_int(&io, "rw_timeout", (int64_t)p->timeout_ms * 1000, 0);
+        /* 7 TS packets a datagram (FFmpeg's default of 1472 splits them); pkt_size in
+         * the URL still wins */
+        if (p->kind == SK_OUTPUT_UDP) av_dict_set_int(&io, "pkt_size", 1316, 0);
+        /* SRT's live mode drops what is still unsent at close; wait up to 1 s for the last
+         * packets to be acknowledged (linger in seconds) */
+        if (p->kind == SK_OUTPUT_SRT) av_dict_set_int(&io, "linger", 1, 0);
         guard_arm(&s->guard);
         r = avio_open2(&s->fmt->pb, path, AVIO_FLAG_WRITE, &s->fmt->interrupt_callback, &io);
         av_dict_free(&io);
@@ -521,8 +586,17 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     /* crash safety: a killed run leaves a file that plays up to its last fragment */
     AVDictionary *mux = NULL;
     const char *mname = s->fmt->oformat->name;
-    if (live) /* a stream has no end to seek back to: no duration/size patch at close */
+    if (p->kind == SK_OUTPUT_RTMP) /* a stream has no end to seek back to: no duration/size
+                                     * patch at close */
         av_dict_set(&mux, "flvflags", "no_duration_filesize", 0);
+    if (hls) {
+        /* segments cut at the keyframes every 2 s (the live gop), all kept in the playlist
+         * (a recording that can be watched while it grows), segment timestamps and
+         * independent segments for players that join late */
+        av_dict_set(&mux, "hls_time", "2", 0);
+        av_dict_set(&mux, "hls_list_size", "0", 0);
+        av_dict_set(&mux, "hls_flags", "independent_segments+temp_file", 0);
+    }
     if (s->meta) av_dict_copy(&s->fmt->metadata, s->meta, 0);
     if (s->tee_spec) { /* the branches' options are in the spec; nothing to set here */
     } else if (!live && p->fragment_ms > 0) {
@@ -606,7 +680,8 @@ static char *tee_spec(const char *main, const sk_output_params *p)
     for (int i = -1; i < 0 || p->tee[i]; i++) {
         const char *path = i < 0 ? main : p->tee[i];
         const int rtmp = !strncmp(path, "rtmp", 4);
-        const AVOutputFormat *f = av_guess_format(rtmp ? "flv" : NULL, path, NULL);
+        const int ts = !strncmp(path, "srt://", 6) || !strncmp(path, "udp://", 6);
+        const AVOutputFormat *f = av_guess_format(rtmp ? "flv" : ts ? "mpegts" : NULL, path, NULL);
         w += sprintf(w, "%s[f=%s:onfail=ignore", i < 0 ? "" : "|", f ? f->name : "matroska");
         if (f && (!strcmp(f->name, "mp4") || !strcmp(f->name, "mov")))
             w += p->fragment_ms > 0

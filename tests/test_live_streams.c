@@ -1,0 +1,195 @@
+/* test_live_streams.c - the live outputs beyond RTMP against local receivers:
+ * udp:// and srt:// (MPEG-TS) received by an `ffmpeg` listening on 127.0.0.1
+ * (a free port each), and an HLS playlist (-o DIR/NAME.m3u8). Each: every
+ * frame arrives (ffprobe counts them), the run is paced to real time, and the
+ * failure paths give a clear message within the timeout: an SRT caller with
+ * no listener, an existing playlist without -y. (Not tested: an SRT listener
+ * that goes away mid-stream. libsrt reports the break only after its own
+ * peer-idle timeout, or when a new listener on the port answers the old
+ * connection, which did not happen reliably enough on loopback for a test;
+ * the reconnect code is the RTMP sink's, tested in test_live_rtmp.c.)
+ * Debian's ffmpeg has libsrt; a build without it is checked for its message
+ * instead (`ffmpeg -protocols` decides). No ffmpeg binary is a FAILURE (CI
+ * installs it: tools/install_deps.sh). */
+#include "live_test_util.h"
+
+static void mk(void) { lu_dir_make("live_streams"); }
+static void rm(void) { lu_dir_remove(); }
+
+TestSuite(live_streams, .init = mk, .fini = rm, .timeout = 120);
+
+#define F 6          /* latent frames */
+#define VF (4 * F - 3) /* 21 video frames = 1.31 s at 16 fps */
+
+/* A UDP port that was free a moment ago on 127.0.0.1 (SRT runs over UDP too). */
+static int udp_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* 1 once some process has a UDP socket bound to port (the receiver is up). */
+static int udp_bound(int port)
+{
+    FILE *f = fopen("/proc/net/udp", "r");
+    if (!f) return 0;
+    char line[512], want[16];
+    snprintf(want, sizeof want, ":%04X ", port);
+    int hit = 0;
+    while (!hit && fgets(line, sizeof line, f)) {
+        const char *local = strchr(line, ':'); /* "sl: local_address rem_address ..." */
+        if (local && (local = strchr(local + 1, ':')) && !strncmp(local, want, strlen(want)))
+            hit = 1;
+    }
+    fclose(f);
+    return hit;
+}
+
+/* Starts `ffmpeg` receiving url into g_dir/out (copy, MPEG-TS); waits until it listens. */
+static pid_t start_receiver(const char *url, int port, const char *out)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -y -i '%s' -c copy -f mpegts '%s'", url,
+             lu_path(out));
+    char log[64];
+    snprintf(log, sizeof log, "%s.log", out);
+    pid_t pid = lu_spawn(cmd, lu_path(log), NULL);
+    double t_end = lu_now() + 10;
+    while (!udp_bound(port)) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid || lu_now() > t_end)
+            cr_assert_fail("the ffmpeg receiver did not start on %s: %s", url,
+                           lu_read(lu_path(log)));
+        lu_sleep(0.02);
+    }
+    return pid;
+}
+
+static char *generate_cmd(int frames, const char *out, const char *extra)
+{
+    static char cmd[2400];
+    snprintf(cmd, sizeof cmd,
+             "%s generate --dit %sdemo/dit_demo_c16.safetensors --vae "
+             "%staehv/taehv_tiny_21.safetensors --text-encoder %stext/umt5_tiny.safetensors "
+             "--tokenizer %stext/spiece_tiny.model --prompt cat --frames %d --height 64 "
+             "--width 64 --fps 16 -o %s %s",
+             lu_bin(), LIVE_FIX, LIVE_FIX, LIVE_FIX, LIVE_FIX, frames, out, extra);
+    return cmd;
+}
+
+/* Runs generate to out; returns its wall time; the run must succeed. */
+static double stream(const char *out, const char *extra)
+{
+    double t0 = lu_now();
+    int rc = lu_wait(lu_spawn(generate_cmd(F, out, extra), lu_path("gen.log"), NULL), 60);
+    double wall = lu_now() - t0;
+    cr_assert_eq(rc, 0, "generate -o %s failed (%d): %s", out, rc, lu_read(lu_path("gen.log")));
+    return wall;
+}
+
+static void expect_paced(double wall, const char *what)
+{
+    const double real = (double)VF / 16.0;
+    cr_expect(wall >= real * 0.97, "%s: the run took %.2f s for %.2f s of video: not paced",
+              what, wall, real);
+    char *e = lu_read(lu_path("gen.log"));
+    const char *pc = strstr(e, "paced ");
+    cr_expect(pc != NULL, "%s: no pacing summary in: %s", what, e);
+    cr_log_info("%s: %d frames (%.2f s of video) in %.2f s wall; %.*s", what, VF, real, wall,
+                pc ? (int)strcspn(pc, "\n") : 0, pc ? pc : "");
+    free(e);
+}
+
+static void expect_stream(const char *file, const char *what)
+{
+    lu_probe p = lu_ffprobe(lu_path(file));
+    cr_expect_str_eq(p.codec, "h264", "%s: codec", what);
+    cr_expect(p.width == 64 && p.height == 64, "%s: %dx%d", what, p.width, p.height);
+    cr_expect_eq(p.frames, VF, "%s: the receiver got %d frames, %d were sent", what, p.frames, VF);
+}
+
+static int have_srt(void)
+{
+    return system("ffmpeg -hide_banner -protocols 2>/dev/null | grep -qx '  srt'") == 0;
+}
+
+Test(live_streams, udp_mpegts_to_a_local_receiver)
+{
+    int port = udp_free_port();
+    char url[128], out[128];
+    /* the receiver ends 4 s after the last datagram (UDP has no end of stream) */
+    snprintf(url, sizeof url, "udp://127.0.0.1:%d?timeout=4000000", port);
+    pid_t rx = start_receiver(url, port, "udp.ts");
+    snprintf(out, sizeof out, "udp://127.0.0.1:%d", port);
+    double wall = stream(out, "");
+    cr_expect_geq(lu_wait(rx, 20), 0, "the receiver did not end");
+    expect_stream("udp.ts", "udp");
+    expect_paced(wall, "udp");
+}
+
+Test(live_streams, srt_mpegts_to_a_local_listener)
+{
+    int port = udp_free_port();
+    char url[160], out[128];
+    snprintf(out, sizeof out, "srt://127.0.0.1:%d", port);
+    if (!have_srt()) { /* this FFmpeg lacks libsrt: the message says so */
+        int rc = lu_wait(lu_spawn(generate_cmd(F, out, ""), lu_path("gen.log"), NULL), 60);
+        char *e = lu_read(lu_path("gen.log"));
+        cr_expect(rc == 1 && strstr(e, "without SRT (libsrt)"), "exit %d: %s", rc, e);
+        free(e);
+        return;
+    }
+    snprintf(url, sizeof url, "srt://127.0.0.1:%d?mode=listener&listen_timeout=20000000", port);
+    pid_t rx = start_receiver(url, port, "srt.ts");
+    double wall = stream(out, "");
+    cr_expect_geq(lu_wait(rx, 20), 0, "the SRT listener did not end with the stream");
+    expect_stream("srt.ts", "srt");
+    expect_paced(wall, "srt");
+}
+
+/* Nobody listening: SRT's caller gives up within --net-timeout-ms, with a message. */
+Test(live_streams, srt_without_a_listener_fails_in_time)
+{
+    if (!have_srt()) return; /* covered by the message check above */
+    char out[128];
+    snprintf(out, sizeof out, "srt://127.0.0.1:%d", udp_free_port());
+    double t0 = lu_now();
+    int rc = lu_wait(lu_spawn(generate_cmd(3, out, "--net-timeout-ms 1000"), lu_path("gen.log"),
+                              NULL), 60);
+    double wall = lu_now() - t0;
+    char *e = lu_read(lu_path("gen.log"));
+    cr_expect_eq(rc, 1, "exit %d: %s", rc, e);
+    cr_expect(strstr(e, out) && strstr(e, "connecting") && strstr(e, "timed out after 1000 ms"),
+              "%s", e);
+    cr_expect_lt(wall, 30, "gave up after %.1f s", wall);
+    free(e);
+}
+
+Test(live_streams, hls_playlist_and_segments)
+{
+    char out[300];
+    snprintf(out, sizeof out, "%s/hls/live/stream.m3u8", g_dir); /* the folders are created */
+    double wall = stream(out, "");
+    char *m3u8 = lu_read(out);
+    cr_expect(strstr(m3u8, "#EXTM3U") && strstr(m3u8, "stream0.ts") &&
+              strstr(m3u8, "#EXT-X-ENDLIST"), "playlist:\n%s", m3u8);
+    free(m3u8);
+    cr_expect_gt(lu_size(lu_path("hls/live/stream0.ts")), 0);
+    lu_probe p = lu_ffprobe(out);
+    cr_expect_str_eq(p.codec, "h264");
+    cr_expect_eq(p.frames, VF, "the playlist plays %d frames, %d were made", p.frames, VF);
+    expect_paced(wall, "hls");
+    /* the playlist exists now: without -y it is refused before anything loads */
+    int rc = lu_wait(lu_spawn(generate_cmd(F, out, ""), lu_path("gen2.log"), NULL), 60);
+    char *e = lu_read(lu_path("gen2.log"));
+    cr_expect(rc == 2 && strstr(e, "exists; pass -y"), "exit %d: %s", rc, e);
+    free(e);
+}
