@@ -280,6 +280,23 @@ static void ff_stats(const sk_output *o, sk_output_stats *st)
     st->connected = !s->down;
 }
 
+/* An SRT receiver in live mode hands a packet on only after its latency (120 ms by
+ * default, `latency=` microseconds in the URL) and discards what it holds when the
+ * connection closes: the last frames would be lost. Wait twice the latency (plus
+ * 50 ms) before closing; the abort flag cuts it short. */
+static void srt_drain_wait(ff_sink *s)
+{
+    int64_t lat_us = 120000;
+    const char *q = s->params.path ? strchr(s->params.path, '?') : NULL;
+    for (const char *l = q; l && (l = strstr(l, "latency=")); l += 8)
+        if (l[-1] == '?' || l[-1] == '&') lat_us = strtoll(l + 8, NULL, 10);
+    if (lat_us < 0) lat_us = 0;
+    if (lat_us > 10000000) lat_us = 10000000;
+    const int64_t end = av_gettime_relative() + 2 * lat_us + 50000;
+    while (av_gettime_relative() < end && !(s->guard.abort_flag && *s->guard.abort_flag))
+        av_usleep(10000);
+}
+
 static sk_status ff_close(sk_output *o)
 {
     ff_sink *s = o->impl;
@@ -305,6 +322,7 @@ static sk_status ff_close(sk_output *o)
         r = av_write_trailer(s->fmt);
         if (r < 0 && st == SK_OK) st = ff_err(s, o->path, "writing the trailer", r);
     }
+    if (s->header_written && s->params.kind == SK_OUTPUT_SRT && !s->down) srt_drain_wait(s);
     if (s->fmt && s->fmt->pb && !(s->fmt->oformat->flags & AVFMT_NOFILE)) {
         guard_arm(&s->guard);
         int r = avio_closep(&s->fmt->pb);
