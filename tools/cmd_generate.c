@@ -30,6 +30,7 @@
 #include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "tools/gen_phase.h"
 #include "tools/gen_progress_json.h"
 #include "tools/gen_speed.h"
 #include "tools/gen_timeline.h"
@@ -271,11 +272,20 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     ep.pp_stages = o->pp.stages;
     ep.pp_split = o->pp.split;
     ep.pp_transport = tr_names[o->pp.transport];
-    if (ep.text_encoder)
-        SK_LOGI("loading the text encoder '%s' (%.2f GB) ...", ep.text_encoder,
-                gen_file_gb(ep.text_encoder));
-    SK_LOGI("loading the DiT '%s' (%.2f GB) ...", o->dit, gen_file_gb(o->dit));
-    if ((st = sk_engine_open(&ep, &e)) != SK_OK) goto fail;
+    /* a progress line while the weights load (minutes for a real model: issue 17) */
+    char what[2400];
+    double gb = gen_file_gb(o->dit);
+    if (ep.text_encoder) {
+        snprintf(what, sizeof what, "loading the text encoder '%s' (%.2f GB); loading the DiT "
+                 "'%s' (%.2f GB)", ep.text_encoder, gen_file_gb(ep.text_encoder), o->dit, gb);
+        gb += gen_file_gb(ep.text_encoder);
+    } else {
+        snprintf(what, sizeof what, "loading the DiT '%s' (%.2f GB)", o->dit, gb);
+    }
+    gen_phase *ph = gen_phase_begin("load", "loading", "weights loaded", what, (int64_t)(gb * 1e9), o->progress == 1);
+    st = sk_engine_open(&ep, &e);
+    gen_phase_end(ph, st == SK_OK);
+    if (st != SK_OK) goto fail;
     sk_engine_info info;
     sk_engine_get_info(e, &info);
 
@@ -364,7 +374,11 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     }
     /* the starting prompt now (its errors before the first chunk); the rest of the schedule
      * deferred: checked, read or encoded by the session when due (issue 15 #6) */
-    if (pl.v[0].text) SK_LOGI("encoding the starting prompt ...");
+    gen_phase *enc_ph = pl.v[0].text ? gen_phase_begin("encode_text", "encoding",
+                                                       "starting prompt encoded",
+                                                       "encoding the starting prompt", 0,
+                                                       o->progress == 1)
+                                     : NULL;
     for (int i = 0; i < pl.n; i++) {
         gen_prompt *p = &pl.v[i];
         /* LongLive 2.0: a line with "cut": true (or a prompt starting "The scene
@@ -379,6 +393,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         } else {
             st = sk_session_queue_prompt_deferred(s, p->text, o->text_embeds, p->key, p->frame,
                                                   mode);
+        }
+        if (i == 0) {
+            gen_phase_end(enc_ph, st == SK_OK);
+            enc_ph = NULL;
         }
         if (st != SK_OK) {
             if (p->line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts, p->line);
