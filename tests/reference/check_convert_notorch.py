@@ -15,7 +15,7 @@ Run with a python that HAS torch (it writes the fixtures and the torch-side expe
    float32 then the cast, within one bf16 step where float32 sums may differ in order).
 5. The bf16 rounding against torch on hostile values (ties, subnormals, inf, NaN, overflow).
 6. A legacy pickle without PyTorch: exit 1 and a message that says PyTorch is needed, no
-   traceback.
+   traceback; a python without numpy: exit 1 and a message naming one to use.
 Exit 0 when all hold; otherwise the first failure is printed and the exit status is 1 (both
 on stderr).
 """
@@ -208,6 +208,12 @@ def main():
     rc, out = convert(CASES["ll2_f32"][0], legacy, os.path.join(work, "np", "legacy"), False)
     if rc != 1 or "pre-1.6" not in out or "needs PyTorch" not in out or "Traceback" in out:
         fail(f"a legacy pickle without torch: exit {rc}, expected 1 and a message:\n{out}")
+    # a python without numpy: what to do, not a traceback
+    nonumpy = NOTORCH.replace("sys.modules['torch']", "sys.modules['numpy']")
+    rc, out = run(["-c", nonumpy.format(conv=CONV), "--dit", "x.pt", "--out",
+                   os.path.join(work, "none")])
+    if rc != 1 or "needs numpy" not in out or "/usr/bin/python3" not in out or "Traceback" in out:
+        fail(f"a python without numpy: exit {rc}, expected 1 and a message:\n{out}")
     print(f"check_convert_notorch: ok: {len(CASES)} conversions without torch == with torch.load "
           f"({n_files} files byte for byte, {n_legacy} legacy pickles); {n_tensors} DiT tensors "
           f"vs torch: {n_exact} bit-exact, the others (LoRA merges) within {max_ulp} step; bf16 "
