@@ -389,7 +389,8 @@ sk_status sk_session_frames(sk_session *s, const uint8_t **rgb, int64_t *n, int6
                             int64_t *width);
 
 /* Outputs the session writes its decoded frames to (needs decode). path: a video file
- * (.mp4/.mkv/.mov), an rtmp:// URL (paced to the clock), a directory for PNGs, or a
+ * (.mp4/.mkv/.mov, any container FFmpeg muxes), a live stream paced to the clock (rtmp://,
+ * srt:// or udp:// URL, or an HLS playlist DIR/NAME.m3u8), a directory for PNGs, or a
  * .safetensors file for `frames` [T, 3, H, W] float32. May be attached and detached
  * between steps; attaching the same path twice is an error. */
 typedef struct {
