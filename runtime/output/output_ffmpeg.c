@@ -64,6 +64,7 @@ typedef struct {
     int64_t deadline_us;            /* av_gettime_relative() bound; 0 = none */
     int timeout_ms;                 /* 0 = no deadline */
     const volatile int *abort_flag; /* caller's, may be NULL */
+    const volatile int *stop_flag;  /* ours: close stops a reconnect attempt */
     int fired;                      /* 1 timeout, 2 abort flag */
 } io_guard;
 
@@ -94,12 +95,21 @@ typedef struct {
     int backoff_ms, attempts;
     int64_t sent, dropped, dropped_at_down;
     int reconnects;
+    /* a reconnect attempt runs on a thread of its own, so that a connect that waits its
+     * whole timeout (an SRT listener gone: no answer) does not hold up the paced writes,
+     * which go on dropping frames on time; the writer polls rc_state */
+    pthread_t rc_thread;
+    int rc_running;       /* a thread was started and not joined yet */
+    volatile int rc_state; /* 0 trying, 1 connected, 2 failed (written by the thread) */
+    volatile int rc_stop;  /* close: the attempt gives up at once */
+    sk_output *rc_out;
 } ff_sink;
 
 static int interrupt_cb(void *opaque)
 {
     io_guard *g = opaque;
     if (g->abort_flag && *g->abort_flag) { g->fired = 2; return 1; }
+    if (g->stop_flag && *g->stop_flag) { g->fired = 2; return 1; }
     if (g->deadline_us && av_gettime_relative() > g->deadline_us) { g->fired = 1; return 1; }
     return 0;
 }
@@ -225,29 +235,64 @@ static void go_down(ff_sink *s, sk_output *o)
     s->dropped_at_down = s->dropped;
 }
 
-/* One reconnect attempt when due; 1 when the sink is up again. */
+static void *reconnect_thread(void *arg)
+{
+    ff_sink *s = arg;
+    sk_status st = ff_open_impl(s, s->rc_out, &s->params);
+    if (st != SK_OK) {
+        SK_LOGD("output '%s': reconnect attempt %d failed: %s", s->rc_out->path, s->attempts,
+                sk_error_message());
+        ff_teardown(s);
+    }
+    __atomic_store_n(&s->rc_state, st == SK_OK ? 1 : 2, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* While down: starts an attempt when the backoff has passed, or collects a finished one;
+ * never waits on the network. 1 when the sink is up again. */
 static int try_reconnect(ff_sink *s, sk_output *o)
 {
+    if (s->rc_running) {
+        const int state = __atomic_load_n(&s->rc_state, __ATOMIC_ACQUIRE);
+        if (state == 0) return 0;
+        pthread_join(s->rc_thread, NULL);
+        s->rc_running = 0;
+        if (state == 1) {
+            s->down = 0;
+            s->reconnects++;
+            SK_LOGI("output '%s': reconnected after %.2f s (attempt %d); %lld frames dropped "
+                    "while down; the stream restarts with a keyframe", o->path,
+                    (double)(av_gettime_relative() - s->down_us) / 1e6, s->attempts,
+                    (long long)(s->dropped - s->dropped_at_down));
+            return 1;
+        }
+        s->backoff_ms = s->backoff_ms * 2 > s->params.reconnect_max_ms
+                            ? s->params.reconnect_max_ms : s->backoff_ms * 2;
+        s->retry_us = av_gettime_relative() + (int64_t)s->backoff_ms * 1000;
+        return 0;
+    }
     const int64_t now = av_gettime_relative();
     if (now < s->retry_us || (s->guard.abort_flag && *s->guard.abort_flag)) return 0;
     s->attempts++;
-    sk_status st = ff_open_impl(s, o, &s->params);
-    if (st == SK_OK) {
-        s->down = 0;
-        s->reconnects++;
-        SK_LOGI("output '%s': reconnected after %.2f s (attempt %d); %lld frames dropped while "
-                "down; the stream restarts with a keyframe", o->path,
-                (double)(av_gettime_relative() - s->down_us) / 1e6, s->attempts,
-                (long long)(s->dropped - s->dropped_at_down));
-        return 1;
+    s->rc_out = o;
+    s->rc_state = 0;
+    if (pthread_create(&s->rc_thread, NULL, reconnect_thread, s) != 0) {
+        s->retry_us = now + (int64_t)s->backoff_ms * 1000; /* no thread now: later */
+        return 0;
     }
-    SK_LOGD("output '%s': reconnect attempt %d failed: %s", o->path, s->attempts,
-            sk_error_message());
-    ff_teardown(s);
-    s->backoff_ms = s->backoff_ms * 2 > s->params.reconnect_max_ms ? s->params.reconnect_max_ms
-                                                                   : s->backoff_ms * 2;
-    s->retry_us = av_gettime_relative() + (int64_t)s->backoff_ms * 1000;
+    s->rc_running = 1;
     return 0;
+}
+
+/* close: ends an attempt in flight (its connect returns at once) and waits for it */
+static void stop_reconnect(ff_sink *s)
+{
+    if (!s->rc_running) return;
+    s->rc_stop = 1;
+    pthread_join(s->rc_thread, NULL);
+    s->rc_running = 0;
+    s->rc_stop = 0;
+    if (s->rc_state == 1) s->down = 0, s->reconnects++; /* made it anyway: close it properly */
 }
 
 static sk_status ff_write(sk_output *o, const float *rgb)
@@ -302,6 +347,7 @@ static sk_status ff_close(sk_output *o)
     ff_sink *s = o->impl;
     o->impl = NULL;
     sk_status st = SK_OK;
+    stop_reconnect(s);
     /* The abort flag (Ctrl-C) must not cut a local file's trailer short: an mp4
      * without its index is unplayable. libav checks the interrupt callback on
      * every write, files included, so stop watching the flag here. A live
@@ -728,6 +774,7 @@ sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
     SK_CHECK(s, SK_E_OOM, "output '%s': out of memory", o->path);
     s->guard.timeout_ms = p->timeout_ms;
     s->guard.abort_flag = p->abort_flag;
+    s->guard.stop_flag = &s->rc_stop;
     /* own copies of what a reconnect needs again (the caller's strings may go) */
     s->params = *p;
     s->params.path = o->path;
