@@ -11,6 +11,8 @@
  * installs it: tools/install_deps.sh). */
 #include "live_test_util.h"
 
+#include "runtime/output/output.h"
+
 static void mk(void) { lu_dir_make("live_streams"); }
 static void rm(void) { lu_dir_remove(); }
 
@@ -232,4 +234,35 @@ Test(live_streams, hls_playlist_and_segments)
     char *e = lu_read(lu_path("gen2.log"));
     cr_expect(rc == 2 && strstr(e, "exists; pass -y"), "exit %d: %s", rc, e);
     free(e);
+}
+
+/* An unbounded run's HLS keeps a sliding window (output params hls_list_size; the session
+ * uses 10): the playlist lists the last N segments and the older files are deleted. Through
+ * the sink directly, unpaced, so 9 s of video take a fraction of a second. */
+Test(live_streams, hls_sliding_window_deletes_old_segments)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/win/s.m3u8", g_dir);
+    sk_output_params p = {.path = path, .width = 32, .height = 32, .fps_num = 16, .fps_den = 1,
+                          .hls_list_size = 2};
+    sk_output *o = NULL;
+    cr_assert_eq(sk_output_open(&p, &o), SK_OK, "%s", sk_error_message());
+    cr_expect_eq(sk_output_get_kind(o), SK_OUTPUT_HLS);
+    float *f = calloc(3 * 32 * 32, sizeof *f);
+    cr_assert(f);
+    for (int i = 0; i < 16 * 9; i++) { /* 9 s: segments of 2 s -> s0 .. s4 */
+        for (int k = 0; k < 3 * 32 * 32; k++) f[k] = (float)((i + k) % 7) / 7.0f;
+        cr_assert_eq(sk_output_write(o, f), SK_OK, "%s", sk_error_message());
+    }
+    free(f);
+    cr_assert_eq(sk_output_close(&o), SK_OK, "%s", sk_error_message());
+    char *m3u8 = lu_read(path);
+    int n = 0;
+    for (const char *c = m3u8; (c = strstr(c, "#EXTINF")); c++) n++;
+    cr_expect_eq(n, 2, "the playlist lists %d segments, expected the last 2:\n%s", n, m3u8);
+    cr_expect(strstr(m3u8, "s4.ts") && strstr(m3u8, "#EXT-X-ENDLIST") && !strstr(m3u8, "s0.ts"),
+              "%s", m3u8);
+    free(m3u8);
+    cr_expect_lt(lu_size(lu_path("win/s0.ts")), 0, "the oldest segment was not deleted");
+    cr_expect_gt(lu_size(lu_path("win/s4.ts")), 0, "the newest segment is missing");
 }

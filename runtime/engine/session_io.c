@@ -146,6 +146,9 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
         op.timeout_ms = o.timeout_ms;
         op.reconnect_max_ms = o.reconnect_max_ms > 0 ? o.reconnect_max_ms : -1;
         op.abort_flag = &s->abort_flag;
+        /* HLS of an unbounded run: a sliding window of 10 segments (20 s), so the disk use
+         * stays bounded; a bounded run keeps them all (a recording) */
+        if (k == SK_OUTPUT_HLS && s->p.frames == 0) op.hls_list_size = 10;
     }
     sk_session_output so = {.id = ++s->next_out_id, .path = strdup(path)};
     SK_CHECK(so.path, SK_E_OOM, "output: out of memory");

@@ -129,6 +129,9 @@ typedef struct {
                                  * tee muxer (one encode). A branch that fails is dropped
                                  * with a warning and the others go on; no reconnect
                                  * then (a broken RTMP branch stays dropped)            */
+    int hls_list_size;          /* HLS: 0 -> every segment stays in the playlist (a recording);
+                                 * N > 0 -> the last N segments only, older ones deleted
+                                 * (an unbounded live stream keeps its disk use bounded)  */
 } sk_output_params;
 
 /* Counters of a sink (sk_output_get_stats); for a tee, the first sink's. */

@@ -16,8 +16,8 @@
  * UDP sends datagrams to whoever listens (no connection: a receiver that comes late
  * just joins; MPEG-TS repeats its tables). HLS writes local files: paced like the
  * network kinds (output.c), the playlist's directory is created, segments of 2 s
- * cut at the keyframes (gop 2 s), every segment kept in the playlist, #EXT-X-ENDLIST
- * at close (also after Ctrl-C).
+ * cut at the keyframes (gop 2 s), every segment kept in the playlist (or the last
+ * hls_list_size, older ones deleted), #EXT-X-ENDLIST at close (also after Ctrl-C).
  * Reconnect (live, params.reconnect_max_ms > 0): when writing a packet fails
  * (the server went away, a timeout), the muxer and encoder are torn down and
  * the sink goes "down": frames are dropped (counted) and a new connection is
@@ -658,8 +658,10 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
          * (a recording that can be watched while it grows), segment timestamps and
          * independent segments for players that join late */
         av_dict_set(&mux, "hls_time", "2", 0);
-        av_dict_set(&mux, "hls_list_size", "0", 0);
-        av_dict_set(&mux, "hls_flags", "independent_segments+temp_file", 0);
+        av_dict_set_int(&mux, "hls_list_size", p->hls_list_size > 0 ? p->hls_list_size : 0, 0);
+        av_dict_set(&mux, "hls_flags", p->hls_list_size > 0
+                                           ? "independent_segments+temp_file+delete_segments"
+                                           : "independent_segments+temp_file", 0);
     }
     if (s->meta) av_dict_copy(&s->fmt->metadata, s->meta, 0);
     if (s->tee_spec) { /* the branches' options are in the spec; nothing to set here */
