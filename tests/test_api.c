@@ -10,35 +10,11 @@
 #include <unistd.h>
 
 #include "common/cli_run.h"
+#include "api_test_util.h"
 #include "dit_test_util.h"
 #include "runtime/sinkstream.h"
 
 TestSuite(api, .timeout = 300);
-
-static sk_engine *open_tiny(void)
-{
-    sk_engine_params ep = sk_engine_params_default();
-    ep.dit = DIT_FIX "dit_tiny.safetensors";
-    ep.dit_config = DIT_FIX "config.json";
-    sk_engine *e = NULL;
-    cr_assert_eq(sk_engine_open(&ep, &e), SK_OK, "engine: %s", sk_last_error());
-    return e;
-}
-
-/* the fixture's prompt embeddings context / context.1: [rows, 64] */
-static float *embeds(const char *name, int64_t *rows, int64_t *cols)
-{
-    sk_st_file *f;
-    dt_ok(sk_st_open(DIT_FIX "embeds.safetensors", &f), "embeds");
-    const sk_st_tensor *t = sk_st_find(f, name);
-    cr_assert(t, "no %s", name);
-    *rows = t->shape[t->ndim - 2];
-    *cols = t->shape[t->ndim - 1];
-    size_t n;
-    float *v = dt_read(f, name, &n);
-    sk_st_close(&f);
-    return v;
-}
 
 typedef struct {
     sk_engine *e;
@@ -50,13 +26,6 @@ typedef struct {
     char err[512];
 } run_args;
 
-static void on_lat(void *user, const float *l, int64_t n, int64_t c, int64_t h, int64_t w,
-                   int64_t f0)
-{
-    run_args *a = user;
-    memcpy(a->lat + f0 * c * h * w, l, (size_t)(n * c * h * w) * sizeof *l);
-}
-
 static void *run_session(void *arg)
 {
     run_args *a = arg;
@@ -66,12 +35,12 @@ static void *run_session(void *arg)
     sp.kv_policy = a->policy;
     sp.kv_window = a->window;
     sp.seed = a->seed;
-    sp.on_latents = on_lat;
-    sp.user = a;
+    sp.on_latents = api_copy_latents;
+    sp.user = a->lat;
     sk_session *s = NULL;
     int64_t r, c;
-    float *ctx = embeds(a->prompt, &r, &c);
-    float *ctx2 = a->switch_to ? embeds(a->switch_to, &r, &c) : NULL;
+    float *ctx = api_embeds(a->prompt, &r, &c);
+    float *ctx2 = a->switch_to ? api_embeds(a->switch_to, &r, &c) : NULL;
     a->st = sk_session_create(a->e, &sp, &s);
     if (a->st == SK_OK)
         a->st = sk_session_queue_prompt_embeds(s, ctx, r, c, 0, SK_SWITCH_DEFAULT, a->prompt);
@@ -93,7 +62,7 @@ static float *lat_buf(int64_t frames) { return calloc((size_t)(frames * 4 * 64),
  * with its own prompt, seed and KV policy, make the latents of their single runs. */
 Test(api, two_sessions_in_two_threads_equal_single_runs)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     run_args a = {e, "sink", "context", "context.1", 9, 15, 9, 11, NULL, SK_OK, ""};
     run_args b = {e, "fifo", "context.1", NULL, 6, 12, 0, 22, NULL, SK_OK, ""};
     run_args a1 = a, b1 = b;
@@ -142,7 +111,7 @@ static void *queue_later(void *arg)
  * frame it names: the latents equal the run that queued it up front. */
 Test(api, prompt_queued_from_another_thread_while_stepping)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     run_args ref = {e, "sink", "context", "context.1", 9, 15, 9, 5, lat_buf(15), SK_OK, ""};
     run_session(&ref);
     cr_assert_eq(ref.st, SK_OK, "%s", ref.err);
@@ -151,12 +120,12 @@ Test(api, prompt_queued_from_another_thread_while_stepping)
     got.lat = lat_buf(15);
     sk_session_params sp = sk_session_params_default();
     sp.frames = 15, sp.latent_h = sp.latent_w = 8, sp.kv_window = 9, sp.seed = 5;
-    sp.on_latents = on_lat, sp.user = &got;
+    sp.on_latents = api_copy_latents, sp.user = got.lat;
     sk_session *s;
     cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
     int64_t r, c;
-    float *ctx = embeds("context", &r, &c);
-    queue_args q = {s, embeds("context.1", &r, &c), r, c, 9, SK_OK, 0};
+    float *ctx = api_embeds("context", &r, &c);
+    queue_args q = {s, api_embeds("context.1", &r, &c), r, c, 9, SK_OK, 0};
     cr_assert_eq(sk_session_queue_prompt_embeds(s, ctx, r, c, 0, SK_SWITCH_DEFAULT, "context"),
                  SK_OK);
     pthread_t t;
@@ -188,14 +157,14 @@ static void *stop_later(void *arg)
 
 Test(api, stop_from_another_thread)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     sk_session_params sp = sk_session_params_default();
     sp.frames = 0, sp.latent_h = sp.latent_w = 8, sp.kv_policy = "fifo", sp.kv_window = 6;
     sp.rope = "relative";
     sk_session *s;
     cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
     int64_t r, c;
-    float *ctx = embeds("context", &r, &c);
+    float *ctx = api_embeds("context", &r, &c);
     cr_assert_eq(sk_session_queue_prompt_embeds(s, ctx, r, c, SK_FRAME_NEXT_CHUNK,
                                                 SK_SWITCH_DEFAULT, NULL), SK_OK);
     pthread_t t;
@@ -261,7 +230,7 @@ Test(api, null_handles_get_a_status)
 
 Test(api, bad_use_of_a_live_engine_and_session)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     sk_engine_info info;
     cr_assert_eq(sk_engine_get_info(e, &info), SK_OK);
     cr_expect_eq(info.text_dim, 64);
@@ -346,7 +315,7 @@ Test(api, outputs_attach_twice_detach_and_pull)
     sk_output_opts bad = {.kind = "gif"};
     EXPECT_FAIL(sk_session_attach_output(s, b, &bad, NULL), SK_E_INVALID_ARG, "kind 'gif'");
     int64_t r, c;
-    float *ctx = embeds("context", &r, &c);
+    float *ctx = api_embeds("context", &r, &c);
     cr_assert_eq(sk_session_queue_prompt_embeds(s, ctx, r, c, 0, 0, "context"), SK_OK);
     /* step 1 with output a only; then b joins; pulled frames counted */
     int64_t pulled = 0;
@@ -541,7 +510,7 @@ Test(api, devices_rate_prompt_record_and_elapsed)
             cr_expect_str_eq(info.device, "cpu-ref");
         sk_engine_close(&e);
     }
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     sk_session_params sp = sk_session_params_default();
     sp.frames = 6, sp.chunk = 3, sp.latent_h = sp.latent_w = 8;
     sp.fps_num = 30000; /* without fps_den */
@@ -553,7 +522,7 @@ Test(api, devices_rate_prompt_record_and_elapsed)
     sp.user = &log;
     cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
     int64_t r, c;
-    float *c0 = embeds("context", &r, &c), *c1 = embeds("context.1", &r, &c);
+    float *c0 = api_embeds("context", &r, &c), *c1 = api_embeds("context.1", &r, &c);
     cr_assert_eq(sk_session_queue_prompt_embeds(s, c0, r, c, 0, 0, "context"), SK_OK);
     cr_assert_eq(sk_session_queue_prompt_embeds(s, c1, r, c, 2, 0, "context.1"), SK_OK);
     sk_session_status ss;

@@ -10,43 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_test_util.h"
 #include "dit_test_util.h"
 #include "runtime/sinkstream.h"
 
-#define EMB DIT_FIX "embeds.safetensors"
 #define TAEHV SK_SOURCE_DIR "/tests/fixtures/taehv/taehv_tiny_21.safetensors"
 
 TestSuite(api_reliab, .timeout = 300);
-
-static sk_engine *open_tiny(void)
-{
-    sk_engine_params ep = sk_engine_params_default();
-    ep.dit = DIT_FIX "dit_tiny.safetensors";
-    ep.dit_config = DIT_FIX "config.json";
-    sk_engine *e = NULL;
-    cr_assert_eq(sk_engine_open(&ep, &e), SK_OK, "engine: %s", sk_last_error());
-    return e;
-}
-
-static float *embeds(const char *name, int64_t *rows, int64_t *cols)
-{
-    sk_st_file *f;
-    dt_ok(sk_st_open(EMB, &f), "embeds");
-    const sk_st_tensor *t = sk_st_find(f, name);
-    cr_assert(t, "no %s", name);
-    *rows = t->shape[t->ndim - 2];
-    *cols = t->shape[t->ndim - 1];
-    size_t n;
-    float *v = dt_read(f, name, &n);
-    sk_st_close(&f);
-    return v;
-}
-
-static void on_lat(void *user, const float *l, int64_t n, int64_t c, int64_t h, int64_t w,
-                   int64_t f0)
-{
-    memcpy((float *)user + f0 * c * h * w, l, (size_t)(n * c * h * w) * sizeof *l);
-}
 
 /* The schedule: context from 0, then switches at these frames (names alternate). */
 static const int64_t k_at[] = {3, 6, 6, 9, 12};
@@ -64,23 +34,23 @@ static float *run(sk_engine *e, int mode)
     sp.kv_policy = "sink";
     sp.kv_window = 9;
     sp.seed = 5;
-    sp.on_latents = on_lat;
+    sp.on_latents = api_copy_latents;
     sp.user = lat;
     sk_session *s = NULL;
     cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
     int64_t r, c;
-    float *ctx = embeds("context", &r, &c);
+    float *ctx = api_embeds("context", &r, &c);
     cr_assert_eq(sk_session_queue_prompt_embeds(s, ctx, r, c, 0, SK_SWITCH_DEFAULT, "context"),
                  SK_OK, "%s", sk_last_error());
     free(ctx);
     for (int i = 0; mode && i < N_SW; i++) {
         sk_status st;
         if (mode == 1) {
-            float *x = embeds(k_name[i], &r, &c);
+            float *x = api_embeds(k_name[i], &r, &c);
             st = sk_session_queue_prompt_embeds(s, x, r, c, k_at[i], SK_SWITCH_DEFAULT, k_name[i]);
             free(x);
         } else {
-            st = sk_session_queue_prompt_deferred(s, NULL, EMB, k_name[i], k_at[i],
+            st = sk_session_queue_prompt_deferred(s, NULL, API_EMBEDS, k_name[i], k_at[i],
                                                   SK_SWITCH_DEFAULT);
         }
         cr_assert_eq(st, SK_OK, "queue %d: %s", i, sk_last_error());
@@ -95,7 +65,7 @@ static float *run(sk_engine *e, int mode)
 
 Test(api_reliab, deferred_prompts_equal_prompts_queued_with_their_context)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     float *none = run(e, 0), *eager = run(e, 1), *lazy = run(e, 2);
     const size_t n = 15 * 256 * sizeof(float);
     cr_expect(memcmp(eager, lazy, n) == 0, "deferred prompts made other latents");
@@ -114,22 +84,22 @@ Test(api_reliab, deferred_prompts_equal_prompts_queued_with_their_context)
 
 Test(api_reliab, deferred_prompt_errors_come_at_queue_time)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     sk_session_params sp = sk_session_params_default();
     sp.frames = 6, sp.latent_h = sp.latent_w = 8;
     sk_session *s = NULL;
     cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
-    EXPECT_FAIL(sk_session_queue_prompt_deferred(s, NULL, EMB, "no_such", 3, 0), SK_E_FORMAT,
+    EXPECT_FAIL(sk_session_queue_prompt_deferred(s, NULL, API_EMBEDS, "no_such", 3, 0), SK_E_FORMAT,
                 "no tensor 'no_such'");
-    EXPECT_FAIL(sk_session_queue_prompt_deferred(s, "a fox", EMB, "context", 3, 0),
+    EXPECT_FAIL(sk_session_queue_prompt_deferred(s, "a fox", API_EMBEDS, "context", 3, 0),
                 SK_E_INVALID_ARG, "exactly one");
     EXPECT_FAIL(sk_session_queue_prompt_deferred(s, "a fox", NULL, NULL, 3, 0), SK_E_INVALID_ARG,
                 "text-encoder");
     EXPECT_FAIL(sk_session_queue_prompt_deferred(s, NULL, NULL, "context", 3, 0),
                 SK_E_INVALID_ARG, "embeds_file");
-    EXPECT_FAIL(sk_session_queue_prompt_deferred(s, NULL, EMB, "context", -5, 0),
+    EXPECT_FAIL(sk_session_queue_prompt_deferred(s, NULL, API_EMBEDS, "context", -5, 0),
                 SK_E_INVALID_ARG, "frame");
-    cr_expect_eq(sk_session_queue_prompt_deferred(s, NULL, EMB, "context", 3, 0), SK_OK, "%s",
+    cr_expect_eq(sk_session_queue_prompt_deferred(s, NULL, API_EMBEDS, "context", 3, 0), SK_OK, "%s",
                  sk_last_error());
     EXPECT_FAIL(sk_session_queue_prompt_deferred(s, NULL, DIT_FIX "dit_tiny.safetensors",
                                                  "context", 3, 0),
@@ -145,14 +115,14 @@ Test(api_reliab, deferred_prompt_errors_come_at_queue_time)
 
 Test(api_reliab, abort_stops_at_the_next_boundary)
 {
-    sk_engine *e = open_tiny();
+    sk_engine *e = api_open_tiny();
     sk_session_params sp = sk_session_params_default();
     sp.frames = 0, sp.latent_h = sp.latent_w = 8, sp.kv_policy = "fifo", sp.kv_window = 6;
     sp.rope = "relative";
     sk_session *s;
     cr_assert_eq(sk_session_create(e, &sp, &s), SK_OK, "%s", sk_last_error());
     int64_t r, c;
-    float *ctx = embeds("context", &r, &c);
+    float *ctx = api_embeds("context", &r, &c);
     cr_assert_eq(sk_session_queue_prompt_embeds(s, ctx, r, c, 0, 0, NULL), SK_OK);
     cr_assert_eq(sk_session_step(s, NULL), SK_OK, "%s", sk_last_error());
     cr_expect(!sk_session_done(s));

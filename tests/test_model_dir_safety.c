@@ -5,41 +5,19 @@
  * the directory. Each case writes a small model directory around the demo
  * DiT and runs `sinkstream generate --model` (under ASan in CI). */
 #include "common/cli_run.h"
+#include "tmpdir_util.h"
 
 #include <sys/stat.h>
 
 #define FIX SK_SOURCE_DIR "/tests/fixtures/"
 
-static char g_dir[256];
-
-static void mk(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/sk_mdsafe_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
-}
-
-static void rm(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(model_dir_safety, .init = mk, .fini = rm, .timeout = 120);
-
-static const char *path(const char *name)
-{
-    static char p[4][400];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof p[i], "%s/%s", g_dir, name);
-    return p[i];
-}
+static void mk(void) { tmp_make("sk_mdsafe_"); }
+TestSuite(model_dir_safety, .init = mk, .fini = tmp_remove, .timeout = 120);
 
 static void put(const char *name, const char *text)
 {
-    FILE *f = fopen(path(name), "w");
-    cr_assert_not_null(f, "%s", path(name));
+    FILE *f = fopen(tmp_path(name), "w");
+    cr_assert_not_null(f, "%s", tmp_path(name));
     fputs(text, f);
     fclose(f);
 }
@@ -54,14 +32,14 @@ static void copy_file(const char *from, const char *to)
 /* DIR/m with the demo DiT and a model.json whose "generate" is gen_json. */
 static const char *model(const char *gen_json)
 {
-    mkdir(path("m"), 0755);
-    copy_file(FIX "demo/dit_demo_c16.safetensors", path("m/dit.safetensors"));
+    mkdir(tmp_path("m"), 0755);
+    copy_file(FIX "demo/dit_demo_c16.safetensors", tmp_path("m/dit.safetensors"));
     char j[4096];
     snprintf(j, sizeof j,
              "{\"format\": \"sinkstream-model\", \"version\": 1, \"family\": \"self-forcing\",\n"
              " \"files\": {\"dit\": \"dit.safetensors\"},\n \"generate\": %s}\n", gen_json);
     put("m/model.json", j);
-    return path("m");
+    return tmp_path("m");
 }
 
 static int exists(const char *p)
@@ -76,11 +54,11 @@ Test(model_dir_safety, model_defaults_apply)
     const char *m = model("{\"frames\": 6, \"kv-policy\": \"sink\", \"kv-window\": 6, "
                           "\"kv-sink\": 3, \"height\": 32, \"width\": 32, \"steps\": [1000, 500]}");
     tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
-                         "--latents-out", path("lat.safetensors"), "--no-decode", NULL);
+                         "--latents-out", tmp_path("lat.safetensors"), "--no-decode", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.err, "6 latent frames") && strstr(r.err, "KV sink window 6 sink 3"), "%s",
               r.err);
-    cr_expect(exists(path("lat.safetensors")));
+    cr_expect(exists(tmp_path("lat.safetensors")));
     tu_result_free(&r);
 }
 
@@ -96,20 +74,20 @@ static void expect_refused(const char *key, const char *value)
              value);
     const char *m = model(g);
     tu_result r = tu_run("generate", "--model", m, "--text-embeds", FIX "dit/embeds.safetensors",
-                         "--no-decode", "--latents-out", path("lat.safetensors"), NULL);
+                         "--no-decode", "--latents-out", tmp_path("lat.safetensors"), NULL);
     cr_expect_eq(r.code, 2, "generate.%s was accepted: %s", key, r.err);
     cr_expect(strstr(r.err, "model.json") && strstr(r.err, key) &&
                   strstr(r.err, "is not a default a model directory may set"),
               "generate.%s: %s", key, r.err);
-    cr_expect(!exists(path("lat.safetensors")), "generate.%s: the run went on", key);
-    cr_expect(!exists(path("from_json.safetensors")), "generate.%s: a file was written", key);
+    cr_expect(!exists(tmp_path("lat.safetensors")), "generate.%s: the run went on", key);
+    cr_expect(!exists(tmp_path("from_json.safetensors")), "generate.%s: a file was written", key);
     tu_result_free(&r);
 }
 
 Test(model_dir_safety, options_not_about_the_model_are_refused)
 {
     char v[400];
-    snprintf(v, sizeof v, "\"%s\"", path("from_json.safetensors"));
+    snprintf(v, sizeof v, "\"%s\"", tmp_path("from_json.safetensors"));
     expect_refused("latents-out", v);
     expect_refused("dump-steps", v);
     expect_refused("frames-dir", v);
@@ -135,23 +113,23 @@ Test(model_dir_safety, unknown_option_is_a_warning)
 Test(model_dir_safety, symlink_outside_the_directory_is_refused)
 {
     model("{\"frames\": 3, \"height\": 32, \"width\": 32}");
-    cr_assert_eq(unlink(path("m/dit.safetensors")), 0);
-    cr_assert_eq(symlink(FIX "demo/dit_demo_c16.safetensors", path("m/dit.safetensors")), 0);
-    tu_result r = tu_run("generate", "--model", path("m"), "--text-embeds",
+    cr_assert_eq(unlink(tmp_path("m/dit.safetensors")), 0);
+    cr_assert_eq(symlink(FIX "demo/dit_demo_c16.safetensors", tmp_path("m/dit.safetensors")), 0);
+    tu_result r = tu_run("generate", "--model", tmp_path("m"), "--text-embeds",
                          FIX "dit/embeds.safetensors", "--no-decode", NULL);
     cr_expect_eq(r.code, 2, "%s", r.err);
     cr_expect(strstr(r.err, "files.dit") && strstr(r.err, "outside the directory") &&
                   strstr(r.err, "--allow-outside"), "%s", r.err);
     tu_result_free(&r);
-    r = tu_run("generate", "--model", path("m"), "--allow-outside", "--text-embeds",
+    r = tu_run("generate", "--model", tmp_path("m"), "--allow-outside", "--text-embeds",
                FIX "dit/embeds.safetensors", "--no-decode", NULL);
     cr_expect_eq(r.code, 0, "--allow-outside: %s", r.err);
     tu_result_free(&r);
     /* a symlink that stays inside is fine */
-    cr_assert_eq(unlink(path("m/dit.safetensors")), 0);
-    copy_file(FIX "demo/dit_demo_c16.safetensors", path("m/real.safetensors"));
-    cr_assert_eq(symlink("real.safetensors", path("m/dit.safetensors")), 0);
-    r = tu_run("generate", "--model", path("m"), "--text-embeds", FIX "dit/embeds.safetensors",
+    cr_assert_eq(unlink(tmp_path("m/dit.safetensors")), 0);
+    copy_file(FIX "demo/dit_demo_c16.safetensors", tmp_path("m/real.safetensors"));
+    cr_assert_eq(symlink("real.safetensors", tmp_path("m/dit.safetensors")), 0);
+    r = tu_run("generate", "--model", tmp_path("m"), "--text-embeds", FIX "dit/embeds.safetensors",
                "--no-decode", NULL);
     cr_expect_eq(r.code, 0, "%s", r.err);
     tu_result_free(&r);
@@ -183,7 +161,7 @@ Test(model_dir_safety, json_trailing_text_and_duplicate_keys_are_refused)
                               {"cfg_trail.json", "text after the JSON value"}};
     for (int i = 0; i < 2; i++) {
         r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--dit-config",
-                   path(cases[i][0]), "--text-embeds", FIX "dit/embeds.safetensors", "--frames",
+                   tmp_path(cases[i][0]), "--text-embeds", FIX "dit/embeds.safetensors", "--frames",
                    "3", "--height", "32", "--width", "32", "--no-decode", NULL);
         cr_expect_neq(r.code, 0, "%s", r.err);
         cr_expect(strstr(r.err, cases[i][0]) && strstr(r.err, cases[i][1]), "%s", r.err);
@@ -193,7 +171,7 @@ Test(model_dir_safety, json_trailing_text_and_duplicate_keys_are_refused)
     put("p.jsonl", "{\"embeds\": \"context\"}\n{\"frame\": 3, \"embeds\": \"context\", "
         "\"embeds\": \"context.1\"}\n");
     r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--text-embeds",
-               FIX "dit/embeds.safetensors", "--prompts", path("p.jsonl"), "--frames", "6",
+               FIX "dit/embeds.safetensors", "--prompts", tmp_path("p.jsonl"), "--frames", "6",
                "--height", "32", "--width", "32", "--no-decode", NULL);
     cr_expect_neq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.err, "p.jsonl' line 2") && strstr(r.err, "appears twice"), "%s", r.err);
@@ -213,7 +191,7 @@ Test(model_dir_safety, messages_name_what_is_wrong)
     tu_result_free(&r);
     put("p.jsonl", "{\"embeds\": \"context\"}\n{\"frame\": 3, \"embeds\": \"nope\"}\n");
     r = tu_run("generate", "--dit", FIX "demo/dit_demo_c16.safetensors", "--text-embeds",
-               FIX "dit/embeds.safetensors", "--prompts", path("p.jsonl"), "--frames", "6",
+               FIX "dit/embeds.safetensors", "--prompts", tmp_path("p.jsonl"), "--frames", "6",
                "--height", "32", "--width", "32", "--no-decode", NULL);
     cr_expect_neq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.err, "p.jsonl' line 2") && strstr(r.err, "no tensor 'nope'"), "%s", r.err);

@@ -4,6 +4,7 @@
  * Each failure names the tensor or the chunk; exit != 0. Also `decode` of an
  * empty latents tensor says so (issue 15 #8). */
 #include "common/cli_run.h"
+#include "tmpdir_util.h"
 
 #include <math.h>
 
@@ -13,28 +14,8 @@
 
 #define FIX SK_SOURCE_DIR "/tests/fixtures/"
 
-static char g_dir[256];
-static void mk(void)
-{
-    snprintf(g_dir, sizeof g_dir, "/tmp/sk_nonfinite_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
-}
-static void rm(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-TestSuite(nonfinite, .init = mk, .fini = rm, .timeout = 120);
-
-static const char *path(const char *name)
-{
-    static char p[4][400];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof p[i], "%s/%s", g_dir, name);
-    return p[i];
-}
+static void mk(void) { tmp_make("sk_nonfinite_"); }
+TestSuite(nonfinite, .init = mk, .fini = tmp_remove, .timeout = 120);
 
 /* Copies src to dst as f32 with every tensor passed through edit (may be NULL). */
 static void rewrite(const char *src, const char *dst,
@@ -124,9 +105,9 @@ Test(nonfinite, flag_op_cpu)
 
 Test(nonfinite, decode_refuses_nan_latents)
 {
-    latents_file(path("nan.safetensors"), 3, 2 * 256 + 7);
+    latents_file(tmp_path("nan.safetensors"), 3, 2 * 256 + 7);
     tu_result r = tu_run("decode", "--vae", FIX "taehv/taehv_tiny_21.safetensors", "--latents",
-                         path("nan.safetensors"), "--rgb-out", path("rgb.safetensors"), NULL);
+                         tmp_path("nan.safetensors"), "--rgb-out", tmp_path("rgb.safetensors"), NULL);
     cr_expect_neq(r.code, 0, "NaN latents decoded with exit 0: %s", r.err);
     cr_expect(strstr(r.err, "non-finite value (NaN)") && strstr(r.err, "frame 2") &&
                   strstr(r.err, "nan.safetensors"), "%s", r.err);
@@ -135,9 +116,9 @@ Test(nonfinite, decode_refuses_nan_latents)
 
 Test(nonfinite, decode_of_zero_frames_says_so)
 {
-    latents_file(path("empty.safetensors"), 0, -1);
+    latents_file(tmp_path("empty.safetensors"), 0, -1);
     tu_result r = tu_run("decode", "--vae", FIX "taehv/taehv_tiny_21.safetensors", "--latents",
-                         path("empty.safetensors"), "--rgb-out", path("rgb.safetensors"), NULL);
+                         tmp_path("empty.safetensors"), "--rgb-out", tmp_path("rgb.safetensors"), NULL);
     cr_expect_neq(r.code, 0, "%s", r.err);
     cr_expect(strstr(r.err, "0 frames") && !strstr(r.err, "out of range"), "%s", r.err);
     tu_result_free(&r);
@@ -156,10 +137,10 @@ static void nan_in_one_weight(const char *name, int ndim, const int64_t *shape, 
 
 Test(nonfinite, taehv_nan_weight_is_refused_at_load)
 {
-    rewrite(FIX "taehv/taehv_tiny_21.safetensors", path("vae_nan.safetensors"), nan_in_one_weight);
-    latents_file(path("ok.safetensors"), 2, -1);
-    tu_result r = tu_run("decode", "--vae", path("vae_nan.safetensors"), "--latents",
-                         path("ok.safetensors"), "--rgb-out", path("rgb.safetensors"), NULL);
+    rewrite(FIX "taehv/taehv_tiny_21.safetensors", tmp_path("vae_nan.safetensors"), nan_in_one_weight);
+    latents_file(tmp_path("ok.safetensors"), 2, -1);
+    tu_result r = tu_run("decode", "--vae", tmp_path("vae_nan.safetensors"), "--latents",
+                         tmp_path("ok.safetensors"), "--rgb-out", tmp_path("rgb.safetensors"), NULL);
     cr_expect_neq(r.code, 0, "NaN VAE weights accepted: %s", r.err);
     cr_expect(strstr(r.err, "vae_nan.safetensors") && strstr(r.err, "non-finite value") &&
                   strstr(r.err, "tensor '"), "%s", r.err);
@@ -176,19 +157,19 @@ static void huge(const char *name, int ndim, const int64_t *shape, float *x, siz
 
 Test(nonfinite, generate_stops_at_the_first_nonfinite_chunk)
 {
-    rewrite(FIX "demo/dit_demo_c16.safetensors", path("dit_huge.safetensors"), huge);
-    tu_result r = tu_run("generate", "--dit", path("dit_huge.safetensors"), "--text-embeds",
+    rewrite(FIX "demo/dit_demo_c16.safetensors", tmp_path("dit_huge.safetensors"), huge);
+    tu_result r = tu_run("generate", "--dit", tmp_path("dit_huge.safetensors"), "--text-embeds",
                          FIX "dit/embeds.safetensors", "--vae",
                          FIX "taehv/taehv_tiny_21.safetensors", "--frames", "6", "--height", "32",
-                         "--width", "32", "--rgb-out", path("rgb.safetensors"), "--latents-out",
-                         path("lat.safetensors"), NULL);
+                         "--width", "32", "--rgb-out", tmp_path("rgb.safetensors"), "--latents-out",
+                         tmp_path("lat.safetensors"), NULL);
     cr_expect_neq(r.code, 0, "an overflowing DiT gave exit 0: %s", r.err);
     cr_expect(strstr(r.err, "chunk at latent frames 0..2") && strstr(r.err, "NaN or Inf"), "%s",
               r.err);
     tu_result_free(&r);
     /* the same model unscaled runs clean */
-    rewrite(FIX "demo/dit_demo_c16.safetensors", path("dit_ok.safetensors"), NULL);
-    r = tu_run("generate", "--dit", path("dit_ok.safetensors"), "--text-embeds",
+    rewrite(FIX "demo/dit_demo_c16.safetensors", tmp_path("dit_ok.safetensors"), NULL);
+    r = tu_run("generate", "--dit", tmp_path("dit_ok.safetensors"), "--text-embeds",
                FIX "dit/embeds.safetensors", "--frames", "6", "--height", "32", "--width", "32",
                "--no-decode", NULL);
     cr_expect_eq(r.code, 0, "%s", r.err);

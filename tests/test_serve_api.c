@@ -361,3 +361,40 @@ Test(serve_api, a_session_makes_the_frames_generate_makes, .fini = fini)
     free(fs);
     free(fg);
 }
+
+/* serve --random-model (load tests on the device without model files): random weights of
+ * a named shape with a random TAEHV decoder; a prompt's text seeds a random embedding,
+ * so sessions, prompts and the live view work as with a model directory. */
+Test(serve_api, random_weights_host_sessions, .fini = fini)
+{
+    lu_dir_make("serve_api_random");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s serve --model %s --random-model tiny --port 0", lu_bin(),
+             MODEL);
+    pid_t pid = lu_spawn(cmd, lu_path("both.log"), NULL);
+    cr_expect_eq(lu_wait(pid, 30), 2, "--model with --random-model must be refused");
+    snprintf(cmd, sizeof cmd, "%s serve --random-model tiny --random-seed 3 --device cpu "
+             "--port 0 --record-dir %s", lu_bin(), lu_path("rec"));
+    pid = lu_spawn(cmd, lu_path("serve.log"), NULL);
+    char *t = NULL;
+    if (lu_wait_for_text(lu_path("serve.log"), "ready on http", 30)) t = lu_read(lu_path("serve.log"));
+    const char *at = t ? strstr(t, "ready on http://127.0.0.1:") : NULL;
+    const int port = at ? atoi(at + strlen("ready on http://127.0.0.1:")) : 0;
+    if (port <= 0) cr_assert_fail("the server did not start: %s", t ? t : lu_read(lu_path("serve.log")));
+    free(t);
+    EXPECT(200, "\"random_weights\":true", port, "GET", "/v1/server", NULL, NULL);
+    EXPECT(200, "\"model\":\"random:tiny\"", port, "GET", "/v1/server", NULL, NULL);
+    char id[33], r[16384], path[160];
+    create(port, "{\"prompt\": \"a cat\", \"width\": 64, \"height\": 64, \"frames\": 33, "
+                 "\"seed\": 1, \"pace\": false, \"paused\": true}", id);
+    snprintf(path, sizeof path, "/v1/sessions/%s/prompt", id);
+    EXPECT(202, "\"request\":1", port, "POST", path, NULL, "{\"prompt\": \"a dog\", \"at\": 13}");
+    snprintf(path, sizeof path, "/v1/sessions/%s/resume", id);
+    EXPECT(202, "{", port, "POST", path, NULL, NULL);
+    cr_assert(wait_field(port, id, "state", "done", r), "%s", r);
+    cr_expect(strstr(r, "\"prompt\":\"a dog\",\"prompt_frame\":21"), "the switch: %s", r);
+    cr_expect(strstr(r, "\"frame\":33,"), "33 video frames: %s", r);
+    cr_expect(strstr(r, "\"live\":{\"mime\":\"video/mp4"), "a live view: %s", r);
+    kill(pid, SIGINT);
+    cr_expect_eq(lu_wait(pid, 20), 0);
+}

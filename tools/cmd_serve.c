@@ -6,6 +6,7 @@
  * SIGINT / SIGTERM: the server stops taking requests, every session stops at
  * its next chunk boundary and its files are finalised, then it exits 0. */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,9 @@ extern const sk_serve_asset sk_web_assets[];
 extern const int sk_web_n_assets;
 
 typedef struct {
-    const char *model, *host, *token, *device, *record_dir, *web_dir;
+    const char *model, *host, *token, *device, *record_dir, *web_dir, *random_model;
     int port, max_sessions, max_connections;
-    int64_t max_body, max_prompt;
+    int64_t max_body, max_prompt, random_seed;
 } serve_opts;
 
 /* --web-dir: the same files as the embedded table, read from DIR now. */
@@ -121,6 +122,13 @@ int sk_cmd_serve(int argc, char **argv)
         SK_OPT_HEADING("Model"),
         {"model", 'm', SK_OPT_STRING, &o.model, .help = "model directory (model.json; "
          "docs/MODELS.md); tests/fixtures/tiny_model is a tiny one", .metavar = "DIR"},
+        {"random-model", 0, SK_OPT_STRING, &o.random_model, .help = "instead of --model: "
+         "random weights of a named DiT shape (wan2.1-1.3b, tiny, ...; as `sinkstream bench "
+         "--config`) with a random TAEHV decoder, made on the device; a prompt's text seeds "
+         "a random embedding (no text encoder). For load tests: real sizes, noise video",
+         .metavar = "NAME"},
+        {"random-seed", 0, SK_OPT_INT64, &o.random_seed, .help = "seed of --random-model's "
+         "weights", .lo = 0, .hi = INT64_MAX},
         {"device", 0, SK_OPT_STRING, &o.device, .help = "auto (cuda when built with it and a GPU is present, else cpu), cpu (OpenBLAS + "
          "threads), cpu-ref (the reference loops), cuda or cuda:N", .env = "SK_DEVICE"},
         SK_OPT_HEADING("Server"),
@@ -150,8 +158,11 @@ int sk_cmd_serve(int argc, char **argv)
     sk_cli_pos pos;
     int rc = sk_cli_parse(&cli, argc, argv, &pos);
     if (rc >= 0) return rc;
-    if (!o.model) return sk_cli_usage_error(&cli, "--model DIR is required (a model directory; "
-                                            "try tests/fixtures/tiny_model)");
+    if (!o.model == !o.random_model)
+        return sk_cli_usage_error(&cli, o.model ? "--model and --random-model: give one of them"
+                                                : "--model DIR is required (a model directory; "
+                                                  "try tests/fixtures/tiny_model), or "
+                                                  "--random-model NAME");
 
     sk_serve_asset web[16];
     unsigned char *web_bufs[16] = {0};
@@ -188,22 +199,37 @@ int sk_cmd_serve(int argc, char **argv)
     sk_serve_mgr *m = NULL;
     sk_serve_http *http = NULL;
     sk_engine_params ep = sk_engine_params_default();
-    ep.model_dir = o.model;
+    char random_name[96] = "";
+    if (o.random_model) { /* the DiT and a TAEHV decoder of random weights (as bench) */
+        snprintf(random_name, sizeof random_name, "random:%s", o.random_model);
+        ep.random_model = o.random_model;
+        ep.random_seed = (uint64_t)o.random_seed;
+        ep.random_vae = 1;
+    } else {
+        ep.model_dir = o.model;
+    }
     ep.device = o.device;
-    SK_LOGI("serve: loading %s on %s", o.model, o.device);
+    const char *model_name = o.random_model ? random_name : o.model;
+    SK_LOGI("serve: loading %s on %s", model_name, o.device);
     if (sk_engine_open(&ep, &e) != SK_OK) {
         fprintf(stderr, "sinkstream serve: %s\n", sk_last_error());
         goto out;
     }
     sk_engine_info ei;
     sk_engine_get_info(e, &ei);
-    if (sk_model_dir_open(o.model, &md) != SK_OK ||
-        model_defaults(md, ei.vae_stride > 0 ? ei.vae_stride : 8, &base) != 0) {
+    if (o.model && (sk_model_dir_open(o.model, &md) != SK_OK ||
+                    model_defaults(md, ei.vae_stride > 0 ? ei.vae_stride : 8, &base) != 0)) {
         fprintf(stderr, "sinkstream serve: --model: %s\n", sk_error_message());
         goto out;
     }
+    if (o.random_model) { /* the KV cache of tests/gpu/bench.sh's 832x480 figures (docs/PERF.md) */
+        base.kv_policy = "sink";
+        base.kv_sink = 3;
+        base.kv_window = 12;
+    }
     sk_serve_mgr_params mp = {.max_sessions = o.max_sessions, .record_dir = o.record_dir,
-                              .model_name = o.model, .base = &base};
+                              .model_name = model_name, .base = &base,
+                              .hashed_prompts = o.random_model != NULL};
     if (sk_serve_mgr_create(e, &mp, &m) != SK_OK) {
         fprintf(stderr, "sinkstream serve: %s\n", sk_error_message());
         goto out;

@@ -46,15 +46,12 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
 #else
 
 #include <cjson/cJSON.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#if MHD_VERSION < 0x00097002
-typedef int mhd_result;
-#else
-typedef enum MHD_Result mhd_result;
-#endif
+#include "runtime/live/http_mhd.h"
+
+typedef sk_mhd_result mhd_result;
 
 /* Connection bounds (docs/RELIABILITY.md): 64 in all; per client address and
  * idle timeout: http_guard.h (shared with `sinkstream serve`). */
@@ -67,12 +64,6 @@ typedef struct {
     size_t max_body;
     int loopback;
 } http_srv;
-
-typedef struct {
-    char *body;
-    size_t n;
-    int too_big;
-} http_req;
 
 int sk_control_http_available(void) { return 1; }
 
@@ -144,7 +135,7 @@ static mhd_result push_reply(struct MHD_Connection *conn, http_srv *s, sk_ctl_ki
     return accepted(conn, s, k, id);
 }
 
-static mhd_result post_prompt(struct MHD_Connection *conn, http_srv *s, const http_req *r)
+static mhd_result post_prompt(struct MHD_Connection *conn, http_srv *s, const sk_http_req *r)
 {
     if (!r->n) return reply_error(conn, 400, "empty body; expected {\"prompt\": \"text\"} or "
                                   "{\"embeds\": \"name\"}", NULL);
@@ -178,7 +169,7 @@ static mhd_result post_prompt(struct MHD_Connection *conn, http_srv *s, const ht
     return ret;
 }
 
-static mhd_result post_step(struct MHD_Connection *conn, http_srv *s, const http_req *r)
+static mhd_result post_step(struct MHD_Connection *conn, http_srv *s, const sk_http_req *r)
 {
     int64_t n = 1;
     if (r->n) {
@@ -201,7 +192,7 @@ static mhd_result post_step(struct MHD_Connection *conn, http_srv *s, const http
 }
 
 static mhd_result route(struct MHD_Connection *conn, http_srv *s, const char *url,
-                        const char *method, const http_req *r)
+                        const char *method, const sk_http_req *r)
 {
     const int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     const int post = !strcmp(method, "POST");
@@ -243,11 +234,9 @@ static mhd_result on_request(void *cls, struct MHD_Connection *conn, const char 
 {
     (void)version;
     http_srv *s = cls;
-    http_req *r = *con_cls;
+    sk_http_req *r = *con_cls;
     if (!r) { /* headers only: decide early what needs no body */
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        *con_cls = r;
+        if (!(r = sk_http_req_new(con_cls))) return MHD_NO;
         if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"))
             return reply_error(conn, 403, "requests from web pages (with an Origin header) are "
                                "refused", NULL);
@@ -256,58 +245,19 @@ static mhd_result on_request(void *cls, struct MHD_Connection *conn, const char 
         if (!token_ok(s, conn))
             return reply_error(conn, 401, s->token ? "missing or wrong bearer token "
                                "(Authorization: Bearer TOKEN)" : "unauthorized", NULL);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->max_body) {
-            char m[96];
-            snprintf(m, sizeof m, "body over the limit of %zu bytes", s->max_body);
-            return reply_error(conn, 413, m, NULL);
-        }
+        char m[96];
+        if (sk_http_content_length_over(conn, s->max_body))
+            return reply_error(conn, 413, sk_http_too_big_message(m, sizeof m, s->max_body),
+                               NULL);
         return MHD_YES;
     }
-    if (*upload_size) { /* body data; more may follow */
-        if (!r->too_big && r->n + *upload_size <= s->max_body) {
-            char *b = realloc(r->body, r->n + *upload_size + 1);
-            if (!b) return MHD_NO;
-            r->body = b;
-            memcpy(r->body + r->n, upload, *upload_size);
-            r->n += *upload_size;
-            r->body[r->n] = 0;
-        } else {
-            r->too_big = 1;
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (*upload_size) /* body data; more may follow */
+        return sk_http_req_append(r, upload, upload_size, s->max_body);
     if (r->too_big) {
         char m[96];
-        snprintf(m, sizeof m, "body over the limit of %zu bytes", s->max_body);
-        return reply_error(conn, 413, m, NULL);
+        return reply_error(conn, 413, sk_http_too_big_message(m, sizeof m, s->max_body), NULL);
     }
     return route(conn, s, url, method, r);
-}
-
-static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-                    enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)conn;
-    (void)toe;
-    http_req *r = *con_cls;
-    if (r) {
-        free(r->body);
-        free(r);
-    }
-    *con_cls = NULL;
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
-    SK_LOGD("control: http: %s", buf);
 }
 
 static void http_stop(sk_control *c)
@@ -355,19 +305,10 @@ sk_status sk_control_http_start(sk_control *c, const sk_control_http_params *p)
         free(s);
         return SK_ERR(SK_E_OOM, "control http: out of memory");
     }
-    s->d = MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            /* slow clients (issue 15 #3): one address holds a few
-                             * connections at most, an idle one is closed after 5 s,
-                             * and the polling thread serves the others meanwhile */
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)SK_CONTROL_HTTP_MAX_CONN,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            (unsigned)SK_HTTP_MAX_CONN_PER_IP,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_HTTP_IDLE_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SK_HTTP_CONN_MEMORY,
-                            MHD_OPTION_END);
+    /* slow clients (issue 15 #3): http_mhd.c's bounds per address and idle
+     * timeout; the polling thread serves the others meanwhile */
+    s->d = sk_http_daemon_start(flags, &ss, on_request, s, (unsigned)SK_CONTROL_HTTP_MAX_CONN,
+                                "control: http");
     if (!s->d) {
         free(s->token);
         free(s);

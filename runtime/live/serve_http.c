@@ -41,13 +41,10 @@ void sk_serve_http_stop(sk_serve_http **s) { (void)s; }
 #else
 
 #include <cjson/cJSON.h>
-#include <microhttpd.h>
 
-#if MHD_VERSION < 0x00097002
-typedef int mhd_result;
-#else
-typedef enum MHD_Result mhd_result;
-#endif
+#include "runtime/live/http_mhd.h"
+
+typedef sk_mhd_result mhd_result;
 
 struct sk_serve_http {
     struct MHD_Daemon *d;
@@ -59,13 +56,6 @@ struct sk_serve_http {
     int n_assets;
     atomic_int stopping;
 };
-
-typedef struct {
-    char *body;
-    size_t n;
-    int too_big;
-    int done; /* a response was queued at the header stage */
-} req_state;
 
 static const char *code_name(unsigned code)
 {
@@ -289,7 +279,7 @@ static int valid_id(const char *id, size_t n)
 }
 
 static mhd_result route_session(struct MHD_Connection *conn, sk_serve_http *s, const char *method,
-                                const char *url, const char *rest, const req_state *rq)
+                                const char *url, const char *rest, const sk_http_req *rq)
 {
     const int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     const int post = !strcmp(method, "POST");
@@ -339,7 +329,7 @@ static mhd_result route_session(struct MHD_Connection *conn, sk_serve_http *s, c
 }
 
 static mhd_result route(struct MHD_Connection *conn, sk_serve_http *s, const char *url,
-                        const char *method, const req_state *rq)
+                        const char *method, const sk_http_req *rq)
 {
     const int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     char *json = NULL;
@@ -411,11 +401,10 @@ static mhd_result guard(struct MHD_Connection *conn, sk_serve_http *s, const cha
                                "\"Authorization: Bearer TOKEN\" (the --token of the server)",
                                NULL);
     }
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > s->max_body) {
+    if (sk_http_content_length_over(conn, s->max_body)) {
         char m[96];
-        snprintf(m, sizeof m, "body over the limit of %zu bytes", s->max_body);
-        return reply_error(conn, method, url, 413, m, NULL);
+        return reply_error(conn, method, url, 413,
+                           sk_http_too_big_message(m, sizeof m, s->max_body), NULL);
     }
     *refused = 0;
     return MHD_YES;
@@ -427,65 +416,23 @@ static mhd_result on_request(void *cls, struct MHD_Connection *conn, const char 
 {
     (void)version;
     sk_serve_http *s = cls;
-    req_state *r = *con_cls;
+    sk_http_req *r = *con_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
-        *con_cls = r;
+        if (!(r = sk_http_req_new(con_cls))) return MHD_NO;
         int refused;
         mhd_result g = guard(conn, s, url, method, &refused);
-        if (refused) r->done = 1;
+        r->refused = refused; /* the body is discarded */
         return g;
     }
-    if (r->done) { /* refused at the header stage: discard the body */
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (!r->too_big && r->n + *upload_size <= s->max_body) {
-            char *b = realloc(r->body, r->n + *upload_size + 1);
-            if (!b) return MHD_NO;
-            r->body = b;
-            memcpy(r->body + r->n, upload, *upload_size);
-            r->n += *upload_size;
-            r->body[r->n] = 0;
-        } else {
-            r->too_big = 1;
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (*upload_size) return sk_http_req_append(r, upload, upload_size, s->max_body);
+    if (r->refused) return MHD_YES; /* answered at the header stage */
     if (r->too_big) {
         char m[96];
-        snprintf(m, sizeof m, "body over the limit of %zu bytes", s->max_body);
-        return reply_error(conn, method, url, 413, m, NULL);
+        return reply_error(conn, method, url, 413,
+                           sk_http_too_big_message(m, sizeof m, s->max_body), NULL);
     }
     sk_error_clear();
     return route(conn, s, url, method, r);
-}
-
-static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-                    enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)conn;
-    (void)toe;
-    req_state *r = *con_cls;
-    if (r) {
-        free(r->body);
-        free(r);
-    }
-    *con_cls = NULL;
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
-    SK_LOGD("serve: http: %s", buf);
 }
 
 sk_status sk_serve_http_start(const sk_serve_http_params *p, const sk_serve_backend *b,
@@ -515,20 +462,10 @@ sk_status sk_serve_http_start(const sk_serve_http_params *p, const sk_serve_back
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    s->d = MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)(p->max_connections > 0 ? p->max_connections : 64),
-                            /* slow clients (issue 15 #3, as control_http.c): a
-                             * few connections per address, idle ones closed
-                             * (streams turn their own timeout off) */
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            (unsigned)SK_HTTP_MAX_CONN_PER_IP,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SK_HTTP_IDLE_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SK_HTTP_CONN_MEMORY,
-                            MHD_OPTION_END);
+    /* slow clients (issue 15 #3): http_mhd.c's bounds, as control_http.c */
+    s->d = sk_http_daemon_start(flags, &ss, on_request, s,
+                                (unsigned)(p->max_connections > 0 ? p->max_connections : 64),
+                                "serve: http");
     if (!s->d) {
         free(s->token);
         free(s);

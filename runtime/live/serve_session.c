@@ -32,6 +32,9 @@ void srv_on_frames(void *user, const uint8_t *rgb, int64_t n, int64_t h, int64_t
                       int64_t first_frame)
 {
     srv_session *ss = user;
+    /* the frames' decode time: now, before the live view's encode (which is part of the
+     * delay a viewer sees, docs/SERVER.md "The page") */
+    const double t_decoded = srv_now_epoch_ms();
     if (ss->view) {
         sk_status st = SK_OK;
         for (int64_t i = 0; i < n && st == SK_OK; i++)
@@ -45,7 +48,7 @@ void srv_on_frames(void *user, const uint8_t *rgb, int64_t n, int64_t h, int64_t
     cJSON *d = cJSON_CreateObject();
     cJSON_AddNumberToObject(d, "first_frame", (double)first_frame);
     cJSON_AddNumberToObject(d, "frames", (double)n);
-    cJSON_AddNumberToObject(d, "t_ms", srv_now_epoch_ms());
+    cJSON_AddNumberToObject(d, "t_ms", t_decoded);
     pthread_mutex_lock(&ss->mu); /* as of the previous chunk */
     cJSON_AddNumberToObject(d, "fps", round(ss->fps * 100) / 100);
     cJSON_AddNumberToObject(d, "lag_s", round(ss->lag_s * 1000) / 1000);
@@ -169,6 +172,15 @@ void *srv_session_main(void *arg)
         ss->switches = ses.switches;
         ss->chunk_ms = 1e3 * dt;
         ss->step_est = ss->chunks == 1 ? dt : 0.7 * ss->step_est + 0.3 * dt;
+        if (!ss->anchored && ss->video_frames > 0) {
+            /* real time starts when the first frames exist, not when the first step
+             * started: a viewer cannot show frame 0 before it is decoded, so a schedule
+             * from the start would have every later chunk arrive the first step's time
+             * (warm-up, the first encode) before the viewer needs it, and that time would
+             * add to every frame's view delay */
+            ss->anchored = 1;
+            ss->t0 = t_done - ss->paused_total;
+        }
         if (info.n_frames > 0 && dt > 0) /* what the device can make, pace aside */
             ss->gen_fps = (double)(video_of_latent(info.first_frame + info.n_frames) -
                                    video_of_latent(info.first_frame)) / dt;

@@ -86,6 +86,32 @@ static int give_json(cJSON *j, char **out)
     return *out ? 0 : srv_fail(500, SK_E_OOM, "out of memory");
 }
 
+/* ---- prompts */
+
+/* FNV-1a of the text seeds an LCG (as `sinkstream bench`'s random prompt): values
+ * in [-0.1, 0.1), about the scale of umT5's output. */
+sk_status srv_queue_prompt(sk_serve_mgr *m, sk_session *s, const char *text,
+                           int64_t latent_frame, sk_switch_mode mode)
+{
+    if (!m->hashed_prompts) return sk_session_queue_prompt_text(s, text, latent_frame, mode);
+    const int64_t rows = m->info.text_len > 0 ? m->info.text_len : 512;
+    const int64_t cols = m->info.text_dim;
+    SK_CHECK(cols > 0, SK_E_INTERNAL, "serve: the engine reports no text_dim");
+    float *ctx = malloc((size_t)(rows * cols) * sizeof *ctx);
+    SK_CHECK(ctx, SK_E_OOM, "serve: out of memory for a prompt embedding [%lld, %lld]",
+             (long long)rows, (long long)cols);
+    uint64_t z = 1469598103934665603ull;
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        z = (z ^ *c) * 1099511628211ull;
+    for (int64_t i = 0; i < rows * cols; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        ctx[i] = 0.2f * ((float)(z >> 40) / 16777216.0f - 0.5f);
+    }
+    sk_status st = sk_session_queue_prompt_embeds(s, ctx, rows, cols, latent_frame, mode, text);
+    free(ctx);
+    return st;
+}
+
 /* ---- list and references */
 
 /* Finds a listed session and takes a reference (m->mu not held). */
@@ -170,7 +196,7 @@ static int make_id(char id[SK_SERVE_ID_HEX + 1])
 static int be_create(void *ctx, const sk_serve_params *p, char **json)
 {
     sk_serve_mgr *m = ctx;
-    if (!m->info.has_text_encoder)
+    if (!m->info.has_text_encoder && !m->hashed_prompts)
         return srv_fail(409, SK_E_UNSUPPORTED, "this model has no text encoder, so it cannot take "
                     "a text prompt; serve a model directory with text_encoder.safetensors");
     if (p->rtmp && !m->info.has_vae)
@@ -279,7 +305,7 @@ static int be_create(void *ctx, const sk_serve_params *p, char **json)
             goto fail_ss;
         }
     }
-    if ((st = sk_session_queue_prompt_text(ss->s, p->prompt, 0, SK_SWITCH_DEFAULT)) != SK_OK) {
+    if ((st = srv_queue_prompt(m, ss->s, p->prompt, 0, SK_SWITCH_DEFAULT)) != SK_OK) {
         code = srv_engine_code(st);
         goto fail_ss;
     }
@@ -352,9 +378,8 @@ static int be_prompt(void *ctx, const char *id, const sk_serve_prompt *p, char *
     if (code == 202) {
         /* the text is encoded here, on the request's thread, not the session's */
         pthread_mutex_lock(&ss->api_mu);
-        sk_status st = ss->s ? sk_session_queue_prompt_text(ss->s, p->prompt, latent,
-                                                            p->cut ? SK_SWITCH_HARD_CUT
-                                                                   : SK_SWITCH_DEFAULT)
+        sk_status st = ss->s ? srv_queue_prompt(ss->m, ss->s, p->prompt, latent,
+                                                p->cut ? SK_SWITCH_HARD_CUT : SK_SWITCH_DEFAULT)
                              : SK_ERR(SK_E_INVALID_ARG, "the session has ended");
         if (st == SK_OK) {
             pthread_mutex_lock(&ss->mu);
@@ -453,7 +478,9 @@ static char *be_info(void *ctx)
     cJSON_AddNumberToObject(j, "sessions", m->active);
     cJSON_AddNumberToObject(j, "listed", m->n);
     cJSON_AddNumberToObject(j, "max_sessions", m->max_active);
-    cJSON_AddBoolToObject(j, "text_prompts", m->info.has_text_encoder);
+    cJSON_AddBoolToObject(j, "text_prompts", m->info.has_text_encoder || m->hashed_prompts);
+    /* serve --random-model: prompts seed random embeddings, the video is noise */
+    cJSON_AddBoolToObject(j, "random_weights", m->hashed_prompts);
     cJSON_AddBoolToObject(j, "video", m->info.has_vae);
     cJSON *d = cJSON_AddObjectToObject(j, "defaults"); /* a session's size and rate */
     const int64_t vs = m->info.vae_stride > 0 ? m->info.vae_stride : 8;
@@ -488,6 +515,7 @@ sk_status sk_serve_mgr_create(sk_engine *e, const sk_serve_mgr_params *p, sk_ser
         return st;
     }
     m->base = p->base ? *p->base : sk_session_params_default();
+    m->hashed_prompts = p->hashed_prompts && !m->info.has_text_encoder;
     m->max_active = p->max_sessions > 0 ? p->max_sessions : 4;
     m->record_dir = strdup(p->record_dir && *p->record_dir ? p->record_dir : "recordings");
     if (!m->record_dir) {

@@ -26,6 +26,9 @@ typedef struct {
     const sk_session_params *base; /* every session starts from these (model.json's sampling
                                       defaults); NULL: sk_session_params_default(). Strings
                                       must outlive the manager. */
+    int hashed_prompts;      /* 1: an engine without text encoder (random weights, load
+                                tests): a prompt's text seeds a random embedding [text_len,
+                                text_dim] (the same text, the same embedding) */
 } sk_serve_mgr_params;
 
 typedef struct sk_serve_mgr sk_serve_mgr;

@@ -49,6 +49,7 @@ typedef struct srv_session {
     int64_t video_frames, chunks, next_latent;
     double t_created_epoch, t0, paused_total, pause_since;
     double fps, gen_fps, chunk_ms, lag_s, step_est;
+    int anchored;      /* t0 is the time the first frames came out (serve_session.c) */
     int switches;
     pending_prompt pend[MAX_PENDING];
     int n_pend;
@@ -61,6 +62,7 @@ struct sk_serve_mgr {
     sk_engine *e;
     sk_session_params base;
     sk_engine_info info;
+    int hashed_prompts; /* sk_serve_mgr_params.hashed_prompts */
     pthread_mutex_t mu;
     srv_session *list[MAX_LISTED];
     int n, active, max_active;
@@ -82,6 +84,11 @@ static inline double srv_now_epoch_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec * 1e3 + 1e-6 * (double)ts.tv_nsec;
 }
+
+/* Queues a prompt's text: encoded by the engine's text encoder, or with
+ * hashed_prompts a random embedding seeded by the text (serve_sessions.c). */
+sk_status srv_queue_prompt(struct sk_serve_mgr *m, sk_session *s, const char *text,
+                           int64_t latent_frame, sk_switch_mode mode);
 
 /* Video frame where latent frame f starts (the Wan VAE: 1 + 4 (F - 1) frames). */
 static inline int64_t video_of_latent(int64_t f) { return f <= 0 ? 0 : 4 * f - 3; }

@@ -13,7 +13,7 @@ for f in spiece.model tokens.json ae.pt losses.json; do
 done
 [ -f "$WORK/dit.pt" ] || { ls tools/train_demo/ckpt/dit.pt.part_* >/dev/null 2>&1 && cat tools/train_demo/ckpt/dit.pt.part_* > "$WORK/dit.pt"; }
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
-timeout "${LIMIT:-500}" python3 tools/train_demo/train.py --work "$WORK" --stages "${STAGES:-ae,dit,finetune}" "$@"
+timeout "${LIMIT:-500}" python3 tools/train_demo/train.py --work "$WORK" --stages "${STAGES:-ae,dit,finetune}" "$@" 2>&1 | tee "${OUT:-/tmp}/train.log"
 rc=$?
 echo "train.py exit $rc"
 if [ -n "${OUT:-}" ]; then

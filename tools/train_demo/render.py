@@ -41,10 +41,15 @@ class Scenes:
                          G.MOTIONS[int(m[i])], BG_LIST[int(self.bg[i])]) for i in range(len(self))]
 
 
-def sample_scenes(n, gen, H, W, switch_prob=0.0, switch_range=(0, 0), allowed=None):
+def sample_scenes(n, gen, H, W, switch_prob=0.0, switch_range=(0, 0), allowed=None,
+                  fixed_start=False):
     """n random scenes drawn with the torch.Generator gen (CPU). allowed: list of (color,
     shape, motion, background) name tuples to draw from (default: the training set, held-out
-    combinations excluded); a switch draws a second color/motion from the same set."""
+    combinations excluded); a switch draws a second color/motion from the same set.
+    fixed_start: the object starts at the frame centre with radius 15 (scene_from_prompt's
+    defaults), so a video is a function of its prompt (and switch): the DiT's x0 target is then
+    unique, which a few-step sampler needs (a random start makes chunk 0's x0 the average over
+    positions, a blur that fades to the background)."""
     allowed = allowed if allowed is not None else G.training_combinations()
     idx = torch.randint(len(allowed), (n,), generator=gen)
     idx2 = torch.randint(len(allowed), (n,), generator=gen)
@@ -68,6 +73,8 @@ def sample_scenes(n, gen, H, W, switch_prob=0.0, switch_range=(0, 0), allowed=No
     radius = 13.0 + 5.0 * torch.rand(n, generator=gen)
     x0 = W * torch.rand(n, generator=gen)
     y0 = radius + 4 + (H - 2 * radius - 8) * torch.rand(n, generator=gen)
+    if fixed_start:
+        radius, x0, y0 = torch.full((n,), 15.0), torch.full((n,), W / 2), torch.full((n,), H / 2)
     return Scenes(color, color2, shape, motion, motion2, bg, switch, x0, y0, radius)
 
 

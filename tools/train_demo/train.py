@@ -188,7 +188,23 @@ def make_batch(a, g, ae, tok, dev, K):
         p = 0 if random.random() < 0.3 else random.randint(1, MAX_CHUNK - K)
         chunks = list(range(p, p + K))
     # optional prompt switch at the boundary before one of the recent chunks
-    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0)
+    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0, fixed_start=a.fixed_start)
+    # Where does the object start? Nothing in a prompt says, and a transformer with RoPE alone
+    # cannot see absolute position, so a regression target for chunk 0 from pure noise would
+    # be the average over positions (a blur that fades to the background at every step of a
+    # few-step sampler). Instead the start is a function of the noise the sampler begins with:
+    # the 16x16-pixel patch where chunk 0's noise, averaged over its frames and channels, is
+    # largest (a global argmax, which attention can compute). Samples whose chunk 0 is trained
+    # at sigma = 1 carry that noise; the rest start at an independent random patch.
+    eps0, at_one = None, torch.zeros(B, dtype=torch.bool)
+    if a.noise_start and chunks[0] == 0:
+        h, w = RH // 8, RW // 8
+        eps0 = torch.randn(B, CHUNK, 16, h, w, device=dev)
+        at_one = torch.rand(B) < a.start_prob
+        sc.x0, sc.y0 = noise_start(eps0)
+        rnd_x, rnd_y = noise_start(torch.randn(B, CHUNK, 16, h, w, device=dev))
+        sc.x0 = torch.where(at_one, sc.x0, rnd_x)
+        sc.y0 = torch.where(at_one, sc.y0, rnd_y)
     sw_idx = None
     if random.random() < a.switch_prob:
         sw_idx = random.randint(1, K - 1) + (1 if sink else 0)   # index into chunks
@@ -252,7 +268,17 @@ def make_batch(a, g, ae, tok, dev, K):
                       [pc for pc in pc_noisy for _ in range(CHUNK)])
     return {"x0": x0, "chunks": chunks, "mask": fm.to(dev), "pos": torch.cat([pos, pos]),
             "ids": ids, "lens": lens, "frame_ctx": fc.to(dev)[None].expand(B, -1),
-            "w": torch.tensor(wts, device=dev), "sink": sink, "has_ctx": has_ctx}
+            "w": torch.tensor(wts, device=dev), "sink": sink, "has_ctx": has_ctx,
+            "eps0": eps0, "at_one": at_one.to(dev)}
+
+
+def noise_start(eps0):
+    """Object start (pixel centre of the patch) from chunk-0 noise [B, 3, 16, h, w]: the
+    2x2-latent (16x16-pixel, one DiT token) patch with the largest mean."""
+    s = F.avg_pool2d(eps0.mean((1, 2))[:, None], 2)[:, 0]                   # [B, h/2, w/2]
+    idx = s.flatten(1).argmax(1).cpu()
+    tw = s.shape[2]
+    return (idx % tw).float() * 16 + 8, (idx // tw).float() * 16 + 8
 
 
 def encode_text(te, ids, lens, B):
@@ -338,13 +364,22 @@ def train_dit(a, work, dev, losses, stage):
             cs = a.ctx_noise * torch.rand(B, 1, 1, 1, 1, device=dev)
             ctxin = ctxin + cs * torch.randn_like(ctxin)
             sig = draw_sigmas(B, n, dev)
-            sf = rep(sig)[..., None, None, None]
             eps = torch.randn_like(x0)
+            if bt["eps0"] is not None:   # chunk 0 from the noise that placed its object
+                one = bt["at_one"]
+                sig[:, 0] = torch.where(one, torch.ones_like(sig[:, 0]), sig[:, 0])
+                eps[:, :CHUNK] = torch.where(one[:, None, None, None, None], bt["eps0"],
+                                             eps[:, :CHUNK])
+            sf = rep(sig)[..., None, None, None]
             xt = (1 - sf) * x0 + sf * eps
             t = torch.cat([torch.zeros(B, Fc, device=dev), rep(sig) * 1000.0], 1)
             v = dit(torch.cat([ctxin, xt], 1), t, ctx, bt["frame_ctx"], bt["pos"], bt["mask"]).float()[:, Fc:]
         target = eps - x0
-        per = ((v - target) ** 2).mean((2, 3, 4))                            # [B, Fc]
+        # the object covers ~3% of the frame: weight latent pixels by how far they are from the
+        # frame's background (its spatial median), or the loss is won by the background alone
+        dev_ = (x0 - x0.flatten(3).median(-1).values[..., None, None]).abs().mean(2, keepdim=True)
+        ow = 1.0 + a.obj_weight * dev_ / dev_.amax((3, 4), keepdim=True).clamp_min(1e-3)
+        per = (((v - target) ** 2) * ow).mean((2, 3, 4)) / ow.mean((2, 3, 4))  # [B, Fc]
         wf = rep(bt["w"][None].expand(B, -1))
         loss = (per * wf).sum() / wf.sum().clamp_min(1)
         opt.zero_grad(set_to_none=True)
@@ -383,6 +418,91 @@ def save_dit(work, dit, te, ema_d, ema_t):
     os.replace(os.path.join(work, "dit.pt.partial"), os.path.join(work, "dit.pt"))
 
 
+# ----------------------------------------------------------------------------- eval
+@torch.no_grad()
+def rollout(dit, te, tok, prompt, nchunks, dev, seed=0):
+    """Autoregressive 4-step rollout of one prompt as the runtime runs it (sink policy: chunk 0
+    + the 3 chunks before), in the training layout [clean context | noisy chunk]. Latents
+    [1, nchunks*3, 16, h, w]."""
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    ids, lens = tok.batch([prompt, prompt], dev)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        ctx = encode_text(te, ids, lens, 1)
+    out = []
+    h, w = H // 8, W // 8
+    for c in range(nchunks):
+        chunks = [b for b in range(c) if visible(c, b, True)] + [c]
+        n = len(chunks)
+        Fc = n * CHUNK
+        clean = torch.zeros(1, Fc, 16, h, w, device=dev)
+        for i, b in enumerate(chunks[:-1]):
+            clean[:, i * CHUNK:(i + 1) * CHUNK] = out[b]
+        fm = torch.zeros(2 * Fc, 2 * Fc, dtype=torch.bool)
+        for i, ca in enumerate(chunks):
+            qc = slice(i * CHUNK, (i + 1) * CHUNK)
+            qn = slice(Fc + i * CHUNK, Fc + (i + 1) * CHUNK)
+            fm[qn, qn] = True
+            for j, cb in enumerate(chunks):
+                kc = slice(j * CHUNK, (j + 1) * CHUNK)
+                if cb <= ca:
+                    fm[qc, kc] = True
+                if cb < ca:
+                    fm[qn, kc] = True
+        pos = torch.tensor([ch * CHUNK + k for ch in chunks for k in range(CHUNK)])
+        pos = torch.cat([pos, pos])
+        fctx = torch.zeros(1, 2 * Fc, dtype=torch.long, device=dev)
+        x = torch.randn(1, CHUNK, 16, h, w, device=dev, generator=gen)
+        for si, s in enumerate(SAMPLER_SIGMAS):
+            noisy = torch.zeros(1, Fc, 16, h, w, device=dev)
+            noisy[:, -CHUNK:] = x
+            t = torch.cat([torch.zeros(1, Fc, device=dev), torch.full((1, Fc), 1000.0 * s, device=dev)], 1)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                v = dit(torch.cat([clean, noisy], 1), t, ctx, fctx, pos, fm.to(dev)).float()
+            xh = x - s * v[:, -CHUNK:]
+            if si + 1 < len(SAMPLER_SIGMAS):
+                sn = SAMPLER_SIGMAS[si + 1]
+                x = (1 - sn) * xh + sn * torch.randn(xh.shape, device=dev, generator=gen)
+        out.append(xh)
+    return torch.cat(out, 1)
+
+
+def evaluate(a, work, dev, losses):
+    """Rollouts of a few prompts (held-out ones included), decoded and read by the pixel
+    analysis of tests/demo/analyze.py: what the runtime's checks will see, before export."""
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "demo"))
+    import analyze as A
+    ae = load_ae(work, dev)
+    tok = Tokens(work)
+    st = torch.load(os.path.join(work, "dit.pt"), map_location="cpu")
+    dit, te = WanDiT(DIT_CFG), UMT5(tok.pieces, **UMT5_CFG)
+    dit.load_state_dict(st["dit_ema"])
+    te.load_state_dict(st["te_ema"])
+    dit, te = dit.to(dev).eval(), te.to(dev).eval()
+    prompts = ["a red circle moving right on a black background",
+               "a yellow square moving down on a gray background",
+               "a green triangle bouncing on a dark blue background",
+               "a blue circle standing still on a dark green background",
+               "a magenta triangle moving left on a black background",      # held out
+               "a red square moving up on a gray background",               # held out
+               "a orange square moving right on a dark blue background",    # held out
+               "a white circle bouncing on a dark green background"]        # held out
+    res_all = []
+    for i, p in enumerate(prompts):
+        if p not in tok.cache:
+            continue
+        lat = rollout(dit, te, tok, p, a.eval_chunks, dev, seed=i)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            fr = ae.decode(lat).float().clamp(0, 1)                            # [1, T, 3, H, W]
+        frames = (fr[0].permute(0, 2, 3, 1) * 255 + 0.5).byte().cpu().numpy()
+        res, _ = A.summarize(frames, p)
+        res_all.append({k: res[k] for k in ("prompt", "present", "color_ok", "shape_ok",
+                                            "background_ok", "motion_ok", "motion")})
+        log(f"eval: {p}: present {res['present']:.2f} color {res['color_ok']:.2f} shape "
+            f"{res['shape_ok']:.2f} bg {res['background_ok']:.2f} motion {res['motion']} "
+            f"({'ok' if res['motion_ok'] else 'WRONG'})")
+    losses["eval"] = res_all
+
+
 # ----------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -406,6 +526,15 @@ def main():
     ap.add_argument("--switch-prob", type=float, default=0.3)
     ap.add_argument("--ctx-noise", type=float, default=0.1)
     ap.add_argument("--self-prob", type=float, default=0.6)
+    ap.add_argument("--obj-weight", type=float, default=8.0,
+                    help="extra loss weight on latent pixels far from the background")
+    ap.add_argument("--fixed-start", type=int, default=0,
+                    help="1: objects start at the frame centre (needs absolute position, which RoPE hides)")
+    ap.add_argument("--noise-start", type=int, default=1,
+                    help="1: chunk 0's object starts where its initial noise peaks (see make_batch)")
+    ap.add_argument("--start-prob", type=float, default=0.5,
+                    help="fraction of chunk-0 samples trained at sigma 1 from the placing noise")
+    ap.add_argument("--eval-chunks", type=int, default=12, help="eval stage: chunks per rollout")
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true", help="dit stage: continue from dit.pt")
@@ -435,6 +564,8 @@ def main():
             train_ae(a, a.work, dev, losses)
         elif stage in ("dit", "finetune"):
             train_dit(a, a.work, dev, losses, stage)
+        elif stage == "eval":
+            evaluate(a, a.work, dev, losses)
         else:
             ap.error(f"unknown stage '{stage}'")
         losses["meta"].setdefault("stage_seconds", {})[stage] = round(time.time() - t0, 1)

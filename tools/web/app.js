@@ -74,7 +74,7 @@ function startMjpeg(id) {
 function startMp4(id, mime) {
   const v = $('live');
   const ms = new MediaSource();
-  const media = { ms, sb: null, abort: new AbortController(), queue: [] };
+  const media = { ms, sb: null, abort: new AbortController(), queue: [], lastEnd: 0 };
   state.media = media;
   v.src = URL.createObjectURL(ms);
   const pump = () => {
@@ -93,7 +93,7 @@ function startMp4(id, mime) {
   };
   ms.addEventListener('sourceopen', async () => {
     media.sb = ms.addSourceBuffer(mime);
-    media.sb.addEventListener('updateend', pump);
+    media.sb.addEventListener('updateend', () => { followLiveEdge(media); pump(); });
     try {
       const r = await fetch('/v1/sessions/' + id + '/live.mp4',
                             { headers: authHeaders(), signal: media.abort.signal });
@@ -115,9 +115,16 @@ function startMp4(id, mime) {
   watchFrames(v);
 }
 
-// Keep playback near the live edge: jump when more than ~1 s is buffered ahead
-// (the generator ran ahead, or the tab was hidden), start where data starts
-// (a late join begins mid-stream), and drop what was played long ago.
+// Keep playback near the live edge. A chunk's frames arrive together (one
+// fragment) and are shown over the chunk's duration, so right after an append
+// the video buffered ahead of the playhead should be that fragment plus a
+// little: what is beyond is delay the viewer adds (a stall while a chunk came
+// late, a slow start, a hidden tab) to every later frame. It is played away
+// slightly fast (no frame is dropped), or skipped when large. Also: start
+// where data starts (a late join begins mid-stream), drop what was played
+// long ago.
+const LIVE_SLACK_S = 0.12;   // excess kept: jitter of the chunks' arrival
+const LIVE_SKIP_S = 2.0;     // excess skipped at once instead of played fast
 function trimBuffer(media, force) {
   const v = $('live');
   if (!media.sb || media.sb.updating || !media.sb.buffered.length) return;
@@ -125,14 +132,37 @@ function trimBuffer(media, force) {
   if (v.currentTime - start > (force ? 2 : 30)) media.sb.remove(start, v.currentTime - 1);
 }
 
+// After each append: how much more than the newest fragment is buffered ahead.
+function followLiveEdge(media) {
+  const v = $('live'), b = media.sb.buffered;
+  if (!b.length) return;
+  const end = b.end(b.length - 1), frag = Math.max(0, end - media.lastEnd);
+  media.lastEnd = end;
+  if (!frag) return; // not a new fragment (a remove)
+  if (v.currentTime < b.start(b.length - 1)) { // joined mid-stream, or a gap
+    v.currentTime = b.start(b.length - 1);
+    return;
+  }
+  const excess = end - v.currentTime - frag;
+  if (excess > LIVE_SKIP_S) {
+    v.currentTime = end - frag; // the newest fragment starts with a keyframe
+    v.playbackRate = 1;
+  } else {
+    // a proportional catch-up, until the next fragment says again: 0.3 s of excess
+    // plays at 1.3x (a fragment that then comes late stalls, and the excess is 0)
+    v.playbackRate = excess > LIVE_SLACK_S ? Math.min(1.5, 1 + excess) : 1;
+  }
+  state.liveExcess = excess;
+}
+
 setInterval(() => {
   const media = state.media, v = $('live');
   if (!media || !media.sb || !media.sb.buffered.length) return;
-  const b = media.sb.buffered, end = b.end(b.length - 1);
-  if (v.currentTime < b.start(0) || end - v.currentTime > 1.2) v.currentTime = Math.max(b.start(b.length - 1), end - 0.25);
+  const b = media.sb.buffered;
+  if (v.currentTime < b.start(0)) v.currentTime = b.start(b.length - 1);
   if (v.paused) v.play().catch(() => {});
   trimBuffer(media, false);
-}, 250);
+}, 100);
 
 // decode -> display delay of each shown frame: the frame's number comes from
 // its media time, its decode time from the "chunk" events.
