@@ -389,11 +389,13 @@ sk_status sk_session_frames(sk_session *s, const uint8_t **rgb, int64_t *n, int6
                             int64_t *width);
 
 /* Outputs the session writes its decoded frames to (needs decode). path: a video file
- * (.mp4/.mkv/.mov), an rtmp:// URL (paced to the clock), a directory for PNGs, or a
+ * (.mp4/.mkv/.mov, any container FFmpeg muxes), a live stream paced to the clock (rtmp://,
+ * srt:// or udp:// URL, or an HLS playlist DIR/NAME.m3u8), a directory for PNGs, or a
  * .safetensors file for `frames` [T, 3, H, W] float32. May be attached and detached
  * between steps; attaching the same path twice is an error. */
 typedef struct {
-    const char *kind;       /* NULL/"auto" (from the path), "video", "rtmp", "png", "rgb" */
+    const char *kind;       /* NULL/"auto" (from the path), "video", "rtmp", "srt", "udp",
+                               "hls" (a .m3u8 playlist), "png", "rgb" */
     int crf;                /* quality, lower is better: 0: the encoder's default (x264 23); 1..63
                                as the codec takes it; SK_CRF_LOSSLESS: lossless (x264 crf 0) */
     int timeout_ms;         /* rtmp: bound on every network call (0: 10000) */

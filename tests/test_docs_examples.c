@@ -8,6 +8,7 @@
 
 #include "tests/common/cli_run.h"
 
+/* Returns the number of failed blocks; *count grows by the blocks run. */
 static int run_blocks(const char *src, const char *md, const char *bindir, int *count)
 {
     char path[1024];
@@ -66,6 +67,10 @@ Test(docs_examples, runnable_blocks_run_as_written, .timeout = 600)
     cr_assert_eq(symlink(tu_bin(), link), 0);
     int count = 0;
     run_blocks(src, "README.md", bindir, &count);
+    /* the pages a newcomer follows must each keep at least one runnable example */
+    static const char *const must[] = {"README.md", "docs/CLI.md", "docs/LIVE.md",
+                                       "docs/SERVER.md", "docs/OUTPUT.md"};
+    int seen[sizeof must / sizeof must[0]] = {[0] = count};
     DIR *d = opendir(SK_SOURCE_DIR "/docs");
     cr_assert(d);
     struct dirent *e;
@@ -74,11 +79,17 @@ Test(docs_examples, runnable_blocks_run_as_written, .timeout = 600)
         if (n > 3 && !strcmp(e->d_name + n - 3, ".md")) {
             char md[512];
             snprintf(md, sizeof md, "docs/%s", e->d_name);
+            const int before = count;
             run_blocks(src, md, bindir, &count);
+            for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+                if (!strcmp(md, must[i])) seen[i] += count - before;
         }
     }
     closedir(d);
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        cr_expect_gt(seen[i], 0, "%s has no runnable example (a ```sh block right after a "
+                     "<!-- runnable --> line)", must[i]);
     unlink(link);
     rmdir(bindir);
-    cr_expect_geq(count, 3, "only %d runnable examples found", count);
+    cr_expect_geq(count, 5, "only %d runnable examples found", count);
 }

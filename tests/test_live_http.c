@@ -97,8 +97,14 @@ Test(live_http, posted_prompt_applies_at_the_next_boundary_like_a_schedule)
     wait_status(port, "", "\"state\":\"paused\"", "\"frame\":6,");
     cr_assert_eq(lu_http(port, "POST", "/prompt", "", "{\"embeds\": \"context.1\"}", body,
                          sizeof body), 202, "%s", body);
-    cr_expect(strstr(body, "\"id\":2") && strstr(body, "\"earliest_frame\":6"), "%s", body);
+    cr_expect(strstr(body, "\"id\":2") && strstr(body, "\"earliest_frame\":6") &&
+              strstr(body, "\"earliest_latent_frame\":6,\"earliest_video_frame\":21"), "%s", body);
     wait_status(port, "", "\"cached_frames\":6", "\"value\":\"context\"");
+    /* every latent count says so, with the video frame beside it (issue 17) */
+    wait_status(port, "", "\"latent_frame\":6,\"video_frame\":21,", "\"latent_frames_total\":15,"
+                "\"video_frames_total\":57,");
+    wait_status(port, "", "\"since_latent_frame\":0,\"since_video_frame\":0",
+                "\"cached_latent_frames\":6");
     cr_assert_eq(lu_http(port, "POST", "/resume", "", NULL, body, sizeof body), 202, "%s", body);
     int rc = lu_wait(pid, 120);
     char *e = lu_read(log);

@@ -204,6 +204,36 @@ Test(newcomer, progress_json_lines_and_loading_lines)
                           "\"total_video_frames\":21,"), "%s", err);
     cr_expect(strstr(err, "\"video_frames\":21,") && strstr(err, "\"done\":true}"), "%s", err);
     cr_expect(!strstr(err, "video frames 9/21"), "json replaces the text line: %s", err);
+    /* the phases before the first chunk: JSON lines too, start and done */
+    cr_expect(strstr(err, "{\"phase\":\"load\",\"state\":\"start\",\"what\":\"loading the text "
+                          "encoder") && strstr(err, "{\"phase\":\"load\",\"state\":\"done\",") &&
+              strstr(err, "{\"phase\":\"encode_text\",\"state\":\"done\","), "%s", err);
+}
+
+/* a progress line while the weights load and the prompt encodes: at the start, every tick
+ * ($SK_PROGRESS_TICK_S, 2 s by default; tiny here so the tiny model's load sees one) and at
+ * the end; -q silences the text lines */
+Test(newcomer, progress_while_loading_and_encoding)
+{
+    char *err;
+    cr_assert_eq(gen("-o t.mp4 -y", &err), 0, "%s", err);
+    cr_expect(strstr(err, "loading the DiT") && strstr(err, "weights loaded in ") &&
+              strstr(err, "encoding the starting prompt ...") &&
+              strstr(err, "starting prompt encoded in "), "%s", err);
+    cr_assert_eq(gen("-o t.mp4 -y --progress json -q", &err), 0, "%s", err);
+    cr_expect(strstr(err, "{\"phase\":\"load\",\"state\":\"done\","), "json with -q: %s", err);
+    cr_assert_eq(gen("-o t.mp4 -y -q", &err), 0, "%s", err);
+    cr_expect(!strstr(err, "loading") && !strstr(err, "loaded"), "-q: %s", err);
+    /* the ticker is a thread: on a loaded machine it may not run within the tiny model's
+     * ~20 ms load, so up to 3 tries */
+    setenv("SK_PROGRESS_TICK_S", "0.0001", 1);
+    int ticked = 0;
+    for (int t = 0; t < 3 && !ticked; t++) {
+        cr_assert_eq(gen("-o t.mp4 -y --progress json", &err), 0, "%s", err);
+        ticked = strstr(err, "{\"phase\":\"load\",\"state\":\"running\",\"elapsed_s\":") != NULL;
+    }
+    unsetenv("SK_PROGRESS_TICK_S");
+    cr_expect(ticked, "no tick line: %s", err);
 }
 
 /* the first python3 with torch (to write checkpoints and check the result) */

@@ -118,7 +118,7 @@ int sk_cmd_decode(int argc, char **argv)
         {"dtype", 0, SK_OPT_ENUM, &o.dtype, .help = "the same as --vae-dtype (fp32 = f32)",
          .choices = "bf16|fp32"},
         SK_OPT_HEADING("Output (one or more)"),
-        {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov/.webm/.ts/.gif ...) or rtmp:// URL",
+        {"output", 'o', SK_OPT_STRING, &o.output, .help = "video file (.mp4/.mkv/.mov/.webm/.ts/.gif ...), rtmp:// / srt:// / udp:// URL or DIR/NAME.m3u8 (HLS)",
          .metavar = "FILE"},
         {"frames-dir", 0, SK_OPT_STRING, &o.frames_dir, .help = "write DIR/frame_000000.png, ...",
          .metavar = "DIR"},
@@ -146,9 +146,10 @@ int sk_cmd_decode(int argc, char **argv)
     if (o.output) {
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
-            (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
+            (k != SK_OUTPUT_VIDEO_FILE && !sk_output_kind_is_live(k)))
             return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/.webm/"
-                                      ".ts/.gif ...) or an rtmp:// URL (use --frames-dir / "
+                                      ".ts/.gif ...), an rtmp:// / srt:// / udp:// URL or an "
+                                      "HLS playlist DIR/NAME.m3u8 (use --frames-dir / "
                                       "--rgb-out for frames)", o.output);
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir or "

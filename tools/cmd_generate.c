@@ -30,6 +30,7 @@
 #include "tools/cli_device.h"
 #include "tools/cli_opts.h"
 #include "tools/commands.h"
+#include "tools/gen_phase.h"
 #include "tools/gen_progress_json.h"
 #include "tools/gen_speed.h"
 #include "tools/gen_timeline.h"
@@ -273,11 +274,20 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     ep.pp_stages = o->pp.stages;
     ep.pp_split = o->pp.split;
     ep.pp_transport = tr_names[o->pp.transport];
-    if (ep.text_encoder)
-        SK_LOGI("loading the text encoder '%s' (%.2f GB) ...", ep.text_encoder,
-                gen_file_gb(ep.text_encoder));
-    SK_LOGI("loading the DiT '%s' (%.2f GB) ...", o->dit, gen_file_gb(o->dit));
-    if ((st = sk_engine_open(&ep, &e)) != SK_OK) goto fail;
+    /* a progress line while the weights load (minutes for a real model: issue 17) */
+    char what[2400];
+    double gb = gen_file_gb(o->dit);
+    if (ep.text_encoder) {
+        snprintf(what, sizeof what, "loading the text encoder '%s' (%.2f GB); loading the DiT "
+                 "'%s' (%.2f GB)", ep.text_encoder, gen_file_gb(ep.text_encoder), o->dit, gb);
+        gb += gen_file_gb(ep.text_encoder);
+    } else {
+        snprintf(what, sizeof what, "loading the DiT '%s' (%.2f GB)", o->dit, gb);
+    }
+    gen_phase *ph = gen_phase_begin("load", "loading", "weights loaded", what, (int64_t)(gb * 1e9), o->progress == 1);
+    st = sk_engine_open(&ep, &e);
+    gen_phase_end(ph, st == SK_OK);
+    if (st != SK_OK) goto fail;
     sk_engine_info info;
     sk_engine_get_info(e, &info);
 
@@ -369,7 +379,11 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     }
     /* the starting prompt now (its errors before the first chunk); the rest of the schedule
      * deferred: checked, read or encoded by the session when due (issue 15 #6) */
-    if (pl.v[0].text) SK_LOGI("encoding the starting prompt ...");
+    gen_phase *enc_ph = pl.v[0].text ? gen_phase_begin("encode_text", "encoding",
+                                                       "starting prompt encoded",
+                                                       "encoding the starting prompt", 0,
+                                                       o->progress == 1)
+                                     : NULL;
     for (int i = 0; i < pl.n; i++) {
         gen_prompt *p = &pl.v[i];
         /* LongLive 2.0: a line with "cut": true (or a prompt starting "The scene
@@ -384,6 +398,10 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         } else {
             st = sk_session_queue_prompt_deferred(s, p->text, o->text_embeds, p->key, p->frame,
                                                   mode);
+        }
+        if (i == 0) {
+            gen_phase_end(enc_ph, st == SK_OK);
+            enc_ph = NULL;
         }
         if (st != SK_OK) {
             if (p->line > 0) sk_error_prefix("--prompts '%s' line %d: ", o->prompts, p->line);
@@ -926,7 +944,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("latents-out", SK_OPT_STRING, &o.latents_out, NULL,
              "write the denoised latents as 'latents' [F,C,H,W] f32", NULL, "FILE")},
         {OPT("output", SK_OPT_STRING, &o.output, NULL, "video file (.mp4/.mkv/.mov/.webm/.ts/.gif, any "
-             "container FFmpeg muxes) or rtmp:// URL (decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
+             "container FFmpeg muxes), a live stream rtmp:// (FLV), srt:// or udp:// (MPEG-TS), "
+             "or an HLS playlist DIR/NAME.m3u8 (decoded with --vae)", NULL, "FILE"), .short_name = 'o'},
         {OPT("frames-dir", SK_OPT_STRING, &o.frames_dir, NULL, "write decoded frames as "
              "DIR/frame_000000.png, ...", NULL, "DIR")},
         {OPT("rgb-out", SK_OPT_STRING, &o.rgb_out, NULL, "write decoded frames as `frames` "
@@ -945,10 +964,10 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "--prompts FILE replays the run", NULL, "FILE")},
         {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file: the same "
              "packets through FFmpeg's tee muxer when -o is a file, a sink of its own next to an "
-             "rtmp:// stream", NULL, "FILE")},
-        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
+             "rtmp:// / srt:// / udp:// stream", NULL, "FILE")},
+        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP/SRT/UDP: bound on every "
              "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
-        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
+        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP/SRT: reconnect after "
              "the server goes away, backoff 250 ms doubling up to this (0: no reconnect, the run "
              "fails)", NULL, "MS"), .lo = 0, .hi = 600000},
         GROUP("Live control (docs/LIVE.md)"),
@@ -1067,9 +1086,13 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
     if (o.output) {
         sk_output_kind k;
         if (sk_output_detect_kind(o.output, &k) != SK_OK ||
-            (k != SK_OUTPUT_VIDEO_FILE && k != SK_OUTPUT_RTMP))
+            (k != SK_OUTPUT_VIDEO_FILE && !sk_output_kind_is_live(k)))
             return sk_cli_usage_error(&cli, "-o '%s': expected a video file (.mp4/.mkv/.mov/"
-                                            ".webm/.ts/.gif ...) or an rtmp:// URL", o.output);
+                                            ".webm/.ts/.gif ...), an rtmp:// / srt:// / udp:// "
+                                            "URL or an HLS playlist (DIR/NAME.m3u8)", o.output);
+        if (k == SK_OUTPUT_HLS && o.tee)
+            return sk_cli_usage_error(&cli, "--tee beside an HLS playlist: not supported; record "
+                                            "the segments, or -o FILE --tee ...");
         if (!sk_output_kind_available(k))
             return sk_cli_usage_error(&cli, "-o '%s': this build has no FFmpeg; use --frames-dir "
                                             "or --rgb-out", o.output);

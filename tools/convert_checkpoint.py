@@ -7,8 +7,12 @@
         [--dtype bf16|f32] [--dit-config config.json] [--ema | --no-ema]
 
 Run it where the weights were downloaded (tools/download_models.sh does both steps).
-It needs PyTorch only (numpy comes with it); the safetensors files are written by hand
-(Debian has no python3-safetensors), and sentencepiece, when installed, checks the tokenizer.
+It needs numpy only (Debian python3-numpy, or pip install numpy): torch.save's zip checkpoints
+are read by tools/torchzip.py's allow-list unpickler into numpy arrays (bf16 as its bit
+patterns), casts round as torch's .to() does, and the safetensors files are written by hand
+(Debian has no python3-safetensors). PyTorch is needed only for pre-1.6 (non-zip) pickles and
+--unsafe-pickle; sentencepiece, when installed, checks the tokenizer. Any python3 with numpy
+works (pyenv, conda, a venv, Debian's /usr/bin/python3).
 
 What it reads (facts: docs spec-wan-causal-dit.md section 4, spec-taehv-umt5.md A8/A9, B4, B6):
 
@@ -53,40 +57,33 @@ What it writes into MODEL_DIR:
   model.json                family, files, and the family's published sampling defaults under
                             "generate" (option names of `sinkstream generate`)
 
-Pickles are read with torch.load(weights_only=True). PyTorch 1.13 (Debian bookworm's) rejects
-plain Python floats there ("Unsupported operand 71"), which trainer dicts may hold next to the
-weights; for such zip checkpoints the file is read by this script's own loader, which unpickles
-with an allow-list (OrderedDict, torch's tensor/storage rebuilders, dtypes) exactly like
-weights_only, and reads the storages from the archive. Only --unsafe-pickle (for files you
-trust) falls back to a plain torch.load, which can run code embedded in the file.
+Zip checkpoints (torch.save since PyTorch 1.6) are read without PyTorch by an allow-list
+unpickler (OrderedDict, torch's tensor/storage rebuilders, dtypes: what torch.load's
+weights_only allows) that reads the storages from the archive; nothing in the file is run.
+Pre-1.6 pickles need PyTorch (torch.load(weights_only=True)); the script says so when this
+python lacks it. Only --unsafe-pickle (for files you trust) falls back to a plain torch.load,
+which can run code embedded in the file.
 
 Anything not recognised is refused with a message naming the file and what was expected.
 Exit status: 0 done, 1 refused/failed (message on stderr), 2 bad command line.
 """
 import argparse
-import io
 import json
-import math
 import os
-import pickle
 import re
 import shutil
 import struct
 import sys
-import zipfile
 
 try:
-    import torch
-except ImportError:  # the message a user without torch needs
-    import shutil as _sh
-    _other = [p for p in ("/usr/bin/python3", _sh.which("python3")) if p and
-              os.path.realpath(p) != os.path.realpath(sys.executable)]
-    sys.exit(f"convert_checkpoint.py needs PyTorch (for the LoRA merges and dtype casts), which "
-             f"this python ({sys.executable}) lacks: install it there (pip install torch) or run "
-             f"the script with a python3 that has it"
-             + (f", e.g. {_other[0]} tools/convert_checkpoint.py ..." if _other else "")
-             + " (Debian: apt-get install python3-torch). A single .pth state dict converts "
-             "without PyTorch: tools/pth_to_safetensors.py needs only numpy.")
+    import numpy as np
+except ImportError:  # the message a user without numpy needs
+    sys.exit(f"convert_checkpoint.py needs numpy, which this python ({sys.executable}) lacks: "
+             f"pip install numpy there, or run the script with a python3 that has it (Debian: "
+             f"apt-get install python3-numpy, then /usr/bin/python3 tools/convert_checkpoint.py)")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchzip  # noqa: E402
+from torchzip import Tensor  # noqa: E402
 
 VERSION = "1"
 FAMILIES = ("self-forcing", "longlive", "longlive2", "reward-forcing", "rolling-forcing", "demo")
@@ -181,14 +178,11 @@ def human(n):
 # ----------------------------------------------------------------------------------------
 # reading: safetensors (by hand), pickles (weights_only, then the allow-list loader)
 # ----------------------------------------------------------------------------------------
-ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-             "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
-             "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
-ST_NAMES = {v: k for k, v in ST_DTYPES.items()}
+ST_NUMPY = torchzip.ST_NUMPY
 
 
 def read_safetensors(path):
-    """Returns ({name: tensor}, metadata). Validates the framing enough to give a message."""
+    """Returns ({name: Tensor}, metadata). Validates the framing enough to give a message."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(8)
@@ -206,115 +200,40 @@ def read_safetensors(path):
         meta = header.pop("__metadata__", {}) or {}
         out = {}
         for name, d in header.items():
-            dt = ST_DTYPES.get(d.get("dtype"))
-            if dt is None:
-                raise Refused(f"'{path}': tensor '{name}' has dtype {d.get('dtype')}, which this "
+            st = d.get("dtype")
+            if st not in ST_NUMPY:
+                raise Refused(f"'{path}': tensor '{name}' has dtype {st}, which this "
                               f"converter does not read")
             s, e = d["data_offsets"]
             if base + e > size or s > e:
                 raise Refused(f"'{path}': tensor '{name}' bytes [{s}, {e}) lie past the end of the "
                               f"file ({size} bytes): truncated")
             f.seek(base + s)
-            raw = bytearray(f.read(e - s))
-            t = torch.frombuffer(raw, dtype=dt) if raw else torch.empty(0, dtype=dt)
-            out[name] = t.reshape(d["shape"])
+            arr = np.frombuffer(f.read(e - s), dtype=ST_NUMPY[st])
+            try:
+                out[name] = Tensor(arr.reshape(d["shape"]), st)
+            except ValueError:
+                raise Refused(f"'{path}': tensor '{name}': {e - s} bytes do not hold shape "
+                              f"{d['shape']} of {st}") from None
     return out, meta
 
 
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch", "Size"),
-}
-_STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool,
-}
-
-
-class _StorageRef:
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-
-def _rebuild_tensor(storage, offset, size, stride, *args):
-    # storage: a 1-D tensor over the storage's bytes (see persistent_load)
-    if math.prod(size) == 0:
-        return torch.empty(tuple(size), dtype=storage.dtype)
-    return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone()
-
-
-def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype,
-                       *args):
-    # newer torch: the storage is untyped (bytes); the dtype comes with the tensor
-    if storage.dtype != dtype:
-        storage = storage.view(torch.uint8).view(dtype) if storage.numel() else storage.to(dtype)
-    return _rebuild_tensor(storage, offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad, backward_hooks, *args):
-    return data
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    """What weights_only allows, nothing more: no arbitrary callables are ever resolved."""
-
-    def __init__(self, f, zf, prefix, label):
-        super().__init__(f, encoding="utf-8")
-        self.zf, self.prefix, self.label = zf, prefix, label
-
-    def find_class(self, module, name):
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageRef(_STORAGE_DTYPES[name])
-        if module == "torch" and name == "UntypedStorage":
-            return _StorageRef(torch.uint8)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v3"):
-            return _rebuild_tensor_v3
-        if (module, name) in (("torch._utils", "_rebuild_parameter"),
-                              ("torch._utils", "_rebuild_parameter_with_state")):
-            return _rebuild_parameter
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise Refused(f"'{self.label}': the pickle refers to {module}.{name}, which a weights "
-                      f"file should not need; refusing to run it (--unsafe-pickle loads it "
-                      f"anyway with torch.load, only for files you trust)")
-
-    def persistent_load(self, pid):
-        # ('storage', storage_type, key, location, numel)
-        if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
-            raise Refused(f"'{self.label}': unexpected persistent id {pid!r}")
-        st, key = pid[1], pid[2]
-        dtype = st.dtype if isinstance(st, _StorageRef) else st
-        if not isinstance(dtype, torch.dtype):
-            raise Refused(f"'{self.label}': unexpected storage type {st!r}")
-        raw = bytearray(self.zf.read(f"{self.prefix}/data/{key}"))
-        if not raw:
-            return torch.empty(0, dtype=dtype)
-        return torch.frombuffer(raw, dtype=dtype)
-
-
-def _allowlist_load(path):
-    with zipfile.ZipFile(path) as zf:
-        pkls = [n for n in zf.namelist() if n.endswith("/data.pkl")]
-        if len(pkls) != 1:
-            raise Refused(f"'{path}': a zip file without exactly one */data.pkl: not a torch.save "
-                          f"checkpoint")
-        prefix = pkls[0][: -len("/data.pkl")]
-        bo = f"{prefix}/byteorder"
-        if bo in zf.namelist() and zf.read(bo).strip() != b"little":
-            raise Refused(f"'{path}': big-endian checkpoint; not supported")
-        return _AllowListUnpickler(io.BytesIO(zf.read(pkls[0])), zf, prefix, path).load()
+def _torch_or_refuse(path, why):
+    """PyTorch, for what the numpy readers cannot do; a clear message without it."""
+    try:
+        import torch
+        return torch
+    except ImportError:
+        raise Refused(f"'{path}' {why}, which needs PyTorch, and this python "
+                      f"({sys.executable}) has none: run the converter with a python3 that has "
+                      f"torch (pip install torch, or Debian's python3-torch with /usr/bin/python3), "
+                      f"or re-save the file with torch.save (PyTorch >= 1.6) and convert that "
+                      f"without PyTorch") from None
 
 
 def load_pickle(path, unsafe=False):
-    """torch.load with weights_only=True; see the module docstring for the fallbacks."""
+    """A zip checkpoint through torchzip's allow-list unpickler (no PyTorch); a pre-1.6
+    pickle through torch.load(weights_only=True); --unsafe-pickle: a full torch.load."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         magic = f.read(4)
@@ -322,38 +241,37 @@ def load_pickle(path, unsafe=False):
     if not is_zip and magic[:1] != b"\x80":
         raise Refused(f"'{path}' ({size} bytes) is not a PyTorch checkpoint (neither a torch.save "
                       f"zip archive nor a pickle)")
+    if is_zip:
+        try:
+            return torchzip.load(path)
+        except torchzip.Refused as e:
+            msg = str(e)
+            if not unsafe or "refers to" not in msg:
+                if "refers to" in msg:
+                    msg += " (--unsafe-pickle loads it anyway with torch.load, only for files you trust)"
+                raise Refused(msg) from None
+            torch = _torch_or_refuse(path, "holds objects other than tensors (--unsafe-pickle)")
+            note(f"'{path}': --unsafe-pickle: full torch.load (the file can run code)")
+            return torchzip.from_torch_obj(torch.load(path, map_location="cpu",
+                                                      weights_only=False))
+    torch = _torch_or_refuse(path, "is a pre-1.6 PyTorch pickle (not a zip archive)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torchzip.from_torch_obj(torch.load(path, map_location="cpu", weights_only=True))
+    except torchzip.Refused as e:
+        raise Refused(f"'{path}': {e}") from None
     except Exception as e:  # noqa: BLE001 - classified below
-        first = e
-    msg = str(first)
-    truncated = ("central directory" in msg or "truncated" in msg or isinstance(first, EOFError)
-                 or "failed reading" in msg or "file read failed" in msg)
-    if is_zip:
-        try:
-            zipfile.ZipFile(path).close()
-        except (zipfile.BadZipFile, OSError):
-            truncated = True
-    if truncated:
-        raise Refused(f"'{path}' ({size} bytes) is truncated or corrupt: PyTorch cannot read it "
-                      f"({msg.splitlines()[0][:160]}); download it again")
-    if is_zip:
-        try:
-            obj = _allowlist_load(path)
-            note(f"'{os.path.basename(path)}': torch {torch.__version__} weights_only refused it "
-                 f"({msg.split('error:')[-1].strip()[:60]}); read with the allow-list loader")
-            return obj
-        except Refused:
-            if not unsafe:
-                raise
-        except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError) as e:
-            raise Refused(f"'{path}' is truncated or corrupt ({e})")
-    if unsafe:
-        note(f"'{path}': --unsafe-pickle: full torch.load (the file can run code)")
-        return torch.load(path, map_location="cpu", weights_only=False)
-    raise Refused(f"'{path}': PyTorch's safe loader refused this legacy-format (pre-zip) pickle "
-                  f"({msg.splitlines()[0][-120:]}); it may be truncated, or hold objects other "
-                  f"than tensors; if you trust the file, --unsafe-pickle loads it with torch.load")
+        msg = str(e)
+        if isinstance(e, EOFError) or "truncated" in msg or "failed reading" in msg:
+            raise Refused(f"'{path}' ({size} bytes) is truncated or corrupt: PyTorch cannot read "
+                          f"it ({msg.splitlines()[0][:160] if msg else type(e).__name__}); "
+                          f"download it again") from None
+        if not unsafe:
+            raise Refused(f"'{path}': PyTorch's safe loader refused this legacy-format (pre-zip) "
+                          f"pickle ({msg.splitlines()[0][-120:] if msg else type(e).__name__}); "
+                          f"it may be truncated, or hold objects other than tensors; if you "
+                          f"trust the file, --unsafe-pickle loads it with torch.load") from None
+    note(f"'{path}': --unsafe-pickle: full torch.load (the file can run code)")
+    return torchzip.from_torch_obj(torch.load(path, map_location="cpu", weights_only=False))
 
 
 def load_any(path, unsafe=False):
@@ -369,11 +287,11 @@ def load_any(path, unsafe=False):
 
 
 def tensor_items(d):
-    return {k: v for k, v in d.items() if isinstance(v, torch.Tensor)}
+    return {k: v for k, v in d.items() if isinstance(v, Tensor)}
 
 
 def is_state_dict(d):
-    return isinstance(d, dict) and len(d) > 0 and any(isinstance(v, torch.Tensor) for v in d.values())
+    return isinstance(d, dict) and len(d) > 0 and any(isinstance(v, Tensor) for v in d.values())
 
 
 # ----------------------------------------------------------------------------------------
@@ -670,8 +588,9 @@ def merge_lora(sd, pairs, path, alpha):
                           f"adapter but the base weight is {list(W.shape)}")
         r = A.shape[0]
         scale = (alpha if alpha is not None else r) / r
-        sd[wk] = (W.float() + scale * (B.float() @ A.float())).to(W.dtype if W.dtype == torch.float64
-                                                                   else torch.float32)
+        # as torch: W.float() + scale * (B.float() @ A.float()), in float32 (f64 W stays f64)
+        m = W.to_f32() + np.float32(scale) * (B.to_f32() @ A.to_f32())
+        sd[wk] = Tensor(m.astype(np.float64), "F64") if W.st_dtype == "F64" else Tensor(m, "F32")
     targets = {n.split(".", 2)[2] for n in pairs if n.startswith("blocks.") and n.count(".") >= 2}
     return ranks, targets
 
@@ -856,10 +775,8 @@ def write_safetensors(path, tensors, metadata):
     items = sorted(tensors.items(), key=lambda kv: (-kv[1].element_size(), kv[0]))
     header, off = {}, 0
     for name, t in items:
-        if t.dtype not in ST_NAMES:
-            raise Refused(f"'{path}': tensor '{name}' has dtype {t.dtype}, not storable")
         n = t.numel() * t.element_size()
-        header[name] = {"dtype": ST_NAMES[t.dtype], "shape": list(t.shape),
+        header[name] = {"dtype": t.st_dtype, "shape": [int(x) for x in t.shape],
                         "data_offsets": [off, off + n]}
         off += n
     header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -871,17 +788,18 @@ def write_safetensors(path, tensors, metadata):
         f.write(h)
         for _, t in items:
             if t.numel():
-                f.write(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+                f.write(np.ascontiguousarray(t.array).tobytes())
     return tmp, off
 
 
 def cast(sd, dtype):
-    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
+    """dtype: "BF16" / "F32"; rounded as torch's .to() rounds."""
+    return {k: v.cast(dtype) for k, v in sd.items()}
 
 
 def finite_check(sd, label):
     for k, v in sd.items():
-        if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all()):
+        if v.is_floating_point() and v.numel() and not bool(np.isfinite(v.to_f32()).all()):
             raise Refused(f"'{label}': tensor '{k}' holds NaN or Inf")
 
 
@@ -1044,8 +962,7 @@ def write_wan_vae(a, out, partial, model):
     partial.append((tmp, os.path.join(out, WAN_VAE_FILE)))
     model["files"]["vae_encoder"] = WAN_VAE_FILE
     model["vae_encoder"] = dict(info, source=os.path.basename(a.wan_vae),
-                                dtype=sorted({str(v.dtype).replace("torch.", "")
-                                              for v in enc.values()}))
+                                dtype=sorted({v.dtype for v in enc.values()}))
     note(f"{WAN_VAE_FILE}: Wan2.2 VAE encoder (dim {info['dim']}, {info['tensors']} tensors, "
          f"{human(nbytes)}, kept as stored; {info['dropped']} decoder tensors dropped)")
 
@@ -1079,7 +996,7 @@ def add_wan_vae(a):
 
 
 def convert(a):
-    dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    dtype = "BF16" if a.dtype == "bf16" else "F32"
     if not a.dit:
         if not a.wan_vae:
             raise Refused("give --dit SRC.pt (or only --wan-vae to add the Wan2.2 VAE encoder to "
@@ -1148,7 +1065,7 @@ def convert_into(a, dtype, partial):
     sd = canonical_dit(sd, a.dit)
     cfg, cfg_src = resolve_dit_config(sd, a.dit, a.dit_config)
     check_dit(sd, cfg, a.dit)
-    src_dtypes = sorted({str(v.dtype).replace("torch.", "") for v in sd.values()})
+    src_dtypes = sorted({v.dtype for v in sd.values()})
     lora_info = None
     if family == "longlive2" and cfg["in_dim"] != 48:
         raise Refused(f"--family longlive2: '{a.dit}' has {cfg['in_dim']} latent channels; LongLive "
@@ -1257,7 +1174,7 @@ def convert_into(a, dtype, partial):
         partial.append((tmp, os.path.join(out, "vae.safetensors")))
         files["vae"] = "vae.safetensors"
         model["vae"] = dict(vinfo, source=os.path.basename(a.vae),
-                            dtype=sorted({str(v.dtype).replace("torch.", "") for v in vsd.values()}))
+                            dtype=sorted({v.dtype for v in vsd.values()}))
         note(f"vae.safetensors: {vinfo['variant']} ({len(vsd)} tensors, {human(nbytes)}, kept "
              f"as stored)")
 

@@ -11,7 +11,8 @@
 #   DOWNLOADS_DIR  where the upstream files go (default: models/downloads; reused when present)
 #   MODEL_DIR      the converted model directory (default: models/FAMILY)
 # environment:
-#   PYTHON=python3   a Python with PyTorch (default: python3 or /usr/bin/python3, whichever has it)
+#   PYTHON=python3   a Python with numpy (default: python3 or /usr/bin/python3, whichever has it;
+#                    PyTorch is not needed: the releases are torch.save zip files)
 #   HF_TOKEN=...     sent to huggingface.co when set (none of these repositories needs it)
 #   DTYPE=bf16       --dtype of the converter (bf16 or f32)
 #   LL2_WEIGHTS=bf16 longlive2: bf16 (LongLive-2.0-5B model_bf16.pt), s4 or s2 (the NVFP4-trained
@@ -50,13 +51,13 @@ case "$family" in
   -h|--help|"") usage ;;
   *) echo "download_models.sh: unknown family '$family'" >&2; usage ;;
 esac
-if [ -z "$py" ]; then  # the first Python with PyTorch (a pyenv python3 may shadow Debian's)
+if [ -z "$py" ]; then  # the first Python with numpy (a pyenv python3 may shadow Debian's)
   for c in python3 /usr/bin/python3; do
-    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import torch' 2>/dev/null; then py=$c; break; fi
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import numpy' 2>/dev/null; then py=$c; break; fi
   done
 fi
-if [ -z "$py" ] || ! "$py" -c 'import torch' 2>/dev/null; then
-  echo "download_models.sh: no Python with PyTorch (apt-get install python3-torch, or set PYTHON=)" >&2
+if [ -z "$py" ] || ! "$py" -c 'import numpy' 2>/dev/null; then
+  echo "download_models.sh: no Python with numpy (apt-get install python3-numpy or pip install numpy, or set PYTHON=)" >&2
   exit 1
 fi
 

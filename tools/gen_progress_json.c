@@ -6,7 +6,7 @@
 
 #include "tools/gen_units.h"
 
-static long long rss_bytes(void)
+long long gen_rss_bytes(void)
 {
     long long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -29,6 +29,6 @@ void gen_progress_json(int64_t chunk, int64_t latent_done, int64_t total_latent,
             (long long)chunk, (long long)latent_done, (long long)vf,
             (long long)gen_video_frames_of(total_latent), elapsed_s, vfps,
             fps > 0 ? vfps / fps : 0.0, ss->lag_ms, (long long)ss->late_frames,
-            (long long)ss->dropped_frames, rss_bytes(), done ? ",\"done\":true" : "");
+            (long long)ss->dropped_frames, gen_rss_bytes(), done ? ",\"done\":true" : "");
     fflush(stderr);
 }

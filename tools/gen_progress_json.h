@@ -16,6 +16,9 @@
 
 #include "runtime/sinkstream.h"
 
+/* the process's resident memory in bytes (0 when /proc is not there) */
+long long gen_rss_bytes(void);
+
 /* elapsed_s, lag and the frame counts of the output from the session's status */
 void gen_progress_json(int64_t chunk, int64_t latent_done, int64_t total_latent, double elapsed_s,
                        double fps, const sk_session_status *ss, int done);

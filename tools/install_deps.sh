@@ -6,10 +6,14 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
       libcriterion-dev libstb-dev libcjson-dev libsentencepiece-dev libmicrohttpd-dev
       nginx-light libnginx-mod-rtmp # nginx: the RTMP server of tests/test_live_rtmp.c (started by the test)
-      # tests/test_convert.c runs tools/convert_checkpoint.py on tiny checkpoints it writes with
-      # PyTorch; Debian has no python3-safetensors (the converter writes safetensors itself);
-      # sentencepiece checks the tokenizer (python3-sentencepiece) and trains fixtures (spm_train)
+      # tools/convert_checkpoint.py and pth_to_safetensors.py need only numpy (PyTorch's zip
+      # checkpoints are read by tools/torchzip.py; Debian has no python3-safetensors: they write
+      # safetensors themselves); the tests write their tiny checkpoints with PyTorch and compare
+      # with it (tests/test_convert*.c); sentencepiece checks the tokenizer (python3-sentencepiece)
+      # and trains fixtures (spm_train)
       python3-torch python3-numpy python3-sentencepiece sentencepiece
+      # curl: the docs' example commands (docs/SERVER.md), run by tests/test_docs_examples.c
+      curl
       # the fast CPU backend's sgemm (runtime/cpu/cpu_fast_gemm.c)
       libopenblas-dev
       # tests/python/test_binding.py: pip install ./tools/python (ctypes binding, no compiler)

@@ -28,20 +28,6 @@ except ImportError:
 import torchzip  # noqa: E402
 
 
-def _from_torch(v):
-    """A torch tensor as a torchzip.Tensor (bf16 kept as its bit patterns)."""
-    import torch
-    v = v.detach().contiguous()
-    if v.dtype == torch.bfloat16:
-        return torchzip.Tensor(v.view(torch.int16).numpy().view("uint16"), "BF16")
-    names = {torch.float32: "F32", torch.float16: "F16", torch.float64: "F64",
-             torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-             torch.uint8: "U8", torch.bool: "BOOL"}
-    if v.dtype not in names:
-        raise torchzip.Refused(f"a tensor of dtype {v.dtype} cannot be stored in safetensors")
-    return torchzip.Tensor(v.numpy(), names[v.dtype])
-
-
 def load_any(path):
     """torchzip for zip checkpoints; PyTorch (when this python has it) for old pickles."""
     try:
@@ -53,15 +39,7 @@ def load_any(path):
             import torch
         except ImportError:
             raise e from None
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-
-    def conv(o):
-        if isinstance(o, torch.Tensor):
-            return _from_torch(o)
-        if isinstance(o, dict):
-            return {k: conv(v) for k, v in o.items()}
-        return o
-    return conv(obj)
+    return torchzip.from_torch_obj(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def main():

@@ -33,6 +33,89 @@ class Tensor:
     def shape(self):
         return tuple(self.array.shape)
 
+    # the few torch.Tensor methods the converter uses, with torch's meaning
+    @property
+    def dtype(self):
+        """torch's name of the dtype ("float32", "bfloat16", ...)."""
+        return _TORCH_NAMES[self.st_dtype]
+
+    def dim(self):
+        return self.array.ndim
+
+    def numel(self):
+        return int(self.array.size)
+
+    def element_size(self):
+        return self.array.itemsize
+
+    def is_floating_point(self):
+        return self.st_dtype in _FLOAT_ST
+
+    def to_f32(self):
+        """The values as a float32 array (exact for bf16 / f16; f64 rounded)."""
+        if self.st_dtype == "BF16":
+            return (self.array.astype(np.uint32) << 16).view(np.float32)
+        return self.array.astype(np.float32)
+
+    def cast(self, st_dtype):
+        """A float tensor in "F32" / "BF16" / "F16" as torch's .to() rounds (to nearest even;
+        f64 goes through f32 as c10's conversions do); other dtypes are returned as they are."""
+        if not self.is_floating_point() or st_dtype == self.st_dtype:
+            return self
+        if st_dtype == "BF16":
+            return Tensor(bf16_bits(self.to_f32()), "BF16")
+        npdt = {"F32": np.float32, "F16": np.float16, "F64": np.float64}[st_dtype]
+        src = self.to_f32() if self.st_dtype in ("BF16", "F64") else self.array
+        return Tensor(src.astype(npdt), st_dtype)
+
+
+_FLOAT_ST = ("F64", "F32", "F16", "BF16")
+_TORCH_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+                "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+                "BOOL": "bool"}
+# safetensors dtype -> numpy dtype of the stored elements (bf16: its bit patterns)
+ST_NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
+            "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+            "BOOL": np.bool_}
+
+
+def bf16_bits(f32):
+    """float32 array -> bf16 bit patterns (uint16), rounded to nearest even like torch's
+    .to(torch.bfloat16); NaN becomes 0x7FC0 as in c10::round_to_nearest_even."""
+    bits = np.ascontiguousarray(f32, dtype=np.float32).view(np.uint32)
+    out = ((bits + (((bits >> 16) & 1) + np.uint32(0x7FFF))) >> 16).astype(np.uint16)
+    nan = np.isnan(f32)
+    if nan.any():
+        out[nan] = 0x7FC0
+    return out
+
+
+def from_torch(v):
+    """A torch tensor as a Tensor (bf16 kept as its bit patterns)."""
+    import torch
+    v = v.detach().contiguous()
+    if v.dtype == torch.bfloat16:
+        return Tensor(v.view(torch.int16).numpy().view(np.uint16), "BF16")
+    names = {torch.float32: "F32", torch.float16: "F16", torch.float64: "F64",
+             torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+             torch.uint8: "U8", torch.bool: "BOOL"}
+    if v.dtype not in names:
+        raise Refused(f"a tensor of dtype {v.dtype} cannot be stored in safetensors")
+    return Tensor(v.numpy(), names[v.dtype])
+
+
+def from_torch_obj(o):
+    """torch.load's object with every torch tensor (nested in dicts/lists) as a Tensor."""
+    import torch
+    if isinstance(o, torch.Tensor):
+        return from_torch(o)
+    if isinstance(o, dict):
+        return type(o)((k, from_torch_obj(v)) for k, v in o.items()) \
+            if isinstance(o, collections.OrderedDict) else {k: from_torch_obj(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return type(o)(from_torch_obj(v) for v in o)
+    return o
+
 
 # storage type name -> (safetensors dtype, numpy dtype of the raw elements)
 _STORAGES = {
@@ -121,6 +204,8 @@ class _Unpickler(pickle.Unpickler):
             return collections.OrderedDict
         if (module, name) == ("builtins", "set"):
             return set
+        if (module, name) == ("torch", "Size"):
+            return tuple
         raise Refused(f"'{self.label}': the pickle refers to {module}.{name}, which a weights "
                       f"file should not need; refusing to run it")
 

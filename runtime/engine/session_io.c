@@ -118,14 +118,18 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
     if (!o.kind || !*o.kind || !strcmp(o.kind, "auto")) SK_TRY(sk_output_detect_kind(path, &k));
     else if (!strcmp(o.kind, "video")) k = SK_OUTPUT_VIDEO_FILE;
     else if (!strcmp(o.kind, "rtmp")) k = SK_OUTPUT_RTMP;
+    else if (!strcmp(o.kind, "srt")) k = SK_OUTPUT_SRT;
+    else if (!strcmp(o.kind, "udp")) k = SK_OUTPUT_UDP;
+    else if (!strcmp(o.kind, "hls")) k = SK_OUTPUT_HLS;
     else if (!strcmp(o.kind, "png")) k = SK_OUTPUT_PNG_DIR;
     else if (!strcmp(o.kind, "rgb")) k = SK_OUTPUT_RGB_SAFETENSORS;
     else return SK_ERR(SK_E_INVALID_ARG, "output '%s': kind '%s': expected auto, video, rtmp, "
-                       "png or rgb", path, o.kind);
+                       "srt, udp, hls, png or rgb", path, o.kind);
     SK_CHECK(!o.maxrate || o.bufsize, SK_E_INVALID_ARG, "output '%s': maxrate needs bufsize "
              "(the rate-control buffer, e.g. twice the rate)", path);
-    SK_CHECK(!o.tee || k == SK_OUTPUT_VIDEO_FILE || k == SK_OUTPUT_RTMP, SK_E_INVALID_ARG,
-             "output '%s': tee files go beside a video file or an rtmp:// stream", path);
+    SK_CHECK(!o.tee || k == SK_OUTPUT_VIDEO_FILE || sk_output_kind_is_net(k), SK_E_INVALID_ARG,
+             "output '%s': tee files go beside a video file or an rtmp:// / srt:// / udp:// "
+             "stream", path);
     sk_output_params op = {.path = path, .kind = k, .width = (int)s->vid_w,
                            .height = (int)s->vid_h,
                            .fps_num = s->p.fps_num ? s->p.fps_num : s->p.fps,
@@ -133,7 +137,7 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
                            .crf = o.crf, .queue_frames = o.queue_frames, .codec = o.codec,
                            .preset = o.preset, .bitrate = o.bitrate, .maxrate = o.maxrate,
                            .bufsize = o.bufsize, .metadata = o.metadata, .tee = o.tee};
-    if (k == SK_OUTPUT_RTMP) {
+    if (sk_output_kind_is_live(k)) { /* rtmp, srt, udp, hls */
         /* live: paced to the clock by a queue worker holding two chunks of frames, network
          * calls bounded, reconnects; a stop lets the queued frames go out (bounded by the
          * queue and timeout_ms), an abort ends the network waits at once (issue 15 #4) */
@@ -142,6 +146,9 @@ sk_status sk_session_attach_output(sk_session *s, const char *path, const sk_out
         op.timeout_ms = o.timeout_ms;
         op.reconnect_max_ms = o.reconnect_max_ms > 0 ? o.reconnect_max_ms : -1;
         op.abort_flag = &s->abort_flag;
+        /* HLS of an unbounded run: a sliding window of 10 segments (20 s), so the disk use
+         * stays bounded; a bounded run keeps them all (a recording) */
+        if (k == SK_OUTPUT_HLS && s->p.frames == 0) op.hls_list_size = 10;
     }
     sk_session_output so = {.id = ++s->next_out_id, .path = strdup(path)};
     SK_CHECK(so.path, SK_E_OOM, "output: out of memory");

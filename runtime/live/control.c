@@ -251,6 +251,14 @@ void sk_control_get_status(sk_control *c, sk_ctl_status *out)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* The first video frame of latent frame f (the Wan VAE makes 1 video frame of latent 0
+ * and 4 of each later one). */
+static double video_of_latent(int64_t f) { return f > 0 ? (double)(4 * f - 3) : 0.0; }
+
+/* Field names: a count of latent frames says `latent` in its name, beside the video frame
+ * where one exists (issue 17). The older names (`frame`, `frames_total`, `since_frame`,
+ * `window`, `sink`, `cached_frames`, `last_switch_frame`, `last_recache_from`,
+ * `last_recache_frames`: all latent) stay for existing clients; docs/LIVE.md lists both. */
 char *sk_control_status_json(sk_control *c)
 {
     sk_ctl_status s;
@@ -260,8 +268,11 @@ char *sk_control_status_json(sk_control *c)
     cJSON_AddStringToObject(j, "state", s.state);
     cJSON_AddNumberToObject(j, "frame", (double)s.frame); /* = latent_frame (kept for clients) */
     cJSON_AddNumberToObject(j, "latent_frame", (double)s.frame);
-    cJSON_AddNumberToObject(j, "video_frame", (double)(s.frame > 0 ? 4 * s.frame - 3 : 0));
-    cJSON_AddNumberToObject(j, "frames_total", (double)s.frames_total);
+    cJSON_AddNumberToObject(j, "video_frame", video_of_latent(s.frame));
+    cJSON_AddNumberToObject(j, "frames_total", (double)s.frames_total); /* = latent_frames_total */
+    cJSON_AddNumberToObject(j, "latent_frames_total", (double)s.frames_total);
+    cJSON_AddNumberToObject(j, "video_frames_total",
+                            s.frames_total > 0 ? video_of_latent(s.frames_total) : 0);
     cJSON_AddNumberToObject(j, "chunk", (double)s.chunk);
     cJSON_AddNumberToObject(j, "chunks", (double)s.chunks);
     cJSON_AddNumberToObject(j, "video_frames", (double)s.video_frames);
@@ -276,21 +287,30 @@ char *sk_control_status_json(sk_control *c)
         cJSON_AddNumberToObject(o, "id", (double)s.prompt_id);
         cJSON_AddStringToObject(o, "kind", s.prompt_kind);
         cJSON_AddStringToObject(o, "value", s.prompt);
-        cJSON_AddNumberToObject(o, "since_frame", (double)s.prompt_since);
+        cJSON_AddNumberToObject(o, "since_frame", (double)s.prompt_since); /* latent */
+        cJSON_AddNumberToObject(o, "since_latent_frame", (double)s.prompt_since);
+        cJSON_AddNumberToObject(o, "since_video_frame", video_of_latent(s.prompt_since));
     }
     if ((o = cJSON_AddObjectToObject(j, "cache"))) {
         cJSON_AddStringToObject(o, "policy", s.kv_policy);
-        cJSON_AddNumberToObject(o, "window", (double)s.kv_window);
+        cJSON_AddNumberToObject(o, "window", (double)s.kv_window); /* latent frames */
         cJSON_AddNumberToObject(o, "sink", (double)s.kv_sink);
         cJSON_AddNumberToObject(o, "cached_frames", (double)s.kv_cached);
+        cJSON_AddNumberToObject(o, "window_latent_frames", (double)s.kv_window);
+        cJSON_AddNumberToObject(o, "sink_latent_frames", (double)s.kv_sink);
+        cJSON_AddNumberToObject(o, "cached_latent_frames", (double)s.kv_cached);
         cJSON_AddStringToObject(o, "recache", s.recache);
         cJSON_AddNumberToObject(o, "switches", s.switches);
         cJSON_AddNumberToObject(o, "last_switch_id", (double)s.last_switch_id);
-        cJSON_AddNumberToObject(o, "last_switch_frame", (double)s.last_switch_frame);
+        cJSON_AddNumberToObject(o, "last_switch_frame", (double)s.last_switch_frame); /* latent */
+        cJSON_AddNumberToObject(o, "last_switch_latent_frame", (double)s.last_switch_frame);
+        cJSON_AddNumberToObject(o, "last_switch_video_frame", video_of_latent(s.last_switch_frame));
         cJSON_AddNumberToObject(o, "last_switch_ms", s.last_switch_ms);
         cJSON_AddNumberToObject(o, "last_recache_ms", s.last_recache_ms);
-        cJSON_AddNumberToObject(o, "last_recache_from", (double)s.last_recache_from);
+        cJSON_AddNumberToObject(o, "last_recache_from", (double)s.last_recache_from); /* latent */
         cJSON_AddNumberToObject(o, "last_recache_frames", (double)s.last_recache_n);
+        cJSON_AddNumberToObject(o, "last_recache_from_latent_frame", (double)s.last_recache_from);
+        cJSON_AddNumberToObject(o, "last_recache_latent_frames", (double)s.last_recache_n);
     }
     if (s.output[0] && (o = cJSON_AddObjectToObject(j, "output"))) {
         cJSON_AddStringToObject(o, "kind", s.output);

@@ -113,11 +113,13 @@ static mhd_result accepted(struct MHD_Connection *conn, http_srv *s, sk_ctl_kind
     sk_ctl_status st;
     sk_control_get_status(s->c, &st);
     int paused = !strcmp(st.state, "paused");
-    char buf[320];
+    char buf[400];
+    /* latent frame (earliest_frame: the older name), and the video frame it starts */
+    const long long f = paused || !strcmp(st.state, "starting") ? st.frame : st.frame + st.chunk;
     snprintf(buf, sizeof buf, "{\"id\":%llu,\"command\":\"%s\",\"queued\":%d,\"applies\":"
-             "\"at the next chunk boundary\",\"earliest_frame\":%lld}", (unsigned long long)id,
-             sk_ctl_kind_name(k), st.pending,
-             (long long)(paused || !strcmp(st.state, "starting") ? st.frame : st.frame + st.chunk));
+             "\"at the next chunk boundary\",\"earliest_frame\":%lld,"
+             "\"earliest_latent_frame\":%lld,\"earliest_video_frame\":%lld}",
+             (unsigned long long)id, sk_ctl_kind_name(k), st.pending, f, f, f > 0 ? 4 * f - 3 : 0);
     return reply(conn, 202, buf, NULL);
 }
 

@@ -15,7 +15,7 @@
 #include "runtime/core/log.h"
 
 static const char *const k_kind_names[SK_OUTPUT_KIND_COUNT_] = {
-    "auto", "video-file", "rtmp", "png-dir", "rgb-safetensors",
+    "auto", "video-file", "rtmp", "png-dir", "rgb-safetensors", "srt", "udp", "hls",
 };
 
 const char *sk_output_kind_name(sk_output_kind k)
@@ -30,6 +30,16 @@ static int ends_with_ci(const char *s, const char *suffix)
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
+int sk_output_kind_is_live(sk_output_kind k)
+{
+    return k == SK_OUTPUT_RTMP || k == SK_OUTPUT_SRT || k == SK_OUTPUT_UDP || k == SK_OUTPUT_HLS;
+}
+
+int sk_output_kind_is_net(sk_output_kind k)
+{
+    return k == SK_OUTPUT_RTMP || k == SK_OUTPUT_SRT || k == SK_OUTPUT_UDP;
+}
+
 sk_status sk_output_detect_kind(const char *path, sk_output_kind *out)
 {
     SK_CHECK(path && *path, SK_E_INVALID_ARG, "output: empty path; give a file (.mp4/.mkv/.mov/"
@@ -39,6 +49,9 @@ sk_status sk_output_detect_kind(const char *path, sk_output_kind *out)
         *out = SK_OUTPUT_RTMP;
         return SK_OK;
     }
+    if (strncasecmp(path, "srt://", 6) == 0) { *out = SK_OUTPUT_SRT; return SK_OK; }
+    if (strncasecmp(path, "udp://", 6) == 0) { *out = SK_OUTPUT_UDP; return SK_OK; }
+    if (ends_with_ci(path, ".m3u8")) { *out = SK_OUTPUT_HLS; return SK_OK; }
     static const char *const video_ext[] = {".mp4", ".mkv", ".mov"};
     for (size_t i = 0; i < sizeof video_ext / sizeof video_ext[0]; i++)
         if (ends_with_ci(path, video_ext[i])) { *out = SK_OUTPUT_VIDEO_FILE; return SK_OK; }
@@ -116,6 +129,9 @@ int sk_output_kind_available(sk_output_kind k)
     switch (k) {
     case SK_OUTPUT_VIDEO_FILE:
     case SK_OUTPUT_RTMP:
+    case SK_OUTPUT_SRT:
+    case SK_OUTPUT_UDP:
+    case SK_OUTPUT_HLS:
 #ifdef SK_HAVE_FFMPEG
         return 1;
 #else
@@ -219,11 +235,11 @@ static sk_status resolve_params(const sk_output_params *in, sk_output_params *p)
     SK_CHECK(!p->maxrate || p->bufsize, SK_E_INVALID_ARG,
              "output '%s': a rate cap (maxrate %lld) needs a VBV buffer size (bufsize, e.g. twice "
              "the rate)", p->path, (long long)p->maxrate);
-    if (!p->tune && p->kind == SK_OUTPUT_RTMP) p->tune = "zerolatency";
-    if (p->gop == 0 && p->kind == SK_OUTPUT_RTMP)
+    if (!p->tune && sk_output_kind_is_live(p->kind)) p->tune = "zerolatency";
+    if (p->gop == 0 && sk_output_kind_is_live(p->kind))
         p->gop = (2 * p->fps_num + p->fps_den - 1) / p->fps_den;
     SK_CHECK(p->gop >= 0, SK_E_INVALID_ARG, "output '%s': gop %d < 0", p->path, p->gop);
-    if (p->timeout_ms == 0 && p->kind == SK_OUTPUT_RTMP) p->timeout_ms = 10000;
+    if (p->timeout_ms == 0 && sk_output_kind_is_live(p->kind)) p->timeout_ms = 10000;
     if (p->timeout_ms < 0) p->timeout_ms = 0;
     if (p->pace && p->queue_frames == 0) p->queue_frames = 16;
     if (p->reconnect_max_ms == 0) p->reconnect_max_ms = 8000;
@@ -265,7 +281,10 @@ sk_status sk_output_open(const sk_output_params *in, sk_output **out)
     switch (p.kind) {
 #ifdef SK_HAVE_FFMPEG
     case SK_OUTPUT_VIDEO_FILE:
-    case SK_OUTPUT_RTMP: s = sk_output_ffmpeg_open(o, &p); break;
+    case SK_OUTPUT_RTMP:
+    case SK_OUTPUT_SRT:
+    case SK_OUTPUT_UDP:
+    case SK_OUTPUT_HLS: s = sk_output_ffmpeg_open(o, &p); break;
 #endif
     case SK_OUTPUT_PNG_DIR: s = sk_output_png_open(o, &p); break;
     case SK_OUTPUT_RGB_SAFETENSORS: s = sk_output_rgb_open(o, &p); break;

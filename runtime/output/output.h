@@ -14,6 +14,12 @@
  *   "rtmp://..." | "rtmps://..." -> FFmpeg FLV over RTMP (live; every blocking
  *                                   call bounded by params.timeout_ms; reconnects
  *                                   with backoff when the server goes away)
+ *   "srt://..." | "udp://..."    -> FFmpeg MPEG-TS over SRT (caller mode; needs a
+ *                                   libavformat built with libsrt) or UDP; live like
+ *                                   RTMP (UDP is connectionless: nothing to reconnect)
+ *   "*.m3u8"                     -> FFmpeg HLS: the playlist and its MPEG-TS segments
+ *                                   (2 s, on keyframes) in the playlist's directory
+ *                                   (created), paced like RTMP; #EXT-X-ENDLIST at close
  *   "*.safetensors"              -> raw frames: tensor `frames` [T, 3, H, W] f32
  *   a directory (existing, or the path ends in '/'), or kind = PNG_DIR
  *                                -> DIR/frame_000000.png, frame_000001.png, ...
@@ -50,6 +56,9 @@ typedef enum {
     SK_OUTPUT_RTMP,            /* FFmpeg FLV muxer over rtmp:// (live)           */
     SK_OUTPUT_PNG_DIR,         /* one PNG per frame in a directory (--frames-dir) */
     SK_OUTPUT_RGB_SAFETENSORS, /* `frames` [T, 3, H, W] f32 (--rgb-out)          */
+    SK_OUTPUT_SRT,             /* FFmpeg MPEG-TS over srt:// (live, caller mode)  */
+    SK_OUTPUT_UDP,             /* FFmpeg MPEG-TS over udp:// (live)               */
+    SK_OUTPUT_HLS,             /* FFmpeg HLS playlist + segments (*.m3u8, paced)  */
     SK_OUTPUT_KIND_COUNT_
 } sk_output_kind;
 
@@ -120,6 +129,9 @@ typedef struct {
                                  * tee muxer (one encode). A branch that fails is dropped
                                  * with a warning and the others go on; no reconnect
                                  * then (a broken RTMP branch stays dropped)            */
+    int hls_list_size;          /* HLS: 0 -> every segment stays in the playlist (a recording);
+                                 * N > 0 -> the last N segments only, older ones deleted
+                                 * (an unbounded live stream keeps its disk use bounded)  */
 } sk_output_params;
 
 /* Counters of a sink (sk_output_get_stats); for a tee, the first sink's. */
@@ -141,8 +153,14 @@ typedef struct {
 
 typedef struct sk_output sk_output;
 
-/* "video-file", "rtmp", "png-dir", "rgb-safetensors" ("auto" for AUTO). */
+/* "video-file", "rtmp", "png-dir", "rgb-safetensors", "srt", "udp", "hls" ("auto" for AUTO). */
 const char *sk_output_kind_name(sk_output_kind k);
+
+/* Live kinds (RTMP, SRT, UDP, HLS): paced to the clock, tune zerolatency, a keyframe every
+ * 2 s, no B-frames. Network kinds (RTMP, SRT, UDP): every call bounded by timeout_ms,
+ * reconnect with backoff. */
+int sk_output_kind_is_live(sk_output_kind k);
+int sk_output_kind_is_net(sk_output_kind k);
 
 /* The kind a path gets under SK_OUTPUT_AUTO. SK_E_INVALID_ARG (message lists the
  * accepted forms) when the path fits none. Checks the file system only to see

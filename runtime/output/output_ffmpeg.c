@@ -1,4 +1,5 @@
-/* output_ffmpeg.c - the FFmpeg sink: video files (.mp4/.mkv/.mov) and RTMP (FLV).
+/* output_ffmpeg.c - the FFmpeg sink: video files (.mp4/.mkv/.mov, any extension
+ * libavformat muxes), RTMP (FLV), SRT and UDP (MPEG-TS) and HLS (.m3u8 + segments).
  *
  * Per frame: planar f32 [3, H, W] -> packed RGB24 (sk_rgb_planar_to_rgb24, padded
  * to even size by edge replication when asked) -> libswscale -> pix_fmt (yuv420p,
@@ -10,6 +11,13 @@
  * Every blocking libav call runs under an AVIOInterruptCB with a deadline
  * (params.timeout_ms, re-armed per call) and the caller's abort flag, so an
  * RTMP server that stops answering cannot hang us.
+ * The network kinds (rtmp://, srt://, udp://) share these rules: every call bounded
+ * (rw_timeout and the interrupt callback), I/O errors are SK_E_NET, reconnect below.
+ * UDP sends datagrams to whoever listens (no connection: a receiver that comes late
+ * just joins; MPEG-TS repeats its tables). HLS writes local files: paced like the
+ * network kinds (output.c), the playlist's directory is created, segments of 2 s
+ * cut at the keyframes (gop 2 s), every segment kept in the playlist (or the last
+ * hls_list_size, older ones deleted), #EXT-X-ENDLIST at close (also after Ctrl-C).
  * Reconnect (live, params.reconnect_max_ms > 0): when writing a packet fails
  * (the server went away, a timeout), the muxer and encoder are torn down and
  * the sink goes "down": frames are dropped (counted) and a new connection is
@@ -39,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavcodec/avcodec.h>
@@ -55,6 +64,7 @@ typedef struct {
     int64_t deadline_us;            /* av_gettime_relative() bound; 0 = none */
     int timeout_ms;                 /* 0 = no deadline */
     const volatile int *abort_flag; /* caller's, may be NULL */
+    const volatile int *stop_flag;  /* ours: close stops a reconnect attempt */
     int fired;                      /* 1 timeout, 2 abort flag */
 } io_guard;
 
@@ -71,7 +81,7 @@ typedef struct {
     int64_t next_pts;
     int header_written;
     int is_file;          /* we created a local file (removed if open fails) */
-    int live;             /* network output: I/O errors are SK_E_NET */
+    int live;             /* network output (rtmp/srt/udp): I/O errors are SK_E_NET */
     io_guard guard;
     int io_failed;        /* the last error came from writing a packet */
     /* reconnect (live) */
@@ -85,12 +95,21 @@ typedef struct {
     int backoff_ms, attempts;
     int64_t sent, dropped, dropped_at_down;
     int reconnects;
+    /* a reconnect attempt runs on a thread of its own, so that a connect that waits its
+     * whole timeout (an SRT listener gone: no answer) does not hold up the paced writes,
+     * which go on dropping frames on time; the writer polls rc_state */
+    pthread_t rc_thread;
+    int rc_running;       /* a thread was started and not joined yet */
+    volatile int rc_state; /* 0 trying, 1 connected, 2 failed (written by the thread) */
+    volatile int rc_stop;  /* close: the attempt gives up at once */
+    sk_output *rc_out;
 } ff_sink;
 
 static int interrupt_cb(void *opaque)
 {
     io_guard *g = opaque;
     if (g->abort_flag && *g->abort_flag) { g->fired = 2; return 1; }
+    if (g->stop_flag && *g->stop_flag) { g->fired = 2; return 1; }
     if (g->deadline_us && av_gettime_relative() > g->deadline_us) { g->fired = 1; return 1; }
     return 0;
 }
@@ -216,29 +235,64 @@ static void go_down(ff_sink *s, sk_output *o)
     s->dropped_at_down = s->dropped;
 }
 
-/* One reconnect attempt when due; 1 when the sink is up again. */
+static void *reconnect_thread(void *arg)
+{
+    ff_sink *s = arg;
+    sk_status st = ff_open_impl(s, s->rc_out, &s->params);
+    if (st != SK_OK) {
+        SK_LOGD("output '%s': reconnect attempt %d failed: %s", s->rc_out->path, s->attempts,
+                sk_error_message());
+        ff_teardown(s);
+    }
+    __atomic_store_n(&s->rc_state, st == SK_OK ? 1 : 2, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* While down: starts an attempt when the backoff has passed, or collects a finished one;
+ * never waits on the network. 1 when the sink is up again. */
 static int try_reconnect(ff_sink *s, sk_output *o)
 {
+    if (s->rc_running) {
+        const int state = __atomic_load_n(&s->rc_state, __ATOMIC_ACQUIRE);
+        if (state == 0) return 0;
+        pthread_join(s->rc_thread, NULL);
+        s->rc_running = 0;
+        if (state == 1) {
+            s->down = 0;
+            s->reconnects++;
+            SK_LOGI("output '%s': reconnected after %.2f s (attempt %d); %lld frames dropped "
+                    "while down; the stream restarts with a keyframe", o->path,
+                    (double)(av_gettime_relative() - s->down_us) / 1e6, s->attempts,
+                    (long long)(s->dropped - s->dropped_at_down));
+            return 1;
+        }
+        s->backoff_ms = s->backoff_ms * 2 > s->params.reconnect_max_ms
+                            ? s->params.reconnect_max_ms : s->backoff_ms * 2;
+        s->retry_us = av_gettime_relative() + (int64_t)s->backoff_ms * 1000;
+        return 0;
+    }
     const int64_t now = av_gettime_relative();
     if (now < s->retry_us || (s->guard.abort_flag && *s->guard.abort_flag)) return 0;
     s->attempts++;
-    sk_status st = ff_open_impl(s, o, &s->params);
-    if (st == SK_OK) {
-        s->down = 0;
-        s->reconnects++;
-        SK_LOGI("output '%s': reconnected after %.2f s (attempt %d); %lld frames dropped while "
-                "down; the stream restarts with a keyframe", o->path,
-                (double)(av_gettime_relative() - s->down_us) / 1e6, s->attempts,
-                (long long)(s->dropped - s->dropped_at_down));
-        return 1;
+    s->rc_out = o;
+    s->rc_state = 0;
+    if (pthread_create(&s->rc_thread, NULL, reconnect_thread, s) != 0) {
+        s->retry_us = now + (int64_t)s->backoff_ms * 1000; /* no thread now: later */
+        return 0;
     }
-    SK_LOGD("output '%s': reconnect attempt %d failed: %s", o->path, s->attempts,
-            sk_error_message());
-    ff_teardown(s);
-    s->backoff_ms = s->backoff_ms * 2 > s->params.reconnect_max_ms ? s->params.reconnect_max_ms
-                                                                   : s->backoff_ms * 2;
-    s->retry_us = av_gettime_relative() + (int64_t)s->backoff_ms * 1000;
+    s->rc_running = 1;
     return 0;
+}
+
+/* close: ends an attempt in flight (its connect returns at once) and waits for it */
+static void stop_reconnect(ff_sink *s)
+{
+    if (!s->rc_running) return;
+    s->rc_stop = 1;
+    pthread_join(s->rc_thread, NULL);
+    s->rc_running = 0;
+    s->rc_stop = 0;
+    if (s->rc_state == 1) s->down = 0, s->reconnects++; /* made it anyway: close it properly */
 }
 
 static sk_status ff_write(sk_output *o, const float *rgb)
@@ -271,11 +325,29 @@ static void ff_stats(const sk_output *o, sk_output_stats *st)
     st->connected = !s->down;
 }
 
+/* An SRT receiver in live mode hands a packet on only after its latency (120 ms by
+ * default, `latency=` microseconds in the URL) and discards what it holds when the
+ * connection closes: the last frames would be lost. Wait twice the latency (plus
+ * 50 ms) before closing; the abort flag cuts it short. */
+static void srt_drain_wait(ff_sink *s)
+{
+    int64_t lat_us = 120000;
+    const char *q = s->params.path ? strchr(s->params.path, '?') : NULL;
+    for (const char *l = q; l && (l = strstr(l, "latency=")); l += 8)
+        if (l[-1] == '?' || l[-1] == '&') lat_us = strtoll(l + 8, NULL, 10);
+    if (lat_us < 0) lat_us = 0;
+    if (lat_us > 10000000) lat_us = 10000000;
+    const int64_t end = av_gettime_relative() + 2 * lat_us + 50000;
+    while (av_gettime_relative() < end && !(s->guard.abort_flag && *s->guard.abort_flag))
+        av_usleep(10000);
+}
+
 static sk_status ff_close(sk_output *o)
 {
     ff_sink *s = o->impl;
     o->impl = NULL;
     sk_status st = SK_OK;
+    stop_reconnect(s);
     /* The abort flag (Ctrl-C) must not cut a local file's trailer short: an mp4
      * without its index is unplayable. libav checks the interrupt callback on
      * every write, files included, so stop watching the flag here. A live
@@ -296,6 +368,7 @@ static sk_status ff_close(sk_output *o)
         r = av_write_trailer(s->fmt);
         if (r < 0 && st == SK_OK) st = ff_err(s, o->path, "writing the trailer", r);
     }
+    if (s->header_written && s->params.kind == SK_OUTPUT_SRT && !s->down) srt_drain_wait(s);
     if (s->fmt && s->fmt->pb && !(s->fmt->oformat->flags & AVFMT_NOFILE)) {
         guard_arm(&s->guard);
         int r = avio_closep(&s->fmt->pb);
@@ -328,14 +401,64 @@ static int takes_h264(const AVOutputFormat *f)
            d == AV_CODEC_ID_FLV1 || d == AV_CODEC_ID_HEVC;
 }
 
+/* 1 when this libavformat has an output protocol called name ("srt" needs libsrt) */
+static int has_output_protocol(const char *name)
+{
+    void *it = NULL;
+    for (const char *p; (p = avio_enum_protocols(&it, 1));)
+        if (!strcmp(p, name)) return 1;
+    return 0;
+}
+
+/* The muxer of a kind: FLV for RTMP, MPEG-TS for SRT/UDP, HLS; files by extension. */
+static const char *kind_muxer(sk_output_kind k)
+{
+    switch (k) {
+    case SK_OUTPUT_RTMP: return "flv";
+    case SK_OUTPUT_SRT:
+    case SK_OUTPUT_UDP: return "mpegts";
+    case SK_OUTPUT_HLS: return "hls";
+    default: return NULL;
+    }
+}
+
+/* mkdir -p of the directory part of path (HLS writes its segments beside the playlist) */
+static sk_status make_parent_dirs(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return SK_OK;
+    *slash = 0;
+    for (char *c = dir + 1;; c++) {
+        const int end = *c == 0;
+        if (*c == '/' || end) {
+            *c = 0;
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+                return SK_ERR(SK_E_IO, "output '%s': cannot create the directory '%s': %s", path,
+                              dir, strerror(errno));
+            if (end) break;
+            *c = '/';
+        }
+    }
+    return SK_OK;
+}
+
 static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *p)
 {
     const char *path = o->path;
-    const int live = s->live = (p->kind == SK_OUTPUT_RTMP);
+    const int live = s->live = sk_output_kind_is_net(p->kind);
+    const int paced_kind = sk_output_kind_is_live(p->kind), hls = p->kind == SK_OUTPUT_HLS;
+    if (p->kind == SK_OUTPUT_SRT && !has_output_protocol("srt"))
+        return SK_ERR(SK_E_UNSUPPORTED, "output '%s': this FFmpeg (libavformat %s) was built "
+                      "without SRT (libsrt): `ffmpeg -protocols` does not list srt. Use an "
+                      "FFmpeg built with --enable-libsrt (Debian's is), or stream with "
+                      "udp:// or rtmp:// instead", path, LIBAVFORMAT_IDENT);
+    if (hls) SK_TRY(make_parent_dirs(path));
 
     /* encoder and pixel format first: they are the commonest user mistakes and
      * must not leave a file behind */
-    const AVOutputFormat *ofmt = av_guess_format(live ? "flv" : NULL, path, NULL);
+    const AVOutputFormat *ofmt = av_guess_format(kind_muxer(p->kind), path, NULL);
     if (!ofmt)
         return SK_ERR(SK_E_INVALID_ARG, "output '%s': this FFmpeg cannot mux that extension; use "
                       ".mp4, .mkv, .mov, .webm, .ts, .gif (`ffmpeg -muxers` lists them)", path);
@@ -434,7 +557,7 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     e->framerate = (AVRational){p->fps_num, p->fps_den};
     e->sample_aspect_ratio = (AVRational){1, 1};
     if (p->gop > 0) e->gop_size = p->gop;
-    if (live) e->max_b_frames = 0; /* B-frames add latency to a live stream */
+    if (paced_kind) e->max_b_frames = 0; /* B-frames add latency to a live stream */
     /* what the swscale setup below really produces: BT.709 matrix, limited range */
     if (!(desc->flags & AV_PIX_FMT_FLAG_RGB)) {
         e->colorspace = AVCOL_SPC_BT709;
@@ -503,6 +626,12 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
         AVDictionary *io = NULL;
         if (live && p->timeout_ms > 0)
             av_dict_set_int(&io, "rw_timeout", (int64_t)p->timeout_ms * 1000, 0);
+        /* 7 TS packets a datagram (FFmpeg's default of 1472 splits them); pkt_size in
+         * the URL still wins */
+        if (p->kind == SK_OUTPUT_UDP) av_dict_set_int(&io, "pkt_size", 1316, 0);
+        /* SRT's live mode drops what is still unsent at close; wait up to 1 s for the last
+         * packets to be acknowledged (linger in seconds) */
+        if (p->kind == SK_OUTPUT_SRT) av_dict_set_int(&io, "linger", 1, 0);
         guard_arm(&s->guard);
         r = avio_open2(&s->fmt->pb, path, AVIO_FLAG_WRITE, &s->fmt->interrupt_callback, &io);
         av_dict_free(&io);
@@ -521,8 +650,19 @@ static sk_status ff_open_impl(ff_sink *s, sk_output *o, const sk_output_params *
     /* crash safety: a killed run leaves a file that plays up to its last fragment */
     AVDictionary *mux = NULL;
     const char *mname = s->fmt->oformat->name;
-    if (live) /* a stream has no end to seek back to: no duration/size patch at close */
+    if (p->kind == SK_OUTPUT_RTMP) /* a stream has no end to seek back to: no duration/size
+                                     * patch at close */
         av_dict_set(&mux, "flvflags", "no_duration_filesize", 0);
+    if (hls) {
+        /* segments cut at the keyframes every 2 s (the live gop), all kept in the playlist
+         * (a recording that can be watched while it grows), segment timestamps and
+         * independent segments for players that join late */
+        av_dict_set(&mux, "hls_time", "2", 0);
+        av_dict_set_int(&mux, "hls_list_size", p->hls_list_size > 0 ? p->hls_list_size : 0, 0);
+        av_dict_set(&mux, "hls_flags", p->hls_list_size > 0
+                                           ? "independent_segments+temp_file+delete_segments"
+                                           : "independent_segments+temp_file", 0);
+    }
     if (s->meta) av_dict_copy(&s->fmt->metadata, s->meta, 0);
     if (s->tee_spec) { /* the branches' options are in the spec; nothing to set here */
     } else if (!live && p->fragment_ms > 0) {
@@ -606,7 +746,8 @@ static char *tee_spec(const char *main, const sk_output_params *p)
     for (int i = -1; i < 0 || p->tee[i]; i++) {
         const char *path = i < 0 ? main : p->tee[i];
         const int rtmp = !strncmp(path, "rtmp", 4);
-        const AVOutputFormat *f = av_guess_format(rtmp ? "flv" : NULL, path, NULL);
+        const int ts = !strncmp(path, "srt://", 6) || !strncmp(path, "udp://", 6);
+        const AVOutputFormat *f = av_guess_format(rtmp ? "flv" : ts ? "mpegts" : NULL, path, NULL);
         w += sprintf(w, "%s[f=%s:onfail=ignore", i < 0 ? "" : "|", f ? f->name : "matroska");
         if (f && (!strcmp(f->name, "mp4") || !strcmp(f->name, "mov")))
             w += p->fragment_ms > 0
@@ -635,6 +776,7 @@ sk_status sk_output_ffmpeg_open(sk_output *o, const sk_output_params *p)
     SK_CHECK(s, SK_E_OOM, "output '%s': out of memory", o->path);
     s->guard.timeout_ms = p->timeout_ms;
     s->guard.abort_flag = p->abort_flag;
+    s->guard.stop_flag = &s->rc_stop;
     /* own copies of what a reconnect needs again (the caller's strings may go) */
     s->params = *p;
     s->params.path = o->path;

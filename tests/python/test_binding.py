@@ -3,6 +3,7 @@
 whose latents must equal `sinkstream generate --latents-out` for the same arguments bit
 for bit, and the binding's error path (a wrong prompt width raises SinkstreamError).
 Usage: test_binding.py SOURCE_DIR BUILD_DIR SINKSTREAM_BIN"""
+import ctypes as C
 import json
 import os
 import shutil
@@ -98,4 +99,73 @@ with tempfile.TemporaryDirectory() as tmp:
     assert lat.shape == (2, 48, 4, 6) and lat[0].tobytes() == img[0].tobytes(), lat.shape
     s.close()
     eng.close()
-print("OK: Python latents equal the CLI's bit for bit")
+
+    # the ctypes mirrors match the C structs: every field's offset and each struct's size
+    # (a field appended in runtime/sinkstream.h but not mirrored changes the size), from a
+    # program the C compiler builds out of the mirrors' own field names
+    mirrors = {"sk_engine_params": sinkstream._EngineParams,
+               "sk_engine_info": sinkstream._EngineInfo,
+               "sk_session_params": sinkstream._SessionParams,
+               "sk_step_info": sinkstream._StepInfo,
+               "sk_session_status": sinkstream._SessionStatus,
+               "sk_output_opts": sinkstream._OutputOpts}
+    lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "runtime/sinkstream.h"',
+             "int main(void) {"]
+    for cname, cls in mirrors.items():
+        lines.append('printf("%s size %%zu\\n", sizeof(%s));' % (cname, cname))
+        for f in cls._fields_:
+            lines.append('printf("%s %s %%zu\\n", offsetof(%s, %s));' % (cname, f[0], cname, f[0]))
+    lines.append("return 0; }")
+    csrc, cexe = os.path.join(tmp, "layout.c"), os.path.join(tmp, "layout")
+    with open(csrc, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cc = os.environ.get("CC", "cc")
+    r = subprocess.run([cc, "-std=c11", "-I", src, "-o", cexe, csrc], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, "a mirror names a field the C struct lacks:\n" + r.stderr
+    got = {}
+    for ln in subprocess.run([cexe], capture_output=True, text=True, check=True).stdout.split("\n"):
+        if ln:
+            cname, field, val = ln.split()
+            got[(cname, field)] = int(val)
+    n_fields = 0
+    for cname, cls in mirrors.items():
+        assert C.sizeof(cls) == got[(cname, "size")], \
+            "%s: C size %d, ctypes %d: a field added in runtime/sinkstream.h is not mirrored in " \
+            "tools/python/sinkstream" % (cname, got[(cname, "size")], C.sizeof(cls))
+        for f in cls._fields_:
+            off = getattr(cls, f[0]).offset
+            assert off == got[(cname, f[0])], "%s.%s: C offset %d, ctypes %d" % (
+                cname, f[0], got[(cname, f[0])], off)
+            n_fields += 1
+
+    # attach_output with the FFmpeg-style options, a rational fps and overwrite
+    eng = sinkstream.Engine(dit=fx + "/demo/dit_demo_c16.safetensors",
+                            vae=fx + "/taehv/taehv_tiny_21.safetensors")
+    mkv, copy = os.path.join(tmp, "o.mkv"), os.path.join(tmp, "copy.mp4")
+    s = eng.session(frames=3, latent_h=8, latent_w=8, kv_window=6, fps="30000/1001")
+    s.attach_output(mkv, codec="libx264", preset="ultrafast", crf=0, bitrate="2M",
+                    maxrate="3M", bufsize="6M", metadata={"title": "py binding", "seed": 5},
+                    tee=[copy])
+    s.queue_prompt(np.zeros((4, 64), np.float32), frame=0)
+    s.run()
+    s.close()
+    try:
+        s2 = eng.session(frames=3, latent_h=8, latent_w=8, kv_window=6)
+        s2.attach_output(mkv, overwrite=False)
+        raise AssertionError("overwrite=False replaced an existing file")
+    except FileExistsError:
+        pass
+    s2.close()
+    eng.close()
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                        "stream=codec_name,r_frame_rate:format_tags=title,seed", "-of", "json",
+                        mkv], capture_output=True, text=True)
+    pj = json.loads(r.stdout)
+    st, tags = pj["streams"][0], {k.lower(): v for k, v in pj["format"]["tags"].items()}
+    assert st["codec_name"] == "h264" and st["r_frame_rate"] == "30000/1001", st
+    assert tags.get("title") == "py binding" and tags.get("seed") == "5", tags
+    assert os.path.getsize(copy) > 0, "the tee copy is empty"
+print("OK: Python latents equal the CLI's bit for bit; %d mirrored fields of %d structs match "
+      "the C layout; attach_output's codec/preset/crf/rates/metadata/tee/fps/overwrite work"
+      % (n_fields, len(mirrors)))

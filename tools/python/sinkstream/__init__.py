@@ -18,6 +18,7 @@ queue_prompt, stop and status may come from any thread.
 """
 import ctypes as C
 import ctypes.util
+import fractions
 import os
 
 import numpy as np
@@ -105,6 +106,22 @@ class _OutputOpts(C.Structure):
 
 
 _lib = None
+CRF_LOSSLESS = -1  # sk_output_opts.crf for FFmpeg's crf 0 (SK_CRF_LOSSLESS)
+
+
+def _rate(what, v):
+    """bits per second from an int or "2500k" / "6M" / "1.5G" (k = 1000), as the CLI parses."""
+    if isinstance(v, str):
+        s = v.strip()
+        mul = {"k": 1e3, "m": 1e6, "g": 1e9}.get(s[-1:].lower(), 1)
+        try:
+            v = float(s[:-1] if mul != 1 else s) * mul
+        except ValueError:
+            raise ValueError("%s %r: not a bit rate (e.g. 2500k, 6M, 800000)" % (what, s)) from None
+    v = int(round(v))
+    if v < 0:
+        raise ValueError("%s: negative bit rate %d" % (what, v))
+    return v
 
 
 def load_library(path=None):
@@ -240,6 +257,16 @@ class Session:
         lib = load_library()
         p = lib.sk_session_params_default()
         keep = []
+        fps = kw.pop("fps", None)
+        if fps is not None:  # 16, 29.97, "30000/1001" or a fractions.Fraction
+            fr = fractions.Fraction(fps).limit_denominator(1001000) if not isinstance(fps, str) \
+                else fractions.Fraction(fps.strip())
+            if fr <= 0 or fr > 1000:
+                raise ValueError("fps %r: expected a positive rate up to 1000" % (fps,))
+            if fr.denominator == 1:
+                p.fps = fr.numerator
+            else:
+                p.fps_num, p.fps_den = fr.numerator, fr.denominator
         for k, v in kw.items():
             if k == "steps":
                 if not 1 <= len(v) <= MAX_STEPS:
@@ -340,9 +367,39 @@ class Session:
             return None  # a session without decode has no frames
         return np.ctypeslib.as_array(ptr, (n.value, h.value, w.value, 3)).copy()
 
-    def attach_output(self, path, kind=None, crf=0):
-        """Writes the decoded frames to a video file, rtmp:// URL, PNG dir or .safetensors."""
-        o = _OutputOpts(kind=_b(kind), crf=crf)
+    def attach_output(self, path, kind=None, crf=None, codec=None, preset=None, bitrate=0,
+                      maxrate=0, bufsize=0, metadata=None, tee=None, timeout_ms=0,
+                      reconnect_max_ms=0, queue_frames=0, overwrite=True):
+        """Writes the decoded frames to a video file (any container FFmpeg muxes), a live
+        stream (rtmp://, srt://, udp://, DIR/NAME.m3u8 for HLS), a PNG dir or .safetensors;
+        the fields of sk_output_opts with FFmpeg's names and meanings (docs/OUTPUT.md):
+        crf None = the encoder's default, 0 = lossless (x264), 1..63; codec "libx264",
+        "libx265", "libsvtav1", "libvpx-vp9", ...; bitrate / maxrate / bufsize in bits per
+        second (ints, or "2500k" / "6M"); metadata a dict of container tags; tee more files
+        that get the same packets; overwrite=False refuses an existing file (FFmpeg's
+        default without -y). Returns the output's id (for detach_output)."""
+        if not overwrite and "://" not in str(path) and os.path.exists(path):
+            raise FileExistsError("output %r exists; pass overwrite=True to replace it" % path)
+        if crf is not None and not 0 <= int(crf) <= 63:
+            raise ValueError("crf %r: expected 0 (lossless) .. 63, or None" % crf)
+        keep = []
+
+        def strings(items):
+            arr = (C.c_char_p * (len(items) + 1))(*[_b(str(x)) for x in items], None)
+            keep.append(arr)
+            return C.cast(arr, C.POINTER(C.c_char_p))
+
+        o = _OutputOpts(kind=_b(kind), crf=0 if crf is None else (CRF_LOSSLESS if int(crf) == 0
+                                                                   else int(crf)),
+                        timeout_ms=int(timeout_ms), reconnect_max_ms=int(reconnect_max_ms),
+                        queue_frames=int(queue_frames), codec=_b(codec), preset=_b(preset),
+                        bitrate=_rate("bitrate", bitrate), maxrate=_rate("maxrate", maxrate),
+                        bufsize=_rate("bufsize", bufsize))
+        if metadata:
+            o.metadata = strings([x for kv in dict(metadata).items() for x in kv])
+        if tee:
+            o.tee = strings([os.fspath(t) for t in ([tee] if isinstance(tee, (str, os.PathLike))
+                                                    else tee)])
         i = C.c_int()
         _check(_lib.sk_session_attach_output(self._h, _b(path), C.byref(o), C.byref(i)))
         return i.value
