@@ -301,6 +301,19 @@ char *sk_control_status_json(sk_control *c)
         cJSON_AddNumberToObject(o, "lag_ms", s.out_lag_ms);
         cJSON_AddNumberToObject(o, "stall_ms", s.out_stall_ms);
     }
+    if (s.in_state[0] && (o = cJSON_AddObjectToObject(j, "input"))) {
+        cJSON_AddStringToObject(o, "state", s.in_state);
+        cJSON_AddStringToObject(o, "kind", s.in_kind);
+        cJSON_AddNumberToObject(o, "frames", (double)s.in_frames);
+        cJSON_AddNumberToObject(o, "dropped", (double)s.in_dropped);
+        cJSON_AddNumberToObject(o, "repeated", (double)s.in_repeated);
+        cJSON_AddNumberToObject(o, "skipped", (double)s.in_skipped);
+        cJSON_AddNumberToObject(o, "reconnects", s.in_reconnects);
+        cJSON_AddNumberToObject(o, "strength", s.in_strength);
+        cJSON_AddNumberToObject(o, "start_step", s.in_start_step);
+        cJSON_AddNumberToObject(o, "latency_p50_ms", s.in_latency_p50_ms);
+        cJSON_AddNumberToObject(o, "latency_p99_ms", s.in_latency_p99_ms);
+    }
     if (s.last_error[0]) cJSON_AddStringToObject(j, "last_error", s.last_error);
     char *txt = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -94,6 +94,14 @@ typedef struct {
     double out_lag_ms;        /* how late the last frame left the pacer */
     double out_stall_ms;      /* total time the stream fell behind its clock */
     char last_error[256];     /* the last command that failed when applied */
+    /* video-to-video input (docs/INPUTS.md); in_state "" when there is none */
+    char in_state[16];        /* "running" "reconnecting" "ended" "failed" */
+    char in_kind[16];         /* "file" "pipe" "lavfi" "device" "network" "synthetic" */
+    int64_t in_frames, in_dropped, in_repeated, in_skipped;
+    int in_reconnects;
+    double in_strength;
+    int in_start_step;
+    double in_latency_p50_ms, in_latency_p99_ms; /* input frame arrival -> its output */
 } sk_ctl_status;
 
 typedef struct {
