@@ -21,6 +21,7 @@
 #include "runtime/core/log.h"
 #include "runtime/core/progress.h"
 #include "runtime/input/input_impl.h"
+#include "runtime/output/output.h" /* sk_output_quiet_libav: libav logs through ours */
 
 typedef enum { KIND_FILE, KIND_PIPE, KIND_LAVFI, KIND_DEVICE, KIND_NETWORK } src_kind;
 static const char *const k_kind_names[] = {"file", "pipe", "lavfi", "device", "network"};
@@ -132,7 +133,7 @@ static sk_status open_once(sk_input *in, ffin *f)
     f->vs = av_find_best_stream(f->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     SK_CHECK(f->vs >= 0, SK_E_FORMAT, "--input '%s': %s", in->src,
              f->vs == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream in this "
-             "FFmpeg" : "has no video stream (audio only, or not a video)");
+             "FFmpeg" : "has no video stream (audio only, or not a video: corrupt?)");
     AVStream *st = f->fmt->streams[f->vs];
     f->tb = av_q2d(st->time_base);
     f->dec = avcodec_alloc_context3(codec);
@@ -290,11 +291,14 @@ static int emit_last(sk_input *in, ffin *f)
     const double fps = (double)in->o.fps_num / in->o.fps_den;
     const double d = f->last_dt > 0 ? f->last_dt
                      : in->st.src_fps > 0 ? 1.0 / in->st.src_fps : 1.0 / fps;
-    if (f->have_held && f->held_emits == 0 && (double)f->slot / fps >= f->held_rel + 0.5 * d) {
-        /* the frame falls between slots: give it the next one rather than lose it */
-        return emit_until(in, f, (double)(f->slot + 1) / fps);
-    }
-    return emit_until(in, f, f->held_rel + 0.5 * d);
+    int stop;
+    if (f->have_held && f->held_emits == 0 && f->slot == 0) /* a single frame: one slot */
+        stop = emit_until(in, f, 0.5 / fps);
+    else
+        stop = emit_until(in, f, f->held_rel + 0.5 * d);
+    if (!stop && f->have_held && f->held_emits == 0) count(in, &in->st.skipped, 1);
+    f->have_held = 0;
+    return stop;
 }
 
 static void sleep_interruptible(sk_input *in, double s)
@@ -449,6 +453,7 @@ static src_kind classify(const char *src, const char *format)
 
 sk_status sk_input_ffmpeg_open(sk_input *in)
 {
+    sk_output_quiet_libav();
     ffin *f = calloc(1, sizeof *f);
     SK_CHECK(f, SK_E_OOM, "--input: out of memory");
     in->ff = f;
@@ -480,6 +485,9 @@ sk_status sk_input_ffmpeg_open(sk_input *in)
                       f->kind == KIND_LAVFI ? "lavfi" : "camera (v4l2)");
 #endif
     }
+    SK_CHECK(!f->format || av_find_input_format(f->format), SK_E_INVALID_ARG,
+             "--input-format '%s': FFmpeg has no such input format (ffmpeg -formats lists "
+             "them)", f->format);
     if (f->kind == KIND_FILE && access(f->url, R_OK) != 0)
         return SK_ERR(SK_E_IO, "--input '%s': cannot open: %s", in->src, strerror(errno));
     SK_TRY(open_once(in, f));

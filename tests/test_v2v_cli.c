@@ -1,0 +1,211 @@
+/* test_v2v_cli.c - `sinkstream generate --input` through the built binary with the
+ * tiny models at 64x64 (docs/INPUTS.md): a lavfi testsrc streamed through the
+ * encoder (frame counts: 4 ceil(T/4) - 3 out of T in), another rate and aspect
+ * (resampled by timestamp, scaled to cover and cropped), a length cut short of the
+ * input, pipes that end (raw frames and Matroska on stdin) stop the run cleanly
+ * with the file finalised, real-time pacing and the status's input object, and the
+ * bad inputs: a file that does not exist, a corrupt one, --strength outside 0..1,
+ * input flags without --input. */
+#include <math.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tests/common/cli_run.h"
+
+static char g_dir[64];
+static void setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sk_v2v_XXXXXX");
+    cr_assert(mkdtemp(g_dir));
+}
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    cr_expect_eq(system(cmd), 0);
+}
+TestSuite(v2v_cli, .init = setup, .fini = teardown, .timeout = 240);
+
+/* `pre | sinkstream generate <tiny models> extra` in g_dir (pre may be "") */
+static int gen(const char *pre, const char *extra, char **err)
+{
+    static char cmd[8192];
+    const char *src = getenv("SK_SOURCE_DIR");
+    cr_assert(src);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && ( %s%s'%s' generate --dit %s/tests/fixtures/demo/dit_demo_c16.safetensors "
+             "--text-encoder %s/tests/fixtures/text/umt5_tiny.safetensors --tokenizer "
+             "%s/tests/fixtures/text/spiece_tiny.model --prompt 'a cat surfing' --vae "
+             "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors --height 64 --width 64 %s )",
+             g_dir, pre, *pre ? " | " : "", tu_bin(), src, src, src, src, extra);
+    return tu_sh(cmd, err);
+}
+
+/* ffprobe: frames decoded, width, height of a file in g_dir (-1 when it cannot be read) */
+static int probe(const char *file, int *w, int *h)
+{
+    char cmd[512], out[256] = {0};
+    snprintf(cmd, sizeof cmd, "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+             "stream=nb_read_frames,width,height -of csv=p=0 '%s/%s' 2>/dev/null", g_dir, file);
+    FILE *f = popen(cmd, "r");
+    cr_assert(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    pclose(f);
+    int frames = -1, ww = 0, hh = 0;
+    if (sscanf(out, "%d,%d,%d", &ww, &hh, &frames) != 3) return -1;
+    if (w) *w = ww;
+    if (h) *h = hh;
+    return frames;
+}
+
+Test(v2v_cli, lavfi_testsrc_frame_counts)
+{
+    char *err;
+    /* 32 frames at 16 fps -> 8 latents -> 29 frames (the decoder trims 3) */
+    cr_assert_eq(gen("", "--input 'lavfi:testsrc=size=192x128:rate=16:duration=2' --strength 0.5 "
+                     "-o a.mp4", &err), 0, "%s", err);
+    int w, h;
+    cr_expect_eq(probe("a.mp4", &w, &h), 29, "%s", err);
+    cr_expect(w == 64 && h == 64, "%dx%d", w, h);
+    cr_expect(strstr(err, "32 frames at 16 fps used (decoded 32, repeated 0, skipped 0"), "%s",
+              err);
+    cr_expect(strstr(err, "strength 0.5 -> 2 of 4 sampler steps"), "%s", err);
+    cr_expect(strstr(err, "latency input frame -> output p50"), "%s", err);
+    /* 18 frames: 5 latents (the last group padded with the last frame) -> 17 frames */
+    cr_assert_eq(gen("", "--input lavfi:testsrc=size=64x64:rate=16:duration=1.125 -o b.mkv",
+                     &err), 0, "%s", err);
+    cr_expect_eq(probe("b.mkv", NULL, NULL), 17, "%s", err);
+    cr_expect(strstr(err, "last chunk of 2 latent frames"), "%s", err);
+    /* --input-format lavfi with the graph as the source */
+    cr_assert_eq(gen("", "--input testsrc=size=64x64:rate=16:duration=0.5 --input-format lavfi "
+                     "-o c.mp4", &err), 0, "%s", err);
+    cr_expect_eq(probe("c.mp4", NULL, NULL), 5, "%s", err);
+}
+
+Test(v2v_cli, other_rate_and_aspect_are_resampled)
+{
+    char *err;
+    /* 30 fps, 16:9: 60 frames over 2 s -> 32 slots at 16 fps (28 source frames unused) */
+    cr_assert_eq(gen("", "--input 'lavfi:testsrc=size=160x90:rate=30:duration=2' -o a.mp4", &err),
+                 0, "%s", err);
+    int w, h;
+    cr_expect_eq(probe("a.mp4", &w, &h), 29, "%s", err);
+    cr_expect(w == 64 && h == 64, "%dx%d", w, h);
+    cr_expect(strstr(err, "160x90 at 30 fps -> 64x64 at 16 fps"), "%s", err);
+    cr_expect(strstr(err, "32 frames at 16 fps used (decoded 60, repeated 0, skipped 28"), "%s",
+              err);
+    /* 8 fps portrait: 16 frames over 2 s -> every frame twice but the first: 31 slots */
+    cr_assert_eq(gen("", "--input 'lavfi:testsrc=size=90x160:rate=8:duration=2' -o b.mp4", &err),
+                 0, "%s", err);
+    cr_expect(strstr(err, "31 frames at 16 fps used (decoded 16, repeated 15, skipped 0"), "%s",
+              err);
+    cr_expect_eq(probe("b.mp4", NULL, NULL), 29, "%s", err); /* 8 latents */
+}
+
+Test(v2v_cli, a_length_stops_before_the_input_ends)
+{
+    char *err;
+    cr_assert_eq(gen("", "--input lavfi:testsrc=size=64x64:rate=16 --frames 6 -o a.mp4 "
+                     "--latents-out l.safetensors", &err), 0, "%s", err);
+    cr_expect_eq(probe("a.mp4", NULL, NULL), 21, "%s", err);
+    cr_expect(strstr(err, "24 frames at 16 fps used"), "%s", err);
+}
+
+Test(v2v_cli, pipes_that_end_stop_the_run_cleanly)
+{
+    char *err;
+    /* raw RGB frames on stdin: 20 frames -> 5 latents -> 17 frames, the file finalised */
+    cr_assert_eq(gen("ffmpeg -v error -f lavfi -i testsrc=size=96x64:rate=16 -frames:v 20 -f "
+                     "rawvideo -pix_fmt rgb24 -",
+                     "--input - --input-format rawvideo --input-options "
+                     "video_size=96x64:pixel_format=rgb24:framerate=16 -o a.mp4", &err),
+                 0, "%s", err);
+    cr_expect_eq(probe("a.mp4", NULL, NULL), 17, "%s", err);
+    cr_expect(strstr(err, "input '-' ended: 20 frames decoded"), "%s", err);
+    /* a Matroska stream on stdin (a container that needs no seeking) */
+    cr_assert_eq(gen("ffmpeg -v error -f lavfi -i testsrc=size=64x64:rate=16 -frames:v 12 "
+                     "-c:v libx264 -f matroska -", "--input - -o b.mkv", &err), 0, "%s", err);
+    cr_expect_eq(probe("b.mkv", NULL, NULL), 9, "%s", err);
+    /* an empty pipe: a clear error, no output frames */
+    cr_expect_eq(gen("true", "--input - --input-format rawvideo --input-options "
+                     "video_size=64x64:pixel_format=rgb24 -o c.mp4", &err), 1, "%s", err);
+    cr_expect(strstr(err, "--input"), "%s", err);
+}
+
+Test(v2v_cli, realtime_pacing_and_status)
+{
+    char *err;
+    char out[160];
+    snprintf(out, sizeof out, "%s/status.json", g_dir);
+    /* 2.5 s of testsrc read at its own rate; `status` asked on stdin after 1.5 s */
+    char pre[256];
+    snprintf(pre, sizeof pre, "(sleep 1.5; echo status; sleep 2)");
+    char extra[512];
+    snprintf(extra, sizeof extra, "--input 'lavfi:testsrc=size=64x64:rate=16:duration=2.5' "
+             "--input-realtime --control-stdin -o a.mp4 > '%s'", out);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(gen(pre, extra, &err), 0, "%s", err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    cr_expect(dt >= 2.3, "a 2.5 s input read in real time took %.2f s", dt);
+    cr_expect_eq(probe("a.mp4", NULL, NULL), 37, "%s", err); /* 40 frames, 10 latents */
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    char js[8192] = {0};
+    size_t n = fread(js, 1, sizeof js - 1, f);
+    js[n] = 0;
+    fclose(f);
+    cr_expect(strstr(js, "\"input\":{\"state\":\"running\",\"kind\":\"lavfi\""), "%s", js);
+    cr_expect(strstr(js, "\"strength\":0.6,\"start_step\":2"), "%s", js);
+    const char *p = strstr(js, "\"latency_p50_ms\":");
+    cr_assert(p, "%s", js);
+    const double p50 = atof(p + strlen("\"latency_p50_ms\":"));
+    /* a chunk of 12 frames gathers for 0.75 s of input time; the tiny model adds little */
+    cr_expect(p50 > 0 && p50 < 5000, "latency p50 %.1f ms", p50);
+    cr_expect(strstr(err, "latency input frame -> output p50"), "%s", err);
+}
+
+Test(v2v_cli, bad_inputs_have_clear_messages)
+{
+    char *err;
+    cr_expect_eq(gen("", "--input nope.mp4 -o a.mp4", &err), 2, "%s", err);
+    cr_expect(strstr(err, "--input 'nope.mp4': cannot open (No such file or directory)"), "%s",
+              err);
+    /* a file named .mp4 that holds no video */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "yes 'not a video' | head -c 20000 > '%s/bad.mp4'", g_dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(gen("", "--input bad.mp4 -o a.mp4", &err), 1, "%s", err);
+    cr_expect(strstr(err, "--input 'bad.mp4': cannot open") && strstr(err, "corrupt"), "%s", err);
+    cr_expect(!strstr(err, "\n["), "libav's lines go through sinkstream's log: %s", err);
+    /* a real video with 8 KB in its middle overwritten: what decodes is used, the run ends */
+    snprintf(cmd, sizeof cmd, "cd '%s' && ffmpeg -v error -f lavfi -i testsrc=size=64x64:rate=16 "
+             "-frames:v 48 -c:v libx264 -g 8 broken.mkv && dd if=/dev/zero of=broken.mkv bs=1 "
+             "seek=12000 count=8000 conv=notrunc status=none", g_dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(gen("", "--input broken.mkv -o b.mp4", &err), 0, "%s", err);
+    const int nb = probe("b.mp4", NULL, NULL);
+    cr_expect(nb > 0 && nb <= 45, "%d frames from a damaged 48-frame video: %s", nb, err);
+    /* a text file */
+    snprintf(cmd, sizeof cmd, "echo hello > '%s/notes.mkv'", g_dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(gen("", "--input notes.mkv -o a.mp4", &err), 1, "%s", err);
+    cr_expect(strstr(err, "--input 'notes.mkv'"), "%s", err);
+    cr_expect_eq(gen("", "--input lavfi:testsrc --strength 1.5 -o a.mp4", &err), 2, "%s", err);
+    cr_expect(strstr(err, "--strength") && strstr(err, "out of range"), "%s", err);
+    cr_expect_eq(gen("", "--input lavfi:testsrc --strength -0.1 -o a.mp4", &err), 2, "%s", err);
+    cr_expect(strstr(err, "--strength"), "%s", err);
+    cr_expect_eq(gen("", "--strength 0.5 -o a.mp4", &err), 2, "%s", err);
+    cr_expect(strstr(err, "--strength needs --input"), "%s", err);
+    cr_expect_eq(gen("", "--input somewhere --input-format nosuchformat -o a.mp4",
+                     &err), 1, "%s", err);
+    cr_expect(strstr(err, "--input-format 'nosuchformat'"), "%s", err);
+    cr_expect_eq(gen("", "--input lavfi:testsrc --latents-out l.safetensors", &err), 2, "%s", err);
+    cr_expect(strstr(err, "runs until the input ends; --latents-out needs a bounded run"), "%s",
+              err);
+    cr_expect_eq(gen("", "--input lavfi:testsrc --kv-policy rolling -o a.mp4", &err), 2, "%s",
+                 err);
+    cr_expect(strstr(err, "rolling"), "%s", err);
+}
