@@ -181,7 +181,10 @@ sk_status sk_session_input_step(sk_session *s, sk_tensor *x0, int64_t *f0)
     sk_tensor fr = sk_tensor_desc(SK_DTYPE_F32, 4, shape);
     fr.data = v->frames; /* host memory: the encoder uploads it */
     sk_tensor lat;
-    SK_TRY(sk_taehv_enc_stream_push(v->enc, &fr, &lat));
+    sk_meter_phase(s, "vae-encode"); /* the op profile: the input's encode apart */
+    sk_status st = sk_taehv_enc_stream_push(v->enc, &fr, &lat);
+    sk_meter_phase(s, "dit");
+    SK_TRY(st);
     SK_CHECK(lat.ndim == 4 && lat.shape[0] == v->n_lat, SK_E_INTERNAL, "video-to-video: %lld "
              "frames encoded to %lld latents; expected %lld", (long long)shape[0],
              (long long)(lat.data ? lat.shape[0] : 0), (long long)v->n_lat);
