@@ -209,3 +209,33 @@ Test(v2v_cli, bad_inputs_have_clear_messages)
                  err);
     cr_expect(strstr(err, "rolling"), "%s", err);
 }
+
+/* bench --with-input: synthetic frames through the encoder and the strength path; the JSON has
+ * the latency of every output frame (3 chunks of 12 frames in, 33 out) */
+Test(v2v_cli, bench_with_input)
+{
+    char cmd[512], out[160];
+    snprintf(out, sizeof out, "%s/bench.json", g_dir);
+    snprintf(cmd, sizeof cmd, "( '%s' bench --config tiny --device cpu --chunks 3 --warmup 0 "
+             "--no-profile --with-input --strength 0.5 --json -q > '%s' )", tu_bin(), out);
+    char *err;
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    FILE *f = fopen(out, "r");
+    cr_assert(f);
+    static char js[65536];
+    size_t n = fread(js, 1, sizeof js - 1, f);
+    js[n] = 0;
+    fclose(f);
+    const char *in = strstr(js, "\"input\"");
+    cr_assert(in, "%s", js);
+    cr_expect(strstr(in, "\"strength\":\t0.5"), "%s", in);
+    cr_expect(strstr(in, "\"start_step\":\t2"), "%s", in);
+    cr_expect(strstr(in, "\"frames\":\t36"), "%s", in);
+    cr_expect(strstr(in, "\"latency_frames\":\t33"), "%s", in);
+    const char *p = strstr(in, "\"latency_p50_ms\":");
+    cr_assert(p);
+    cr_expect_gt(atof(p + strlen("\"latency_p50_ms\":")), 0.0);
+    snprintf(cmd, sizeof cmd, "'%s' bench --config tiny --device cpu --strength 0.5", tu_bin());
+    cr_expect_eq(tu_sh(cmd, &err), 2, "%s", err);
+    cr_expect(strstr(err, "--strength / --input-live need --with-input"), "%s", err);
+}
