@@ -80,4 +80,28 @@ with tempfile.TemporaryDirectory() as tmp:
     assert lat.shape == (3, 4, 8, 8) and frames is None, (lat.shape, frames)
     s.close()
     eng.close()
-print("OK: Python latents equal the CLI's bit for bit")
+
+    # video-to-video: a lavfi input of 20 frames -> 5 latents -> 17 frames, the input's status
+    eng = sinkstream.Engine(dit=fx + "/demo/dit_demo_c16.safetensors",
+                            vae=fx + "/taehv/taehv_tiny_21.safetensors",
+                            text_encoder=fx + "/text/umt5_tiny.safetensors",
+                            tokenizer=fx + "/text/spiece_tiny.model")
+    s = eng.session(frames=0, latent_h=8, latent_w=8, seed=3)
+    s.attach_input("lavfi:testsrc=size=64x64:rate=16:duration=1.25", strength=0.5)
+    s.queue_prompt("A red fox at dawn.", frame=0)
+    lat, frames = s.run()
+    st = s.input_status()
+    assert lat.shape == (5, 16, 8, 8) and frames.shape == (17, 64, 64, 3), (lat.shape,
+                                                                             frames.shape)
+    assert st["used"] == 20 and st["start_step"] == 2 and st["kind"] == "lavfi", st
+    assert st["latency_n"] == 17 and st["latency_p50_ms"] > 0, st
+    try:
+        s2 = eng.session(frames=0, latent_h=8, latent_w=8)
+        s2.attach_input("lavfi:testsrc", strength=1.5)
+        raise AssertionError("strength 1.5 was accepted")
+    except sinkstream.SinkstreamError as e:
+        assert "--strength 1.5" in str(e), str(e)
+    s2.close()
+    s.close()
+    eng.close()
+print("OK: Python latents equal the CLI's bit for bit; video-to-video through the binding")
