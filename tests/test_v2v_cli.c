@@ -6,7 +6,10 @@
  * with the file finalised, real-time pacing and the status's input object, and the
  * bad inputs: a file that does not exist, a corrupt one, --strength outside 0..1,
  * input flags without --input. */
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -238,4 +241,49 @@ Test(v2v_cli, bench_with_input)
     snprintf(cmd, sizeof cmd, "'%s' bench --config tiny --device cpu --strength 0.5", tu_bin());
     cr_expect_eq(tu_sh(cmd, &err), 2, "%s", err);
     cr_expect(strstr(err, "--strength / --input-live need --with-input"), "%s", err);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A network input that drops is reopened with backoff, and the status says so while it is
+ * down: an ffmpeg "server" (MPEG-TS over TCP, listening) sends 1.5 s and exits; 1 s later a
+ * second one listens on the same port. The run needs 48 frames, so it must reconnect. */
+Test(v2v_cli, network_input_drop_is_reconnected)
+{
+    const int port = free_port();
+    char pre[1024], extra[512], st_path[160];
+    snprintf(st_path, sizeof st_path, "%s/status.jsonl", g_dir);
+    snprintf(pre, sizeof pre,
+             "( timeout 15 ffmpeg -v quiet -re -f lavfi -i testsrc=size=64x64:rate=16 -t 1.5 -c:v libx264 "
+             "-g 8 -f mpegts 'tcp://127.0.0.1:%d?listen=1'; sleep 1; timeout 15 ffmpeg -v quiet -re -f lavfi "
+             "-i testsrc=size=64x64:rate=16 -t 6 -c:v libx264 -g 8 -f mpegts "
+             "'tcp://127.0.0.1:%d?listen=1' ) >/dev/null 2>&1 & sleep 0.5; "
+             "(for i in $(seq 40); do echo status; sleep 0.2; done)", port, port);
+    snprintf(extra, sizeof extra, "--input tcp://127.0.0.1:%d --input-reconnect-max-ms 400 "
+             "--frames 12 --control-stdin -o a.mkv > '%s'", port, st_path);
+    char *err;
+    cr_assert_eq(gen(pre, extra, &err), 0, "%s", err);
+    cr_expect(strstr(err, "the stream ended; reconnecting"), "%s", err);
+    cr_expect(strstr(err, "reconnected (attempt"), "%s", err);
+    cr_expect(strstr(err, "48 frames at 16 fps used") && strstr(err, "reconnects 1)"), "%s", err);
+    cr_expect_eq(probe("a.mkv", NULL, NULL), 45, "%s", err);
+    FILE *f = fopen(st_path, "r");
+    cr_assert(f);
+    static char js[1 << 18];
+    size_t n = fread(js, 1, sizeof js - 1, f);
+    js[n] = 0;
+    fclose(f);
+    cr_expect(strstr(js, "\"input\":{\"state\":\"reconnecting\",\"kind\":\"network\""),
+              "no status line said reconnecting: %.2000s", js);
+    cr_expect(strstr(js, "\"reconnects\":1"), "%.2000s", js);
 }

@@ -28,6 +28,7 @@ struct sk_session_v2v {
     int64_t n_real;         /* input frames in it (the rest repeat the last) */
     int64_t used;           /* input frames encoded so far */
     int ended;
+    int hooked;             /* the live status reads the input's state at each request */
     pthread_mutex_t mu;     /* lat */
     sk_latency lat;
 };
@@ -45,6 +46,7 @@ void sk_session_input_free(sk_session *s)
 {
     sk_session_v2v *v = s->v2v;
     if (!v) return;
+    if (v->hooked && s->lv.ctl) sk_control_set_status_hook(s->lv.ctl, NULL, NULL);
     sk_input_close(&v->in);
     sk_taehv_enc_stream_free(&v->enc);
     free(v->frames);
@@ -205,14 +207,8 @@ void sk_session_input_frames_out(sk_session *s, int64_t first, int64_t n)
     pthread_mutex_unlock(&v->mu);
 }
 
-sk_status sk_session_get_input_status(const sk_session *cs, sk_session_input_status *out)
+static void fill_status(sk_session_v2v *v, sk_session_input_status *out)
 {
-    SK_CHECK(out, SK_E_INVALID_ARG, "sk_session_get_input_status: out is NULL");
-    memset(out, 0, sizeof *out);
-    sk_session *s = (sk_session *)cs;
-    SK_API_SESSION(s);
-    sk_session_v2v *v = s->v2v;
-    if (!v) return SK_OK;
     sk_input_stats st;
     sk_input_get_stats(v->in, &st);
     memcpy(out->state, st.state, sizeof out->state);
@@ -236,24 +232,52 @@ sk_status sk_session_get_input_status(const sk_session *cs, sk_session_input_sta
     out->latency_p99_ms = sk_latency_percentile(&v->lat, 99);
     out->latency_max_ms = v->lat.max_ms;
     pthread_mutex_unlock(&v->mu);
+}
+
+sk_status sk_session_get_input_status(const sk_session *cs, sk_session_input_status *out)
+{
+    SK_CHECK(out, SK_E_INVALID_ARG, "sk_session_get_input_status: out is NULL");
+    memset(out, 0, sizeof *out);
+    sk_session *s = (sk_session *)cs;
+    SK_API_SESSION(s);
+    if (s->v2v) fill_status(s->v2v, out);
     return SK_OK;
+}
+
+static void to_ctl(const sk_session_input_status *is, sk_ctl_status *c)
+{
+    memcpy(c->in_state, is->state, sizeof c->in_state);
+    memcpy(c->in_kind, is->kind, sizeof c->in_kind);
+    c->in_frames = is->frames;
+    c->in_dropped = is->dropped;
+    c->in_repeated = is->repeated;
+    c->in_skipped = is->skipped;
+    c->in_reconnects = is->reconnects;
+    c->in_strength = is->strength;
+    c->in_start_step = is->start_step;
+    c->in_latency_p50_ms = is->latency_p50_ms;
+    c->in_latency_p99_ms = is->latency_p99_ms;
+}
+
+/* GET /status and `status` while the generator waits for input frames (a reconnect): the
+ * input's state as of the request */
+static void status_hook(void *user, sk_ctl_status *st)
+{
+    sk_session_input_status is;
+    memset(&is, 0, sizeof is);
+    fill_status(user, &is);
+    to_ctl(&is, st);
 }
 
 void sk_session_input_publish(sk_session *s)
 {
     if (!s->v2v || !s->lv.ctl) return;
     sk_session_input_status is;
-    if (sk_session_get_input_status(s, &is) != SK_OK) return;
-    sk_ctl_status *c = &s->lv.input;
-    memcpy(c->in_state, is.state, sizeof c->in_state);
-    memcpy(c->in_kind, is.kind, sizeof c->in_kind);
-    c->in_frames = is.frames;
-    c->in_dropped = is.dropped;
-    c->in_repeated = is.repeated;
-    c->in_skipped = is.skipped;
-    c->in_reconnects = is.reconnects;
-    c->in_strength = is.strength;
-    c->in_start_step = is.start_step;
-    c->in_latency_p50_ms = is.latency_p50_ms;
-    c->in_latency_p99_ms = is.latency_p99_ms;
+    memset(&is, 0, sizeof is);
+    fill_status(s->v2v, &is);
+    to_ctl(&is, &s->lv.input);
+    if (!s->v2v->hooked) {
+        sk_control_set_status_hook(s->lv.ctl, status_hook, s->v2v);
+        s->v2v->hooked = 1;
+    }
 }

@@ -251,10 +251,23 @@ void sk_control_get_status(sk_control *c, sk_ctl_status *out)
     pthread_mutex_unlock(&c->mu);
 }
 
+void sk_control_set_status_hook(sk_control *c, void (*fn)(void *user, sk_ctl_status *st),
+                                void *user)
+{
+    pthread_mutex_lock(&c->mu);
+    c->status_hook = fn;
+    c->status_hook_user = user;
+    pthread_mutex_unlock(&c->mu);
+}
+
 char *sk_control_status_json(sk_control *c)
 {
     sk_ctl_status s;
     sk_control_get_status(c, &s);
+    /* the hook runs under mu, so clearing it waits for a call in progress */
+    pthread_mutex_lock(&c->mu);
+    if (c->status_hook) c->status_hook(c->status_hook_user, &s);
+    pthread_mutex_unlock(&c->mu);
     cJSON *j = cJSON_CreateObject(), *o;
     if (!j) return NULL;
     cJSON_AddStringToObject(j, "state", s.state);

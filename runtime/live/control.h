@@ -145,6 +145,11 @@ void sk_control_request_stop(sk_control *c);
 int sk_control_pending(sk_control *c);
 
 void sk_control_publish(sk_control *c, const sk_ctl_status *st);
+/* fn (may be NULL) refreshes the copy sk_control_status_json prints, as of the request, from
+ * any thread (a video-to-video input's state while the generator waits for frames).
+ * Set and cleared by the generator's thread; fn must stay valid until cleared. */
+void sk_control_set_status_hook(sk_control *c, void (*fn)(void *user, sk_ctl_status *st),
+                                void *user);
 void sk_control_get_status(sk_control *c, sk_ctl_status *out);
 /* The status as one JSON object (malloc'd, caller frees); NULL on OOM. */
 char *sk_control_status_json(sk_control *c);
