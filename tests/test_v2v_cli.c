@@ -264,9 +264,10 @@ Test(v2v_cli, network_input_drop_is_reconnected)
     char pre[1024], extra[512], st_path[160];
     snprintf(st_path, sizeof st_path, "%s/status.jsonl", g_dir);
     snprintf(pre, sizeof pre,
-             "( timeout 15 ffmpeg -v quiet -re -f lavfi -i testsrc=size=64x64:rate=16 -t 1.5 -c:v libx264 "
-             "-g 8 -f mpegts 'tcp://127.0.0.1:%d?listen=1'; sleep 1; timeout 15 ffmpeg -v quiet -re -f lavfi "
-             "-i testsrc=size=64x64:rate=16 -t 6 -c:v libx264 -g 8 -f mpegts "
+             "( timeout 15 ffmpeg -v quiet -re -f lavfi -i testsrc=size=64x64:rate=16 -t 1.5 "
+             "-c:v libx264 -g 8 -f mpegts 'tcp://127.0.0.1:%d?listen=1'; sleep 1; timeout 15 "
+             "ffmpeg -v quiet -re -f lavfi -i testsrc=size=64x64:rate=16 -t 6 -c:v libx264 -g 8 "
+             "-f mpegts "
              "'tcp://127.0.0.1:%d?listen=1' ) >/dev/null 2>&1 & sleep 0.5; "
              "(for i in $(seq 40); do echo status; sleep 0.2; done)", port, port);
     snprintf(extra, sizeof extra, "--input tcp://127.0.0.1:%d --input-reconnect-max-ms 400 "

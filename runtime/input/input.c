@@ -191,7 +191,8 @@ static void to_chw(const uint8_t *rgb, float *dst, int64_t H, int64_t W)
 static void synth_frame(int64_t i, int64_t H, int64_t W, float *dst)
 {
     const int64_t P = H * W, side = (H < W ? H : W) / 4 + 1;
-    const int64_t sx = (i * 3) % (W > side ? W - side : 1), sy = (i * 2) % (H > side ? H - side : 1);
+    const int64_t sx = (i * 3) % (W > side ? W - side : 1);
+    const int64_t sy = (i * 2) % (H > side ? H - side : 1);
     for (int64_t y = 0; y < H; y++)
         for (int64_t x = 0; x < W; x++) {
             const int in_sq = x >= sx && x < sx + side && y >= sy && y < sy + side;
