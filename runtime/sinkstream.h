@@ -502,7 +502,9 @@ typedef struct {
     int realtime;              /* 1: read a file or pipe at its own rate (ffmpeg -re) */
     int timeout_ms;            /* network sources: bound on each read (0: 10000) */
     int reconnect_max_ms;      /* network sources: reconnect backoff cap (0: a drop fails) */
-    int queue_frames;          /* resampled frames buffered (0: 8 chunks' worth) */
+    int queue_frames;          /* resampled frames buffered (0: 8 chunks' worth for files and
+                                  pipes, which wait when it is full; 2 chunks' for live sources,
+                                  which drop their oldest frames) */
     int synthetic;             /* 1: in-memory frames (benchmarks; src ignored): a moving
                                   pattern, arriving when needed, or with realtime at fps */
     int64_t synthetic_frames;  /* synthetic: frames before the input ends (0: unbounded) */

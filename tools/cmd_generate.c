@@ -271,8 +271,9 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     ep.act_dtype = act_names[o->act_dtype];
     ep.dit_dtype = wd_names[o->wdtype];
     /* the VAE overlaps the next chunk's DiT on CUDA, except with --no-overlap, live control
-     * (frames must leave with their chunk) and pipeline stages */
-    ep.vae_overlap = !o->no_overlap && !live_ctl;
+     * and --input (frames must leave with their chunk; the input's encoder shares the VAE's
+     * stream) and pipeline stages */
+    ep.vae_overlap = !o->no_overlap && !live_ctl && !o->input;
     ep.gpus = o->pp.gpus;
     ep.pp_stages = o->pp.stages;
     ep.pp_split = o->pp.split;
@@ -778,6 +779,9 @@ static int input_usage(const sk_cli *cli, const gen_opts *o, int argc, char **ar
                                        "windows hold chunks at different noise levels)");
     if (gen_pp_enabled(&o->pp))
         return sk_cli_usage_error(cli, "--input is not supported with --gpus / --pp-stages yet");
+    if ((!strcmp(o->input, "-") || !strcmp(o->input, "pipe:0")) && o->live.control_stdin)
+        return sk_cli_usage_error(cli, "--input - and --control-stdin both read stdin; use "
+                                       "--control-port for live control");
     /* a plain file must exist (URLs, devices, lavfi graphs and stdin are opened as given) */
     const int plain = strcmp(o->input, "-") && !strstr(o->input, "://") &&
                       strncmp(o->input, "lavfi:", 6) && strncmp(o->input, "pipe:", 5) &&

@@ -106,7 +106,11 @@ sk_status sk_session_attach_input(sk_session *s, const char *src, const sk_sessi
                         .realtime = o->realtime, .timeout_ms = o->timeout_ms,
                         .reconnect_max_ms = o->reconnect_max_ms,
                         .queue_frames = o->queue_frames > 0 ? o->queue_frames
-                                                            : (int)(8 * v->max_frames)};
+                                                            : (int)(8 * v->max_frames),
+                        /* a live source: two chunks' worth, so a slow generator drops old
+                         * frames instead of falling seconds behind the camera */
+                        .live_queue_frames = o->queue_frames > 0 ? o->queue_frames
+                                                                 : (int)(2 * v->max_frames)};
     st = o->synthetic ? sk_input_open_synthetic(&io, o->synthetic_frames, &v->in)
                       : sk_input_open(src, &io, &v->in);
     if (st != SK_OK) goto fail;

@@ -474,6 +474,9 @@ sk_status sk_input_ffmpeg_open(sk_input *in)
                  (!in->o.options || f->options),
              SK_E_OOM, "--input: out of memory");
     in->live = f->kind == KIND_NETWORK || f->kind == KIND_DEVICE;
+    const int qf = in->o.queue_frames > 0 ? in->o.queue_frames : 64;
+    const int want = in->live && in->o.live_queue_frames > 0 ? in->o.live_queue_frames : qf;
+    if (want < in->cap) in->cap = want; /* the buffer holds the larger of the two */
     f->paced = in->o.realtime && !in->live;
     snprintf(in->st.kind, sizeof in->st.kind, "%s", k_kind_names[f->kind]);
     if (f->kind == KIND_LAVFI || f->kind == KIND_DEVICE) {

@@ -87,6 +87,7 @@ static sk_status input_alloc(const sk_input_opts *o, const char *src, sk_input *
     in->H = o->height;
     in->fbytes = (size_t)(in->W * in->H * 3);
     in->cap = o->queue_frames > 0 ? o->queue_frames : 64;
+    if (o->live_queue_frames > in->cap) in->cap = o->live_queue_frames; /* room for either */
     in->src = strdup(src ? src : "synthetic");
     in->q = malloc((size_t)in->cap * in->fbytes);
     in->q_t = calloc((size_t)in->cap, sizeof *in->q_t);

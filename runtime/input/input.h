@@ -42,6 +42,9 @@ typedef struct {
     int timeout_ms;       /* network sources: bound on each read (0: 10000) */
     int reconnect_max_ms; /* network sources: backoff cap of the reconnect (0: a drop fails) */
     int queue_frames;     /* resampled frames held (0: 64) */
+    int live_queue_frames;/* the same for live sources (network, cameras), whose oldest frames
+                             are dropped when it is full: it bounds their latency (0:
+                             queue_frames) */
 } sk_input_opts;
 
 typedef struct {
