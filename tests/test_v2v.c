@@ -8,6 +8,7 @@
 
 #include "runtime/stream/stream.h"
 #include "runtime/stream/v2v.h"
+#include "dit/config.h"
 
 #define V2V_FIX SK_SOURCE_DIR "/tests/fixtures/v2v/"
 #define NF 9
@@ -212,3 +213,105 @@ Test(v2v, unipc_tail_table)
     cr_expect_float_eq(u.c[3], -(1 - s3) * expm1f(-h), 1e-6f);
     cr_expect_eq(sk_v2v_unipc_tail(&tb, 4, &tail), SK_E_INVALID_ARG);
 }
+
+/* ---- LongLive 2.0: UniPC over the multishot cache (tests/fixtures/longlive2's tiny ti2v DiT) */
+#define LL2_FIX SK_SOURCE_DIR "/tests/fixtures/longlive2/"
+#define UF 10
+#define UE (48 * 4 * 6)
+
+static void check_unipc(const char *name, double strength)
+{
+    sk_backend *be;
+    dt_ok(sk_backend_cpu_create(&be), "cpu backend");
+    FILE *cf = fopen(LL2_FIX "config.json", "rb");
+    cr_assert(cf);
+    char js[4096] = {0};
+    size_t jn = fread(js, 1, sizeof js - 1, cf);
+    js[jn] = 0;
+    fclose(cf);
+    sk_dit_config cfg;
+    dt_ok(sk_dit_config_from_json(js, LL2_FIX "config.json", &cfg), "config");
+    sk_dit_model *m = NULL;
+    dt_ok(sk_dit_load(LL2_FIX "dit_tiny.safetensors", &cfg, be, SK_DIT_WDTYPE_AS_STORED, &m),
+          "load the ti2v DiT");
+    sk_st_file *exp = NULL, *emb = NULL;
+    dt_ok(sk_st_open(V2V_FIX "unipc_expected.safetensors", &exp), "expected");
+    dt_ok(sk_st_open(LL2_FIX "embeds.safetensors", &emb), "embeds");
+    size_t n;
+    float *c5 = dt_read(emb, "context.0", &n);
+    cr_assert_eq(n, 5u * 32u);
+    float ctx[8 * 32] = {0}; /* the reference pads the context to text_len with zeros */
+    memcpy(ctx, c5, sizeof(float) * n);
+    free(c5);
+    float *input = dt_read(exp, "input", &n);
+    cr_assert_eq(n, (size_t)(UF * UE));
+    sk_noise_source *ns = NULL;
+    dt_ok(sk_noise_source_file(V2V_FIX "unipc_noise.safetensors", &ns), "noise");
+    sk_stream_params p = sk_stream_params_default();
+    p.frames = UF;
+    p.chunk_frames = 2;
+    p.latent_h = 4;
+    p.latent_w = 6;
+    p.sampler = SK_SAMPLER_UNIPC;
+    dt_ok(sk_unipc_table_make(4, 5.0, &p.unipc), "table");
+    p.kv_policy = SK_KV_MULTISHOT;
+    p.kv_window = 8;
+    p.kv_sink = 2;
+    p.recache = SK_RECACHE_OFF;
+    p.noise = ns;
+    v2v_ctx c = {.exp = exp, .name = name};
+    p.on_step = on_step;
+    p.on_step_user = &c;
+    sk_stream *s = NULL;
+    dt_ok(sk_stream_init(m, &p, &s), "stream init");
+    dt_ok(sk_stream_set_prompt(s, ctx, 8), "prompt");
+    const int start = sk_v2v_start_index(4, strength);
+    char nm[64];
+    snprintf(nm, sizeof nm, "start.%s", name);
+    float *st = dt_read(exp, nm, &n);
+    cr_expect_eq(start, (int)st[0], "%s: start %d, the reference %d", name, start, (int)st[0]);
+    free(st);
+    int64_t shape[4] = {2, 48, 4, 6};
+    sk_tensor in;
+    dt_ok(sk_tensor_alloc(be, be->act_dtype, 4, shape, &in), "input tensor");
+    float *lat = calloc(UF * UE, sizeof *lat);
+    while (!sk_stream_done(s)) {
+        const int64_t f0 = s->next_frame;
+        dt_ok(sk_tensor_upload_f32(&in, input + f0 * UE, 2 * UE), "upload");
+        sk_tensor x0;
+        int64_t g0;
+        dt_ok(sk_stream_step_from(s, &in, start, &x0, &g0), "step_from");
+        dt_ok(sk_tensor_download_f32(&x0, lat + f0 * UE, 2 * UE), "download");
+    }
+    snprintf(nm, sizeof nm, "steps_run.%s", name);
+    float *sr = dt_read(exp, nm, &n);
+    cr_expect_eq((size_t)c.n_steps, n, "%s: %d steps ran, the reference %zu", name, c.n_steps, n);
+    for (size_t i = 0; i < n && i < (size_t)c.n_steps; i++)
+        cr_expect_eq(c.steps[i], (int)sr[i], "%s: step %zu", name, i);
+    free(sr);
+    cr_expect(c.xt_checked && c.xt_err <= 1e-4, "%s: first model input rel err %.3g", name,
+              c.xt_err);
+    snprintf(nm, sizeof nm, "latents.%s", name);
+    float *ref = dt_read(exp, nm, &n);
+    cr_assert_eq(n, (size_t)(UF * UE));
+    sk_compare_result r = sk_compare(lat, ref, n, DIT_NMSE, DIT_ATOL, DIT_RTOL);
+    char buf[512];
+    sk_compare_format(&r, lat, ref, buf, sizeof buf);
+    cr_log_info("v2v unipc %s latents %s", name, buf);
+    cr_expect(r.ok && sqrt(r.nmse) <= 1e-4, "unipc %s latents: %s", name, buf);
+    free(ref);
+    free(lat);
+    free(input);
+    sk_tensor_free(&in);
+    sk_stream_free(&s);
+    sk_noise_source_free(&ns);
+    sk_st_close(&exp);
+    sk_st_close(&emb);
+    sk_dit_free(&m);
+    sk_backend_free_(&be);
+}
+
+Test(v2v, unipc_strength_100) { check_unipc("s100", 1.0); }
+Test(v2v, unipc_strength_075_three_steps) { check_unipc("s075", 0.75); }
+Test(v2v, unipc_strength_060_two_steps) { check_unipc("s060", 0.6); }
+Test(v2v, unipc_strength_030_last_step) { check_unipc("s030", 0.3); }

@@ -15,6 +15,12 @@ Definition (written here independently of the C code, from docs/INPUTS.md):
 The DiT, the cache and the schedule are make_dit_fixtures.py's (imported), with the
 weights and embeddings of tests/fixtures/dit (written by that script).
 
+LongLive 2.0 (UniPC): the same start index; x_k as above with FlowUniPC's sigma_k; the
+solver starts at step_index k with no history (as diffusers' img2img pipelines start a
+multistep scheduler: set_begin_index(t_start), timesteps[t_start:]), so its first update is
+order 1; the model, multishot cache (global sink = chunk 0) and FlowUniPC are
+make_longlive2_fixtures.py's, the weights and embeddings tests/fixtures/longlive2's.
+
 Run:  /usr/bin/python3 tests/reference/make_v2v_fixtures.py --out tests/fixtures/v2v
 """
 import argparse
@@ -28,6 +34,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_dit_fixtures as R  # noqa: E402
+import make_longlive2_fixtures as L2  # noqa: E402  (the ti2v model, its cache, FlowUniPC)
 
 SEED = 20261207
 FRAMES = 9            # 3 chunks of 3: the third chunk evicts from the window
@@ -127,6 +134,8 @@ def main():
     want = (1 - float(sigmas[k])) * x_in[:3] + float(sigmas[k]) * noise[:3]
     R.check(R.rel_err(exp["xt_start.s050"], want) < 1e-6, "s050 starts at (1-sigma_2) x_in + sigma_2 eps")
 
+    unipc_part(args)
+
     noise_file = dict(renoise)
     noise_file["noise"] = noise
     R.st_save(os.path.join(args.out, "noise.safetensors"), noise_file)
@@ -139,11 +148,79 @@ def main():
            "sink": SINK, "steps": R.STEPS, "shift": R.SHIFT, "strengths": STRENGTHS,
            "script_sha256": hashlib.sha256(open(__file__, "rb").read()).hexdigest(),
            "files": {f: hashlib.sha256(open(os.path.join(args.out, f), "rb").read()).hexdigest()
-                     for f in ("noise.safetensors", "expected.safetensors")}}
+                     for f in ("noise.safetensors", "expected.safetensors",
+                               "unipc_noise.safetensors", "unipc_expected.safetensors")}}
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(man, f, indent=1)
         f.write("\n")
     print("wrote", args.out)
+
+
+UNIPC_FRAMES = 10   # 5 chunks of 2: the window of 4 chunks (sink chunk 0 + 3) evicts
+UNIPC_STRENGTHS = {"s100": 1.0, "s075": 0.75, "s060": 0.6, "s030": 0.3}
+
+
+def run_v2v_unipc(P, cfg, x_in, noise, ctx, k0, steps=4):
+    F_, C, H, W = noise.shape
+    S = (H // 2) * (W // 2)
+    cache = L2.make_cache(cfg, S)
+    out = torch.zeros_like(noise)
+    first_inputs, steps_run = None, []
+    for ck in range(F_ // L2.CHUNK):
+        f0 = ck * L2.CHUNK
+        sch = L2.FlowUniPC(steps, L2.SHIFT)
+        sch.step_index = k0                       # set_begin_index: no history, order 1 first
+        lat = noise[f0:f0 + L2.CHUNK].clone()
+        if k0 > 0:
+            sk = sch.sigmas[k0].double()
+            lat = ((1 - sk) * x_in[f0:f0 + L2.CHUNK].double() + sk * lat.double()).float()
+        if ck == 0:
+            first_inputs = lat.clone()
+        for i, t in enumerate(sch.timesteps[k0:]):
+            if ck == 0:
+                steps_run.append(k0 + i)
+            tt = t * torch.ones(L2.CHUNK, dtype=torch.float32)
+            v = L2.forward(P, cfg, lat, tt, ctx, cache, f0, 0)
+            lat, _, _ = sch.step(v, lat)
+        out[f0:f0 + L2.CHUNK] = lat
+        L2.forward(P, cfg, lat, torch.zeros(L2.CHUNK), ctx, cache, f0, 0)
+    return out, first_inputs, steps_run
+
+
+def unipc_part(args):
+    fx = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "longlive2")
+    P, _ = R.st_load(os.path.join(fx, "dit_tiny.safetensors"))
+    with open(os.path.join(fx, "config.json")) as f:
+        cfg = json.load(f)
+    emb, _ = R.st_load(os.path.join(fx, "embeds.safetensors"))
+    ctx = emb["context.0"]
+    g = torch.Generator().manual_seed(SEED + 1)
+    shape = (UNIPC_FRAMES, cfg["in_dim"], L2.LAT_H, L2.LAT_W)
+    x_in = torch.randn(shape, generator=g) * 0.8 + 0.1
+    noise = torch.randn(shape, generator=g)
+    sig = L2.FlowUniPC(4, L2.SHIFT).sigmas
+    exp = {"input": x_in, "sigmas": sig.clone()}
+    res = {}
+    for name, s in UNIPC_STRENGTHS.items():
+        k0 = start_index(4, s)
+        lat, x0in, steps_run = run_v2v_unipc(P, cfg, x_in, noise, ctx, k0)
+        R.check(steps_run == list(range(k0, 4)), f"unipc {name}: steps {k0}..3 run")
+        R.check(bool(torch.isfinite(lat).all()), f"unipc {name}: finite latents")
+        if k0 > 0:
+            want = (1 - float(sig[k0])) * x_in[:2] + float(sig[k0]) * noise[:2]
+            R.check(R.rel_err(x0in, want) < 1e-6, f"unipc {name}: starts at (1-sigma_k) x_in + sigma_k eps")
+        res[name] = lat
+        exp[f"latents.{name}"] = lat
+        exp[f"xt_start.{name}"] = x0in
+        exp[f"start.{name}"] = torch.tensor([k0], dtype=torch.float32)
+        exp[f"steps_run.{name}"] = torch.tensor(steps_run, dtype=torch.float32)
+    # a start at step k with no history is not the same as continuing a 4-step solver
+    R.check(R.rel_err(res["s060"], res["s100"]) > 1e-3, "unipc: strength 0.6 differs from 1")
+    R.st_save(os.path.join(args.out, "unipc_noise.safetensors"), {"noise": noise})
+    R.st_save(os.path.join(args.out, "unipc_expected.safetensors"), exp,
+              {"description": "video-to-video with UniPC (LongLive 2.0 loop): the tiny ti2v DiT "
+                              "of tests/fixtures/longlive2, multishot cache (chunk 2, sink 2, "
+                              "window 8), 10 frames, no cut, prompt context.0, 4 steps shift 5"})
 
 
 class _Replay:
