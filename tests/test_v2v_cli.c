@@ -288,3 +288,16 @@ Test(v2v_cli, network_input_drop_is_reconnected)
               "no status line said reconnecting: %.2000s", js);
     cr_expect(strstr(js, "\"reconnects\":1"), "%.2000s", js);
 }
+
+/* A live-style input that never ends (a lavfi source read in real time): Ctrl-C ends the run
+ * at the next chunk boundary, the file finalised, exit 0 */
+Test(v2v_cli, ctrl_c_ends_an_endless_input_cleanly)
+{
+    char *err;
+    cr_assert_eq(gen("", "--input lavfi:testsrc=size=64x64:rate=16 --input-realtime -o a.mp4 & "
+                     "P=$!; sleep 2.5; kill -INT $P; wait $P", &err), 0, "%s", err);
+    const int n = probe("a.mp4", NULL, NULL);
+    cr_expect(n >= 9 && (n + 3) % 12 == 0, "%d frames (whole chunks of 12, less the first 3): %s",
+              n, err);
+    cr_expect(strstr(err, "latency input frame -> output p50"), "%s", err);
+}

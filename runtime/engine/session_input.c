@@ -115,6 +115,14 @@ sk_status sk_session_attach_input(sk_session *s, const char *src, const sk_sessi
                       : sk_input_open(src, &io, &v->in);
     if (st != SK_OK) goto fail;
     sk_input_set_stop(v->in, &s->stop_flag);
+    /* absolute RoPE ends at latent frame 1023: an input longer than that (256 s at 16 fps)
+     * ends the run there cleanly instead of failing the chunk that would cross it */
+    if (s->p.frames == 0 && s->sp.kv_policy != SK_KV_MULTISHOT &&
+        sk_kv_rope_resolve(s->sp.kv_policy, s->sp.kv_rope) == SK_KV_ROPE_ABSOLUTE) {
+        s->s->p.frames = s->p.frames = SK_KV_ROPE_MAX_POSITIONS;
+        SK_LOGI("video-to-video: absolute RoPE: the run ends at latent frame %d at the latest "
+                "(--rope relative has no limit)", SK_KV_ROPE_MAX_POSITIONS - 1);
+    }
     SK_LOGI("video-to-video: strength %.3g -> %d of %d sampler steps run a chunk (from step %d, "
             "sigma %.4g)%s", o->strength, N - v->start, N, v->start,
             s->sp.sampler == SK_SAMPLER_UNIPC ? (double)s->sp.unipc.sigma[v->start]
