@@ -3,6 +3,7 @@
  * centre, hand frames to the queue; reconnect network sources with backoff. */
 #ifdef SK_HAVE_FFMPEG
 #include <errno.h>
+#include <fcntl.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/dict.h>
@@ -50,6 +51,7 @@ typedef struct {
     int64_t slot;              /* next output slot */
     double wall0, rel0;        /* realtime pacing */
     int paced;
+    int stdin_flags;           /* stdin's flags before it was made non-blocking (-1: untouched) */
 } ffin;
 
 static int interrupt_cb(void *user)
@@ -259,7 +261,12 @@ static int on_frame(sk_input *in, ffin *f, AVFrame *fr)
     f->held_emits = 0;
     f->held_rel = rel;
     f->held_arr = arrival;
-    return 0;
+    /* the slots before the predicted midpoint to the next frame (one frame interval on) are
+     * this frame's already: they leave now, not when the next frame arrives (no added
+     * latency, and a source that stalls does not hold back the frames it sent) */
+    const double d = f->last_dt > 0 ? f->last_dt
+                     : in->st.src_fps > 0 ? 1.0 / in->st.src_fps : 1.0 / fps;
+    return emit_until(in, f, rel + 0.5 * d);
 }
 
 /* Drains the decoder (pkt NULL: flush). 1 when interrupted or failed. */
@@ -429,6 +436,7 @@ static void ffin_free(ffin *f)
 {
     if (!f) return;
     close_stream(f);
+    if (f->stdin_flags >= 0) (void)fcntl(0, F_SETFL, f->stdin_flags);
     av_frame_free(&f->frame);
     av_packet_free(&f->pkt);
     sws_freeContext(f->sws);
@@ -456,6 +464,7 @@ sk_status sk_input_ffmpeg_open(sk_input *in)
     sk_output_quiet_libav();
     ffin *f = calloc(1, sizeof *f);
     SK_CHECK(f, SK_E_OOM, "--input: out of memory");
+    f->stdin_flags = -1;
     in->ff = f;
     const char *src = in->src, *format = in->o.format;
     if (!strncmp(src, "lavfi:", 6)) {
@@ -491,6 +500,13 @@ sk_status sk_input_ffmpeg_open(sk_input *in)
     SK_CHECK(!f->format || av_find_input_format(f->format), SK_E_INVALID_ARG,
              "--input-format '%s': FFmpeg has no such input format (ffmpeg -formats lists "
              "them)", f->format);
+    /* stdin non-blocking: FFmpeg's pipe reads then retry with its interrupt callback checked,
+     * so a producer that stalls cannot hold the reader thread (and the run's end) forever */
+    if (!strcmp(f->url, "pipe:0") || !strcmp(f->url, "pipe:")) {
+        const int fl = fcntl(0, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK) && fcntl(0, F_SETFL, fl | O_NONBLOCK) == 0)
+            f->stdin_flags = fl;
+    }
     if (f->kind == KIND_FILE && access(f->url, R_OK) != 0)
         return SK_ERR(SK_E_IO, "--input '%s': cannot open: %s", in->src, strerror(errno));
     SK_TRY(open_once(in, f));
