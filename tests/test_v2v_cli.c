@@ -330,3 +330,29 @@ Test(v2v_cli, a_stalled_pipe_does_not_hold_the_run)
     cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
     cr_expect_eq(probe("a.mp4", NULL, NULL), 9, "%s", err);
 }
+
+/* LongLive 2.0's path: the tiny ti2v DiT (48 channels), taew2_2's encoder (patch 2, 16x),
+ * UniPC from the start step, the multishot cache, which works in whole chunks: the last
+ * partial chunk is padded to a full one with the last frame (36 frames -> 10 latents) */
+Test(v2v_cli, longlive2_multishot_pads_the_last_chunk)
+{
+    const char *src = getenv("SK_SOURCE_DIR");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' generate --dit %s/tests/fixtures/longlive2/dit_tiny.safetensors "
+             "--dit-config %s/tests/fixtures/longlive2/config.json --text-embeds "
+             "%s/tests/fixtures/longlive2/embeds.safetensors --embeds-key context.0 --vae "
+             "%s/tests/fixtures/taehv/taehv_tiny_22.safetensors --height 64 --width 96 "
+             "--sampler unipc --num-steps 4 --kv-policy multishot --chunk 2 --kv-sink 2 "
+             "--kv-window 8 --fps 24 --strength 0.5 -o a.mp4 "
+             "--input lavfi:testsrc=size=320x240:rate=24:duration=1.5",
+             g_dir, tu_bin(), src, src, src, src);
+    char *err;
+    cr_assert_eq(tu_sh(cmd, &err), 0, "%s", err);
+    int w, h;
+    cr_expect_eq(probe("a.mp4", &w, &h), 37, "%s", err);
+    cr_expect(w == 96 && h == 64, "%dx%d", w, h);
+    cr_expect(strstr(err, "its last 4 frames make a last chunk of 2 latent frames"), "%s", err);
+    cr_expect(strstr(err, "36 frames at 24 fps used") && strstr(err, "over 33 frames"), "%s",
+              err);
+}
