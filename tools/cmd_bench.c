@@ -379,7 +379,9 @@ static int run(const bench_opts *o, const char *cmdline)
     int64_t kv_frames = o->kv_window;
     if (!ss.full_window) kv_frames = (int64_t)(ss.first + 1) * o->chunk;
     double flops, bytes;
-    chunk_cost(&cfg, S, o->chunk, kv_frames, nfwd, sk_dtype_size(act), &flops, &bytes);
+    /* --with-input: only the steps from the strength's start run (the encoder not counted) */
+    const int nrun = o->with_input ? nfwd - meas.in.start_step : nfwd;
+    chunk_cost(&cfg, S, o->chunk, kv_frames, nrun, sk_dtype_size(act), &flops, &bytes);
     const double tflops = ss.mean > 0 ? flops / (ss.mean / 1e3) / 1e12 : 0;
     int identical = 1;
     for (int k = 0; o->compare_graph && k < o->chunks; k++)
@@ -403,9 +405,9 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddNumberToObject(j, "tokens_per_chunk", (double)(S * o->chunk));
         cJSON_AddNumberToObject(j, "chunk_frames", (double)o->chunk);
         cJSON_AddNumberToObject(j, "video_frames_per_chunk", (double)(4 * o->chunk));
-        cJSON_AddNumberToObject(j, "steps", nfwd);
+        cJSON_AddNumberToObject(j, "steps", nrun);
         cJSON_AddStringToObject(j, "sampler", o->sampler ? "unipc" : "renoise");
-        cJSON_AddNumberToObject(j, "forwards_per_chunk", nfwd + 1);
+        cJSON_AddNumberToObject(j, "forwards_per_chunk", nrun + 1);
         cJSON_AddStringToObject(j, "kv_policy", k_policies[o->kv_policy]);
         cJSON_AddNumberToObject(j, "kv_sink", (double)o->kv_sink);
         cJSON_AddNumberToObject(j, "kv_window", (double)o->kv_window);
@@ -418,7 +420,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddBoolToObject(j, "vae_overlap", b.vae_overlap);
         cJSON_AddNumberToObject(j, "setup_s", t_setup);
         cJSON *m = stats_json(&ss, &meas);
-        cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (nfwd + 1));
+        cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (nrun + 1));
         cJSON_AddItemToObject(j, "measured", m);
         cJSON_AddNumberToObject(j, "fps", ss.fps);
         cJSON_AddNumberToObject(j, "first_chunk_ms", meas.ms[0]);
@@ -497,7 +499,7 @@ static int run(const bench_opts *o, const char *cmdline)
                "%d steps + clean pass, KV %s (sink %lld, window %lld)%s%s\n",
                k_configs[o->config], es.backend, b.is_cuda ? " " : "", es.gpu,
                sk_dtype_name(act), (long long)o->width, (long long)o->height, (long long)o->chunk,
-               (long long)(S * o->chunk), nfwd, k_policies[o->kv_policy],
+               (long long)(S * o->chunk), nrun, k_policies[o->kv_policy],
                (long long)o->kv_sink, (long long)o->kv_window,
                !o->with_vae ? "" : b.vae_overlap
                                        ? ", + TAEHV decode (second stream, overlapped)"
@@ -508,7 +510,7 @@ static int run(const bench_opts *o, const char *cmdline)
         printf("  steady state (%d chunks from chunk %d%s): %.2f video fps, chunk p50 %.1f ms, p99 %.1f ms "
                "(mean %.1f, min %.1f, max %.1f); %.1f ms per forward\n",
                ss.n, ss.first, ss.full_window ? ", window full" : ", window NOT full", ss.fps, ss.p50,
-               ss.p99, ss.mean, ss.min, ss.max, ss.mean / (nfwd + 1));
+               ss.p99, ss.mean, ss.min, ss.max, ss.mean / (nrun + 1));
         printf("  first chunk: %.1f ms\n", meas.ms[0]);
         if (o->with_input)
             printf("  video-to-video (synthetic input %s, TAEHV encoder, strength %.3g: steps %d..%d "
