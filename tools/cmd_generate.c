@@ -989,6 +989,22 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "SK_VAE", "FILE")},
         SK_OUT_OPTS_ENTRIES(o.out),
         {OPT("no-decode", SK_OPT_FLAG, &o.no_decode, NULL, "do not decode to video", NULL, NULL)},
+        {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
+             "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
+        {OPT("progress", SK_OPT_ENUM, &o.progress, NULL, "progress on stderr: text (a line, "
+             "video frames and fps), json (a JSON object a chunk: chunk, frames, fps, "
+             "realtime, lag, memory) or off", NULL, NULL), .choices = "text|json|off"},
+        {OPT("timeline-out", SK_OPT_STRING, &o.timeline_out, NULL, "save the prompt timeline "
+             "as applied (JSON lines in the --prompts format, latent frame and wall time): "
+             "--prompts FILE replays the run", NULL, "FILE")},
+        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file: the same "
+             "packets through FFmpeg's tee muxer when -o is a file, a sink of its own next to an "
+             "rtmp:// stream", NULL, "FILE")},
+        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
+             "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
+        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
+             "the server goes away, backoff 250 ms doubling up to this (0: no reconnect, the run "
+             "fails)", NULL, "MS"), .lo = 0, .hi = 600000},
         GROUP("Video-to-video input (docs/INPUTS.md)"),
         {OPT("input", SK_OPT_STRING, &o.input, NULL, "restyle this video: a file, rtmp:// srt:// "
              "udp:// http:// URL, /dev/videoN camera, lavfi:GRAPH (lavfi:testsrc=size=192x128:"
@@ -1010,22 +1026,6 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "--input that drops is reopened, backoff 250 ms doubling up to this (0: the run "
              "fails); each read bounded by --net-timeout-ms", NULL, "MS"), .lo = 0,
          .hi = 600000},
-        {OPT("dump-steps", SK_OPT_STRING, &o.dump_steps, NULL, "write every denoising step's "
-             "xt/v/x0 (xt.{chunk}.{step}, ...) to compare with a PyTorch run", NULL, "FILE")},
-        {OPT("progress", SK_OPT_ENUM, &o.progress, NULL, "progress on stderr: text (a line, "
-             "video frames and fps), json (a JSON object a chunk: chunk, frames, fps, "
-             "realtime, lag, memory) or off", NULL, NULL), .choices = "text|json|off"},
-        {OPT("timeline-out", SK_OPT_STRING, &o.timeline_out, NULL, "save the prompt timeline "
-             "as applied (JSON lines in the --prompts format, latent frame and wall time): "
-             "--prompts FILE replays the run", NULL, "FILE")},
-        {OPT("tee", SK_OPT_STRING, &o.tee, NULL, "also write the video to this file: the same "
-             "packets through FFmpeg's tee muxer when -o is a file, a sink of its own next to an "
-             "rtmp:// stream", NULL, "FILE")},
-        {OPT("net-timeout-ms", SK_OPT_INT, &o.net_timeout_ms, NULL, "RTMP: bound on every "
-             "network call (connect, send)", NULL, "MS"), .lo = 100, .hi = 600000},
-        {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP: reconnect after "
-             "the server goes away, backoff 250 ms doubling up to this (0: no reconnect, the run "
-             "fails)", NULL, "MS"), .lo = 0, .hi = 600000},
         GROUP("Live control (docs/LIVE.md)"),
         {OPT("control-stdin", SK_OPT_FLAG, &o.live.control_stdin, NULL, "read commands from stdin: "
              "prompt TEXT | embeds NAME | pause | resume | step [N] | stop | status", NULL, NULL)},
