@@ -39,6 +39,11 @@ vae_decoder_bias | vae/taehv_decode.c | sk_op_conv2d(be, &b, &a, &m->d1_w, &m->d
 tokenizer_eos_length | text/tokenize_wan.c | *len = (int)keep + 1; | *len = (int)keep; | test_text | the token count leaves out EOS
 sink_frame_dropped | runtime/kv/kv_cache.c | int64_t s_lo = 0, s_hi = frame0 < S ? frame0 : S; | int64_t s_lo = 0, s_hi = frame0 < S ? frame0 : S - 1; | test_kv_policies:kv_policies/sink_relative* | the last sink frame drops out of the visible layout
 unipc_predictor_rk | sampler/unipc.c | const float k = at * bh * 0.5f / rk; | const float k = at * bh * 0.5f * rk; | test_longlive2 | UniPC's second-order predictor scales D1 by rk instead of 1/rk
+v2v_strength_truncated | runtime/stream/v2v.c | long r = lround(strength * n_steps); | long r = (long)(strength * n_steps); | test_v2v | video-to-video: steps run = trunc(S N) instead of round(S N)
+v2v_noise_sigma | runtime/stream/stream.c | SK_TRY(sk_v2v_noise_input(be, &x, &in, &x, sc->sigma[k0])); | SK_TRY(sk_v2v_noise_input(be, &x, &in, &x, sc->sigma[k0 - 1])); | test_v2v | video-to-video: the input noised to the previous step's sigma
+v2v_unipc_no_tail | runtime/stream/stream_unipc.c |         tb = &tail; |         (void)tail; | test_v2v | video-to-video with UniPC: the full solver instead of the one from the start step
+v2v_latency_shift | runtime/engine/session_input.c | sk_latency_out(&v->lat, first, n, sk_taehv_get_config(s->e->vae)->frames_to_trim, now); | sk_latency_out(&v->lat, first, n, 0, now); | test_v2v_cli:v2v_cli/lavfi* | latency: output frame j paired with input frame j, not j + 3
+v2v_input_holds_frames | runtime/input/ffmpeg_input.c |     return emit_until(in, f, rel + 0.5 * d); |     return 0; | test_v2v_cli:v2v_cli/a_stalled* | an input frame waits for the next one before it leaves (a stalled pipe holds the run)
 EOF
 )
 
