@@ -660,7 +660,8 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
                                        "--rope relative (positions within the KV window)",
                                   (long long)o->frames, SK_KV_ROPE_MAX_POSITIONS - 1,
                                   SK_KV_ROPE_MAX_POSITIONS);
-    if (rope == SK_KV_ROPE_ABSOLUTE && pol != SK_KV_MULTISHOT && o->frames == 0)
+    /* (--input: the run lasts as long as its input; the session says where it would end) */
+    if (rope == SK_KV_ROPE_ABSOLUTE && pol != SK_KV_MULTISHOT && o->frames == 0 && !o->input)
         SK_LOGW("an unbounded run with absolute RoPE stops at latent frame %d (%.0f s of video); "
                 "--rope relative has no such limit", SK_KV_ROPE_MAX_POSITIONS - 1,
                 (4.0 * SK_KV_ROPE_MAX_POSITIONS - 3) / o->fps);
