@@ -313,16 +313,16 @@ Test(v2v_cli, ctrl_c_ends_an_endless_input_cleanly)
 
 /* A pipe whose producer sends the frames asked for and then stalls (keeps stdin open, sends
  * nothing): the run ends when it has them, it does not wait for the producer (no frame is
- * held back until the next one, stdin reads are interruptible). `timeout 20` turns a hang
- * into a failure; the producer would stall for 60 s. */
+ * held back until the next one, stdin reads are interruptible). `timeout 60` turns a hang
+ * into a failure; the producer would stall for 120 s. */
 Test(v2v_cli, a_stalled_pipe_does_not_hold_the_run)
 {
     const char *src = getenv("SK_SOURCE_DIR");
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "( cd '%s' && mkfifo in.fifo || exit 9; ( ffmpeg -v error -f lavfi -i "
-             "testsrc=size=64x64:rate=16 -frames:v 12 -f rawvideo -pix_fmt rgb24 -; exec sleep 60 "
-             ") > in.fifo & WP=$!; timeout 20 '%s' generate --dit "
+             "testsrc=size=64x64:rate=16 -frames:v 12 -f rawvideo -pix_fmt rgb24 -; exec sleep 120 "
+             ") > in.fifo & WP=$!; timeout 60 '%s' generate --dit "
              "%s/tests/fixtures/demo/dit_demo_c16.safetensors --text-embeds "
              "%s/tests/fixtures/dit/embeds.safetensors --vae "
              "%s/tests/fixtures/taehv/taehv_tiny_21.safetensors --height 64 --width 64 --input - "
