@@ -51,6 +51,7 @@ v2v_unipc_no_tail | runtime/stream/stream_unipc.c |         tb = &tail; |       
 v2v_latency_shift | runtime/engine/session_input.c | sk_latency_out(&v->lat, first, n, sk_taehv_get_config(s->e->vae)->frames_to_trim, now); | sk_latency_out(&v->lat, first, n, 0, now); | test_v2v_cli:v2v_cli/lavfi* | latency: output frame j paired with input frame j, not j + 3
 v2v_input_holds_frames | runtime/input/ffmpeg_input.c |     return emit_until(in, f, rel + 0.5 * d); |     return 0; | test_v2v_cli:v2v_cli/a_stalled* | an input frame waits for the next one before it leaves (a stalled pipe holds the run)
 v2v_session_ignores_strength | runtime/engine/session_input.c | return sk_stream_step_from(s->s, &lat, v->start, x0, f0); | return sk_stream_step_from(s->s, &lat, 0, x0, f0); | test_v2v_cli:v2v_cli/less* | a session with an input always starts from pure noise (the input unused)
+i2v_v2v_combined | runtime/engine/session_input.c | SK_CHECK(!s->s->image_lat.data, | SK_CHECK(!s->s->in_lat, | test_i2v:i2v/api_image* | a session with an image latent accepts a video input (the image would replace the input's first frame)
 EOF
 )
 
