@@ -498,9 +498,63 @@ sk_status sk_session_get_stats(sk_session *s, sk_session_stats *out);
  * Wan2.2-VAE latent of the conditioning image (sinkstream generate --image makes it; or
  * --image-latent FILE). It becomes latent frame 0 of the stream, kept at t = 0 in every
  * call of chunk 0 and output as frame 0, so the image stays in the global sink. Before the
- * first step; UniPC sessions (sampler "unipc") on one backend (not pipelined) only. */
+ * first step; UniPC sessions (sampler "unipc") on one backend (not pipelined) only; not with
+ * a video input (sk_session_attach_input; either order: SK_E_UNSUPPORTED). */
 sk_status sk_session_set_image_latent(sk_session *s, const float *latent, int64_t c, int64_t h,
                                       int64_t w);
+
+/* ---- video-to-video: a video input restyled live (docs/INPUTS.md) */
+typedef struct {
+    double strength;           /* 0..1: which sampler step a chunk starts from (N steps: start
+                                  N - round(S N), at least one step runs); 1: text-to-video */
+    const char *format;        /* FFmpeg input format ("lavfi", "v4l2", "rawvideo", ...); NULL:
+                                  probed ("lavfi:GRAPH" as the source sets lavfi) */
+    const char *options;       /* demuxer/device options "key=value:key=value" (NULL: none) */
+    int realtime;              /* 1: read a file or pipe at its own rate (ffmpeg -re) */
+    int timeout_ms;            /* network sources: bound on each read (0: 10000) */
+    int reconnect_max_ms;      /* network sources: reconnect backoff cap (0: a drop fails) */
+    int queue_frames;          /* resampled frames buffered (0: 8 chunks' worth for files and
+                                  pipes, which wait when it is full; 2 chunks' for live sources,
+                                  which drop their oldest frames) */
+    int synthetic;             /* 1: in-memory frames (benchmarks; src ignored): a moving
+                                  pattern, arriving when needed, or with realtime at fps */
+    int64_t synthetic_frames;  /* synthetic: frames before the input ends (0: unbounded) */
+} sk_session_input_opts;
+
+/* Defaults: strength 0.6, reconnect_max_ms 8000, the rest 0 / NULL. */
+sk_session_input_opts sk_session_input_opts_default(void);
+
+/* Feeds the session from a video source before its first step: src is anything FFmpeg opens (a
+ * file, rtmp://, srt://, udp://, http://, /dev/videoN, lavfi:GRAPH, "-" for stdin). Frames are
+ * resampled to the session's fps and frame size (scaled to cover, centre cropped), encoded with
+ * the engine's TAEHV encoder chunk by chunk, noised to the strength's start step and denoised
+ * from there. The session ends when the input does (after its last frames; a last partial
+ * chunk is shorter, or padded with the last frame for kv_policy multishot). Needs an engine
+ * whose VAE file has the encoder, one backend (not pipelined), a kv_policy other than
+ * rolling, and no image latent (sk_session_set_image_latent). */
+sk_status sk_session_attach_input(sk_session *s, const char *src, const sk_session_input_opts *o);
+
+typedef struct {
+    char state[16];            /* "running", "reconnecting", "ended", "failed"; "" without input */
+    char kind[16];             /* "file", "pipe", "lavfi", "device", "network", "synthetic" */
+    int64_t src_width, src_height;
+    double src_fps;            /* the source's nominal rate (0: unknown) */
+    int64_t decoded;           /* source frames decoded */
+    int64_t frames;            /* frames at the session's rate and size */
+    int64_t repeated, skipped; /* rate conversion: slots that reused a frame, frames unused */
+    int64_t dropped;           /* live sources: frames dropped because generation fell behind */
+    int64_t used;              /* frames encoded so far (padding excluded) */
+    int reconnects;
+    double strength;
+    int start_step;            /* the first sampler step a chunk runs (0: text-to-video) */
+    int64_t latency_n;         /* frames whose latency was measured */
+    double latency_p50_ms, latency_p99_ms, latency_max_ms; /* an input frame's arrival (decoded,
+                                  resampled, queued) to the same frame handed to the outputs */
+    char error[256];           /* what ended the input, "" if nothing went wrong */
+} sk_session_input_status;
+
+/* Any thread. Zeros (state "") for a session without input. */
+sk_status sk_session_get_input_status(const sk_session *s, sk_session_input_status *out);
 
 #ifdef __cplusplus
 }

@@ -45,6 +45,13 @@ wan_vae_patchify | vae/wan_vae_load.c | them = ch * 4 + r * 2 + q; | them = ch *
 resize_no_antialias | vae/image_prep.c | const double support = scale >= 1.0 ? scale : 1.0, | const double support = 1.0, | test_wan_vae:wan_vae/resize* | the I2V resize shrinks without antialiasing
 i2v_frame0_timestep | runtime/stream/stream_unipc.c | s->tbuf[0] = 0.0f; | s->tbuf[0] = tb->t[i]; | test_i2v:i2v/reference* | the image frame runs at the step's t instead of 0
 i2v_result_clamp | runtime/stream/stream_unipc.c | if (i2v) SK_TRY(sk_tensor_copy(&x0_f0, &s->image_lat)); | if (0) SK_TRY(sk_tensor_copy(&x0_f0, &s->image_lat)); | test_i2v:i2v/reference* | chunk 0's result keeps the model's frame 0 instead of the image
+v2v_strength_truncated | runtime/stream/v2v.c | long r = lround(strength * n_steps); | long r = (long)(strength * n_steps); | test_v2v | video-to-video: steps run = trunc(S N) instead of round(S N)
+v2v_noise_sigma | runtime/stream/stream.c | SK_TRY(sk_v2v_noise_input(be, &x, &in, &x, sc->sigma[k0])); | SK_TRY(sk_v2v_noise_input(be, &x, &in, &x, sc->sigma[k0 - 1])); | test_v2v | video-to-video: the input noised to the previous step's sigma
+v2v_unipc_no_tail | runtime/stream/stream_unipc.c |         tb = &tail; |         (void)tail; | test_v2v | video-to-video with UniPC: the full solver instead of the one from the start step
+v2v_latency_shift | runtime/engine/session_input.c | sk_latency_out(&v->lat, first, n, sk_taehv_get_config(s->e->vae)->frames_to_trim, now); | sk_latency_out(&v->lat, first, n, 0, now); | test_v2v_cli:v2v_cli/lavfi* | latency: output frame j paired with input frame j, not j + 3
+v2v_input_holds_frames | runtime/input/ffmpeg_input.c |     return emit_until(in, f, rel + 0.5 * d); |     return 0; | test_v2v_cli:v2v_cli/a_stalled* | an input frame waits for the next one before it leaves (a stalled pipe holds the run)
+v2v_session_ignores_strength | runtime/engine/session_input.c | return sk_stream_step_from(s->s, &lat, v->start, x0, f0); | return sk_stream_step_from(s->s, &lat, 0, x0, f0); | test_v2v_cli:v2v_cli/less* | a session with an input always starts from pure noise (the input unused)
+i2v_v2v_combined | runtime/engine/session_input.c | SK_CHECK(!s->s->image_lat.data, | SK_CHECK(!s->s->in_lat, | test_i2v:i2v/api_image* | a session with an image latent accepts a video input (the image would replace the input's first frame)
 EOF
 )
 

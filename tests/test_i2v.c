@@ -223,6 +223,11 @@ Test(i2v, bad_inputs_refused_before_loading)
     /* a latent of another size */
     refused("--image-latent " WV "expected_tiny_a.safetensors", "'image_latent'", LL2);
     refused("--image-latent " I2V "image_latent.safetensors --image x.png", "not both", LL2);
+    /* image-to-video and video-to-video do not combine */
+    refused("--image-latent " I2V "image_latent.safetensors --input lavfi:testsrc",
+            "--image-latent with --input: not supported", LL2);
+    refused("--image /tmp/whatever.png --vae-encoder " WV "tiny_a.safetensors --input x.mp4",
+            "--image with --input: not supported", LL2);
     unlink(txt);
 }
 
@@ -291,5 +296,35 @@ Test(i2v, api_set_image_latent_rules)
     sk_session_close(&s);
     free(ctx);
     sk_st_close(&emb);
+    api_ok(sk_engine_close(&e), "engine close");
+}
+
+/* image-to-video and video-to-video on one session: refused in either order (the image would
+ * replace the input's first frame), with a message naming the other call */
+Test(i2v, api_image_and_video_input_refused)
+{
+    sk_engine_params ep = sk_engine_params_default();
+    ep.dit = LL2 "dit_tiny.safetensors";
+    ep.dit_config = LL2 "config.json";
+    ep.vae = SK_SOURCE_DIR "/tests/fixtures/taehv/taehv_tiny_22.safetensors"; /* has an encoder */
+    ep.device = "cpu";
+    sk_engine *e = NULL;
+    api_ok(sk_engine_open(&ep, &e), "engine");
+    static float lat[48 * 4 * 6];
+    for (int i = 0; i < 48 * 24; i++) lat[i] = 0.01f * (float)(i % 97) - 0.4f;
+    sk_session_input_opts io = sk_session_input_opts_default();
+    io.synthetic = 1;
+    io.synthetic_frames = 8;
+    sk_session *s = api_session(e, "unipc");
+    api_ok(sk_session_set_image_latent(s, lat, 48, 4, 6), "set");
+    cr_expect_eq(sk_session_attach_input(s, NULL, &io), SK_E_UNSUPPORTED, "%s", sk_last_error());
+    cr_expect(strstr(sk_last_error(), "image latent"), "%s", sk_last_error());
+    sk_session_close(&s);
+    s = api_session(e, "unipc");
+    api_ok(sk_session_attach_input(s, NULL, &io), "attach a synthetic input");
+    cr_expect_eq(sk_session_set_image_latent(s, lat, 48, 4, 6), SK_E_UNSUPPORTED, "%s",
+                 sk_last_error());
+    cr_expect(strstr(sk_last_error(), "video input"), "%s", sk_last_error());
+    sk_session_close(&s);
     api_ok(sk_engine_close(&e), "engine close");
 }

@@ -52,6 +52,8 @@ typedef struct {
     double shift;
     int with_vae, with_encode, with_download, no_graph, compare_graph, no_profile, json, no_overlap;
     const char *encode_preset;
+    int with_input, input_live; /* video-to-video: synthetic input frames (docs/INPUTS.md) */
+    double strength;
 } bench_opts;
 
 /* names of sk_engine_params.random_model (runtime/engine/random_model.c) */
@@ -88,6 +90,8 @@ typedef struct {
     size_t kv_bytes;
     sk_op_time *ops;  /* profile pass: the profiled chunk's time by op */
     int n_ops;
+    sk_session_input_status in; /* --with-input: latency, frames */
+    double *wall_ms;  /* host wall time of each step (input read, encode, DiT, decode) */
 } pass_result;
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -107,7 +111,8 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
     r->n = n;
     r->ms = calloc((size_t)n, sizeof *r->ms);
     r->hash = calloc((size_t)n, sizeof *r->hash);
-    SK_CHECK(r->ms && r->hash, SK_E_OOM, "bench: out of host memory");
+    r->wall_ms = calloc((size_t)n, sizeof *r->wall_ms);
+    SK_CHECK(r->ms && r->hash && r->wall_ms, SK_E_OOM, "bench: out of host memory");
     sk_session_params sp = sk_session_params_default();
     sp.frames = (int64_t)n * o->chunk;
     sp.chunk = o->chunk;
@@ -143,14 +148,24 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
                              .queue_frames = (int)(8 * o->chunk)}; /* x264 beside the next chunk */
         st = sk_session_attach_output(s, b->out_path, &oo, NULL);
     }
+    if (st == SK_OK && o->with_input) { /* frames made in memory at the model's size */
+        sk_session_input_opts io = sk_session_input_opts_default();
+        io.synthetic = 1;
+        io.strength = o->strength;
+        io.realtime = o->input_live; /* a camera: frame i exists at t0 + i / fps */
+        st = sk_session_attach_input(s, NULL, &io);
+    }
     for (int k = 0; st == SK_OK && k < n; k++) {
         sk_step_info si;
+        const double t0 = sk_progress_now();
         st = sk_session_step(s, &si);
+        r->wall_ms[k] = (sk_progress_now() - t0) * 1e3;
         if (st == SK_OK && si.n_frames != o->chunk)
             st = SK_ERR(SK_E_INTERNAL, "bench: chunk %d has %lld frames", k,
                         (long long)si.n_frames);
     }
     if (st == SK_OK) st = sk_session_finish(s, NULL);
+    if (st == SK_OK && o->with_input) st = sk_session_get_input_status(s, &r->in);
     sk_session_stats ss;
     if (st == SK_OK) st = sk_session_get_stats(s, &ss);
     if (st == SK_OK && ss.chunks != n)
@@ -182,6 +197,7 @@ static void pass_free(pass_result *r)
     free(r->ms);
     free(r->hash);
     free(r->ops);
+    free(r->wall_ms);
     memset(r, 0, sizeof *r);
 }
 
@@ -308,7 +324,9 @@ static int run(const bench_opts *o, const char *cmdline)
     ep.random_model = k_configs[o->config];
     ep.random_seed = (uint64_t)o->seed;
     ep.random_vae = o->with_vae;
-    ep.vae_overlap = !o->no_overlap;
+    /* --with-input: the encoder, the DiT and the decoder on one stream, so a chunk's time
+     * (CUDA events) covers all three */
+    ep.vae_overlap = !o->no_overlap && !o->with_input;
     ep.device = o->device == 1 ? "cuda" : "cpu";
     ep.act_dtype = act_names[o->act_dtype];
     if ((st = sk_engine_open(&ep, &b.e)) != SK_OK) goto fail;
@@ -361,7 +379,9 @@ static int run(const bench_opts *o, const char *cmdline)
     int64_t kv_frames = o->kv_window;
     if (!ss.full_window) kv_frames = (int64_t)(ss.first + 1) * o->chunk;
     double flops, bytes;
-    chunk_cost(&cfg, S, o->chunk, kv_frames, nfwd, sk_dtype_size(act), &flops, &bytes);
+    /* --with-input: only the steps from the strength's start run (the encoder not counted) */
+    const int nrun = o->with_input ? nfwd - meas.in.start_step : nfwd;
+    chunk_cost(&cfg, S, o->chunk, kv_frames, nrun, sk_dtype_size(act), &flops, &bytes);
     const double tflops = ss.mean > 0 ? flops / (ss.mean / 1e3) / 1e12 : 0;
     int identical = 1;
     for (int k = 0; o->compare_graph && k < o->chunks; k++)
@@ -385,9 +405,9 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddNumberToObject(j, "tokens_per_chunk", (double)(S * o->chunk));
         cJSON_AddNumberToObject(j, "chunk_frames", (double)o->chunk);
         cJSON_AddNumberToObject(j, "video_frames_per_chunk", (double)(4 * o->chunk));
-        cJSON_AddNumberToObject(j, "steps", nfwd);
+        cJSON_AddNumberToObject(j, "steps", nrun);
         cJSON_AddStringToObject(j, "sampler", o->sampler ? "unipc" : "renoise");
-        cJSON_AddNumberToObject(j, "forwards_per_chunk", nfwd + 1);
+        cJSON_AddNumberToObject(j, "forwards_per_chunk", nrun + 1);
         cJSON_AddStringToObject(j, "kv_policy", k_policies[o->kv_policy]);
         cJSON_AddNumberToObject(j, "kv_sink", (double)o->kv_sink);
         cJSON_AddNumberToObject(j, "kv_window", (double)o->kv_window);
@@ -400,7 +420,7 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddBoolToObject(j, "vae_overlap", b.vae_overlap);
         cJSON_AddNumberToObject(j, "setup_s", t_setup);
         cJSON *m = stats_json(&ss, &meas);
-        cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (nfwd + 1));
+        cJSON_AddNumberToObject(m, "forward_ms_mean", ss.mean / (nrun + 1));
         cJSON_AddItemToObject(j, "measured", m);
         cJSON_AddNumberToObject(j, "fps", ss.fps);
         cJSON_AddNumberToObject(j, "first_chunk_ms", meas.ms[0]);
@@ -450,6 +470,21 @@ static int run(const bench_opts *o, const char *cmdline)
                 cJSON_AddItemToArray(ops, e);
             }
         }
+        if (o->with_input) {
+            cJSON *in = cJSON_AddObjectToObject(j, "input");
+            cJSON_AddStringToObject(in, "source", o->input_live ? "synthetic, real time at fps "
+                                    "(a camera)" : "synthetic, when needed");
+            cJSON_AddNumberToObject(in, "strength", meas.in.strength);
+            cJSON_AddNumberToObject(in, "start_step", meas.in.start_step);
+            cJSON_AddNumberToObject(in, "steps_run", nfwd - meas.in.start_step);
+            cJSON_AddNumberToObject(in, "frames", (double)meas.in.used);
+            cJSON_AddNumberToObject(in, "latency_frames", (double)meas.in.latency_n);
+            cJSON_AddNumberToObject(in, "latency_p50_ms", meas.in.latency_p50_ms);
+            cJSON_AddNumberToObject(in, "latency_p99_ms", meas.in.latency_p99_ms);
+            cJSON_AddNumberToObject(in, "latency_max_ms", meas.in.latency_max_ms);
+            cJSON_AddNumberToObject(in, "step_wall_ms_p50", pct(meas.wall_ms, o->chunks, 0.5));
+            cJSON_AddNumberToObject(in, "step_wall_ms_p99", pct(meas.wall_ms, o->chunks, 0.99));
+        }
         char hs[24];
         snprintf(hs, sizeof hs, "%016llx", (unsigned long long)all_hash);
         cJSON_AddStringToObject(j, "x0_hash", hs);
@@ -464,7 +499,7 @@ static int run(const bench_opts *o, const char *cmdline)
                "%d steps + clean pass, KV %s (sink %lld, window %lld)%s%s\n",
                k_configs[o->config], es.backend, b.is_cuda ? " " : "", es.gpu,
                sk_dtype_name(act), (long long)o->width, (long long)o->height, (long long)o->chunk,
-               (long long)(S * o->chunk), nfwd, k_policies[o->kv_policy],
+               (long long)(S * o->chunk), nrun, k_policies[o->kv_policy],
                (long long)o->kv_sink, (long long)o->kv_window,
                !o->with_vae ? "" : b.vae_overlap
                                        ? ", + TAEHV decode (second stream, overlapped)"
@@ -475,8 +510,16 @@ static int run(const bench_opts *o, const char *cmdline)
         printf("  steady state (%d chunks from chunk %d%s): %.2f video fps, chunk p50 %.1f ms, p99 %.1f ms "
                "(mean %.1f, min %.1f, max %.1f); %.1f ms per forward\n",
                ss.n, ss.first, ss.full_window ? ", window full" : ", window NOT full", ss.fps, ss.p50,
-               ss.p99, ss.mean, ss.min, ss.max, ss.mean / (nfwd + 1));
+               ss.p99, ss.mean, ss.min, ss.max, ss.mean / (nrun + 1));
         printf("  first chunk: %.1f ms\n", meas.ms[0]);
+        if (o->with_input)
+            printf("  video-to-video (synthetic input %s, TAEHV encoder, strength %.3g: steps %d..%d "
+                   "of %d): input frame -> decoded frame latency p50 %.1f ms, p99 %.1f ms, max "
+                   "%.1f ms over %lld frames; step wall time p50 %.1f ms, p99 %.1f ms\n",
+                   o->input_live ? "arriving in real time" : "arriving when needed",
+                   meas.in.strength, meas.in.start_step, nfwd - 1, nfwd, meas.in.latency_p50_ms,
+                   meas.in.latency_p99_ms, meas.in.latency_max_ms, (long long)meas.in.latency_n,
+                   pct(meas.wall_ms, o->chunks, 0.5), pct(meas.wall_ms, o->chunks, 0.99));
         printf("  %.4g TFLOP and >= %.4g GB per chunk: %.4g TFLOP/s (%.2g%% of the H100's 989 "
                "bf16 dense)\n", flops / 1e12, bytes / 1e9, tflops, 100 * tflops / 989.0);
         printf("  memory: weights %.2f GB, KV cache %.2f GB, backend peak %.2f GB, device used peak "
@@ -543,7 +586,7 @@ int sk_cmd_bench(int argc, char **argv)
 {
     bench_opts o = {.config = 0, .device = SK_DEV_AUTO, .chunk = 3, .kv_window = 12, .kv_sink = 3,
                     .kv_policy = 1, .chunks = 10, .warmup = 8,
-                    .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0, .num_steps = 4,
+                    .steps = {4, {1000, 750, 500, 250}}, .shift = 5.0, .num_steps = 4, .strength = 0.6,
                     .encode_preset = "veryfast"};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
@@ -601,6 +644,15 @@ int sk_cmd_bench(int argc, char **argv)
              "(SK_NO_VAE_OVERLAP=1 does the same everywhere)", NULL, NULL)},
         {OPT("encode-preset", SK_OPT_STRING, &o.encode_preset, NULL, "x264 preset for "
              "--with-encode", NULL, "NAME")},
+        {OPT("with-input", SK_OPT_FLAG, &o.with_input, NULL, "video-to-video: synthetic input "
+             "frames at the model's size through the TAEHV encoder and --strength's start step "
+             "(implies --with-vae; the VAE on the DiT's stream); reports the latency from an "
+             "input frame's arrival to its decoded frame", NULL, NULL)},
+        {OPT("strength", SK_OPT_DOUBLE, &o.strength, NULL, "--with-input: 0..1, N steps start at "
+             "step N - round(S*N)", NULL, "S"), .lo = 0, .hi = 1},
+        {OPT("input-live", SK_OPT_FLAG, &o.input_live, NULL, "--with-input: frames arrive in "
+             "real time at the model's fps (a camera; the latency then includes gathering a "
+             "chunk), instead of when a chunk needs them", NULL, NULL)},
         {OPT("no-cuda-graph", SK_OPT_FLAG, &o.no_graph, NULL, "run every op on its own (no CUDA "
              "graphs; SK_NO_CUDA_GRAPH=1 does the same everywhere)", NULL, NULL)},
         {OPT("compare-graph", SK_OPT_FLAG, &o.compare_graph, NULL, "measure again with graphs the "
@@ -663,7 +715,9 @@ int sk_cmd_bench(int argc, char **argv)
         return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
                                         "chunk of %lld frames", (long long)o.kv_window,
                                   (long long)o.kv_sink, (long long)o.chunk);
-    if (o.with_download) o.with_vae = 1;
+    if (o.with_download || o.with_input) o.with_vae = 1;
+    if ((o.input_live || arg_given(argc, argv, "--strength")) && !o.with_input)
+        return sk_cli_usage_error(&cli, "--strength / --input-live need --with-input");
     if (o.with_encode) {
         o.with_vae = 1;
         if (!sk_output_kind_available(SK_OUTPUT_VIDEO_FILE))

@@ -17,6 +17,7 @@
 #include "runtime/core/progress.h"
 #include "runtime/engine/model_dir.h"
 #include "runtime/engine/pp_setup.h"
+#include "runtime/input/input.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/kv/kv_cache.h"
 #include "runtime/live/control.h"
@@ -78,6 +79,10 @@ typedef struct {
     int64_t video_frames;     /* --video-frames N (0: not given; tools/gen_units.h) */
     sk_out_opts out; /* --fps --codec --preset --crf --bitrate ... -y (tools/out_opts.h) */
     gen_image img;   /* --image / --image-latent (LongLive 2.0 I2V, tools/gen_image.h) */
+    /* video-to-video (docs/INPUTS.md) */
+    const char *input, *input_format, *input_options;
+    double strength;
+    int input_realtime, input_reconnect_max_ms;
 } gen_opts;
 
 /* --sampler, in its choices' order; the names are sk_session_params.sampler's */
@@ -231,6 +236,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_status st;
     int signals = 0;
     const int decode = !o->no_decode && (o->output || o->frames_dir || o->rgb_out);
+    sk_session_input_status is = {{0}};
     const int64_t chunk = o->frames > 0 && o->frames < o->chunk ? o->frames : o->chunk;
     /* live control may bring text prompts: the encoder stays (weights offloaded between
      * prompts); without it the encoder's weights are freed once the prompts are encoded */
@@ -263,13 +269,14 @@ static int run(const gen_opts *o, const sk_schedule *sched)
         ep.text_encoder_config = o->text_encoder_config;
         ep.text_offload = keep_text ? o->text_offload : later_text;
     }
-    ep.vae = decode ? o->vae : NULL;
+    ep.vae = decode || o->input ? o->vae : NULL; /* --input: its encoder */
     ep.device = o->device_api;
     ep.act_dtype = act_names[o->act_dtype];
     ep.dit_dtype = wd_names[o->wdtype];
     /* the VAE overlaps the next chunk's DiT on CUDA, except with --no-overlap, live control
-     * (frames must leave with their chunk) and pipeline stages */
-    ep.vae_overlap = !o->no_overlap && !live_ctl;
+     * and --input (frames must leave with their chunk; the input's encoder shares the VAE's
+     * stream) and pipeline stages */
+    ep.vae_overlap = !o->no_overlap && !live_ctl && !o->input;
     ep.gpus = o->pp.gpus;
     ep.pp_stages = o->pp.stages;
     ep.pp_split = o->pp.split;
@@ -329,6 +336,16 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     if (o->img.lat && (st = sk_session_set_image_latent(s, o->img.lat, info.latent_channels,
                                                         o->latent_h, o->latent_w)) != SK_OK)
         goto fail;
+    if (o->input) {
+        sk_session_input_opts io = sk_session_input_opts_default();
+        io.strength = o->strength;
+        io.format = o->input_format;
+        io.options = o->input_options;
+        io.realtime = o->input_realtime;
+        io.timeout_ms = o->net_timeout_ms;
+        io.reconnect_max_ms = o->input_reconnect_max_ms;
+        if ((st = sk_session_attach_input(s, o->input, &io)) != SK_OK) goto fail;
+    }
 
     if (decode) {
         /* live (RTMP): paced to the clock by a queue worker holding two chunks of frames,
@@ -458,6 +475,15 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     }
     if ((st = sk_session_finish(s, NULL)) != SK_OK) goto fail;
     sk_progress_finish(&pr);
+    if (o->input && sk_session_get_input_status(s, &is) == SK_OK) {
+        SK_LOGI("input '%s': %lld frames at %s fps used (decoded %lld, repeated %lld, skipped "
+                "%lld, dropped %lld, reconnects %d), strength %.3g (from step %d); latency "
+                "input frame -> output p50 %.1f ms, p99 %.1f ms, max %.1f ms over %lld frames",
+                o->input, (long long)is.used, o->out.fps, (long long)is.decoded,
+                (long long)is.repeated, (long long)is.skipped, (long long)is.dropped,
+                is.reconnects, is.strength, is.start_step, is.latency_p50_ms, is.latency_p99_ms,
+                is.latency_max_ms, (long long)is.latency_n);
+    }
     sk_session_get_status(s, &ss);
     const int64_t made = ss.next_frame;
     if (o->progress == 1)
@@ -658,7 +684,8 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
                                        "--rope relative (positions within the KV window)",
                                   (long long)o->frames, SK_KV_ROPE_MAX_POSITIONS - 1,
                                   SK_KV_ROPE_MAX_POSITIONS);
-    if (rope == SK_KV_ROPE_ABSOLUTE && pol != SK_KV_MULTISHOT && o->frames == 0)
+    /* (--input: the run lasts as long as its input; the session says where it would end) */
+    if (rope == SK_KV_ROPE_ABSOLUTE && pol != SK_KV_MULTISHOT && o->frames == 0 && !o->input)
         SK_LOGW("an unbounded run with absolute RoPE stops at latent frame %d (%.0f s of video); "
                 "--rope relative has no such limit", SK_KV_ROPE_MAX_POSITIONS - 1,
                 (4.0 * SK_KV_ROPE_MAX_POSITIONS - 3) / o->fps);
@@ -749,6 +776,59 @@ static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chu
     return 0;
 }
 
+/* --input and its flags, checked before any weight loads (docs/INPUTS.md) */
+static int input_usage(const sk_cli *cli, const gen_opts *o, int argc, char **argv)
+{
+    if (!o->input) {
+        const char *f = gen_argv_has(argc, argv, "strength", 0)          ? "--strength"
+                        : o->input_format                                ? "--input-format"
+                        : o->input_options                               ? "--input-options"
+                        : o->input_realtime                              ? "--input-realtime"
+                        : gen_argv_has(argc, argv, "input-reconnect-max-ms", 0)
+                            ? "--input-reconnect-max-ms" : NULL;
+        if (f) return sk_cli_usage_error(cli, "%s needs --input SRC (video-to-video)", f);
+        return -1;
+    }
+    /* I2V makes latent frame 0 the image, which would replace the input's first frame and
+     * condition the stream on a picture that is not in the video: no clear meaning, refused */
+    if (o->img.image || o->img.image_latent)
+        return sk_cli_usage_error(cli, "%s with --input: not supported (image-to-video starts the "
+                                       "stream from a picture, video-to-video restyles the input "
+                                       "from its first frame); give one of them",
+                                  o->img.image ? "--image" : "--image-latent");
+    if (!*o->input)
+        return sk_cli_usage_error(cli, "--input: empty; expected a file, a URL, /dev/videoN, "
+                                       "lavfi:GRAPH or - (stdin)");
+    if (!o->vae)
+        return sk_cli_usage_error(cli, "--input needs --vae FILE (the TAEHV checkpoint: its "
+                                       "encoder turns the input frames into latents)");
+    if (!sk_input_available())
+        return sk_cli_usage_error(cli, "--input: this build has no FFmpeg (libavformat, "
+                                       "libavcodec, libswscale)");
+    if (o->kv_policy == SK_KV_ROLLING)
+        return sk_cli_usage_error(cli, "--input does not work with --kv-policy rolling (its "
+                                       "windows hold chunks at different noise levels)");
+    if (gen_pp_enabled(&o->pp))
+        return sk_cli_usage_error(cli, "--input is not supported with --gpus / --pp-stages yet");
+    if ((!strcmp(o->input, "-") || !strcmp(o->input, "pipe:0")) && o->live.control_stdin)
+        return sk_cli_usage_error(cli, "--input - and --control-stdin both read stdin; use "
+                                       "--control-port for live control");
+    /* a plain file must exist (URLs, devices, lavfi graphs and stdin are opened as given) */
+    const int plain = strcmp(o->input, "-") && !strstr(o->input, "://") &&
+                      strncmp(o->input, "lavfi:", 6) && strncmp(o->input, "pipe:", 5) &&
+                      strncmp(o->input, "/dev/video", 10) && !o->input_format;
+    if (plain && !readable(o->input))
+        return sk_cli_usage_error(cli, "--input '%s': cannot open (%s)", o->input,
+                                  strerror(errno));
+    if (o->frames == 0 && (o->latents_out || o->rgb_out || o->noise_file || o->dump_steps))
+        return sk_cli_usage_error(cli, "--input without --frames/--video-frames/--seconds runs "
+                                       "until the input ends; %s needs a bounded run (give a "
+                                       "length)", o->latents_out ? "--latents-out"
+                                       : o->rgb_out ? "--rgb-out" : o->noise_file ? "--noise-file"
+                                       : "--dump-steps");
+    return -1;
+}
+
 /* --seconds and the live options (docs/LIVE.md); -1 to go on, else the exit code. */
 static int live_usage(const sk_cli *cli, gen_opts *o)
 {
@@ -811,7 +891,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
                   .shot_rope_offset = 8, .recache = 2,
                   .shift = 5.0, .seed = 0, .kv_policy = 1, .fps = 16, .pp = {.gpus = 1},
                   .ema_alpha = 0.999, .kv_recent = 4, .device = SK_DEV_AUTO,
-                  .out = SK_OUT_OPTS_INIT};
+                  .out = SK_OUT_OPTS_INIT, .strength = 0.6, .input_reconnect_max_ms = 8000};
 #define GROUP(t) {.name = (t), .type = SK_OPT_GROUP}
 #define OPT(n_, ty_, f_, def_, h_, env_, mv_) \
     .name = (n_), .type = (ty_), .field = (f_), .def_text = (def_), .help = (h_), .env = (env_), \
@@ -970,6 +1050,27 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("reconnect-max-ms", SK_OPT_INT, &o.reconnect_max_ms, NULL, "RTMP/SRT: reconnect after "
              "the server goes away, backoff 250 ms doubling up to this (0: no reconnect, the run "
              "fails)", NULL, "MS"), .lo = 0, .hi = 600000},
+        GROUP("Video-to-video input (docs/INPUTS.md)"),
+        {OPT("input", SK_OPT_STRING, &o.input, NULL, "restyle this video: a file, rtmp:// srt:// "
+             "udp:// http:// URL, /dev/videoN camera, lavfi:GRAPH (lavfi:testsrc=size=192x128:"
+             "rate=16) or - (stdin); resampled to --fps and the frame size (scaled to cover, "
+             "centre cropped), encoded with --vae's encoder; runs until it ends unless a length "
+             "is given", NULL, "SRC"), .short_name = 'i'},
+        {OPT("strength", SK_OPT_DOUBLE, &o.strength, NULL, "--input: 0..1, how much of the "
+             "input is replaced: N steps start at step N - round(S*N) (at least one runs); 1 = "
+             "pure noise (text-to-video)", NULL, "S"), .lo = 0, .hi = 1},
+        {OPT("input-format", SK_OPT_STRING, &o.input_format, "probed", "FFmpeg input format of "
+             "--input (lavfi, v4l2, rawvideo, matroska, ...)", NULL, "FMT")},
+        {OPT("input-options", SK_OPT_STRING, &o.input_options, NULL, "demuxer/device options of "
+             "--input, key=value:key=value (video_size=640x480:pixel_format=rgb24:framerate=16)",
+             NULL, "OPTS")},
+        {OPT("input-realtime", SK_OPT_FLAG, &o.input_realtime, NULL, "read a file or pipe "
+             "--input at its own rate (as ffmpeg -re; cameras and URLs always are)", NULL,
+             NULL)},
+        {OPT("input-reconnect-max-ms", SK_OPT_INT, &o.input_reconnect_max_ms, NULL, "a network "
+             "--input that drops is reopened, backoff 250 ms doubling up to this (0: the run "
+             "fails); each read bounded by --net-timeout-ms", NULL, "MS"), .lo = 0,
+         .hi = 600000},
         GROUP("Live control (docs/LIVE.md)"),
         {OPT("control-stdin", SK_OPT_FLAG, &o.live.control_stdin, NULL, "read commands from stdin: "
              "prompt TEXT | embeds NAME | pause | resume | step [N] | stop | status", NULL, NULL)},
@@ -1140,6 +1241,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
             o.frames = gen_latent_for_video(o.video_frames);
             o.seconds = -1;
         }
+        /* --input without a length runs until the input ends */
+        if (o.input && nf + nv + ns == 0) o.frames = 0;
+        if ((st_ = input_usage(&cli, &o, argc, argv)) >= 0) return st_;
     }
     if ((st_ = live_usage(&cli, &o)) >= 0) return st_;
     int64_t chunk = o.frames > 0 && o.frames < o.chunk ? o.frames : o.chunk;

@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+      libavdevice-dev # --input lavfi:GRAPH and V4L2 cameras (runtime/input/ffmpeg_input.c)
       libcriterion-dev libstb-dev libcjson-dev libsentencepiece-dev libmicrohttpd-dev
       nginx-light libnginx-mod-rtmp # nginx: the RTMP server of tests/test_live_rtmp.c (started by the test)
       # tools/convert_checkpoint.py and pth_to_safetensors.py need only numpy (PyTorch's zip

@@ -6,6 +6,7 @@
 #include "cuda/sk_cuda.h"
 #include "runtime/core/log.h"
 #include "runtime/cpu/cpu_fast.h"
+#include "runtime/input/input.h"
 #include "runtime/output/output.h"
 
 #ifndef SK_VERSION
@@ -31,6 +32,12 @@ void sk_print_version(FILE *out)
     fprintf(out, "ffmpeg:      %s\n", sk_output_kind_available(SK_OUTPUT_VIDEO_FILE)
                                           ? "yes (video files, RTMP)"
                                           : "no (PNG frames / raw RGB only)");
+    fprintf(out, "input:       %s\n", sk_input_available() == 2
+                                          ? "yes (--input: files, pipes, URLs, lavfi, V4L2 cameras)"
+                                          : sk_input_available()
+                                                ? "yes (--input: files, pipes, URLs; no libavdevice: "
+                                                  "no lavfi or cameras)"
+                                                : "no (--input needs FFmpeg)");
     fprintf(out, "png:         %s\n", sk_output_kind_available(SK_OUTPUT_PNG_DIR) ? "yes" : "no");
 #ifdef SK_HAVE_MHD
     fprintf(out, "http:        yes (--control-port)\n");

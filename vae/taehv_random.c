@@ -1,4 +1,4 @@
-/* taehv_random.c - see taehv_random.h. The decoder's tensor list is the one
+/* taehv_random.c - see taehv_random.h. The decoder's and encoder's tensor lists is the one
  * docs/spec-taehv-umt5.md (A8) gives and vae/taehv_load.c expects; the
  * checkpoint is serialised as safetensors into a host buffer and parsed from
  * there, so the normal strict loader does the binding. */
@@ -20,7 +20,7 @@ typedef struct {
 } ent;
 
 typedef struct {
-    ent e[64];
+    ent e[128];
     int n;
 } ent_list;
 
@@ -60,6 +60,30 @@ static void layers(ent_list *l, int z, const int nf[4])
     const int rgb = z == 48 ? 12 : 3;
     add(l, "decoder.22.weight", 4, rgb, nf[3], 3, 3);
     add(l, "decoder.22.bias", 1, rgb, 0, 0, 0);
+    /* the encoder (width 64, spec A8), after the decoder so the decoder's draws are those of
+     * a decoder-only model: video-to-video benchmarks (bench --with-input) encode with it */
+    const int64_t E = 64;
+    add(l, "encoder.0.weight", 4, E, rgb, 3, 3);
+    add(l, "encoder.0.bias", 1, E, 0, 0, 0);
+    static const int pool[3] = {2, 7, 12}, pstride[3] = {2, 2, 1}, down[3] = {3, 8, 13};
+    static const int emem[9] = {4, 5, 6, 9, 10, 11, 14, 15, 16};
+    for (int s = 0; s < 3; s++) {
+        snprintf(k, sizeof k, "encoder.%d.conv.weight", pool[s]);
+        add(l, k, 4, E, E * pstride[s], 1, 1);
+        snprintf(k, sizeof k, "encoder.%d.weight", down[s]);
+        add(l, k, 4, E, E, 3, 3);
+    }
+    for (int i = 0; i < 9; i++) {
+        static const int conv[3] = {0, 2, 4};
+        for (int j = 0; j < 3; j++) {
+            snprintf(k, sizeof k, "encoder.%d.conv.%d.weight", emem[i], conv[j]);
+            add(l, k, 4, E, j == 0 ? 2 * E : E, 3, 3);
+            snprintf(k, sizeof k, "encoder.%d.conv.%d.bias", emem[i], conv[j]);
+            add(l, k, 1, E, 0, 0, 0);
+        }
+    }
+    add(l, "encoder.17.weight", 4, z, E, 3, 3);
+    add(l, "encoder.17.bias", 1, z, 0, 0, 0);
 }
 
 static uint64_t mix64(uint64_t *s)

@@ -146,6 +146,7 @@ struct sk_session {
     int stopped, finished, broken;
     sk_session_status snap;    /* for sk_session_get_status (under q_mu) */
     sk_session_meter *meter;   /* session params stats; NULL without */
+    struct sk_session_v2v *v2v;/* video-to-video input (session_input.c); NULL without */
 };
 
 /* Handle registry: a stale or foreign pointer is reported, never dereferenced. */
@@ -177,6 +178,17 @@ sk_status sk_engine_prompt_from_text(sk_engine *e, const char *text, int64_t fra
 sk_status sk_session_emit_frames(sk_session *s, const float *rgb, int64_t n);
 sk_status sk_session_close_outputs(sk_session *s);
 const sk_output *sk_session_first_output(const sk_session *s);
+
+/* session_input.c: video-to-video. prepare reads the next chunk's input frames (*end: none
+ * left, or stopping); step encodes them and runs the chunk from the strength's step;
+ * frames_out records the latency of output frames [first, first + n); publish copies the
+ * input's state into the live status. */
+typedef struct sk_session_v2v sk_session_v2v;
+sk_status sk_session_input_prepare(sk_session *s, int *end);
+sk_status sk_session_input_step(sk_session *s, sk_tensor *x0, int64_t *f0);
+void sk_session_input_frames_out(sk_session *s, int64_t first, int64_t n);
+void sk_session_input_publish(sk_session *s);
+void sk_session_input_free(sk_session *s);
 
 /* session_stats.c: the meter around a chunk's work (no-ops without stats). */
 sk_status sk_meter_create(sk_session *s);

@@ -219,6 +219,7 @@ static void queue_free_all(sk_session *s)
 static void session_free(sk_session *s)
 {
     gen_finite_free(&s->fin); /* its flag lives on x0's backend (a pipeline stage's too) */
+    sk_session_input_free(s); /* stops the reader first: it may wait on the stop flag */
     gen_live_finish(&s->lv);
     sk_st_close(&s->ctl_emb);
     for (int i = 0; i < s->n_outs; i++) {
@@ -489,6 +490,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
         SK_TRY(sk_meter_chunk_begin(s));
         SK_TRY(gen_pp_step(s->ppl, &x0, &f0));
     } else {
+        sk_session_input_publish(s);
         if (gen_live_boundary(&s->lv, s->s, sk_session_first_output(s), s->vframes)) {
             s->stopped = 1;
             return SK_OK;
@@ -529,8 +531,16 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
         SK_TRY(st);
         SK_CHECK(s->have_prompt, SK_E_INVALID_ARG, "sk_session_step: no prompt: queue one "
                  "before the first step (sk_session_queue_prompt_text / _embeds)");
+        if (s->v2v) { /* video-to-video: this chunk's input frames (session_input.c) */
+            int end = 0;
+            SK_TRY(sk_session_input_prepare(s, &end));
+            if (end) {
+                s->stopped = 1;
+                return SK_OK;
+            }
+        }
         SK_TRY(sk_meter_chunk_begin(s));
-        SK_TRY(sk_stream_step(s->s, &x0, &f0));
+        SK_TRY(s->v2v ? sk_session_input_step(s, &x0, &f0) : sk_stream_step(s->s, &x0, &f0));
     }
     SK_TRY(s->dump_st);
     /* NaN/Inf never makes a silent video (issue 15 #7): a device-side flag, read once a chunk,
@@ -561,6 +571,7 @@ static sk_status step_locked(sk_session *s, sk_step_info *info)
     }
     SK_TRY(sk_meter_chunk_end(s, &x0));
     s->chunks++;
+    sk_session_input_publish(s);
     if (s->s) gen_live_after_chunk(&s->lv, s->s, sk_session_first_output(s), s->vframes);
     return SK_OK;
 }

@@ -14,6 +14,9 @@ sk_status sk_session_set_image_latent(sk_session *s, const float *latent, int64_
     SK_CHECK(s->chunks == 0 && !s->finished, SK_E_INVALID_ARG, "sk_session_set_image_latent: "
              "after the first step (%lld chunks made); set the image before it",
              (long long)s->chunks);
+    SK_CHECK(!s->v2v, SK_E_UNSUPPORTED, "sk_session_set_image_latent: the session has a video "
+             "input (--input / sk_session_attach_input); image-to-video and video-to-video do not "
+             "combine (the image would replace the input's first frame); use one of them");
     const int64_t n = c * h * w;
     for (int64_t i = 0; i < n; i++)
         SK_CHECK(isfinite(latent[i]), SK_E_INVALID_ARG, "sk_session_set_image_latent: value %lld "

@@ -46,6 +46,7 @@ sk_status sk_session_emit_frames(sk_session *s, const float *rgb, int64_t n)
     if (s->p.frames_on_device) { /* nothing on the host to hand out */
         s->rgb = NULL;
         s->rgb_n = 0;
+        sk_session_input_frames_out(s, s->vframes, n);
         s->vframes += n;
         return SK_OK;
     }
@@ -55,6 +56,7 @@ sk_status sk_session_emit_frames(sk_session *s, const float *rgb, int64_t n)
         SK_TRY(frames_to_rgb8(s));
         s->p.on_frames(s->p.user, s->rgb8, n, s->vid_h, s->vid_w, s->rgb_first);
     }
+    sk_session_input_frames_out(s, s->vframes, n); /* video-to-video latency */
     s->vframes += n;
     return SK_OK;
 }

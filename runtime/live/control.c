@@ -251,6 +251,15 @@ void sk_control_get_status(sk_control *c, sk_ctl_status *out)
     pthread_mutex_unlock(&c->mu);
 }
 
+void sk_control_set_status_hook(sk_control *c, void (*fn)(void *user, sk_ctl_status *st),
+                                void *user)
+{
+    pthread_mutex_lock(&c->mu);
+    c->status_hook = fn;
+    c->status_hook_user = user;
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* The first video frame of latent frame f (the Wan VAE makes 1 video frame of latent 0
  * and 4 of each later one). */
 static double video_of_latent(int64_t f) { return f > 0 ? (double)(4 * f - 3) : 0.0; }
@@ -263,6 +272,10 @@ char *sk_control_status_json(sk_control *c)
 {
     sk_ctl_status s;
     sk_control_get_status(c, &s);
+    /* the hook runs under mu, so clearing it waits for a call in progress */
+    pthread_mutex_lock(&c->mu);
+    if (c->status_hook) c->status_hook(c->status_hook_user, &s);
+    pthread_mutex_unlock(&c->mu);
     cJSON *j = cJSON_CreateObject(), *o;
     if (!j) return NULL;
     cJSON_AddStringToObject(j, "state", s.state);
@@ -320,6 +333,19 @@ char *sk_control_status_json(sk_control *c)
         cJSON_AddNumberToObject(o, "dropped", (double)s.out_dropped);
         cJSON_AddNumberToObject(o, "lag_ms", s.out_lag_ms);
         cJSON_AddNumberToObject(o, "stall_ms", s.out_stall_ms);
+    }
+    if (s.in_state[0] && (o = cJSON_AddObjectToObject(j, "input"))) {
+        cJSON_AddStringToObject(o, "state", s.in_state);
+        cJSON_AddStringToObject(o, "kind", s.in_kind);
+        cJSON_AddNumberToObject(o, "frames", (double)s.in_frames);
+        cJSON_AddNumberToObject(o, "dropped", (double)s.in_dropped);
+        cJSON_AddNumberToObject(o, "repeated", (double)s.in_repeated);
+        cJSON_AddNumberToObject(o, "skipped", (double)s.in_skipped);
+        cJSON_AddNumberToObject(o, "reconnects", s.in_reconnects);
+        cJSON_AddNumberToObject(o, "strength", s.in_strength);
+        cJSON_AddNumberToObject(o, "start_step", s.in_start_step);
+        cJSON_AddNumberToObject(o, "latency_p50_ms", s.in_latency_p50_ms);
+        cJSON_AddNumberToObject(o, "latency_p99_ms", s.in_latency_p99_ms);
     }
     if (s.last_error[0]) cJSON_AddStringToObject(j, "last_error", s.last_error);
     char *txt = cJSON_PrintUnformatted(j);

@@ -94,6 +94,14 @@ typedef struct {
     double out_lag_ms;        /* how late the last frame left the pacer */
     double out_stall_ms;      /* total time the stream fell behind its clock */
     char last_error[256];     /* the last command that failed when applied */
+    /* video-to-video input (docs/INPUTS.md); in_state "" when there is none */
+    char in_state[16];        /* "running" "reconnecting" "ended" "failed" */
+    char in_kind[16];         /* "file" "pipe" "lavfi" "device" "network" "synthetic" */
+    int64_t in_frames, in_dropped, in_repeated, in_skipped;
+    int in_reconnects;
+    double in_strength;
+    int in_start_step;
+    double in_latency_p50_ms, in_latency_p99_ms; /* input frame arrival -> its output */
 } sk_ctl_status;
 
 typedef struct {
@@ -137,6 +145,11 @@ void sk_control_request_stop(sk_control *c);
 int sk_control_pending(sk_control *c);
 
 void sk_control_publish(sk_control *c, const sk_ctl_status *st);
+/* fn (may be NULL) refreshes the copy sk_control_status_json prints, as of the request, from
+ * any thread (a video-to-video input's state while the generator waits for frames).
+ * Set and cleared by the generator's thread; fn must stay valid until cleared. */
+void sk_control_set_status_hook(sk_control *c, void (*fn)(void *user, sk_ctl_status *st),
+                                void *user);
 void sk_control_get_status(sk_control *c, sk_ctl_status *out);
 /* The status as one JSON object (malloc'd, caller frees); NULL on OOM. */
 char *sk_control_status_json(sk_control *c);

@@ -29,6 +29,9 @@ struct sk_control {
     void *http;
     void (*http_stop)(sk_control *c);
     int http_port;
+    /* refreshes a status copy as of the request (sk_control_set_status_hook) */
+    void (*status_hook)(void *user, sk_ctl_status *st);
+    void *status_hook_user;
 };
 
 #endif

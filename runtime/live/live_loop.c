@@ -121,6 +121,17 @@ static void publish(gen_live *lv, const sk_stream *s, const sk_output *out, int6
         st.out_stall_ms = os.stall_ms;
     }
     snprintf(st.last_error, sizeof st.last_error, "%s", lv->last_error);
+    memcpy(st.in_state, lv->input.in_state, sizeof st.in_state);
+    memcpy(st.in_kind, lv->input.in_kind, sizeof st.in_kind);
+    st.in_frames = lv->input.in_frames;
+    st.in_dropped = lv->input.in_dropped;
+    st.in_repeated = lv->input.in_repeated;
+    st.in_skipped = lv->input.in_skipped;
+    st.in_reconnects = lv->input.in_reconnects;
+    st.in_strength = lv->input.in_strength;
+    st.in_start_step = lv->input.in_start_step;
+    st.in_latency_p50_ms = lv->input.in_latency_p50_ms;
+    st.in_latency_p99_ms = lv->input.in_latency_p99_ms;
     sk_control_publish(lv->ctl, &st);
 }
 

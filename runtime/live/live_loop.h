@@ -50,6 +50,8 @@ typedef struct {
     int ring_n;
     int64_t chunks;
     const volatile int *stop_flag; /* != 0: stop at the next boundary (signal, API) */
+    sk_ctl_status input;       /* the in_* fields: a video-to-video input's state, set by the
+                                  session before each boundary (in_state "": none) */
 } gen_live;
 
 /* Sets up control (when asked). emb: the --text-embeds file (its tensor names

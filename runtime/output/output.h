@@ -214,6 +214,9 @@ sk_status sk_output_close(sk_output **o);
 
 /* The conversion every 8-bit sink uses: planar f32 [3, h, w] -> packed RGB24
  * rows of dst_stride bytes. Clamp to [0, 1], NaN -> 0, round(x * 255). */
+/* Routes libav's log through sinkstream's (once; every libav user calls it first: outputs,
+ * the live view, runtime/input; FFmpeg builds only). */
+void sk_output_quiet_libav(void);
 void sk_rgb_planar_to_rgb24(const float *src, int w, int h, uint8_t *dst, size_t dst_stride);
 
 #ifdef __cplusplus

@@ -7,6 +7,7 @@
 #include "runtime/core/log.h"
 #include "runtime/stream/stream_rolling.h"
 #include "runtime/stream/stream_unipc.h"
+#include "runtime/stream/v2v.h"
 
 sk_stream_params sk_stream_params_default(void)
 {
@@ -278,7 +279,13 @@ static sk_status run_chunk(sk_stream *s, int64_t f0, int64_t n)
     sk_tensor x = sk_tensor_rows(&s->x, 0, n), v = sk_tensor_rows(&s->v, 0, n),
               x0 = sk_tensor_rows(&s->x0, 0, n), z = sk_tensor_rows(&s->z, 0, n);
     SK_TRY(sk_noise_initial(s->noise, &x, f0));
-    for (int k = 0; k < sc->n; k++) {
+    int k0 = 0;
+    if (s->in_lat && s->in_start > 0) { /* video-to-video: the input noised to step k0 */
+        k0 = s->in_start;
+        sk_tensor in = sk_tensor_rows(s->in_lat, 0, n);
+        SK_TRY(sk_v2v_noise_input(be, &x, &in, &x, sc->sigma[k0]));
+    }
+    for (int k = k0; k < sc->n; k++) {
         for (int64_t f = 0; f < n; f++) s->tbuf[f] = sc->t[k];
         SK_TRY(sk_dit_forward(s->dit, s->kv, &x, s->tbuf, f0, &v));
         SK_TRY(sk_sched_x0(be, &x0, &x, &v, sc->sigma[k]));
@@ -333,4 +340,38 @@ sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0)
     if (x0) *x0 = sk_tensor_rows(&s->x0, 0, n);
     if (frame0) *frame0 = f0;
     return SK_OK;
+}
+
+int64_t sk_stream_next_chunk_frames(const sk_stream *s)
+{
+    if (sk_stream_done(s)) return 0;
+    int64_t n = s->p.chunk_frames;
+    if (s->p.frames > 0 && s->next_frame + n > s->p.frames) n = s->p.frames - s->next_frame;
+    return n;
+}
+
+sk_status sk_stream_step_from(sk_stream *s, const sk_tensor *in_lat, int start, sk_tensor *x0,
+                              int64_t *frame0)
+{
+    SK_CHECK(s && in_lat, SK_E_INVALID_ARG, "sk_stream_step_from: NULL argument");
+    SK_CHECK(s->p.kv_policy != SK_KV_ROLLING, SK_E_UNSUPPORTED, "video-to-video does not work "
+             "with --kv-policy rolling (its windows hold chunks at different noise levels)");
+    const int N = s->p.sampler == SK_SAMPLER_UNIPC ? s->p.unipc.n : s->p.sched.n;
+    SK_CHECK(start >= 0 && start < N, SK_E_INVALID_ARG, "video-to-video: start step %d; the "
+             "sampler has %d steps (0..%d)", start, N, N - 1);
+    const int64_t n = sk_stream_next_chunk_frames(s);
+    SK_CHECK(in_lat->ndim == 4 && in_lat->shape[0] >= n && in_lat->shape[1] == s->x.shape[1] &&
+                 in_lat->shape[2] == s->p.latent_h && in_lat->shape[3] == s->p.latent_w &&
+                 in_lat->dtype == s->x.dtype, SK_E_SHAPE,
+             "video-to-video: input latents [%lld, %lld, %lld, %lld] %s; the chunk needs [%lld, "
+             "%lld, %lld, %lld] %s", (long long)in_lat->shape[0], (long long)in_lat->shape[1],
+             (long long)in_lat->shape[2], (long long)in_lat->shape[3],
+             sk_dtype_name(in_lat->dtype), (long long)n, (long long)s->x.shape[1],
+             (long long)s->p.latent_h, (long long)s->p.latent_w, sk_dtype_name(s->x.dtype));
+    s->in_lat = in_lat;
+    s->in_start = start;
+    sk_status st = sk_stream_step(s, x0, frame0);
+    s->in_lat = NULL;
+    s->in_start = 0;
+    return st;
 }

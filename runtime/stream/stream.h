@@ -115,6 +115,10 @@ typedef struct sk_stream {
     sk_tensor um[3];         /* unipc: x0 predictions m_i, ring by step (stream_unipc.c) */
     sk_tensor image_lat;     /* [1, C, H, W] I2V: latent frame 0, clamped (stream_image.c);
                                 data NULL without an image */
+    /* video-to-video (sk_stream_step_from): the chunk's input latents and start step, set
+     * for the one step that uses them */
+    const sk_tensor *in_lat;
+    int in_start;
 } sk_stream;
 
 /* Validates params against the model, then allocates everything. */
@@ -159,6 +163,17 @@ int sk_stream_done(const sk_stream *s);
  * chunk's clean latents on the backend (valid until the next step) and
  * *frame0 its first frame. */
 sk_status sk_stream_step(sk_stream *s, sk_tensor *x0, int64_t *frame0);
+
+/* Video-to-video (runtime/stream/v2v.h): the next chunk starts from the input
+ * latents in_lat [n, C, H, W] (n = the chunk's latent frames, the backend's act
+ * dtype) noised to step `start` (sk_v2v_start_index) with the chunk's initial
+ * noise, and runs steps start..N-1 and the clean pass. start 0 ignores in_lat
+ * (text-to-video). on_step reports absolute step indices. Not with the rolling
+ * policy (its windows hold chunks at different noise levels). */
+sk_status sk_stream_step_from(sk_stream *s, const sk_tensor *in_lat, int start, sk_tensor *x0,
+                              int64_t *frame0);
+/* Latent frames the next chunk will have (0 when done). */
+int64_t sk_stream_next_chunk_frames(const sk_stream *s);
 
 #ifdef __cplusplus
 }

@@ -100,6 +100,30 @@ with tempfile.TemporaryDirectory() as tmp:
     s.close()
     eng.close()
 
+    # video-to-video: a lavfi input of 20 frames -> 5 latents -> 17 frames, the input's status
+    eng = sinkstream.Engine(dit=fx + "/demo/dit_demo_c16.safetensors",
+                            vae=fx + "/taehv/taehv_tiny_21.safetensors",
+                            text_encoder=fx + "/text/umt5_tiny.safetensors",
+                            tokenizer=fx + "/text/spiece_tiny.model")
+    s = eng.session(frames=0, latent_h=8, latent_w=8, seed=3)
+    s.attach_input("lavfi:testsrc=size=64x64:rate=16:duration=1.25", strength=0.5)
+    s.queue_prompt("A red fox at dawn.", frame=0)
+    lat, frames = s.run()
+    st = s.input_status()
+    assert lat.shape == (5, 16, 8, 8) and frames.shape == (17, 64, 64, 3), (lat.shape,
+                                                                             frames.shape)
+    assert st["used"] == 20 and st["start_step"] == 2 and st["kind"] == "lavfi", st
+    assert st["latency_n"] == 17 and st["latency_p50_ms"] > 0, st
+    try:
+        s2 = eng.session(frames=0, latent_h=8, latent_w=8)
+        s2.attach_input("lavfi:testsrc", strength=1.5)
+        raise AssertionError("strength 1.5 was accepted")
+    except sinkstream.SinkstreamError as e:
+        assert "--strength 1.5" in str(e), str(e)
+    s2.close()
+    s.close()
+    eng.close()
+
     # the ctypes mirrors match the C structs: every field's offset and each struct's size
     # (a field appended in runtime/sinkstream.h but not mirrored changes the size), from a
     # program the C compiler builds out of the mirrors' own field names
@@ -108,7 +132,9 @@ with tempfile.TemporaryDirectory() as tmp:
                "sk_session_params": sinkstream._SessionParams,
                "sk_step_info": sinkstream._StepInfo,
                "sk_session_status": sinkstream._SessionStatus,
-               "sk_output_opts": sinkstream._OutputOpts}
+               "sk_output_opts": sinkstream._OutputOpts,
+               "sk_session_input_opts": sinkstream._InputOpts,
+               "sk_session_input_status": sinkstream._InputStatus}
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "runtime/sinkstream.h"',
              "int main(void) {"]
     for cname, cls in mirrors.items():
@@ -166,6 +192,6 @@ with tempfile.TemporaryDirectory() as tmp:
     assert st["codec_name"] == "h264" and st["r_frame_rate"] == "30000/1001", st
     assert tags.get("title") == "py binding" and tags.get("seed") == "5", tags
     assert os.path.getsize(copy) > 0, "the tee copy is empty"
-print("OK: Python latents equal the CLI's bit for bit; %d mirrored fields of %d structs match "
-      "the C layout; attach_output's codec/preset/crf/rates/metadata/tee/fps/overwrite work"
-      % (n_fields, len(mirrors)))
+print("OK: Python latents equal the CLI's bit for bit; video-to-video through the binding; %d "
+      "mirrored fields of %d structs match the C layout; attach_output's codec/preset/crf/rates/"
+      "metadata/tee/fps/overwrite work" % (n_fields, len(mirrors)))

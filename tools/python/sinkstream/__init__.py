@@ -105,6 +105,23 @@ class _OutputOpts(C.Structure):
                 ("metadata", C.POINTER(C.c_char_p)), ("tee", C.POINTER(C.c_char_p))]
 
 
+class _InputOpts(C.Structure):  # sk_session_input_opts (video-to-video, docs/INPUTS.md)
+    _fields_ = [("strength", C.c_double), ("format", C.c_char_p), ("options", C.c_char_p),
+                ("realtime", C.c_int), ("timeout_ms", C.c_int), ("reconnect_max_ms", C.c_int),
+                ("queue_frames", C.c_int), ("synthetic", C.c_int),
+                ("synthetic_frames", C.c_int64)]
+
+
+class _InputStatus(C.Structure):  # sk_session_input_status
+    _fields_ = [("state", C.c_char * 16), ("kind", C.c_char * 16), ("src_width", C.c_int64),
+                ("src_height", C.c_int64), ("src_fps", C.c_double), ("decoded", C.c_int64),
+                ("frames", C.c_int64), ("repeated", C.c_int64), ("skipped", C.c_int64),
+                ("dropped", C.c_int64), ("used", C.c_int64), ("reconnects", C.c_int),
+                ("strength", C.c_double), ("start_step", C.c_int), ("latency_n", C.c_int64),
+                ("latency_p50_ms", C.c_double), ("latency_p99_ms", C.c_double),
+                ("latency_max_ms", C.c_double), ("error", C.c_char * 256)]
+
+
 _lib = None
 CRF_LOSSLESS = -1  # sk_output_opts.crf for FFmpeg's crf 0 (SK_CRF_LOSSLESS)
 
@@ -182,6 +199,9 @@ def load_library(path=None):
                                           C.POINTER(C.c_int)]),
         "sk_session_detach_output": (ST, [P, C.c_int]),
         "sk_session_get_status": (ST, [P, C.POINTER(_SessionStatus)]),
+        "sk_session_input_opts_default": (_InputOpts, []),
+        "sk_session_attach_input": (ST, [P, C.c_char_p, C.POINTER(_InputOpts)]),
+        "sk_session_get_input_status": (ST, [P, C.POINTER(_InputStatus)]),
     }
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
@@ -403,6 +423,28 @@ class Session:
         i = C.c_int()
         _check(_lib.sk_session_attach_output(self._h, _b(path), C.byref(o), C.byref(i)))
         return i.value
+
+    def attach_input(self, src=None, strength=0.6, format=None, options=None, realtime=False,
+                     timeout_ms=0, reconnect_max_ms=8000, queue_frames=0, synthetic=False,
+                     synthetic_frames=0):
+        """Video-to-video (docs/INPUTS.md): restyle src (a file, URL, /dev/videoN, lavfi:GRAPH,
+        "-"), resampled to the session's fps and size, from the strength's start step. Before
+        the first step; the session ends when the input does."""
+        o = _lib.sk_session_input_opts_default()
+        o.strength = float(strength)
+        keep = [_b(format), _b(options)]
+        o.format, o.options = keep
+        o.realtime, o.timeout_ms, o.reconnect_max_ms = int(realtime), timeout_ms, reconnect_max_ms
+        o.queue_frames, o.synthetic, o.synthetic_frames = queue_frames, int(synthetic), \
+            synthetic_frames
+        _check(_lib.sk_session_attach_input(self._h, _b(src), C.byref(o)))
+
+    def input_status(self):
+        """The input's state, frame counts and latency (input frame -> output, ms)."""
+        s = _InputStatus()
+        _check(_lib.sk_session_get_input_status(self._h, C.byref(s)))
+        return {n: (v.decode() if isinstance(v, bytes) else v)
+                for n, v in ((n, getattr(s, n)) for n, _ in _InputStatus._fields_)}
 
     def detach_output(self, output_id):
         _check(_lib.sk_session_detach_output(self._h, output_id))
