@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/core/fp8.h"
 #include "runtime/core/log.h"
 #include "runtime/io/safetensors.h"
 
@@ -87,6 +88,47 @@ static sk_status upload(sk_backend *be, const sk_st_tensor *t, sk_dtype want, in
     return sk_tensor_upload_raw(out, *scratch, need);
 }
 
+/* Quantizes an f32 matrix [N, K] row-wise to e4m3 (fp8.h) into new backend
+ * tensors q [N, K] and s [N]. */
+static sk_status upload_fp8(sk_backend *be, const float *w, int64_t N, int64_t K, const char *name,
+                            sk_tensor *q, sk_tensor *s)
+{
+    uint8_t *qh = malloc(N * K > 0 ? (size_t)(N * K) : 1);
+    float *sh = malloc((size_t)(N ? N : 1) * sizeof *sh);
+    sk_status st = SK_OK;
+    if (!qh || !sh) {
+        st = SK_ERR(SK_E_OOM, "out of host memory quantizing tensor '%s' to fp8", name);
+        goto done;
+    }
+    for (int64_t n = 0; n < N; n++) sh[n] = sk_fp8_quantize_row(w + n * K, K, qh + n * K);
+    int64_t qs[2] = {N, K};
+    SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, qs, q), done);
+    SK_TRY_GOTO(st, sk_tensor_upload_raw(q, qh, (size_t)(N * K)), done);
+    SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_F32, 1, &N, s), done);
+    SK_TRY_GOTO(st, sk_tensor_upload_raw(s, sh, (size_t)N * sizeof *sh), done);
+done:
+    free(qh);
+    free(sh);
+    return st;
+}
+
+/* The stored tensor t as f32 into *buf (grown as needed), for quantization. */
+static sk_status to_f32(const sk_st_tensor *t, int64_t n, float **buf, size_t *cap)
+{
+    if ((size_t)n > *cap) {
+        float *p = realloc(*buf, (size_t)n * sizeof *p);
+        SK_CHECK(p, SK_E_OOM, "out of host memory converting tensor '%s'", t->name);
+        *buf = p;
+        *cap = (size_t)n;
+    }
+    void *src = malloc(t->nbytes ? t->nbytes : 1);
+    SK_CHECK(src, SK_E_OOM, "out of host memory converting tensor '%s'", t->name);
+    memcpy(src, t->data, t->nbytes); /* the mapping may be unaligned */
+    sk_status st = sk_convert(*buf, SK_DTYPE_F32, src, t->dtype, (size_t)n);
+    free(src);
+    return st;
+}
+
 void sk_dit_free(sk_dit_model **pm)
 {
     if (!pm || !*pm) return;
@@ -94,7 +136,10 @@ void sk_dit_free(sk_dit_model **pm)
     for (int i = 0; i < SK_DW_COUNT_; i++) sk_tensor_free(&m->g[i]);
     if (m->blocks)
         for (int64_t l = 0; l < m->cfg.num_layers; l++)
-            for (int i = 0; i < SK_DB_COUNT_; i++) sk_tensor_free(&m->blocks[l].w[i]);
+            for (int i = 0; i < SK_DB_COUNT_; i++) {
+                sk_tensor_free(&m->blocks[l].w[i]);
+                sk_tensor_free(&m->blocks[l].wscale[i]);
+            }
     free(m->blocks);
     free(m->path);
     free(m);
@@ -113,9 +158,15 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     SK_CHECK(path && be && out, SK_E_INVALID_ARG, "sk_dit_load: NULL argument");
     *out = NULL;
     SK_CHECK(wdtype == SK_DIT_WDTYPE_AS_STORED || wdtype == SK_DTYPE_F32 ||
-                 wdtype == SK_DTYPE_BF16 || wdtype == SK_DTYPE_F16,
-             SK_E_INVALID_ARG, "DiT weight dtype %s; expected f32, bf16 or f16",
+                 wdtype == SK_DTYPE_BF16 || wdtype == SK_DTYPE_F16 ||
+                 wdtype == SK_DTYPE_F8_E4M3,
+             SK_E_INVALID_ARG, "DiT weight dtype %s; expected f32, bf16, f16 or fp8",
              sk_dtype_name(wdtype));
+    const int fp8 = wdtype == SK_DTYPE_F8_E4M3;
+    SK_CHECK(!fp8 || sk_backend_has_fp8(be), SK_E_UNSUPPORTED, "DiT '%s': fp8 weights asked "
+             "for, but the %s backend has no FP8 ops; use --dtype bf16", path, be->name);
+    float *fbuf = NULL; /* f32 copies of matrices to quantize */
+    size_t fcap = 0;
     sk_st_file *f = NULL;
     sk_status st = sk_st_open(path, &f);
     if (st != SK_OK) return st;
@@ -128,6 +179,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     if (!m) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
     m->be = be;
     m->path = strdup(path);
+    m->fp8 = fp8;
 
     /* 1. config: caller, then metadata, then shapes */
     const char *meta = sk_st_meta(f, "config");
@@ -214,7 +266,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     if (!m->blocks) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
     for (int g = 0; g < SK_DW_COUNT_; g++) {
         const sk_st_tensor *t = bind[g];
-        sk_dtype want = sk_dit_global_is_matrix(g)
+        sk_dtype want = sk_dit_global_is_matrix(g) && !fp8
                             ? (wdtype == SK_DIT_WDTYPE_AS_STORED
                                    ? (t->dtype == SK_DTYPE_F64 ? SK_DTYPE_F32 : t->dtype) : wdtype)
                             : be->act_dtype;
@@ -234,14 +286,25 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
                                 : be->act_dtype;
             int nd = sk_dit_block_shape(c, b, shape);
             if (b == SK_DB_MOD) { nd = 2; shape[0] = 6; shape[1] = c->dim; }
+            if (fp8 && sk_dit_block_is_matrix(b)) {
+                snprintf(canon, sizeof canon, "blocks.%lld.%s", (long long)l,
+                         sk_dit_block_suffix(b));
+                SK_TRY_GOTO(st, to_f32(t, shape[0] * shape[1], &fbuf, &fcap), fail);
+                SK_TRY_GOTO(st, upload_fp8(be, fbuf, shape[0], shape[1], canon,
+                                           &m->blocks[l].w[b], &m->blocks[l].wscale[b]), fail);
+                m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]) +
+                                   sk_tensor_nbytes(&m->blocks[l].wscale[b]);
+                continue;
+            }
             SK_TRY_GOTO(st, upload(be, t, want, nd, shape, &scratch, &scratch_cap,
                                    &m->blocks[l].w[b]), fail);
             m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]);
         }
-    SK_LOGI("DiT '%s': %d tensors, %.1f MB on %s", path, f->n_tensors,
-            (double)m->weight_bytes / 1e6, be->name);
+    SK_LOGI("DiT '%s': %d tensors, %.1f MB on %s%s", path, f->n_tensors,
+            (double)m->weight_bytes / 1e6, be->name, fp8 ? " (block linears fp8 e4m3)" : "");
     free(bind);
     free(scratch);
+    free(fbuf);
     sk_st_close(&f);
     *out = m;
     return SK_OK;
@@ -249,6 +312,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
 fail:
     free(bind);
     free(scratch);
+    free(fbuf);
     sk_st_close(&f);
     sk_dit_free(&m);
     return st;
@@ -262,11 +326,11 @@ static uint64_t mix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Fills a backend tensor with uniform values center +- half. */
-static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float half, float **buf,
+/* n uniform values center +- half into *buf (grown as needed). */
+static sk_status draw_random(int64_t n64, uint64_t *rng, float center, float half, float **buf,
                              size_t *cap)
 {
-    size_t n = (size_t)sk_tensor_numel(t);
+    size_t n = (size_t)n64;
     if (n > *cap) {
         float *p = realloc(*buf, n * sizeof *p);
         SK_CHECK(p, SK_E_OOM, "random DiT: out of host memory (%zu values)", n);
@@ -277,7 +341,15 @@ static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float ha
         double u = (double)(mix64(rng) >> 11) * (1.0 / 9007199254740992.0);
         (*buf)[i] = center + half * (float)(2.0 * u - 1.0);
     }
-    return sk_tensor_upload_f32(t, *buf, n);
+    return SK_OK;
+}
+
+/* Fills a backend tensor with uniform values center +- half. */
+static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float half, float **buf,
+                             size_t *cap)
+{
+    SK_TRY(draw_random(sk_tensor_numel(t), rng, center, half, buf, cap));
+    return sk_tensor_upload_f32(t, *buf, (size_t)sk_tensor_numel(t));
 }
 
 sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype, uint64_t seed,
@@ -297,11 +369,15 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
              "random DiT: blocks [%d, %d) asked for; the config has %lld", first, last,
              (long long)cfg->num_layers);
     if (wdtype == SK_DIT_WDTYPE_AS_STORED) wdtype = be->act_dtype;
+    const int fp8 = wdtype == SK_DTYPE_F8_E4M3;
+    SK_CHECK(!fp8 || sk_backend_has_fp8(be), SK_E_UNSUPPORTED, "random DiT: fp8 weights asked "
+             "for, but the %s backend has no FP8 ops; use --dtype bf16", be->name);
     sk_dit_model *m = calloc(1, sizeof *m);
     SK_CHECK(m, SK_E_OOM, "random DiT: out of host memory");
     m->cfg = *cfg;
     m->be = be;
     m->path = strdup("(random)");
+    m->fp8 = fp8;
     m->block_first = first;
     m->block_last = last;
     sk_status st = SK_OK;
@@ -316,7 +392,8 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
         if (g == SK_DW_PATCH_W) { nd = 2; shape[1] = cfg->in_dim * 4; }
         if (g == SK_DW_HEAD_MOD) { nd = 2; shape[0] = 2; shape[1] = cfg->dim; }
         int mat = sk_dit_global_is_matrix(g);
-        SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, &m->g[g]), fail);
+        SK_TRY_GOTO(st, sk_tensor_alloc(be, mat && !fp8 ? wdtype : be->act_dtype, nd, shape,
+                                        &m->g[g]), fail);
         float half = mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f;
         SK_TRY_GOTO(st, fill_random(&m->g[g], &rng, 0.0f, half, &buf, &cap), fail);
         m->weight_bytes += sk_tensor_nbytes(&m->g[g]);
@@ -335,6 +412,15 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
                 continue;
             }
             sk_tensor *t = &m->blocks[l].w[b];
+            if (mat && fp8) { /* the same draws, quantized row-wise */
+                sk_tensor tf = sk_tensor_desc(SK_DTYPE_F32, nd, shape);
+                SK_TRY_GOTO(st, draw_random(sk_tensor_numel(&tf), &rng, 0.0f,
+                                            1.0f / sqrtf((float)shape[1]), &buf, &cap), fail);
+                SK_TRY_GOTO(st, upload_fp8(be, buf, shape[0], shape[1], "random DiT block matrix",
+                                           t, &m->blocks[l].wscale[b]), fail);
+                m->weight_bytes += sk_tensor_nbytes(t) + sk_tensor_nbytes(&m->blocks[l].wscale[b]);
+                continue;
+            }
             SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, t), fail);
             SK_TRY_GOTO(st, fill_random(t, &rng, norm ? 1.0f : 0.0f,
                                         mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f, &buf, &cap),

@@ -118,6 +118,8 @@ static const sk_backend_ops k_cpu_ops = {
     .embedding = sk_cpu_embedding,
     .noise = sk_cpu_noise,
     .flag_nonfinite = sk_cpu_flag_nonfinite,
+    .quantize_rows = sk_cpu_quantize_rows,
+    .linear_fp8 = sk_cpu_linear_fp8,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)
