@@ -294,8 +294,14 @@ extern "C" sk_status sk_cuda_linear_fp8(sk_backend *be, sk_tensor *y, const sk_t
         plan->epi = (int)act + 32 * (bias != NULL);
         plan->c_t = mode;
         plan->align = 16;
-        SK_LOGD("cuda linear_fp8 [M=%lld K=%lld N=%lld]: mode %d", (long long)M, (long long)K,
-                (long long)N, mode);
+        static int told[3];
+        static const char *const names[3] = {
+            "cuBLASLt outer-vector row scales, bias/GELU fused", "cuBLASLt outer-vector row "
+            "scales, bias/activation in a second kernel", "unscaled cuBLASLt GEMM, scales, bias "
+            "and activation in a second kernel"};
+        if (!told[mode]) SK_LOGI("cuda linear_fp8: mode %d (%s) from [M=%lld K=%lld N=%lld] on",
+                                 mode, names[mode], (long long)M, (long long)K, (long long)N);
+        told[mode] = 1;
         if (post) goto epilogue;
         return SK_OK;
     }

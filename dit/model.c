@@ -89,27 +89,28 @@ static sk_status upload(sk_backend *be, const sk_st_tensor *t, sk_dtype want, in
 }
 
 /* Quantizes an f32 matrix [N, K] row-wise to e4m3 (fp8.h) into new backend
- * tensors q [N, K] and s [N]. */
-static sk_status upload_fp8(sk_backend *be, const float *w, int64_t N, int64_t K, const char *name,
+ * tensors q [N, K] and s [N]: uploaded in the activation dtype into *tmp (grown
+ * as needed; the caller frees it), then the backend's quantize_rows, the op the
+ * activations go through (bytes equal on every backend, tests/gpu/check_fp8.c),
+ * which on a GPU takes a fraction of the host's time for 5B weights. So an fp8
+ * model is the bf16 model's weights quantized (the f32 ones on the CPU). */
+static sk_status upload_fp8(sk_backend *be, const float *w, int64_t N, int64_t K, sk_tensor *tmp,
                             sk_tensor *q, sk_tensor *s)
 {
-    uint8_t *qh = malloc(N * K > 0 ? (size_t)(N * K) : 1);
-    float *sh = malloc((size_t)(N ? N : 1) * sizeof *sh);
-    sk_status st = SK_OK;
-    if (!qh || !sh) {
-        st = SK_ERR(SK_E_OOM, "out of host memory quantizing tensor '%s' to fp8", name);
-        goto done;
-    }
-    for (int64_t n = 0; n < N; n++) sh[n] = sk_fp8_quantize_row(w + n * K, K, qh + n * K);
     int64_t qs[2] = {N, K};
-    SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, qs, q), done);
-    SK_TRY_GOTO(st, sk_tensor_upload_raw(q, qh, (size_t)(N * K)), done);
-    SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_F32, 1, &N, s), done);
-    SK_TRY_GOTO(st, sk_tensor_upload_raw(s, sh, (size_t)N * sizeof *sh), done);
-done:
-    free(qh);
-    free(sh);
-    return st;
+    if (sk_tensor_numel(tmp) < N * K || tmp->dtype != be->act_dtype) {
+        sk_tensor_free(tmp);
+        SK_TRY(sk_tensor_alloc(be, be->act_dtype, 2, qs, tmp));
+    }
+    sk_tensor x = *tmp; /* a view [N, K] of its first N*K elements */
+    x.owns = 0;
+    x.ndim = 2;
+    x.shape[0] = N;
+    x.shape[1] = K;
+    SK_TRY(sk_tensor_upload_f32(&x, w, (size_t)(N * K)));
+    SK_TRY(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, qs, q));
+    SK_TRY(sk_tensor_alloc(be, SK_DTYPE_F32, 1, &N, s));
+    return sk_op_quantize_rows(be, q, s, &x);
 }
 
 /* The stored tensor t as f32 into *buf (grown as needed), for quantization. */
@@ -167,6 +168,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
              "for, but the %s backend has no FP8 ops; use --dtype bf16", path, be->name);
     float *fbuf = NULL; /* f32 copies of matrices to quantize */
     size_t fcap = 0;
+    sk_tensor ftmp = {0}; /* their upload in the activation dtype */
     sk_st_file *f = NULL;
     sk_status st = sk_st_open(path, &f);
     if (st != SK_OK) return st;
@@ -290,7 +292,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
                 snprintf(canon, sizeof canon, "blocks.%lld.%s", (long long)l,
                          sk_dit_block_suffix(b));
                 SK_TRY_GOTO(st, to_f32(t, shape[0] * shape[1], &fbuf, &fcap), fail);
-                SK_TRY_GOTO(st, upload_fp8(be, fbuf, shape[0], shape[1], canon,
+                SK_TRY_GOTO(st, upload_fp8(be, fbuf, shape[0], shape[1], &ftmp,
                                            &m->blocks[l].w[b], &m->blocks[l].wscale[b]), fail);
                 m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]) +
                                    sk_tensor_nbytes(&m->blocks[l].wscale[b]);
@@ -305,6 +307,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     free(bind);
     free(scratch);
     free(fbuf);
+    sk_tensor_free(&ftmp);
     sk_st_close(&f);
     *out = m;
     return SK_OK;
@@ -313,6 +316,7 @@ fail:
     free(bind);
     free(scratch);
     free(fbuf);
+    sk_tensor_free(&ftmp);
     sk_st_close(&f);
     sk_dit_free(&m);
     return st;
@@ -383,6 +387,7 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
     sk_status st = SK_OK;
     float *buf = NULL;
     size_t cap = 0;
+    sk_tensor ftmp = {0}; /* fp8: a matrix in the activation dtype, quantized on be */
     uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 7;
     int64_t shape[6];
     m->blocks = calloc((size_t)cfg->num_layers, sizeof *m->blocks);
@@ -416,8 +421,8 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
                 sk_tensor tf = sk_tensor_desc(SK_DTYPE_F32, nd, shape);
                 SK_TRY_GOTO(st, draw_random(sk_tensor_numel(&tf), &rng, 0.0f,
                                             1.0f / sqrtf((float)shape[1]), &buf, &cap), fail);
-                SK_TRY_GOTO(st, upload_fp8(be, buf, shape[0], shape[1], "random DiT block matrix",
-                                           t, &m->blocks[l].wscale[b]), fail);
+                SK_TRY_GOTO(st, upload_fp8(be, buf, shape[0], shape[1], &ftmp, t,
+                                           &m->blocks[l].wscale[b]), fail);
                 m->weight_bytes += sk_tensor_nbytes(t) + sk_tensor_nbytes(&m->blocks[l].wscale[b]);
                 continue;
             }
@@ -428,10 +433,12 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
             m->weight_bytes += sk_tensor_nbytes(t);
         }
     free(buf);
+    sk_tensor_free(&ftmp);
     *out = m;
     return SK_OK;
 fail:
     free(buf);
+    sk_tensor_free(&ftmp);
     sk_dit_free(&m);
     return st;
 }

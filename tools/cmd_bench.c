@@ -771,6 +771,13 @@ int sk_cmd_bench(int argc, char **argv)
                                             "sink (use --kv-policy sink)", (long long)o.kv_sink);
         o.kv_sink = 0;
     }
+    if (o.kv_policy <= 1 && !arg_given(argc, argv, "--warmup")) {
+        /* the warm-up must see the KV ring wrap (a new range layout: its attention plans,
+         * buffers and graph) or the measured loop does: fifo 21 wraps at chunk 8 */
+        const int64_t ring = o.kv_window - o.kv_sink + o.chunk;
+        const int need = (int)(ring / o.chunk) + 2;
+        if (o.warmup < need) o.warmup = need;
+    }
     if (o.kv_sink + o.chunk > o.kv_window)
         return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
                                         "chunk of %lld frames", (long long)o.kv_window,
