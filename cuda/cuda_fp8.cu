@@ -145,10 +145,12 @@ static int fp8_fast_accum(void)
 }
 
 /* The descriptor of one mode; *ok = 0 (no error) when the library declines it. */
+/* probing (no plan yet for the shape): a failing cublasLtMatmul counts as a refusal
+ * of the mode too (the next one is tried); with a cached plan it is an error */
 static sk_status fp8_try_mode(sk_backend *be, int mode, int64_t M, int64_t N, int64_t K,
                               sk_dtype T, const void *A, const void *B, void *D, const float *sw,
                               const float *sx, const void *bias, sk_act act,
-                              sk_cuda_lt_plan *plan, int run, int *ok, int *post)
+                              sk_cuda_lt_plan *plan, int probing, int *ok, int *post)
 {
     sk_cuda_ctx *c = sk_cuda(be);
     *ok = 0;
@@ -217,15 +219,20 @@ static sk_status fp8_try_mode(sk_backend *be, int mode, int64_t M, int64_t N, in
         plan->algo = res.algo;
         plan->valid = 1;
     }
-    *ok = 1;
-    if (run) {
+    {
         const float alpha = 1.0f, beta = 0.0f;
         cs = cublasLtMatmul(c->lt, op, &alpha, A, la, B, lb, &beta, D, lc, D, lc, &plan->algo,
                             c->lt_ws, c->lt_ws_bytes, c->stream);
-        if (cs != CUBLAS_STATUS_SUCCESS)
+        if (cs == CUBLAS_STATUS_SUCCESS) {
+            *ok = 1;
+        } else if (probing) {
+            cudaGetLastError();
+            plan->valid = 0;
+        } else {
             st = SK_ERR(SK_E_CUDA, "cuda linear_fp8 [M=%lld K=%lld N=%lld, mode %d]: cuBLASLt "
                         "%s in cublasLtMatmul", (long long)M, (long long)K, (long long)N, mode,
                         cublasGetStatusString(cs));
+        }
     }
 done:
 #undef TRY
@@ -278,7 +285,7 @@ extern "C" sk_status sk_cuda_linear_fp8(sk_backend *be, sk_tensor *y, const sk_t
     int ok = 0, post = 0;
     if (plan->valid) {
         SK_TRY(fp8_try_mode(be, plan->c_t, M, N, K, T, w->data, q->data, y->data, swp, sxp, bias,
-                            act, plan, 1, &ok, &post));
+                            act, plan, 0, &ok, &post));
         SK_CHECK(ok, SK_E_CUDA, "cuda linear_fp8: a cached plan was declined");
         if (post) goto epilogue;
         return SK_OK;

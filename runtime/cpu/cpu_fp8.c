@@ -2,9 +2,10 @@
  * in f32 (quantize exactly as the hardware does, then compute on the e4m3
  * values, whose pairwise products are exact in f32).
  *
- * linear_fp8 runs the backend's own f32 linear on the raw e4m3 values (the
- * reference's loops, or the fast backend's sgemm) and applies the two scales,
- * the bias and the activation after it, in the order fp8.h defines.
+ * linear_fp8 runs an f32 linear on the raw e4m3 values (the reference's loops,
+ * or the fast backend's sgemm: sk_cpu_linear_fp8_with, called directly, not
+ * through the op table, so a profile counts it once) and applies the two
+ * scales, the bias and the activation after it, in the order fp8.h defines.
  */
 #include "cpu_internal.h"
 
@@ -23,9 +24,9 @@ sk_status sk_cpu_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const
     return SK_OK;
 }
 
-sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
-                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
-                            sk_act act)
+sk_status sk_cpu_linear_fp8_with(sk_backend *be, sk_tensor *y, const sk_tensor *q,
+                                 const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
+                                 const sk_tensor *b, sk_act act, sk_cpu_linear_fn linear)
 {
     const int64_t M = q->shape[0], K = q->shape[1], N = w->shape[0];
     if (M == 0 || N == 0) return SK_OK;
@@ -39,7 +40,7 @@ sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, co
         sk_tensor xt = sk_tensor_desc(SK_DTYPE_F32, 2, xs), at = sk_tensor_desc(SK_DTYPE_F32, 2, ys);
         xt.data = xf; xt.be = be;
         at.data = acc; at.be = be;
-        st = be->ops->linear(be, &at, &xt, w, NULL, SK_ACT_NONE);
+        st = linear(be, &at, &xt, w, NULL, SK_ACT_NONE);
     }
     if (st == SK_OK) {
         const float *sxd = (const float *)sx->data, *swd = (const float *)sw->data;
@@ -54,4 +55,11 @@ sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, co
     free(xf);
     free(acc);
     return st;
+}
+
+sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
+                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
+                            sk_act act)
+{
+    return sk_cpu_linear_fp8_with(be, y, q, sx, w, sw, b, act, sk_cpu_linear);
 }

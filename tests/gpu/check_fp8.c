@@ -28,6 +28,7 @@
 #include "runtime/core/backend.h"
 #include "runtime/core/fp8.h"
 #include "runtime/core/progress.h"
+#include "runtime/cpu/cpu_fast.h"
 #include "tests/common/compare.h"
 #include "tests/common/fp8_run.h"
 
@@ -277,8 +278,10 @@ int main(int argc, char **argv)
     }
     const char *src = getenv("SK_SOURCE_DIR");
     if (!src || !*src) src = SK_SOURCE_DIR;
-    sk_backend *cpu = NULL, *gb = NULL, *gf = NULL;
+    sk_backend *cpu = NULL, *cpuf = NULL, *gb = NULL, *gf = NULL;
     OK(sk_backend_cpu_create(&cpu));
+    OK(sk_backend_cpu_fast_create(&cpuf)); /* the GEMM oracle at these sizes: the reference's
+                                              ops on threads (tests/test_fp8.c checks both) */
     OK(sk_backend_cuda_create(0, SK_DTYPE_BF16, &gb));
     OK(sk_backend_cuda_create(0, SK_DTYPE_F32, &gf));
     sk_backend *gpus[2] = {gb, gf};
@@ -289,13 +292,13 @@ int main(int argc, char **argv)
         check_quantize(cpu, gpus[g], 29, 24, 1); /* K % 8 != 0: the scalar kernel */
     }
     for (int g = 0; g < 2; g++) {
-        check_linear(cpu, gpus[g], 256, 1536, 1536, SK_ACT_NONE, 1);
-        check_linear(cpu, gpus[g], 128, 1536, 8960, SK_ACT_GELU_TANH, 1);
-        check_linear(cpu, gpus[g], 128, 8960, 1536, SK_ACT_NONE, 1);
-        check_linear(cpu, gpus[g], 96, 3072, 3072, SK_ACT_NONE, 1);
-        check_linear(cpu, gpus[g], 77, 64, 48, SK_ACT_NONE, 0);
-        check_linear(cpu, gpus[g], 40, 128, 256, SK_ACT_GELU_TANH, 1);
-        check_linear(cpu, gpus[g], 40, 128, 256, SK_ACT_SILU, 0);
+        check_linear(cpuf, gpus[g], 256, 1536, 1536, SK_ACT_NONE, 1);
+        check_linear(cpuf, gpus[g], 128, 1536, 8960, SK_ACT_GELU_TANH, 1);
+        check_linear(cpuf, gpus[g], 128, 8960, 1536, SK_ACT_NONE, 1);
+        check_linear(cpuf, gpus[g], 96, 3072, 3072, SK_ACT_NONE, 1);
+        check_linear(cpuf, gpus[g], 77, 64, 48, SK_ACT_NONE, 0);
+        check_linear(cpuf, gpus[g], 40, 128, 256, SK_ACT_GELU_TANH, 1);
+        check_linear(cpuf, gpus[g], 40, 128, 256, SK_ACT_SILU, 0);
     }
     check_dit(src);
     if (do_time) time_shapes(gb, reps);
@@ -303,6 +306,7 @@ int main(int argc, char **argv)
            g_pass + g_fail == 0 ? " (no comparison ran)" : "");
     sk_backend_free_(&gf);
     sk_backend_free_(&gb);
+    sk_backend_free_(&cpuf);
     sk_backend_free_(&cpu);
     return g_fail || !g_pass ? 1 : 0;
 }
