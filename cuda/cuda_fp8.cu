@@ -124,6 +124,14 @@ __global__ void fp8_epilogue_kernel(void *y, int dt, const float *__restrict__ s
 }
 
 /* ------------------------------------------------------------ linear_fp8 */
+static unsigned ptr_align(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    unsigned al = 256;
+    while (al > 1 && (a % al)) al >>= 1;
+    return al;
+}
+
 static int fp8_forced_mode(void)
 {
     static int mode = -2;
@@ -211,6 +219,19 @@ static sk_status fp8_try_mode(sk_backend *be, int mode, int64_t M, int64_t N, in
         size_t wsb = c->lt_ws_bytes;
         TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                  &wsb, sizeof wsb));
+        /* the heuristic assumes 256-byte aligned operands unless told otherwise */
+        uint32_t a32 = ptr_align(A);
+        if (ptr_align(B) < a32) a32 = ptr_align(B);
+        if (ptr_align(D) < a32) a32 = ptr_align(D);
+        if (bias && ptr_align(bias) < a32) a32 = ptr_align(bias);
+        TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                 &a32, sizeof a32));
+        TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                 &a32, sizeof a32));
+        TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                 &a32, sizeof a32));
+        TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                 &a32, sizeof a32));
         cublasLtMatmulHeuristicResult_t res;
         int nres = 0;
         memset(&res, 0, sizeof res);
@@ -268,15 +289,19 @@ extern "C" sk_status sk_cuda_linear_fp8(sk_backend *be, sk_tensor *y, const sk_t
 
     /* plan: the shared cuBLASLt plan table, keyed with a_t = fp8 and c_t = mode */
     const int forced = fp8_forced_mode();
+    unsigned al = ptr_align(w->data);
+    if (ptr_align(q->data) < al) al = ptr_align(q->data);
+    if (ptr_align(y->data) < al) al = ptr_align(y->data);
+    if (bias && ptr_align(bias) < al) al = ptr_align(bias);
     const unsigned h = (unsigned)((M * 131 + N * 31 + K * 7 + 977 + (int)T * 3 + (int)act * 17 +
-                                   (bias ? 5 : 0)) % SK_CUDA_LT_PLANS);
+                                   (bias ? 5 : 0) + al) % SK_CUDA_LT_PLANS);
     sk_cuda_lt_plan *plan = NULL;
     for (int probe = 0; probe < SK_CUDA_LT_PLANS; probe++) {
         sk_cuda_lt_plan *p = &c->plans[(h + probe) % SK_CUDA_LT_PLANS];
         if (!p->valid) { plan = p; break; }
         if (p->a_t == (int)SK_DTYPE_F8_E4M3 && p->m == M && p->n == N && p->k == K &&
             p->bias_t == (int)T && p->epi == (int)act + 32 * (bias != NULL) &&
-            (forced < 0 || p->c_t == forced)) {
+            p->align == (int)al && (forced < 0 || p->c_t == forced)) {
             plan = p;
             break;
         }
@@ -300,7 +325,7 @@ extern "C" sk_status sk_cuda_linear_fp8(sk_backend *be, sk_tensor *y, const sk_t
         plan->bias_t = (int)T;
         plan->epi = (int)act + 32 * (bias != NULL);
         plan->c_t = mode;
-        plan->align = 16;
+        plan->align = (int)al;
         static int told[3];
         static const char *const names[3] = {
             "cuBLASLt outer-vector row scales, bias/GELU fused", "cuBLASLt outer-vector row "
