@@ -324,7 +324,7 @@ static sk_status open_engine(const bench_opts *o, int dtype, sk_engine **e)
 /* --compare-dtype: the same chunks (same weights, prompt and noise) on a second engine in
  * the other dtype; err[k] = |x0_k - ref_k|_2 / |ref_k|_2 with ref the other dtype's x0. */
 static sk_status compare_dtypes(bench *b, const float *mine, size_t chunk_vals, int graphs,
-                                double *err)
+                                double *err, steady_stats *ref_stats)
 {
     const bench_opts *o = b->o;
     bench b2 = *b;
@@ -335,7 +335,13 @@ static sk_status compare_dtypes(bench *b, const float *mine, size_t chunk_vals, 
     SK_CHECK(ref, SK_E_OOM, "bench: out of host memory for --compare-dtype (%.2f GB)",
              (double)o->chunks * (double)chunk_vals * 4e-9);
     sk_status st = open_engine(o, o->compare_dtype, &b2.e);
+    pass_result w;
+    memset(&w, 0, sizeof w);
+    /* the same warm-up as the measured engine's, so its chunk times compare too */
+    if (st == SK_OK && o->warmup > 0) st = run_pass(&b2, o->warmup, graphs, -1, &w, NULL);
+    pass_free(&w);
     if (st == SK_OK) st = run_pass(&b2, o->chunks, graphs, -1, &r, ref);
+    if (st == SK_OK) *ref_stats = steady_of(o, &r);
     for (int k = 0; st == SK_OK && k < o->chunks; k++) {
         double num = 0, den = 0;
         const float *a = mine + (size_t)k * chunk_vals, *c = ref + (size_t)k * chunk_vals;
@@ -423,8 +429,10 @@ static int run(const bench_opts *o, const char *cmdline)
     if ((st = sk_engine_get_stats(b.e, &es)) != SK_OK) goto fail;
     int cmp_nan = 0;
     double cmp_max = 0, cmp_first = 0, cmp_last = 0;
+    steady_stats cmp_ss;
+    memset(&cmp_ss, 0, sizeof cmp_ss);
     if (o->compare_dtype) {
-        if ((st = compare_dtypes(&b, keep, chunk_vals, graphs, xerr)) != SK_OK) goto fail;
+        if ((st = compare_dtypes(&b, keep, chunk_vals, graphs, xerr, &cmp_ss)) != SK_OK) goto fail;
         const int k5 = o->chunks < 5 ? o->chunks : 5;
         for (int k = 0; k < o->chunks; k++) {
             if (!isfinite(xerr[k])) cmp_nan = 1;
@@ -497,6 +505,9 @@ static int run(const bench_opts *o, const char *cmdline)
             cJSON_AddNumberToObject(cd, "mean_first5", cmp_first);
             cJSON_AddNumberToObject(cd, "mean_last5", cmp_last);
             cJSON_AddBoolToObject(cd, "finite", !cmp_nan);
+            cJSON_AddNumberToObject(cd, "reference_fps", cmp_ss.fps);
+            cJSON_AddNumberToObject(cd, "reference_chunk_ms_p50", cmp_ss.p50);
+            cJSON_AddNumberToObject(cd, "reference_chunk_ms_mean", cmp_ss.mean);
         }
         cJSON *mem = cJSON_AddObjectToObject(j, "memory");
         cJSON_AddNumberToObject(mem, "weights_bytes", (double)b.info.weights_bytes);
@@ -574,6 +585,9 @@ static int run(const bench_opts *o, const char *cmdline)
                 printf(" %.4f%s", xerr[k], (k % 10 == 9 && k + 1 < o->chunks) ? "\n   " : "");
             printf("\n  x0 error: max %.4f, mean of the first 5 chunks %.4f, of the last 5 %.4f%s\n",
                    cmp_max, cmp_first, cmp_last, cmp_nan ? " (NOT FINITE)" : "");
+            printf("  %s engine, same warm-up and chunks: %.2f video fps, chunk p50 %.1f ms (mean "
+                   "%.1f); this run %.2fx its speed\n", k_dtype_names[o->compare_dtype],
+                   cmp_ss.fps, cmp_ss.p50, cmp_ss.mean, cmp_ss.mean > 0 ? cmp_ss.mean / ss.mean : 0);
         }
         printf("  %.4g TFLOP and >= %.4g GB per chunk: %.4g TFLOP/s (%.2g%% of the H100's 989 "
                "bf16 dense)\n", flops / 1e12, bytes / 1e9, tflops, 100 * tflops / 989.0);
@@ -721,10 +735,11 @@ int sk_cmd_bench(int argc, char **argv)
              "fp8: activations auto (bf16 on cuda), the DiT's block linears in FP8 e4m3 with a "
              "scale per row, activations quantized per token row for them", NULL, NULL),
          .choices = "auto|fp32|bf16|fp8"},
-        {OPT("compare-dtype", SK_OPT_ENUM, &o.compare_dtype, NULL, "quality: run the measured "
-             "chunks again on a second engine in this dtype (same weights, prompt, noise) and "
-             "print every chunk's x0 relative L2 error against it (e.g. --dtype fp8 "
-             "--compare-dtype bf16)", NULL, NULL), .choices = "none|fp32|bf16|fp8"},
+        {OPT("compare-dtype", SK_OPT_ENUM, &o.compare_dtype, NULL, "quality: run the warm-up "
+             "and the measured chunks again on a second engine in this dtype (same weights, "
+             "prompt, noise) and print every chunk's x0 relative L2 error against it and its "
+             "speed (e.g. --dtype fp8 --compare-dtype bf16; every chunk's x0 is downloaded, "
+             "~1% of a chunk's time)", NULL, NULL), .choices = "none|fp32|bf16|fp8"},
         {OPT("json", SK_OPT_FLAG, &o.json, NULL, "print one JSON object instead of the table",
              NULL, NULL)},
     };
