@@ -169,11 +169,14 @@ static sk_status fp8_quant(sk_dit_ctx *c, fp8_act *a, const sk_tensor *x)
 }
 
 /* A block linear y = act(x W^T + b), W = w[wi], b = w[wi + 1]: through the
- * quantized copy a of x for an FP8 model (fp8_quant(a, x) came first). */
+ * quantized copy a of x when W is e4m3 (fp8_quant(a, x) came first; an FP8
+ * model keeps a matrix whose sizes are not multiples of 16 in bf16, as
+ * LongLive 2.0's filter does). */
 static sk_status blin(sk_dit_ctx *c, sk_tensor *y, const sk_tensor *x, const fp8_act *a,
                       const sk_dit_block *B, int wi, sk_act act)
 {
-    if (!c->m->fp8) return sk_op_linear(c->be, y, x, &B->w[wi], &B->w[wi + 1], act);
+    if (B->w[wi].dtype != SK_DTYPE_F8_E4M3)
+        return sk_op_linear(c->be, y, x, &B->w[wi], &B->w[wi + 1], act);
     return sk_op_linear_fp8(c->be, y, &a->q, &a->s, &B->w[wi], &B->wscale[wi], &B->w[wi + 1],
                             act);
 }

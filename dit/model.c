@@ -281,16 +281,16 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     for (int64_t l = first; l < last; l++)
         for (int b = 0; b < SK_DB_COUNT_; b++) {
             const sk_st_tensor *t = bind[SK_DW_COUNT_ + l * SK_DB_COUNT_ + b];
-            sk_dtype want = sk_dit_block_is_matrix(b)
+            sk_dtype want = sk_dit_block_is_matrix(b) && !fp8
                                 ? (wdtype == SK_DIT_WDTYPE_AS_STORED
                                        ? (t->dtype == SK_DTYPE_F64 ? SK_DTYPE_F32 : t->dtype)
                                        : wdtype)
                                 : be->act_dtype;
             int nd = sk_dit_block_shape(c, b, shape);
             if (b == SK_DB_MOD) { nd = 2; shape[0] = 6; shape[1] = c->dim; }
-            if (fp8 && sk_dit_block_is_matrix(b)) {
-                snprintf(canon, sizeof canon, "blocks.%lld.%s", (long long)l,
-                         sk_dit_block_suffix(b));
+            /* fp8: the block linears whose sizes are multiples of 16 (FP8 GEMMs need it;
+             * LongLive 2.0 keeps the others in bf16 too) */
+            if (fp8 && sk_dit_block_is_matrix(b) && shape[0] % 16 == 0 && shape[1] % 16 == 0) {
                 SK_TRY_GOTO(st, to_f32(t, shape[0] * shape[1], &fbuf, &fcap), fail);
                 SK_TRY_GOTO(st, upload_fp8(be, fbuf, shape[0], shape[1], &ftmp,
                                            &m->blocks[l].w[b], &m->blocks[l].wscale[b]), fail);
@@ -417,7 +417,8 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
                 continue;
             }
             sk_tensor *t = &m->blocks[l].w[b];
-            if (mat && fp8) { /* the same draws, quantized row-wise */
+            if (mat && fp8 && shape[0] % 16 == 0 && shape[1] % 16 == 0) {
+                /* the same draws, quantized row-wise (sizes as in sk_dit_load_blocks) */
                 sk_tensor tf = sk_tensor_desc(SK_DTYPE_F32, nd, shape);
                 SK_TRY_GOTO(st, draw_random(sk_tensor_numel(&tf), &rng, 0.0f,
                                             1.0f / sqrtf((float)shape[1]), &buf, &cap), fail);
@@ -426,7 +427,8 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
                 m->weight_bytes += sk_tensor_nbytes(t) + sk_tensor_nbytes(&m->blocks[l].wscale[b]);
                 continue;
             }
-            SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, t), fail);
+            SK_TRY_GOTO(st, sk_tensor_alloc(be, mat && !fp8 ? wdtype : be->act_dtype, nd, shape,
+                                            t), fail);
             SK_TRY_GOTO(st, fill_random(t, &rng, norm ? 1.0f : 0.0f,
                                         mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f, &buf, &cap),
                         fail);
