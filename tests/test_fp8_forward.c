@@ -110,3 +110,57 @@ Test(fp8_forward, both_cpu_backends_agree_and_stay_near_f32)
     cr_expect(seen_v, "no v dumped");
     dumps_free(&ref), dumps_free(&fast), dumps_free(&f32);
 }
+
+/* An FP8 model keeps block matrices whose sizes are not multiples of 16 in the activation
+ * dtype (ffn 200 here), quantizes the others, and runs a forward to a finite v close to
+ * the f32 model's (the same random draws). */
+Test(fp8_forward, sizes_not_multiple_of_16_stay_unquantized)
+{
+    sk_dit_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.dim = 128; cfg.ffn_dim = 200; cfg.num_heads = 2; cfg.head_dim = 64; cfg.num_layers = 2;
+    cfg.in_dim = 4; cfg.out_dim = 4; cfg.text_dim = 64; cfg.freq_dim = 32; cfg.text_len = 16;
+    cfg.eps = 1e-6; cfg.patch[0] = 1; cfg.patch[1] = 2; cfg.patch[2] = 2; cfg.rope_theta = 10000;
+    float *v[2];
+    for (int i = 0; i < 2; i++) {
+        sk_backend *be = NULL;
+        dt_ok(sk_backend_cpu_create(&be), "cpu");
+        sk_dit_model *m = NULL;
+        dt_ok(sk_dit_random(&cfg, be, i ? SK_DTYPE_F8_E4M3 : SK_DTYPE_F32, 3, &m), "random");
+        if (i) {
+            cr_expect_eq(m->blocks[0].w[SK_DB_SA_Q_W].dtype, SK_DTYPE_F8_E4M3);
+            cr_expect_eq(m->blocks[1].w[SK_DB_CA_O_W].dtype, SK_DTYPE_F8_E4M3);
+            cr_expect_eq(m->blocks[0].w[SK_DB_FFN0_W].dtype, SK_DTYPE_F32, "ffn 200 x 128");
+            cr_expect_eq(m->blocks[1].w[SK_DB_FFN2_W].dtype, SK_DTYPE_F32, "ffn 128 x 200");
+            cr_expect_eq(m->g[SK_DW_HEAD_W].dtype, SK_DTYPE_F32, "the head stays");
+        }
+        sk_dit_ctx *ctx = NULL;
+        dt_ok(sk_dit_ctx_init(m, 2, 8, 8, 16, &ctx), "ctx");
+        sk_kv_params kp = {.policy = SK_KV_FIFO, .window_frames = 4, .sink_frames = 0,
+                           .max_chunk_frames = 2, .tokens_per_frame = 16, .num_layers = 2,
+                           .num_heads = 2, .head_dim = 64, .dtype = be->act_dtype};
+        sk_kv_cache *kv = NULL;
+        dt_ok(sk_kv_cache_init(be, &kp, &kv), "kv");
+        float ctxv[16 * 64], xv[2 * 4 * 64], t[2] = {900, 900};
+        sk_test_fill_uniform(ctxv, 16 * 64, 5, -0.1f, 0.1f);
+        sk_test_fill_normal(xv, 2 * 4 * 64, 6, 1.0f);
+        dt_ok(sk_dit_set_context(ctx, ctxv, 16), "context");
+        int64_t s[4] = {2, 4, 8, 8};
+        sk_tensor x, vt;
+        dt_ok(sk_tensor_alloc(be, be->act_dtype, 4, s, &x), "alloc");
+        dt_ok(sk_tensor_alloc(be, be->act_dtype, 4, s, &vt), "alloc");
+        dt_ok(sk_tensor_upload_f32(&x, xv, 512), "upload");
+        dt_ok(sk_kv_begin_chunk(kv, 0, 2), "begin");
+        dt_ok(sk_dit_forward(ctx, kv, &x, t, 0, &vt), "forward");
+        v[i] = malloc(512 * sizeof(float));
+        dt_ok(sk_tensor_download_f32(&vt, v[i], 512), "download");
+        sk_tensor_free(&x), sk_tensor_free(&vt);
+        sk_kv_cache_free(&kv);
+        sk_dit_ctx_free(&ctx);
+        sk_dit_free(&m);
+        sk_backend_free_(&be);
+    }
+    const double e = sk_test_rel_l2(v[1], v[0], 512);
+    cr_expect(isfinite(e) && e < 0.1 && e > 1e-5, "fp8 vs f32 v: %g", e);
+    free(v[0]), free(v[1]);
+}
