@@ -35,14 +35,14 @@ step() { # step FILE TIMEOUT CMD...: append the command and its stdout to FILE
 }
 S=$BIN/sinkstream
 step check_fp8.txt 45 "$BIN/gpu_check_fp8" --reps 5
-step bench_13b.txt 45 "$S" bench --config wan2.1-1.3b --height 480 --width 832 --kv-policy sink \
+step bench_13b.txt 45 "$S" bench --device cuda --config wan2.1-1.3b --height 480 --width 832 --kv-policy sink \
   --kv-sink 3 --kv-window 12 --chunks 40 --dtype fp8 --compare-dtype bf16
 A5="--config wan2.2-5b --height 704 --width 1280"
-step bench_5b4.txt 55 "$S" bench $A5 --num-steps 4 --chunks 8 --warmup 3 --dtype fp8 \
+step bench_5b4.txt 55 "$S" bench --device cuda $A5 --num-steps 4 --chunks 8 --warmup 3 --dtype fp8 \
   --compare-dtype bf16
-step bench_5b2.txt 75 "$S" bench $A5 --num-steps 2 --chunks 40 --warmup 3 --no-profile \
+step bench_5b2.txt 75 "$S" bench --device cuda $A5 --num-steps 2 --chunks 40 --warmup 3 --no-profile \
   --dtype fp8 --compare-dtype bf16
-step bench_fifo.txt 20 "$S" bench --config wan2.1-1.3b --height 480 --width 832 --kv-policy fifo \
+step bench_fifo.txt 20 "$S" bench --device cuda --config wan2.1-1.3b --height 480 --width 832 --kv-policy fifo \
   --kv-window 21 --warmup 8 --chunks 10 --no-profile --dtype bf16
 step check_fp8_modes.txt 20 env SK_CUDA_FP8_MODE=1 "$BIN/gpu_check_fp8" --no-time
 step check_fp8_modes.txt 20 env SK_CUDA_FP8_MODE=2 "$BIN/gpu_check_fp8" --no-time
