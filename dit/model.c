@@ -2,9 +2,11 @@
 #include "dit/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/core/fp8.h"
 #include "runtime/core/log.h"
@@ -88,14 +90,14 @@ static sk_status upload(sk_backend *be, const sk_st_tensor *t, sk_dtype want, in
     return sk_tensor_upload_raw(out, *scratch, need);
 }
 
-/* Quantizes an f32 matrix [N, K] row-wise to e4m3 (fp8.h) into new backend
+/* Quantizes a host matrix [N, K] (f32, or already in the activation dtype) row-wise to e4m3 (fp8.h) into new backend
  * tensors q [N, K] and s [N]: uploaded in the activation dtype into *tmp (grown
  * as needed; the caller frees it), then the backend's quantize_rows, the op the
  * activations go through (bytes equal on every backend, tests/gpu/check_fp8.c),
  * which on a GPU takes a fraction of the host's time for 5B weights. So an fp8
  * model is the bf16 model's weights quantized (the f32 ones on the CPU). */
-static sk_status upload_fp8(sk_backend *be, const float *w, int64_t N, int64_t K, sk_tensor *tmp,
-                            sk_tensor *q, sk_tensor *s)
+static sk_status upload_fp8(sk_backend *be, const void *w, sk_dtype wdt, int64_t N, int64_t K,
+                            sk_tensor *tmp, sk_tensor *q, sk_tensor *s)
 {
     int64_t qs[2] = {N, K};
     if (sk_tensor_numel(tmp) < N * K || tmp->dtype != be->act_dtype) {
@@ -107,7 +109,8 @@ static sk_status upload_fp8(sk_backend *be, const float *w, int64_t N, int64_t K
     x.ndim = 2;
     x.shape[0] = N;
     x.shape[1] = K;
-    SK_TRY(sk_tensor_upload_f32(&x, w, (size_t)(N * K)));
+    if (wdt == x.dtype) SK_TRY(sk_tensor_upload_raw(&x, w, (size_t)(N * K) * sk_dtype_size(wdt)));
+    else SK_TRY(sk_tensor_upload_f32(&x, (const float *)w, (size_t)(N * K)));
     SK_TRY(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, qs, q));
     SK_TRY(sk_tensor_alloc(be, SK_DTYPE_F32, 1, &N, s));
     return sk_op_quantize_rows(be, q, s, &x);
@@ -292,7 +295,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
              * LongLive 2.0 keeps the others in bf16 too) */
             if (fp8 && sk_dit_block_is_matrix(b) && shape[0] % 16 == 0 && shape[1] % 16 == 0) {
                 SK_TRY_GOTO(st, to_f32(t, shape[0] * shape[1], &fbuf, &fcap), fail);
-                SK_TRY_GOTO(st, upload_fp8(be, fbuf, shape[0], shape[1], &ftmp,
+                SK_TRY_GOTO(st, upload_fp8(be, fbuf, SK_DTYPE_F32, shape[0], shape[1], &ftmp,
                                            &m->blocks[l].w[b], &m->blocks[l].wscale[b]), fail);
                 m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]) +
                                    sk_tensor_nbytes(&m->blocks[l].wscale[b]);
@@ -330,9 +333,58 @@ static uint64_t mix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* n uniform values center +- half into *buf (grown as needed). */
-static sk_status draw_random(int64_t n64, uint64_t *rng, float center, float half, float **buf,
-                             size_t *cap)
+/* The random values are counter-based: draw i of a tensor whose draws start at state s0
+ * is mix64 of s0 + (i + 1) * golden, so threads fill disjoint index ranges and give the
+ * bits of the sequential loop (a 5B model's 5e9 draws and bf16 conversions take ~30 s on
+ * one core, a few on a machine's cores). */
+typedef struct {
+    void *dst;
+    sk_dtype dt; /* F32 or BF16 */
+    uint64_t s0;
+    int64_t i0, i1;
+    float center, half;
+} fill_job;
+
+static void *fill_part(void *arg)
+{
+    const fill_job *j = arg;
+    uint64_t st = j->s0 + (uint64_t)j->i0 * 0x9E3779B97F4A7C15ull;
+    for (int64_t i = j->i0; i < j->i1; i++) {
+        double u = (double)(mix64(&st) >> 11) * (1.0 / 9007199254740992.0);
+        float v = j->center + j->half * (float)(2.0 * u - 1.0);
+        if (j->dt == SK_DTYPE_BF16) ((uint16_t *)j->dst)[i] = sk_f32_to_bf16(v);
+        else ((float *)j->dst)[i] = v;
+    }
+    return NULL;
+}
+
+/* n draws into dst (f32 or bf16 host memory), on up to 32 threads; advances *rng by n. */
+static void fill_host(void *dst, sk_dtype dt, int64_t n, uint64_t *rng, float center, float half)
+{
+    enum { MAXT = 32, MIN_PER_THREAD = 8192 };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(n / MIN_PER_THREAD);
+    if (nt > ncpu) nt = (int)ncpu;
+    if (nt > MAXT) nt = MAXT;
+    if (nt < 1) nt = 1;
+    fill_job jobs[MAXT];
+    pthread_t th[MAXT];
+    int started[MAXT] = {0};
+    for (int t = 0; t < nt; t++) {
+        jobs[t] = (fill_job){dst, dt, *rng, n * t / nt, n * (t + 1) / nt, center, half};
+        if (t > 0) started[t] = pthread_create(&th[t], NULL, fill_part, &jobs[t]) == 0;
+    }
+    fill_part(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fill_part(&jobs[t]); /* no thread: do its part here */
+    }
+    *rng += (uint64_t)n * 0x9E3779B97F4A7C15ull;
+}
+
+/* n uniform values center +- half into *buf (grown as needed) as dtype dt (f32, bf16). */
+static sk_status draw_random(int64_t n64, uint64_t *rng, float center, float half, sk_dtype dt,
+                             float **buf, size_t *cap)
 {
     size_t n = (size_t)n64;
     if (n > *cap) {
@@ -341,10 +393,7 @@ static sk_status draw_random(int64_t n64, uint64_t *rng, float center, float hal
         *buf = p;
         *cap = n;
     }
-    for (size_t i = 0; i < n; i++) {
-        double u = (double)(mix64(rng) >> 11) * (1.0 / 9007199254740992.0);
-        (*buf)[i] = center + half * (float)(2.0 * u - 1.0);
-    }
+    fill_host(*buf, dt, n64, rng, center, half);
     return SK_OK;
 }
 
@@ -352,8 +401,13 @@ static sk_status draw_random(int64_t n64, uint64_t *rng, float center, float hal
 static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float half, float **buf,
                              size_t *cap)
 {
-    SK_TRY(draw_random(sk_tensor_numel(t), rng, center, half, buf, cap));
-    return sk_tensor_upload_f32(t, *buf, (size_t)sk_tensor_numel(t));
+    const size_t n = (size_t)sk_tensor_numel(t);
+    if (t->dtype == SK_DTYPE_F32 || t->dtype == SK_DTYPE_BF16) {
+        SK_TRY(draw_random((int64_t)n, rng, center, half, t->dtype, buf, cap));
+        return sk_tensor_upload_raw(t, *buf, n * sk_dtype_size(t->dtype));
+    }
+    SK_TRY(draw_random((int64_t)n, rng, center, half, SK_DTYPE_F32, buf, cap));
+    return sk_tensor_upload_f32(t, *buf, n);
 }
 
 sk_status sk_dit_random(const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype, uint64_t seed,
@@ -413,16 +467,17 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
             if (l < first || l >= last) { /* another stage's block: same draws, not kept */
                 int64_t n = 1;
                 for (int i = 0; i < nd; i++) n *= shape[i];
-                for (int64_t i = 0; i < n; i++) (void)mix64(&rng);
+                rng += (uint64_t)n * 0x9E3779B97F4A7C15ull; /* = n draws of mix64 */
                 continue;
             }
             sk_tensor *t = &m->blocks[l].w[b];
             if (mat && fp8 && shape[0] % 16 == 0 && shape[1] % 16 == 0) {
                 /* the same draws, quantized row-wise (sizes as in sk_dit_load_blocks) */
                 sk_tensor tf = sk_tensor_desc(SK_DTYPE_F32, nd, shape);
+                const sk_dtype hd = be->act_dtype == SK_DTYPE_BF16 ? SK_DTYPE_BF16 : SK_DTYPE_F32;
                 SK_TRY_GOTO(st, draw_random(sk_tensor_numel(&tf), &rng, 0.0f,
-                                            1.0f / sqrtf((float)shape[1]), &buf, &cap), fail);
-                SK_TRY_GOTO(st, upload_fp8(be, buf, shape[0], shape[1], &ftmp, t,
+                                            1.0f / sqrtf((float)shape[1]), hd, &buf, &cap), fail);
+                SK_TRY_GOTO(st, upload_fp8(be, buf, hd, shape[0], shape[1], &ftmp, t,
                                            &m->blocks[l].wscale[b]), fail);
                 m->weight_bytes += sk_tensor_nbytes(t) + sk_tensor_nbytes(&m->blocks[l].wscale[b]);
                 continue;
