@@ -5,9 +5,10 @@
  *    a zero row, a row with a NaN): the e4m3 bytes and the row scales must EQUAL
  *    the CPU's (same rules, IEEE division, the hardware's satfinite cvt).
  * 2. linear_fp8: the same quantized operands on both sides, at the 1.3B and 5B
- *    block shapes, bias / GELU / none: relative L2 <= 1e-5 with f32 output (only
- *    the summation order differs: products of e4m3 values are exact), <= 4e-3 with
- *    bf16 output (one bf16 rounding, two in mode 2).
+ *    block shapes, bias / GELU / none: relative L2 <= 2e-4 with f32 output (products
+ *    of e4m3 values are exact; Hopper's FP8 MMAs sum them with ~14 mantissa bits
+ *    before the f32 promotion), <= 4e-3 with bf16 output (one bf16 rounding, two in
+ *    mode 2).
  * 3. the tiny DiT fixture, 3 chunks with --dtype fp8: CUDA (f32 and bf16
  *    activations) against the CPU's fp8 run and the bf16 run (see
  *    tests/test_fp8_forward.c for why whole-model FP8 runs differ by more than
@@ -155,9 +156,12 @@ static void check_linear(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t K,
         double rms = 0;
         for (int64_t i = 0; i < M * N; i++) rms += (double)yc[i] * yc[i] / (double)(M * N);
         rms = sqrt(rms);
-        const double rel = bf ? 4e-3 : 1e-5;
+        /* f32 output: the products are exact, but Hopper's FP8 tensor cores add them with
+         * ~14 mantissa bits inside an MMA before cuBLASLt promotes the partial sums to f32
+         * (DeepSeek-V3 report, §3.3.2), so ~1e-5..1e-4 of the output, not f32's 1e-7 */
+        const double rel = bf ? 4e-3 : 2e-4;
         sk_compare_result r = sk_compare(yg, yc, (size_t)(M * N), rel * rel,
-                                         (bf ? 2e-2 : 1e-5) * rms, bf ? 2e-2 : 1e-4);
+                                         (bf ? 2e-2 : 2e-3) * rms, bf ? 2e-2 : 2e-3);
         char buf[512];
         sk_compare_format(&r, yg, yc, buf, sizeof buf);
         verdict(r.ok, "linear_fp8 M=%lld K=%lld N=%lld %s%s -> %s: rel L2 %.3g (bound %.0e); %s",
@@ -189,13 +193,18 @@ static void check_dit(const char *src)
     const double e_b = s2 == SK_OK ? sk_test_rel_l2(g8b, c8, SK_FP8_RUN_VALS) : NAN;
     const double e_bb = s2 == SK_OK && s3 == SK_OK ? sk_test_rel_l2(g8b, gbf, SK_FP8_RUN_VALS) : NAN;
     printf("tiny DiT, 3 chunks: cpu fp8 vs cpu f32 %.4f (the fp8 error)\n", e_cpu);
-    verdict(isfinite(e_f) && e_f < 0.75 * e_cpu, "tiny DiT cuda fp8 (f32 activations) vs cpu fp8: "
-            "rel L2 %.4f (bound %.4f = 3/4 of the fp8 error)", e_f, 0.75 * e_cpu);
-    verdict(isfinite(e_b) && e_b < 1.5 * e_cpu, "tiny DiT cuda fp8 (bf16 activations) vs cpu fp8: "
-            "rel L2 %.4f (bound %.4f)", e_b, 1.5 * e_cpu);
-    verdict(isfinite(e_bb) && e_bb > 1e-4 && e_bb < 2.0 * e_cpu && wb8 < wbb,
+    /* Two FP8 runs whose f32 arithmetic differs at all decorrelate through the
+     * quantization steps (tests/test_fp8_forward.c): two fully independent FP8 noises
+     * would differ by ~1.4x the fp8 error. Bounds: within that, with room for the GPU's
+     * own rounding (Hopper FP8 accumulation; bf16 activations), and finite. The ops
+     * themselves are compared tightly above. */
+    verdict(isfinite(e_f) && e_f < 1.5 * e_cpu, "tiny DiT cuda fp8 (f32 activations) vs cpu fp8: "
+            "rel L2 %.4f (bound %.4f = 1.5x the fp8 error)", e_f, 1.5 * e_cpu);
+    verdict(isfinite(e_b) && e_b < 2.0 * e_cpu, "tiny DiT cuda fp8 (bf16 activations) vs cpu fp8: "
+            "rel L2 %.4f (bound %.4f = 2x the fp8 error)", e_b, 2.0 * e_cpu);
+    verdict(isfinite(e_bb) && e_bb > 1e-4 && e_bb < 2.5 * e_cpu && wb8 < wbb,
             "tiny DiT cuda fp8 vs cuda bf16: rel L2 %.4f (FP8 ran: > 1e-4, < %.4f); weights %lld "
-            "vs %lld bytes", e_bb, 2.0 * e_cpu, (long long)wb8, (long long)wbb);
+            "vs %lld bytes", e_bb, 2.5 * e_cpu, (long long)wb8, (long long)wbb);
     free(c32), free(c8), free(g8f), free(g8b), free(gbf);
 }
 
