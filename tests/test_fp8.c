@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/compare.h"
+#include "common/cli_run.h"
 #include "common/fp8_run.h"
 #include "runtime/core/backend.h"
 #include "runtime/core/fp8.h"
@@ -251,4 +252,28 @@ Test(fp8, engine_rejects_unknown_dit_dtype)
     cr_expect(strstr(sk_last_error(), "fp8") != NULL, "message names the choices: %s",
               sk_last_error());
     sk_engine_close(&e);
+}
+
+/* the command line: --dtype fp8 with a contradicting --dit-dtype is a usage error before
+ * anything loads; bench runs --dtype fp8 against f32 on the CPU and prints the x0 error */
+Test(fp8, cli)
+{
+    tu_result r = tu_run("generate", "--dit", SK_SOURCE_DIR "/tests/fixtures/dit/dit_tiny.safetensors",
+                         "--dit-config", SK_SOURCE_DIR "/tests/fixtures/dit/config.json",
+                         "--text-embeds", SK_SOURCE_DIR "/tests/fixtures/dit/embeds.safetensors",
+                         "--frames", "3", "--latent-height", "8", "--latent-width", "8",
+                         "--no-decode", "--dtype", "fp8", "--dit-dtype", "bf16", NULL);
+    cr_expect_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.err, "--dtype fp8") && strstr(r.err, "--dit-dtype bf16"), "%s", r.err);
+    tu_result_free(&r);
+    r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "3", "--warmup", "1",
+               "--no-profile", "--dtype", "fp8", "--compare-dtype", "fp32", "--json", NULL);
+    cr_expect_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.out, "\"dit_dtype\":\t\"fp8\"") && strstr(r.out, "\"x0_rel_l2\""), "%s",
+              r.out);
+    const char *f = strstr(r.out, "\"max\":");
+    cr_assert(f, "%s", r.out);
+    const double mx = strtod(f + 6, NULL);
+    cr_expect(mx > 1e-5 && mx < 0.05, "bench fp8 vs f32 x0 error %g", mx);
+    tu_result_free(&r);
 }

@@ -738,8 +738,8 @@ int sk_cmd_bench(int argc, char **argv)
         {OPT("compare-dtype", SK_OPT_ENUM, &o.compare_dtype, NULL, "quality: run the warm-up "
              "and the measured chunks again on a second engine in this dtype (same weights, "
              "prompt, noise) and print every chunk's x0 relative L2 error against it and its "
-             "speed (e.g. --dtype fp8 --compare-dtype bf16; every chunk's x0 is downloaded, "
-             "~1% of a chunk's time)", NULL, NULL), .choices = "none|fp32|bf16|fp8"},
+             "speed (e.g. --dtype fp8 --compare-dtype bf16; every chunk's x0 is downloaded in "
+             "both runs, and their chunk times include that)", NULL, NULL), .choices = "none|fp32|bf16|fp8"},
         {OPT("json", SK_OPT_FLAG, &o.json, NULL, "print one JSON object instead of the table",
              NULL, NULL)},
     };

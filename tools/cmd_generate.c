@@ -1036,6 +1036,10 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
             return sk_cli_usage_error(&cli, "%s '%s': cannot open (%s)", files[i][0], files[i][1],
                                       strerror(errno));
     const int video_out = o.output || o.frames_dir || o.rgb_out;
+    if (o.act_dtype == 3 && o.wdtype != 0 && o.wdtype != 4)
+        return sk_cli_usage_error(&cli, "--dtype fp8 puts the DiT's block linears in fp8; it "
+                                        "contradicts --dit-dtype %s (leave that out)",
+                                  o.wdtype == 1 ? "f32" : o.wdtype == 2 ? "bf16" : "f16");
     if (o.no_decode && video_out)
         return sk_cli_usage_error(&cli, "--no-decode with -o/--frames-dir/--rgb-out: nothing "
                                         "would be written there");
