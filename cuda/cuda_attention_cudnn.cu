@@ -521,7 +521,17 @@ extern "C" sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const vo
         decline_in_capture(S, Nq, NH, HD);
         return SK_OK;
     }
-    sk_status st = att_buf(c, S, w_off + ws);
+    /* When the buffer must grow, it grows for one range more than this call has: a
+     * ring of KV slots that wraps (fifo's window after ring_len frames, the sink
+     * policy's window) adds a range later, and that first wrap may come in a measured
+     * chunk loop after a warm-up too short to see it (bench --kv-policy fifo
+     * --kv-window 21: the 24-slot ring first wraps at chunk 8) */
+    size_t need = w_off + ws;
+    if (need > S->buf_bytes && R.n < SK_ATT_MAX_RANGES) {
+        const size_t l_more = (size_t)R.n * on, w_more = (l_more + (R.n + 1) * ln + 255) & ~(size_t)255;
+        need = w_more + ws;
+    }
+    sk_status st = att_buf(c, S, need);
     if (st != SK_OK) return st;
     char *buf = (char *)S->buf;
     att_parts P;

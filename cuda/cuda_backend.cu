@@ -204,6 +204,10 @@ static const sk_backend_ops cuda_ops = {
     sk_cuda_graph_launch,
     sk_cuda_rmsnorm_rope3d,
     sk_cuda_flag_nonfinite,
+    NULL, /* transpose: the Wan2.2 VAE encoder runs on the CPU backend */
+    NULL, /* pad2d */
+    sk_cuda_quantize_rows,
+    sk_cuda_linear_fp8,
 };
 
 extern "C" sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **out)

@@ -83,6 +83,11 @@ sk_status sk_dit_ctx_init_blocks(const sk_dit_model *m, int64_t max_frames, int6
                + 2 * act_bytes(m, F * 6 * D)                 /* e0 mod */
                + act_bytes(m, F * 2 * D);                    /* head mod */
     size_t txt = act_bytes(m, Lt * cf->text_dim) + 3 * act_bytes(m, Lt * D);
+    if (m->fp8) { /* the quantized copy of one activation and its row scales */
+        const int64_t wmax = D > cf->ffn_dim ? D : cf->ffn_dim;
+        fwd += (size_t)(N * wmax) + (size_t)N * 4 + 2 * ALIGN_PAD;
+        txt += (size_t)(Lt * D) + (size_t)Lt * 4 + 2 * ALIGN_PAD;
+    }
     size_t cap = (fwd > txt ? fwd : txt) + 4 * ALIGN_PAD;
     SK_TRY_GOTO(st, sk_arena_init(&c->arena, c->be, cap), fail);
 
@@ -134,6 +139,48 @@ static sk_status scratch(sk_dit_ctx *c, int64_t rows, int64_t cols, sk_tensor *o
     return sk_arena_tensor(&c->arena, c->be->act_dtype, 2, s, out);
 }
 
+/* FP8 models: an activation quantized row-wise (fp8.h) once for every block
+ * linear that reads it; buffers from the arena, sized for [rows, cols]. */
+typedef struct {
+    sk_tensor qbuf, sbuf; /* [rows, max cols] e4m3, [rows] f32 */
+    sk_tensor q, s;       /* views for the activation last quantized */
+} fp8_act;
+
+static sk_status fp8_init(sk_dit_ctx *c, fp8_act *a, int64_t rows, int64_t cols)
+{
+    memset(a, 0, sizeof *a);
+    if (!c->m->fp8) return SK_OK;
+    int64_t qs[2] = {rows, cols};
+    SK_TRY(sk_arena_tensor(&c->arena, SK_DTYPE_F8_E4M3, 2, qs, &a->qbuf));
+    return sk_arena_tensor(&c->arena, SK_DTYPE_F32, 1, &rows, &a->sbuf);
+}
+
+/* Quantizes x [R, K] into a (no-op for a bf16/f32 model). */
+static sk_status fp8_quant(sk_dit_ctx *c, fp8_act *a, const sk_tensor *x)
+{
+    if (!c->m->fp8) return SK_OK;
+    int64_t qs[2] = {x->shape[0], x->shape[1]};
+    a->q = a->qbuf;
+    a->q.ndim = 2; a->q.shape[0] = qs[0]; a->q.shape[1] = qs[1]; a->q.owns = 0;
+    SK_CHECK(qs[0] * qs[1] <= sk_tensor_numel(&a->qbuf), SK_E_INTERNAL,
+             "DiT: fp8 buffer too small");
+    a->s = sk_tensor_rows(&a->sbuf, 0, qs[0]);
+    return sk_op_quantize_rows(c->be, &a->q, &a->s, x);
+}
+
+/* A block linear y = act(x W^T + b), W = w[wi], b = w[wi + 1]: through the
+ * quantized copy a of x when W is e4m3 (fp8_quant(a, x) came first; an FP8
+ * model keeps a matrix whose sizes are not multiples of 16 in bf16, as
+ * LongLive 2.0's filter does). */
+static sk_status blin(sk_dit_ctx *c, sk_tensor *y, const sk_tensor *x, const fp8_act *a,
+                      const sk_dit_block *B, int wi, sk_act act)
+{
+    if (B->w[wi].dtype != SK_DTYPE_F8_E4M3)
+        return sk_op_linear(c->be, y, x, &B->w[wi], &B->w[wi + 1], act);
+    return sk_op_linear_fp8(c->be, y, &a->q, &a->s, &B->w[wi], &B->wscale[wi], &B->w[wi + 1],
+                            act);
+}
+
 static void dump(sk_dit_ctx *c, const char *name, const sk_tensor *t)
 {
     if (c->debug) c->debug(c->debug_user, name, t);
@@ -174,15 +221,19 @@ static sk_status set_context(sk_dit_ctx *c, const float *ctx_host, int64_t rows)
     SK_TRY(sk_op_linear(be, &c1, &ctx, &m->g[SK_DW_TEXT0_W], &m->g[SK_DW_TEXT0_B], SK_ACT_GELU_TANH));
     SK_TRY(sk_op_linear(be, &ce, &c1, &m->g[SK_DW_TEXT2_W], &m->g[SK_DW_TEXT2_B], SK_ACT_NONE));
     dump(c, "context_emb", &ce);
+    fp8_act qa;
+    SK_TRY(fp8_init(c, &qa, Lt, D));
+    SK_TRY(fp8_quant(c, &qa, &ce));
     for (int64_t l = c->blk_first; l < c->blk_last; l++) {
-        const sk_tensor *w = m->blocks[l].w;
+        const sk_dit_block *B = &m->blocks[l];
+        const sk_tensor *w = B->w;
         int64_t s2[2] = {Lt, D};
         sk_tensor k2, v2;
         SK_TRY(sk_tensor_reshape(&c->cross_k[l], 2, s2, &k2));
         SK_TRY(sk_tensor_reshape(&c->cross_v[l], 2, s2, &v2));
-        SK_TRY(sk_op_linear(be, &tmp, &ce, &w[SK_DB_CA_K_W], &w[SK_DB_CA_K_B], SK_ACT_NONE));
+        SK_TRY(blin(c, &tmp, &ce, &qa, B, SK_DB_CA_K_W, SK_ACT_NONE));
         SK_TRY(sk_op_rmsnorm(be, &k2, &tmp, &w[SK_DB_CA_NK], cf->eps));
-        SK_TRY(sk_op_linear(be, &v2, &ce, &w[SK_DB_CA_V_W], &w[SK_DB_CA_V_B], SK_ACT_NONE));
+        SK_TRY(blin(c, &v2, &ce, &qa, B, SK_DB_CA_V_W, SK_ACT_NONE));
     }
     return SK_OK;
 }
@@ -285,11 +336,14 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
     SK_TRY(scratch(c, N, D, &v));
     SK_TRY(scratch(c, N, D, &att));
     SK_TRY(scratch(c, N, cf->ffn_dim, &ffh));
+    fp8_act qa;
+    SK_TRY(fp8_init(c, &qa, N, D > cf->ffn_dim ? D : cf->ffn_dim));
     sk_tensor q3 = heads(&q, NH, HD), k3 = heads(&k, NH, HD), v3 = heads(&v, NH, HD);
     const float scale = (float)(1.0 / sqrt((double)HD));
 
     for (int64_t l = first; l < last; l++) {
-        const sk_tensor *w = m->blocks[l].w;
+        const sk_dit_block *B = &m->blocks[l];
+        const sk_tensor *w = B->w;
         /* per-frame adaLN table: blocks.l.modulation + e0 (spec §2.4) */
         SK_TRY(frame_mod(be, &mod, &w[SK_DB_MOD], &e0, F, 6 * D));
 
@@ -306,20 +360,20 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         const int direct = fuse && c->kv_direct &&
                            sk_kv_write_views(kv, (int)(l - first), &kd, &vd) &&
                            kd.dtype == k3.dtype && sk_tensor_reshape(&vd, 2, v.shape, &vd2) == SK_OK;
-        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_Q_W], &w[SK_DB_SA_Q_B], SK_ACT_NONE));
+        SK_TRY(fp8_quant(c, &qa, &hb));
+        SK_TRY(blin(c, &tmp, &hb, &qa, B, SK_DB_SA_Q_W, SK_ACT_NONE));
         if (fuse)
             SK_TRY(sk_op_rmsnorm_rope3d(be, &q3, &tmp, &w[SK_DB_SA_NQ], eps, F, c->Hp, c->Wp,
                                         kv->q_t0, kv->p.rope_theta));
         else
             SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_SA_NQ], eps));
-        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_SA_K_W], &w[SK_DB_SA_K_B], SK_ACT_NONE));
+        SK_TRY(blin(c, &tmp, &hb, &qa, B, SK_DB_SA_K_W, SK_ACT_NONE));
         if (fuse)
             SK_TRY(sk_op_rmsnorm_rope3d(be, direct ? &kd : &k3, &tmp, &w[SK_DB_SA_NK], eps, F,
                                         c->Hp, c->Wp, kv->q_t0, kv->p.rope_theta));
         else
             SK_TRY(sk_op_rmsnorm(be, &k, &tmp, &w[SK_DB_SA_NK], eps));
-        SK_TRY(sk_op_linear(be, direct ? &vd2 : &v, &hb, &w[SK_DB_SA_V_W], &w[SK_DB_SA_V_B],
-                            SK_ACT_NONE));
+        SK_TRY(blin(c, direct ? &vd2 : &v, &hb, &qa, B, SK_DB_SA_V_W, SK_ACT_NONE));
         if (!fuse) SK_TRY(sk_kv_rope_qk(kv, (int)(l - first), &q3, &k3, c->Hp, c->Wp));
         if (!direct) SK_TRY(sk_kv_write(kv, (int)(l - first), &k3, &v3));
         /* a K/V-only pass (the clean pass) needs nothing after the last layer's write */
@@ -327,22 +381,27 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         int nr = 0;
         SK_TRY(sk_kv_attention_ranges(kv, (int)(l - first), c->ranges, c->ranges_cap, &nr));
         SK_TRY(sk_op_attention(be, &att, &q3, c->ranges, nr, scale, NULL));
-        SK_TRY(sk_op_linear(be, &tmp, &att, &w[SK_DB_SA_O_W], &w[SK_DB_SA_O_B], SK_ACT_NONE));
+        SK_TRY(fp8_quant(c, &qa, &att));
+        SK_TRY(blin(c, &tmp, &att, &qa, B, SK_DB_SA_O_W, SK_ACT_NONE));
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 2, S));
 
         /* cross-attention on norm3(x) (affine), no modulation, no gate */
         SK_TRY(sk_op_layernorm(be, &hb, &xs, &w[SK_DB_N3_W], &w[SK_DB_N3_B], eps));
-        SK_TRY(sk_op_linear(be, &tmp, &hb, &w[SK_DB_CA_Q_W], &w[SK_DB_CA_Q_B], SK_ACT_NONE));
+        SK_TRY(fp8_quant(c, &qa, &hb));
+        SK_TRY(blin(c, &tmp, &hb, &qa, B, SK_DB_CA_Q_W, SK_ACT_NONE));
         SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_CA_NQ], eps));
         sk_kv_range cr = {&c->cross_k[l], &c->cross_v[l], 0, cf->text_len};
         SK_TRY(sk_op_attention(be, &att, &q3, &cr, 1, scale, NULL));
-        SK_TRY(sk_op_linear(be, &tmp, &att, &w[SK_DB_CA_O_W], &w[SK_DB_CA_O_B], SK_ACT_NONE));
+        SK_TRY(fp8_quant(c, &qa, &att));
+        SK_TRY(blin(c, &tmp, &att, &qa, B, SK_DB_CA_O_W, SK_ACT_NONE));
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, NULL, -1, S));
 
         /* FFN on LN2(x)(1 + scale) + shift, gated */
         SK_TRY(sk_op_modulate(be, &hb, &xs, &mod, 3, 4, S, 1, eps));
-        SK_TRY(sk_op_linear(be, &ffh, &hb, &w[SK_DB_FFN0_W], &w[SK_DB_FFN0_B], SK_ACT_GELU_TANH));
-        SK_TRY(sk_op_linear(be, &tmp, &ffh, &w[SK_DB_FFN2_W], &w[SK_DB_FFN2_B], SK_ACT_NONE));
+        SK_TRY(fp8_quant(c, &qa, &hb));
+        SK_TRY(blin(c, &ffh, &hb, &qa, B, SK_DB_FFN0_W, SK_ACT_GELU_TANH));
+        SK_TRY(fp8_quant(c, &qa, &ffh));
+        SK_TRY(blin(c, &tmp, &ffh, &qa, B, SK_DB_FFN2_W, SK_ACT_NONE));
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 5, S));
         if (c->debug) {
             char name[32];

@@ -2,10 +2,13 @@
 #include "dit/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "runtime/core/fp8.h"
 #include "runtime/core/log.h"
 #include "runtime/io/safetensors.h"
 
@@ -87,6 +90,49 @@ static sk_status upload(sk_backend *be, const sk_st_tensor *t, sk_dtype want, in
     return sk_tensor_upload_raw(out, *scratch, need);
 }
 
+/* Quantizes a host matrix [N, K] (f32, or already in the activation dtype) row-wise to e4m3 (fp8.h) into new backend
+ * tensors q [N, K] and s [N]: uploaded in the activation dtype into *tmp (grown
+ * as needed; the caller frees it), then the backend's quantize_rows, the op the
+ * activations go through (bytes equal on every backend, tests/gpu/check_fp8.c),
+ * which on a GPU takes a fraction of the host's time for 5B weights. So an fp8
+ * model is the bf16 model's weights quantized (the f32 ones on the CPU). */
+static sk_status upload_fp8(sk_backend *be, const void *w, sk_dtype wdt, int64_t N, int64_t K,
+                            sk_tensor *tmp, sk_tensor *q, sk_tensor *s)
+{
+    int64_t qs[2] = {N, K};
+    if (sk_tensor_numel(tmp) < N * K || tmp->dtype != be->act_dtype) {
+        sk_tensor_free(tmp);
+        SK_TRY(sk_tensor_alloc(be, be->act_dtype, 2, qs, tmp));
+    }
+    sk_tensor x = *tmp; /* a view [N, K] of its first N*K elements */
+    x.owns = 0;
+    x.ndim = 2;
+    x.shape[0] = N;
+    x.shape[1] = K;
+    if (wdt == x.dtype) SK_TRY(sk_tensor_upload_raw(&x, w, (size_t)(N * K) * sk_dtype_size(wdt)));
+    else SK_TRY(sk_tensor_upload_f32(&x, (const float *)w, (size_t)(N * K)));
+    SK_TRY(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, qs, q));
+    SK_TRY(sk_tensor_alloc(be, SK_DTYPE_F32, 1, &N, s));
+    return sk_op_quantize_rows(be, q, s, &x);
+}
+
+/* The stored tensor t as f32 into *buf (grown as needed), for quantization. */
+static sk_status to_f32(const sk_st_tensor *t, int64_t n, float **buf, size_t *cap)
+{
+    if ((size_t)n > *cap) {
+        float *p = realloc(*buf, (size_t)n * sizeof *p);
+        SK_CHECK(p, SK_E_OOM, "out of host memory converting tensor '%s'", t->name);
+        *buf = p;
+        *cap = (size_t)n;
+    }
+    void *src = malloc(t->nbytes ? t->nbytes : 1);
+    SK_CHECK(src, SK_E_OOM, "out of host memory converting tensor '%s'", t->name);
+    memcpy(src, t->data, t->nbytes); /* the mapping may be unaligned */
+    sk_status st = sk_convert(*buf, SK_DTYPE_F32, src, t->dtype, (size_t)n);
+    free(src);
+    return st;
+}
+
 void sk_dit_free(sk_dit_model **pm)
 {
     if (!pm || !*pm) return;
@@ -94,7 +140,10 @@ void sk_dit_free(sk_dit_model **pm)
     for (int i = 0; i < SK_DW_COUNT_; i++) sk_tensor_free(&m->g[i]);
     if (m->blocks)
         for (int64_t l = 0; l < m->cfg.num_layers; l++)
-            for (int i = 0; i < SK_DB_COUNT_; i++) sk_tensor_free(&m->blocks[l].w[i]);
+            for (int i = 0; i < SK_DB_COUNT_; i++) {
+                sk_tensor_free(&m->blocks[l].w[i]);
+                sk_tensor_free(&m->blocks[l].wscale[i]);
+            }
     free(m->blocks);
     free(m->path);
     free(m);
@@ -113,9 +162,16 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     SK_CHECK(path && be && out, SK_E_INVALID_ARG, "sk_dit_load: NULL argument");
     *out = NULL;
     SK_CHECK(wdtype == SK_DIT_WDTYPE_AS_STORED || wdtype == SK_DTYPE_F32 ||
-                 wdtype == SK_DTYPE_BF16 || wdtype == SK_DTYPE_F16,
-             SK_E_INVALID_ARG, "DiT weight dtype %s; expected f32, bf16 or f16",
+                 wdtype == SK_DTYPE_BF16 || wdtype == SK_DTYPE_F16 ||
+                 wdtype == SK_DTYPE_F8_E4M3,
+             SK_E_INVALID_ARG, "DiT weight dtype %s; expected f32, bf16, f16 or fp8",
              sk_dtype_name(wdtype));
+    const int fp8 = wdtype == SK_DTYPE_F8_E4M3;
+    SK_CHECK(!fp8 || sk_backend_has_fp8(be), SK_E_UNSUPPORTED, "DiT '%s': fp8 weights asked "
+             "for, but the %s backend has no FP8 ops; use --dtype bf16", path, be->name);
+    float *fbuf = NULL; /* f32 copies of matrices to quantize */
+    size_t fcap = 0;
+    sk_tensor ftmp = {0}; /* their upload in the activation dtype */
     sk_st_file *f = NULL;
     sk_status st = sk_st_open(path, &f);
     if (st != SK_OK) return st;
@@ -128,6 +184,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     if (!m) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
     m->be = be;
     m->path = strdup(path);
+    m->fp8 = fp8;
 
     /* 1. config: caller, then metadata, then shapes */
     const char *meta = sk_st_meta(f, "config");
@@ -214,7 +271,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     if (!m->blocks) { st = SK_ERR(SK_E_OOM, "out of memory loading '%s'", path); goto fail; }
     for (int g = 0; g < SK_DW_COUNT_; g++) {
         const sk_st_tensor *t = bind[g];
-        sk_dtype want = sk_dit_global_is_matrix(g)
+        sk_dtype want = sk_dit_global_is_matrix(g) && !fp8
                             ? (wdtype == SK_DIT_WDTYPE_AS_STORED
                                    ? (t->dtype == SK_DTYPE_F64 ? SK_DTYPE_F32 : t->dtype) : wdtype)
                             : be->act_dtype;
@@ -227,21 +284,33 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     for (int64_t l = first; l < last; l++)
         for (int b = 0; b < SK_DB_COUNT_; b++) {
             const sk_st_tensor *t = bind[SK_DW_COUNT_ + l * SK_DB_COUNT_ + b];
-            sk_dtype want = sk_dit_block_is_matrix(b)
+            sk_dtype want = sk_dit_block_is_matrix(b) && !fp8
                                 ? (wdtype == SK_DIT_WDTYPE_AS_STORED
                                        ? (t->dtype == SK_DTYPE_F64 ? SK_DTYPE_F32 : t->dtype)
                                        : wdtype)
                                 : be->act_dtype;
             int nd = sk_dit_block_shape(c, b, shape);
             if (b == SK_DB_MOD) { nd = 2; shape[0] = 6; shape[1] = c->dim; }
+            /* fp8: the block linears whose sizes are multiples of 16 (FP8 GEMMs need it;
+             * LongLive 2.0 keeps the others in bf16 too) */
+            if (fp8 && sk_dit_block_is_matrix(b) && shape[0] % 16 == 0 && shape[1] % 16 == 0) {
+                SK_TRY_GOTO(st, to_f32(t, shape[0] * shape[1], &fbuf, &fcap), fail);
+                SK_TRY_GOTO(st, upload_fp8(be, fbuf, SK_DTYPE_F32, shape[0], shape[1], &ftmp,
+                                           &m->blocks[l].w[b], &m->blocks[l].wscale[b]), fail);
+                m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]) +
+                                   sk_tensor_nbytes(&m->blocks[l].wscale[b]);
+                continue;
+            }
             SK_TRY_GOTO(st, upload(be, t, want, nd, shape, &scratch, &scratch_cap,
                                    &m->blocks[l].w[b]), fail);
             m->weight_bytes += sk_tensor_nbytes(&m->blocks[l].w[b]);
         }
-    SK_LOGI("DiT '%s': %d tensors, %.1f MB on %s", path, f->n_tensors,
-            (double)m->weight_bytes / 1e6, be->name);
+    SK_LOGI("DiT '%s': %d tensors, %.1f MB on %s%s", path, f->n_tensors,
+            (double)m->weight_bytes / 1e6, be->name, fp8 ? " (block linears fp8 e4m3)" : "");
     free(bind);
     free(scratch);
+    free(fbuf);
+    sk_tensor_free(&ftmp);
     sk_st_close(&f);
     *out = m;
     return SK_OK;
@@ -249,6 +318,8 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
 fail:
     free(bind);
     free(scratch);
+    free(fbuf);
+    sk_tensor_free(&ftmp);
     sk_st_close(&f);
     sk_dit_free(&m);
     return st;
@@ -262,21 +333,80 @@ static uint64_t mix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Fills a backend tensor with uniform values center +- half. */
-static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float half, float **buf,
-                             size_t *cap)
+/* The random values are counter-based: draw i of a tensor whose draws start at state s0
+ * is mix64 of s0 + (i + 1) * golden, so threads fill disjoint index ranges and give the
+ * bits of the sequential loop (a 5B model's 5e9 draws and bf16 conversions take ~30 s on
+ * one core, a few on a machine's cores). */
+typedef struct {
+    void *dst;
+    sk_dtype dt; /* F32 or BF16 */
+    uint64_t s0;
+    int64_t i0, i1;
+    float center, half;
+} fill_job;
+
+static void *fill_part(void *arg)
 {
-    size_t n = (size_t)sk_tensor_numel(t);
+    const fill_job *j = arg;
+    uint64_t st = j->s0 + (uint64_t)j->i0 * 0x9E3779B97F4A7C15ull;
+    for (int64_t i = j->i0; i < j->i1; i++) {
+        double u = (double)(mix64(&st) >> 11) * (1.0 / 9007199254740992.0);
+        float v = j->center + j->half * (float)(2.0 * u - 1.0);
+        if (j->dt == SK_DTYPE_BF16) ((uint16_t *)j->dst)[i] = sk_f32_to_bf16(v);
+        else ((float *)j->dst)[i] = v;
+    }
+    return NULL;
+}
+
+/* n draws into dst (f32 or bf16 host memory), on up to 32 threads; advances *rng by n. */
+static void fill_host(void *dst, sk_dtype dt, int64_t n, uint64_t *rng, float center, float half)
+{
+    enum { MAXT = 32, MIN_PER_THREAD = 8192 };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(n / MIN_PER_THREAD);
+    if (nt > ncpu) nt = (int)ncpu;
+    if (nt > MAXT) nt = MAXT;
+    if (nt < 1) nt = 1;
+    fill_job jobs[MAXT];
+    pthread_t th[MAXT];
+    int started[MAXT] = {0};
+    for (int t = 0; t < nt; t++) {
+        jobs[t] = (fill_job){dst, dt, *rng, n * t / nt, n * (t + 1) / nt, center, half};
+        if (t > 0) started[t] = pthread_create(&th[t], NULL, fill_part, &jobs[t]) == 0;
+    }
+    fill_part(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else fill_part(&jobs[t]); /* no thread: do its part here */
+    }
+    *rng += (uint64_t)n * 0x9E3779B97F4A7C15ull;
+}
+
+/* n uniform values center +- half into *buf (grown as needed) as dtype dt (f32, bf16). */
+static sk_status draw_random(int64_t n64, uint64_t *rng, float center, float half, sk_dtype dt,
+                             float **buf, size_t *cap)
+{
+    size_t n = (size_t)n64;
     if (n > *cap) {
         float *p = realloc(*buf, n * sizeof *p);
         SK_CHECK(p, SK_E_OOM, "random DiT: out of host memory (%zu values)", n);
         *buf = p;
         *cap = n;
     }
-    for (size_t i = 0; i < n; i++) {
-        double u = (double)(mix64(rng) >> 11) * (1.0 / 9007199254740992.0);
-        (*buf)[i] = center + half * (float)(2.0 * u - 1.0);
+    fill_host(*buf, dt, n64, rng, center, half);
+    return SK_OK;
+}
+
+/* Fills a backend tensor with uniform values center +- half. */
+static sk_status fill_random(sk_tensor *t, uint64_t *rng, float center, float half, float **buf,
+                             size_t *cap)
+{
+    const size_t n = (size_t)sk_tensor_numel(t);
+    if (t->dtype == SK_DTYPE_F32 || t->dtype == SK_DTYPE_BF16) {
+        SK_TRY(draw_random((int64_t)n, rng, center, half, t->dtype, buf, cap));
+        return sk_tensor_upload_raw(t, *buf, n * sk_dtype_size(t->dtype));
     }
+    SK_TRY(draw_random((int64_t)n, rng, center, half, SK_DTYPE_F32, buf, cap));
     return sk_tensor_upload_f32(t, *buf, n);
 }
 
@@ -297,16 +427,21 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
              "random DiT: blocks [%d, %d) asked for; the config has %lld", first, last,
              (long long)cfg->num_layers);
     if (wdtype == SK_DIT_WDTYPE_AS_STORED) wdtype = be->act_dtype;
+    const int fp8 = wdtype == SK_DTYPE_F8_E4M3;
+    SK_CHECK(!fp8 || sk_backend_has_fp8(be), SK_E_UNSUPPORTED, "random DiT: fp8 weights asked "
+             "for, but the %s backend has no FP8 ops; use --dtype bf16", be->name);
     sk_dit_model *m = calloc(1, sizeof *m);
     SK_CHECK(m, SK_E_OOM, "random DiT: out of host memory");
     m->cfg = *cfg;
     m->be = be;
     m->path = strdup("(random)");
+    m->fp8 = fp8;
     m->block_first = first;
     m->block_last = last;
     sk_status st = SK_OK;
     float *buf = NULL;
     size_t cap = 0;
+    sk_tensor ftmp = {0}; /* fp8: a matrix in the activation dtype, quantized on be */
     uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 7;
     int64_t shape[6];
     m->blocks = calloc((size_t)cfg->num_layers, sizeof *m->blocks);
@@ -316,7 +451,8 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
         if (g == SK_DW_PATCH_W) { nd = 2; shape[1] = cfg->in_dim * 4; }
         if (g == SK_DW_HEAD_MOD) { nd = 2; shape[0] = 2; shape[1] = cfg->dim; }
         int mat = sk_dit_global_is_matrix(g);
-        SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, &m->g[g]), fail);
+        SK_TRY_GOTO(st, sk_tensor_alloc(be, mat && !fp8 ? wdtype : be->act_dtype, nd, shape,
+                                        &m->g[g]), fail);
         float half = mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f;
         SK_TRY_GOTO(st, fill_random(&m->g[g], &rng, 0.0f, half, &buf, &cap), fail);
         m->weight_bytes += sk_tensor_nbytes(&m->g[g]);
@@ -331,21 +467,35 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
             if (l < first || l >= last) { /* another stage's block: same draws, not kept */
                 int64_t n = 1;
                 for (int i = 0; i < nd; i++) n *= shape[i];
-                for (int64_t i = 0; i < n; i++) (void)mix64(&rng);
+                rng += (uint64_t)n * 0x9E3779B97F4A7C15ull; /* = n draws of mix64 */
                 continue;
             }
             sk_tensor *t = &m->blocks[l].w[b];
-            SK_TRY_GOTO(st, sk_tensor_alloc(be, mat ? wdtype : be->act_dtype, nd, shape, t), fail);
+            if (mat && fp8 && shape[0] % 16 == 0 && shape[1] % 16 == 0) {
+                /* the same draws, quantized row-wise (sizes as in sk_dit_load_blocks) */
+                sk_tensor tf = sk_tensor_desc(SK_DTYPE_F32, nd, shape);
+                const sk_dtype hd = be->act_dtype == SK_DTYPE_BF16 ? SK_DTYPE_BF16 : SK_DTYPE_F32;
+                SK_TRY_GOTO(st, draw_random(sk_tensor_numel(&tf), &rng, 0.0f,
+                                            1.0f / sqrtf((float)shape[1]), hd, &buf, &cap), fail);
+                SK_TRY_GOTO(st, upload_fp8(be, buf, hd, shape[0], shape[1], &ftmp, t,
+                                           &m->blocks[l].wscale[b]), fail);
+                m->weight_bytes += sk_tensor_nbytes(t) + sk_tensor_nbytes(&m->blocks[l].wscale[b]);
+                continue;
+            }
+            SK_TRY_GOTO(st, sk_tensor_alloc(be, mat && !fp8 ? wdtype : be->act_dtype, nd, shape,
+                                            t), fail);
             SK_TRY_GOTO(st, fill_random(t, &rng, norm ? 1.0f : 0.0f,
                                         mat ? 1.0f / sqrtf((float)shape[1]) : 0.02f, &buf, &cap),
                         fail);
             m->weight_bytes += sk_tensor_nbytes(t);
         }
     free(buf);
+    sk_tensor_free(&ftmp);
     *out = m;
     return SK_OK;
 fail:
     free(buf);
+    sk_tensor_free(&ftmp);
     sk_dit_free(&m);
     return st;
 }

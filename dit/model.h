@@ -26,6 +26,10 @@ extern "C" {
 typedef struct {
     /* indexed by sk_dit_block_id; SK_DB_MOD is viewed [6, D] */
     sk_tensor w[SK_DB_COUNT_];
+    /* FP8 models (wdtype SK_DTYPE_F8_E4M3): the block linears' matrices are e4m3
+     * and wscale[id] holds their f32 scale per output row [N] (runtime/core/fp8.h);
+     * empty (data NULL) otherwise and for non-matrix ids */
+    sk_tensor wscale[SK_DB_COUNT_];
 } sk_dit_block;
 
 typedef struct sk_dit_model {
@@ -38,6 +42,7 @@ typedef struct sk_dit_model {
     int64_t block_first, block_last; /* all blocks unless loaded for a pipeline stage */
     size_t weight_bytes;    /* on the backend */
     char *path;
+    int fp8;                /* block linears in e4m3 with row scales (blocks[].wscale) */
 } sk_dit_model;
 
 /* Loads a DiT from a safetensors file onto be.
@@ -45,7 +50,12 @@ typedef struct sk_dit_model {
  *       ("config" key, JSON) or else infer it from tensor shapes.
  *  wdtype: dtype for linear-layer matrices (f32/f16/bf16), or
  *       SK_DIT_WDTYPE_AS_STORED. Vector parameters (biases, norm weights,
- *       modulation tables) use the backend's activation dtype. */
+ *       modulation tables) use the backend's activation dtype.
+ *       SK_DTYPE_F8_E4M3 (--dtype fp8; the backend must have the FP8 ops):
+ *       the ten block linears are quantized once here, row-wise with one f32
+ *       scale per output row (fp8.h); the small projections (text, time,
+ *       time projection, patch embedding, head) stay in the activation dtype,
+ *       as LongLive 2.0 keeps them. */
 sk_status sk_dit_load(const char *path, const sk_dit_config *cfg, sk_backend *be, sk_dtype wdtype,
                       sk_dit_model **out);
 /* The same for a pipeline stage (runtime/stream/pp_stream.h): every tensor of the

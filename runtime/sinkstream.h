@@ -129,7 +129,9 @@ typedef struct {
                                         "cuda:N", "auto" (cuda when built with it and a GPU is
                                         present, else cpu) */
     const char *act_dtype;           /* "auto" (NULL: f32 on cpu, bf16 on cuda), "f32", "bf16" */
-    const char *dit_dtype;           /* DiT linear weights: "as-stored" (NULL), "f32", "bf16", "f16" */
+    const char *dit_dtype;           /* DiT linear weights: "as-stored" (NULL), "f32", "bf16", "f16",
+                                        "fp8" (the block linears in e4m3 with row scales, their
+                                        inputs quantized per token row; runtime/core/fp8.h) */
     int text_offload;                /* 1: free the encoder weights after each encode (reloaded
                                         for the next prompt); the text backend stays */
     int vae_overlap;                 /* 1 (default): on CUDA decode chunk c on a second stream

@@ -42,7 +42,8 @@
 typedef struct {
     int config;     /* 0 wan2.1-1.3b, 1 tiny, 2 wan2.2-5b (LongLive 2.0), 3 tiny-ti2v */
     int device;     /* 0 cpu, 1 cuda */
-    int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
+    int act_dtype;  /* 0 auto, 1 f32, 2 bf16, 3 fp8 (--dtype: auto activations, fp8 DiT) */
+    int compare_dtype; /* --compare-dtype: 0 none, else as act_dtype (1 f32, 2 bf16, 3 fp8) */
     int64_t height, width, chunk, kv_window, kv_sink, seed;
     int kv_policy;  /* 0 fifo, 1 sink, 2 multishot */
     int sampler;    /* 0 renoise (--steps), 1 unipc (--num-steps) */
@@ -104,7 +105,8 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h)
 /* One pass of n chunks on a fresh session (its KV cache, scratch and graphs made before its
  * first chunk). graphs: CUDA graphs on/off. profile_chunk >= 0: op times are recorded in
  * that chunk only. How chunks are timed: runtime/engine/session_stats.c. */
-static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_result *r)
+static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_result *r,
+                          float *keep)
 {
     const bench_opts *o = b->o;
     memset(r, 0, sizeof *r);
@@ -155,6 +157,9 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
         io.realtime = o->input_live; /* a camera: frame i exists at t0 + i / fps */
         st = sk_session_attach_input(s, NULL, &io);
     }
+    const size_t chunk_vals = (size_t)(o->chunk * b->info.latent_channels *
+                                       (o->height / vae_stride(o->config)) *
+                                       (o->width / vae_stride(o->config)));
     for (int k = 0; st == SK_OK && k < n; k++) {
         sk_step_info si;
         const double t0 = sk_progress_now();
@@ -163,6 +168,14 @@ static sk_status run_pass(bench *b, int n, int graphs, int profile_chunk, pass_r
         if (st == SK_OK && si.n_frames != o->chunk)
             st = SK_ERR(SK_E_INTERNAL, "bench: chunk %d has %lld frames", k,
                         (long long)si.n_frames);
+        if (st == SK_OK && keep) { /* --compare-dtype: every chunk's x0 to the host */
+            const float *lat = NULL;
+            int64_t nl = 0;
+            st = sk_session_latents(s, &lat, &nl, NULL);
+            if (st == SK_OK && (nl != o->chunk || !lat))
+                st = SK_ERR(SK_E_INTERNAL, "bench: chunk %d: no latents to compare", k);
+            if (st == SK_OK) memcpy(keep + (size_t)k * chunk_vals, lat, chunk_vals * sizeof *lat);
+        }
     }
     if (st == SK_OK) st = sk_session_finish(s, NULL);
     if (st == SK_OK && o->with_input) st = sk_session_get_input_status(s, &r->in);
@@ -306,6 +319,63 @@ static cJSON *stats_json(const steady_stats *s, const pass_result *r)
     return j;
 }
 
+static const char *const k_dtype_names[] = {"auto", "f32", "bf16", "fp8"};
+
+/* The engine of random weights; dtype as bench_opts.act_dtype (3: fp8 DiT block linears,
+ * activations auto). */
+static sk_status open_engine(const bench_opts *o, int dtype, sk_engine **e)
+{
+    static const char *const act_names[] = {"auto", "f32", "bf16", "auto"};
+    sk_engine_params ep = sk_engine_params_default();
+    ep.random_model = k_configs[o->config];
+    ep.random_seed = (uint64_t)o->seed;
+    ep.random_vae = o->with_vae;
+    /* --with-input: the encoder, the DiT and the decoder on one stream, so a chunk's time
+     * (CUDA events) covers all three */
+    ep.vae_overlap = !o->no_overlap && !o->with_input;
+    ep.device = o->device == 1 ? "cuda" : "cpu";
+    ep.act_dtype = act_names[dtype];
+    if (dtype == 3) ep.dit_dtype = "fp8";
+    return sk_engine_open(&ep, e);
+}
+
+/* --compare-dtype: the same chunks (same weights, prompt and noise) on a second engine in
+ * the other dtype; err[k] = |x0_k - ref_k|_2 / |ref_k|_2 with ref the other dtype's x0. */
+static sk_status compare_dtypes(bench *b, const float *mine, size_t chunk_vals, int graphs,
+                                double *err, steady_stats *ref_stats)
+{
+    const bench_opts *o = b->o;
+    bench b2 = *b;
+    b2.e = NULL;
+    pass_result r;
+    memset(&r, 0, sizeof r);
+    float *ref = malloc((size_t)o->chunks * chunk_vals * sizeof *ref);
+    SK_CHECK(ref, SK_E_OOM, "bench: out of host memory for --compare-dtype (%.2f GB)",
+             (double)o->chunks * (double)chunk_vals * 4e-9);
+    sk_status st = open_engine(o, o->compare_dtype, &b2.e);
+    pass_result w;
+    memset(&w, 0, sizeof w);
+    /* the same warm-up as the measured engine's, so its chunk times compare too */
+    if (st == SK_OK && o->warmup > 0) st = run_pass(&b2, o->warmup, graphs, -1, &w, NULL);
+    pass_free(&w);
+    if (st == SK_OK) st = run_pass(&b2, o->chunks, graphs, -1, &r, ref);
+    if (st == SK_OK) *ref_stats = steady_of(o, &r);
+    for (int k = 0; st == SK_OK && k < o->chunks; k++) {
+        double num = 0, den = 0;
+        const float *a = mine + (size_t)k * chunk_vals, *c = ref + (size_t)k * chunk_vals;
+        for (size_t i = 0; i < chunk_vals; i++) {
+            const double d = (double)a[i] - (double)c[i];
+            num += d * d;
+            den += (double)c[i] * c[i];
+        }
+        err[k] = den > 0 ? sqrt(num / den) : sqrt(num);
+    }
+    pass_free(&r);
+    (void)sk_engine_close(&b2.e);
+    free(ref);
+    return st;
+}
+
 static int run(const bench_opts *o, const char *cmdline)
 {
     int rc = 1;
@@ -318,18 +388,10 @@ static int run(const bench_opts *o, const char *cmdline)
     memset(&cmp, 0, sizeof cmp);
     memset(&prof, 0, sizeof prof);
     sk_status st;
-    static const char *const act_names[] = {"auto", "f32", "bf16"};
+    float *keep = NULL;  /* --compare-dtype: every measured chunk's x0 */
+    double *xerr = NULL; /* and its relative error against the other dtype */
     double t_setup = sk_progress_now();
-    sk_engine_params ep = sk_engine_params_default();
-    ep.random_model = k_configs[o->config];
-    ep.random_seed = (uint64_t)o->seed;
-    ep.random_vae = o->with_vae;
-    /* --with-input: the encoder, the DiT and the decoder on one stream, so a chunk's time
-     * (CUDA events) covers all three */
-    ep.vae_overlap = !o->no_overlap && !o->with_input;
-    ep.device = o->device == 1 ? "cuda" : "cpu";
-    ep.act_dtype = act_names[o->act_dtype];
-    if ((st = sk_engine_open(&ep, &b.e)) != SK_OK) goto fail;
+    if ((st = open_engine(o, o->act_dtype, &b.e)) != SK_OK) goto fail;
     if ((st = sk_engine_get_info(b.e, &b.info)) != SK_OK) goto fail;
     sk_engine_stats es;
     if ((st = sk_engine_get_stats(b.e, &es)) != SK_OK) goto fail;
@@ -364,17 +426,40 @@ static int run(const bench_opts *o, const char *cmdline)
             (double)b.info.weights_bytes / 1e9, es.backend, t_setup);
 
     const int graphs = !o->no_graph;
-    if (o->warmup > 0 && (st = run_pass(&b, o->warmup, graphs, -1, &warm)) != SK_OK) goto fail;
-    if ((st = run_pass(&b, o->chunks, graphs, -1, &meas)) != SK_OK) goto fail;
-    if (o->compare_graph && (st = run_pass(&b, o->chunks, !graphs, -1, &cmp)) != SK_OK) goto fail;
+    if (o->warmup > 0 && (st = run_pass(&b, o->warmup, graphs, -1, &warm, NULL)) != SK_OK)
+        goto fail;
+    const size_t chunk_vals = (size_t)(o->chunk * b.info.latent_channels * lh * lw);
+    if (o->compare_dtype) {
+        keep = malloc((size_t)o->chunks * chunk_vals * sizeof *keep);
+        xerr = calloc((size_t)o->chunks, sizeof *xerr);
+        if (!keep || !xerr) { st = SK_ERR(SK_E_OOM, "bench: out of host memory"); goto fail; }
+    }
+    if ((st = run_pass(&b, o->chunks, graphs, -1, &meas, keep)) != SK_OK) goto fail;
+    if (o->compare_graph && (st = run_pass(&b, o->chunks, !graphs, -1, &cmp, NULL)) != SK_OK)
+        goto fail;
     steady_stats ss = steady_of(o, &meas);
     int prof_chunk = ss.full_window ? ss.first : o->chunks - 1;
-    if (!o->no_profile && (st = run_pass(&b, prof_chunk + 1, 0, prof_chunk, &prof)) != SK_OK)
+    if (!o->no_profile && (st = run_pass(&b, prof_chunk + 1, 0, prof_chunk, &prof, NULL)) != SK_OK)
         goto fail;
     if (b.out_path[0]) unlink(b.out_path);
 
     /* ---- report */
     if ((st = sk_engine_get_stats(b.e, &es)) != SK_OK) goto fail;
+    int cmp_nan = 0;
+    double cmp_max = 0, cmp_first = 0, cmp_last = 0;
+    steady_stats cmp_ss;
+    memset(&cmp_ss, 0, sizeof cmp_ss);
+    if (o->compare_dtype) {
+        if ((st = compare_dtypes(&b, keep, chunk_vals, graphs, xerr, &cmp_ss)) != SK_OK) goto fail;
+        const int k5 = o->chunks < 5 ? o->chunks : 5;
+        for (int k = 0; k < o->chunks; k++) {
+            if (!isfinite(xerr[k])) cmp_nan = 1;
+            if (xerr[k] > cmp_max) cmp_max = xerr[k];
+            if (k < k5) cmp_first += xerr[k] / k5;
+            if (k >= o->chunks - k5) cmp_last += xerr[k] / k5;
+        }
+    }
+    const int fp8 = o->act_dtype == 3;
     const int64_t S = (lh / 2) * (lw / 2);
     int64_t kv_frames = o->kv_window;
     if (!ss.full_window) kv_frames = (int64_t)(ss.first + 1) * o->chunk;
@@ -430,6 +515,20 @@ static int run(const bench_opts *o, const char *cmdline)
         cJSON_AddNumberToObject(j, "min_bytes_per_chunk", bytes);
         cJSON_AddNumberToObject(j, "tflops", tflops);
         cJSON_AddNumberToObject(j, "h100_bf16_peak_fraction", tflops / 989.0);
+        cJSON_AddStringToObject(j, "dit_dtype", fp8 ? "fp8" : sk_dtype_name(act));
+        if (fp8) cJSON_AddNumberToObject(j, "h100_fp8_peak_fraction", tflops / 1979.0);
+        if (o->compare_dtype) {
+            cJSON *cd = cJSON_AddObjectToObject(j, "compare_dtype");
+            cJSON_AddStringToObject(cd, "reference", k_dtype_names[o->compare_dtype]);
+            cJSON_AddItemToObject(cd, "x0_rel_l2", cJSON_CreateDoubleArray(xerr, o->chunks));
+            cJSON_AddNumberToObject(cd, "max", cmp_max);
+            cJSON_AddNumberToObject(cd, "mean_first5", cmp_first);
+            cJSON_AddNumberToObject(cd, "mean_last5", cmp_last);
+            cJSON_AddBoolToObject(cd, "finite", !cmp_nan);
+            cJSON_AddNumberToObject(cd, "reference_fps", cmp_ss.fps);
+            cJSON_AddNumberToObject(cd, "reference_chunk_ms_p50", cmp_ss.p50);
+            cJSON_AddNumberToObject(cd, "reference_chunk_ms_mean", cmp_ss.mean);
+        }
         cJSON *mem = cJSON_AddObjectToObject(j, "memory");
         cJSON_AddNumberToObject(mem, "weights_bytes", (double)b.info.weights_bytes);
         cJSON_AddNumberToObject(mem, "kv_cache_bytes", (double)meas.kv_bytes);
@@ -520,6 +619,19 @@ static int run(const bench_opts *o, const char *cmdline)
                    meas.in.strength, meas.in.start_step, nfwd - 1, nfwd, meas.in.latency_p50_ms,
                    meas.in.latency_p99_ms, meas.in.latency_max_ms, (long long)meas.in.latency_n,
                    pct(meas.wall_ms, o->chunks, 0.5), pct(meas.wall_ms, o->chunks, 0.99));
+        if (fp8) printf("  DiT block linears in FP8 e4m3 (row scales); %.2g%% of the H100's 1979 "
+                        "fp8 dense\n", 100 * tflops / 1979.0);
+        if (o->compare_dtype) {
+            printf("  x0 against %s, relative L2 error per chunk (chunk timings above include "
+                   "the x0 download):\n   ", k_dtype_names[o->compare_dtype]);
+            for (int k = 0; k < o->chunks; k++)
+                printf(" %.4f%s", xerr[k], (k % 10 == 9 && k + 1 < o->chunks) ? "\n   " : "");
+            printf("\n  x0 error: max %.4f, mean of the first 5 chunks %.4f, of the last 5 %.4f%s\n",
+                   cmp_max, cmp_first, cmp_last, cmp_nan ? " (NOT FINITE)" : "");
+            printf("  %s engine, same warm-up and chunks: %.2f video fps, chunk p50 %.1f ms (mean "
+                   "%.1f); this run %.2fx its speed\n", k_dtype_names[o->compare_dtype],
+                   cmp_ss.fps, cmp_ss.p50, cmp_ss.mean, cmp_ss.mean > 0 ? cmp_ss.mean / ss.mean : 0);
+        }
         printf("  %.4g TFLOP and >= %.4g GB per chunk: %.4g TFLOP/s (%.2g%% of the H100's 989 "
                "bf16 dense)\n", flops / 1e12, bytes / 1e9, tflops, 100 * tflops / 989.0);
         printf("  memory: weights %.2f GB, KV cache %.2f GB, backend peak %.2f GB, device used peak "
@@ -555,6 +667,10 @@ static int run(const bench_opts *o, const char *cmdline)
                 (unsigned long long)meas.allocs, (unsigned long long)meas.mallocs);
         rc = 1;
     }
+    if (cmp_nan) {
+        fprintf(stderr, "sinkstream bench: --compare-dtype: a chunk's x0 error is not finite\n");
+        rc = 1;
+    }
     if (o->compare_graph && !identical) {
         fprintf(stderr, "sinkstream bench: graphs on and off gave different latents\n");
         rc = 1;
@@ -568,6 +684,8 @@ done:
     pass_free(&meas);
     pass_free(&cmp);
     pass_free(&prof);
+    free(keep);
+    free(xerr);
     (void)sk_engine_close(&b.e);
     free(b.ctx);
     return rc;
@@ -665,6 +783,15 @@ int sk_cmd_bench(int argc, char **argv)
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation and weight dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
+        {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32); "
+             "fp8: activations auto (bf16 on cuda), the DiT's block linears in FP8 e4m3 with a "
+             "scale per row, activations quantized per token row for them", NULL, NULL),
+         .choices = "auto|fp32|bf16|fp8"},
+        {OPT("compare-dtype", SK_OPT_ENUM, &o.compare_dtype, NULL, "quality: run the warm-up "
+             "and the measured chunks again on a second engine in this dtype (same weights, "
+             "prompt, noise) and print every chunk's x0 relative L2 error against it and its "
+             "speed (e.g. --dtype fp8 --compare-dtype bf16; every chunk's x0 is downloaded in "
+             "both runs, and their chunk times include that)", NULL, NULL), .choices = "none|fp32|bf16|fp8"},
         {OPT("json", SK_OPT_FLAG, &o.json, NULL, "print one JSON object instead of the table",
              NULL, NULL)},
     };
@@ -710,6 +837,13 @@ int sk_cmd_bench(int argc, char **argv)
             return sk_cli_usage_error(&cli, "--kv-sink %lld with --kv-policy fifo: fifo keeps no "
                                             "sink (use --kv-policy sink)", (long long)o.kv_sink);
         o.kv_sink = 0;
+    }
+    if (o.kv_policy <= 1 && !arg_given(argc, argv, "--warmup")) {
+        /* the warm-up must see the KV ring wrap (a new range layout: its attention plans,
+         * buffers and graph) or the measured loop does: fifo 21 wraps at chunk 8 */
+        const int64_t ring = o.kv_window - o.kv_sink + o.chunk;
+        const int need = (int)(ring / o.chunk) + 2;
+        if (o.warmup < need) o.warmup = need;
     }
     if (o.kv_sink + o.chunk > o.kv_window)
         return sk_cli_usage_error(&cli, "--kv-window %lld is too small for --kv-sink %lld plus a "

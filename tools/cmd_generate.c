@@ -59,8 +59,8 @@ typedef struct {
     int print_config;
     int device;     /* SK_DEV_*: 0 cpu, 1 cuda after sk_cli_device_resolve (auto, cpu-ref) */
     const char *device_api; /* the engine's name for the device asked for (cpu-ref, auto) */
-    int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16 */
-    int act_dtype;  /* 0 auto, 1 f32, 2 bf16 */
+    int wdtype;     /* 0 as-stored, 1 f32, 2 bf16, 3 f16, 4 fp8 */
+    int act_dtype;  /* 0 auto, 1 f32, 2 bf16, 3 fp8 (--dtype: auto activations, fp8 DiT) */
     int no_decode, no_warp, no_overlap;
     /* live (docs/LIVE.md) */
     double seconds;  /* -1: --frames decides; 0: until stopped */
@@ -257,8 +257,8 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     int later_text = 0;
     for (int i = 1; i < pl.n; i++) later_text |= pl.v[i].text != NULL;
 
-    static const char *const act_names[] = {"auto", "f32", "bf16"};
-    static const char *const wd_names[] = {"as-stored", "f32", "bf16", "f16"};
+    static const char *const act_names[] = {"auto", "f32", "bf16", "auto"};
+    static const char *const wd_names[] = {"as-stored", "f32", "bf16", "f16", "fp8"};
     static const char *const tr_names[] = {"auto", "loopback", "nccl"};
     sk_engine_params ep = sk_engine_params_default();
     ep.dit = o->dit;
@@ -272,7 +272,7 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     ep.vae = decode || o->input ? o->vae : NULL; /* --input: its encoder */
     ep.device = o->device_api;
     ep.act_dtype = act_names[o->act_dtype];
-    ep.dit_dtype = wd_names[o->wdtype];
+    ep.dit_dtype = o->act_dtype == 3 ? "fp8" : wd_names[o->wdtype]; /* --dtype fp8 */
     /* the VAE overlaps the next chunk's DiT on CUDA, except with --no-overlap, live control
      * and --input (frames must leave with their chunk; the input's encoder shares the VAE's
      * stream) and pipeline stages */
@@ -734,7 +734,8 @@ static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chu
         fprintf(stderr, "sinkstream generate: %s\n", sk_error_message());
         return 1;
     }
-    const sk_dtype act = o->act_dtype == 2 || (o->act_dtype == 0 && o->device == 1)
+    const sk_dtype act = o->act_dtype == 2 || ((o->act_dtype == 0 || o->act_dtype == 3) &&
+                                               o->device == 1)
                              ? SK_DTYPE_BF16 : SK_DTYPE_F32;
     const int64_t S = (o->latent_h / 2) * (o->latent_w / 2);
     printf("model        %s: dim %lld, %lld layers, %lld heads x %lld\n", o->dit,
@@ -908,8 +909,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("dit-config", SK_OPT_STRING, &o.dit_config, "from the checkpoint",
              "config.json (dim, num_heads, ...); else safetensors metadata, else tensor shapes",
              NULL, "FILE")},
-        {OPT("dit-dtype", SK_OPT_ENUM, &o.wdtype, NULL, "dtype of the DiT's linear weights", NULL,
-             NULL), .choices = "as-stored|f32|bf16|f16"},
+        {OPT("dit-dtype", SK_OPT_ENUM, &o.wdtype, NULL, "dtype of the DiT's linear weights "
+             "(fp8: the block linears in e4m3 with a scale per row, the rest in the activation "
+             "dtype; docs/PERF.md)", NULL, NULL), .choices = "as-stored|f32|bf16|f16|fp8"},
         GROUP("Prompt"),
         {OPT("prompt", SK_OPT_STRING, &o.prompt, NULL, "the prompt (encoded with "
              "--text-encoder)", NULL, "TEXT"), .short_name = 'p'},
@@ -1091,8 +1093,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
         {OPT("act-dtype", SK_OPT_ENUM, &o.act_dtype, NULL,
              "activation dtype (auto: f32 on cpu, bf16 on cuda)", NULL, NULL),
          .choices = "auto|f32|bf16"},
-        {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32)",
-             NULL, NULL), .choices = "auto|fp32|bf16"},
+        {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32); "
+             "fp8: activations auto (bf16 on cuda) and the DiT's block linears in FP8 e4m3 "
+             "(--dit-dtype fp8)", NULL, NULL), .choices = "auto|fp32|bf16|fp8"},
         {OPT("no-overlap", SK_OPT_FLAG, &o.no_overlap, NULL, "cuda: decode each chunk after it "
              "on the DiT's stream instead of on a second stream beside the next chunk's DiT "
              "(the frames are bitwise the same; SK_NO_VAE_OVERLAP=1 does the same)", NULL, NULL)},
@@ -1171,6 +1174,10 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
             return sk_cli_usage_error(&cli, "%s '%s': cannot open (%s)", files[i][0], files[i][1],
                                       strerror(errno));
     const int video_out = o.output || o.frames_dir || o.rgb_out;
+    if (o.act_dtype == 3 && o.wdtype != 0 && o.wdtype != 4)
+        return sk_cli_usage_error(&cli, "--dtype fp8 puts the DiT's block linears in fp8; it "
+                                        "contradicts --dit-dtype %s (leave that out)",
+                                  o.wdtype == 1 ? "f32" : o.wdtype == 2 ? "bf16" : "f16");
     if (o.no_decode && video_out)
         return sk_cli_usage_error(&cli, "--no-decode with -o/--frames-dir/--rgb-out: nothing "
                                         "would be written there");

@@ -177,6 +177,17 @@ typedef struct sk_backend_ops {
      *          (Ho >= H + top, Wo >= W + left: PyTorch's ZeroPad2d) */
     sk_status (*transpose)(sk_backend *be, sk_tensor *y, const sk_tensor *x);
     sk_status (*pad2d)(sk_backend *be, sk_tensor *y, const sk_tensor *x, int top, int left);
+    /* FP8 (e4m3) row-wise quantization, defined in runtime/core/fp8.h (NULL: the
+     * backend has no FP8 and --dtype fp8 is refused on it):
+     *   quantize_rows: q [M, K] e4m3 and s [M] f32 from x [M, K] (act dtype), one
+     *                  scale per row;
+     *   linear_fp8:    y [M, N] = act(acc * (sx[m] * sw[n]) + b[n]), acc = q . w^T
+     *                  with q [M, K] e4m3, sx [M] f32, w [N, K] e4m3, sw [N] f32,
+     *                  b [N] (act dtype) or NULL. */
+    sk_status (*quantize_rows)(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
+    sk_status (*linear_fp8)(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
+                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
+                            sk_act act);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -258,6 +269,13 @@ sk_status sk_op_transpose(sk_backend *be, sk_tensor *y, const sk_tensor *x);
 sk_status sk_op_pad2d(sk_backend *be, sk_tensor *y, const sk_tensor *x, int top, int left);
 /* 1 when be implements every op the Wan2.2 VAE encoder uses (transpose, pad2d, ...). */
 int sk_backend_has_vae_ops(const sk_backend *be);
+/* FP8 (runtime/core/ops_fp8.c): the table's quantize_rows / linear_fp8 with
+ * their shapes and dtypes checked; sk_backend_has_fp8 says whether be has both. */
+sk_status sk_op_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
+sk_status sk_op_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
+                           const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
+                           sk_act act);
+int sk_backend_has_fp8(const sk_backend *be);
 
 const char *sk_act_name(sk_act a);
 

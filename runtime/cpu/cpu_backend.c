@@ -120,6 +120,8 @@ static const sk_backend_ops k_cpu_ops = {
     .flag_nonfinite = sk_cpu_flag_nonfinite,
     .transpose = sk_cpu_transpose,
     .pad2d = sk_cpu_pad2d,
+    .quantize_rows = sk_cpu_quantize_rows,
+    .linear_fp8 = sk_cpu_linear_fp8,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)

@@ -197,6 +197,13 @@ sk_status sk_cpu_fast_weight_f32(const sk_tensor *w, const float **out, float **
     return SK_OK;
 }
 
+static sk_status fast_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q,
+                                 const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
+                                 const sk_tensor *b, sk_act act)
+{
+    return sk_cpu_linear_fp8_with(be, y, q, sx, w, sw, b, act, sk_cpu_fast_linear);
+}
+
 static void fast_ops_init(void)
 {
     sk_backend *ref = NULL;
@@ -204,6 +211,7 @@ static void fast_ops_init(void)
     g_fast_ops = *ref->ops;
     ref->ops->destroy(ref);
     g_fast_ops.linear = sk_cpu_fast_linear;
+    g_fast_ops.linear_fp8 = fast_linear_fp8;
     g_fast_ops.conv2d = sk_cpu_fast_conv2d;
     g_fast_ops.attention = sk_cpu_fast_attention;
     g_fast_ops.layernorm = sk_cpu_fast_layernorm;

@@ -60,6 +60,16 @@ sk_status sk_cpu_axpby(sk_backend *be, sk_tensor *y, float a, const sk_tensor *x
                        const sk_tensor *z);
 sk_status sk_cpu_mul(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *z);
 sk_status sk_cpu_flag_nonfinite(sk_backend *be, const sk_tensor *x, void *flag);
+sk_status sk_cpu_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
+sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
+                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
+                            sk_act act);
+typedef sk_status (*sk_cpu_linear_fn)(sk_backend *be, sk_tensor *y, const sk_tensor *x,
+                                     const sk_tensor *w, const sk_tensor *b, sk_act act);
+/* linear_fp8 with the given f32 linear (the reference's or the fast backend's) */
+sk_status sk_cpu_linear_fp8_with(sk_backend *be, sk_tensor *y, const sk_tensor *q,
+                                 const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
+                                 const sk_tensor *b, sk_act act, sk_cpu_linear_fn linear);
 sk_status sk_cpu_act(sk_backend *be, sk_tensor *y, const sk_tensor *x, sk_act act);
 sk_status sk_cpu_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                            const sk_kv_range *ranges, int nranges, float scale,

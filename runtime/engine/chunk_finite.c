@@ -3,16 +3,20 @@
 
 #include <string.h>
 
+sk_status gen_finite_prepare(gen_finite *g, sk_backend *be)
+{
+    if (g->be == be && g->flag) return SK_OK;
+    gen_finite_free(g);
+    SK_TRY(be->ops->alloc(be, sizeof(int32_t), &g->flag));
+    g->be = be;
+    return be->ops->zero(be, g->flag, sizeof(int32_t));
+}
+
 sk_status gen_finite_check(gen_finite *g, const sk_tensor *x0, int64_t f0)
 {
     sk_backend *be = x0->be;
     SK_CHECK(be, SK_E_INTERNAL, "NaN check: x0 has no backend");
-    if (g->be != be) {
-        gen_finite_free(g);
-        SK_TRY(be->ops->alloc(be, sizeof(int32_t), &g->flag));
-        g->be = be;
-        SK_TRY(be->ops->zero(be, g->flag, sizeof(int32_t)));
-    }
+    if (g->be != be) SK_TRY(gen_finite_prepare(g, be));
     SK_TRY(sk_op_flag_nonfinite(be, x0, g->flag));
     int32_t bad = 0;
     SK_TRY(be->ops->download(be, &bad, g->flag, sizeof bad));

@@ -16,8 +16,13 @@ typedef struct {
     void *flag;     /* int32 in be's memory */
 } gen_finite;
 
+/* Allocates the flag on be now (a session does it when it is made: allocated
+ * lazily at the first chunk, it was the one cudaMalloc that bench found in
+ * every measured chunk loop, issue 19). */
+sk_status gen_finite_prepare(gen_finite *g, sk_backend *be);
 /* Checks x0 of the chunk starting at latent frame f0; an error names the
- * chunk and its frames. The flag is allocated on x0's backend at first use. */
+ * chunk and its frames. The flag is allocated on x0's backend at first use
+ * unless gen_finite_prepare made it there. */
 sk_status gen_finite_check(gen_finite *g, const sk_tensor *x0, int64_t f0);
 void gen_finite_free(gen_finite *g);
 

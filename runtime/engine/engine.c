@@ -149,12 +149,14 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
              p.act_dtype);
     e->act = a == 0 ? (e->cuda ? SK_DTYPE_BF16 : SK_DTYPE_F32) : a == 2 ? SK_DTYPE_BF16
                                                                         : SK_DTYPE_F32;
-    static const char *const wds[] = {"as-stored", "f32", "bf16", "f16"};
+    /* fp8: the DiT's block linears in e4m3 with row scales, activations quantized per
+     * token row for them (runtime/core/fp8.h); everything else in act_dtype */
+    static const char *const wds[] = {"as-stored", "f32", "bf16", "f16", "fp8"};
     static const sk_dtype wd_of[] = {SK_DIT_WDTYPE_AS_STORED, SK_DTYPE_F32, SK_DTYPE_BF16,
-                                     SK_DTYPE_F16};
-    const int w = pick(p.dit_dtype, wds, 4, 0);
-    SK_CHECK(w >= 0, SK_E_INVALID_ARG, "engine: dit_dtype '%s': expected as-stored, f32, bf16 "
-             "or f16", p.dit_dtype);
+                                     SK_DTYPE_F16, SK_DTYPE_F8_E4M3};
+    const int w = pick(p.dit_dtype, wds, 5, 0);
+    SK_CHECK(w >= 0, SK_E_INVALID_ARG, "engine: dit_dtype '%s': expected as-stored, f32, bf16, "
+             "f16 or fp8", p.dit_dtype);
     e->wdtype = wd_of[w];
     static const char *const trs[] = {"auto", "loopback", "nccl"};
     const int tr = pick(p.pp_transport, trs, 3, 0);

@@ -158,6 +158,24 @@ static sk_status w_linear(sk_backend *be, sk_tensor *y, const sk_tensor *x, cons
     return st;
 }
 
+static sk_status w_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q,
+                              const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
+                              const sk_tensor *b, sk_act ac)
+{
+    const int64_t K = w->shape[1], N = w->shape[0], D = P.cfg->dim, FF = P.cfg->ffn_dim;
+    const char *kind = N == FF && K == D   ? "fp8 linear ffn up (+gelu)"
+                       : N == D && K == FF ? "fp8 linear ffn down"
+                       : N == D && K == D  ? "fp8 linear q/k/v/o"
+                                           : "fp8 linear (other)";
+    int a = prof_begin();
+    sk_status st = P.inner->linear_fp8(be, y, q, sx, w, sw, b, ac);
+    prof_end(a, kind);
+    return st;
+}
+
+W0(quantize_rows, "fp8 quantize (activation rows)", (sk_backend *be, sk_tensor *q, sk_tensor *s,
+                                                     const sk_tensor *x), (be, q, s, x))
+
 static sk_status w_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                              const sk_kv_range *r, int nr, float scale, const sk_tensor *bias)
 {
@@ -196,6 +214,8 @@ sk_status sk_op_profile_begin(sk_backend *be, const sk_dit_config *cfg)
     SET(patchify); SET(unpatchify); SET(embedding); SET(noise); SET(copy); SET(zero);
     SET(upload); SET(download);
     if (P.inner->rmsnorm_rope3d) SET(rmsnorm_rope3d); /* else sk_op_ composes the two ops */
+    if (P.inner->linear_fp8) SET(linear_fp8);
+    if (P.inner->quantize_rows) SET(quantize_rows);
 #undef SET
     /* the profiled chunk runs op by op */
     P.table.graph_begin = NULL;

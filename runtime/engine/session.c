@@ -194,6 +194,7 @@ static sk_status session_setup(sk_session *s, const sk_session_params *in)
     if (e->m && !e->pipelined) {
         SK_TRY(sk_stream_init(e->m, &s->sp, &s->s));
         if (p->no_cuda_graphs) s->s->dit->graphs = 0;
+        SK_TRY(gen_finite_prepare(&s->fin, e->m->be)); /* x0's backend: not in the chunk loop */
     }
     s->lv_opts = (gen_live_opts){.control_port = -1};
     SK_TRY(gen_live_start(&s->lv, &s->lv_opts, NULL, 0, p->frames, s->chunk, p->fps,

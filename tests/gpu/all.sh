@@ -9,6 +9,9 @@
 #   gpu_check_taehv      full-width random TAEHV decode/encode: CUDA vs CPU, streaming vs whole
 #   gpu_check_umt5       the umT5 encoder, CUDA f32 / bf16 vs CPU
 #   gpu_check_pp         pipeline parallelism (1 GPU: NCCL self-loop + loopback)
+#   gpu_check_fp8        the FP8 ops (quantize bytes equal to the CPU's, e4m3 GEMM against the
+#                        CPU emulation) and the tiny DiT with --dtype fp8; again with the row
+#                        scales applied in a second kernel (SK_CUDA_FP8_MODE=1, =2)
 #   check_vae_overlap.sh generate with the VAE overlapped vs not: bitwise identical frames
 # then prints one table and exits non-zero when any check failed, crashed, or ran no
 # comparison (a check that compares nothing proves nothing). Timings are not run here
@@ -29,7 +32,7 @@ if [ -z "$BIN" ]; then
   cmake -S "$ROOT" -B "$ROOT/build-gpu" -DSK_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DSK_FFMPEG=OFF -DSK_TESTS=OFF >"$LOG/gpu_build.log" 2>&1 &&
     cmake --build "$ROOT/build-gpu" -j"$(nproc)" --target gpu_check_ops gpu_check_dit \
-      gpu_check_kv_policies gpu_check_taehv gpu_check_umt5 gpu_check_pp sinkstream \
+      gpu_check_kv_policies gpu_check_taehv gpu_check_umt5 gpu_check_pp gpu_check_fp8 sinkstream \
       >>"$LOG/gpu_build.log" 2>&1 || { tail -30 "$LOG/gpu_build.log"; exit 2; }
   BIN="$ROOT/build-gpu"
 fi
@@ -73,6 +76,11 @@ run check_kv_policies ' PASS ' ' FAIL |no comparison ran' "$BIN/gpu_check_kv_pol
 run check_taehv ' PASS ' ' FAIL ' "$BIN/gpu_check_taehv" --no-time
 run check_umt5 ' ok$' 'FAIL' "$BIN/gpu_check_umt5"
 run check_pp ' PASS ' ' FAIL ' "$BIN/gpu_check_pp" --gpus 1
+run check_fp8 ' PASS ' ' FAIL |no comparison ran' "$BIN/gpu_check_fp8" --no-time
+run check_fp8_mode1 ' PASS ' ' FAIL |no comparison ran' env SK_CUDA_FP8_MODE=1 \
+  "$BIN/gpu_check_fp8" --no-time
+run check_fp8_mode2 ' PASS ' ' FAIL |no comparison ran' env SK_CUDA_FP8_MODE=2 \
+  "$BIN/gpu_check_fp8" --no-time
 run check_vae_overlap 'bitwise identical' 'DIFFER|did not overlap|overlapped' \
   env SK_BENCH_BIN="$BIN/sinkstream" bash "$ROOT/tests/gpu/check_vae_overlap.sh"
 if [ "${SK_GPU_MEMCHECK:-0}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then

@@ -1,0 +1,83 @@
+/* ops_fp8.c - the checked entry points of the FP8 ops (backend.h, fp8.h).
+ *
+ * The same validation as ops.c's: tensors on the backend, exact shapes,
+ * activations in be->act_dtype, quantized data e4m3, scales f32.
+ */
+#include "runtime/core/backend.h"
+
+#include <stdio.h>
+
+static sk_status chk(const char *op, const char *arg, const sk_backend *be, const sk_tensor *t,
+                     int ndim, sk_dtype dt)
+{
+    char b[96];
+    SK_CHECK(t, SK_E_INVALID_ARG, "op %s: tensor %s is NULL", op, arg);
+    SK_CHECK(t->be == be, SK_E_INVALID_ARG, "op %s: tensor %s lives on another backend than "
+             "'%s'; allocate it on the same backend", op, arg, be->name ? be->name : "?");
+    SK_CHECK(t->data || sk_tensor_numel(t) == 0, SK_E_INVALID_ARG,
+             "op %s: tensor %s has no memory (data is NULL)", op, arg);
+    SK_CHECK(t->ndim == ndim, SK_E_SHAPE, "op %s: %s must be %dD, got %s", op, arg, ndim,
+             sk_shape_str(t, b, sizeof b));
+    SK_CHECK(t->dtype == dt, SK_E_DTYPE, "op %s: %s is %s; expected %s", op, arg,
+             sk_dtype_name(t->dtype), sk_dtype_name(dt));
+    return SK_OK;
+}
+
+static sk_status chk_len(const char *op, const char *an, const sk_tensor *a, int i,
+                         const char *bn, const sk_tensor *b, int j)
+{
+    char sa[96], sb[96];
+    SK_CHECK(a->shape[i] == b->shape[j], SK_E_SHAPE, "op %s: %s %s and %s %s disagree (dim %d "
+             "vs dim %d: %lld vs %lld)", op, an, sk_shape_str(a, sa, sizeof sa), bn,
+             sk_shape_str(b, sb, sizeof sb), i, j, (long long)a->shape[i], (long long)b->shape[j]);
+    return SK_OK;
+}
+
+int sk_backend_has_fp8(const sk_backend *be)
+{
+    return be && be->ops && be->ops->quantize_rows && be->ops->linear_fp8;
+}
+
+#define NO_FP8(op)                                                                             \
+    SK_CHECK(sk_backend_has_fp8(be), SK_E_UNSUPPORTED, "op %s: the %s backend has no FP8 "      \
+             "ops; use --dtype bf16 there", op, be->name ? be->name : "?")
+
+sk_status sk_op_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
+{
+    const char *op = "quantize_rows";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    NO_FP8(op);
+    SK_TRY(chk(op, "x", be, x, 2, be->act_dtype));
+    SK_TRY(chk(op, "q", be, q, 2, SK_DTYPE_F8_E4M3));
+    SK_TRY(chk(op, "s", be, s, 1, SK_DTYPE_F32));
+    SK_TRY(chk_len(op, "q", q, 0, "x", x, 0));
+    SK_TRY(chk_len(op, "q", q, 1, "x", x, 1));
+    SK_TRY(chk_len(op, "s", s, 0, "x", x, 0));
+    return be->ops->quantize_rows(be, q, s, x);
+}
+
+sk_status sk_op_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
+                           const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
+                           sk_act act)
+{
+    const char *op = "linear_fp8";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    NO_FP8(op);
+    SK_TRY(chk(op, "y", be, y, 2, be->act_dtype));
+    SK_TRY(chk(op, "q", be, q, 2, SK_DTYPE_F8_E4M3));
+    SK_TRY(chk(op, "sx", be, sx, 1, SK_DTYPE_F32));
+    SK_TRY(chk(op, "w", be, w, 2, SK_DTYPE_F8_E4M3));
+    SK_TRY(chk(op, "sw", be, sw, 1, SK_DTYPE_F32));
+    SK_TRY(chk_len(op, "q", q, 1, "w", w, 1));   /* K */
+    SK_TRY(chk_len(op, "y", y, 0, "q", q, 0));   /* M */
+    SK_TRY(chk_len(op, "y", y, 1, "w", w, 0));   /* N */
+    SK_TRY(chk_len(op, "sx", sx, 0, "q", q, 0));
+    SK_TRY(chk_len(op, "sw", sw, 0, "w", w, 0));
+    if (b) {
+        SK_TRY(chk(op, "b", be, b, 1, be->act_dtype));
+        SK_TRY(chk_len(op, "b", b, 0, "w", w, 0));
+    }
+    SK_CHECK((int)act >= 0 && act < SK_ACT_COUNT_, SK_E_INVALID_ARG,
+             "op %s: unknown activation %d", op, (int)act);
+    return be->ops->linear_fp8(be, y, q, sx, w, sw, b, act);
+}

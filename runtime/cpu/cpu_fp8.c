@@ -1,0 +1,65 @@
+/* cpu_fp8.c - the FP8 ops on the CPU: the oracle of runtime/core/fp8.h, emulated
+ * in f32 (quantize exactly as the hardware does, then compute on the e4m3
+ * values, whose pairwise products are exact in f32).
+ *
+ * linear_fp8 runs an f32 linear on the raw e4m3 values (the reference's loops,
+ * or the fast backend's sgemm: sk_cpu_linear_fp8_with, called directly, not
+ * through the op table, so a profile counts it once) and applies the two
+ * scales, the bias and the activation after it, in the order fp8.h defines.
+ */
+#include "cpu_internal.h"
+
+#include <string.h>
+
+#include "runtime/core/fp8.h"
+
+sk_status sk_cpu_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
+{
+    (void)be;
+    const int64_t M = x->shape[0], K = x->shape[1];
+    const float *xd = (const float *)x->data; /* CPU activations are f32 (ops check) */
+    uint8_t *qd = (uint8_t *)q->data;
+    float *sd = (float *)s->data;
+    for (int64_t m = 0; m < M; m++) sd[m] = sk_fp8_quantize_row(xd + m * K, K, qd + m * K);
+    return SK_OK;
+}
+
+sk_status sk_cpu_linear_fp8_with(sk_backend *be, sk_tensor *y, const sk_tensor *q,
+                                 const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
+                                 const sk_tensor *b, sk_act act, sk_cpu_linear_fn linear)
+{
+    const int64_t M = q->shape[0], K = q->shape[1], N = w->shape[0];
+    if (M == 0 || N == 0) return SK_OK;
+    float *xf = NULL, *acc = NULL;
+    SK_TRY(sk_cpu_scratch("linear_fp8", (size_t)(M * K) * sizeof(float), (void **)&xf));
+    sk_status st = sk_cpu_scratch("linear_fp8", (size_t)(M * N) * sizeof(float), (void **)&acc);
+    if (st != SK_OK) { free(xf); return st; }
+    st = sk_convert(xf, SK_DTYPE_F32, q->data, SK_DTYPE_F8_E4M3, (size_t)(M * K));
+    if (st == SK_OK) {
+        int64_t xs[2] = {M, K}, ys[2] = {M, N};
+        sk_tensor xt = sk_tensor_desc(SK_DTYPE_F32, 2, xs), at = sk_tensor_desc(SK_DTYPE_F32, 2, ys);
+        xt.data = xf; xt.be = be;
+        at.data = acc; at.be = be;
+        st = linear(be, &at, &xt, w, NULL, SK_ACT_NONE);
+    }
+    if (st == SK_OK) {
+        const float *sxd = (const float *)sx->data, *swd = (const float *)sw->data;
+        float *yd = (float *)y->data;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                float v = acc[m * N + n] * (sxd[m] * swd[n]);
+                if (b) v += sk_cpu_ld(b->data, b->dtype, n);
+                yd[m * N + n] = act == SK_ACT_NONE ? v : sk_cpu_act1(v, act);
+            }
+    }
+    free(xf);
+    free(acc);
+    return st;
+}
+
+sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
+                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
+                            sk_act act)
+{
+    return sk_cpu_linear_fp8_with(be, y, q, sx, w, sw, b, act, sk_cpu_linear);
+}
