@@ -37,7 +37,8 @@
  *     attach/detach outputs, the pull calls and close must not run
  *     concurrently on the same session. Different sessions may step at the
  *     same time on different threads. On the CPU they run in parallel; on a
- *     GPU the engine serialises their chunks on its device (one at a time).
+ *     GPU the engine serialises their chunks on its device (one at a time, in
+ *     arrival order: sessions waiting for the device take turns chunk by chunk).
  *   - Safe from any thread at any time while the session is open:
  *     sk_session_queue_prompt_text, sk_session_queue_prompt_embeds,
  *     sk_session_stop, sk_session_get_status. A queued prompt takes effect at

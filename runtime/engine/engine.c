@@ -105,7 +105,7 @@ static void engine_free(sk_engine *e)
     free(e->dit_path);
     free(e->pp_split);
     pthread_mutex_destroy(&e->text_mu);
-    pthread_mutex_destroy(&e->step_mu);
+    sk_turn_lock_destroy(&e->step_turn);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -243,7 +243,7 @@ sk_status sk_engine_open(const sk_engine_params *p, sk_engine **out)
     sk_engine *e = calloc(1, sizeof *e);
     SK_CHECK(e, SK_E_OOM, "sk_engine_open: out of memory");
     pthread_mutex_init(&e->text_mu, NULL);
-    pthread_mutex_init(&e->step_mu, NULL);
+    sk_turn_lock_init(&e->step_turn);
     pthread_mutex_init(&e->mu, NULL);
     sk_status st = engine_load(e, p);
     if (st == SK_OK && !reg_set((const char *)e + 1, 1))

@@ -18,6 +18,7 @@
 #include "runtime/engine/chunk_finite.h"
 #include "runtime/engine/model_dir.h"
 #include "runtime/engine/pp_setup.h"
+#include "runtime/engine/turn_lock.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/live/live_loop.h"
 #include "runtime/live/prompt_cache.h"
@@ -35,7 +36,8 @@ struct sk_engine {
     sk_taehv *vae;             /* NULL without a VAE */
     gen_text text;             /* text.te NULL without an encoder */
     pthread_mutex_t text_mu;   /* one encode at a time (the encoder and its backend) */
-    pthread_mutex_t step_mu;   /* GPU: one chunk at a time on the device's stream */
+    sk_turn_lock step_turn;    /* GPU: one chunk at a time on the device's stream, turns
+                                * in arrival order (turn_lock.h) */
     int serialize_steps;       /* 1 on a non-CPU backend */
     pthread_mutex_t mu;        /* n_sessions */
     int n_sessions;

@@ -605,10 +605,10 @@ sk_status sk_session_step(sk_session *s, sk_step_info *info)
     sk_status st = SK_OK;
     if (!s->t_first) s->t_first = sk_progress_now();
     if (!sk_session_done(s)) {
-        if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
+        if (s->e->serialize_steps) sk_turn_acquire(&s->e->step_turn);
         st = step_locked(s, info);
         if (st != SK_OK) sk_meter_step_failed(s);
-        if (s->e->serialize_steps) pthread_mutex_unlock(&s->e->step_mu);
+        if (s->e->serialize_steps) sk_turn_release(&s->e->step_turn);
         if (st != SK_OK && s->s && s->s->broken) s->broken = 1;
     }
     if (info) info->done = sk_session_done(s);
@@ -650,9 +650,9 @@ sk_status sk_session_push_latents(sk_session *s, const float *latents, int64_t n
     t.data = (void *)latents; /* read only: the sequential decoder uploads it */
     const float *rgb = NULL;
     int64_t nf = 0;
-    if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
+    if (s->e->serialize_steps) sk_turn_acquire(&s->e->step_turn);
     sk_status st = sk_vae_pipe_push(s->dec, &t, &rgb, &nf);
-    if (s->e->serialize_steps) pthread_mutex_unlock(&s->e->step_mu);
+    if (s->e->serialize_steps) sk_turn_release(&s->e->step_turn);
     SK_TRY(st);
     SK_TRY(sk_session_emit_frames(s, rgb, nf));
     if (info) info->video_frames = nf;
@@ -690,7 +690,7 @@ sk_status sk_session_finish(sk_session *s, sk_step_info *info)
     s->rgb_n = 0;
     s->x0_n = 0;
     sk_status st = SK_OK;
-    if (s->e->serialize_steps) pthread_mutex_lock(&s->e->step_mu);
+    if (s->e->serialize_steps) sk_turn_acquire(&s->e->step_turn);
     if (s->dec) { /* overlapped: the last chunk's frames */
         const float *rgb = NULL;
         int64_t nf = 0;
@@ -701,7 +701,7 @@ sk_status sk_session_finish(sk_session *s, sk_step_info *info)
         if (st == SK_OK && info) info->video_frames = nf;
     }
     if (st == SK_OK && s->ppl && gen_pp_done(s->ppl)) st = gen_pp_finish(s->ppl);
-    if (s->e->serialize_steps) pthread_mutex_unlock(&s->e->step_mu);
+    if (s->e->serialize_steps) sk_turn_release(&s->e->step_turn);
     sk_status st2 = sk_session_close_outputs(s);
     if (st == SK_OK) st = st2;
     if (st == SK_OK && s->dump) {
