@@ -155,10 +155,11 @@ static inline int lu_wait_for_text(const char *path, const char *needle, double 
     return 0;
 }
 
-/* A TCP port that was free a moment ago on 127.0.0.1. */
-static inline int lu_free_port(void)
+/* A port of the socket type (SOCK_STREAM: TCP, SOCK_DGRAM: UDP, which SRT runs over too)
+ * that was free a moment ago on 127.0.0.1. */
+static inline int lu_free_port_of(int type)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, type, 0);
     cr_assert(fd >= 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -169,6 +170,9 @@ static inline int lu_free_port(void)
     close(fd);
     return ntohs(a.sin_port);
 }
+
+/* A TCP port that was free a moment ago on 127.0.0.1. */
+static inline int lu_free_port(void) { return lu_free_port_of(SOCK_STREAM); }
 
 /* One HTTP/1.0 request to 127.0.0.1:port (extra_headers: "" or lines ending
  * in \r\n). Returns the status code (-1: no connection / no answer); the body

@@ -22,19 +22,7 @@ TestSuite(live_streams, .init = mk, .fini = rm, .timeout = 120);
 #define VF (4 * F - 3) /* 21 video frames = 1.31 s at 16 fps */
 
 /* A UDP port that was free a moment ago on 127.0.0.1 (SRT runs over UDP too). */
-static int udp_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+static int udp_free_port(void) { return lu_free_port_of(SOCK_DGRAM); }
 
 /* 1 once some process has a UDP socket bound to port (the receiver is up). */
 static int udp_bound(int port)
