@@ -440,9 +440,12 @@ static int run(const gen_opts *o, const sk_schedule *sched)
     sk_unipc_table ut = {0};
     const int unipc = o->sampler == GEN_SAMPLER_UNIPC;
     if (unipc && (st = sk_unipc_table_make(o->num_steps, o->shift, &ut)) != SK_OK) goto fail;
-    SK_LOGI("generate: %lld latent frames of %lldx%lld in chunks of %lld, %s %d steps (t %g..%g), "
-            "KV %s window %lld sink %lld, noise %s", (long long)o->frames, (long long)o->latent_h,
-            (long long)o->latent_w, (long long)chunk, unipc ? "UniPC" : "re-noise",
+    char how_long[64]; /* 0 frames: unbounded (a live run, or until an --input ends) */
+    if (o->frames > 0) snprintf(how_long, sizeof how_long, "%lld latent frames", (long long)o->frames);
+    else snprintf(how_long, sizeof how_long, "%s", o->input ? "until the input ends" : "unbounded");
+    SK_LOGI("generate: %lldx%lld latents, %s, in chunks of %lld, %s %d steps (t %g..%g), "
+            "KV %s window %lld sink %lld, noise %s", (long long)o->latent_h,
+            (long long)o->latent_w, how_long, (long long)chunk, unipc ? "UniPC" : "re-noise",
             unipc ? ut.n : sched->n, unipc ? (double)ut.t[0] : (double)sched->t[0],
             unipc ? (double)ut.t[ut.n - 1] : (double)sched->t[sched->n - 1],
             sk_kv_policy_name((sk_kv_policy)o->kv_policy),
