@@ -178,7 +178,7 @@ Test(live_streams, srt_reconnects_to_a_restarted_listener)
     double t0 = lu_now();
     pid_t gen = lu_spawn(generate_cmd(frames, out, "--net-timeout-ms 1000 --reconnect-max-ms 500"),
                          lu_path("gen.log"), NULL);
-    cr_assert(lu_wait_for_text(lu_path("gen.log"), "generate: 40 latent", 30), "%s",
+    cr_assert(lu_wait_for_text(lu_path("gen.log"), ", 40 latent frames, in chunks", 30), "%s",
               lu_read(lu_path("gen.log")));
     lu_sleep(1.0); /* a second of the stream has gone out */
     kill(-rx, SIGKILL);
