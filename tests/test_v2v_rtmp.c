@@ -67,7 +67,7 @@ static pid_t start_nginx(int port, int run)
 static pid_t publish(int port, int n, int seconds)
 {
     char cmd[600], log[64];
-    snprintf(cmd, sizeof cmd, "timeout 30 ffmpeg -v error -re -f lavfi -i "
+    snprintf(cmd, sizeof cmd, "timeout 90 ffmpeg -v error -re -f lavfi -i "
              "testsrc=size=64x64:rate=16 -t %d -c:v libx264 -g 8 -tune zerolatency -f flv "
              "rtmp://127.0.0.1:%d/live/in", seconds, port);
     snprintf(log, sizeof log, "publisher_%d.log", n);
@@ -99,8 +99,11 @@ Test(v2v_rtmp, server_stopped_and_restarted_mid_stream)
     cr_assert(lu_wait_for_text(err, "reconnecting", 10), "no reconnect: %s", lu_read(err));
     lu_sleep(1.0);
     ng = start_nginx(port, 2);
-    pub = publish(port, 2, 12);
-    const int rc = lu_wait(gen, 60);
+    /* long enough for a slow (sanitizer) build: a live source drops the frames a slow
+     * run cannot take, so the 80 used frames may need far more than 80 published ones; the
+     * publisher is stopped once the run is done */
+    pub = publish(port, 2, 80);
+    const int rc = lu_wait(gen, 120);
     char *e = lu_read(err);
     cr_assert_eq(rc, 0, "generate failed (%d): %s", rc, e);
     cr_expect(strstr(e, "reconnected (attempt"), "%s", e);
