@@ -7,11 +7,10 @@
 #include "runtime/sinkstream.h"
 #include "vae/taehv_random.h"
 
-/* tiny: the shapes of the 1.3B model scaled down so the CPU runs it in a second (in/out
- * 16 like Wan 2.1, so a taew2_1-shaped decoder fits) */
-static sk_dit_config tiny(void)
+/* The shapes of a real model scaled down so the CPU runs it in a second; its latent
+ * channels (and code paths) stay the real model's. */
+static sk_dit_config scaled_down(sk_dit_config c)
 {
-    sk_dit_config c = sk_dit_config_wan_1_3b();
     c.dim = 128;
     c.ffn_dim = 256;
     c.num_heads = 2;
@@ -23,21 +22,12 @@ static sk_dit_config tiny(void)
     return c;
 }
 
-/* tiny-ti2v: the same scaled-down shapes on the Wan2.2-TI2V-5B code paths (LongLive 2.0:
- * 48 latent channels, so a taew2_2-shaped decoder fits) */
-static sk_dit_config tiny_ti2v(void)
-{
-    sk_dit_config c = sk_dit_config_wan_ti2v_5b();
-    c.dim = 128;
-    c.ffn_dim = 256;
-    c.num_heads = 2;
-    c.head_dim = 64;
-    c.num_layers = 2;
-    c.text_dim = 64;
-    c.freq_dim = 32;
-    c.text_len = 16;
-    return c;
-}
+/* tiny: the 1.3B model's (in/out 16 like Wan 2.1, so a taew2_1-shaped decoder fits) */
+static sk_dit_config tiny(void) { return scaled_down(sk_dit_config_wan_1_3b()); }
+
+/* tiny-ti2v: the Wan2.2-TI2V-5B code paths (LongLive 2.0: 48 latent channels, so a
+ * taew2_2-shaped decoder fits) */
+static sk_dit_config tiny_ti2v(void) { return scaled_down(sk_dit_config_wan_ti2v_5b()); }
 
 static const struct {
     const char *name;
