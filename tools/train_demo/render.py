@@ -42,14 +42,16 @@ class Scenes:
 
 
 def sample_scenes(n, gen, H, W, switch_prob=0.0, switch_range=(0, 0), allowed=None,
-                  fixed_start=False):
+                  fixed_start=False, radius_px=0.0):
     """n random scenes drawn with the torch.Generator gen (CPU). allowed: list of (color,
     shape, motion, background) name tuples to draw from (default: the training set, held-out
     combinations excluded); a switch draws a second color/motion from the same set.
     fixed_start: the object starts at the frame centre with radius 15 (scene_from_prompt's
     defaults), so a video is a function of its prompt (and switch): the DiT's x0 target is then
     unique, which a few-step sampler needs (a random start makes chunk 0's x0 the average over
-    positions, a blur that fades to the background)."""
+    positions, a blur that fades to the background).
+    radius_px: > 0 gives every object that radius (the prompt says nothing of size, so a random
+    radius is one more thing a few-step sampler can only average over); 0 draws 13-18 px."""
     allowed = allowed if allowed is not None else G.training_combinations()
     idx = torch.randint(len(allowed), (n,), generator=gen)
     idx2 = torch.randint(len(allowed), (n,), generator=gen)
@@ -71,6 +73,8 @@ def sample_scenes(n, gen, H, W, switch_prob=0.0, switch_range=(0, 0), allowed=No
     switch = torch.where(sw, torch.randint(lo, max(hi, lo + 1), (n,), generator=gen),
                          torch.full((n,), 1 << 30))
     radius = 13.0 + 5.0 * torch.rand(n, generator=gen)
+    if radius_px > 0:
+        radius = torch.full((n,), float(radius_px))
     x0 = W * torch.rand(n, generator=gen)
     y0 = radius + 4 + (H - 2 * radius - 8) * torch.rand(n, generator=gen)
     if fixed_start:

@@ -188,7 +188,8 @@ def make_batch(a, g, ae, tok, dev, K):
         p = 0 if random.random() < 0.3 else random.randint(1, MAX_CHUNK - K)
         chunks = list(range(p, p + K))
     # optional prompt switch at the boundary before one of the recent chunks
-    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0, fixed_start=a.fixed_start)
+    sc = R.sample_scenes(B, g, RH, RW, switch_prob=0.0, fixed_start=a.fixed_start,
+                         radius_px=a.radius)
     # Where does the object start? Nothing in a prompt says, and a transformer with RoPE alone
     # cannot see absolute position, so a regression target for chunk 0 from pure noise would
     # be the average over positions (a blur that fades to the background at every step of a
@@ -530,6 +531,8 @@ def main():
                     help="extra loss weight on latent pixels far from the background")
     ap.add_argument("--fixed-start", type=int, default=0,
                     help="1: objects start at the frame centre (needs absolute position, which RoPE hides)")
+    ap.add_argument("--radius", type=float, default=15.0,
+                    help="object radius in pixels (0: random 13-18 px, which prompts do not name)")
     ap.add_argument("--noise-start", type=int, default=1,
                     help="1: chunk 0's object starts where its initial noise peaks (see make_batch)")
     ap.add_argument("--start-prob", type=float, default=0.5,
