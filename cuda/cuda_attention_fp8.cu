@@ -20,7 +20,8 @@
  *   5. where cuDNN is absent, declines, or the activations are not bf16: the
  *      emulation kernel below (fp8.h's arithmetic, one block per query row and
  *      head; slow, for tests and small shapes). SK_CUDA_FP8_ATTN=ref forces it,
- *      SK_CUDA_FP8_ATTN_O=e4m3 skips the bf16-output graphs (A/B).
+ *      SK_CUDA_FP8_ATTN_O=e4m3 skips the bf16-output graphs (A/B), SK_CUDA_FP8_ATTN=cudnn
+ *      makes a shape cuDNN declines an error (benches: never time the emulation).
  *
  * CUDA graphs: nothing is created or allocated while a graph is recorded; a
  * call that would need to falls back to the act-dtype attention (warned once).
@@ -551,7 +552,7 @@ static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk
             return p;
         }
         if (!first[0]) snprintf(first, sizeof first, "%s", err);
-        SK_LOGD("cuda attention fp8 (cuDNN): variant %d (%s output%s) declined: %s", v,
+        SK_LOGI("cuda attention fp8 (cuDNN): variant %d (%s output%s) declined: %s", v,
                 p->o8 ? "e4m3" : "bf16", p->stats ? " + stats" : "", err);
     }
     p->valid = -1;
@@ -656,6 +657,12 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         else { ws = pl->ws; o8 = pl->o8; stats = pl->stats; }
     }
 #endif
+    /* SK_CUDA_FP8_ATTN=cudnn: an error instead of the (slow) emulation kernel (benches) */
+    const char *fe = getenv("SK_CUDA_FP8_ATTN");
+    SK_CHECK(use_dnn || !fe || strcmp(fe, "cudnn") != 0, SK_E_UNSUPPORTED,
+             "cuda attention fp8: no cuDNN FP8 plan for q%lld kv%lld %lldx%lld and "
+             "SK_CUDA_FP8_ATTN=cudnn forbids the emulation kernel", (long long)Nq, (long long)Nk,
+             (long long)NH, (long long)HD);
     const size_t q_off = 0, k_off = al256((size_t)(Nq * row)), v_off = k_off + al256((size_t)(Nk * row));
     const size_t o_off = v_off + al256((size_t)(Nk * row));
     const size_t st_off = o_off + (o8 ? al256((size_t)(Nq * row)) : 0);

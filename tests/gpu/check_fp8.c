@@ -362,7 +362,17 @@ static void check_att_big(sk_backend *gpu, const att_shape *sh, int nrows)
     att_upload(gpu, &d, sh, &qg, &kg, &vg, &og);
     const size_t n = (size_t)(sh->Nq * row);
     float *y8 = malloc(n * 4), *yb = malloc(n * 4);
-    OK(run_att(gpu, 1, &og, &qg, &kg, &vg, sh, scale));
+    setenv("SK_CUDA_FP8_ATTN", "cudnn", 1); /* not the emulation kernel at this size */
+    sk_status st8 = run_att(gpu, 1, &og, &qg, &kg, &vg, sh, scale);
+    unsetenv("SK_CUDA_FP8_ATTN");
+    if (st8 != SK_OK) {
+        verdict(0, "attention_fp8 q%lld kv%lld: %s", (long long)sh->Nq, (long long)Nk,
+                sk_error_message());
+        sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
+        free(y8), free(yb);
+        att_free(&d);
+        return;
+    }
     OK(sk_tensor_download_f32(&og, y8, n));
     float sc[6] = {0};
     OK(sk_cuda_attention_fp8_scalars(gpu, sc));
@@ -435,10 +445,12 @@ static void time_att(sk_backend *gpu, const att_shape *sh, int reps)
     const double fl = 4.0 * (double)sh->Nq * (double)Nk * (double)(sh->NH * sh->HD);
     double med[3] = {0, 0, 0};
     float sc[6] = {0};
-    OK(run_att(gpu, 1, &o, &q, &k, &v, sh, scale));
+    setenv("SK_CUDA_FP8_ATTN", "cudnn", 1);
+    const int have = run_att(gpu, 1, &o, &q, &k, &v, sh, scale) == SK_OK;
+    unsetenv("SK_CUDA_FP8_ATTN");
     OK(sk_cuda_attention_fp8_scalars(gpu, sc));
     /* without a cuDNN plan the emulation kernel would run: far too slow to time */
-    const int kinds = sc[5] < 0 ? 1 : 3;
+    const int kinds = !have || sc[5] < 0 ? 1 : 3;
     for (int kind = 0; kind < kinds; kind++) { /* bf16, fp8 with quantization, fp8 alone */
         double t[64];
         const int nr = reps > 64 ? 64 : reps;
