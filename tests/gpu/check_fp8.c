@@ -27,7 +27,8 @@
  *
  * SK_CUDA_FP8_MODE=0|1|2 forces the way the scales are applied (cuda/cuda_fp8.cu).
  * Lines end in " PASS " / " FAIL " (tests/gpu/all.sh counts them).
- * usage: gpu_check_fp8 [--no-time] [--reps N]   exit 0 pass, 1 a check failed, 2 setup
+ * usage: gpu_check_fp8 [--no-time] [--reps N] [--no-attention] (skips 5 and 6)
+ *        exit 0 pass, 1 a check failed, 2 setup
  */
 #include <math.h>
 #include <stdarg.h>
@@ -548,12 +549,13 @@ static void time_shapes(sk_backend *gpu, int reps)
 
 int main(int argc, char **argv)
 {
-    int do_time = 1, reps = 30;
+    int do_time = 1, reps = 30, do_att = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-time")) do_time = 0;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-attention")) do_att = 0;
         else {
-            fprintf(stderr, "usage: gpu_check_fp8 [--no-time] [--reps N]\n");
+            fprintf(stderr, "usage: gpu_check_fp8 [--no-time] [--reps N] [--no-attention]\n");
             return 2;
         }
     }
@@ -581,7 +583,7 @@ int main(int argc, char **argv)
         check_linear(cpuf, gpus[g], 40, 128, 256, SK_ACT_GELU_TANH, 1);
         check_linear(cpuf, gpus[g], 40, 128, 256, SK_ACT_SILU, 0);
     }
-    {
+    if (do_att) {
         const att_shape small[] = {{200, 2, 128, 96, 300}, {130, 4, 64, 0, 257}, {77, 3, 32, 40, 90}};
         for (int g = 0; g < 2; g++)
             for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
@@ -590,11 +592,13 @@ int main(int argc, char **argv)
             }
     }
     const att_shape big[] = {{4680, 12, 128, 4680, 14040}, {7040, 24, 128, 7040, 21120}};
-    check_att_big(gb, &big[0], 6);
-    check_att_big(gb, &big[1], 3);
+    if (do_att) {
+        check_att_big(gb, &big[0], 6);
+        check_att_big(gb, &big[1], 3);
+    }
     check_dit(src);
     if (do_time) time_shapes(gb, reps);
-    if (do_time) {
+    if (do_time && do_att) {
         for (int i = 0; i < 2; i++) time_att(gb, &big[i], reps);
         printf("\nattention (median of %d, host clock around a synced batch of 5; ms (TFLOP/s)):\n"
                "| shape | bf16 cuDNN | fp8 (quantize + cuDNN fp8) | fp8 cuDNN alone | fp8 speedup |\n"
