@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli_run.h"
 #include "common/compare.h"
 #include "common/fp8_run.h"
 #include "runtime/core/backend.h"
@@ -201,4 +202,25 @@ Test(fp8_attention, nonfinite_and_errors)
     free_fx(&f);
     free(q), free(k), free(v), free(y);
     sk_backend_free_(&be);
+}
+
+/* --dtype fp8 runs the DiT's self-attention through the FP8 op (the profile names it),
+ * cross-attention in the act dtype; --dtype bf16 never calls it */
+Test(fp8_attention, dit_uses_it_under_dtype_fp8, .timeout = 120)
+{
+    tu_result r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "2",
+                         "--warmup", "1", "--dtype", "fp8", NULL);
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    const char *p = strstr(r.out, "self-attention fp8");
+    cr_expect(p, "no 'self-attention fp8' in the fp8 profile:\n%s", r.out);
+    cr_expect(strstr(r.out, "cross-attention"), "%s", r.out);
+    cr_expect(!strstr(r.out, "self-attention  "), "act-dtype self-attention in fp8 run:\n%s",
+              r.out);
+    tu_result_free(&r);
+    r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "1",
+               "--dtype", "bf16", NULL);
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_expect(!strstr(r.out, "self-attention fp8"), "%s", r.out);
+    cr_expect(strstr(r.out, "self-attention"), "%s", r.out);
+    tu_result_free(&r);
 }
