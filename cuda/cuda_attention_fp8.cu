@@ -714,13 +714,13 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
      * attention alone in tests/gpu; the output is then that of the old operands) */
     const int skipq = getenv("SK_CUDA_FP8_ATTN_SKIPQ") != NULL;
     if (!skipq) {
-    SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, 3 * 16, c->stream));
-    k_f8_amax<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
-    SK_CU_LAUNCH("attention fp8 (amax)");
-    k_f8_scales<<<1, 1, 0, c->stream>>>(S->sc);
-    SK_CU_LAUNCH("attention fp8 (scales)");
-    k_f8_quant<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
-    SK_CU_LAUNCH("attention fp8 (quantize)");
+        SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, 3 * 16, c->stream));
+        k_f8_amax<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
+        SK_CU_LAUNCH("attention fp8 (amax)");
+        k_f8_scales<<<1, 1, 0, c->stream>>>(S->sc);
+        SK_CU_LAUNCH("attention fp8 (scales)");
+        k_f8_quant<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
+        SK_CU_LAUNCH("attention fp8 (quantize)");
     }
 #ifdef SK_HAVE_CUDNN
     if (use_dnn) {
