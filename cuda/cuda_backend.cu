@@ -136,6 +136,7 @@ static void cu_destroy(sk_backend *be)
         sk_cuda_graph_destroy(c);
         sk_cuda_cudnn_destroy(c);
         sk_cuda_attention_cudnn_destroy(c);
+        sk_cuda_attention_fp8_destroy(c);
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->lt_ws) cudaFree(c->lt_ws);
         if (c->scratch) cudaFree(c->scratch);
@@ -208,6 +209,7 @@ static const sk_backend_ops cuda_ops = {
     NULL, /* pad2d */
     sk_cuda_quantize_rows,
     sk_cuda_linear_fp8,
+    sk_cuda_attention_fp8,
 };
 
 extern "C" sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **out)

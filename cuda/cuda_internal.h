@@ -54,6 +54,7 @@ typedef struct {
     uint64_t n_mallocs;     /* every cudaMalloc the backend made (tensors, scratch growth) */
     void *cudnn_attn;       /* cuDNN attention state, made at the first large attention
                                (cuda_attention_cudnn.cu) */
+    void *cudnn_attn_fp8;   /* FP8 attention state (cuda_attention_fp8.cu), made at its first call */
 } sk_cuda_ctx;
 
 /* deferred error bits in err_flag (checked at sync/download) */
@@ -265,6 +266,10 @@ int sk_cuda_graph_find(sk_backend *be, const void *key, size_t key_len);
 sk_status sk_cuda_graph_launch(sk_backend *be, const void *key, size_t key_len);
 void sk_cuda_graph_destroy(sk_cuda_ctx *c);
 void sk_cuda_attention_cudnn_destroy(sk_cuda_ctx *c);
+/* FP8 self-attention (runtime/core/fp8.h; cuda_attention_fp8.cu) */
+sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                                const sk_kv_range *ranges, int nranges, float scale);
+void sk_cuda_attention_fp8_destroy(sk_cuda_ctx *c);
 #ifdef __cplusplus
 }
 #endif

@@ -130,3 +130,10 @@ sk_status sk_cuda_timer_elapsed2(sk_cuda_timer *ta, int a, sk_cuda_timer *tb, in
     if (ms) *ms = 0;
     return SK_ERR(SK_E_UNSUPPORTED, "this sinkstream was built without CUDA");
 }
+
+sk_status sk_cuda_attention_fp8_scalars(sk_backend *be, float out[6])
+{
+    (void)be;
+    if (out) memset(out, 0, 6 * sizeof *out);
+    return SK_ERR(SK_E_UNSUPPORTED, "this sinkstream was built without CUDA");
+}

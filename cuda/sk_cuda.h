@@ -41,6 +41,12 @@ typedef struct {
 /* SK_E_UNSUPPORTED when be is not a CUDA backend (or the build has no CUDA). */
 sk_status sk_cuda_get_stats(sk_backend *be, sk_cuda_stats *out);
 
+/* FP8 attention (cuda_attention_fp8.cu), for tests: the device scalars of the last
+ * call: out[0..2] the dequant scales of q, k, v; out[3] amax of the probabilities
+ * and out[4] of the output as cuDNN reported them (0 when the emulation ran);
+ * out[5] 1 when cuDNN wrote e4m3 output, 0 bf16, -1 no cuDNN plan. */
+sk_status sk_cuda_attention_fp8_scalars(sk_backend *be, float out[6]);
+
 /* CUDA event marks on the backend's stream, for per-op timing. */
 typedef struct sk_cuda_timer sk_cuda_timer;
 sk_status sk_cuda_timer_create(sk_backend *be, int cap, sk_cuda_timer **out);

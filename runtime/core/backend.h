@@ -188,6 +188,11 @@ typedef struct sk_backend_ops {
     sk_status (*linear_fp8)(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
                             const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
                             sk_act act);
+    /* FP8 self-attention (fp8.h: per-tensor e4m3 q, k, v, e4m3 probabilities), the
+     * same arguments as attention without a bias; out in the act dtype. NULL: the
+     * backend has none (the DiT then runs attention in its act dtype). */
+    sk_status (*attention_fp8)(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                               const sk_kv_range *ranges, int nranges, float scale);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -276,6 +281,11 @@ sk_status sk_op_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, con
                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
                            sk_act act);
 int sk_backend_has_fp8(const sk_backend *be);
+/* FP8 self-attention (fp8.h) with attention's checks; SK_E_UNSUPPORTED where the
+ * backend has none (sk_backend_has_attention_fp8 says). */
+sk_status sk_op_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                              const sk_kv_range *ranges, int nranges, float scale);
+int sk_backend_has_attention_fp8(const sk_backend *be);
 
 const char *sk_act_name(sk_act a);
 

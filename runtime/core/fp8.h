@@ -32,6 +32,30 @@ float sk_fp8_quantize_row(const float *x, int64_t n, uint8_t *q);
 /* The pair (inv, scale) of a row with the given amax, as above. */
 void sk_fp8_row_scales(float amax, float *inv, float *scale);
 
+/* FP8 self-attention (--dtype fp8; cuDNN's FP8 SDPA on Hopper, runtime/core/fp8_attention.c
+ * is the oracle). Per-tensor e4m3 quantization (the row rules above over the whole tensor):
+ *   sq: q [Nq, NH, HD];  sk: all keys of all ranges;  sv: all values of all ranges.
+ * Then for each query row i and head h, with q8, k8, v8 the e4m3 values:
+ *   s[j]  = ((q8[i,h] . k8[j,h]) * scale) * sq * sk          (f32, this order)
+ *   m     = max_j s[j];  e[j] = exp(s[j] - m);  Z = sum_j e[j]   (f32 softmax)
+ *   p8[j] = e4m3(e[j] * SK_FP8_P_SCALE)                       (satfinite, RNE)
+ *   o[d]  = (sum_j p8[j] v8[j,h,d]) / Z * SK_FP8_P_DESCALE * sv
+ * i.e. the probabilities are quantized unnormalized (the largest is 448) and the
+ * sum Z comes from the f32 values, as flash attention defers the normalization;
+ * cuDNN's kernel uses its running max where m is the final one (a different
+ * e4m3 grid for rows whose max moves: within the op test's bound). */
+#define SK_FP8_P_SCALE 448.0f
+#define SK_FP8_P_DESCALE (1.0f / 448.0f)
+
+/* The oracle for rows [i0, i1) of that attention: out [(i1-i0), NH, HD] f32 from
+ * q8 [Nq, NH, HD], k8/v8 [Nk, NH, HD] (keys already concatenated), the three
+ * dequant scales and the softmax scale. Dots and sums in f64. */
+void sk_fp8_attention_rows(float *out, const uint8_t *q8, const uint8_t *k8, const uint8_t *v8,
+                           int64_t Nk, int64_t NH, int64_t HD, int64_t i0, int64_t i1, float scale,
+                           float sq, float sk, float sv);
+/* The e4m3 value of an encoding (exact in f32). */
+float sk_fp8_value(uint8_t q);
+
 #ifdef __cplusplus
 }
 #endif

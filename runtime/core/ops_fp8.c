@@ -81,3 +81,42 @@ sk_status sk_op_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, con
              "op %s: unknown activation %d", op, (int)act);
     return be->ops->linear_fp8(be, y, q, sx, w, sw, b, act);
 }
+
+int sk_backend_has_attention_fp8(const sk_backend *be)
+{
+    return be && be->ops && be->ops->attention_fp8;
+}
+
+sk_status sk_op_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                              const sk_kv_range *ranges, int nranges, float scale)
+{
+    const char *op = "attention_fp8";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    SK_CHECK(sk_backend_has_attention_fp8(be), SK_E_UNSUPPORTED, "op %s: the %s backend has no "
+             "FP8 attention; use --dtype bf16 there", op, be->name ? be->name : "?");
+    SK_TRY(chk(op, "q", be, q, 3, be->act_dtype));
+    SK_TRY(chk(op, "out", be, out, 2, be->act_dtype));
+    SK_TRY(chk_len(op, "out", out, 0, "q", q, 0));
+    SK_CHECK(out->shape[1] == q->shape[1] * q->shape[2], SK_E_SHAPE,
+             "op %s: out has %lld columns, q has NH*HD = %lld", op, (long long)out->shape[1],
+             (long long)(q->shape[1] * q->shape[2]));
+    SK_CHECK(ranges && nranges > 0, SK_E_INVALID_ARG,
+             "op %s: no key/value ranges given (nranges = %d)", op, nranges);
+    int64_t nk = 0;
+    for (int r = 0; r < nranges; r++) {
+        const sk_kv_range *kr = &ranges[r];
+        SK_TRY(chk(op, "ranges[].k", be, kr->k, 3, be->act_dtype));
+        SK_TRY(chk(op, "ranges[].v", be, kr->v, 3, be->act_dtype));
+        for (int d = 0; d < 3; d++) SK_TRY(chk_len(op, "ranges[].k", kr->k, d, "ranges[].v", kr->v, d));
+        SK_TRY(chk_len(op, "ranges[].k", kr->k, 1, "q", q, 1));
+        SK_TRY(chk_len(op, "ranges[].k", kr->k, 2, "q", q, 2));
+        SK_CHECK(kr->start >= 0 && kr->len >= 0 && kr->start + kr->len <= kr->k->shape[0],
+                 SK_E_SHAPE, "op %s: range %d rows [%lld, %lld) outside k (%lld rows)", op, r,
+                 (long long)kr->start, (long long)(kr->start + kr->len),
+                 (long long)kr->k->shape[0]);
+        nk += kr->len;
+    }
+    SK_CHECK(nk > 0, SK_E_INVALID_ARG,
+             "op %s: the %d key ranges hold no keys (softmax over nothing)", op, nranges);
+    return be->ops->attention_fp8(be, out, q, ranges, nranges, scale);
+}

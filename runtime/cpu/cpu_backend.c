@@ -122,6 +122,7 @@ static const sk_backend_ops k_cpu_ops = {
     .pad2d = sk_cpu_pad2d,
     .quantize_rows = sk_cpu_quantize_rows,
     .linear_fp8 = sk_cpu_linear_fp8,
+    .attention_fp8 = sk_cpu_attention_fp8,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)

@@ -63,3 +63,39 @@ sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, co
 {
     return sk_cpu_linear_fp8_with(be, y, q, sx, w, sw, b, act, sk_cpu_linear);
 }
+
+/* FP8 self-attention: q, the concatenated keys and values quantized per tensor
+ * (fp8.h), then the oracle (runtime/core/fp8_attention.c) on the e4m3 values */
+sk_status sk_cpu_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                               const sk_kv_range *ranges, int nranges, float scale)
+{
+    (void)be;
+    const int64_t Nq = q->shape[0], NH = q->shape[1], HD = q->shape[2], row = NH * HD;
+    int64_t Nk = 0;
+    for (int r = 0; r < nranges; r++) Nk += ranges[r].len;
+    float *kf = NULL, *vf = NULL;
+    uint8_t *q8 = NULL, *k8 = NULL, *v8 = NULL;
+    sk_status st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row) * sizeof(float), (void **)&kf);
+    if (st == SK_OK)
+        st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row) * sizeof(float), (void **)&vf);
+    if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nq * row), (void **)&q8);
+    if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row), (void **)&k8);
+    if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row), (void **)&v8);
+    if (st == SK_OK) {
+        int64_t j = 0; /* the ranges concatenated (CPU activations are f32) */
+        for (int r = 0; r < nranges; r++) {
+            const sk_kv_range *g = &ranges[r];
+            memcpy(kf + j * row, (const float *)g->k->data + g->start * row,
+                   (size_t)(g->len * row) * sizeof(float));
+            memcpy(vf + j * row, (const float *)g->v->data + g->start * row,
+                   (size_t)(g->len * row) * sizeof(float));
+            j += g->len;
+        }
+        const float sq = sk_fp8_quantize_row((const float *)q->data, Nq * row, q8);
+        const float sk = sk_fp8_quantize_row(kf, Nk * row, k8);
+        const float sv = sk_fp8_quantize_row(vf, Nk * row, v8);
+        sk_fp8_attention_rows((float *)out->data, q8, k8, v8, Nk, NH, HD, 0, Nq, scale, sq, sk, sv);
+    }
+    free(kf), free(vf), free(q8), free(k8), free(v8);
+    return st;
+}

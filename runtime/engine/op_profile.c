@@ -186,6 +186,15 @@ static sk_status w_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
     return st;
 }
 
+static sk_status w_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                                 const sk_kv_range *r, int nr, float scale)
+{
+    int a = prof_begin();
+    sk_status st = P.inner->attention_fp8(be, out, q, r, nr, scale);
+    prof_end(a, "self-attention fp8");
+    return st;
+}
+
 static pthread_mutex_t g_prof_mu = PTHREAD_MUTEX_INITIALIZER;
 
 sk_status sk_op_profile_begin(sk_backend *be, const sk_dit_config *cfg)
@@ -216,6 +225,7 @@ sk_status sk_op_profile_begin(sk_backend *be, const sk_dit_config *cfg)
     if (P.inner->rmsnorm_rope3d) SET(rmsnorm_rope3d); /* else sk_op_ composes the two ops */
     if (P.inner->linear_fp8) SET(linear_fp8);
     if (P.inner->quantize_rows) SET(quantize_rows);
+    if (P.inner->attention_fp8) SET(attention_fp8);
 #undef SET
     /* the profiled chunk runs op by op */
     P.table.graph_begin = NULL;

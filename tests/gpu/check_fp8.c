@@ -16,20 +16,32 @@
  * 4. unless --no-time: quantize_rows and linear_fp8 against the bf16 linear at the
  *    real shapes (median of 30 after warm-up, host clock around a synced batch).
  *
+ * 5. attention_fp8 (fp8.h: per-tensor e4m3 q/k/v, e4m3 probabilities): small shapes
+ *    in full against the CPU op (cuDNN where it takes them, and the emulation kernel:
+ *    SK_CUDA_FP8_ATTN=ref); the DiT's shapes (q 4680, kv 18720 in two ranges, 12x128;
+ *    q 7040, kv 28160, 24x128) on rows spread over the queries against the oracle
+ *    (runtime/core/fp8_attention.c) with the device's scales (which must equal the
+ *    host's), and both against exact f64 attention beside cuDNN's bf16.
+ * 6. unless --no-time: FP8 attention (with and without the per-call quantization)
+ *    beside bf16 cuDNN at those shapes, TFLOP/s, the table printed last.
+ *
  * SK_CUDA_FP8_MODE=0|1|2 forces the way the scales are applied (cuda/cuda_fp8.cu).
  * Lines end in " PASS " / " FAIL " (tests/gpu/all.sh counts them).
- * usage: gpu_check_fp8 [--no-time] [--reps N]   exit 0 pass, 1 a check failed, 2 setup
+ * usage: gpu_check_fp8 [--no-time] [--reps N] [--no-attention] (skips 5 and 6)
+ *        exit 0 pass, 1 a check failed, 2 setup
  */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/core/backend.h"
 #include "runtime/core/fp8.h"
 #include "runtime/core/progress.h"
 #include "runtime/cpu/cpu_fast.h"
+#include "cuda/sk_cuda.h"
 #include "tests/common/compare.h"
 #include "tests/common/fp8_run.h"
 
@@ -208,6 +220,267 @@ static void check_dit(const char *src)
     free(c32), free(c8), free(g8f), free(g8b), free(gbf);
 }
 
+
+/* 5. FP8 attention */
+typedef struct {
+    int64_t Nq, NH, HD, sink, win; /* keys: rows [0, sink) and [gap, gap + win) of one pool */
+} att_shape;
+
+/* exact attention in f64 of rows [i0, i1) from host values (keys concatenated) */
+static void exact_rows(float *out, const float *q, const float *k, const float *v, int64_t Nk,
+                       int64_t NH, int64_t HD, int64_t i0, int64_t i1, float scale)
+{
+    const int64_t row = NH * HD;
+    double *s = malloc((size_t)Nk * sizeof *s), *acc = malloc((size_t)HD * sizeof *acc);
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t h = 0; h < NH; h++) {
+            double m = -INFINITY, Z = 0;
+            for (int64_t j = 0; j < Nk; j++) {
+                double d = 0;
+                for (int64_t c = 0; c < HD; c++) d += (double)q[i * row + h * HD + c] * k[j * row + h * HD + c];
+                s[j] = d * scale;
+                if (s[j] > m) m = s[j];
+            }
+            for (int64_t c = 0; c < HD; c++) acc[c] = 0;
+            for (int64_t j = 0; j < Nk; j++) {
+                const double e = exp(s[j] - m);
+                Z += e;
+                for (int64_t c = 0; c < HD; c++) acc[c] += e * v[j * row + h * HD + c];
+            }
+            for (int64_t c = 0; c < HD; c++) out[(i - i0) * row + h * HD + c] = (float)(acc[c] / Z);
+        }
+    free(s), free(acc);
+}
+
+static double rel_l2_rows(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]) || !isfinite(b[i])) return NAN;
+    return sk_test_rel_l2(a, b, n);
+}
+
+/* runs attention_fp8 (fp8 = 1) or attention on gpu; the pool holds sink + gap + win rows */
+static sk_status run_att(sk_backend *be, int fp8, sk_tensor *out, sk_tensor *q, sk_tensor *k,
+                         sk_tensor *v, const att_shape *sh, float scale)
+{
+    const int64_t gap = sh->sink + 7; /* not adjacent: two ranges */
+    sk_kv_range r[2] = {{k, v, 0, sh->sink}, {k, v, gap, sh->win}};
+    const int nr = sh->sink > 0 ? 2 : 1;
+    sk_kv_range *rr = sh->sink > 0 ? r : &r[1];
+    return fp8 ? sk_op_attention_fp8(be, out, q, rr, nr, scale)
+               : sk_op_attention(be, out, q, rr, nr, scale, NULL);
+}
+
+typedef struct {
+    float *q, *k, *v; /* host values (rounded through the act dtype) */
+    int64_t cap;
+} att_data;
+
+static void att_fill(att_data *d, const att_shape *sh, sk_dtype act, uint64_t seed)
+{
+    const int64_t row = sh->NH * sh->HD;
+    d->cap = sh->sink + 7 + sh->win;
+    d->q = malloc((size_t)(sh->Nq * row) * 4);
+    d->k = malloc((size_t)(d->cap * row) * 4);
+    d->v = malloc((size_t)(d->cap * row) * 4);
+    sk_test_fill_normal(d->q, (size_t)(sh->Nq * row), seed, 1.0f);
+    sk_test_fill_normal(d->k, (size_t)(d->cap * row), seed + 1, 1.0f);
+    sk_test_fill_normal(d->v, (size_t)(d->cap * row), seed + 2, 1.0f);
+    /* a few larger keys: some rows get a peaked softmax */
+    for (int64_t i = 0; i < d->cap * row; i += 997) d->k[i] *= 4.0f;
+    sk_round_through(d->q, (size_t)(sh->Nq * row), act);
+    sk_round_through(d->k, (size_t)(d->cap * row), act);
+    sk_round_through(d->v, (size_t)(d->cap * row), act);
+}
+
+static void att_free(att_data *d) { free(d->q), free(d->k), free(d->v); }
+
+static void att_upload(sk_backend *be, const att_data *d, const att_shape *sh, sk_tensor *q,
+                       sk_tensor *k, sk_tensor *v, sk_tensor *o)
+{
+    const int64_t row = sh->NH * sh->HD;
+    int64_t qs[3] = {sh->Nq, sh->NH, sh->HD}, ks[3] = {d->cap, sh->NH, sh->HD}, os[2] = {sh->Nq, row};
+    OK(sk_tensor_alloc(be, be->act_dtype, 3, qs, q));
+    OK(sk_tensor_alloc(be, be->act_dtype, 3, ks, k));
+    OK(sk_tensor_alloc(be, be->act_dtype, 3, ks, v));
+    OK(sk_tensor_alloc(be, be->act_dtype, 2, os, o));
+    OK(sk_tensor_upload_f32(q, d->q, (size_t)(sh->Nq * row)));
+    OK(sk_tensor_upload_f32(k, d->k, (size_t)(d->cap * row)));
+    OK(sk_tensor_upload_f32(v, d->v, (size_t)(d->cap * row)));
+}
+
+/* small shapes, every output: cuda vs the CPU op */
+static void check_att_small(sk_backend *cpu, sk_backend *gpu, const att_shape *sh, int ref_kernel)
+{
+    const int64_t row = sh->NH * sh->HD, n = sh->Nq * row;
+    const float scale = 1.0f / sqrtf((float)sh->HD);
+    att_data d;
+    att_fill(&d, sh, gpu->act_dtype, (uint64_t)(sh->Nq * 7 + sh->HD));
+    sk_tensor qc, kc, vc, oc, qg, kg, vg, og;
+    att_upload(cpu, &d, sh, &qc, &kc, &vc, &oc);
+    att_upload(gpu, &d, sh, &qg, &kg, &vg, &og);
+    float *yc = malloc((size_t)n * 4), *yg = malloc((size_t)n * 4), *y32 = malloc((size_t)n * 4);
+    OK(run_att(cpu, 1, &oc, &qc, &kc, &vc, sh, scale));
+    OK(sk_tensor_download_f32(&oc, yc, (size_t)n));
+    OK(run_att(cpu, 0, &oc, &qc, &kc, &vc, sh, scale));
+    OK(sk_tensor_download_f32(&oc, y32, (size_t)n));
+    if (ref_kernel) setenv("SK_CUDA_FP8_ATTN", "ref", 1);
+    sk_status st = run_att(gpu, 1, &og, &qg, &kg, &vg, sh, scale);
+    unsetenv("SK_CUDA_FP8_ATTN");
+    if (st != SK_OK) {
+        verdict(0, "attention_fp8 q%lld: %s", (long long)sh->Nq, sk_error_message());
+    } else {
+        OK(sk_tensor_download_f32(&og, yg, (size_t)n));
+        float sc[6] = {0};
+        OK(sk_cuda_attention_fp8_scalars(gpu, sc));
+        const double e_fp8 = rel_l2_rows(yc, y32, (size_t)n), e = rel_l2_rows(yg, yc, (size_t)n);
+        const int bf = gpu->act_dtype == SK_DTYPE_BF16;
+        /* the emulation kernel: fp8.h's arithmetic, so only summation order and the output
+         * rounding differ; cuDNN: its running max puts some probabilities on another e4m3
+         * grid, a fraction of the FP8 error itself */
+        const double bound = ref_kernel ? (bf ? 4e-3 : 1e-4) : 0.35 * e_fp8;
+        verdict(isfinite(e) && e <= bound, "attention_fp8 q%lld kv%lld+%lld %lldx%lld %s (%s): vs "
+                "cpu rel L2 %.3g (bound %.3g); cpu fp8 vs f32 %.4f; cuDNN output %s",
+                (long long)sh->Nq, (long long)sh->sink, (long long)sh->win, (long long)sh->NH,
+                (long long)sh->HD, sk_dtype_name(gpu->act_dtype),
+                ref_kernel ? "emulation kernel" : "default path", e, bound, e_fp8,
+                sc[5] < 0 ? "none" : sc[5] > 0 ? "e4m3" : "bf16");
+    }
+    sk_tensor_free(&qc), sk_tensor_free(&kc), sk_tensor_free(&vc), sk_tensor_free(&oc);
+    sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
+    free(yc), free(yg), free(y32);
+    att_free(&d);
+}
+
+/* the DiT's shapes on bf16: rows spread over the queries against the oracle */
+static void check_att_big(sk_backend *gpu, const att_shape *sh, int nrows)
+{
+    const int64_t row = sh->NH * sh->HD, Nk = sh->sink + sh->win;
+    const float scale = 1.0f / sqrtf((float)sh->HD);
+    att_data d;
+    att_fill(&d, sh, SK_DTYPE_BF16, 77);
+    sk_tensor qg, kg, vg, og;
+    att_upload(gpu, &d, sh, &qg, &kg, &vg, &og);
+    const size_t n = (size_t)(sh->Nq * row);
+    float *y8 = malloc(n * 4), *yb = malloc(n * 4);
+    setenv("SK_CUDA_FP8_ATTN", "cudnn", 1); /* not the emulation kernel at this size */
+    sk_status st8 = run_att(gpu, 1, &og, &qg, &kg, &vg, sh, scale);
+    unsetenv("SK_CUDA_FP8_ATTN");
+    if (st8 != SK_OK) {
+        verdict(0, "attention_fp8 q%lld kv%lld: %s", (long long)sh->Nq, (long long)Nk,
+                sk_error_message());
+        sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
+        free(y8), free(yb);
+        att_free(&d);
+        return;
+    }
+    OK(sk_tensor_download_f32(&og, y8, n));
+    float sc[6] = {0};
+    OK(sk_cuda_attention_fp8_scalars(gpu, sc));
+    OK(run_att(gpu, 0, &og, &qg, &kg, &vg, sh, scale));
+    OK(sk_tensor_download_f32(&og, yb, n));
+    /* host quantization of the same values: the scales must be equal */
+    float *kc = malloc((size_t)(Nk * row) * 4), *vc = malloc((size_t)(Nk * row) * 4);
+    memcpy(kc, d.k, (size_t)(sh->sink * row) * 4);
+    memcpy(kc + sh->sink * row, d.k + (sh->sink + 7) * row, (size_t)(sh->win * row) * 4);
+    memcpy(vc, d.v, (size_t)(sh->sink * row) * 4);
+    memcpy(vc + sh->sink * row, d.v + (sh->sink + 7) * row, (size_t)(sh->win * row) * 4);
+    uint8_t *q8 = malloc(n), *k8 = malloc((size_t)(Nk * row)), *v8 = malloc((size_t)(Nk * row));
+    const float sq = sk_fp8_quantize_row(d.q, sh->Nq * row, q8);
+    const float sk = sk_fp8_quantize_row(kc, Nk * row, k8);
+    const float sv = sk_fp8_quantize_row(vc, Nk * row, v8);
+    verdict(sq == sc[0] && sk == sc[1] && sv == sc[2], "attention_fp8 q%lld kv%lld: device "
+            "scales %.6g %.6g %.6g, host %.6g %.6g %.6g (must be equal); cuDNN amax_s %.4g "
+            "amax_o %.4g, output %s", (long long)sh->Nq, (long long)Nk, sc[0], sc[1], sc[2], sq,
+            sk, sv, sc[3], sc[4], sc[5] < 0 ? "none (emulation kernel)" : sc[5] > 0 ? "e4m3" : "bf16");
+    float *o_or = malloc((size_t)row * 4), *o_ex = malloc((size_t)row * 4);
+    float *g8 = malloc((size_t)(nrows * row) * 4), *gb = malloc((size_t)(nrows * row) * 4);
+    float *orc = malloc((size_t)(nrows * row) * 4), *exa = malloc((size_t)(nrows * row) * 4);
+    for (int r = 0; r < nrows; r++) {
+        const int64_t i = (int64_t)r * (sh->Nq - 1) / (nrows > 1 ? nrows - 1 : 1);
+        sk_fp8_attention_rows(o_or, q8, k8, v8, Nk, sh->NH, sh->HD, i, i + 1, scale, sq, sk, sv);
+        exact_rows(o_ex, d.q, kc, vc, Nk, sh->NH, sh->HD, i, i + 1, scale);
+        memcpy(orc + r * row, o_or, (size_t)row * 4);
+        memcpy(exa + r * row, o_ex, (size_t)row * 4);
+        memcpy(g8 + r * row, y8 + i * row, (size_t)row * 4);
+        memcpy(gb + r * row, yb + i * row, (size_t)row * 4);
+    }
+    const size_t m = (size_t)(nrows * row);
+    const double e_or = rel_l2_rows(g8, orc, m), e_ex = rel_l2_rows(g8, exa, m);
+    const double e_orx = rel_l2_rows(orc, exa, m), e_bf = rel_l2_rows(gb, exa, m);
+    verdict(isfinite(e_or) && e_or <= 0.35 * e_orx && isfinite(e_ex) && e_ex <= 1.3 * e_orx,
+            "attention_fp8 q%lld kv%lld+%lld %lldx%lld, %d rows: vs oracle %.3g (bound %.3g); vs "
+            "exact %.4f (oracle vs exact %.4f, bound 1.3x); bf16 cuDNN vs exact %.4f",
+            (long long)sh->Nq, (long long)sh->sink, (long long)sh->win, (long long)sh->NH,
+            (long long)sh->HD, nrows, e_or, 0.35 * e_orx, e_ex, e_orx, e_bf);
+    free(o_or), free(o_ex), free(g8), free(gb), free(orc), free(exa);
+    free(kc), free(vc), free(q8), free(k8), free(v8), free(y8), free(yb);
+    sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
+    att_free(&d);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_dd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static char g_att_table[4096];
+
+/* 6. timing: median of reps batches of 5 calls, host clock around a synced batch */
+static void time_att(sk_backend *gpu, const att_shape *sh, int reps)
+{
+    att_data d;
+    att_fill(&d, sh, SK_DTYPE_BF16, 99);
+    sk_tensor q, k, v, o;
+    att_upload(gpu, &d, sh, &q, &k, &v, &o);
+    const float scale = 1.0f / sqrtf((float)sh->HD);
+    const int64_t Nk = sh->sink + sh->win;
+    const double fl = 4.0 * (double)sh->Nq * (double)Nk * (double)(sh->NH * sh->HD);
+    double med[3] = {0, 0, 0};
+    float sc[6] = {0};
+    setenv("SK_CUDA_FP8_ATTN", "cudnn", 1);
+    const int have = run_att(gpu, 1, &o, &q, &k, &v, sh, scale) == SK_OK;
+    unsetenv("SK_CUDA_FP8_ATTN");
+    OK(sk_cuda_attention_fp8_scalars(gpu, sc));
+    /* without a cuDNN plan the emulation kernel would run: far too slow to time */
+    const int kinds = !have || sc[5] < 0 ? 1 : 3;
+    for (int kind = 0; kind < kinds; kind++) { /* bf16, fp8 with quantization, fp8 alone */
+        double t[64];
+        const int nr = reps > 64 ? 64 : reps;
+        if (kind == 2) setenv("SK_CUDA_FP8_ATTN_SKIPQ", "1", 1);
+        for (int r = -2; r < nr; r++) {
+            OK(sk_backend_sync(gpu));
+            const double t0 = now_s();
+            for (int j = 0; j < 5; j++) OK(run_att(gpu, kind > 0, &o, &q, &k, &v, sh, scale));
+            OK(sk_backend_sync(gpu));
+            if (r >= 0) t[r] = (now_s() - t0) * 1e3 / 5;
+        }
+        unsetenv("SK_CUDA_FP8_ATTN_SKIPQ");
+        qsort(t, (size_t)nr, sizeof(double), cmp_dd);
+        med[kind] = t[nr / 2];
+    }
+    const size_t len = strlen(g_att_table);
+    snprintf(g_att_table + len, sizeof g_att_table - len,
+             "| q%lld kv%lld+%lld %lldx%lld | %.3f (%.0f) | %.3f (%.0f) | %.3f (%.0f) | %.2fx |\n",
+             (long long)sh->Nq, (long long)sh->sink, (long long)sh->win, (long long)sh->NH,
+             (long long)sh->HD, med[0], fl / med[0] / 1e9, med[1], fl / med[1] / 1e9, med[2],
+             fl / med[2] / 1e9, kinds > 1 ? med[0] / med[1] : 0.0);
+    if (kinds == 1) {
+        const size_t l2 = strlen(g_att_table);
+        snprintf(g_att_table + l2, sizeof g_att_table - l2, "(fp8 not timed: no cuDNN plan)\n");
+    }
+    sk_tensor_free(&q), sk_tensor_free(&k), sk_tensor_free(&v), sk_tensor_free(&o);
+    att_free(&d);
+}
+
 /* 4. timings */
 static int cmp_d(const void *a, const void *b)
 {
@@ -276,12 +549,13 @@ static void time_shapes(sk_backend *gpu, int reps)
 
 int main(int argc, char **argv)
 {
-    int do_time = 1, reps = 30;
+    int do_time = 1, reps = 30, do_att = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-time")) do_time = 0;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-attention")) do_att = 0;
         else {
-            fprintf(stderr, "usage: gpu_check_fp8 [--no-time] [--reps N]\n");
+            fprintf(stderr, "usage: gpu_check_fp8 [--no-time] [--reps N] [--no-attention]\n");
             return 2;
         }
     }
@@ -309,8 +583,27 @@ int main(int argc, char **argv)
         check_linear(cpuf, gpus[g], 40, 128, 256, SK_ACT_GELU_TANH, 1);
         check_linear(cpuf, gpus[g], 40, 128, 256, SK_ACT_SILU, 0);
     }
+    if (do_att) {
+        const att_shape small[] = {{200, 2, 128, 96, 300}, {130, 4, 64, 0, 257}, {77, 3, 32, 40, 90}};
+        for (int g = 0; g < 2; g++)
+            for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+                check_att_small(cpu, gpus[g], &small[i], 1);
+                check_att_small(cpu, gpus[g], &small[i], 0);
+            }
+    }
+    const att_shape big[] = {{4680, 12, 128, 4680, 14040}, {7040, 24, 128, 7040, 21120}};
+    if (do_att) {
+        check_att_big(gb, &big[0], 6);
+        check_att_big(gb, &big[1], 3);
+    }
     check_dit(src);
     if (do_time) time_shapes(gb, reps);
+    if (do_time && do_att) {
+        for (int i = 0; i < 2; i++) time_att(gb, &big[i], reps);
+        printf("\nattention (median of %d, host clock around a synced batch of 5; ms (TFLOP/s)):\n"
+               "| shape | bf16 cuDNN | fp8 (quantize + cuDNN fp8) | fp8 cuDNN alone | fp8 speedup |\n"
+               "|---|---:|---:|---:|---:|\n%s", reps, g_att_table);
+    }
     printf("\ncheck_fp8: %d passed, %d failed%s\n", g_pass, g_fail,
            g_pass + g_fail == 0 ? " (no comparison ran)" : "");
     sk_backend_free_(&gf);

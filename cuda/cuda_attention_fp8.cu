@@ -1,0 +1,778 @@
+/* cuda_attention_fp8.cu - FP8 self-attention (runtime/core/fp8.h) for --dtype fp8:
+ * Q, K, V in e4m3 with one scale per tensor, through cuDNN's FP8 fused flash
+ * attention on Hopper, else an emulation kernel.
+ *
+ * Per call:
+ *   1. amax of q, of all keys and of all values (one kernel over the segments;
+ *      the KV cache stays in the act dtype, so K and V are quantized per call);
+ *   2. their (inv, descale) pairs on the device by fp8.h's row rules;
+ *   3. q, the keys and the values quantized (satfinite RNE) into one buffer,
+ *      the ranges concatenated: cuDNN then runs ONE graph over all keys (no
+ *      per-range calls, no LSE merge);
+ *   4. cuDNN's FP8 SDPA forward, the graph cudnn-frontend's sdpa_fp8 builds:
+ *        S = Q8 K8^T (f32) * attn_scale * descale_q * descale_k
+ *        softmax (max, sub, exp, sum, div; Stats = max + log(sum))
+ *        amax_s = amax(P);  P8 = e4m3(P * scale_s)
+ *        O = (P8 V8) * descale_s * descale_v * scale_o;  amax_o = amax(before scale_o)
+ *      with scale_s = 448, descale_s = 1/448 (fp8.h) and the output in bf16 (scale_o
+ *      1) when this cuDNN offers an engine for it, else in e4m3 with scale_o =
+ *      1/descale_v (|O| <= max|V|) and a dequantizing cast after it;
+ *   5. where cuDNN is absent, declines, or the activations are not bf16: the
+ *      emulation kernel below (fp8.h's arithmetic, one block per query row and
+ *      head; slow, for tests and small shapes). SK_CUDA_FP8_ATTN=ref forces it,
+ *      SK_CUDA_FP8_ATTN_O=e4m3 skips the bf16-output graphs (A/B), SK_CUDA_FP8_ATTN=cudnn
+ *      makes a shape cuDNN declines an error (benches: never time the emulation).
+ *
+ * CUDA graphs: nothing is created or allocated while a graph is recorded; a
+ * call that would need to falls back to the act-dtype attention (warned once).
+ */
+#include <cuda_fp8.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+#include "cuda_attention.h"
+#include "sk_cuda.h"
+
+#define F8_MAXSEG (2 * SK_ATT_MAX_RANGES + 1)
+
+/* device scalars, 16 bytes apart (cuDNN's tensors declare 16-byte alignment) */
+enum {
+    SL_AMAX_Q, SL_AMAX_K, SL_AMAX_V, /* amax as f32 bits (atomicMax on uint) */
+    SL_DESC_Q, SL_DESC_K, SL_DESC_V, /* dequant scales */
+    SL_INV_Q, SL_INV_K, SL_INV_V,    /* quant multipliers */
+    SL_SCALE_S, SL_DESCALE_S, SL_ONE, SL_AMAX_S, SL_AMAX_O, SL_N
+};
+#define SLOT(p, k) ((float *)(p) + 4 * (k))
+
+typedef struct {
+    const void *src[F8_MAXSEG];
+    uint8_t *dst[F8_MAXSEG];
+    int64_t n[F8_MAXSEG];
+    int which[F8_MAXSEG]; /* 0 q, 1 k, 2 v */
+    int nseg;
+} f8_segs;
+
+__device__ __forceinline__ uint8_t f8_sat(float v)
+{
+    return (uint8_t)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+}
+
+__device__ __forceinline__ float f8_dec(uint8_t v)
+{
+    __half_raw h = __nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)v, __NV_E4M3);
+    return __half2float(*reinterpret_cast<__half *>(&h));
+}
+
+__device__ __forceinline__ float blk_reduce(float v, int is_max, float *red)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, w) : v + w;
+    }
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float w = __shfl_xor_sync(0xffffffffu, v, o);
+            v = is_max ? fmaxf(v, w) : v + w;
+        }
+        if (lane == 0) red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+
+/* 1. amax per segment into its slot (vec: every segment 16-byte aligned, n % 8 == 0) */
+__global__ void k_f8_amax(f8_segs G, int dt, int vec, float *sc)
+{
+    const int g = blockIdx.y;
+    const void *x = G.src[g];
+    const int64_t n = G.n[g];
+    float a = 0.0f;
+    if (vec) {
+        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n / 8;
+             c += (int64_t)gridDim.x * blockDim.x) {
+            float v[8];
+            sk_ld8(x, dt, c, v);
+#pragma unroll
+            for (int k = 0; k < 8; k++) a = fmaxf(a, fabsf(v[k]));
+        }
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+             i += (int64_t)gridDim.x * blockDim.x)
+            a = fmaxf(a, fabsf(sk_ld(x, dt, i)));
+    }
+    __shared__ float red[32];
+    a = blk_reduce(a, 1, red);
+    if (threadIdx.x == 0 && a > 0.0f)
+        atomicMax(reinterpret_cast<unsigned *>(SLOT(sc, SL_AMAX_Q + G.which[g])), __float_as_uint(a));
+}
+
+/* 2. fp8.h's (inv, scale) from each amax; the probability scales */
+__global__ void k_f8_scales(float *sc)
+{
+    for (int w = 0; w < 3; w++) {
+        const float amax = *SLOT(sc, SL_AMAX_Q + w);
+        float inv, scale;
+        if (amax == 0.0f) { inv = 1.0f; scale = 1.0f; }
+        else if (!isfinite(amax)) { inv = 0.0f; scale = __int_as_float(0x7f800000); }
+        else { inv = __fdiv_rn(448.0f, amax); scale = __fdiv_rn(amax, 448.0f); }
+        *SLOT(sc, SL_INV_Q + w) = inv;
+        *SLOT(sc, SL_DESC_Q + w) = scale;
+    }
+    *SLOT(sc, SL_SCALE_S) = 448.0f;
+    *SLOT(sc, SL_DESCALE_S) = 1.0f / 448.0f;
+    *SLOT(sc, SL_ONE) = 1.0f;
+}
+
+/* 3. quantize every segment with its tensor's multiplier */
+__global__ void k_f8_quant(f8_segs G, int dt, int vec, const float *sc)
+{
+    const int g = blockIdx.y;
+    const void *x = G.src[g];
+    uint8_t *q = G.dst[g];
+    const int64_t n = G.n[g];
+    const float inv = *SLOT(sc, SL_INV_Q + G.which[g]);
+    if (vec) {
+        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n / 8;
+             c += (int64_t)gridDim.x * blockDim.x) {
+            float v[8];
+            sk_ld8(x, dt, c, v);
+            uint2 o;
+            uint8_t *b = reinterpret_cast<uint8_t *>(&o);
+#pragma unroll
+            for (int k = 0; k < 8; k++) b[k] = f8_sat(v[k] * inv);
+            reinterpret_cast<uint2 *>(q)[c] = o;
+        }
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+             i += (int64_t)gridDim.x * blockDim.x)
+            q[i] = f8_sat(sk_ld(x, dt, i) * inv);
+    }
+}
+
+/* 5. the emulation: fp8.h's arithmetic, one block of 128 threads per (query row,
+ * head); HD <= 256. Pass 1 the row max, pass 2 the probabilities and P8 V. */
+#define REF_T 128
+__device__ __forceinline__ float ref_score(const float *qf, const uint8_t *kj, int64_t HD,
+                                           float scale, float dq, float dk)
+{
+    float d = 0.0f;
+    for (int64_t c = 0; c < HD; c++) d += qf[c] * f8_dec(kj[c]);
+    return ((d * scale) * dq) * dk;
+}
+
+__global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_t *k8,
+                             const uint8_t *v8, const float *sc, int64_t Nk, int64_t NH,
+                             int64_t HD, float scale)
+{
+    extern __shared__ float sm[];
+    float *qf = sm, *pt = sm + HD, *red = pt + REF_T;
+    const int64_t i = blockIdx.x, h = blockIdx.y, row = NH * HD;
+    const int t = threadIdx.x;
+    for (int64_t c = t; c < HD; c += REF_T) qf[c] = f8_dec(q8[i * row + h * HD + c]);
+    __syncthreads();
+    const float dq = *SLOT(sc, SL_DESC_Q), dk = *SLOT(sc, SL_DESC_K), dv = *SLOT(sc, SL_DESC_V);
+    float m = -INFINITY;
+    for (int64_t j = t; j < Nk; j += REF_T)
+        m = fmaxf(m, ref_score(qf, k8 + j * row + h * HD, HD, scale, dq, dk));
+    m = blk_reduce(m, 1, red);
+    float acc0 = 0.0f, acc1 = 0.0f, z = 0.0f;
+    for (int64_t j0 = 0; j0 < Nk; j0 += REF_T) {
+        const int64_t j = j0 + t;
+        float p = 0.0f;
+        if (j < Nk) {
+            const float e = expf(ref_score(qf, k8 + j * row + h * HD, HD, scale, dq, dk) - m);
+            z += e;
+            p = f8_dec(f8_sat(e * 448.0f));
+        }
+        pt[t] = p;
+        __syncthreads();
+        const int64_t nj = Nk - j0 < REF_T ? Nk - j0 : REF_T;
+        for (int64_t jj = 0; jj < nj; jj++) {
+            const float pv = pt[jj];
+            if (pv == 0.0f) continue;
+            const uint8_t *vj = v8 + (j0 + jj) * row + h * HD;
+            if (t < HD) acc0 += pv * f8_dec(vj[t]);
+            if (t + REF_T < HD) acc1 += pv * f8_dec(vj[t + REF_T]);
+        }
+        __syncthreads();
+    }
+    const float Z = blk_reduce(z, 0, red);
+    if (t < HD) sk_st(out, odt, i * row + h * HD + t, ((acc0 / Z) * (1.0f / 448.0f)) * dv);
+    if (t + REF_T < HD)
+        sk_st(out, odt, i * row + h * HD + t + REF_T, ((acc1 / Z) * (1.0f / 448.0f)) * dv);
+}
+
+/* e4m3 output of cuDNN (scale_o = 1/descale_v) back to bf16 */
+__global__ void k_f8_o_dequant(__nv_bfloat16 *out, const uint8_t *o8, int64_t n, const float *sc)
+{
+    const float dv = *SLOT(sc, SL_DESC_V);
+    SK_GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(f8_dec(o8[i]) * dv);
+}
+
+/* ------------------------------------------------------------ state */
+#define F8_PLANS 32
+
+typedef struct {
+    int valid; /* 1 built, -1 declined */
+    int64_t nq, nk, nh, hd;
+    int o8;    /* output in e4m3 (else bf16) */
+    int stats; /* Stats is a real output (else virtual) */
+    void *plan;
+    int64_t ws;
+} f8_plan;
+
+typedef struct {
+    void *h; /* cudnnHandle_t */
+    int broken, warned_capture, warned_decline;
+    f8_plan plans[F8_PLANS];
+    float *sc;
+    void *buf;
+    size_t buf_bytes;
+} f8_state;
+
+static size_t al256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+#ifdef SK_HAVE_CUDNN
+#include <cudnn.h>
+
+typedef cudnnBackendDescriptor_t bdesc;
+
+#define DNN(call)                                                                          \
+    do {                                                                                   \
+        cudnnStatus_t ds_ = (call);                                                        \
+        if (ds_ != CUDNN_STATUS_SUCCESS) {                                                 \
+            snprintf(err, errn, "%s in %s", cudnnGetErrorString(ds_), #call);              \
+            goto fail;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+/* the same descriptor helpers as cuda_attention_cudnn.cu's (kept apart: one file, one job) */
+static cudnnStatus_t f8_tensor(bdesc *out, int64_t uid, cudnnDataType_t dt, const int64_t *dim,
+                               const int64_t *str, int virt, int by_value)
+{
+    bdesc t = NULL;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    const int64_t align = by_value ? 4 : 16;
+    const bool bv = by_value != 0, vv = virt != 0;
+    if ((s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &vv)) ||
+        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &bv)) ||
+        (s = cudnnBackendFinalize(t))) {
+        cudnnBackendDestroyDescriptor(t);
+        return s;
+    }
+    *out = t;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t f8_pointwise(bdesc *op, cudnnPointwiseMode_t mode, bdesc x, bdesc b, bdesc y)
+{
+    bdesc pw = NULL, o = NULL;
+    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw);
+    if (s) return s;
+    if ((s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)) ||
+        (s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
+        (s = cudnnBackendFinalize(pw)) ||
+        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &o)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
+        (b && (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_BDESC,
+                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b))) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_YDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
+        (s = cudnnBackendFinalize(o))) {
+        if (o) cudnnBackendDestroyDescriptor(o);
+        cudnnBackendDestroyDescriptor(pw);
+        return s;
+    }
+    cudnnBackendDestroyDescriptor(pw);
+    *op = o;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t f8_reduction(bdesc *op, cudnnReduceTensorOp_t mode, bdesc x, bdesc y)
+{
+    bdesc rd = NULL, o = NULL;
+    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_REDUCTION_DESCRIPTOR, &rd);
+    if (s) return s;
+    if ((s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_OPERATOR,
+                                      CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode)) ||
+        (s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
+        (s = cudnnBackendFinalize(rd)) ||
+        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &o)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_XDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_YDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_DESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd)) ||
+        (s = cudnnBackendFinalize(o))) {
+        if (o) cudnnBackendDestroyDescriptor(o);
+        cudnnBackendDestroyDescriptor(rd);
+        return s;
+    }
+    cudnnBackendDestroyDescriptor(rd);
+    *op = o;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t f8_matmul(bdesc *op, bdesc a, bdesc b, bdesc c)
+{
+    bdesc mm = NULL, o = NULL;
+    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_MATMUL_DESCRIPTOR, &mm);
+    if (s) return s;
+    if ((s = cudnnBackendSetAttribute(mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
+        (s = cudnnBackendFinalize(mm)) ||
+        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &o)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_ADESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_BDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_CDESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c)) ||
+        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_DESC,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm)) ||
+        (s = cudnnBackendFinalize(o))) {
+        if (o) cudnnBackendDestroyDescriptor(o);
+        cudnnBackendDestroyDescriptor(mm);
+        return s;
+    }
+    cudnnBackendDestroyDescriptor(mm);
+    *op = o;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+enum {
+    U_Q = 1, U_K, U_V, U_O, U_ATTN, U_DQ, U_DK, U_DV, U_SS, U_DS, U_SO, U_AMAX_S, U_AMAX_O,
+    U_STATS, U_VIRT = 100
+};
+
+/* the sdpa_fp8 graph of one shape and variant, and the first plan that finalizes */
+static int f8_build(f8_state *S, f8_plan *p, char *err, size_t errn)
+{
+    const int64_t Nq = p->nq, Nk = p->nk, NH = p->nh, HD = p->hd;
+    enum { NT = 32, NOPS = 20 };
+    bdesc T[NT] = {0}, ops[NOPS] = {0}, graph = NULL, heur = NULL, *cfgs = NULL;
+    int nops = 0, nt = 0;
+    int64_t ncfg = 0;
+    const cudnnDataType_t E4 = CUDNN_DATA_FP8_E4M3, F32 = CUDNN_DATA_FLOAT;
+    const cudnnDataType_t ODT = p->o8 ? E4 : CUDNN_DATA_BFLOAT16;
+    const int64_t qd[4] = {1, NH, Nq, HD}, qs[4] = {Nq * NH * HD, HD, NH * HD, 1};
+    const int64_t kd[4] = {1, NH, HD, Nk}, ks[4] = {Nk * NH * HD, HD, 1, NH * HD};
+    const int64_t vd[4] = {1, NH, Nk, HD}, vs[4] = {Nk * NH * HD, HD, NH * HD, 1};
+    const int64_t sd[4] = {1, NH, Nq, Nk}, ss[4] = {NH * Nq * Nk, Nq * Nk, Nk, 1};
+    const int64_t rd[4] = {1, NH, Nq, 1}, rs[4] = {NH * Nq, Nq, 1, 1};
+    const int64_t one[4] = {1, 1, 1, 1};
+    int64_t vu = U_VIRT;
+#define TEN(var, ...)                                                                      \
+    bdesc var;                                                                             \
+    DNN(f8_tensor(&T[nt], __VA_ARGS__));                                                   \
+    var = T[nt++];
+    {
+        TEN(tQ, U_Q, E4, qd, qs, 0, 0);
+        TEN(tK, U_K, E4, kd, ks, 0, 0);
+        TEN(tV, U_V, E4, vd, vs, 0, 0);
+        TEN(tO, U_O, ODT, qd, qs, 0, 0);
+        TEN(tA, U_ATTN, F32, one, one, 0, 1);
+        TEN(tDQ, U_DQ, F32, one, one, 0, 0);
+        TEN(tDK, U_DK, F32, one, one, 0, 0);
+        TEN(tDV, U_DV, F32, one, one, 0, 0);
+        TEN(tSS, U_SS, F32, one, one, 0, 0);
+        TEN(tDS, U_DS, F32, one, one, 0, 0);
+        TEN(tSO, U_SO, F32, one, one, 0, 0);
+        TEN(tAS, U_AMAX_S, F32, one, one, 0, 0);
+        TEN(tAO, U_AMAX_O, F32, one, one, 0, 0);
+        TEN(tST, p->stats ? (int64_t)U_STATS : vu++, F32, rd, rs, !p->stats, 0);
+        TEN(s1, vu++, F32, sd, ss, 1, 0);
+        TEN(s2, vu++, F32, sd, ss, 1, 0);
+        TEN(s3, vu++, F32, sd, ss, 1, 0);
+        TEN(s4, vu++, F32, sd, ss, 1, 0);
+        TEN(mx, vu++, F32, rd, rs, 1, 0);
+        TEN(s5, vu++, F32, sd, ss, 1, 0);
+        TEN(ex, vu++, F32, sd, ss, 1, 0);
+        TEN(zs, vu++, F32, rd, rs, 1, 0);
+        TEN(lz, vu++, F32, rd, rs, 1, 0);
+        TEN(pp, vu++, F32, sd, ss, 1, 0);
+        TEN(p8, vu++, E4, sd, ss, 1, 0);
+        TEN(o1, vu++, F32, qd, qs, 1, 0);
+        TEN(o2, vu++, F32, qd, qs, 1, 0);
+        TEN(o3, vu++, F32, qd, qs, 1, 0);
+        DNN(f8_matmul(&ops[nops++], tQ, tK, s1));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s1, tA, s2));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s2, tDQ, s3));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s3, tDK, s4));
+        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_MAX, s4, mx));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_SUB, s4, mx, s5));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_EXP, s5, NULL, ex));
+        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_ADD, ex, zs));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_LOG, zs, NULL, lz));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_ADD, mx, lz, tST));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_DIV, ex, zs, pp));
+        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, pp, tAS));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, pp, tSS, p8));
+        DNN(f8_matmul(&ops[nops++], p8, tV, o1));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o1, tDS, o2));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o2, tDV, o3));
+        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o3, tSO, tO));
+        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, o3, tAO));
+    }
+#undef TEN
+    DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
+    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &S->h));
+    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                 nops, ops));
+    DNN(cudnnBackendFinalize(graph));
+    {
+        DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
+        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph));
+        const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
+        DNN(cudnnBackendFinalize(heur));
+        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &ncfg, NULL));
+        if (ncfg <= 0) {
+            snprintf(err, errn, "heuristics offered no engine");
+            goto fail;
+        }
+        cfgs = (bdesc *)calloc((size_t)ncfg, sizeof *cfgs);
+        if (!cfgs) {
+            snprintf(err, errn, "out of host memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < ncfg; i++)
+            DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]));
+        int64_t got = 0;
+        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, ncfg, &got, cfgs));
+        cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+        for (int64_t i = 0; i < got && !p->plan; i++) {
+            bdesc plan = NULL;
+            if ((last = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)))
+                continue;
+            if ((last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                                                 CUDNN_TYPE_HANDLE, 1, &S->h)) ||
+                (last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i])) ||
+                (last = cudnnBackendFinalize(plan))) {
+                cudnnBackendDestroyDescriptor(plan);
+                continue;
+            }
+            int64_t ws = 0, cnt = 0;
+            if ((last = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                 CUDNN_TYPE_INT64, 1, &cnt, &ws))) {
+                cudnnBackendDestroyDescriptor(plan);
+                continue;
+            }
+            p->plan = plan;
+            p->ws = ws;
+        }
+        if (!p->plan) {
+            snprintf(err, errn, "no engine config of %lld finalized (last: %s)", (long long)got,
+                     cudnnGetErrorString(last));
+            goto fail;
+        }
+    }
+    for (int64_t i = 0; i < ncfg; i++)
+        if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
+    free(cfgs);
+    cudnnBackendDestroyDescriptor(heur);
+    cudnnBackendDestroyDescriptor(graph);
+    for (int i = 0; i < NOPS; i++)
+        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
+    for (int i = 0; i < NT; i++)
+        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
+    return 0;
+fail:
+    if (cfgs) {
+        for (int64_t i = 0; i < ncfg; i++)
+            if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
+        free(cfgs);
+    }
+    if (heur) cudnnBackendDestroyDescriptor(heur);
+    if (graph) cudnnBackendDestroyDescriptor(graph);
+    for (int i = 0; i < NOPS; i++)
+        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
+    for (int i = 0; i < NT; i++)
+        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
+    return -1;
+}
+
+/* the cached plan of a shape (built unless lookup_only): the first variant that
+ * builds of bf16 output + Stats, bf16 output, e4m3 output + Stats, e4m3 output */
+static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk, int64_t NH,
+                            int64_t HD, int lookup_only)
+{
+    const unsigned hsh = (unsigned)(((Nq * 131 + Nk) * 131 + NH) * 131 + HD) % F8_PLANS;
+    f8_plan *p = NULL;
+    for (int i = 0; i < F8_PLANS; i++) {
+        f8_plan *c = &S->plans[(hsh + i) % F8_PLANS];
+        if (!c->valid) { p = c; break; }
+        if (c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD) return c;
+    }
+    if (lookup_only) return NULL;
+    if (!p) {
+        p = &S->plans[hsh];
+        if (p->plan) cudnnBackendDestroyDescriptor((bdesc)p->plan);
+        cx->scratch_gen++;
+        memset(p, 0, sizeof *p);
+    }
+    const char *oe = getenv("SK_CUDA_FP8_ATTN_O");
+    const int only_o8 = oe && !strcmp(oe, "e4m3");
+    char err[256] = "", first[256] = "";
+    for (int v = only_o8 ? 2 : 0; v < 4; v++) {
+        memset(p, 0, sizeof *p);
+        p->nq = Nq, p->nk = Nk, p->nh = NH, p->hd = HD;
+        p->o8 = v >= 2;
+        p->stats = !(v & 1);
+        if (f8_build(S, p, err, sizeof err) == 0) {
+            p->valid = 1;
+            SK_LOGI("cuda attention fp8 (cuDNN): q%lld kv%lld %lldx%lld: %s output%s, workspace "
+                    "%lld B", (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
+                    p->o8 ? "e4m3" : "bf16", p->stats ? " + stats" : "", (long long)p->ws);
+            return p;
+        }
+        if (!first[0]) snprintf(first, sizeof first, "%s", err);
+        SK_LOGI("cuda attention fp8 (cuDNN): variant %d (%s output%s) declined: %s", v,
+                p->o8 ? "e4m3" : "bf16", p->stats ? " + stats" : "", err);
+    }
+    p->valid = -1;
+    SK_LOGW("cuda attention fp8: cuDNN declines q%lld kv%lld %lldx%lld (%s; last: %s); the "
+            "emulation kernel runs (slow)", (long long)Nq, (long long)Nk, (long long)NH,
+            (long long)HD, first, err);
+    return p;
+}
+
+static sk_status f8_run(f8_state *S, f8_plan *p, void *o, const void *q8, const void *k8,
+                        const void *v8, float *attn, float *sc, float *stats, void *ws)
+{
+    int64_t uids[14] = {U_Q, U_K, U_V, U_O, U_ATTN, U_DQ, U_DK, U_DV, U_SS, U_DS, U_SO,
+                        U_AMAX_S, U_AMAX_O, U_STATS};
+    void *ptrs[14] = {(void *)q8, (void *)k8, (void *)v8, o, attn, SLOT(sc, SL_DESC_Q),
+                      SLOT(sc, SL_DESC_K), SLOT(sc, SL_DESC_V), SLOT(sc, SL_SCALE_S),
+                      SLOT(sc, SL_DESCALE_S), p->o8 ? SLOT(sc, SL_INV_V) : SLOT(sc, SL_ONE),
+                      SLOT(sc, SL_AMAX_S), SLOT(sc, SL_AMAX_O), stats};
+    const int64_t n = p->stats ? 14 : 13;
+    bdesc vp = NULL;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
+    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
+    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
+    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+    if (!s) s = cudnnBackendFinalize(vp);
+    if (!s) s = cudnnBackendExecute((cudnnHandle_t)S->h, (bdesc)p->plan, vp);
+    if (vp) cudnnBackendDestroyDescriptor(vp);
+    if (s != CUDNN_STATUS_SUCCESS)
+        return SK_ERR(SK_E_CUDA, "cuda attention fp8 (cuDNN): %s", cudnnGetErrorString(s));
+    return SK_OK;
+}
+#endif /* SK_HAVE_CUDNN */
+
+static int f8_force_ref(void)
+{
+    const char *e = getenv("SK_CUDA_FP8_ATTN");
+    return e && !strcmp(e, "ref");
+}
+
+/* falls back to the act-dtype attention while a graph is recorded and something
+ * would have to be made first (warned once) */
+static sk_status f8_decline(sk_backend *be, f8_state *S, sk_tensor *out, const sk_tensor *q,
+                            const sk_kv_range *ranges, int nranges, float scale)
+{
+    if (!S || !S->warned_capture) {
+        if (S) S->warned_capture = 1;
+        SK_LOGW("cuda attention fp8: q%lld first seen while a graph is recorded; the graph runs "
+                "the %s attention (run the shape once before recording)", (long long)q->shape[0],
+                sk_dtype_name(q->dtype));
+    }
+    return sk_cuda_attention(be, out, q, ranges, nranges, scale, NULL);
+}
+
+extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
+                                           const sk_kv_range *ranges, int nranges, float scale)
+{
+    sk_cuda_ctx *c = sk_cuda(be);
+    const int64_t Nq = q->shape[0], NH = q->shape[1], HD = q->shape[2], row = NH * HD;
+    SK_CHECK(nranges <= SK_ATT_MAX_RANGES, SK_E_INVALID_ARG,
+             "cuda attention fp8: %d KV ranges; at most %d supported", nranges, SK_ATT_MAX_RANGES);
+    SK_CHECK(HD <= 2 * REF_T, SK_E_UNSUPPORTED,
+             "cuda attention fp8: head dim %lld; at most %d supported", (long long)HD, 2 * REF_T);
+    int64_t Nk = 0;
+    for (int r = 0; r < nranges; r++) Nk += ranges[r].len;
+    if (Nq == 0 || NH == 0 || Nk == 0) return SK_OK;
+    f8_state *S = (f8_state *)c->cudnn_attn_fp8;
+    if (!S) {
+        if (c->capturing) return f8_decline(be, S, out, q, ranges, nranges, scale);
+        S = (f8_state *)calloc(1, sizeof *S);
+        SK_CHECK(S, SK_E_OOM, "cuda attention fp8: out of host memory");
+        c->cudnn_attn_fp8 = S;
+        c->n_mallocs++;
+        SK_CU("attention fp8", cudaMalloc(&S->sc, SL_N * 16));
+        SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, SL_N * 16, c->stream));
+#ifdef SK_HAVE_CUDNN
+        cudnnHandle_t h = NULL;
+        cudnnStatus_t cs = cudnnCreate(&h);
+        if (cs == CUDNN_STATUS_SUCCESS) cs = cudnnSetStream(h, c->stream);
+        if (cs != CUDNN_STATUS_SUCCESS) {
+            SK_LOGW("cuda: cuDNN unavailable for FP8 attention (%s); the emulation kernel runs",
+                    cudnnGetErrorString(cs));
+            if (h) cudnnDestroy(h);
+            S->broken = 1;
+        } else {
+            S->h = h;
+        }
+#else
+        S->broken = 1;
+#endif
+    }
+    const int dt = (int)q->dtype;
+    int use_dnn = !S->broken && c->wgmma_ok && HD % 16 == 0 && q->dtype == SK_DTYPE_BF16 &&
+                  out->dtype == SK_DTYPE_BF16 && !f8_force_ref();
+    int64_t ws = 0;
+    int o8 = 0, stats = 0;
+#ifdef SK_HAVE_CUDNN
+    f8_plan *pl = NULL;
+    if (use_dnn) {
+        pl = f8_get_plan(c, S, Nq, Nk, NH, HD, c->capturing);
+        if (!pl) return f8_decline(be, S, out, q, ranges, nranges, scale);
+        if (pl->valid != 1) use_dnn = 0;
+        else { ws = pl->ws; o8 = pl->o8; stats = pl->stats; }
+    }
+#endif
+    /* SK_CUDA_FP8_ATTN=cudnn: an error instead of the (slow) emulation kernel (benches) */
+    const char *fe = getenv("SK_CUDA_FP8_ATTN");
+    SK_CHECK(use_dnn || !fe || strcmp(fe, "cudnn") != 0, SK_E_UNSUPPORTED,
+             "cuda attention fp8: no cuDNN FP8 plan for q%lld kv%lld %lldx%lld and "
+             "SK_CUDA_FP8_ATTN=cudnn forbids the emulation kernel", (long long)Nq, (long long)Nk,
+             (long long)NH, (long long)HD);
+    const size_t q_off = 0, k_off = al256((size_t)(Nq * row)), v_off = k_off + al256((size_t)(Nk * row));
+    const size_t o_off = v_off + al256((size_t)(Nk * row));
+    const size_t st_off = o_off + (o8 ? al256((size_t)(Nq * row)) : 0);
+    const size_t w_off = st_off + (stats ? al256((size_t)(NH * Nq) * 4) : 0);
+    const size_t need = w_off + (size_t)ws;
+    if (need > S->buf_bytes) {
+        if (c->capturing) return f8_decline(be, S, out, q, ranges, nranges, scale);
+        SK_CU("attention fp8", cudaStreamSynchronize(c->stream));
+        cudaFree(S->buf);
+        S->buf = NULL;
+        S->buf_bytes = 0;
+        c->scratch_gen++;
+        c->n_mallocs++;
+        const size_t nb = need + (need >> 3);
+        SK_CU("attention fp8", cudaMalloc(&S->buf, nb));
+        S->buf_bytes = nb;
+    }
+    uint8_t *B = (uint8_t *)S->buf;
+    /* 1-3: amax, scales, quantize */
+    f8_segs G;
+    memset(&G, 0, sizeof G);
+    int vec = (row % 8) == 0 && (dt == SK_DTYPE_BF16 || dt == SK_DTYPE_F32);
+    const size_t esz = dt == SK_DTYPE_BF16 ? 2 : dt == SK_DTYPE_F32 ? 4 : 0;
+    SK_CHECK(esz, SK_E_DTYPE, "cuda attention fp8: activations %s; bf16 or f32 expected",
+             sk_dtype_name(q->dtype));
+    G.src[0] = q->data, G.dst[0] = B + q_off, G.n[0] = Nq * row, G.which[0] = 0;
+    G.nseg = 1;
+    int64_t j = 0;
+    for (int r = 0; r < nranges; r++) {
+        const sk_kv_range *g = &ranges[r];
+        if (g->len <= 0) continue;
+        for (int w = 1; w <= 2; w++) {
+            const sk_tensor *t = w == 1 ? g->k : g->v;
+            G.src[G.nseg] = (const char *)t->data + (size_t)(g->start * row) * esz;
+            G.dst[G.nseg] = B + (w == 1 ? k_off : v_off) + (size_t)(j * row);
+            G.n[G.nseg] = g->len * row;
+            G.which[G.nseg] = w;
+            G.nseg++;
+        }
+        j += g->len;
+    }
+    for (int s = 0; s < G.nseg; s++)
+        if (((uintptr_t)G.src[s] % 32) != 0) vec = 0;
+    const int64_t maxn = Nk * row > Nq * row ? Nk * row : Nq * row;
+    int64_t bx = (maxn / (vec ? 8 : 1) + 255) / 256;
+    if (bx > c->n_sm * 8) bx = c->n_sm * 8;
+    if (bx < 1) bx = 1;
+    /* SK_CUDA_FP8_ATTN_SKIPQ=1: reuse the last call's quantized operands (timing the
+     * attention alone in tests/gpu; the output is then that of the old operands) */
+    const int skipq = getenv("SK_CUDA_FP8_ATTN_SKIPQ") != NULL;
+    if (!skipq) {
+        SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, 3 * 16, c->stream));
+        k_f8_amax<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
+        SK_CU_LAUNCH("attention fp8 (amax)");
+        k_f8_scales<<<1, 1, 0, c->stream>>>(S->sc);
+        SK_CU_LAUNCH("attention fp8 (scales)");
+        k_f8_quant<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
+        SK_CU_LAUNCH("attention fp8 (quantize)");
+    }
+#ifdef SK_HAVE_CUDNN
+    if (use_dnn) {
+        float attn = scale; /* by value: read at execute time */
+        SK_TRY(f8_run(S, pl, o8 ? (void *)(B + o_off) : out->data, B + q_off, B + k_off, B + v_off,
+                      &attn, S->sc, stats ? (float *)(B + st_off) : NULL, ws ? B + w_off : NULL));
+        if (o8) {
+            const int64_t n = Nq * row;
+            k_f8_o_dequant<<<sk_cuda_blocks(n, 256), 256, 0, c->stream>>>(
+                (__nv_bfloat16 *)out->data, B + o_off, n, S->sc);
+            SK_CU_LAUNCH("attention fp8 (output cast)");
+        }
+        return SK_OK;
+    }
+#endif
+    const size_t smem = (size_t)(HD + REF_T + 32) * sizeof(float);
+    k_f8_att_ref<<<dim3((unsigned)Nq, (unsigned)NH), REF_T, smem, c->stream>>>(
+        out->data, (int)out->dtype, B + q_off, B + k_off, B + v_off, S->sc, Nk, NH, HD, scale);
+    SK_CU_LAUNCH("attention fp8 (emulation)");
+    return SK_OK;
+}
+
+/* the device scalars (amax, scales) of the last call: for tests */
+extern "C" sk_status sk_cuda_attention_fp8_scalars(sk_backend *be, float out[6])
+{
+    SK_CHECK(be && be->name && !strcmp(be->name, "cuda"), SK_E_UNSUPPORTED, "not a CUDA backend");
+    sk_cuda_ctx *c = sk_cuda(be);
+    f8_state *S = (f8_state *)c->cudnn_attn_fp8;
+    SK_CHECK(S && S->sc, SK_E_INVALID_ARG, "cuda attention fp8: no call yet");
+    float h[SL_N * 4];
+    SK_CU("attention fp8", cudaStreamSynchronize(c->stream));
+    SK_CU("attention fp8", cudaMemcpy(h, S->sc, sizeof h, cudaMemcpyDeviceToHost));
+    out[0] = h[4 * SL_DESC_Q], out[1] = h[4 * SL_DESC_K], out[2] = h[4 * SL_DESC_V];
+    out[3] = h[4 * SL_AMAX_S], out[4] = h[4 * SL_AMAX_O];
+    int o8 = -1;
+    for (int i = 0; i < F8_PLANS; i++)
+        if (S->plans[i].valid == 1) o8 = S->plans[i].o8;
+    out[5] = (float)o8;
+    return SK_OK;
+}
+
+extern "C" void sk_cuda_attention_fp8_destroy(sk_cuda_ctx *c)
+{
+    f8_state *S = (f8_state *)c->cudnn_attn_fp8;
+    if (!S) return;
+#ifdef SK_HAVE_CUDNN
+    for (int i = 0; i < F8_PLANS; i++)
+        if (S->plans[i].plan) cudnnBackendDestroyDescriptor((bdesc)S->plans[i].plan);
+    if (S->h) cudnnDestroy((cudnnHandle_t)S->h);
+#endif
+    if (S->buf) cudaFree(S->buf);
+    if (S->sc) cudaFree(S->sc);
+    free(S);
+    c->cudnn_attn_fp8 = NULL;
+}
