@@ -12,6 +12,15 @@
 #include "runtime/core/log.h"
 #include "runtime/io/safetensors.h"
 
+/* FP8 self-attention (runtime/core/fp8.h) is opt-in: SK_FP8_ATTENTION=1 (or "on"). Its CUDA
+ * path (cuDNN's FP8 SDPA graph) has not yet run on a GPU, and where cuDNN declines the graph
+ * the fallback is a slow emulation kernel, so `--dtype fp8` keeps bf16 attention by default. */
+int sk_dit_fp8_attention_requested(void)
+{
+    const char *e = getenv("SK_FP8_ATTENTION");
+    return e && (!strcmp(e, "1") || !strcmp(e, "on"));
+}
+
 /* Index of the first non-finite value in raw data of a float dtype, or -1.
  * Loads go through memcpy: mmap'd tensor data need not be aligned. */
 static int64_t first_nonfinite(const void *data, sk_dtype dt, int64_t n)
@@ -185,6 +194,7 @@ sk_status sk_dit_load_blocks(const char *path, const sk_dit_config *cfg_in, sk_b
     m->be = be;
     m->path = strdup(path);
     m->fp8 = fp8;
+    m->fp8_attention = fp8 && sk_dit_fp8_attention_requested();
 
     /* 1. config: caller, then metadata, then shapes */
     const char *meta = sk_st_meta(f, "config");
@@ -436,6 +446,7 @@ sk_status sk_dit_random_blocks(const sk_dit_config *cfg, sk_backend *be, sk_dtyp
     m->be = be;
     m->path = strdup("(random)");
     m->fp8 = fp8;
+    m->fp8_attention = fp8 && sk_dit_fp8_attention_requested();
     m->block_first = first;
     m->block_last = last;
     sk_status st = SK_OK;

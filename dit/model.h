@@ -43,7 +43,12 @@ typedef struct sk_dit_model {
     size_t weight_bytes;    /* on the backend */
     char *path;
     int fp8;                /* block linears in e4m3 with row scales (blocks[].wscale) */
+    int fp8_attention;      /* fp8 models: self-attention in e4m3 too (SK_FP8_ATTENTION=1;
+                             * off by default until its cuDNN graph is measured on a GPU) */
 } sk_dit_model;
+
+/* 1 when SK_FP8_ATTENTION asks fp8 models to run self-attention in e4m3 too */
+int sk_dit_fp8_attention_requested(void);
 
 /* Loads a DiT from a safetensors file onto be.
  *  cfg: the config to use, or NULL to take it from the file's metadata

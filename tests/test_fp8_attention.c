@@ -204,11 +204,19 @@ Test(fp8_attention, nonfinite_and_errors)
     sk_backend_free_(&be);
 }
 
-/* --dtype fp8 runs the DiT's self-attention through the FP8 op (the profile names it),
- * cross-attention in the act dtype; --dtype bf16 never calls it */
+/* --dtype fp8 with SK_FP8_ATTENTION=1 runs the DiT's self-attention through the FP8 op (the
+ * profile names it), cross-attention in the act dtype; without it, and with --dtype bf16,
+ * the FP8 op is never called */
 Test(fp8_attention, dit_uses_it_under_dtype_fp8, .timeout = 120)
 {
     tu_result r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "2",
+                         "--warmup", "1", "--dtype", "fp8", NULL);
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_expect(!strstr(r.out, "self-attention fp8"), "FP8 attention without SK_FP8_ATTENTION:\n%s",
+              r.out);
+    tu_result_free(&r);
+    setenv("SK_FP8_ATTENTION", "1", 1);
+    r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "2",
                          "--warmup", "1", "--dtype", "fp8", NULL);
     cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
     const char *p = strstr(r.out, "self-attention fp8");

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "dit/config.h"
+#include "dit/model.h"
 #include "runtime/core/log.h"
 #include "runtime/core/progress.h"
 #include "runtime/output/output.h"
@@ -619,8 +620,9 @@ static int run(const bench_opts *o, const char *cmdline)
                    meas.in.strength, meas.in.start_step, nfwd - 1, nfwd, meas.in.latency_p50_ms,
                    meas.in.latency_p99_ms, meas.in.latency_max_ms, (long long)meas.in.latency_n,
                    pct(meas.wall_ms, o->chunks, 0.5), pct(meas.wall_ms, o->chunks, 0.99));
-        if (fp8) printf("  DiT block linears (row scales) and self-attention in FP8 e4m3; %.2g%% "
-                        "of the H100's 1979 fp8 dense\n", 100 * tflops / 1979.0);
+        if (fp8) printf("  DiT block linears (row scales)%s in FP8 e4m3; %.2g%% of the H100's "
+                        "1979 fp8 dense\n", sk_dit_fp8_attention_requested() ? " and self-attention" : "",
+                        100 * tflops / 1979.0);
         if (o->compare_dtype) {
             printf("  x0 against %s, relative L2 error per chunk (chunk timings above include "
                    "the x0 download):\n   ", k_dtype_names[o->compare_dtype]);
@@ -785,8 +787,8 @@ int sk_cmd_bench(int argc, char **argv)
          .choices = "auto|f32|bf16"},
         {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32); "
              "fp8: activations auto (bf16 on cuda), the DiT's block linears in FP8 e4m3 with a "
-             "scale per row, activations quantized per token row for them; self-attention in "
-             "FP8 e4m3 (q, k, v per tensor)", NULL, NULL),
+             "scale per row, activations quantized per token row for them; with SK_FP8_ATTENTION=1 "
+             "self-attention in FP8 e4m3 too (q, k, v per tensor; not yet measured on a GPU)", NULL, NULL),
          .choices = "auto|fp32|bf16|fp8"},
         {OPT("compare-dtype", SK_OPT_ENUM, &o.compare_dtype, NULL, "quality: run the warm-up "
              "and the measured chunks again on a second engine in this dtype (same weights, "

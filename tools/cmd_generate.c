@@ -1098,7 +1098,7 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
          .choices = "auto|f32|bf16"},
         {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32); "
              "fp8: activations auto (bf16 on cuda), the DiT's block linears in FP8 e4m3 "
-             "(--dit-dtype fp8) and its self-attention in FP8 e4m3", NULL, NULL), .choices = "auto|fp32|bf16|fp8"},
+             "(--dit-dtype fp8); SK_FP8_ATTENTION=1: its self-attention in FP8 e4m3 too", NULL, NULL), .choices = "auto|fp32|bf16|fp8"},
         {OPT("no-overlap", SK_OPT_FLAG, &o.no_overlap, NULL, "cuda: decode each chunk after it "
              "on the DiT's stream instead of on a second stream beside the next chunk's DiT "
              "(the frames are bitwise the same; SK_NO_VAE_OVERLAP=1 does the same)", NULL, NULL)},
