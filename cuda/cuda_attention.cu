@@ -250,9 +250,36 @@ static sk_status launch_rows4(cudaStream_t s, sk_tensor *out, const sk_tensor *q
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
+/* SK_CUDA_ATTN=fa3|cudnn|wgmma|mma|generic forces one kernel for the bf16
+ * shapes the fast kernels take (A/B runs and tests); unset: the measured
+ * default below. Returns the value, or NULL. */
+static const char *forced_kernel(void)
+{
+    const char *e = getenv("SK_CUDA_ATTN");
+    return e && e[0] ? e : NULL;
+}
+static int forced(const char *name)
+{
+    const char *e = forced_kernel();
+    return e && strcmp(e, name) == 0;
+}
+
+/* the one-pass FA3 kernel for this shape? (bf16, no bias, aligned: checked by
+ * the caller). Default off: cuDNN stays the default until the FA3 kernel
+ * measures faster at the shape (tests/gpu/check_attn_fa3 prints both). */
+static int use_fa3(sk_backend *be, int64_t Nq, int64_t Nk)
+{
+    (void)Nq;
+    (void)Nk;
+    if (!sk_cuda(be)->wgmma_ok) return 0;
+    if (forced_kernel()) return forced("fa3");
+    return 0;
+}
+
 /* the cuDNN path for this shape? (bf16, no bias, aligned: checked by the caller) */
 static int use_cudnn(sk_backend *be, int64_t Nq, int64_t Nk)
 {
+    if (forced_kernel()) return forced("cudnn");
     const char *e = getenv("SK_CUDA_CUDNN_ATTN");
     if (e && e[0] == '0') return 0;
     if (getenv("SK_CUDA_NO_WGMMA") || getenv("SK_CUDA_FA_VARIANT") || getenv("SK_CUDA_WG_NWG"))
@@ -312,7 +339,10 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
         SK_CU("attention", cudaMemsetAsync(out->data, 0, sk_tensor_nbytes(out), s));
         return SK_OK;
     }
-    if (getenv("SK_CUDA_ATTN_GENERIC")) fast = 0; /* A/B switch for tests */
+    if (getenv("SK_CUDA_ATTN_GENERIC") || forced("generic")) fast = 0; /* A/B switch for tests */
+    /* the one-pass FA3 kernel (cuda_flash_fa3.cu): every range in one softmax */
+    if (fast && !bias && use_fa3(be, Nq, Nk) && sk_cuda_flash_fa3_supported(HD, Nq, &R, scale))
+        return sk_cuda_flash_fa3(s, out->data, q->data, &R, Nq, NH, scale);
     /* Hopper, large bf16 shapes without bias: cuDNN's fused flash attention
      * (cuda_attention_cudnn.cu; 1.06 ms vs 1.86 ms for the wgmma kernel at
      * q4680 kv4680+14040). SK_CUDA_CUDNN_ATTN=1 takes it for every shape it
@@ -327,7 +357,7 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
      * q4680 kv18720 on H100); SK_CUDA_NO_WGMMA=1 or SK_CUDA_FA_VARIANT=N
      * selects the mma.sync kernel */
     if (fast && sk_cuda(be)->wgmma_ok && !getenv("SK_CUDA_NO_WGMMA") &&
-        !getenv("SK_CUDA_FA_VARIANT"))
+        !getenv("SK_CUDA_FA_VARIANT") && !forced("mma"))
         return sk_cuda_flash_wgmma(s, out->data, q->data, &R, Nq, NH, HD, Nk, scale,
                                    bias ? bias->data : NULL, bias ? bias->dtype : 0);
     if (fast)
