@@ -342,7 +342,7 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
     if (getenv("SK_CUDA_ATTN_GENERIC") || forced("generic")) fast = 0; /* A/B switch for tests */
     /* the one-pass FA3 kernel (cuda_flash_fa3.cu): every range in one softmax */
     if (fast && !bias && use_fa3(be, Nq, Nk) && sk_cuda_flash_fa3_supported(HD, Nq, &R, scale))
-        return sk_cuda_flash_fa3(s, out->data, q->data, &R, Nq, NH, scale);
+        return sk_cuda_flash_fa3(be, out->data, q->data, &R, Nq, NH, scale);
     /* Hopper, large bf16 shapes without bias: cuDNN's fused flash attention
      * (cuda_attention_cudnn.cu; 1.06 ms vs 1.86 ms for the wgmma kernel at
      * q4680 kv4680+14040). SK_CUDA_CUDNN_ATTN=1 takes it for every shape it

@@ -52,6 +52,13 @@ typedef struct {
     int tiles_before[SK_ATT_MAX_RANGES + 1]; /* BN-key tiles before range r */
     int n;
     int pingpong;
+    /* the grid: CTAs [0, units_full) each do a whole (q tile, head) unit; the
+     * rest split each remaining unit's key tiles into ksplit parts, whose
+     * partial results meet in scr and are combined by the last part done */
+    int units_full, ksplit, qtiles;
+    float *scr;    /* [slot][128 rows][128] unnormalized O */
+    float *scr_ml; /* [slot][128 rows][2] (row max of raw scores, row sum) */
+    int *cnt;      /* per split unit: parts done (the last one resets it) */
     __nv_bfloat16 *out;
     int64_t Nq, NH;
     float sl2; /* scale * log2(e) */
@@ -152,7 +159,8 @@ template <int BN> __device__ __forceinline__ void fa3_wgmma_ss(float *d, uint64_
     if constexpr (BN == 128) fa3_wgmma_ss_n128(d, da, db, acc);
     else fa3_wgmma_ss_n176(d, da, db, acc);
 }
-/* named barriers 1 and 2: consumer warpgroup 1 / 2 may issue its GEMMs */
+/* named barriers 1 and 2: consumer warpgroup 1 / 2 may issue its GEMMs;
+ * 3: both consumer warpgroups (the split-unit epilogue) */
 __device__ __forceinline__ void nbar_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void nbar_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 #endif
@@ -162,7 +170,7 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
 {
 #ifdef SK_FA3
     constexpr int QB = FA3_BM * 256, KB = BN * 256; /* bytes of a Q / K / V tile */
-    extern __shared__ __align__(1024) unsigned char fsm_raw[];
+    extern __shared__ __align__(16) unsigned char fsm_raw[]; /* aligned to 1024 below */
     const uint32_t raw = (uint32_t)__cvta_generic_to_shared(fsm_raw);
     const uint32_t base = (raw + 1023) & ~1023u;
     const uint32_t sQ = base, sK = base + QB, sV = sK + ST * KB;
@@ -173,8 +181,18 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
     auto k_empty = [&](int s) { return bars + 8 + 8 * (2 * ST + s); };
     auto v_empty = [&](int s) { return bars + 8 + 8 * (3 * ST + s); };
     const int tid = threadIdx.x, wg = tid >> 7;
-    const int h = blockIdx.y, q0 = blockIdx.x * FA3_BM;
-    const int ntiles = p.tiles_before[p.n];
+    int unit = blockIdx.x, part = 0, nparts = 1;
+    if (unit >= p.units_full) {
+        const int i = unit - p.units_full;
+        unit = p.units_full + i / p.ksplit;
+        part = i % p.ksplit;
+        nparts = p.ksplit;
+    }
+    const int h = unit / p.qtiles, q0 = (unit % p.qtiles) * FA3_BM;
+    const int nall = p.tiles_before[p.n];
+    const int tb = (int)((int64_t)nall * part / nparts);
+    const int ntiles = (int)((int64_t)nall * (part + 1) / nparts) - tb; /* >= 1: host checks */
+    __shared__ int last_part;
 
     if (tid == 0) {
         bar_init(q_full, 1);
@@ -198,10 +216,11 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         tma3(sQ + FA3_BM * 128, &p.tq, 64, h, q0, q_full);
         /* in the order the consumers use them: K(0), then K(t+1) before V(t) */
         int rk = 0, rv = 0;
-        auto load = [&](int t, bool is_k) {
+        auto load = [&](int t, bool is_k) { /* t: local tile index */
             int &r = is_k ? rk : rv;
-            while (t >= p.tiles_before[r + 1]) r++;
-            const int j0 = (t - p.tiles_before[r]) * BN;
+            const int tg = tb + t;
+            while (tg >= p.tiles_before[r + 1]) r++;
+            const int j0 = (tg - p.tiles_before[r]) * BN;
             const int s = t % ST;
             const uint32_t full = is_k ? k_full(s) : v_full(s);
             const uint32_t dst = (is_k ? sK : sV) + s * KB;
@@ -252,9 +271,10 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
     };
     /* which range tile t is in: keys valid in it */
     int rr = 0;
-    auto valid_keys = [&](int t) {
-        while (t >= p.tiles_before[rr + 1]) rr++;
-        return p.len[rr] - (t - p.tiles_before[rr]) * BN;
+    auto valid_keys = [&](int t) { /* t: local tile index */
+        const int tg = tb + t;
+        while (tg >= p.tiles_before[rr + 1]) rr++;
+        return p.len[rr] - (tg - p.tiles_before[rr]) * BN;
     };
     /* softmax of s (raw scores) -> probabilities in s; returns the O rescale */
     auto softmax = [&](int nv, float &a0, float &a1) {
@@ -377,6 +397,64 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    if (nparts > 1) {
+        /* a part of a split unit: publish O (unnormalized), m and l; the last
+         * part to finish combines all parts of the unit */
+        const int slot0 = (unit - p.units_full) * nparts;
+        const int r0 = cw * 64 + warp * 16 + g, r1 = r0 + 8;
+        float *so = p.scr + (size_t)(slot0 + part) * FA3_BM * FA3_HD;
+        float *sm = p.scr_ml + (size_t)(slot0 + part) * FA3_BM * 2;
+#pragma unroll
+        for (int d = 0; d < 16; d++) {
+            const int col = d * 8 + 2 * t4;
+            __stcg(reinterpret_cast<float2 *>(so + r0 * FA3_HD + col), make_float2(o[4 * d], o[4 * d + 1]));
+            __stcg(reinterpret_cast<float2 *>(so + r1 * FA3_HD + col), make_float2(o[4 * d + 2], o[4 * d + 3]));
+        }
+        if (t4 == 0) {
+            __stcg(reinterpret_cast<float2 *>(sm + r0 * 2), make_float2(m0, l0));
+            __stcg(reinterpret_cast<float2 *>(sm + r1 * 2), make_float2(m1, l1));
+        }
+        __threadfence();
+        nbar_sync(3);
+        if (lt == 0 && cw == 0) {
+            int *cn = p.cnt + (unit - p.units_full);
+            const int prev = atomicAdd(cn, 1);
+            last_part = prev == nparts - 1;
+            if (last_part) atomicExch(cn, 0); /* ready for the next call */
+        }
+        nbar_sync(3);
+        if (!last_part) return;
+        __threadfence();
+        float mm0 = -INFINITY, mm1 = -INFINITY;
+        for (int j = 0; j < nparts; j++) {
+            const float *mj = p.scr_ml + (size_t)(slot0 + j) * FA3_BM * 2;
+            mm0 = fmaxf(mm0, __ldcg(mj + r0 * 2));
+            mm1 = fmaxf(mm1, __ldcg(mj + r1 * 2));
+        }
+#pragma unroll
+        for (int i = 0; i < 64; i++) o[i] = 0.0f;
+        l0 = 0.0f;
+        l1 = 0.0f;
+        for (int j = 0; j < nparts; j++) {
+            const float *mj = p.scr_ml + (size_t)(slot0 + j) * FA3_BM * 2;
+            const float *oj = p.scr + (size_t)(slot0 + j) * FA3_BM * FA3_HD;
+            const float2 ml0 = __ldcg(reinterpret_cast<const float2 *>(mj + r0 * 2));
+            const float2 ml1 = __ldcg(reinterpret_cast<const float2 *>(mj + r1 * 2));
+            const float w0 = fa3_ex2((ml0.x - mm0) * sl2), w1 = fa3_ex2((ml1.x - mm1) * sl2);
+            l0 += w0 * ml0.y;
+            l1 += w1 * ml1.y;
+#pragma unroll
+            for (int d = 0; d < 16; d++) {
+                const int col = d * 8 + 2 * t4;
+                const float2 a = __ldcg(reinterpret_cast<const float2 *>(oj + r0 * FA3_HD + col));
+                const float2 b = __ldcg(reinterpret_cast<const float2 *>(oj + r1 * FA3_HD + col));
+                o[4 * d] += w0 * a.x;
+                o[4 * d + 1] += w0 * a.y;
+                o[4 * d + 2] += w1 * b.x;
+                o[4 * d + 3] += w1 * b.y;
+            }
+        }
+    }
     const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
     const int64_t row0 = (int64_t)q0 + cw * 64 + warp * 16 + g, row1 = row0 + 8;
     __nv_bfloat16 *out = p.out;
@@ -440,7 +518,7 @@ static sk_status fa3_launch(cudaStream_t s, fa3_params &p)
                                                       (int)smem));
         set |= 1ull << (dev & 63);
     }
-    dim3 grid((unsigned)((p.Nq + FA3_BM - 1) / FA3_BM), (unsigned)p.NH);
+    const int grid = p.units_full + (p.qtiles * (int)p.NH - p.units_full) * p.ksplit;
     k_flash_fa3<BN, ST><<<grid, 384, smem, s>>>(p);
     SK_CU_LAUNCH("attention (flash fa3)");
     return SK_OK;
@@ -455,14 +533,57 @@ extern "C" int sk_cuda_flash_fa3_supported(int64_t HD, int64_t Nq, const sk_att_
     return 1;
 }
 
-/* SK_CUDA_FA3_CFG=BN,ST,PINGPONG picks the tile config for A/B runs
- * (128,2 / 128,3 / 176,2); default below */
-extern "C" sk_status sk_cuda_flash_fa3(cudaStream_t s, void *out, const void *q,
+/* The last, partial wave of (q tile, head) units: with U units on n SMs and
+ * U % n = rem, the rem units of the last wave would leave n - rem SMs idle
+ * (q 4680 x 12 heads: 444 units, 3.36 waves on 132 SMs run as 4). Splitting
+ * each of them in k = n / rem key-range parts (at most 4) ends the grid after
+ * floor(U/n) + 1/k waves. Needs the split buffer: made once per backend
+ * (never while a graph is recorded: then no split). Returns k (1: none). */
+static int fa3_split(sk_cuda_ctx *c, fa3_params &p, int ntiles, int want)
+{
+    const int U = p.qtiles * (int)p.NH, n = c->n_sm > 0 ? c->n_sm : 1, rem = U % n;
+    p.units_full = U;
+    p.ksplit = 1;
+    if (!want || rem == 0) return 1;
+    int k = n / rem;
+    if (k > 4) k = 4;
+    if (k > ntiles) k = ntiles;
+    if (k < 2) return 1;
+    const size_t slot = (size_t)FA3_BM * FA3_HD * 4 + (size_t)FA3_BM * 2 * 4;
+    const size_t need = slot * (size_t)n + (size_t)n * sizeof(int);
+    if (c->fa3_split_bytes < need) {
+        if (c->capturing) return 1;
+        if (c->fa3_split) cudaFree(c->fa3_split);
+        c->fa3_split = NULL;
+        c->fa3_split_bytes = 0;
+        c->n_mallocs++;
+        if (cudaMalloc(&c->fa3_split, need) != cudaSuccess ||
+            cudaMemsetAsync(c->fa3_split, 0, need, c->stream) != cudaSuccess) {
+            cudaGetLastError();
+            if (c->fa3_split) cudaFree(c->fa3_split);
+            c->fa3_split = NULL;
+            return 1;
+        }
+        c->fa3_split_bytes = need;
+    }
+    p.scr = (float *)c->fa3_split;
+    p.scr_ml = p.scr + (size_t)FA3_BM * FA3_HD * n;
+    p.cnt = (int *)(p.scr_ml + (size_t)FA3_BM * 2 * n);
+    p.units_full = U - rem;
+    p.ksplit = k;
+    return k;
+}
+
+/* SK_CUDA_FA3_CFG=BN,ST,PINGPONG,SPLIT picks the config for A/B runs (BN,ST:
+ * 128,2 / 128,3 / 176,2; PINGPONG 0/1; SPLIT 0/1: split the last wave) */
+extern "C" sk_status sk_cuda_flash_fa3(sk_backend *be, void *out, const void *q,
                                        const sk_att_ranges *R, int64_t Nq, int64_t NH, float scale)
 {
-    int bn = 128, st = 2, pingpong = 0;
+    sk_cuda_ctx *c = sk_cuda(be);
+    cudaStream_t s = c->stream;
+    int bn = 128, st = 2, pingpong = 0, split = 1;
     const char *e = getenv("SK_CUDA_FA3_CFG");
-    if (e) sscanf(e, "%d,%d,%d", &bn, &st, &pingpong);
+    if (e) sscanf(e, "%d,%d,%d,%d", &bn, &st, &pingpong, &split);
     if (!((bn == 128 && (st == 2 || st == 3)) || (bn == 176 && st == 2)))
         return SK_ERR(SK_E_INVALID_ARG,
                       "cuda attention: SK_CUDA_FA3_CFG=%s: use 128,2 or 128,3 or 176,2 "
@@ -490,6 +611,8 @@ extern "C" sk_status sk_cuda_flash_fa3(cudaStream_t s, void *out, const void *q,
     p.tiles_before[R->n] = tiles;
     for (int r = R->n + 1; r <= SK_ATT_MAX_RANGES; r++) p.tiles_before[r] = tiles;
     if (tiles == 0) return SK_ERR(SK_E_INVALID_ARG, "cuda attention (fa3): no keys");
+    p.qtiles = (int)((Nq + FA3_BM - 1) / FA3_BM);
+    fa3_split(c, p, tiles, split);
     if (bn == 176) return fa3_launch<176, 2>(s, p);
     if (st == 3) return fa3_launch<128, 3>(s, p);
     return fa3_launch<128, 2>(s, p);

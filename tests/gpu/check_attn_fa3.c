@@ -3,7 +3,8 @@
  *
  * Part 1: bf16 attention (head dim 128) on the CPU backend (the oracle) and on
  * the CUDA backend with SK_CUDA_ATTN=fa3, for every tile configuration
- * (SK_CUDA_FA3_CFG): several non-adjacent ranges of one pool, ragged lengths
+ * (SK_CUDA_FA3_CFG: key tile, stages, pingpong, last-wave split; the small
+ * cases have fewer units than SMs, so the split ones split every unit): several non-adjacent ranges of one pool, ragged lengths
  * (keys not a multiple of the tile, queries not a multiple of 128), 12 and 24
  * heads; compared under the bf16 attention bound of the op tests.
  * Part 2: at the real shapes (too big for the CPU), each fast kernel against
@@ -36,12 +37,15 @@ typedef struct {
 static const kernel_sel k_kernels[] = {
     {"cudnn", "cudnn", NULL},
     {"wgmma(old)", "wgmma", NULL},
-    {"fa3 128/2st plain", "fa3", "128,2,0"},
-    {"fa3 128/3st plain", "fa3", "128,3,0"},
-    {"fa3 176/2st plain", "fa3", "176,2,0"},
-    {"fa3 128/2st pp", "fa3", "128,2,1"},
-    {"fa3 128/3st pp", "fa3", "128,3,1"},
-    {"fa3 176/2st pp", "fa3", "176,2,1"},
+    {"fa3 128/2st plain", "fa3", "128,2,0,0"},
+    {"fa3 128/3st plain", "fa3", "128,3,0,0"},
+    {"fa3 176/2st plain", "fa3", "176,2,0,0"},
+    {"fa3 128/2st split", "fa3", "128,2,0,1"},
+    {"fa3 128/3st split", "fa3", "128,3,0,1"},
+    {"fa3 176/2st split", "fa3", "176,2,0,1"},
+    {"fa3 128/2st pp", "fa3", "128,2,1,1"},
+    {"fa3 128/3st pp", "fa3", "128,3,1,1"},
+    {"fa3 176/2st pp", "fa3", "176,2,1,1"},
 };
 #define NKER ((int)(sizeof k_kernels / sizeof k_kernels[0]))
 
