@@ -375,7 +375,9 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         fa3_fence_regs(o);
         fa3_fence_regs(pa);
         bar_arrive(v_empty(sp));
-        rescale(a0, a1);
+        /* the row maxima rarely move after the first tiles: skip the 64
+         * multiplies when no row of the warp changed */
+        if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) rescale(a0, a1);
         pack_p();
     }
     {
