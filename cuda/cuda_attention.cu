@@ -3,7 +3,11 @@
  * Dispatch: bf16 q/k/v/out with head dim 64 or 128 and 16-byte aligned rows go
  * to cuDNN's fused flash attention on Hopper when there is no bias and the
  * shape is large (cuda_attention_cudnn.cu), else to the tensor-core flash
- * kernels (cuda_flash_wgmma.cu on Hopper, cuda_flash_mma.cu). Everything else (the
+ * kernels (cuda_flash_wgmma.cu on Hopper, cuda_flash_mma.cu). The one-pass
+ * FA3-style kernel (cuda_flash_fa3.cu: TMA, producer/consumer warpgroups, all
+ * ranges in one softmax) runs only when SK_CUDA_ATTN=fa3 until it measures
+ * faster than cuDNN (tests/gpu/check_attn_fa3.c); SK_CUDA_ATTN=fa3|cudnn|wgmma|
+ * mma|generic forces one kernel wherever it applies. Everything else (the
  * f32 parity mode, odd head dims, mixed dtypes) runs the generic kernel here:
  * online softmax in f32, K/V tiles of 32 keys staged in shared memory as f32,
  * one warp per query row, lane j scoring key j of the tile. Neither kernel
@@ -255,8 +259,18 @@ static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
  * default below. Returns the value, or NULL. */
 static const char *forced_kernel(void)
 {
+    static int warned = 0;
     const char *e = getenv("SK_CUDA_ATTN");
-    return e && e[0] ? e : NULL;
+    if (!e || !e[0]) return NULL;
+    if (strcmp(e, "fa3") && strcmp(e, "cudnn") && strcmp(e, "wgmma") && strcmp(e, "mma") &&
+        strcmp(e, "generic")) {
+        if (!warned)
+            SK_LOGW("cuda attention: SK_CUDA_ATTN=%s is not one of fa3, cudnn, wgmma, mma, "
+                    "generic; ignored (unset it for the measured default)", e);
+        warned = 1;
+        return NULL;
+    }
+    return e;
 }
 static int forced(const char *name)
 {
