@@ -3,7 +3,11 @@
  * Dispatch: bf16 q/k/v/out with head dim 64 or 128 and 16-byte aligned rows go
  * to cuDNN's fused flash attention on Hopper when there is no bias and the
  * shape is large (cuda_attention_cudnn.cu), else to the tensor-core flash
- * kernels (cuda_flash_wgmma.cu on Hopper, cuda_flash_mma.cu). Everything else (the
+ * kernels (cuda_flash_wgmma.cu on Hopper, cuda_flash_mma.cu). The one-pass
+ * FA3-style kernel (cuda_flash_fa3.cu: TMA, producer/consumer warpgroups, all
+ * ranges in one softmax) runs only when SK_CUDA_ATTN=fa3 until it measures
+ * faster than cuDNN (tests/gpu/check_attn_fa3.c); SK_CUDA_ATTN=fa3|cudnn|wgmma|
+ * mma|generic forces one kernel wherever it applies. Everything else (the
  * f32 parity mode, odd head dims, mixed dtypes) runs the generic kernel here:
  * online softmax in f32, K/V tiles of 32 keys staged in shared memory as f32,
  * one warp per query row, lane j scoring key j of the tile. Neither kernel
@@ -250,9 +254,46 @@ static sk_status launch_rows4(cudaStream_t s, sk_tensor *out, const sk_tensor *q
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
+/* SK_CUDA_ATTN=fa3|cudnn|wgmma|mma|generic forces one kernel for the bf16
+ * shapes the fast kernels take (A/B runs and tests); unset: the measured
+ * default below. Returns the value, or NULL. */
+static const char *forced_kernel(void)
+{
+    static int warned = 0;
+    const char *e = getenv("SK_CUDA_ATTN");
+    if (!e || !e[0]) return NULL;
+    if (strcmp(e, "fa3") && strcmp(e, "cudnn") && strcmp(e, "wgmma") && strcmp(e, "mma") &&
+        strcmp(e, "generic")) {
+        if (!warned)
+            SK_LOGW("cuda attention: SK_CUDA_ATTN=%s is not one of fa3, cudnn, wgmma, mma, "
+                    "generic; ignored (unset it for the measured default)", e);
+        warned = 1;
+        return NULL;
+    }
+    return e;
+}
+static int forced(const char *name)
+{
+    const char *e = forced_kernel();
+    return e && strcmp(e, name) == 0;
+}
+
+/* the one-pass FA3 kernel for this shape? (bf16, no bias, aligned: checked by
+ * the caller). Default off: cuDNN stays the default until the FA3 kernel
+ * measures faster at the shape (tests/gpu/check_attn_fa3 prints both). */
+static int use_fa3(sk_backend *be, int64_t Nq, int64_t Nk)
+{
+    (void)Nq;
+    (void)Nk;
+    if (!sk_cuda(be)->wgmma_ok) return 0;
+    if (forced_kernel()) return forced("fa3");
+    return 0;
+}
+
 /* the cuDNN path for this shape? (bf16, no bias, aligned: checked by the caller) */
 static int use_cudnn(sk_backend *be, int64_t Nq, int64_t Nk)
 {
+    if (forced_kernel()) return forced("cudnn");
     const char *e = getenv("SK_CUDA_CUDNN_ATTN");
     if (e && e[0] == '0') return 0;
     if (getenv("SK_CUDA_NO_WGMMA") || getenv("SK_CUDA_FA_VARIANT") || getenv("SK_CUDA_WG_NWG"))
@@ -312,7 +353,10 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
         SK_CU("attention", cudaMemsetAsync(out->data, 0, sk_tensor_nbytes(out), s));
         return SK_OK;
     }
-    if (getenv("SK_CUDA_ATTN_GENERIC")) fast = 0; /* A/B switch for tests */
+    if (getenv("SK_CUDA_ATTN_GENERIC") || forced("generic")) fast = 0; /* A/B switch for tests */
+    /* the one-pass FA3 kernel (cuda_flash_fa3.cu): every range in one softmax */
+    if (fast && !bias && use_fa3(be, Nq, Nk) && sk_cuda_flash_fa3_supported(HD, Nq, &R, scale))
+        return sk_cuda_flash_fa3(be, out->data, q->data, &R, Nq, NH, scale);
     /* Hopper, large bf16 shapes without bias: cuDNN's fused flash attention
      * (cuda_attention_cudnn.cu; 1.06 ms vs 1.86 ms for the wgmma kernel at
      * q4680 kv4680+14040). SK_CUDA_CUDNN_ATTN=1 takes it for every shape it
@@ -327,7 +371,7 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
      * q4680 kv18720 on H100); SK_CUDA_NO_WGMMA=1 or SK_CUDA_FA_VARIANT=N
      * selects the mma.sync kernel */
     if (fast && sk_cuda(be)->wgmma_ok && !getenv("SK_CUDA_NO_WGMMA") &&
-        !getenv("SK_CUDA_FA_VARIANT"))
+        !getenv("SK_CUDA_FA_VARIANT") && !forced("mma"))
         return sk_cuda_flash_wgmma(s, out->data, q->data, &R, Nq, NH, HD, Nk, scale,
                                    bias ? bias->data : NULL, bias ? bias->dtype : 0);
     if (fast)

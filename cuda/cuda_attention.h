@@ -39,6 +39,12 @@ sk_status sk_cuda_flash_wgmma(cudaStream_t s, void *out, const void *q, const sk
 sk_status sk_cuda_attention_cudnn(sk_backend *be, void *out, const void *q,
                                   const sk_att_ranges *R, int64_t Nq, int64_t NH, int64_t HD,
                                   float scale, int *done);
+/* One-pass FA3-style kernel (cuda_flash_fa3.cu): bf16, HD 128, no bias, scale
+ * > 0, TMA + wgmma, all ranges in one softmax; only when sk_cuda_wgmma_probe()
+ * said the sm_90a image loaded. _supported: 1 if it takes this call. */
+int sk_cuda_flash_fa3_supported(int64_t HD, int64_t Nq, const sk_att_ranges *R, float scale);
+sk_status sk_cuda_flash_fa3(sk_backend *be, void *out, const void *q, const sk_att_ranges *R,
+                            int64_t Nq, int64_t NH, float scale);
 /* 1 if the wgmma kernel can run here; dev_int: a device int it may scribble on */
 int sk_cuda_wgmma_probe(cudaStream_t s, int *dev_int);
 #ifdef __cplusplus

@@ -140,6 +140,7 @@ static void cu_destroy(sk_backend *be)
         if (c->lt) cublasLtDestroy(c->lt);
         if (c->lt_ws) cudaFree(c->lt_ws);
         if (c->scratch) cudaFree(c->scratch);
+        if (c->fa3_split) cudaFree(c->fa3_split);
         if (c->err_flag) cudaFree(c->err_flag);
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);

@@ -55,6 +55,8 @@ typedef struct {
     void *cudnn_attn;       /* cuDNN attention state, made at the first large attention
                                (cuda_attention_cudnn.cu) */
     void *cudnn_attn_fp8;   /* FP8 attention state (cuda_attention_fp8.cu), made at its first call */
+    void *fa3_split;        /* the FA3 kernel's split-unit partials (cuda_flash_fa3.cu) */
+    size_t fa3_split_bytes;
 } sk_cuda_ctx;
 
 /* deferred error bits in err_flag (checked at sync/download) */

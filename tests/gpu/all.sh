@@ -3,7 +3,10 @@
 #   gpu_check_ops        the op case table, CPU oracle vs CUDA f32 and bf16 (incl. the
 #                        fused rmsnorm_rope3d at widths up to 5120), then attention
 #                        again on the mma.sync path (SK_CUDA_NO_WGMMA=1) and on cuDNN
-#                        (SK_CUDA_CUDNN_ATTN=1)
+#                        (SK_CUDA_CUDNN_ATTN=1) and on the one-pass FA3 kernel (SK_CUDA_ATTN=fa3)
+#   gpu_check_attn_fa3   the FA3 kernel in every tile config against the CPU (ragged, several
+#                        non-adjacent ranges, 12/24 heads) and, at the real shapes, against
+#                        the generic kernel
 #   gpu_check_dit        the tiny DiT fixtures (sink run, prompt switch): CPU, CUDA f32, bf16
 #   gpu_check_kv_policies every KV fixture (policies, switches, built-in noise, rolling rel/abs)
 #   gpu_check_taehv      full-width random TAEHV decode/encode: CUDA vs CPU, streaming vs whole
@@ -31,7 +34,7 @@ BIN=${SK_GPU_BIN_DIR:-}
 if [ -z "$BIN" ]; then
   cmake -S "$ROOT" -B "$ROOT/build-gpu" -DSK_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DSK_FFMPEG=OFF -DSK_TESTS=OFF >"$LOG/gpu_build.log" 2>&1 &&
-    cmake --build "$ROOT/build-gpu" -j"$(nproc)" --target gpu_check_ops gpu_check_dit \
+    cmake --build "$ROOT/build-gpu" -j"$(nproc)" --target gpu_check_ops gpu_check_attn_fa3 gpu_check_dit \
       gpu_check_kv_policies gpu_check_taehv gpu_check_umt5 gpu_check_pp gpu_check_fp8 sinkstream \
       >>"$LOG/gpu_build.log" 2>&1 || { tail -30 "$LOG/gpu_build.log"; exit 2; }
   BIN="$ROOT/build-gpu"
@@ -70,6 +73,9 @@ run check_ops_attention_mma "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_NO_WGMMA=1 \
   "$BIN/gpu_check_ops" --op attention --no-time
 run check_ops_attention_cudnn "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_CUDNN_ATTN=1 \
   "$BIN/gpu_check_ops" --op attention --no-time
+run check_ops_attention_fa3 "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_ATTN=fa3 \
+  "$BIN/gpu_check_ops" --op attention --no-time
+run check_attn_fa3 "$OPS_PASS" "$OPS_FAIL|failed:" "$BIN/gpu_check_attn_fa3" --no-time
 run check_ops_rmsnorm_rope3d "$OPS_PASS" "$OPS_FAIL" "$BIN/gpu_check_ops" --op rmsnorm_rope3d --no-time
 run check_dit ' PASS ' ' FAIL |no comparison ran' "$BIN/gpu_check_dit" --no-time
 run check_kv_policies ' PASS ' ' FAIL |no comparison ran' "$BIN/gpu_check_kv_policies" --no-time
