@@ -190,7 +190,17 @@ Test(live_streams, srt_reconnects_to_a_restarted_listener)
     double wall = lu_now() - t0;
     char *e = lu_read(lu_path("gen.log"));
     cr_expect_eq(rc, 0, "the run did not survive the listener restart (%d): %s", rc, e);
-    cr_expect(strstr(e, "reconnected after") && strstr(e, "late 0 "), "%s", e);
+    cr_expect(strstr(e, "reconnected after"), "%s", e);
+    /* A reconnect that held up the pacer would make frames late by up to --net-timeout-ms
+     * (1000 ms); on a loaded machine a frame or two may be late by scheduler jitter (tens of
+     * ms), which is not what this checks. */
+    const char *lt = strstr(e, ", late ");
+    int nlate = -1;
+    double late_max = 0;
+    if (lt && sscanf(lt, ", late %d (max %lf ms", &nlate, &late_max) < 1) nlate = -1;
+    cr_expect(nlate == 0 || (nlate > 0 && nlate <= 4 && late_max < 250.0),
+              "paced frames held up by the reconnect (late %d, max %.1f ms): %s", nlate, late_max,
+              e);
     cr_expect_lt(wall, (double)vf / 16.0 + 4.0, "the run took %.1f s for %.1f s of video: the "
                  "reconnect held up the paced frames", wall, (double)vf / 16.0);
     cr_expect_geq(lu_wait(rx, 20), 0, "the second listener did not end with the stream");
