@@ -90,7 +90,7 @@ __global__ void k_att_lse_merge(__nv_bfloat16 *out, att_parts P, int64_t Nq, int
 }
 
 #ifdef SK_HAVE_CUDNN
-#include <cudnn.h>
+#include "cuda_cudnn_graph.h"
 
 #define ATT_PLANS 32
 
@@ -113,257 +113,61 @@ typedef struct {
 
 enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS, UID_VIRT = 100 };
 
-/* one cuDNN call that failed: message into `err` */
-#define DNN(call)                                                                          \
-    do {                                                                                   \
-        cudnnStatus_t ds_ = (call);                                                        \
-        if (ds_ != CUDNN_STATUS_SUCCESS) {                                                 \
-            snprintf(err, errn, "%s in %s", cudnnGetErrorString(ds_), #call);              \
-            goto fail;                                                                     \
-        }                                                                                  \
-    } while (0)
-
-typedef cudnnBackendDescriptor_t bdesc;
-
-/* tensor descriptor: dims/strides of rank 4 */
-static cudnnStatus_t mk_tensor(bdesc *out, int64_t uid, cudnnDataType_t dt, const int64_t *dim,
-                               const int64_t *str, int virt, int by_value)
-{
-    bdesc t = NULL;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t);
-    if (s != CUDNN_STATUS_SUCCESS) return s;
-    const int64_t align = by_value ? 4 : 16;
-    const bool bv = by_value != 0, vv = virt != 0;
-    if ((s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &vv)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &bv)) ||
-        (s = cudnnBackendFinalize(t))) {
-        cudnnBackendDestroyDescriptor(t);
-        return s;
-    }
-    *out = t;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t mk_pointwise(bdesc *op, cudnnPointwiseMode_t mode, bdesc x, bdesc b, bdesc y)
-{
-    bdesc pw = NULL, o = NULL;
-    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw);
-    if (s) return s;
-    if ((s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)) ||
-        (s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
-        (s = cudnnBackendFinalize(pw)) ||
-        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &o)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
-        (b && (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_BDESC,
-                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b))) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_YDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
-        (s = cudnnBackendFinalize(o))) {
-        if (o) cudnnBackendDestroyDescriptor(o);
-        cudnnBackendDestroyDescriptor(pw);
-        return s;
-    }
-    cudnnBackendDestroyDescriptor(pw);
-    *op = o;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t mk_reduction(bdesc *op, cudnnReduceTensorOp_t mode, bdesc x, bdesc y)
-{
-    bdesc rd = NULL, o = NULL;
-    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_REDUCTION_DESCRIPTOR, &rd);
-    if (s) return s;
-    if ((s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_OPERATOR,
-                                      CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode)) ||
-        (s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
-        (s = cudnnBackendFinalize(rd)) ||
-        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &o)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_XDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_YDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_DESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd)) ||
-        (s = cudnnBackendFinalize(o))) {
-        if (o) cudnnBackendDestroyDescriptor(o);
-        cudnnBackendDestroyDescriptor(rd);
-        return s;
-    }
-    cudnnBackendDestroyDescriptor(rd);
-    *op = o;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t mk_matmul(bdesc *op, bdesc a, bdesc b, bdesc c)
-{
-    bdesc mm = NULL, o = NULL;
-    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_MATMUL_DESCRIPTOR, &mm);
-    if (s) return s;
-    if ((s = cudnnBackendSetAttribute(mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
-        (s = cudnnBackendFinalize(mm)) ||
-        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &o)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_ADESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_BDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_CDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_DESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm)) ||
-        (s = cudnnBackendFinalize(o))) {
-        if (o) cudnnBackendDestroyDescriptor(o);
-        cudnnBackendDestroyDescriptor(mm);
-        return s;
-    }
-    cudnnBackendDestroyDescriptor(mm);
-    *op = o;
-    return CUDNN_STATUS_SUCCESS;
-}
-
 /* Builds the SDPA graph for one shape and the first execution plan that
  * cuDNN's heuristics offer and that finalizes. 0 on success. */
 static int build_plan(att_state *S, att_plan *p, char *err, size_t errn)
 {
     const int64_t Nq = p->nq, Nk = p->nk, NH = p->nh, HD = p->hd;
     enum { NT = 16, NOPS = 12 };
-    bdesc T[NT] = {0}, ops[NOPS] = {0}, graph = NULL, heur = NULL, *cfgs = NULL;
+    bdesc D[NOPS + NT] = {0}, *ops = D, *T = D + NOPS; /* destroyed in this order */
     int nops = 0;
-    int64_t ncfg = 0;
+    int64_t picked = -1, offered = 0;
+    int rc = -1;
     const cudnnDataType_t BF = CUDNN_DATA_BFLOAT16, F32 = CUDNN_DATA_FLOAT;
     /* Q, O: [1, NH, Nq, HD] with our [Nq, NH, HD] strides; K^T: [1, NH, HD, Nk];
      * V: [1, NH, Nk, HD] */
-    const int64_t qd[4] = {1, NH, Nq, HD}, qs[4] = {Nq * NH * HD, HD, NH * HD, 1};
-    const int64_t kd[4] = {1, NH, HD, Nk}, ks[4] = {Nk * NH * HD, HD, 1, NH * HD};
-    const int64_t vd[4] = {1, NH, Nk, HD}, vs[4] = {Nk * NH * HD, HD, NH * HD, 1};
-    const int64_t sd[4] = {1, NH, Nq, Nk}, ss[4] = {NH * Nq * Nk, Nq * Nk, Nk, 1};
-    const int64_t rd[4] = {1, NH, Nq, 1}, rs[4] = {NH * Nq, Nq, 1, 1};
-    const int64_t one[4] = {1, 1, 1, 1};
+    const sk_dnn_sdpa_dims L = sk_dnn_sdpa_layout(Nq, Nk, NH, HD);
     int64_t vu = UID_VIRT;
     enum { tQ, tK, tV, tO, tSC, tST, tS1, tS2, tM, tS3, tS4, tZ, tP, tLZ };
-    DNN(mk_tensor(&T[tQ], UID_Q, BF, qd, qs, 0, 0));
-    DNN(mk_tensor(&T[tK], UID_K, BF, kd, ks, 0, 0));
-    DNN(mk_tensor(&T[tV], UID_V, BF, vd, vs, 0, 0));
-    DNN(mk_tensor(&T[tO], UID_O, BF, qd, qs, 0, 0));
-    DNN(mk_tensor(&T[tSC], UID_SCALE, F32, one, one, 0, 1));
-    DNN(mk_tensor(&T[tS1], vu++, F32, sd, ss, 1, 0));
-    DNN(mk_tensor(&T[tS2], vu++, F32, sd, ss, 1, 0));
-    DNN(mk_tensor(&T[tM], vu++, F32, rd, rs, 1, 0));
-    DNN(mk_tensor(&T[tS3], vu++, F32, sd, ss, 1, 0));
-    DNN(mk_tensor(&T[tS4], vu++, F32, sd, ss, 1, 0));
-    DNN(mk_tensor(&T[tZ], vu++, F32, rd, rs, 1, 0));
-    DNN(mk_tensor(&T[tP], vu++, BF, sd, ss, 1, 0));
-    DNN(mk_matmul(&ops[nops++], T[tQ], T[tK], T[tS1]));
-    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, T[tS1], T[tSC], T[tS2]));
-    DNN(mk_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_MAX, T[tS2], T[tM]));
-    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_SUB, T[tS2], T[tM], T[tS3]));
-    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_EXP, T[tS3], NULL, T[tS4]));
-    DNN(mk_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_ADD, T[tS4], T[tZ]));
+    SK_DNN(sk_dnn_tensor(&T[tQ], UID_Q, BF, L.qd, L.qs, 0, 0));
+    SK_DNN(sk_dnn_tensor(&T[tK], UID_K, BF, L.kd, L.ks, 0, 0));
+    SK_DNN(sk_dnn_tensor(&T[tV], UID_V, BF, L.vd, L.vs, 0, 0));
+    SK_DNN(sk_dnn_tensor(&T[tO], UID_O, BF, L.qd, L.qs, 0, 0));
+    SK_DNN(sk_dnn_tensor(&T[tSC], UID_SCALE, F32, L.one, L.one, 0, 1));
+    SK_DNN(sk_dnn_tensor(&T[tS1], vu++, F32, L.sd, L.ss, 1, 0));
+    SK_DNN(sk_dnn_tensor(&T[tS2], vu++, F32, L.sd, L.ss, 1, 0));
+    SK_DNN(sk_dnn_tensor(&T[tM], vu++, F32, L.rd, L.rs, 1, 0));
+    SK_DNN(sk_dnn_tensor(&T[tS3], vu++, F32, L.sd, L.ss, 1, 0));
+    SK_DNN(sk_dnn_tensor(&T[tS4], vu++, F32, L.sd, L.ss, 1, 0));
+    SK_DNN(sk_dnn_tensor(&T[tZ], vu++, F32, L.rd, L.rs, 1, 0));
+    SK_DNN(sk_dnn_tensor(&T[tP], vu++, BF, L.sd, L.ss, 1, 0));
+    SK_DNN(sk_dnn_matmul(&ops[nops++], T[tQ], T[tK], T[tS1]));
+    SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, T[tS1], T[tSC], T[tS2]));
+    SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_MAX, T[tS2], T[tM]));
+    SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_SUB, T[tS2], T[tM], T[tS3]));
+    SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_EXP, T[tS3], NULL, T[tS4]));
+    SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_ADD, T[tS4], T[tZ]));
     if (p->stats) {
-        DNN(mk_tensor(&T[tST], UID_STATS, F32, rd, rs, 0, 0));
-        DNN(mk_tensor(&T[tLZ], vu++, F32, rd, rs, 1, 0));
-        DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_LOG, T[tZ], NULL, T[tLZ]));
-        DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_ADD, T[tM], T[tLZ], T[tST]));
+        SK_DNN(sk_dnn_tensor(&T[tST], UID_STATS, F32, L.rd, L.rs, 0, 0));
+        SK_DNN(sk_dnn_tensor(&T[tLZ], vu++, F32, L.rd, L.rs, 1, 0));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_LOG, T[tZ], NULL, T[tLZ]));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_ADD, T[tM], T[tLZ], T[tST]));
     }
-    DNN(mk_pointwise(&ops[nops++], CUDNN_POINTWISE_DIV, T[tS4], T[tZ], T[tP]));
-    DNN(mk_matmul(&ops[nops++], T[tP], T[tV], T[tO]));
+    SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_DIV, T[tS4], T[tZ], T[tP]));
+    SK_DNN(sk_dnn_matmul(&ops[nops++], T[tP], T[tV], T[tO]));
 
-    DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
-    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &S->h));
-    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                 nops, ops));
-    DNN(cudnnBackendFinalize(graph));
-
-    {
-        DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
-        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph));
-        const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
-        DNN(cudnnBackendFinalize(heur));
-        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &ncfg, NULL));
-        if (ncfg <= 0) {
-            snprintf(err, errn, "heuristics offered no engine");
-            goto fail;
-        }
-        cfgs = (bdesc *)calloc((size_t)ncfg, sizeof *cfgs);
-        if (!cfgs) {
-            snprintf(err, errn, "out of host memory");
-            goto fail;
-        }
-        for (int64_t i = 0; i < ncfg; i++)
-            DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]));
-        int64_t got = 0;
-        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, ncfg, &got, cfgs));
-        const char *pick_env = getenv("SK_CUDA_CUDNN_ATTN_CFG"); /* A/B: skip to config N */
-        const int64_t first = pick_env ? atoll(pick_env) : 0;
-        cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
-        for (int64_t i = first; i < got && !p->plan; i++) {
-            bdesc plan = NULL;
-            if ((last = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)))
-                continue;
-            if ((last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
-                                                 CUDNN_TYPE_HANDLE, 1, &S->h)) ||
-                (last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i])) ||
-                (last = cudnnBackendFinalize(plan))) {
-                cudnnBackendDestroyDescriptor(plan);
-                continue;
-            }
-            int64_t ws = 0, cnt = 0;
-            if ((last = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                 CUDNN_TYPE_INT64, 1, &cnt, &ws))) {
-                cudnnBackendDestroyDescriptor(plan);
-                continue;
-            }
-            p->plan = plan;
-            p->ws = ws;
-            SK_LOGD("cuda attention (cuDNN): q%lld kv%lld %lldx%lld%s: engine config %lld of %lld, "
-                    "workspace %lld B",
-                    (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
-                    p->stats ? " +stats" : "", (long long)i, (long long)got, (long long)ws);
-        }
-        if (!p->plan) {
-            snprintf(err, errn, "no engine config of %lld finalized (last: %s)", (long long)got,
-                     cudnnGetErrorString(last));
-            goto fail;
-        }
-    }
-    for (int64_t i = 0; i < ncfg; i++)
-        if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
-    free(cfgs);
-    cudnnBackendDestroyDescriptor(heur);
-    cudnnBackendDestroyDescriptor(graph);
-    for (int i = 0; i < NOPS; i++)
-        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
-    for (int i = 0; i < NT; i++)
-        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
-    return 0;
-fail:
-    if (cfgs) {
-        for (int64_t i = 0; i < ncfg; i++)
-            if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
-        free(cfgs);
-    }
-    if (heur) cudnnBackendDestroyDescriptor(heur);
-    if (graph) cudnnBackendDestroyDescriptor(graph);
-    for (int i = 0; i < NOPS; i++)
-        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
-    for (int i = 0; i < NT; i++)
-        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
-    return -1;
+    if (sk_dnn_first_plan(S->h, ops, nops, "SK_CUDA_CUDNN_ATTN_CFG", &p->plan, &p->ws, &picked,
+                          &offered, err, errn))
+        goto fail;
+    if (picked >= 0)
+        SK_LOGD("cuda attention (cuDNN): q%lld kv%lld %lldx%lld%s: engine config %lld of %lld, "
+                "workspace %lld B",
+                (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
+                p->stats ? " +stats" : "", (long long)picked, (long long)offered, (long long)p->ws);
+    rc = 0;
+fail: /* success too: the plan keeps what it needs of the graph */
+    sk_dnn_destroy(D, NOPS + NT);
+    return rc;
 }
 
 /* the cached plan of a shape; builds it unless `lookup_only` (then NULL when
@@ -372,19 +176,12 @@ static att_plan *get_plan(sk_cuda_ctx *cx, att_state *S, int64_t Nq, int64_t Nk,
                           int64_t HD, int stats, int lookup_only)
 {
     unsigned hsh = (unsigned)((((Nq * 131 + Nk) * 131 + NH) * 131 + HD) * 2 + stats) % ATT_PLANS;
-    att_plan *p = NULL;
-    for (int i = 0; i < ATT_PLANS; i++) {
-        att_plan *c = &S->plans[(hsh + i) % ATT_PLANS];
-        if (!c->valid) { p = c; break; }
-        if (c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD && c->stats == stats) return c;
-    }
-    if (lookup_only) return NULL;
-    if (!p) { /* table full: reuse the home slot; graphs that ran its kernel go stale */
-        p = &S->plans[hsh];
-        if (p->plan) cudnnBackendDestroyDescriptor(p->plan);
-        cx->scratch_gen++;
-        memset(p, 0, sizeof *p);
-    }
+    att_plan *p = sk_dnn_plan_slot(S->plans, ATT_PLANS, hsh, lookup_only, &cx->scratch_gen,
+                                   [&](const att_plan *c) {
+                                       return c->nq == Nq && c->nk == Nk && c->nh == NH &&
+                                              c->hd == HD && c->stats == stats;
+                                   });
+    if (!p || p->valid) return p; /* cached (or declined), or lookup_only and none */
     p->nq = Nq;
     p->nk = Nk;
     p->nh = NH;
@@ -444,14 +241,7 @@ static sk_status run_plan(att_state *S, att_plan *p, void *o, const void *q, con
     int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS};
     void *ptrs[6] = {(void *)q, (void *)k, (void *)v, o, scale, stats};
     const int64_t n = p->stats ? 6 : 5;
-    bdesc vp = NULL;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
-    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
-    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
-    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
-    if (!s) s = cudnnBackendFinalize(vp);
-    if (!s) s = cudnnBackendExecute(S->h, p->plan, vp);
-    if (vp) cudnnBackendDestroyDescriptor(vp);
+    const cudnnStatus_t s = sk_dnn_execute(S->h, p->plan, n, uids, ptrs, ws);
     if (s != CUDNN_STATUS_SUCCESS)
         return SK_ERR(SK_E_CUDA, "cuda attention (cuDNN): %s", cudnnGetErrorString(s));
     return SK_OK;

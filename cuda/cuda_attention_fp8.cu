@@ -242,124 +242,7 @@ typedef struct {
 static size_t al256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 #ifdef SK_HAVE_CUDNN
-#include <cudnn.h>
-
-typedef cudnnBackendDescriptor_t bdesc;
-
-#define DNN(call)                                                                          \
-    do {                                                                                   \
-        cudnnStatus_t ds_ = (call);                                                        \
-        if (ds_ != CUDNN_STATUS_SUCCESS) {                                                 \
-            snprintf(err, errn, "%s in %s", cudnnGetErrorString(ds_), #call);              \
-            goto fail;                                                                     \
-        }                                                                                  \
-    } while (0)
-
-/* the same descriptor helpers as cuda_attention_cudnn.cu's (kept apart: one file, one job) */
-static cudnnStatus_t f8_tensor(bdesc *out, int64_t uid, cudnnDataType_t dt, const int64_t *dim,
-                               const int64_t *str, int virt, int by_value)
-{
-    bdesc t = NULL;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t);
-    if (s != CUDNN_STATUS_SUCCESS) return s;
-    const int64_t align = by_value ? 4 : 16;
-    const bool bv = by_value != 0, vv = virt != 0;
-    if ((s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &vv)) ||
-        (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &bv)) ||
-        (s = cudnnBackendFinalize(t))) {
-        cudnnBackendDestroyDescriptor(t);
-        return s;
-    }
-    *out = t;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t f8_pointwise(bdesc *op, cudnnPointwiseMode_t mode, bdesc x, bdesc b, bdesc y)
-{
-    bdesc pw = NULL, o = NULL;
-    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw);
-    if (s) return s;
-    if ((s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)) ||
-        (s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
-        (s = cudnnBackendFinalize(pw)) ||
-        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &o)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
-        (b && (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_BDESC,
-                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b))) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_POINTWISE_YDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
-        (s = cudnnBackendFinalize(o))) {
-        if (o) cudnnBackendDestroyDescriptor(o);
-        cudnnBackendDestroyDescriptor(pw);
-        return s;
-    }
-    cudnnBackendDestroyDescriptor(pw);
-    *op = o;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t f8_reduction(bdesc *op, cudnnReduceTensorOp_t mode, bdesc x, bdesc y)
-{
-    bdesc rd = NULL, o = NULL;
-    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_REDUCTION_DESCRIPTOR, &rd);
-    if (s) return s;
-    if ((s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_OPERATOR,
-                                      CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode)) ||
-        (s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
-        (s = cudnnBackendFinalize(rd)) ||
-        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &o)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_XDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_YDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_REDUCTION_DESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd)) ||
-        (s = cudnnBackendFinalize(o))) {
-        if (o) cudnnBackendDestroyDescriptor(o);
-        cudnnBackendDestroyDescriptor(rd);
-        return s;
-    }
-    cudnnBackendDestroyDescriptor(rd);
-    *op = o;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t f8_matmul(bdesc *op, bdesc a, bdesc b, bdesc c)
-{
-    bdesc mm = NULL, o = NULL;
-    const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_MATMUL_DESCRIPTOR, &mm);
-    if (s) return s;
-    if ((s = cudnnBackendSetAttribute(mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &prec)) ||
-        (s = cudnnBackendFinalize(mm)) ||
-        (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &o)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_ADESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_BDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_CDESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c)) ||
-        (s = cudnnBackendSetAttribute(o, CUDNN_ATTR_OPERATION_MATMUL_DESC,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm)) ||
-        (s = cudnnBackendFinalize(o))) {
-        if (o) cudnnBackendDestroyDescriptor(o);
-        cudnnBackendDestroyDescriptor(mm);
-        return s;
-    }
-    cudnnBackendDestroyDescriptor(mm);
-    *op = o;
-    return CUDNN_STATUS_SUCCESS;
-}
+#include "cuda_cudnn_graph.h"
 
 enum {
     U_Q = 1, U_K, U_V, U_O, U_ATTN, U_DQ, U_DK, U_DV, U_SS, U_DS, U_SO, U_AMAX_S, U_AMAX_O,
@@ -371,150 +254,74 @@ static int f8_build(f8_state *S, f8_plan *p, char *err, size_t errn)
 {
     const int64_t Nq = p->nq, Nk = p->nk, NH = p->nh, HD = p->hd;
     enum { NT = 32, NOPS = 20 };
-    bdesc T[NT] = {0}, ops[NOPS] = {0}, graph = NULL, heur = NULL, *cfgs = NULL;
+    bdesc D[NOPS + NT] = {0}, *ops = D, *T = D + NOPS; /* destroyed in this order */
     int nops = 0, nt = 0;
-    int64_t ncfg = 0;
+    int64_t picked = -1, offered = 0; /* not logged here */
+    int rc = -1;
     const cudnnDataType_t E4 = CUDNN_DATA_FP8_E4M3, F32 = CUDNN_DATA_FLOAT;
     const cudnnDataType_t ODT = p->o8 ? E4 : CUDNN_DATA_BFLOAT16;
-    const int64_t qd[4] = {1, NH, Nq, HD}, qs[4] = {Nq * NH * HD, HD, NH * HD, 1};
-    const int64_t kd[4] = {1, NH, HD, Nk}, ks[4] = {Nk * NH * HD, HD, 1, NH * HD};
-    const int64_t vd[4] = {1, NH, Nk, HD}, vs[4] = {Nk * NH * HD, HD, NH * HD, 1};
-    const int64_t sd[4] = {1, NH, Nq, Nk}, ss[4] = {NH * Nq * Nk, Nq * Nk, Nk, 1};
-    const int64_t rd[4] = {1, NH, Nq, 1}, rs[4] = {NH * Nq, Nq, 1, 1};
-    const int64_t one[4] = {1, 1, 1, 1};
+    const sk_dnn_sdpa_dims L = sk_dnn_sdpa_layout(Nq, Nk, NH, HD);
     int64_t vu = U_VIRT;
 #define TEN(var, ...)                                                                      \
     bdesc var;                                                                             \
-    DNN(f8_tensor(&T[nt], __VA_ARGS__));                                                   \
+    SK_DNN(sk_dnn_tensor(&T[nt], __VA_ARGS__));                                            \
     var = T[nt++];
     {
-        TEN(tQ, U_Q, E4, qd, qs, 0, 0);
-        TEN(tK, U_K, E4, kd, ks, 0, 0);
-        TEN(tV, U_V, E4, vd, vs, 0, 0);
-        TEN(tO, U_O, ODT, qd, qs, 0, 0);
-        TEN(tA, U_ATTN, F32, one, one, 0, 1);
-        TEN(tDQ, U_DQ, F32, one, one, 0, 0);
-        TEN(tDK, U_DK, F32, one, one, 0, 0);
-        TEN(tDV, U_DV, F32, one, one, 0, 0);
-        TEN(tSS, U_SS, F32, one, one, 0, 0);
-        TEN(tDS, U_DS, F32, one, one, 0, 0);
-        TEN(tSO, U_SO, F32, one, one, 0, 0);
-        TEN(tAS, U_AMAX_S, F32, one, one, 0, 0);
-        TEN(tAO, U_AMAX_O, F32, one, one, 0, 0);
-        TEN(tST, p->stats ? (int64_t)U_STATS : vu++, F32, rd, rs, !p->stats, 0);
-        TEN(s1, vu++, F32, sd, ss, 1, 0);
-        TEN(s2, vu++, F32, sd, ss, 1, 0);
-        TEN(s3, vu++, F32, sd, ss, 1, 0);
-        TEN(s4, vu++, F32, sd, ss, 1, 0);
-        TEN(mx, vu++, F32, rd, rs, 1, 0);
-        TEN(s5, vu++, F32, sd, ss, 1, 0);
-        TEN(ex, vu++, F32, sd, ss, 1, 0);
-        TEN(zs, vu++, F32, rd, rs, 1, 0);
-        TEN(lz, vu++, F32, rd, rs, 1, 0);
-        TEN(pp, vu++, F32, sd, ss, 1, 0);
-        TEN(p8, vu++, E4, sd, ss, 1, 0);
-        TEN(o1, vu++, F32, qd, qs, 1, 0);
-        TEN(o2, vu++, F32, qd, qs, 1, 0);
-        TEN(o3, vu++, F32, qd, qs, 1, 0);
-        DNN(f8_matmul(&ops[nops++], tQ, tK, s1));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s1, tA, s2));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s2, tDQ, s3));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s3, tDK, s4));
-        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_MAX, s4, mx));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_SUB, s4, mx, s5));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_EXP, s5, NULL, ex));
-        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_ADD, ex, zs));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_LOG, zs, NULL, lz));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_ADD, mx, lz, tST));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_DIV, ex, zs, pp));
-        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, pp, tAS));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, pp, tSS, p8));
-        DNN(f8_matmul(&ops[nops++], p8, tV, o1));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o1, tDS, o2));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o2, tDV, o3));
-        DNN(f8_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o3, tSO, tO));
-        DNN(f8_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, o3, tAO));
+        TEN(tQ, U_Q, E4, L.qd, L.qs, 0, 0);
+        TEN(tK, U_K, E4, L.kd, L.ks, 0, 0);
+        TEN(tV, U_V, E4, L.vd, L.vs, 0, 0);
+        TEN(tO, U_O, ODT, L.qd, L.qs, 0, 0);
+        TEN(tA, U_ATTN, F32, L.one, L.one, 0, 1);
+        TEN(tDQ, U_DQ, F32, L.one, L.one, 0, 0);
+        TEN(tDK, U_DK, F32, L.one, L.one, 0, 0);
+        TEN(tDV, U_DV, F32, L.one, L.one, 0, 0);
+        TEN(tSS, U_SS, F32, L.one, L.one, 0, 0);
+        TEN(tDS, U_DS, F32, L.one, L.one, 0, 0);
+        TEN(tSO, U_SO, F32, L.one, L.one, 0, 0);
+        TEN(tAS, U_AMAX_S, F32, L.one, L.one, 0, 0);
+        TEN(tAO, U_AMAX_O, F32, L.one, L.one, 0, 0);
+        TEN(tST, p->stats ? (int64_t)U_STATS : vu++, F32, L.rd, L.rs, !p->stats, 0);
+        TEN(s1, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(s2, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(s3, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(s4, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(mx, vu++, F32, L.rd, L.rs, 1, 0);
+        TEN(s5, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(ex, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(zs, vu++, F32, L.rd, L.rs, 1, 0);
+        TEN(lz, vu++, F32, L.rd, L.rs, 1, 0);
+        TEN(pp, vu++, F32, L.sd, L.ss, 1, 0);
+        TEN(p8, vu++, E4, L.sd, L.ss, 1, 0);
+        TEN(o1, vu++, F32, L.qd, L.qs, 1, 0);
+        TEN(o2, vu++, F32, L.qd, L.qs, 1, 0);
+        TEN(o3, vu++, F32, L.qd, L.qs, 1, 0);
+        SK_DNN(sk_dnn_matmul(&ops[nops++], tQ, tK, s1));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s1, tA, s2));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s2, tDQ, s3));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, s3, tDK, s4));
+        SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_MAX, s4, mx));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_SUB, s4, mx, s5));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_EXP, s5, NULL, ex));
+        SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_ADD, ex, zs));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_LOG, zs, NULL, lz));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_ADD, mx, lz, tST));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_DIV, ex, zs, pp));
+        SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, pp, tAS));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, pp, tSS, p8));
+        SK_DNN(sk_dnn_matmul(&ops[nops++], p8, tV, o1));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o1, tDS, o2));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o2, tDV, o3));
+        SK_DNN(sk_dnn_pointwise(&ops[nops++], CUDNN_POINTWISE_MUL, o3, tSO, tO));
+        SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, o3, tAO));
     }
 #undef TEN
-    DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
-    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &S->h));
-    DNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                 nops, ops));
-    DNN(cudnnBackendFinalize(graph));
-    {
-        DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
-        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph));
-        const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-        DNN(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
-        DNN(cudnnBackendFinalize(heur));
-        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &ncfg, NULL));
-        if (ncfg <= 0) {
-            snprintf(err, errn, "heuristics offered no engine");
-            goto fail;
-        }
-        cfgs = (bdesc *)calloc((size_t)ncfg, sizeof *cfgs);
-        if (!cfgs) {
-            snprintf(err, errn, "out of host memory");
-            goto fail;
-        }
-        for (int64_t i = 0; i < ncfg; i++)
-            DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]));
-        int64_t got = 0;
-        DNN(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, ncfg, &got, cfgs));
-        cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
-        for (int64_t i = 0; i < got && !p->plan; i++) {
-            bdesc plan = NULL;
-            if ((last = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)))
-                continue;
-            if ((last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
-                                                 CUDNN_TYPE_HANDLE, 1, &S->h)) ||
-                (last = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i])) ||
-                (last = cudnnBackendFinalize(plan))) {
-                cudnnBackendDestroyDescriptor(plan);
-                continue;
-            }
-            int64_t ws = 0, cnt = 0;
-            if ((last = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                 CUDNN_TYPE_INT64, 1, &cnt, &ws))) {
-                cudnnBackendDestroyDescriptor(plan);
-                continue;
-            }
-            p->plan = plan;
-            p->ws = ws;
-        }
-        if (!p->plan) {
-            snprintf(err, errn, "no engine config of %lld finalized (last: %s)", (long long)got,
-                     cudnnGetErrorString(last));
-            goto fail;
-        }
-    }
-    for (int64_t i = 0; i < ncfg; i++)
-        if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
-    free(cfgs);
-    cudnnBackendDestroyDescriptor(heur);
-    cudnnBackendDestroyDescriptor(graph);
-    for (int i = 0; i < NOPS; i++)
-        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
-    for (int i = 0; i < NT; i++)
-        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
-    return 0;
-fail:
-    if (cfgs) {
-        for (int64_t i = 0; i < ncfg; i++)
-            if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
-        free(cfgs);
-    }
-    if (heur) cudnnBackendDestroyDescriptor(heur);
-    if (graph) cudnnBackendDestroyDescriptor(graph);
-    for (int i = 0; i < NOPS; i++)
-        if (ops[i]) cudnnBackendDestroyDescriptor(ops[i]);
-    for (int i = 0; i < NT; i++)
-        if (T[i]) cudnnBackendDestroyDescriptor(T[i]);
-    return -1;
+    if (sk_dnn_first_plan((cudnnHandle_t)S->h, ops, nops, NULL, &p->plan, &p->ws, &picked, &offered,
+                          err, errn))
+        goto fail;
+    rc = 0;
+fail: /* success too: the plan keeps what it needs of the graph */
+    sk_dnn_destroy(D, NOPS + NT);
+    return rc;
 }
 
 /* the cached plan of a shape (built unless lookup_only): the first variant that
@@ -523,19 +330,11 @@ static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk
                             int64_t HD, int lookup_only)
 {
     const unsigned hsh = (unsigned)(((Nq * 131 + Nk) * 131 + NH) * 131 + HD) % F8_PLANS;
-    f8_plan *p = NULL;
-    for (int i = 0; i < F8_PLANS; i++) {
-        f8_plan *c = &S->plans[(hsh + i) % F8_PLANS];
-        if (!c->valid) { p = c; break; }
-        if (c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD) return c;
-    }
-    if (lookup_only) return NULL;
-    if (!p) {
-        p = &S->plans[hsh];
-        if (p->plan) cudnnBackendDestroyDescriptor((bdesc)p->plan);
-        cx->scratch_gen++;
-        memset(p, 0, sizeof *p);
-    }
+    f8_plan *p = sk_dnn_plan_slot(S->plans, F8_PLANS, hsh, lookup_only, &cx->scratch_gen,
+                                  [&](const f8_plan *c) {
+                                      return c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD;
+                                  });
+    if (!p || p->valid) return p; /* cached (or declined), or lookup_only and none */
     const char *oe = getenv("SK_CUDA_FP8_ATTN_O");
     const int only_o8 = oe && !strcmp(oe, "e4m3");
     char err[256] = "", first[256] = "";
@@ -572,14 +371,7 @@ static sk_status f8_run(f8_state *S, f8_plan *p, void *o, const void *q8, const 
                       SLOT(sc, SL_DESCALE_S), p->o8 ? SLOT(sc, SL_INV_V) : SLOT(sc, SL_ONE),
                       SLOT(sc, SL_AMAX_S), SLOT(sc, SL_AMAX_O), stats};
     const int64_t n = p->stats ? 14 : 13;
-    bdesc vp = NULL;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
-    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
-    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
-    if (!s) s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
-    if (!s) s = cudnnBackendFinalize(vp);
-    if (!s) s = cudnnBackendExecute((cudnnHandle_t)S->h, (bdesc)p->plan, vp);
-    if (vp) cudnnBackendDestroyDescriptor(vp);
+    const cudnnStatus_t s = sk_dnn_execute((cudnnHandle_t)S->h, (bdesc)p->plan, n, uids, ptrs, ws);
     if (s != CUDNN_STATUS_SUCCESS)
         return SK_ERR(SK_E_CUDA, "cuda attention fp8 (cuDNN): %s", cudnnGetErrorString(s));
     return SK_OK;
