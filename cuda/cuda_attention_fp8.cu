@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_e4m3.cuh"
 #include "cuda_internal.h"
 #include "cuda_attention.h"
 #include "sk_cuda.h"
@@ -53,17 +54,6 @@ typedef struct {
     int which[F8_MAXSEG]; /* 0 q, 1 k, 2 v */
     int nseg;
 } f8_segs;
-
-__device__ __forceinline__ uint8_t f8_sat(float v)
-{
-    return (uint8_t)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
-}
-
-__device__ __forceinline__ float f8_dec(uint8_t v)
-{
-    __half_raw h = __nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)v, __NV_E4M3);
-    return __half2float(*reinterpret_cast<__half *>(&h));
-}
 
 __device__ __forceinline__ float blk_reduce(float v, int is_max, float *red)
 {
@@ -142,19 +132,12 @@ __global__ void k_f8_quant(f8_segs G, int dt, int vec, const float *sc)
     const float inv = *SLOT(sc, SL_INV_Q + G.which[g]);
     if (vec) {
         for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n / 8;
-             c += (int64_t)gridDim.x * blockDim.x) {
-            float v[8];
-            sk_ld8(x, dt, c, v);
-            uint2 o;
-            uint8_t *b = reinterpret_cast<uint8_t *>(&o);
-#pragma unroll
-            for (int k = 0; k < 8; k++) b[k] = f8_sat(v[k] * inv);
-            reinterpret_cast<uint2 *>(q)[c] = o;
-        }
+             c += (int64_t)gridDim.x * blockDim.x)
+            sk_e4m3_quant8(q, x, dt, c, inv);
     } else {
         for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
              i += (int64_t)gridDim.x * blockDim.x)
-            q[i] = f8_sat(sk_ld(x, dt, i) * inv);
+            q[i] = sk_e4m3_sat(sk_ld(x, dt, i) * inv);
     }
 }
 
@@ -165,7 +148,7 @@ __device__ __forceinline__ float ref_score(const float *qf, const uint8_t *kj, i
                                            float scale, float dq, float dk)
 {
     float d = 0.0f;
-    for (int64_t c = 0; c < HD; c++) d += qf[c] * f8_dec(kj[c]);
+    for (int64_t c = 0; c < HD; c++) d += qf[c] * sk_e4m3_dec(kj[c]);
     return ((d * scale) * dq) * dk;
 }
 
@@ -177,7 +160,7 @@ __global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_
     float *qf = sm, *pt = sm + HD, *red = pt + REF_T;
     const int64_t i = blockIdx.x, h = blockIdx.y, row = NH * HD;
     const int t = threadIdx.x;
-    for (int64_t c = t; c < HD; c += REF_T) qf[c] = f8_dec(q8[i * row + h * HD + c]);
+    for (int64_t c = t; c < HD; c += REF_T) qf[c] = sk_e4m3_dec(q8[i * row + h * HD + c]);
     __syncthreads();
     const float dq = *SLOT(sc, SL_DESC_Q), dk = *SLOT(sc, SL_DESC_K), dv = *SLOT(sc, SL_DESC_V);
     float m = -INFINITY;
@@ -191,7 +174,7 @@ __global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_
         if (j < Nk) {
             const float e = expf(ref_score(qf, k8 + j * row + h * HD, HD, scale, dq, dk) - m);
             z += e;
-            p = f8_dec(f8_sat(e * 448.0f));
+            p = sk_e4m3_dec(sk_e4m3_sat(e * 448.0f));
         }
         pt[t] = p;
         __syncthreads();
@@ -200,8 +183,8 @@ __global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_
             const float pv = pt[jj];
             if (pv == 0.0f) continue;
             const uint8_t *vj = v8 + (j0 + jj) * row + h * HD;
-            if (t < HD) acc0 += pv * f8_dec(vj[t]);
-            if (t + REF_T < HD) acc1 += pv * f8_dec(vj[t + REF_T]);
+            if (t < HD) acc0 += pv * sk_e4m3_dec(vj[t]);
+            if (t + REF_T < HD) acc1 += pv * sk_e4m3_dec(vj[t + REF_T]);
         }
         __syncthreads();
     }
@@ -215,7 +198,7 @@ __global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_
 __global__ void k_f8_o_dequant(__nv_bfloat16 *out, const uint8_t *o8, int64_t n, const float *sc)
 {
     const float dv = *SLOT(sc, SL_DESC_V);
-    SK_GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(f8_dec(o8[i]) * dv);
+    SK_GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(sk_e4m3_dec(o8[i]) * dv);
 }
 
 /* ------------------------------------------------------------ state */

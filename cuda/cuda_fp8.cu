@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_e4m3.cuh"
 #include "cuda_internal.h"
 
 /* ------------------------------------------------------------ quantize_rows */
@@ -31,11 +32,6 @@ __device__ __forceinline__ void fp8_row_scales(float amax, float *inv, float *sc
     if (!isfinite(amax)) { *inv = 0.0f; *scale = __int_as_float(0x7f800000); return; }
     *inv = __fdiv_rn(448.0f, amax);
     *scale = __fdiv_rn(amax, 448.0f);
-}
-
-__device__ __forceinline__ uint8_t fp8_sat(float v)
-{
-    return (uint8_t)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
 }
 
 template <int VEC>
@@ -74,17 +70,9 @@ __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict_
     fp8_row_scales(amax, &inv, &scale);
     if (threadIdx.x == 0) s[row] = scale;
     if (VEC) {
-        for (int64_t c = threadIdx.x; c < K / 8; c += blockDim.x) {
-            float v[8];
-            sk_ld8(xr, dt, c, v);
-            uint2 out;
-            uint8_t *b = reinterpret_cast<uint8_t *>(&out);
-#pragma unroll
-            for (int k = 0; k < 8; k++) b[k] = fp8_sat(v[k] * inv);
-            reinterpret_cast<uint2 *>(qr)[c] = out;
-        }
+        for (int64_t c = threadIdx.x; c < K / 8; c += blockDim.x) sk_e4m3_quant8(qr, xr, dt, c, inv);
     } else {
-        for (int64_t i = threadIdx.x; i < K; i += blockDim.x) qr[i] = fp8_sat(sk_ld(xr, dt, i) * inv);
+        for (int64_t i = threadIdx.x; i < K; i += blockDim.x) qr[i] = sk_e4m3_sat(sk_ld(xr, dt, i) * inv);
     }
 }
 

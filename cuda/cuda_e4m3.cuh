@@ -1,0 +1,37 @@
+/* cuda_e4m3.cuh - FP8 e4m3 conversions shared by the FP8 kernels (cuda_fp8.cu: row
+ * quantization for the block linears; cuda_attention_fp8.cu: per-tensor q/k/v and the
+ * emulation kernel). One definition, so both round exactly as runtime/core/fp8.h's CPU
+ * oracle does: satfinite, round to nearest even. */
+#ifndef SK_CUDA_E4M3_CUH
+#define SK_CUDA_E4M3_CUH
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <stdint.h>
+
+#include "cuda_internal.h"
+
+__device__ __forceinline__ uint8_t sk_e4m3_sat(float v)
+{
+    return (uint8_t)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+}
+
+__device__ __forceinline__ float sk_e4m3_dec(uint8_t v)
+{
+    __half_raw h = __nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)v, __NV_E4M3);
+    return __half2float(*reinterpret_cast<__half *>(&h));
+}
+
+/* elements 8c..8c+7 of x (dtype dt), times inv, as e4m3 into q[8c..8c+7] in one 8-byte store */
+__device__ __forceinline__ void sk_e4m3_quant8(uint8_t *q, const void *x, int dt, int64_t c, float inv)
+{
+    float v[8];
+    sk_ld8(x, dt, c, v);
+    uint2 o;
+    uint8_t *b = reinterpret_cast<uint8_t *>(&o);
+#pragma unroll
+    for (int k = 0; k < 8; k++) b[k] = sk_e4m3_sat(v[k] * inv);
+    reinterpret_cast<uint2 *>(q)[c] = o;
+}
+
+#endif
