@@ -65,6 +65,8 @@ typedef struct {
 } fa3_params;
 
 #ifdef SK_FA3
+#include "cuda_wgmma_common.cuh"
+
 __device__ __forceinline__ void fa3_wgmma_ss_n128(float *d, uint64_t da, uint64_t db, int acc)
 {
     asm volatile(
@@ -96,9 +98,6 @@ __device__ __forceinline__ void fa3_wgmma_rs_n128(float *d, const uint32_t *a, u
 }
 
 
-__device__ __forceinline__ void fa3_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void fa3_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void fa3_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 template <int N> __device__ __forceinline__ void fa3_fence_regs(float (&r)[N])
 {
 #pragma unroll
@@ -142,17 +141,6 @@ __device__ __forceinline__ void tma3(uint32_t dst, const CUtensorMap *m, int c0,
     asm volatile(
         "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
         ::"r"(dst), "l"((uint64_t)m), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
-}
-__device__ __forceinline__ uint32_t fa3_pk(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-__device__ __forceinline__ float fa3_ex2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
 }
 template <int BN> __device__ __forceinline__ void fa3_wgmma_ss(float *d, uint64_t da, uint64_t db, int acc)
 {
@@ -297,17 +285,17 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
         const float ms0 = mx0 == -INFINITY ? 0.0f : mx0 * sl2;
         const float ms1 = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
-        a0 = m0 == -INFINITY ? 0.0f : fa3_ex2(m0 * sl2 - ms0);
-        a1 = m1 == -INFINITY ? 0.0f : fa3_ex2(m1 * sl2 - ms1);
+        a0 = m0 == -INFINITY ? 0.0f : sk_ex2(m0 * sl2 - ms0);
+        a1 = m1 == -INFINITY ? 0.0f : sk_ex2(m1 * sl2 - ms1);
         m0 = mx0;
         m1 = mx1;
         float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) {
-            s[4 * n] = fa3_ex2(fmaf(s[4 * n], sl2, -ms0));
-            s[4 * n + 1] = fa3_ex2(fmaf(s[4 * n + 1], sl2, -ms0));
-            s[4 * n + 2] = fa3_ex2(fmaf(s[4 * n + 2], sl2, -ms1));
-            s[4 * n + 3] = fa3_ex2(fmaf(s[4 * n + 3], sl2, -ms1));
+            s[4 * n] = sk_ex2(fmaf(s[4 * n], sl2, -ms0));
+            s[4 * n + 1] = sk_ex2(fmaf(s[4 * n + 1], sl2, -ms0));
+            s[4 * n + 2] = sk_ex2(fmaf(s[4 * n + 2], sl2, -ms1));
+            s[4 * n + 3] = sk_ex2(fmaf(s[4 * n + 3], sl2, -ms1));
             ps0 += s[4 * n] + s[4 * n + 1];
             ps1 += s[4 * n + 2] + s[4 * n + 3];
         }
@@ -317,10 +305,10 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
     auto pack_p = [&]() {
 #pragma unroll
         for (int kk = 0; kk < NKK; kk++) {
-            pa[kk][0] = fa3_pk(s[8 * kk], s[8 * kk + 1]);
-            pa[kk][1] = fa3_pk(s[8 * kk + 2], s[8 * kk + 3]);
-            pa[kk][2] = fa3_pk(s[8 * kk + 4], s[8 * kk + 5]);
-            pa[kk][3] = fa3_pk(s[8 * kk + 6], s[8 * kk + 7]);
+            pa[kk][0] = sk_pk_bf16(s[8 * kk], s[8 * kk + 1]);
+            pa[kk][1] = sk_pk_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+            pa[kk][2] = sk_pk_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+            pa[kk][3] = sk_pk_bf16(s[8 * kk + 6], s[8 * kk + 7]);
         }
     };
     auto rescale = [&](float a0, float a1) {
@@ -340,11 +328,11 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
     bar_wait(k_full(0), 0);
     if (pp) nbar_sync(1 + cw);
     fa3_fence_regs(s);
-    fa3_fence();
+    sk_wg_fence();
     issue_s(0);
-    fa3_commit();
+    sk_wg_commit();
     if (pp) nbar_arrive(2 - cw);
-    fa3_wait<0>();
+    sk_wg_wait<0>();
     fa3_fence_regs(s);
     bar_arrive(k_empty(0));
     {
@@ -359,19 +347,19 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         fa3_fence_regs(s);
         fa3_fence_regs(o);
         fa3_fence_regs(pa);
-        fa3_fence();
+        sk_wg_fence();
         issue_s(st);
-        fa3_commit();
+        sk_wg_commit();
         bar_wait(v_full(sp), ((t - 1) / ST) & 1);
         issue_pv(sp);
-        fa3_commit();
+        sk_wg_commit();
         if (pp) nbar_arrive(2 - cw);
-        fa3_wait<1>(); /* S(t) done */
+        sk_wg_wait<1>(); /* S(t) done */
         fa3_fence_regs(s);
         bar_arrive(k_empty(st));
         float a0, a1;
         softmax(valid_keys(t), a0, a1);
-        fa3_wait<0>(); /* P(t-1) V(t-1) done */
+        sk_wg_wait<0>(); /* P(t-1) V(t-1) done */
         fa3_fence_regs(o);
         fa3_fence_regs(pa);
         bar_arrive(v_empty(sp));
@@ -386,11 +374,11 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         if (pp) nbar_sync(1 + cw);
         fa3_fence_regs(o);
         fa3_fence_regs(pa);
-        fa3_fence();
+        sk_wg_fence();
         issue_pv(sp);
-        fa3_commit();
+        sk_wg_commit();
         if (pp) nbar_arrive(2 - cw);
-        fa3_wait<0>();
+        sk_wg_wait<0>();
         fa3_fence_regs(o);
         bar_arrive(v_empty(sp));
     }
@@ -442,7 +430,7 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
             const float *oj = p.scr + (size_t)(slot0 + j) * FA3_BM * FA3_HD;
             const float2 ml0 = __ldcg(reinterpret_cast<const float2 *>(mj + r0 * 2));
             const float2 ml1 = __ldcg(reinterpret_cast<const float2 *>(mj + r1 * 2));
-            const float w0 = fa3_ex2((ml0.x - mm0) * sl2), w1 = fa3_ex2((ml1.x - mm1) * sl2);
+            const float w0 = sk_ex2((ml0.x - mm0) * sl2), w1 = sk_ex2((ml1.x - mm1) * sl2);
             l0 += w0 * ml0.y;
             l1 += w1 * ml1.y;
 #pragma unroll

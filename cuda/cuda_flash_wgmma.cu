@@ -29,6 +29,8 @@
 #endif
 
 #ifdef SK_WGMMA
+#include "cuda_wgmma_common.cuh"
+
 __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint64_t db, int acc)
 {
     asm volatile(
@@ -57,9 +59,6 @@ __device__ __forceinline__ void wgmma_rs_n128(float *d, const uint32_t *a, uint6
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
 }
 
-__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
 __device__ __forceinline__ void fence_async_smem()
 {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -76,17 +75,6 @@ __device__ __forceinline__ void cp16(void *smem, const void *gmem, bool valid)
     int sz = valid ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(sz));
 }
-__device__ __forceinline__ uint32_t pk(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-__device__ __forceinline__ float ex2f(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
 #endif
 
 #ifdef SK_WGMMA
@@ -97,7 +85,6 @@ template <int N> __device__ __forceinline__ void fence_regs(float (&r)[N])
 #pragma unroll
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
 }
-__device__ __forceinline__ void wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 #endif
 
 /* Tiles of 64 keys go through 3 shared-memory stages so that S(j+1) = Q K(j+1)^T
@@ -161,14 +148,14 @@ __global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
 #pragma unroll
         for (int k = 0; k < 32; k++) sacc[k] = 0.0f;
         fence_regs(sacc);
-        wg_fence();
+        sk_wg_fence();
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
             const int o = (kk >> 2) * 8192 + (kk & 3) * 32;
             wgmma_ss_n64(sacc, mkdesc(Qs + o, 16, 1024) | (1ull << 62),
                          mkdesc(ks + o, 16, 1024) | (1ull << 62), 1);
         }
-        wg_commit();
+        sk_wg_commit();
     };
 
     /* prologue: tiles 0 and 1 in flight, S(0) issued */
@@ -198,7 +185,7 @@ __global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
         __syncthreads();
         const bool more = tile + 1 < ntiles;
         if (more) issue_s(sn, tile + 1); /* overlaps the softmax below */
-        if (more) wg_wait1(); else wg_wait0(); /* S(tile) done */
+        if (more) sk_wg_wait<1>(); else sk_wg_wait<0>(); /* S(tile) done */
         fence_regs(s);
 
         int r;
@@ -235,16 +222,16 @@ __global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
         const float mn0 = fmaxf(m0, mx0 * mul), mn1 = fmaxf(m1, mx1 * mul);
         const float mu0 = mn0 == -INFINITY ? 0.0f : mn0, mu1 = mn1 == -INFINITY ? 0.0f : mn1;
-        const float a0 = ex2f(m0 - mu0), a1 = ex2f(m1 - mu1);
+        const float a0 = sk_ex2(m0 - mu0), a1 = sk_ex2(m1 - mu1);
         m0 = mn0;
         m1 = mn1;
         float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
         for (int n = 0; n < 8; n++) {
-            s[4 * n] = ex2f(fmaf(s[4 * n], mul, -mu0));
-            s[4 * n + 1] = ex2f(fmaf(s[4 * n + 1], mul, -mu0));
-            s[4 * n + 2] = ex2f(fmaf(s[4 * n + 2], mul, -mu1));
-            s[4 * n + 3] = ex2f(fmaf(s[4 * n + 3], mul, -mu1));
+            s[4 * n] = sk_ex2(fmaf(s[4 * n], mul, -mu0));
+            s[4 * n + 1] = sk_ex2(fmaf(s[4 * n + 1], mul, -mu0));
+            s[4 * n + 2] = sk_ex2(fmaf(s[4 * n + 2], mul, -mu1));
+            s[4 * n + 3] = sk_ex2(fmaf(s[4 * n + 3], mul, -mu1));
             ps0 += s[4 * n] + s[4 * n + 1];
             ps1 += s[4 * n + 2] + s[4 * n + 3];
         }
@@ -262,14 +249,14 @@ __global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
         uint32_t pa[4][4];
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            pa[kk][0] = pk(s[8 * kk], s[8 * kk + 1]);
-            pa[kk][1] = pk(s[8 * kk + 2], s[8 * kk + 3]);
-            pa[kk][2] = pk(s[8 * kk + 4], s[8 * kk + 5]);
-            pa[kk][3] = pk(s[8 * kk + 6], s[8 * kk + 7]);
+            pa[kk][0] = sk_pk_bf16(s[8 * kk], s[8 * kk + 1]);
+            pa[kk][1] = sk_pk_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+            pa[kk][2] = sk_pk_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+            pa[kk][3] = sk_pk_bf16(s[8 * kk + 6], s[8 * kk + 7]);
         }
         const unsigned char *vs = Vs + (tile % 3) * TB;
         fence_regs(o);
-        wg_fence();
+        sk_wg_fence();
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
             /* V is MN-major: LBO = stride between 64-column atoms along N
@@ -278,8 +265,8 @@ __global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
             if (HD == 128) wgmma_rs_n128(o, pa[kk], dv, 1);
             else wgmma_rs_n64(o, pa[kk], dv, 1);
         }
-        wg_commit();
-        wg_wait0(); /* P V(tile) and S(tile+1) */
+        sk_wg_commit();
+        sk_wg_wait<0>(); /* P V(tile) and S(tile+1) */
         fence_regs(o);
         fence_regs(sn);
         __syncthreads(); /* all warps done with stage tile%3 before it is refilled */

@@ -1,0 +1,29 @@
+/* cuda_wgmma_common.cuh - the small device helpers both Hopper attention kernels use
+ * (cuda_flash_wgmma.cu, cuda_flash_fa3.cu): bf16 packing of P for the register operand,
+ * exp2 as one MUFU instruction, and the wgmma group fences. Compiled only where wgmma
+ * exists (sm_90a: __CUDA_ARCH_FEAT_SM90_ALL); both files include it inside that guard. */
+#ifndef SK_CUDA_WGMMA_COMMON_CUH
+#define SK_CUDA_WGMMA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+__device__ __forceinline__ uint32_t sk_pk_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+__device__ __forceinline__ float sk_ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+__device__ __forceinline__ void sk_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void sk_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void sk_wg_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+#endif
