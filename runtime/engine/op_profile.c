@@ -144,14 +144,22 @@ W0(upload, "upload (host to device)", (sk_backend *be, void *d, const void *s, s
 W0(download, "download (device to host)", (sk_backend *be, void *d, const void *s, size_t n),
    (be, d, s, n))
 
+/* which of the DiT's linears w is, from its shape [N, K]: the profile's line for it */
+static const char *linear_kind(const sk_tensor *w, int fp8)
+{
+    static const char *const names[2][4] = {
+        {"linear ffn up (+gelu)", "linear ffn down", "linear q/k/v/o", "linear (other)"},
+        {"fp8 linear ffn up (+gelu)", "fp8 linear ffn down", "fp8 linear q/k/v/o",
+         "fp8 linear (other)"}};
+    const int64_t K = w->shape[1], N = w->shape[0], D = P.cfg->dim, FF = P.cfg->ffn_dim;
+    const int k = N == FF && K == D ? 0 : N == D && K == FF ? 1 : N == D && K == D ? 2 : 3;
+    return names[fp8 ? 1 : 0][k];
+}
+
 static sk_status w_linear(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
                           const sk_tensor *b, sk_act ac)
 {
-    const int64_t K = w->shape[1], N = w->shape[0], D = P.cfg->dim, FF = P.cfg->ffn_dim;
-    const char *kind = N == FF && K == D   ? "linear ffn up (+gelu)"
-                       : N == D && K == FF ? "linear ffn down"
-                       : N == D && K == D  ? "linear q/k/v/o"
-                                           : "linear (other)";
+    const char *kind = linear_kind(w, 0);
     int a = prof_begin();
     sk_status st = P.inner->linear(be, y, x, w, b, ac);
     prof_end(a, kind);
@@ -162,11 +170,7 @@ static sk_status w_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q,
                               const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
                               const sk_tensor *b, sk_act ac)
 {
-    const int64_t K = w->shape[1], N = w->shape[0], D = P.cfg->dim, FF = P.cfg->ffn_dim;
-    const char *kind = N == FF && K == D   ? "fp8 linear ffn up (+gelu)"
-                       : N == D && K == FF ? "fp8 linear ffn down"
-                       : N == D && K == D  ? "fp8 linear q/k/v/o"
-                                           : "fp8 linear (other)";
+    const char *kind = linear_kind(w, 1);
     int a = prof_begin();
     sk_status st = P.inner->linear_fp8(be, y, q, sx, w, sw, b, ac);
     prof_end(a, kind);
