@@ -35,7 +35,7 @@ if [ -z "$SRCDIR" ]; then
 fi
 # x264's headers (libx264-dev) and nasm, unpacked here, not installed
 for p in libx264-dev nasm; do
-  ls "$p"_*.deb >/dev/null 2>&1 || apt-get -qq download "$p"
+  ls "$p"_*.deb >/dev/null 2>&1 || apt-get -qq -o APT::Sandbox::User=root download "$p"
   [ -d "x_$p" ] || dpkg -x "$p"_*.deb "x_$p"
 done
 X264=$(ls /usr/lib/x86_64-linux-gnu/libx264.so.* | head -1)
