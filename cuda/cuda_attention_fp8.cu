@@ -223,6 +223,7 @@ typedef struct {
 typedef struct {
     void *h; /* cudnnHandle_t */
     int broken, warned_capture, warned_decline;
+    int last_o8; /* the last call's path: -1 emulation, 0 cuDNN bf16 out, 1 cuDNN e4m3 out */
     f8_plan plans[F8_PLANS];
     float *sc;
     void *buf;
@@ -509,17 +510,19 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         k_f8_quant<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
         SK_CU_LAUNCH("attention fp8 (quantize)");
     }
+    /* review fix: amax_s / amax_o (two adjacent slots) zeroed on every call, in case
+     * cuDNN max-reduces into them rather than storing, and so that they read 0 after
+     * an emulation call (only the device check reads them; they were zeroed only at
+     * creation) */
+    SK_CU("attention fp8", cudaMemsetAsync(SLOT(S->sc, SL_AMAX_S), 0, 2 * 16, c->stream));
 #ifdef SK_HAVE_CUDNN
     if (use_dnn) {
-        /* review fix: amax_s / amax_o zeroed before each execute (two adjacent slots),
-         * in case the kernel max-reduces into them rather than storing (only the
-         * device check reads them; the scalars were zeroed only at creation) */
-        SK_CU("attention fp8", cudaMemsetAsync(SLOT(S->sc, SL_AMAX_S), 0, 2 * 16, c->stream));
         float attn = scale; /* by value: read at execute time */
         const sk_status rs = f8_run(S, pl, o8 ? (void *)(B + o_off) : out->data, B + q_off,
                                     B + k_off, B + v_off, &attn, S->sc,
                                     stats ? (float *)(B + st_off) : NULL, ws ? B + w_off : NULL);
         if (rs == SK_OK) {
+            S->last_o8 = o8;
             if (o8) {
                 const int64_t n = Nq * row;
                 k_f8_o_dequant<<<sk_cuda_blocks(n, 256), 256, 0, c->stream>>>(
@@ -544,6 +547,7 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         c->scratch_gen++; /* graphs recorded with that plan go stale */
     }
 #endif
+    S->last_o8 = -1;
     const size_t smem = (size_t)(HD + REF_T + 32) * sizeof(float);
     k_f8_att_ref<<<dim3((unsigned)Nq, (unsigned)NH), REF_T, smem, c->stream>>>(
         out->data, (int)out->dtype, B + q_off, B + k_off, B + v_off, S->sc, Nk, NH, HD, scale);
@@ -563,10 +567,9 @@ extern "C" sk_status sk_cuda_attention_fp8_scalars(sk_backend *be, float out[6])
     SK_CU("attention fp8", cudaMemcpy(h, S->sc, sizeof h, cudaMemcpyDeviceToHost));
     out[0] = h[4 * SL_DESC_Q], out[1] = h[4 * SL_DESC_K], out[2] = h[4 * SL_DESC_V];
     out[3] = h[4 * SL_AMAX_S], out[4] = h[4 * SL_AMAX_O];
-    int o8 = -1;
-    for (int i = 0; i < F8_PLANS; i++)
-        if (S->plans[i].valid == 1) o8 = S->plans[i].o8;
-    out[5] = (float)o8;
+    /* review fix: the path of the last call, not that of any valid plan in the
+     * cache (a shape cuDNN declined was reported with another shape's output) */
+    out[5] = (float)S->last_o8;
     return SK_OK;
 }
 
