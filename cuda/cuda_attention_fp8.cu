@@ -218,6 +218,7 @@ typedef struct {
     int stats; /* Stats is a real output (else virtual) */
     void *plan;
     int64_t ws;
+    int64_t picked, offered; /* engine config taken, configs the heuristics gave (log) */
 } f8_plan;
 
 typedef struct {
@@ -247,7 +248,6 @@ static int f8_build(f8_state *S, f8_plan *p, char *err, size_t errn)
     enum { NT = 32, NOPS = 20 };
     bdesc D[NOPS + NT] = {0}, *ops = D, *T = D + NOPS; /* destroyed in this order */
     int nops = 0, nt = 0;
-    int64_t picked = -1, offered = 0; /* not logged here */
     int rc = -1;
     const cudnnDataType_t E4 = CUDNN_DATA_FP8_E4M3, F32 = CUDNN_DATA_FLOAT;
     const cudnnDataType_t ODT = p->o8 ? E4 : CUDNN_DATA_BFLOAT16;
@@ -306,8 +306,8 @@ static int f8_build(f8_state *S, f8_plan *p, char *err, size_t errn)
         SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, o3, tAO));
     }
 #undef TEN
-    if (sk_dnn_first_plan((cudnnHandle_t)S->h, ops, nops, NULL, &p->plan, &p->ws, &picked, &offered,
-                          err, errn))
+    if (sk_dnn_first_plan((cudnnHandle_t)S->h, ops, nops, NULL, &p->plan, &p->ws, &p->picked,
+                          &p->offered, err, errn))
         goto fail;
     rc = 0;
 fail: /* success too: the plan keeps what it needs of the graph */
@@ -341,9 +341,14 @@ static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk
         p->stats = !(v & 1);
         if (f8_build(S, p, err, sizeof err) == 0) {
             p->valid = 1;
-            SK_LOGI("cuda attention fp8 (cuDNN): q%lld kv%lld %lldx%lld: %s output%s, workspace "
-                    "%lld B", (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
-                    p->o8 ? "e4m3" : "bf16", p->stats ? " + stats" : "", (long long)p->ws);
+            /* review: the engine config and the workspace logged (a non-flash engine
+             * would show as a later config and a workspace of the order of the
+             * scores, NH * Nq * Nk * 4 bytes) */
+            SK_LOGI("cuda attention fp8 (cuDNN): q%lld kv%lld %lldx%lld: %s output%s, engine "
+                    "config %lld of %lld, workspace %lld B", (long long)Nq, (long long)Nk,
+                    (long long)NH, (long long)HD, p->o8 ? "e4m3" : "bf16",
+                    p->stats ? " + stats" : "", (long long)p->picked, (long long)p->offered,
+                    (long long)p->ws);
             return p;
         }
         if (!first[0]) snprintf(first, sizeof first, "%s", err);

@@ -281,21 +281,22 @@ static double o8_err(const float *ref, size_t n, float amax_v)
 }
 
 /* fp8.h's arithmetic for query row i (all heads) with the probabilities treated
- * three ways: pmode 0 quantized before the normalization, p8 = e4m3(e * 448) and
- * o = (sum p8 v8) / Z / 448 * sv (fp8.h, the oracle, the emulation kernel: flash
- * kernels defer the division); 1 quantized after it, p8 = e4m3(e / Z * 448) and
- * o = (sum p8 v8) / 448 * sv (the graph's literal order: softmax, then * scale_s);
- * 2 not quantized, o = (sum e v8) / Z * sv. 0 vs 2 measures the probabilities'
- * own rounding error; 0 vs 1 is the diagnostic of which one cuDNN's kernel does. */
-static void oracle_row_var(float *out, const uint8_t *q8, const uint8_t *k8, const uint8_t *v8,
+ * three ways, into out[pmode] (NULL: skipped): pmode 0 quantized before the
+ * normalization, p8 = e4m3(e * 448) and o = (sum p8 v8) / Z / 448 * sv (fp8.h, the
+ * oracle, the emulation kernel: flash kernels defer the division); 1 quantized
+ * after it, p8 = e4m3(e / Z * 448) and o = (sum p8 v8) / 448 * sv (the graph's
+ * literal order: softmax, then * scale_s); 2 not quantized, o = (sum e v8) / Z * sv.
+ * 0 vs 2 measures the probabilities' own rounding error; 0 vs 1 is the diagnostic
+ * of which one cuDNN's kernel does. One pass for the dots. */
+static void oracle_row_var(float *out[3], const uint8_t *q8, const uint8_t *k8, const uint8_t *v8,
                            int64_t Nk, int64_t NH, int64_t HD, int64_t i, float scale, float sq,
-                           float sk, float sv, int pmode)
+                           float sk, float sv)
 {
     const int64_t row = NH * HD;
     float lut[256];
     for (int b = 0; b < 256; b++) lut[b] = sk_fp8_value((uint8_t)b);
     float *s = malloc((size_t)Nk * sizeof *s);
-    double *acc = malloc((size_t)HD * sizeof *acc);
+    double *acc = malloc((size_t)(3 * HD) * sizeof *acc);
     for (int64_t h = 0; h < NH; h++) {
         const uint8_t *qi = q8 + i * row + h * HD;
         float m = -INFINITY;
@@ -307,19 +308,21 @@ static void oracle_row_var(float *out, const uint8_t *q8, const uint8_t *k8, con
         }
         double Z = 0.0;
         for (int64_t j = 0; j < Nk; j++) Z += expf(s[j] - m);
-        for (int64_t c = 0; c < HD; c++) acc[c] = 0.0;
+        for (int64_t c = 0; c < 3 * HD; c++) acc[c] = 0.0;
         for (int64_t j = 0; j < Nk; j++) {
             const float e = expf(s[j] - m);
-            const float p = pmode == 0   ? lut[sk_fp8_sat(e * SK_FP8_P_SCALE)]
-                            : pmode == 1 ? lut[sk_fp8_sat((e / (float)Z) * SK_FP8_P_SCALE)]
-                                         : e;
-            if (p == 0.0f) continue;
-            for (int64_t c = 0; c < HD; c++) acc[c] += (double)p * lut[v8[j * row + h * HD + c]];
+            const float p[3] = {lut[sk_fp8_sat(e * SK_FP8_P_SCALE)],
+                                lut[sk_fp8_sat((e / (float)Z) * SK_FP8_P_SCALE)], e};
+            const uint8_t *vj = v8 + j * row + h * HD;
+            for (int k = 0; k < 3; k++)
+                if (out[k] && p[k] != 0.0f)
+                    for (int64_t c = 0; c < HD; c++) acc[k * HD + c] += (double)p[k] * lut[vj[c]];
         }
-        for (int64_t c = 0; c < HD; c++)
-            out[h * HD + c] = pmode == 0   ? (((float)acc[c] / (float)Z) * SK_FP8_P_DESCALE) * sv
-                              : pmode == 1 ? ((float)acc[c] * SK_FP8_P_DESCALE) * sv
-                                           : ((float)acc[c] / (float)Z) * sv;
+        for (int64_t c = 0; c < HD; c++) {
+            if (out[0]) out[0][h * HD + c] = (((float)acc[c] / (float)Z) * SK_FP8_P_DESCALE) * sv;
+            if (out[1]) out[1][h * HD + c] = ((float)acc[HD + c] * SK_FP8_P_DESCALE) * sv;
+            if (out[2]) out[2][h * HD + c] = ((float)acc[2 * HD + c] / (float)Z) * sv;
+        }
     }
     free(s), free(acc);
 }
@@ -333,9 +336,9 @@ static double oracle_apart(const uint8_t *q8, const uint8_t *k8, const uint8_t *
     const int64_t row = NH * HD;
     float *x = malloc((size_t)(nrows * row) * 4), *y = malloc((size_t)(nrows * row) * 4);
     for (int64_t r = 0; r < nrows; r++) {
-        const int64_t i = idx ? idx[r] : r;
-        oracle_row_var(x + r * row, q8, k8, v8, Nk, NH, HD, i, scale, sq, sk, sv, a);
-        oracle_row_var(y + r * row, q8, k8, v8, Nk, NH, HD, i, scale, sq, sk, sv, b);
+        float *o[3] = {NULL, NULL, NULL};
+        o[a] = x + r * row, o[b] = y + r * row;
+        oracle_row_var(o, q8, k8, v8, Nk, NH, HD, idx ? idx[r] : r, scale, sq, sk, sv);
     }
     const double e = rel_l2_rows(x, y, (size_t)(nrows * row));
     free(x), free(y);
@@ -516,8 +519,8 @@ static void check_att_big(sk_backend *gpu, const att_shape *sh, int nrows)
     float *orn = malloc((size_t)(nrows * row) * 4), *oru = malloc((size_t)(nrows * row) * 4);
     for (int r = 0; r < nrows; r++) {
         const int64_t i = (int64_t)r * (sh->Nq - 1) / (nrows > 1 ? nrows - 1 : 1);
-        oracle_row_var(orn + r * row, q8, k8, v8, Nk, sh->NH, sh->HD, i, scale, sq, sk, sv, 1);
-        oracle_row_var(oru + r * row, q8, k8, v8, Nk, sh->NH, sh->HD, i, scale, sq, sk, sv, 2);
+        float *o3[3] = {NULL, orn + r * row, oru + r * row};
+        oracle_row_var(o3, q8, k8, v8, Nk, sh->NH, sh->HD, i, scale, sq, sk, sv);
         sk_fp8_attention_rows(o_or, q8, k8, v8, Nk, sh->NH, sh->HD, i, i + 1, scale, sq, sk, sv);
         exact_rows(o_ex, d.q, kc, vc, Nk, sh->NH, sh->HD, i, i + 1, scale);
         memcpy(orc + r * row, o_or, (size_t)row * 4);
