@@ -563,6 +563,20 @@ static void check_att_big(sk_backend *gpu, const att_shape *sh, int nrows)
            e_pu <= e_pn ? "fp8.h matches the closer one"
                         : "cuDNN quantizes normalized P: change fp8.h, fp8_attention.c and the "
                           "emulation kernel to e4m3(e / Z * 448) and drop the / Z after P V");
+    /* diagnostic: cuDNN's amax outputs against what the graph defines (they do not
+     * feed our output): amax_s = amax of the normalized P, in (0, 1] (1 / the
+     * smallest row sum when the kernel defers the normalization); amax_o = max |O|
+     * before scale_o, so within one e4m3 step (2^-4) of max |output| here */
+    if (sc[5] >= 0) {
+        float ymax = 0.0f;
+        for (size_t t = 0; t < n; t++) ymax = fmaxf(ymax, fabsf(y8[t]));
+        printf("attention_fp8 q%lld kv%lld diagnostic: cuDNN amax_s %.6g (expected in (0, 1]); "
+               "amax_o %.6g vs max |O| %.6g (expected within 6.25%%): %s\n", (long long)sh->Nq,
+               (long long)Nk, sc[3], sc[4], ymax,
+               sc[3] > 0.0f && sc[3] <= 1.0f && fabsf(sc[4] - ymax) <= 0.0625f * ymax
+                   ? "as the graph defines"
+                   : "NOT as expected (the scale convention or the amax outputs differ)");
+    }
     free(o_or), free(o_ex), free(g8), free(gb), free(orc), free(exa), free(orn), free(oru);
     free(kc), free(vc), free(q8), free(k8), free(v8), free(y8), free(yb);
     sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
