@@ -417,6 +417,7 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         S = (f8_state *)calloc(1, sizeof *S);
         SK_CHECK(S, SK_E_OOM, "cuda attention fp8: out of host memory");
         c->cudnn_attn_fp8 = S;
+        S->last_o8 = -1;
         c->n_mallocs++;
         SK_CU("attention fp8", cudaMalloc(&S->sc, SL_N * 16));
         SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, SL_N * 16, c->stream));
