@@ -26,6 +26,7 @@
  *      emulation kernel below (fp8.h's arithmetic, one block per query row and
  *      head; slow, for tests and small shapes). SK_CUDA_FP8_ATTN=ref forces it,
  *      SK_CUDA_FP8_ATTN_O=bf16 tries the bf16-output graphs first (probe),
+ *      SK_CUDA_FP8_ATTN_STATS=0 only the graphs without the Stats output (A/B),
  *      SK_CUDA_FP8_ATTN=cudnn makes a shape cuDNN declines (or a failed execute)
  *      an error (benches: never time the emulation). A plan whose execute fails
  *      is dropped with a warning and the emulation kernel runs instead.
@@ -333,8 +334,14 @@ static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk
      * first cost two heuristics queries per shape and two "declined" lines */
     const char *oe = getenv("SK_CUDA_FP8_ATTN_O");
     const int try_bf16 = oe && !strcmp(oe, "bf16");
+    /* SK_CUDA_FP8_ATTN_STATS=0: only the graphs without Stats (A/B on the device:
+     * TransformerEngine builds those for inference, which cuDNN >= 9.7 serves for
+     * head dims <= 256 on sm_90; with Stats it is the training kernel, d = 128) */
+    const char *se = getenv("SK_CUDA_FP8_ATTN_STATS");
+    const int no_stats = se && !strcmp(se, "0");
     char err[256] = "", first[256] = "";
     for (int v = try_bf16 ? 0 : 2; v < 4; v++) {
+        if (no_stats && !(v & 1)) continue;
         memset(p, 0, sizeof *p);
         p->nq = Nq, p->nk = Nk, p->nh = NH, p->hd = HD;
         p->o8 = v >= 2;
