@@ -14,14 +14,22 @@
  *        softmax (max, sub, exp, sum, div; Stats = max + log(sum))
  *        amax_s = amax(P);  P8 = e4m3(P * scale_s)
  *        O = (P8 V8) * descale_s * descale_v * scale_o;  amax_o = amax(before scale_o)
- *      with scale_s = 448, descale_s = 1/448 (fp8.h) and the output in bf16 (scale_o
- *      1) when this cuDNN offers an engine for it, else in e4m3 with scale_o =
- *      1/descale_v (|O| <= max|V|) and a dequantizing cast after it;
+ *      with scale_s = 448, descale_s = 1/448 (fp8.h) and the output in e4m3 with
+ *      scale_o = 1/descale_v (|O| <= max|V|) and a dequantizing cast after it.
+ *      A bf16 output (scale_o 1, no cast) is cuDNN's only on Blackwell with cuDNN
+ *      >= 9.13 (cudnn-frontend's sdpa_support_surface.h refuses it for sm_90, and
+ *      this path runs on sm_90 only: wgmma_ok), so it is tried only when
+ *      SK_CUDA_FP8_ATTN_O=bf16 asks (a probe). The e4m3 output adds one e4m3
+ *      rounding of O (relative step 2^-4) that the oracle does not have: the
+ *      device check (tests/gpu/check_fp8.c) adds it to its bounds;
  *   5. where cuDNN is absent, declines, or the activations are not bf16: the
  *      emulation kernel below (fp8.h's arithmetic, one block per query row and
  *      head; slow, for tests and small shapes). SK_CUDA_FP8_ATTN=ref forces it,
- *      SK_CUDA_FP8_ATTN_O=e4m3 skips the bf16-output graphs (A/B), SK_CUDA_FP8_ATTN=cudnn
- *      makes a shape cuDNN declines an error (benches: never time the emulation).
+ *      SK_CUDA_FP8_ATTN_O=bf16 tries the bf16-output graphs first (probe),
+ *      SK_CUDA_FP8_ATTN_STATS=0 only the graphs without the Stats output (A/B),
+ *      SK_CUDA_FP8_ATTN=cudnn makes a shape cuDNN declines (or a failed execute)
+ *      an error (benches: never time the emulation). A plan whose execute fails
+ *      is dropped with a warning and the emulation kernel runs instead.
  *
  * CUDA graphs: nothing is created or allocated while a graph is recorded; a
  * call that would need to falls back to the act-dtype attention (warned once).
@@ -211,11 +219,13 @@ typedef struct {
     int stats; /* Stats is a real output (else virtual) */
     void *plan;
     int64_t ws;
+    int64_t picked, offered; /* engine config taken, configs the heuristics gave (log) */
 } f8_plan;
 
 typedef struct {
     void *h; /* cudnnHandle_t */
     int broken, warned_capture, warned_decline;
+    int last_o8; /* the last call's path: -1 emulation, 0 cuDNN bf16 out, 1 cuDNN e4m3 out */
     f8_plan plans[F8_PLANS];
     float *sc;
     void *buf;
@@ -239,7 +249,6 @@ static int f8_build(f8_state *S, f8_plan *p, char *err, size_t errn)
     enum { NT = 32, NOPS = 20 };
     bdesc D[NOPS + NT] = {0}, *ops = D, *T = D + NOPS; /* destroyed in this order */
     int nops = 0, nt = 0;
-    int64_t picked = -1, offered = 0; /* not logged here */
     int rc = -1;
     const cudnnDataType_t E4 = CUDNN_DATA_FP8_E4M3, F32 = CUDNN_DATA_FLOAT;
     const cudnnDataType_t ODT = p->o8 ? E4 : CUDNN_DATA_BFLOAT16;
@@ -298,8 +307,8 @@ static int f8_build(f8_state *S, f8_plan *p, char *err, size_t errn)
         SK_DNN(sk_dnn_reduction(&ops[nops++], CUDNN_REDUCE_TENSOR_AMAX, o3, tAO));
     }
 #undef TEN
-    if (sk_dnn_first_plan((cudnnHandle_t)S->h, ops, nops, NULL, &p->plan, &p->ws, &picked, &offered,
-                          err, errn))
+    if (sk_dnn_first_plan((cudnnHandle_t)S->h, ops, nops, NULL, &p->plan, &p->ws, &p->picked,
+                          &p->offered, err, errn))
         goto fail;
     rc = 0;
 fail: /* success too: the plan keeps what it needs of the graph */
@@ -308,7 +317,10 @@ fail: /* success too: the plan keeps what it needs of the graph */
 }
 
 /* the cached plan of a shape (built unless lookup_only): the first variant that
- * builds of bf16 output + Stats, bf16 output, e4m3 output + Stats, e4m3 output */
+ * builds of [bf16 output + Stats, bf16 output, only with SK_CUDA_FP8_ATTN_O=bf16]
+ * e4m3 output + Stats, e4m3 output (Stats first: cuDNN 9.14 had no bf16 SDPA engine
+ * without it, docs/PERF.md; the FP8 graphs of cudnn-frontend's sdpa_fp8 omit it
+ * for inference, so both are tried) */
 static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk, int64_t NH,
                             int64_t HD, int lookup_only)
 {
@@ -318,19 +330,32 @@ static f8_plan *f8_get_plan(sk_cuda_ctx *cx, f8_state *S, int64_t Nq, int64_t Nk
                                       return c->nq == Nq && c->nk == Nk && c->nh == NH && c->hd == HD;
                                   });
     if (!p || p->valid) return p; /* cached (or declined), or lookup_only and none */
+    /* review fix: bf16 output is not offered on sm_90 (see the header); trying it
+     * first cost two heuristics queries per shape and two "declined" lines */
     const char *oe = getenv("SK_CUDA_FP8_ATTN_O");
-    const int only_o8 = oe && !strcmp(oe, "e4m3");
+    const int try_bf16 = oe && !strcmp(oe, "bf16");
+    /* SK_CUDA_FP8_ATTN_STATS=0: only the graphs without Stats (A/B on the device:
+     * TransformerEngine builds those for inference, which cuDNN >= 9.7 serves for
+     * head dims <= 256 on sm_90; with Stats it is the training kernel, d = 128) */
+    const char *se = getenv("SK_CUDA_FP8_ATTN_STATS");
+    const int no_stats = se && !strcmp(se, "0");
     char err[256] = "", first[256] = "";
-    for (int v = only_o8 ? 2 : 0; v < 4; v++) {
+    for (int v = try_bf16 ? 0 : 2; v < 4; v++) {
+        if (no_stats && !(v & 1)) continue;
         memset(p, 0, sizeof *p);
         p->nq = Nq, p->nk = Nk, p->nh = NH, p->hd = HD;
         p->o8 = v >= 2;
         p->stats = !(v & 1);
         if (f8_build(S, p, err, sizeof err) == 0) {
             p->valid = 1;
-            SK_LOGI("cuda attention fp8 (cuDNN): q%lld kv%lld %lldx%lld: %s output%s, workspace "
-                    "%lld B", (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
-                    p->o8 ? "e4m3" : "bf16", p->stats ? " + stats" : "", (long long)p->ws);
+            /* review: the engine config and the workspace logged (a non-flash engine
+             * would show as a later config and a workspace of the order of the
+             * scores, NH * Nq * Nk * 4 bytes) */
+            SK_LOGI("cuda attention fp8 (cuDNN): q%lld kv%lld %lldx%lld: %s output%s, engine "
+                    "config %lld of %lld, workspace %lld B", (long long)Nq, (long long)Nk,
+                    (long long)NH, (long long)HD, p->o8 ? "e4m3" : "bf16",
+                    p->stats ? " + stats" : "", (long long)p->picked, (long long)p->offered,
+                    (long long)p->ws);
             return p;
         }
         if (!first[0]) snprintf(first, sizeof first, "%s", err);
@@ -399,6 +424,7 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         S = (f8_state *)calloc(1, sizeof *S);
         SK_CHECK(S, SK_E_OOM, "cuda attention fp8: out of host memory");
         c->cudnn_attn_fp8 = S;
+        S->last_o8 = -1;
         c->n_mallocs++;
         SK_CU("attention fp8", cudaMalloc(&S->sc, SL_N * 16));
         SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, SL_N * 16, c->stream));
@@ -497,20 +523,44 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         k_f8_quant<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
         SK_CU_LAUNCH("attention fp8 (quantize)");
     }
+    /* review fix: amax_s / amax_o (two adjacent slots) zeroed on every call, in case
+     * cuDNN max-reduces into them rather than storing, and so that they read 0 after
+     * an emulation call (only the device check reads them; they were zeroed only at
+     * creation) */
+    SK_CU("attention fp8", cudaMemsetAsync(SLOT(S->sc, SL_AMAX_S), 0, 2 * 16, c->stream));
 #ifdef SK_HAVE_CUDNN
     if (use_dnn) {
         float attn = scale; /* by value: read at execute time */
-        SK_TRY(f8_run(S, pl, o8 ? (void *)(B + o_off) : out->data, B + q_off, B + k_off, B + v_off,
-                      &attn, S->sc, stats ? (float *)(B + st_off) : NULL, ws ? B + w_off : NULL));
-        if (o8) {
-            const int64_t n = Nq * row;
-            k_f8_o_dequant<<<sk_cuda_blocks(n, 256), 256, 0, c->stream>>>(
-                (__nv_bfloat16 *)out->data, B + o_off, n, S->sc);
-            SK_CU_LAUNCH("attention fp8 (output cast)");
+        const sk_status rs = f8_run(S, pl, o8 ? (void *)(B + o_off) : out->data, B + q_off,
+                                    B + k_off, B + v_off, &attn, S->sc,
+                                    stats ? (float *)(B + st_off) : NULL, ws ? B + w_off : NULL);
+        if (rs == SK_OK) {
+            S->last_o8 = o8;
+            if (o8) {
+                const int64_t n = Nq * row;
+                k_f8_o_dequant<<<sk_cuda_blocks(n, 256), 256, 0, c->stream>>>(
+                    (__nv_bfloat16 *)out->data, B + o_off, n, S->sc);
+                SK_CU_LAUNCH("attention fp8 (output cast)");
+            }
+            return SK_OK;
         }
-        return SK_OK;
+        /* review fix: a plan that finalized but does not execute (a status at
+         * cudnnBackendExecute, before any kernel ran: nothing was written) is dropped
+         * like a declined shape and the emulation kernel runs from the operands
+         * already quantized; SK_CUDA_FP8_ATTN=cudnn keeps it an error (benches, the
+         * device check's DiT shapes) */
+        if (fe && !strcmp(fe, "cudnn")) return rs;
+        SK_LOGW("cuda attention fp8: cuDNN's plan for q%lld kv%lld %lldx%lld (%s output%s) "
+                "failed to execute (%s); dropped, the emulation kernel runs (slow)",
+                (long long)Nq, (long long)Nk, (long long)NH, (long long)HD,
+                o8 ? "e4m3" : "bf16", stats ? " + stats" : "", sk_error_message());
+        cudnnBackendDestroyDescriptor((bdesc)pl->plan);
+        pl->plan = NULL;
+        pl->valid = -1;
+        c->scratch_gen++; /* graphs recorded with that plan go stale */
     }
 #endif
+    S->last_o8 = -1;
     const size_t smem = (size_t)(HD + REF_T + 32) * sizeof(float);
     k_f8_att_ref<<<dim3((unsigned)Nq, (unsigned)NH), REF_T, smem, c->stream>>>(
         out->data, (int)out->dtype, B + q_off, B + k_off, B + v_off, S->sc, Nk, NH, HD, scale);
@@ -530,10 +580,9 @@ extern "C" sk_status sk_cuda_attention_fp8_scalars(sk_backend *be, float out[6])
     SK_CU("attention fp8", cudaMemcpy(h, S->sc, sizeof h, cudaMemcpyDeviceToHost));
     out[0] = h[4 * SL_DESC_Q], out[1] = h[4 * SL_DESC_K], out[2] = h[4 * SL_DESC_V];
     out[3] = h[4 * SL_AMAX_S], out[4] = h[4 * SL_AMAX_O];
-    int o8 = -1;
-    for (int i = 0; i < F8_PLANS; i++)
-        if (S->plans[i].valid == 1) o8 = S->plans[i].o8;
-    out[5] = (float)o8;
+    /* review fix: the path of the last call, not that of any valid plan in the
+     * cache (a shape cuDNN declined was reported with another shape's output) */
+    out[5] = (float)S->last_o8;
     return SK_OK;
 }
 

@@ -162,7 +162,8 @@ int sk_dnn_first_plan(cudnnHandle_t h, bdesc *ops, int nops, const char *first_e
                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, ncfg, &got, cfgs));
         *offered = got;
         const char *pick_env = first_env ? getenv(first_env) : NULL; /* A/B: skip to config N */
-        const int64_t first = pick_env ? atoll(pick_env) : 0;
+        int64_t first = pick_env ? atoll(pick_env) : 0;
+        if (first < 0) first = 0; /* review fix: a negative value indexed cfgs[-1] */
         cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
         for (int64_t i = first; i < got && !*plan_out; i++) {
             bdesc plan = NULL;

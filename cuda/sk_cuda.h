@@ -44,7 +44,8 @@ sk_status sk_cuda_get_stats(sk_backend *be, sk_cuda_stats *out);
 /* FP8 attention (cuda_attention_fp8.cu), for tests: the device scalars of the last
  * call: out[0..2] the dequant scales of q, k, v; out[3] amax of the probabilities
  * and out[4] of the output as cuDNN reported them (0 when the emulation ran);
- * out[5] 1 when cuDNN wrote e4m3 output, 0 bf16, -1 no cuDNN plan. */
+ * out[5] the last call's path: 1 cuDNN with e4m3 output, 0 cuDNN with bf16
+ * output, -1 the emulation kernel. */
 sk_status sk_cuda_attention_fp8_scalars(sk_backend *be, float out[6]);
 
 /* CUDA event marks on the backend's stream, for per-op timing. */

@@ -43,7 +43,10 @@ void sk_fp8_row_scales(float amax, float *inv, float *scale);
  * i.e. the probabilities are quantized unnormalized (the largest is 448) and the
  * sum Z comes from the f32 values, as flash attention defers the normalization;
  * cuDNN's kernel uses its running max where m is the final one (a different
- * e4m3 grid for rows whose max moves: within the op test's bound). */
+ * e4m3 grid for rows whose max moves: up to sqrt(2)x the probabilities' own
+ * rounding error, the device check's bound), and on Hopper it writes o in e4m3
+ * (o * 448 / amax_v, dequantized after: one rounding more, cuda_attention_fp8.cu;
+ * a bf16 o is cuDNN's on Blackwell only). */
 #define SK_FP8_P_SCALE 448.0f
 #define SK_FP8_P_DESCALE (1.0f / 448.0f)
 

@@ -259,6 +259,92 @@ static double rel_l2_rows(const float *a, const float *b, size_t n)
     return sk_test_rel_l2(a, b, n);
 }
 
+/* On Hopper cuDNN's FP8 SDPA writes O in e4m3 (a bf16 O is Blackwell-only):
+ * o8 = e4m3(O * 448 / amax_v), then * amax_v / 448 (cuda_attention_fp8.cu), one
+ * rounding more than the oracle (relative step 2^-4). o8_round applies it to
+ * oracle values; its own rel L2 is added to the cuDNN bounds (triangle inequality:
+ * |g - oracle| <= |g - pre| + |pre - oracle|, |g - pre| that rounding). */
+static void o8_round(float *dst, const float *src, size_t n, float amax_v)
+{
+    float inv, scale;
+    sk_fp8_row_scales(amax_v, &inv, &scale);
+    for (size_t i = 0; i < n; i++) dst[i] = sk_fp8_value(sk_fp8_sat(src[i] * inv)) * scale;
+}
+
+static double o8_err(const float *ref, size_t n, float amax_v)
+{
+    float *r = malloc(n * 4);
+    o8_round(r, ref, n, amax_v);
+    const double e = rel_l2_rows(r, ref, n);
+    free(r);
+    return e;
+}
+
+/* fp8.h's arithmetic for query row i (all heads) with the probabilities treated
+ * three ways, into out[pmode] (NULL: skipped): pmode 0 quantized before the
+ * normalization, p8 = e4m3(e * 448) and o = (sum p8 v8) / Z / 448 * sv (fp8.h, the
+ * oracle, the emulation kernel: flash kernels defer the division); 1 quantized
+ * after it, p8 = e4m3(e / Z * 448) and o = (sum p8 v8) / 448 * sv (the graph's
+ * literal order: softmax, then * scale_s); 2 not quantized, o = (sum e v8) / Z * sv.
+ * 0 vs 2 measures the probabilities' own rounding error; 0 vs 1 is the diagnostic
+ * of which one cuDNN's kernel does. One pass for the dots. */
+static void oracle_row_var(float *out[3], const uint8_t *q8, const uint8_t *k8, const uint8_t *v8,
+                           int64_t Nk, int64_t NH, int64_t HD, int64_t i, float scale, float sq,
+                           float sk, float sv)
+{
+    const int64_t row = NH * HD;
+    float lut[256];
+    for (int b = 0; b < 256; b++) lut[b] = sk_fp8_value((uint8_t)b);
+    float *s = malloc((size_t)Nk * sizeof *s);
+    double *acc = malloc((size_t)(3 * HD) * sizeof *acc);
+    for (int64_t h = 0; h < NH; h++) {
+        const uint8_t *qi = q8 + i * row + h * HD;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < Nk; j++) {
+            double d = 0.0;
+            for (int64_t c = 0; c < HD; c++) d += (double)lut[qi[c]] * lut[k8[j * row + h * HD + c]];
+            s[j] = (((float)d * scale) * sq) * sk;
+            m = fmaxf(m, s[j]);
+        }
+        double Z = 0.0;
+        for (int64_t j = 0; j < Nk; j++) Z += expf(s[j] - m);
+        for (int64_t c = 0; c < 3 * HD; c++) acc[c] = 0.0;
+        for (int64_t j = 0; j < Nk; j++) {
+            const float e = expf(s[j] - m);
+            const float p[3] = {lut[sk_fp8_sat(e * SK_FP8_P_SCALE)],
+                                lut[sk_fp8_sat((e / (float)Z) * SK_FP8_P_SCALE)], e};
+            const uint8_t *vj = v8 + j * row + h * HD;
+            for (int k = 0; k < 3; k++)
+                if (out[k] && p[k] != 0.0f)
+                    for (int64_t c = 0; c < HD; c++) acc[k * HD + c] += (double)p[k] * lut[vj[c]];
+        }
+        for (int64_t c = 0; c < HD; c++) {
+            if (out[0]) out[0][h * HD + c] = (((float)acc[c] / (float)Z) * SK_FP8_P_DESCALE) * sv;
+            if (out[1]) out[1][h * HD + c] = ((float)acc[HD + c] * SK_FP8_P_DESCALE) * sv;
+            if (out[2]) out[2][h * HD + c] = ((float)acc[2 * HD + c] / (float)Z) * sv;
+        }
+    }
+    free(s), free(acc);
+}
+
+/* rel L2 over rows [0, nrows) (rows `idx` of the queries, all when idx is NULL)
+ * between pmode a and pmode b of oracle_row_var */
+static double oracle_apart(const uint8_t *q8, const uint8_t *k8, const uint8_t *v8, int64_t Nk,
+                           int64_t NH, int64_t HD, const int64_t *idx, int64_t nrows, float scale,
+                           float sq, float sk, float sv, int a, int b)
+{
+    const int64_t row = NH * HD;
+    float *x = malloc((size_t)(nrows * row) * 4), *y = malloc((size_t)(nrows * row) * 4);
+    for (int64_t r = 0; r < nrows; r++) {
+        float *o[3] = {NULL, NULL, NULL};
+        o[a] = x + r * row, o[b] = y + r * row;
+        oracle_row_var(o, q8, k8, v8, Nk, NH, HD, idx ? idx[r] : r, scale, sq, sk, sv);
+    }
+    const double e = rel_l2_rows(x, y, (size_t)(nrows * row));
+    free(x), free(y);
+    return e;
+}
+
 /* runs attention_fp8 (fp8 = 1) or attention on gpu; the pool holds sink + gap + win rows */
 static sk_status run_att(sk_backend *be, int fp8, sk_tensor *out, sk_tensor *q, sk_tensor *k,
                          sk_tensor *v, const att_shape *sh, float scale)
@@ -294,6 +380,36 @@ static void att_fill(att_data *d, const att_shape *sh, sk_dtype act, uint64_t se
 }
 
 static void att_free(att_data *d) { free(d->q), free(d->k), free(d->v); }
+
+/* the probabilities' own rounding error of shape sh (oracle_row_var pmode 0 vs 2,
+ * every query row): q and run_att's ranges of k and v quantized on the host */
+static double att_p_err(const att_data *d, const att_shape *sh, float scale)
+{
+    const int64_t row = sh->NH * sh->HD, Nk = sh->sink + sh->win, gap = sh->sink + 7;
+    float *kc = malloc((size_t)(Nk * row) * 4), *vc = malloc((size_t)(Nk * row) * 4);
+    memcpy(kc, d->k, (size_t)(sh->sink * row) * 4);
+    memcpy(kc + sh->sink * row, d->k + gap * row, (size_t)(sh->win * row) * 4);
+    memcpy(vc, d->v, (size_t)(sh->sink * row) * 4);
+    memcpy(vc + sh->sink * row, d->v + gap * row, (size_t)(sh->win * row) * 4);
+    uint8_t *q8 = malloc((size_t)(sh->Nq * row)), *k8 = malloc((size_t)(Nk * row));
+    uint8_t *v8 = malloc((size_t)(Nk * row));
+    const float sq = sk_fp8_quantize_row(d->q, sh->Nq * row, q8);
+    const float sk = sk_fp8_quantize_row(kc, Nk * row, k8);
+    const float sv = sk_fp8_quantize_row(vc, Nk * row, v8);
+    const double e = oracle_apart(q8, k8, v8, Nk, sh->NH, sh->HD, NULL, sh->Nq, scale, sq, sk, sv, 0, 2);
+    free(kc), free(vc), free(q8), free(k8), free(v8);
+    return e;
+}
+
+/* amax of the values the call's ranges cover (run_att's two ranges) */
+static float att_v_amax(const att_data *d, const att_shape *sh)
+{
+    const int64_t row = sh->NH * sh->HD, gap = sh->sink + 7;
+    float a = 0.0f;
+    for (int64_t i = 0; i < sh->sink * row; i++) a = fmaxf(a, fabsf(d->v[i]));
+    for (int64_t i = gap * row; i < (gap + sh->win) * row; i++) a = fmaxf(a, fabsf(d->v[i]));
+    return a;
+}
 
 static void att_upload(sk_backend *be, const att_data *d, const att_shape *sh, sk_tensor *q,
                        sk_tensor *k, sk_tensor *v, sk_tensor *o)
@@ -336,15 +452,19 @@ static void check_att_small(sk_backend *cpu, sk_backend *gpu, const att_shape *s
         const double e_fp8 = rel_l2_rows(yc, y32, (size_t)n), e = rel_l2_rows(yg, yc, (size_t)n);
         const int bf = gpu->act_dtype == SK_DTYPE_BF16;
         /* the emulation kernel: fp8.h's arithmetic, so only summation order and the output
-         * rounding differ; cuDNN: its running max puts some probabilities on another e4m3
-         * grid, a fraction of the FP8 error itself */
-        const double bound = ref_kernel ? (bf ? 4e-3 : 1e-4) : 0.35 * e_fp8;
+         * rounding differ. cuDNN (review fix, see check_att_big): its running max puts
+         * probabilities on another e4m3 grid, up to sqrt(2)x their own rounding error e_p,
+         * and on Hopper its e4m3 output adds a rounding the CPU op does not have (e_o8) */
+        const int dnn = sc[5] >= 0;
+        const double e_o8 = sc[5] > 0 ? o8_err(yc, (size_t)n, att_v_amax(&d, sh)) : 0.0;
+        const double e_p = dnn ? att_p_err(&d, sh, scale) : 0.0;
+        const double bound = !dnn ? (bf ? 4e-3 : 1e-4) : 1.5 * e_p + 1.1 * e_o8;
         verdict(isfinite(e) && e <= bound, "attention_fp8 q%lld kv%lld+%lld %lldx%lld %s (%s): vs "
-                "cpu rel L2 %.3g (bound %.3g); cpu fp8 vs f32 %.4f; cuDNN output %s",
-                (long long)sh->Nq, (long long)sh->sink, (long long)sh->win, (long long)sh->NH,
-                (long long)sh->HD, sk_dtype_name(gpu->act_dtype),
-                ref_kernel ? "emulation kernel" : "default path", e, bound, e_fp8,
-                sc[5] < 0 ? "none" : sc[5] > 0 ? "e4m3" : "bf16");
+                "cpu rel L2 %.3g (bound %.3g); cpu fp8 vs f32 %.4f; P rounding %.4f; e4m3 output "
+                "rounding %.4f; path %s", (long long)sh->Nq, (long long)sh->sink, (long long)sh->win,
+                (long long)sh->NH, (long long)sh->HD, sk_dtype_name(gpu->act_dtype),
+                ref_kernel ? "emulation kernel" : "default path", e, bound, e_fp8, e_p, e_o8,
+                sc[5] < 0 ? "emulation" : sc[5] > 0 ? "cuDNN, e4m3 output" : "cuDNN, bf16 output");
     }
     sk_tensor_free(&qc), sk_tensor_free(&kc), sk_tensor_free(&vc), sk_tensor_free(&oc);
     sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
@@ -396,8 +516,11 @@ static void check_att_big(sk_backend *gpu, const att_shape *sh, int nrows)
     float *o_or = malloc((size_t)row * 4), *o_ex = malloc((size_t)row * 4);
     float *g8 = malloc((size_t)(nrows * row) * 4), *gb = malloc((size_t)(nrows * row) * 4);
     float *orc = malloc((size_t)(nrows * row) * 4), *exa = malloc((size_t)(nrows * row) * 4);
+    float *orn = malloc((size_t)(nrows * row) * 4), *oru = malloc((size_t)(nrows * row) * 4);
     for (int r = 0; r < nrows; r++) {
         const int64_t i = (int64_t)r * (sh->Nq - 1) / (nrows > 1 ? nrows - 1 : 1);
+        float *o3[3] = {NULL, orn + r * row, oru + r * row};
+        oracle_row_var(o3, q8, k8, v8, Nk, sh->NH, sh->HD, i, scale, sq, sk, sv);
         sk_fp8_attention_rows(o_or, q8, k8, v8, Nk, sh->NH, sh->HD, i, i + 1, scale, sq, sk, sv);
         exact_rows(o_ex, d.q, kc, vc, Nk, sh->NH, sh->HD, i, i + 1, scale);
         memcpy(orc + r * row, o_or, (size_t)row * 4);
@@ -408,12 +531,53 @@ static void check_att_big(sk_backend *gpu, const att_shape *sh, int nrows)
     const size_t m = (size_t)(nrows * row);
     const double e_or = rel_l2_rows(g8, orc, m), e_ex = rel_l2_rows(g8, exa, m);
     const double e_orx = rel_l2_rows(orc, exa, m), e_bf = rel_l2_rows(gb, exa, m);
-    verdict(isfinite(e_or) && e_or <= 0.35 * e_orx && isfinite(e_ex) && e_ex <= 1.3 * e_orx,
-            "attention_fp8 q%lld kv%lld+%lld %lldx%lld, %d rows: vs oracle %.3g (bound %.3g); vs "
-            "exact %.4f (oracle vs exact %.4f, bound 1.3x); bf16 cuDNN vs exact %.4f",
-            (long long)sh->Nq, (long long)sh->sink, (long long)sh->win, (long long)sh->NH,
-            (long long)sh->HD, nrows, e_or, 0.35 * e_orx, e_ex, e_orx, e_bf);
-    free(o_or), free(o_ex), free(g8), free(gb), free(orc), free(exa);
+    /* Review fix, the bounds. (a) On Hopper O is e4m3 (one more rounding, e_o8: its
+     * own rel L2 on the oracle). (b) cuDNN's kernel quantizes exp(s - running max)
+     * * 448: wherever the row max moves after a KV tile (on random keys the max sits
+     * in a uniformly random tile, so about half the keys), its probabilities lie on
+     * another e4m3 grid than the oracle's: up to two independent roundings of P,
+     * sqrt(2) e_p with e_p the probabilities' own rounding error (oracle vs the same
+     * with P unquantized). 0.35x the whole FP8 error did not cover either. */
+    float amax_v = 0.0f;
+    for (int64_t t = 0; t < Nk * row; t++) amax_v = fmaxf(amax_v, fabsf(vc[t]));
+    const int o8 = sc[5] > 0;
+    const double e_o8 = o8 ? o8_err(orc, m, amax_v) : 0.0, e_p = rel_l2_rows(orc, oru, m);
+    const double b_or = 1.5 * e_p + 1.1 * e_o8, b_ex = 1.3 * e_orx + 1.1 * e_o8;
+    verdict(isfinite(e_or) && e_or <= b_or && isfinite(e_ex) && e_ex <= b_ex,
+            "attention_fp8 q%lld kv%lld+%lld %lldx%lld, %d rows: vs oracle %.3g (bound %.3g = 1.5x "
+            "P rounding %.4f + e4m3 output rounding %.4f); vs exact %.4f (bound %.4f; oracle vs "
+            "exact %.4f); bf16 cuDNN vs exact %.4f", (long long)sh->Nq, (long long)sh->sink,
+            (long long)sh->win, (long long)sh->NH, (long long)sh->HD, nrows, e_or, b_or, e_p, e_o8,
+            e_ex, b_ex, e_orx, e_bf);
+    /* diagnostic (printed, not a verdict): does the kernel quantize P before the
+     * normalization (fp8.h) or after it (the graph's literal order)? Both oracles
+     * through the same output rounding as the device. */
+    if (o8) {
+        o8_round(orc, orc, m, amax_v);
+        o8_round(orn, orn, m, amax_v);
+    }
+    const double e_pu = rel_l2_rows(g8, orc, m), e_pn = rel_l2_rows(g8, orn, m);
+    printf("attention_fp8 q%lld kv%lld diagnostic: cuDNN vs oracle with P quantized unnormalized "
+           "(fp8.h) %.4g, normalized (graph order) %.4g; oracles apart %.4g: %s\n",
+           (long long)sh->Nq, (long long)Nk, e_pu, e_pn, rel_l2_rows(orc, orn, m),
+           e_pu <= e_pn ? "fp8.h matches the closer one"
+                        : "cuDNN quantizes normalized P: change fp8.h, fp8_attention.c and the "
+                          "emulation kernel to e4m3(e / Z * 448) and drop the / Z after P V");
+    /* diagnostic: cuDNN's amax outputs against what the graph defines (they do not
+     * feed our output): amax_s = amax of the normalized P, in (0, 1] (1 / the
+     * smallest row sum when the kernel defers the normalization); amax_o = max |O|
+     * before scale_o, so within one e4m3 step (2^-4) of max |output| here */
+    if (sc[5] >= 0) {
+        float ymax = 0.0f;
+        for (size_t t = 0; t < n; t++) ymax = fmaxf(ymax, fabsf(y8[t]));
+        printf("attention_fp8 q%lld kv%lld diagnostic: cuDNN amax_s %.6g (expected in (0, 1]); "
+               "amax_o %.6g vs max |O| %.6g (expected within 6.25%%): %s\n", (long long)sh->Nq,
+               (long long)Nk, sc[3], sc[4], ymax,
+               sc[3] > 0.0f && sc[3] <= 1.0f && fabsf(sc[4] - ymax) <= 0.0625f * ymax
+                   ? "as the graph defines"
+                   : "NOT as expected (the scale convention or the amax outputs differ)");
+    }
+    free(o_or), free(o_ex), free(g8), free(gb), free(orc), free(exa), free(orn), free(oru);
     free(kc), free(vc), free(q8), free(k8), free(v8), free(y8), free(yb);
     sk_tensor_free(&qg), sk_tensor_free(&kg), sk_tensor_free(&vg), sk_tensor_free(&og);
     att_free(&d);
