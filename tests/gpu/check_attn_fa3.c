@@ -56,6 +56,10 @@ static const kernel_sel k_kernels[] = {
     {"fa3 128/2st pp", "fa3", "128,2,1,1"},
     {"fa3 128/3st pp", "fa3", "128,3,1,1"},
     {"fa3 176/2st pp", "fa3", "176,2,1,1"},
+    /* pingpong without the split: the small cases split every unit into
+     * parts of 2-3 tiles, so only these wrap the rings under the pingpong */
+    {"fa3 128/3st pp nosplit", "fa3", "128,3,1,0"},
+    {"fa3 176/2st pp nosplit", "fa3", "176,2,1,0"},
 };
 #define NKER ((int)(sizeof k_kernels / sizeof k_kernels[0]))
 
