@@ -516,7 +516,7 @@ static sk_status fa3_launch(cudaStream_t s, fa3_params &p)
          * do nothing: refuse it with a message instead. */
         cudaFuncAttributes fa;
         SK_CU("attention (fa3)", cudaFuncGetAttributes(&fa, k_flash_fa3<BN, ST>));
-        if (fa.numRegs * 384 < 24 * 128 + 240 * 256)
+        if (((fa.numRegs + 7) & ~7) * 384 < 24 * 128 + 240 * 256) /* allocated in 8s */
             return SK_ERR(SK_E_UNSUPPORTED,
                           "cuda attention (fa3): the loaded kernel image has %d registers a thread; "
                           "its setmaxnreg 24/240 split needs 168 (is the sm_90a image the one "
