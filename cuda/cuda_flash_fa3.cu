@@ -351,6 +351,11 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         issue_s(st);
         sk_wg_commit();
         bar_wait(v_full(sp), ((t - 1) / ST) & 1);
+        /* fence again before the P V group (as FA3 does before each GEMM):
+         * ptxas saw register traffic across the v_full wait and injected
+         * one here anyway (C7519 "warpgroup.arrive is injected"); explicit
+         * is better than relying on that */
+        sk_wg_fence();
         issue_pv(sp);
         sk_wg_commit();
         if (pp) nbar_arrive(2 - cw);
@@ -503,6 +508,20 @@ static sk_status fa3_launch(cudaStream_t s, fa3_params &p)
     int dev = 0;
     SK_CU("attention (fa3)", cudaGetDevice(&dev));
     if (!(set >> (dev & 63) & 1ull)) {
+        /* setmaxnreg.inc blocks until the CTA's register pool (launch
+         * registers x 384 threads) has the registers: 24 x 128 (producer)
+         * + 240 x 256 (consumers) = 168 x 384. An image built with fewer
+         * registers (another ptxas, or the plain sm_90 stub loaded instead
+         * of the sm_90a one) would hang in the consumers' setmaxnreg or
+         * do nothing: refuse it with a message instead. */
+        cudaFuncAttributes fa;
+        SK_CU("attention (fa3)", cudaFuncGetAttributes(&fa, k_flash_fa3<BN, ST>));
+        if (((fa.numRegs + 7) & ~7) * 384 < 24 * 128 + 240 * 256) /* allocated in 8s */
+            return SK_ERR(SK_E_UNSUPPORTED,
+                          "cuda attention (fa3): the loaded kernel image has %d registers a thread; "
+                          "its setmaxnreg 24/240 split needs 168 (is the sm_90a image the one "
+                          "loaded? rebuild cuda/cuda_flash_fa3.cu for sm_90a, or unset SK_CUDA_ATTN)",
+                          fa.numRegs);
         SK_CU("attention (fa3)", cudaFuncSetAttribute(k_flash_fa3<BN, ST>,
                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                       (int)smem));
@@ -577,7 +596,8 @@ extern "C" sk_status sk_cuda_flash_fa3(sk_backend *be, void *out, const void *q,
     if (!((bn == 128 && (st == 2 || st == 3)) || (bn == 176 && st == 2)))
         return SK_ERR(SK_E_INVALID_ARG,
                       "cuda attention: SK_CUDA_FA3_CFG=%s: use 128,2 or 128,3 or 176,2 "
-                      "(block keys, stages), then an optional ,0 to turn off the pingpong", e);
+                      "(block keys, stages), then optionally ,PINGPONG (0 default, 1 on) and "
+                      ",SPLIT (1 default: split the last wave; 0 off)", e);
     fa3_params p;
     memset(&p, 0, sizeof p);
     p.n = R->n;

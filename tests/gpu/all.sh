@@ -25,6 +25,7 @@
 #   OUT=dir                            # logs and the table go there too (default: a temp dir)
 #   SK_GPU_MEMCHECK=1                  # add compute-sanitizer memcheck of the op cases
 #   SK_GPU_CHECK_TIMEOUT=s             # per-check limit (default 600 s; a timeout fails)
+#   SK_GPU_FA3_TIMEOUT=s               # the same for the two FA3 checks (default 300 s)
 set -u
 export NCCL_NVLS_ENABLE=0
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -73,9 +74,14 @@ run check_ops_attention_mma "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_NO_WGMMA=1 \
   "$BIN/gpu_check_ops" --op attention --no-time
 run check_ops_attention_cudnn "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_CUDNN_ATTN=1 \
   "$BIN/gpu_check_ops" --op attention --no-time
-run check_ops_attention_fa3 "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_ATTN=fa3 \
+# the FA3 kernel has never run: its own check first (it prints a HANG line and stops
+# within seconds when a barrier deadlocks), and both FA3 runs capped at 300 s so a hang
+# cannot eat the whole device call
+SK_GPU_CHECK_TIMEOUT=${SK_GPU_FA3_TIMEOUT:-300} \
+  run check_attn_fa3 "$OPS_PASS" "$OPS_FAIL|failed:|HANG" "$BIN/gpu_check_attn_fa3" --no-time
+SK_GPU_CHECK_TIMEOUT=${SK_GPU_FA3_TIMEOUT:-300} \
+  run check_ops_attention_fa3 "$OPS_PASS" "$OPS_FAIL" env SK_CUDA_ATTN=fa3 \
   "$BIN/gpu_check_ops" --op attention --no-time
-run check_attn_fa3 "$OPS_PASS" "$OPS_FAIL|failed:" "$BIN/gpu_check_attn_fa3" --no-time
 run check_ops_rmsnorm_rope3d "$OPS_PASS" "$OPS_FAIL" "$BIN/gpu_check_ops" --op rmsnorm_rope3d --no-time
 run check_dit ' PASS ' ' FAIL |no comparison ran' "$BIN/gpu_check_dit" --no-time
 run check_kv_policies ' PASS ' ' FAIL |no comparison ran' "$BIN/gpu_check_kv_policies" --no-time

@@ -13,6 +13,14 @@
  * (q 4680, kv 18720, 12 heads), (q 7040, kv 28160, 24 heads) and the sink +
  * window cases in 3 ranges, as TFLOP/s (4 Nq Nk NH HD flops); a short table last.
  *
+ * The FA3 kernel has mbarrier rings and named barriers: a bug there hangs
+ * rather than fails, so every GPU call is watched (HANG line, exit 3, the
+ * lines before it kept) instead of eating the whole device call; a failed
+ * comparison prints where the error sits (head-dim half, row g / g+8 of the
+ * accumulator, consumer warpgroup) to tell a descriptor or fragment bug
+ * from a softmax one, and the Q = 0 cases (uniform attention: O = mean of
+ * the valid V rows) test the P V GEMM and the key masking without the S one.
+ *
  * usage: gpu_check_attn_fa3 [--reps N] [--only LABEL,..] [--no-time] [--no-check]
  *   --only: the kernels whose label holds one of the words ("cudnn,plain")
  * Exit status: 0 all pass, 1 a check failed, 2 setup error (no GPU, ...).
@@ -22,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cuda/sk_cuda.h"
 #include "runtime/core/backend.h"
@@ -46,6 +56,10 @@ static const kernel_sel k_kernels[] = {
     {"fa3 128/2st pp", "fa3", "128,2,1,1"},
     {"fa3 128/3st pp", "fa3", "128,3,1,1"},
     {"fa3 176/2st pp", "fa3", "176,2,1,1"},
+    /* pingpong without the split: the small cases split every unit into
+     * parts of 2-3 tiles, so only these wrap the rings under the pingpong */
+    {"fa3 128/3st pp nosplit", "fa3", "128,3,1,0"},
+    {"fa3 176/2st pp nosplit", "fa3", "176,2,1,0"},
 };
 #define NKER ((int)(sizeof k_kernels / sizeof k_kernels[0]))
 
@@ -73,6 +87,51 @@ static int selected(const kernel_sel *k)
     return 0;
 }
 
+
+/* wait for the stream's work at most secs seconds; a hung kernel prints a
+ * HANG line and ends the process (exit 3): nothing else can stop it */
+static void watch(cudaStream_t s, double secs, const char *what, const char *label)
+{
+    if (!s) return;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        cudaError_t e = cudaStreamQuery(s);
+        if (e != cudaErrorNotReady) return; /* done, or an error the caller reports */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) > secs) {
+            printf("HANG %s %s: not done after %.0f s (mbarrier / named-barrier deadlock?) | FAIL\n",
+                   what, label, secs);
+            fflush(stdout);
+            _exit(3);
+        }
+        usleep(1000);
+    }
+}
+
+/* where a failed comparison's error sits: max |got - ref| by head-dim half
+ * (the two 64-column TMA boxes / descriptor halves), accumulator row g or
+ * g + 8 (row % 16), consumer warpgroup (row % 128 < 64 or not), and NaNs */
+static void error_map(const float *got, const float *ref, int64_t Nq, int64_t NH)
+{
+    double mx[2][2][2] = {{{0}}};
+    long nan = 0;
+    for (int64_t i = 0; i < Nq * NH * HD; i++) {
+        const int64_t row = i / (NH * HD);
+        const int col = (int)(i % HD);
+        const double d = fabs((double)got[i] - (double)ref[i]);
+        if (got[i] != got[i]) {
+            nan++;
+            continue;
+        }
+        double *m = &mx[row % 128 >= 64][row % 16 >= 8][col >= 64];
+        if (d > *m) *m = d;
+    }
+    printf("    error map (max abs; wg = consumer, g/g+8 = accumulator row, d = head dims): NaN %ld\n", nan);
+    for (int w = 0; w < 2; w++)
+        printf("      wg%d: g d0-63 %.3g  g d64-127 %.3g  g+8 d0-63 %.3g  g+8 d64-127 %.3g\n", w,
+               mx[w][0][0], mx[w][0][1], mx[w][1][0], mx[w][1][1]);
+}
 
 static sk_op_bounds bf16_bounds(void)
 {
@@ -104,8 +163,10 @@ static void fill(float *a, size_t n, uint32_t *st)
  * the ranges (start, len); out downloaded as f32 into res */
 static sk_status run_attn(sk_backend *be, sk_dtype dt, const float *hq, const float *hk,
                           const float *hv, int64_t Nq, int64_t NH, int64_t cap, int nr,
-                          const int64_t (*rg)[2], float scale, float *res)
+                          const int64_t (*rg)[2], float scale, float *res, const char *what,
+                          const char *label)
 {
+    cudaStream_t cs = dt == SK_DTYPE_BF16 ? (cudaStream_t)sk_cuda_backend_stream(be) : NULL;
     sk_tensor q = {0}, k = {0}, v = {0}, o = {0};
     const int64_t sq[3] = {Nq, NH, HD}, sp[3] = {cap, NH, HD}, so[2] = {Nq, NH * HD};
     sk_status st = sk_tensor_alloc(be, dt, 3, sq, &q);
@@ -118,6 +179,7 @@ static sk_status run_attn(sk_backend *be, sk_dtype dt, const float *hq, const fl
     sk_kv_range r[MAXR];
     for (int i = 0; i < nr; i++) r[i] = (sk_kv_range){&k, &v, rg[i][0], rg[i][1]};
     if (st == SK_OK) st = sk_op_attention(be, &o, &q, r, nr, scale, NULL);
+    if (st == SK_OK) watch(cs, 20.0, what, label);
     if (st == SK_OK) st = sk_tensor_download_f32(&o, res, (size_t)(Nq * NH * HD));
     sk_tensor_free(&q);
     sk_tensor_free(&k);
@@ -131,15 +193,20 @@ typedef struct {
     int64_t Nq, NH, cap;
     int nr;
     int64_t rg[MAXR][2];
+    int qzero; /* Q = 0: uniform weights, O = mean of the valid V rows (P V and masking alone) */
 } small_case;
 
 static const small_case k_small[] = {
-    {"q300 12h 3 ranges 200+333+77", 300, 12, 1200, 3, {{0, 200}, {700, 333}, {400, 77}}},
-    {"q200 24h 2 ranges 130+511", 200, 24, 900, 2, {{3, 130}, {300, 511}}},
-    {"q64 12h 1 range 1000", 64, 12, 1001, 1, {{1, 1000}}},
+    /* first the simplest: one q tile, one head, one partial key tile */
+    {"q128 1h 1 range 64", 128, 1, 64, 1, {{0, 64}}, 0},
+    {"q128 1h 1 range 64 Q=0", 128, 1, 64, 1, {{0, 64}}, 1},
+    {"q129 24h 5 ranges Q=0", 129, 24, 1000, 5, {{990, 5}, {0, 176}, {200, 177}, {500, 1}, {600, 128}}, 1},
+    {"q300 12h 3 ranges 200+333+77", 300, 12, 1200, 3, {{0, 200}, {700, 333}, {400, 77}}, 0},
+    {"q200 24h 2 ranges 130+511", 200, 24, 900, 2, {{3, 130}, {300, 511}}, 0},
+    {"q64 12h 1 range 1000", 64, 12, 1001, 1, {{1, 1000}}, 0},
     {"q129 24h 5 ranges 5+176+177+1+128", 129, 24, 1000, 5,
-     {{990, 5}, {0, 176}, {200, 177}, {500, 1}, {600, 128}}},
-    {"q256 12h 1 range 352", 256, 12, 400, 1, {{40, 352}}},
+     {{990, 5}, {0, 176}, {200, 177}, {500, 1}, {600, 128}}, 0},
+    {"q256 12h 1 range 352", 256, 12, 400, 1, {{40, 352}}, 0},
 };
 
 static int check_small(sk_backend *cpu, sk_backend *gpu)
@@ -156,8 +223,9 @@ static int check_small(sk_backend *cpu, sk_backend *gpu)
         fill(hq, nq, &seed);
         fill(hk, np, &seed);
         fill(hv, np, &seed);
+        if (c->qzero) memset(hq, 0, nq * 4);
         sk_status st = run_attn(cpu, SK_DTYPE_F32, hq, hk, hv, c->Nq, c->NH, c->cap, c->nr,
-                                c->rg, scale, ref);
+                                c->rg, scale, ref, c->name, "cpu");
         if (st != SK_OK) {
             printf("small %-34s | CPU reference failed: %s | FAIL\n", c->name, sk_error_message());
             fails++;
@@ -166,7 +234,7 @@ static int check_small(sk_backend *cpu, sk_backend *gpu)
             if (!selected(&k_kernels[k])) continue;
             select_kernel(&k_kernels[k]);
             sk_status s2 = run_attn(gpu, SK_DTYPE_BF16, hq, hk, hv, c->Nq, c->NH, c->cap, c->nr,
-                                    c->rg, scale, got);
+                                    c->rg, scale, got, c->name, k_kernels[k].label);
             unselect();
             if (s2 != SK_OK) {
                 printf("small %-34s %-18s | CUDA failed: %s | FAIL\n", c->name, k_kernels[k].label,
@@ -181,6 +249,7 @@ static int check_small(sk_backend *cpu, sk_backend *gpu)
                 char buf[512];
                 sk_compare_format(&r, got, ref, buf, sizeof buf);
                 printf("    %s\n", buf);
+                error_map(got, ref, c->Nq, c->NH);
                 fails++;
             }
         }
@@ -266,6 +335,7 @@ static int run_big(sk_backend *be, int do_check, int do_time, int reps)
             if (!selected(&k_kernels[kk])) continue;
             select_kernel(&k_kernels[kk]);
             sk_status s2 = sk_op_attention(be, &o, &q, r, c->nr, scale, NULL);
+            if (s2 == SK_OK) watch(s, 60.0, c->name, k_kernels[kk].label);
             if (s2 == SK_OK && do_check) {
                 s2 = sk_tensor_download_f32(&o, got, n);
                 if (s2 == SK_OK) {
@@ -273,7 +343,10 @@ static int run_big(sk_backend *be, int do_check, int do_time, int reps)
                     printf("%-26s %-20s vs generic | nmse %9.2e max_rel %9.2e %6.1f%% | %s\n",
                            c->name, k_kernels[kk].label, cr.nmse, cr.max_rel, cr.pct_of_bound,
                            cr.ok ? "PASS" : "FAIL");
-                    if (!cr.ok) fails++;
+                    if (!cr.ok) {
+                        error_map(got, ref, c->Nq, c->NH);
+                        fails++;
+                    }
                 }
             }
             if (s2 == SK_OK && do_time) {
