@@ -495,12 +495,18 @@ def evaluate(a, work, dev, losses):
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             fr = ae.decode(lat).float().clamp(0, 1)                            # [1, T, 3, H, W]
         frames = (fr[0].permute(0, 2, 3, 1) * 255 + 0.5).byte().cpu().numpy()
-        res, _ = A.summarize(frames, p)
-        res_all.append({k: res[k] for k in ("prompt", "present", "color_ok", "shape_ok",
-                                            "background_ok", "motion_ok", "motion")})
+        res, per = A.summarize(frames, p)
+        # presence chunk by chunk: an object that fades once (drift) and one that comes and
+        # goes between chunks (context not kept) need different fixes
+        by_chunk = [round(sum(1 for q in per[i:i + FPC] if q["present"]) / len(per[i:i + FPC]), 2)
+                    for i in range(0, len(per), FPC)]
+        res_all.append(dict({k: res[k] for k in ("prompt", "present", "color_ok", "shape_ok",
+                                                 "background_ok", "motion_ok", "motion")},
+                            present_by_chunk=by_chunk))
         log(f"eval: {p}: present {res['present']:.2f} color {res['color_ok']:.2f} shape "
             f"{res['shape_ok']:.2f} bg {res['background_ok']:.2f} motion {res['motion']} "
-            f"({'ok' if res['motion_ok'] else 'WRONG'})")
+            f"({'ok' if res['motion_ok'] else 'WRONG'}); present by chunk "
+            f"{' '.join(f'{v:.2f}' for v in by_chunk)}")
     losses["eval"] = res_all
 
 
