@@ -188,15 +188,16 @@ static sk_status run_attn(sk_backend *be, sk_dtype dt, const float *hq, const fl
     return st;
 }
 
+/* one attention case: nr key ranges [start, start+len) of a pool of cap rows */
 typedef struct {
     const char *name;
     int64_t Nq, NH, cap;
     int nr;
     int64_t rg[MAXR][2];
     int qzero; /* Q = 0: uniform weights, O = mean of the valid V rows (P V and masking alone) */
-} small_case;
+} att_case;
 
-static const small_case k_small[] = {
+static const att_case k_small[] = {
     /* first the simplest: one q tile, one head, one partial key tile */
     {"q128 1h 1 range 64", 128, 1, 64, 1, {{0, 64}}, 0},
     {"q128 1h 1 range 64 Q=0", 128, 1, 64, 1, {{0, 64}}, 1},
@@ -215,7 +216,7 @@ static int check_small(sk_backend *cpu, sk_backend *gpu)
     const sk_op_bounds b = bf16_bounds();
     const float scale = 2.0f / sqrtf((float)HD); /* sharper than 1/sqrt: not near uniform */
     for (size_t ci = 0; ci < sizeof k_small / sizeof k_small[0]; ci++) {
-        const small_case *c = &k_small[ci];
+        const att_case *c = &k_small[ci];
         const size_t nq = (size_t)(c->Nq * c->NH * HD), np = (size_t)(c->cap * c->NH * HD);
         float *hq = malloc(nq * 4), *hk = malloc(np * 4), *hv = malloc(np * 4);
         float *ref = malloc(nq * 4), *got = malloc(nq * 4);
@@ -264,14 +265,7 @@ static int check_small(sk_backend *cpu, sk_backend *gpu)
 
 /* ---- parts 2 and 3: real shapes ---------------------------------------- */
 
-typedef struct {
-    const char *name;
-    int64_t Nq, NH, cap;
-    int nr;
-    int64_t rg[MAXR][2];
-} big_case;
-
-static const big_case k_big[] = {
+static const att_case k_big[] = {
     {"1.3B q4680 kv18720 12h 1r", 4680, 12, 18820, 1, {{100, 18720}}},
     {"1.3B q4680 kv18720 12h 3r", 4680, 12, 21000, 3, {{0, 4680}, {11000, 9360}, {6000, 4680}}},
     {"5B q7040 kv28160 24h 1r", 7040, 24, 28200, 1, {{40, 28160}}},
@@ -302,7 +296,7 @@ static int run_big(sk_backend *be, int do_check, int do_time, int reps)
     }
     float *ms = malloc((size_t)reps * sizeof *ms);
     for (int ci = 0; ci < NBIG; ci++) {
-        const big_case *c = &k_big[ci];
+        const att_case *c = &k_big[ci];
         sk_tensor q = {0}, k = {0}, v = {0}, o = {0};
         const int64_t sq[3] = {c->Nq, c->NH, HD}, sp[3] = {c->cap, c->NH, HD},
                       so[2] = {c->Nq, c->NH * HD};
