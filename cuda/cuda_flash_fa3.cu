@@ -290,15 +290,7 @@ __global__ void __launch_bounds__(384, 1) k_flash_fa3(const __grid_constant__ fa
         m0 = mx0;
         m1 = mx1;
         float ps0 = 0.0f, ps1 = 0.0f;
-#pragma unroll
-        for (int n = 0; n < BN / 8; n++) {
-            s[4 * n] = sk_ex2(fmaf(s[4 * n], sl2, -ms0));
-            s[4 * n + 1] = sk_ex2(fmaf(s[4 * n + 1], sl2, -ms0));
-            s[4 * n + 2] = sk_ex2(fmaf(s[4 * n + 2], sl2, -ms1));
-            s[4 * n + 3] = sk_ex2(fmaf(s[4 * n + 3], sl2, -ms1));
-            ps0 += s[4 * n] + s[4 * n + 1];
-            ps1 += s[4 * n + 2] + s[4 * n + 3];
-        }
+        sk_frag_exp2_rowsum<BN / 8>(s, sl2, ms0, ms1, ps0, ps1);
         l0 = l0 * a0 + ps0;
         l1 = l1 * a1 + ps1;
     };

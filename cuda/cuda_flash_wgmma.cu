@@ -226,15 +226,7 @@ __global__ void __launch_bounds__(128 * NWG, NWG == 1 ? 2 : 1)
         m0 = mn0;
         m1 = mn1;
         float ps0 = 0.0f, ps1 = 0.0f;
-#pragma unroll
-        for (int n = 0; n < 8; n++) {
-            s[4 * n] = sk_ex2(fmaf(s[4 * n], mul, -mu0));
-            s[4 * n + 1] = sk_ex2(fmaf(s[4 * n + 1], mul, -mu0));
-            s[4 * n + 2] = sk_ex2(fmaf(s[4 * n + 2], mul, -mu1));
-            s[4 * n + 3] = sk_ex2(fmaf(s[4 * n + 3], mul, -mu1));
-            ps0 += s[4 * n] + s[4 * n + 1];
-            ps1 += s[4 * n + 2] + s[4 * n + 3];
-        }
+        sk_frag_exp2_rowsum<8>(s, mul, mu0, mu1, ps0, ps1);
         l0 = l0 * a0 + ps0;
         l1 = l1 * a1 + ps1;
         if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
