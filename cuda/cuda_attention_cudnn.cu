@@ -210,17 +210,7 @@ static att_plan *get_plan(sk_cuda_ctx *cx, att_state *S, int64_t Nq, int64_t Nk,
  * through scratch_gen, as for the scratch buffer (cuda_graph.cu). */
 static sk_status att_buf(sk_cuda_ctx *c, att_state *S, size_t bytes)
 {
-    if (bytes <= S->buf_bytes) return SK_OK;
-    size_t nb = bytes + (bytes >> 3);
-    SK_CU("attention (cuDNN)", cudaStreamSynchronize(c->stream));
-    cudaFree(S->buf);
-    S->buf = NULL;
-    S->buf_bytes = 0;
-    c->scratch_gen++;
-    c->n_mallocs++;
-    SK_CU("attention (cuDNN)", cudaMalloc(&S->buf, nb));
-    S->buf_bytes = nb;
-    return SK_OK;
+    return sk_cuda_grow(c, &S->buf, &S->buf_bytes, bytes, "attention (cuDNN)");
 }
 
 /* while a graph is recorded nothing may be created, built or allocated: a

@@ -471,15 +471,7 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
     const size_t need = w_off + (size_t)ws;
     if (need > S->buf_bytes) {
         if (c->capturing) return f8_decline(be, S, out, q, ranges, nranges, scale);
-        SK_CU("attention fp8", cudaStreamSynchronize(c->stream));
-        cudaFree(S->buf);
-        S->buf = NULL;
-        S->buf_bytes = 0;
-        c->scratch_gen++;
-        c->n_mallocs++;
-        const size_t nb = need + (need >> 3);
-        SK_CU("attention fp8", cudaMalloc(&S->buf, nb));
-        S->buf_bytes = nb;
+        SK_TRY(sk_cuda_grow(c, &S->buf, &S->buf_bytes, need, "attention fp8"));
     }
     uint8_t *B = (uint8_t *)S->buf;
     /* 1-3: amax, scales, quantize */

@@ -158,16 +158,24 @@ sk_status sk_cuda_scratch(sk_backend *be, size_t bytes, void **out)
         size_t nb = bytes + (bytes >> 3);
         SK_LOGI("cuda: growing the scratch buffer from %zu to %zu MiB", c->scratch_bytes >> 20,
                 nb >> 20);
-        SK_CU("scratch", cudaStreamSynchronize(c->stream));
-        cudaFree(c->scratch);
-        c->scratch = NULL;
-        c->scratch_bytes = 0;
-        c->scratch_gen++;
-        c->n_mallocs++;
-        SK_CU("scratch", cudaMalloc(&c->scratch, nb));
-        c->scratch_bytes = nb;
+        SK_TRY(sk_cuda_grow(c, &c->scratch, &c->scratch_bytes, bytes, "scratch"));
     }
     *out = c->scratch;
+    return SK_OK;
+}
+
+sk_status sk_cuda_grow(sk_cuda_ctx *c, void **buf, size_t *cap, size_t bytes, const char *what)
+{
+    if (bytes <= *cap) return SK_OK;
+    const size_t nb = bytes + (bytes >> 3);
+    SK_CU(what, cudaStreamSynchronize(c->stream));
+    cudaFree(*buf);
+    *buf = NULL;
+    *cap = 0;
+    c->scratch_gen++;
+    c->n_mallocs++;
+    SK_CU(what, cudaMalloc(buf, nb));
+    *cap = nb;
     return SK_OK;
 }
 

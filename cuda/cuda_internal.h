@@ -87,6 +87,11 @@ static inline sk_cuda_ctx *sk_cuda(sk_backend *be) { return (sk_cuda_ctx *)be->c
 /* Ensures ctx->scratch holds at least `bytes`. Grows (with a device sync) only
  * when an op needs more than creation reserved; logs when that happens. */
 sk_status sk_cuda_scratch(sk_backend *be, size_t bytes, void **out);
+/* Grows a device buffer the backend owns to at least `bytes` (+1/8, so slowly growing shapes
+ * do not reallocate every call). The stream is synchronized first (kernels in flight may still
+ * read the old buffer) and recorded graphs that used it go stale (scratch_gen). Never call it
+ * while a graph is recorded: callers check c->capturing and decline or fail first. */
+sk_status sk_cuda_grow(sk_cuda_ctx *c, void **buf, size_t *cap, size_t bytes, const char *what);
 
 /* Converts n elements between float dtypes on the stream (device to device). */
 sk_status sk_cuda_convert_raw(sk_backend *be, void *dst, sk_dtype dt, const void *src,
