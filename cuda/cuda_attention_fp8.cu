@@ -4,7 +4,8 @@
  *
  * Per call:
  *   1. amax of q, of all keys and of all values (one kernel over the segments;
- *      the KV cache stays in the act dtype, so K and V are quantized per call);
+ *      a KV cache in the act dtype is quantized per call; ranges of the FP8 KV
+ *      cache, e4m3 with a scale per frame, are dequantized on the fly: fp8.h);
  *   2. their (inv, descale) pairs on the device by fp8.h's row rules;
  *   3. q, the keys and the values quantized (satfinite RNE) into one buffer,
  *      the ranges concatenated: cuDNN then runs ONE graph over all keys (no
@@ -60,8 +61,29 @@ typedef struct {
     uint8_t *dst[F8_MAXSEG];
     int64_t n[F8_MAXSEG];
     int which[F8_MAXSEG]; /* 0 q, 1 k, 2 v */
+    /* FP8 KV cache segments (src e4m3): element i's value is dec(src[i]) * fsc[(foff + i) / fper] */
+    const float *fsc[F8_MAXSEG]; /* NULL: src in the act dtype */
+    int64_t foff[F8_MAXSEG], fper[F8_MAXSEG];
     int nseg;
 } f8_segs;
+
+/* element i of segment g in f32 (the FP8 cache's dequantization: one product, fp8.h) */
+__device__ __forceinline__ float seg_ld(const f8_segs &G, int g, int dt, int64_t i)
+{
+    if (!G.fsc[g]) return sk_ld(G.src[g], dt, i);
+    const float s = G.fsc[g][(G.foff[g] + i) / G.fper[g]];
+    return __fmul_rn(sk_e4m3_dec(((const uint8_t *)G.src[g])[i]), s);
+}
+
+/* elements 8c..8c+7 (vec: fper % 8 == 0 and foff % 8 == 0, so one scale covers them) */
+__device__ __forceinline__ void seg_ld8(const f8_segs &G, int g, int dt, int64_t c, float v[8])
+{
+    if (!G.fsc[g]) { sk_ld8(G.src[g], dt, c, v); return; }
+    sk_e4m3_ld8((const uint8_t *)G.src[g], c, v);
+    const float s = G.fsc[g][(G.foff[g] + 8 * c) / G.fper[g]];
+#pragma unroll
+    for (int k = 0; k < 8; k++) v[k] = __fmul_rn(v[k], s);
+}
 
 __device__ __forceinline__ float blk_reduce(float v, int is_max, float *red)
 {
@@ -87,25 +109,30 @@ __device__ __forceinline__ float blk_reduce(float v, int is_max, float *red)
     return red[0];
 }
 
-/* 1. amax per segment into its slot (vec: every segment 16-byte aligned, n % 8 == 0) */
+/* 1. amax per segment into its slot (vec: every segment 16-byte aligned, n % 8 == 0);
+ * an FP8 KV cache segment gives its largest frame scale instead (fp8.h: no data pass) */
 __global__ void k_f8_amax(f8_segs G, int dt, int vec, float *sc)
 {
     const int g = blockIdx.y;
-    const void *x = G.src[g];
     const int64_t n = G.n[g];
     float a = 0.0f;
-    if (vec) {
+    if (G.fsc[g]) {
+        const int64_t f0 = G.foff[g] / G.fper[g], f1 = (G.foff[g] + n - 1) / G.fper[g];
+        for (int64_t f = f0 + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; f <= f1;
+             f += (int64_t)gridDim.x * blockDim.x)
+            a = fmaxf(a, G.fsc[g][f]);
+    } else if (vec) {
         for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n / 8;
              c += (int64_t)gridDim.x * blockDim.x) {
             float v[8];
-            sk_ld8(x, dt, c, v);
+            seg_ld8(G, g, dt, c, v);
 #pragma unroll
             for (int k = 0; k < 8; k++) a = fmaxf(a, fabsf(v[k]));
         }
     } else {
         for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
              i += (int64_t)gridDim.x * blockDim.x)
-            a = fmaxf(a, fabsf(sk_ld(x, dt, i)));
+            a = fmaxf(a, fabsf(seg_ld(G, g, dt, i)));
     }
     __shared__ float red[32];
     a = blk_reduce(a, 1, red);
@@ -113,13 +140,17 @@ __global__ void k_f8_amax(f8_segs G, int dt, int vec, float *sc)
         atomicMax(reinterpret_cast<unsigned *>(SLOT(sc, SL_AMAX_Q + G.which[g])), __float_as_uint(a));
 }
 
-/* 2. fp8.h's (inv, scale) from each amax; the probability scales */
-__global__ void k_f8_scales(float *sc)
+/* 2. fp8.h's (inv, scale) from each amax; the probability scales. kv8: K and V came
+ * from the FP8 KV cache, their slots hold the largest frame scale (a power of two) */
+__global__ void k_f8_scales(float *sc, int kv8)
 {
     for (int w = 0; w < 3; w++) {
         const float amax = *SLOT(sc, SL_AMAX_Q + w);
         float inv, scale;
-        if (amax == 0.0f) { inv = 1.0f; scale = 1.0f; }
+        if (kv8 && w > 0) {
+            scale = amax;
+            inv = isfinite(amax) ? __fdiv_rn(1.0f, amax) : 0.0f;
+        } else if (amax == 0.0f) { inv = 1.0f; scale = 1.0f; }
         else if (!isfinite(amax)) { inv = 0.0f; scale = __int_as_float(0x7f800000); }
         else { inv = __fdiv_rn(448.0f, amax); scale = __fdiv_rn(amax, 448.0f); }
         *SLOT(sc, SL_INV_Q + w) = inv;
@@ -138,14 +169,25 @@ __global__ void k_f8_quant(f8_segs G, int dt, int vec, const float *sc)
     uint8_t *q = G.dst[g];
     const int64_t n = G.n[g];
     const float inv = *SLOT(sc, SL_INV_Q + G.which[g]);
-    if (vec) {
+    if (vec && !G.fsc[g]) {
         for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n / 8;
              c += (int64_t)gridDim.x * blockDim.x)
             sk_e4m3_quant8(q, x, dt, c, inv);
+    } else if (vec) { /* the FP8 cache: re-encoded to the call's scale (fp8.h) */
+        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < n / 8;
+             c += (int64_t)gridDim.x * blockDim.x) {
+            float v[8];
+            seg_ld8(G, g, dt, c, v);
+            uint2 o;
+            uint8_t *b = reinterpret_cast<uint8_t *>(&o);
+#pragma unroll
+            for (int k = 0; k < 8; k++) b[k] = sk_e4m3_sat(v[k] * inv);
+            reinterpret_cast<uint2 *>(q)[c] = o;
+        }
     } else {
         for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
              i += (int64_t)gridDim.x * blockDim.x)
-            q[i] = sk_e4m3_sat(sk_ld(x, dt, i) * inv);
+            q[i] = sk_e4m3_sat(seg_ld(G, g, dt, i) * inv);
     }
 }
 
@@ -484,21 +526,29 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
     G.src[0] = q->data, G.dst[0] = B + q_off, G.n[0] = Nq * row, G.which[0] = 0;
     G.nseg = 1;
     int64_t j = 0;
+    const int kv8 = ranges[0].k->dtype == SK_DTYPE_F8_E4M3; /* the FP8 KV cache */
     for (int r = 0; r < nranges; r++) {
         const sk_kv_range *g = &ranges[r];
         if (g->len <= 0) continue;
+        const int f8kv = g->k->dtype == SK_DTYPE_F8_E4M3; /* the FP8 KV cache (ops checked) */
         for (int w = 1; w <= 2; w++) {
             const sk_tensor *t = w == 1 ? g->k : g->v;
-            G.src[G.nseg] = (const char *)t->data + (size_t)(g->start * row) * esz;
+            G.src[G.nseg] = (const char *)t->data + (size_t)(g->start * row) * (f8kv ? 1 : esz);
             G.dst[G.nseg] = B + (w == 1 ? k_off : v_off) + (size_t)(j * row);
             G.n[G.nseg] = g->len * row;
             G.which[G.nseg] = w;
+            if (f8kv) {
+                G.fsc[G.nseg] = (const float *)(w == 1 ? g->k_scale : g->v_scale)->data;
+                G.foff[G.nseg] = g->start * row;
+                G.fper[G.nseg] = g->scale_rows * row;
+                if (G.fper[G.nseg] % 8 != 0 || G.foff[G.nseg] % 8 != 0) vec = 0;
+            }
             G.nseg++;
         }
         j += g->len;
     }
     for (int s = 0; s < G.nseg; s++)
-        if (((uintptr_t)G.src[s] % 32) != 0) vec = 0;
+        if (((uintptr_t)G.src[s] % (G.fsc[s] ? 8 : 32)) != 0) vec = 0;
     const int64_t maxn = Nk * row > Nq * row ? Nk * row : Nq * row;
     int64_t bx = (maxn / (vec ? 8 : 1) + 255) / 256;
     if (bx > c->n_sm * 8) bx = c->n_sm * 8;
@@ -510,7 +560,7 @@ extern "C" sk_status sk_cuda_attention_fp8(sk_backend *be, sk_tensor *out, const
         SK_CU("attention fp8", cudaMemsetAsync(S->sc, 0, 3 * 16, c->stream));
         k_f8_amax<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
         SK_CU_LAUNCH("attention fp8 (amax)");
-        k_f8_scales<<<1, 1, 0, c->stream>>>(S->sc);
+        k_f8_scales<<<1, 1, 0, c->stream>>>(S->sc, kv8);
         SK_CU_LAUNCH("attention fp8 (scales)");
         k_f8_quant<<<dim3((unsigned)bx, (unsigned)G.nseg), 256, 0, c->stream>>>(G, dt, vec, S->sc);
         SK_CU_LAUNCH("attention fp8 (quantize)");

@@ -34,4 +34,13 @@ __device__ __forceinline__ void sk_e4m3_quant8(uint8_t *q, const void *x, int dt
     reinterpret_cast<uint2 *>(q)[c] = o;
 }
 
+/* e4m3 bytes 8c..8c+7 of x (8-byte aligned) decoded to f32 */
+__device__ __forceinline__ void sk_e4m3_ld8(const uint8_t *x, int64_t c, float v[8])
+{
+    const uint2 w = reinterpret_cast<const uint2 *>(x)[c];
+    const uint8_t *b = reinterpret_cast<const uint8_t *>(&w);
+#pragma unroll
+    for (int k = 0; k < 8; k++) v[k] = sk_e4m3_dec(b[k]);
+}
+
 #endif

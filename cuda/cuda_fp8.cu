@@ -1,7 +1,7 @@
 /* cuda_fp8.cu - the FP8 ops (runtime/core/fp8.h): row-wise e4m3 quantization of
  * activations and the e4m3 x e4m3 GEMM through cuBLASLt (Hopper and newer).
  *
- * quantize_rows: one block per row; pass 1 the row's amax (fmaxf: NaN ignored),
+ * quantize_rows: one block per row (few long rows: many, below); pass 1 the row's amax (fmaxf: NaN ignored),
  * the pair (inv, scale) exactly as the host computes it (IEEE f32 division),
  * pass 2 q = satfinite_e4m3(x * inv) by the hardware's cvt (round to nearest
  * even). The bytes and scales equal the CPU oracle's for the same input.
@@ -34,9 +34,31 @@ __device__ __forceinline__ void fp8_row_scales(float amax, float *inv, float *sc
     *scale = __fdiv_rn(amax, 448.0f);
 }
 
+/* fp8.h's power-of-two rules (the FP8 KV cache's frames): the same bits as the host's
+ * frexpf / ldexpf (IEEE division, exact exponent arithmetic) */
+__device__ __forceinline__ void fp8_row_scales_pow2(float amax, float *inv, float *scale)
+{
+    if (amax == 0.0f) { *inv = 1.0f; *scale = 1.0f; return; }
+    if (!isfinite(amax)) { *inv = 0.0f; *scale = __int_as_float(0x7f800000); return; }
+    int e = -126;
+    const float r = __fdiv_rn(amax, 448.0f);
+    if (r > 0x1p-126f) {
+        const float m = frexpf(r, &e);
+        if (m == 0.5f) e -= 1;
+    }
+    *scale = ldexpf(1.0f, e);
+    *inv = ldexpf(1.0f, -e);
+}
+
+__device__ __forceinline__ void row_scales(int p2, float amax, float *inv, float *scale)
+{
+    if (p2) fp8_row_scales_pow2(amax, inv, scale);
+    else fp8_row_scales(amax, inv, scale);
+}
+
 template <int VEC>
 __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict__ s,
-                                     const void *__restrict__ x, int dt, int64_t K)
+                                     const void *__restrict__ x, int dt, int64_t K, int p2)
 {
     const int64_t row = blockIdx.x;
     const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
@@ -67,7 +89,7 @@ __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict_
     __syncthreads();
     amax = red[0];
     float inv, scale;
-    fp8_row_scales(amax, &inv, &scale);
+    row_scales(p2, amax, &inv, &scale);
     if (threadIdx.x == 0) s[row] = scale;
     if (VEC) {
         for (int64_t c = threadIdx.x; c < K / 8; c += blockDim.x) sk_e4m3_quant8(qr, xr, dt, c, inv);
@@ -76,23 +98,121 @@ __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict_
     }
 }
 
-extern "C" sk_status sk_cuda_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s,
-                                           const sk_tensor *x)
+/* Few long rows (the FP8 KV cache quantizes a whole frame, ~2.4M values, as one row):
+ * many blocks per row. The row's amax by atomicMax of the f32 bits (non-negative:
+ * their order is the integers'; NaN ignored by fmaxf as above) into s[row], every
+ * block then derives the same (inv, scale) from it, and the last kernel turns s
+ * into the scales: the bytes and scales the one-block kernel gives. */
+template <int VEC>
+__global__ void quantize_long_amax(float *__restrict__ s, const void *__restrict__ x, int dt,
+                                   int64_t K)
+{
+    const int64_t row = blockIdx.y;
+    const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
+    float amax = 0.0f;
+    if (VEC) {
+        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < K / 8;
+             c += (int64_t)gridDim.x * blockDim.x) {
+            float v[8];
+            sk_ld8(xr, dt, c, v);
+#pragma unroll
+            for (int k = 0; k < 8; k++) amax = fmaxf(amax, fabsf(v[k]));
+        }
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < K;
+             i += (int64_t)gridDim.x * blockDim.x)
+            amax = fmaxf(amax, fabsf(sk_ld(xr, dt, i)));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    __shared__ float red[32];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) red[warp] = amax;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x / 32); w++) amax = fmaxf(amax, red[w]);
+        if (amax > 0.0f) atomicMax(reinterpret_cast<unsigned *>(s + row), __float_as_uint(amax));
+    }
+}
+
+template <int VEC>
+__global__ void quantize_long_rows(uint8_t *__restrict__ q, const float *__restrict__ s,
+                                   const void *__restrict__ x, int dt, int64_t K, int p2)
+{
+    const int64_t row = blockIdx.y;
+    const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
+    uint8_t *qr = q + (size_t)row * K;
+    float inv, scale;
+    row_scales(p2, s[row], &inv, &scale);
+    if (VEC) {
+        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < K / 8;
+             c += (int64_t)gridDim.x * blockDim.x)
+            sk_e4m3_quant8(qr, xr, dt, c, inv);
+    } else {
+        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < K;
+             i += (int64_t)gridDim.x * blockDim.x)
+            qr[i] = sk_e4m3_sat(sk_ld(xr, dt, i) * inv);
+    }
+}
+
+__global__ void quantize_long_scales(float *s, int64_t M, int p2)
+{
+    SK_GRID_STRIDE(m, M)
+    {
+        float inv, scale;
+        row_scales(p2, s[m], &inv, &scale);
+        s[m] = scale;
+    }
+}
+
+static sk_status quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x, int p2)
 {
     sk_cuda_ctx *c = sk_cuda(be);
     const int64_t M = x->shape[0], K = x->shape[1];
     if (M == 0 || K == 0) return SK_OK;
     SK_CHECK(M <= 2147483647LL, SK_E_SHAPE, "cuda quantize_rows: %lld rows", (long long)M);
     const int vec = K % 8 == 0 && sk_cuda_vec_ok(x->data, x->dtype) && ((uintptr_t)q->data % 8) == 0;
+    if (K >= (1 << 17) && M <= 65535) { /* few long rows (frames of the FP8 KV cache) */
+        int64_t bx = (K / (vec ? 8 : 1) + 255) / 256;
+        const int64_t cap = (int64_t)c->n_sm * 4 / M + 1;
+        if (bx > cap) bx = cap;
+        const dim3 grid((unsigned)bx, (unsigned)M);
+        float *sd = (float *)s->data;
+        SK_CU("quantize_rows", cudaMemsetAsync(sd, 0, (size_t)M * sizeof(float), c->stream));
+        if (vec) {
+            quantize_long_amax<1><<<grid, 256, 0, c->stream>>>(sd, x->data, (int)x->dtype, K);
+            quantize_long_rows<1><<<grid, 256, 0, c->stream>>>((uint8_t *)q->data, sd, x->data,
+                                                               (int)x->dtype, K, p2);
+        } else {
+            quantize_long_amax<0><<<grid, 256, 0, c->stream>>>(sd, x->data, (int)x->dtype, K);
+            quantize_long_rows<0><<<grid, 256, 0, c->stream>>>((uint8_t *)q->data, sd, x->data,
+                                                               (int)x->dtype, K, p2);
+        }
+        quantize_long_scales<<<sk_cuda_blocks(M, 256), 256, 0, c->stream>>>(sd, M, p2);
+        SK_CU_LAUNCH("quantize_rows (long rows)");
+        return SK_OK;
+    }
     const int threads = K >= 4096 ? 512 : 256;
     if (vec)
         quantize_rows_kernel<1><<<(unsigned)M, threads, 0, c->stream>>>(
-            (uint8_t *)q->data, (float *)s->data, x->data, (int)x->dtype, K);
+            (uint8_t *)q->data, (float *)s->data, x->data, (int)x->dtype, K, p2);
     else
         quantize_rows_kernel<0><<<(unsigned)M, threads, 0, c->stream>>>(
-            (uint8_t *)q->data, (float *)s->data, x->data, (int)x->dtype, K);
+            (uint8_t *)q->data, (float *)s->data, x->data, (int)x->dtype, K, p2);
     SK_CU_LAUNCH("quantize_rows");
     return SK_OK;
+}
+
+extern "C" sk_status sk_cuda_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s,
+                                           const sk_tensor *x)
+{
+    return quantize_rows(be, q, s, x, 0);
+}
+
+extern "C" sk_status sk_cuda_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s,
+                                                const sk_tensor *x)
+{
+    return quantize_rows(be, q, s, x, 1);
 }
 
 /* ------------------------------------------------------------ epilogue kernel */

@@ -380,9 +380,10 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         if (!vout && l == cf->num_layers - 1) return SK_OK;
         int nr = 0;
         SK_TRY(sk_kv_attention_ranges(kv, (int)(l - first), c->ranges, c->ranges_cap, &nr));
-        /* FP8 models with SK_FP8_ATTENTION=1: self-attention in e4m3 too (fp8.h);
-         * cross-attention (512 keys) stays in the act dtype */
-        if (m->fp8_attention && sk_backend_has_attention_fp8(be))
+        /* FP8 models with SK_FP8_ATTENTION=1: self-attention in e4m3 too (fp8.h), and
+         * the only one that reads an FP8 cache; cross-attention (512 keys) stays in
+         * the act dtype */
+        if ((m->fp8_attention && sk_backend_has_attention_fp8(be)) || kv->ks)
             SK_TRY(sk_op_attention_fp8(be, &att, &q3, c->ranges, nr, scale));
         else
             SK_TRY(sk_op_attention(be, &att, &q3, c->ranges, nr, scale, NULL));

@@ -224,6 +224,37 @@ Test(fp8_attention, dit_uses_it_under_dtype_fp8, .timeout = 120)
     cr_expect(strstr(r.out, "cross-attention"), "%s", r.out);
     cr_expect(!strstr(r.out, "self-attention  "), "act-dtype self-attention in fp8 run:\n%s",
               r.out);
+    /* the tiny config's cache (sink) is baked: K/V stored in e4m3, quantized frame by frame */
+    cr_expect(strstr(r.out, "fp8 quantize (KV cache frames)"), "no FP8 KV cache:\n%s", r.out);
+    tu_result_free(&r);
+    /* SK_FP8_KV=0 keeps the cache in the act dtype; ema rewrites keys: act dtype too */
+    setenv("SK_FP8_KV", "0", 1);
+    r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "2",
+                         "--warmup", "1", "--dtype", "fp8", NULL);
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.out, "self-attention fp8") && !strstr(r.out, "KV cache frames"), "%s", r.out);
+    tu_result_free(&r);
+    unsetenv("SK_FP8_KV");
+    const char *pol[2] = {"sink", "ema"};
+    for (int i = 0; i < 2; i++) { /* what --print-config says of the cache */
+        r = tu_run("generate", "--dit", SK_SOURCE_DIR "/tests/fixtures/dit/dit_tiny.safetensors",
+                   "--text-embeds", SK_SOURCE_DIR "/tests/fixtures/dit/embeds.safetensors",
+                   "--latent-height", "8", "--latent-width", "8", "--chunk", "3", "--device",
+                   "cpu", "--no-decode", "--frames", "24", "--kv-policy", pol[i], "--dtype", "fp8",
+                   "--print-config", NULL);
+        cr_assert_eq(r.code, 0, "%s: exit %d: %s", pol[i], r.code, r.err);
+        cr_expect((strstr(r.out, "e4m3, one scale per frame") != NULL) == (i == 0),
+                  "%s: the cache in e4m3 only for baked keys:\n%s", pol[i], r.out);
+        tu_result_free(&r);
+    }
+    /* the FP8 cache's x0 against f32 stays small and flat over the chunks */
+    r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "10", "--warmup", "1",
+               "--dtype", "fp8", "--compare-dtype", "fp32", "--no-profile", NULL);
+    cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+    const char *xm = strstr(r.out, "x0 error: max ");
+    cr_assert(xm, "%s", r.out);
+    const double emax = atof(xm + strlen("x0 error: max "));
+    cr_expect(emax > 0 && emax < 0.02, "FP8 cache: x0 error max %g against f32", emax);
     tu_result_free(&r);
     r = tu_run("bench", "--config", "tiny", "--device", "cpu", "--chunks", "2", "--warmup", "1",
                "--dtype", "bf16", NULL);
@@ -231,4 +262,127 @@ Test(fp8_attention, dit_uses_it_under_dtype_fp8, .timeout = 120)
     cr_expect(!strstr(r.out, "self-attention fp8"), "%s", r.out);
     cr_expect(strstr(r.out, "self-attention"), "%s", r.out);
     tu_result_free(&r);
+}
+
+/* ranges of the FP8 KV cache (e4m3 frames of R rows, one power-of-two scale each): the
+ * call's scales are the largest frame scales and the frames are re-encoded to them
+ * (fp8.h), computed here independently in f64; on both CPU backends */
+static void check_cache_ranges(sk_backend *be)
+{
+    enum { R = 5, NF = CAP / R };
+    float *q = malloc(NQ * ROW * 4), *k = malloc(CAP * ROW * 4), *v = malloc(CAP * ROW * 4);
+    float *y8 = malloc(NQ * ROW * 4), *yd = malloc(NQ * ROW * 4), *y32 = malloc(NQ * ROW * 4);
+    random_qkv(q, k, v, 110);
+    for (int f = 0; f < NF; f++) /* frames of different magnitudes: different scales */
+        for (int i = 0; i < R * ROW; i++) k[f * R * ROW + i] *= 1.0f + (float)(f % 4);
+    int64_t ks[3] = {CAP, NH, HD}, ss[1] = {NF};
+    sk_tensor k8, v8, sk, sv;
+    ok(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 3, ks, &k8), "alloc k8");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 3, ks, &v8), "alloc v8");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 1, ss, &sk), "alloc sk");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 1, ss, &sv), "alloc sv");
+    float *hs = sk.data, *hv = sv.data; /* CPU backends: host memory */
+    uint8_t *b8k = k8.data, *b8v = v8.data;
+    for (int f = 0; f < NF; f++) {
+        hs[f] = sk_fp8_quantize_row_pow2(k + f * R * ROW, R * ROW, b8k + f * R * ROW);
+        hv[f] = sk_fp8_quantize_row_pow2(v + f * R * ROW, R * ROW, b8v + f * R * ROW);
+    }
+    sk_kv_range r8[2] = {{&k8, &v8, 5, 15, &sk, &sv, R}, {&k8, &v8, 30, 25, &sk, &sv, R}};
+    /* independently: the largest scale over frames 1..3 and 6..10, every byte re-encoded */
+    double mk = 0, mv = 0;
+    int distinct = 0;
+    for (int f = 1; f < NF - 1; f++) {
+        if (f == 4 || f == 5) continue;
+        if (hs[f] > mk) mk = hs[f];
+        if (hv[f] > mv) mv = hv[f];
+        distinct += hs[f] != hs[1];
+    }
+    cr_assert(distinct > 0, "the frames must have different scales");
+    const int64_t Nk = 40;
+    uint8_t *q8 = malloc(NQ * ROW), *kc = malloc(Nk * ROW), *vc = malloc(Nk * ROW);
+    int64_t j = 0, changed = 0;
+    for (int g = 0; g < 2; g++)
+        for (int64_t t = r8[g].start; t < r8[g].start + r8[g].len; t++, j++)
+            for (int c = 0; c < ROW; c++) {
+                const double ek = (double)sk_f8e4m3_to_f32(b8k[t * ROW + c]) * hs[t / R] / mk;
+                const double ev = (double)sk_f8e4m3_to_f32(b8v[t * ROW + c]) * hv[t / R] / mv;
+                kc[j * ROW + c] = sk_fp8_sat((float)ek);
+                vc[j * ROW + c] = sk_fp8_sat((float)ev);
+                changed += kc[j * ROW + c] != b8k[t * ROW + c];
+            }
+    cr_assert(changed > 0, "no frame was re-encoded");
+    const float sq = sk_fp8_quantize_row(q, NQ * ROW, q8);
+    const float scale = 1.0f / sqrtf((float)HD);
+    sk_fp8_attention_rows(yd, q8, kc, vc, Nk, NH, HD, 0, NQ, scale, sq, (float)mk, (float)mv);
+    fixture f;
+    setup_fx(be, &f, q, k, v);
+    f.r[0] = (sk_kv_range){&f.k, &f.v, 5, 15};
+    f.r[1] = (sk_kv_range){&f.k, &f.v, 30, 25};
+    ok(sk_op_attention_fp8(be, &f.out, &f.q, r8, 2, scale), "attention_fp8 on e4m3 ranges");
+    ok(sk_tensor_download_f32(&f.out, y8, NQ * ROW), "download");
+    cr_expect(memcmp(y8, yd, NQ * ROW * 4) == 0,
+              "%s: e4m3 cache ranges != fp8.h's definition computed independently", be->name);
+    /* against the f32 attention on the values before any quantization: about as near as
+     * the FP8 attention quantizing those values once per call */
+    ok(sk_op_attention(be, &f.ref, &f.q, f.r, 2, scale, NULL), "attention f32");
+    ok(sk_tensor_download_f32(&f.ref, y32, NQ * ROW), "download");
+    ok(sk_op_attention_fp8(be, &f.out, &f.q, f.r, 2, scale), "attention_fp8 per call");
+    ok(sk_tensor_download_f32(&f.out, yd, NQ * ROW), "download");
+    const double e32 = sk_test_rel_l2(y8, y32, NQ * ROW), e1 = sk_test_rel_l2(yd, y32, NQ * ROW);
+    cr_log_info("%s: vs f32: FP8 cache %.4f, per-call FP8 %.4f", be->name, e32, e1);
+    cr_expect(e1 > 1e-3 && e1 < 0.15 && e32 > 1e-3 && e32 < 1.15 * e1,
+              "%s: vs f32: FP8 cache %.4f, per-call FP8 %.4f (bound 1.15x)", be->name, e32, e1);
+    /* errors: a range of e4m3 keys without scales, scales of the wrong length, a call
+     * mixing the cache with act-dtype keys, the act-dtype attention asked to read e4m3 */
+    sk_kv_range bad = r8[0];
+    bad.k_scale = NULL;
+    cr_expect_eq(sk_op_attention_fp8(be, &f.out, &f.q, &bad, 1, scale), SK_E_INVALID_ARG);
+    bad = r8[0];
+    bad.scale_rows = 7; /* 60 rows are not whole frames of 7 */
+    cr_expect_eq(sk_op_attention_fp8(be, &f.out, &f.q, &bad, 1, scale), SK_E_SHAPE);
+    bad.scale_rows = 6; /* 10 frames, 12 scales */
+    cr_expect_eq(sk_op_attention_fp8(be, &f.out, &f.q, &bad, 1, scale), SK_E_SHAPE);
+    sk_kv_range mix[2] = {r8[0], f.r[1]};
+    cr_expect_eq(sk_op_attention_fp8(be, &f.out, &f.q, mix, 2, scale), SK_E_DTYPE);
+    cr_expect_neq(sk_op_attention(be, &f.out, &f.q, r8, 2, scale, NULL), SK_OK);
+    sk_tensor_free(&k8), sk_tensor_free(&v8), sk_tensor_free(&sk), sk_tensor_free(&sv);
+    free_fx(&f);
+    free(q), free(k), free(v), free(y8), free(yd), free(y32), free(q8), free(kc), free(vc);
+}
+
+Test(fp8_attention, fp8_cache_ranges_reference_backend)
+{
+    sk_backend *be = NULL;
+    ok(sk_backend_cpu_create(&be), "cpu");
+    check_cache_ranges(be);
+    sk_backend_free_(&be);
+}
+
+Test(fp8_attention, fp8_cache_ranges_fast_backend)
+{
+    sk_backend *be = NULL;
+    ok(sk_backend_cpu_fast_create(&be), "cpu fast");
+    check_cache_ranges(be);
+    sk_backend_free_(&be);
+}
+
+/* the power-of-two row rules: the smallest power of two at or above amax/448 */
+Test(fp8_attention, pow2_row_scales)
+{
+    const float amax[] = {448.0f, 449.0f, 1.0f, 3.5f, 1e-30f, 1e-44f, 3e38f};
+    for (unsigned i = 0; i < sizeof amax / sizeof amax[0]; i++) {
+        float inv, s;
+        sk_fp8_row_scales_pow2(amax[i], &inv, &s);
+        int e;
+        cr_expect(frexpf(s, &e) == 0.5f && s * inv == 1.0f && isfinite(inv), "amax %g: scale %g inv %g",
+                  amax[i], s, inv);
+        cr_expect(amax[i] / 448.0f <= s, "amax %g: scale %g too small", amax[i], s);
+        cr_expect(amax[i] / 448.0f > s / 2 || s == ldexpf(1.0f, -126), "amax %g: scale %g not the smallest",
+                  amax[i], s);
+    }
+    float inv, s;
+    sk_fp8_row_scales_pow2(0.0f, &inv, &s);
+    cr_expect(inv == 1.0f && s == 1.0f);
+    sk_fp8_row_scales_pow2(INFINITY, &inv, &s);
+    cr_expect(inv == 0.0f && isinf(s));
 }

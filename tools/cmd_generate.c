@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "dit/config.h"
+#include "dit/model.h"
 #include "runtime/core/log.h"
 #include "runtime/core/progress.h"
 #include "runtime/engine/model_dir.h"
@@ -770,11 +771,13 @@ static int print_config(const gen_opts *o, const sk_schedule *sched, int64_t chu
                        .compress_frames = o->kv_compress, .recent_frames = o->kv_recent,
                        .roll_chunks = o->kv_policy == SK_KV_ROLLING ? sched->n : 0,
                        .shot_rope_offset = o->shot_rope_offset};
+    /* --dtype fp8 with FP8 self-attention: the FP8 cache where the keys are baked */
+    kp.dtype = sk_kv_storage_dtype(&kp, NULL, o->act_dtype == 3 && sk_dit_fp8_attention_requested(), act);
     char d[1024];
-    sk_kv_describe(&kp, sk_dtype_size(act), d, sizeof d);
+    sk_kv_describe(&kp, sk_dtype_size(kp.dtype), d, sizeof d);
     printf("kv cache     %s\n", d);
     const double layer_b = (double)sk_kv_pool_frames(&kp) * (double)S *
-                           (double)(cfg.num_heads * cfg.head_dim) * 2.0 * (double)sk_dtype_size(act);
+                           (double)(cfg.num_heads * cfg.head_dim) * 2.0 * (double)sk_dtype_size(kp.dtype);
     printf("kv memory    %.1f MB per layer x %lld layers = %.2f GB\n", layer_b / 1e6,
            (long long)cfg.num_layers, layer_b * (double)cfg.num_layers / 1e9);
     return 0;
@@ -1098,7 +1101,9 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
          .choices = "auto|f32|bf16"},
         {OPT("dtype", SK_OPT_ENUM, &o.act_dtype, NULL, "the same as --act-dtype (fp32 = f32); "
              "fp8: activations auto (bf16 on cuda), the DiT's block linears in FP8 e4m3 "
-             "(--dit-dtype fp8); SK_FP8_ATTENTION=1: its self-attention in FP8 e4m3 too", NULL, NULL), .choices = "auto|fp32|bf16|fp8"},
+             "(--dit-dtype fp8); SK_FP8_ATTENTION=1: its self-attention in FP8 e4m3 too, and "
+             "with fifo, sink or multishot the KV cache in e4m3 (half the bytes; SK_FP8_KV=0: "
+             "bf16)", NULL, NULL), .choices = "auto|fp32|bf16|fp8"},
         {OPT("no-overlap", SK_OPT_FLAG, &o.no_overlap, NULL, "cuda: decode each chunk after it "
              "on the DiT's stream instead of on a second stream beside the next chunk's DiT "
              "(the frames are bitwise the same; SK_NO_VAE_OVERLAP=1 does the same)", NULL, NULL)},

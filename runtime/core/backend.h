@@ -37,12 +37,18 @@ typedef enum {
 
 /* A range of cached keys/values to attend to: rows [start, start+len) of
  * k and v, both [Ncap, NH, HD]. A query block attends to the concatenation
- * of its ranges in order, without them being copied together. */
+ * of its ranges in order, without them being copied together.
+ * k and v in e4m3 (the FP8 KV cache, fp8.h; attention_fp8 only): row r of k
+ * is dequantized with k_scale[r / scale_rows] (f32 [Ncap / scale_rows]: one
+ * scale per cached frame), v likewise; the scale fields are read only then. */
 typedef struct {
     const sk_tensor *k;
     const sk_tensor *v;
     int64_t start;
     int64_t len;
+    const sk_tensor *k_scale;
+    const sk_tensor *v_scale;
+    int64_t scale_rows;
 } sk_kv_range;
 
 typedef struct sk_backend_ops {
@@ -193,6 +199,9 @@ typedef struct sk_backend_ops {
      * backend has none (the DiT then runs attention in its act dtype). */
     sk_status (*attention_fp8)(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                                const sk_kv_range *ranges, int nranges, float scale);
+    /* quantize_rows with power-of-two scales (fp8.h: the FP8 KV cache's frames, one
+     * row each). NULL: the backend keeps its KV cache in the act dtype. */
+    sk_status (*quantize_rows_pow2)(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -286,6 +295,10 @@ int sk_backend_has_fp8(const sk_backend *be);
 sk_status sk_op_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                               const sk_kv_range *ranges, int nranges, float scale);
 int sk_backend_has_attention_fp8(const sk_backend *be);
+/* quantize_rows with power-of-two scales (fp8.h, the FP8 KV cache), the same checks */
+sk_status sk_op_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
+/* 1 when the backend can hold an FP8 KV cache: FP8 attention and quantize_rows_pow2 */
+int sk_backend_has_fp8_kv(const sk_backend *be);
 
 const char *sk_act_name(sk_act a);
 

@@ -11,6 +11,26 @@
 
 float sk_fp8_value(uint8_t q) { return sk_f8e4m3_to_f32(q); }
 
+float sk_fp8_frames_max_scale(float m, int64_t start, int64_t len, const float *scale,
+                              int64_t scale_rows)
+{
+    for (int64_t f = start / scale_rows; len > 0 && f <= (start + len - 1) / scale_rows; f++)
+        m = fmaxf(m, scale[f]);
+    return m;
+}
+
+void sk_fp8_reencode_rows(uint8_t *out, const uint8_t *q8, int64_t start, int64_t len, int64_t row,
+                          const float *scale, int64_t scale_rows, float sc)
+{
+    const float inv = 1.0f / sc; /* a power of two (or 0 for a non-finite frame): exact */
+    for (int64_t r = 0; r < len; r++) {
+        const float s = scale[(start + r) / scale_rows];
+        const uint8_t *src = q8 + (start + r) * row;
+        for (int64_t c = 0; c < row; c++)
+            out[r * row + c] = sk_fp8_sat((sk_f8e4m3_to_f32(src[c]) * s) * inv);
+    }
+}
+
 void sk_fp8_attention_rows(float *out, const uint8_t *q8, const uint8_t *k8, const uint8_t *v8,
                            int64_t Nk, int64_t NH, int64_t HD, int64_t i0, int64_t i1, float scale,
                            float sq, float sk, float sv)

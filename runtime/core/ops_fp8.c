@@ -56,6 +56,27 @@ sk_status sk_op_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const 
     return be->ops->quantize_rows(be, q, s, x);
 }
 
+sk_status sk_op_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
+{
+    const char *op = "quantize_rows_pow2";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    SK_CHECK(sk_backend_has_fp8_kv(be), SK_E_UNSUPPORTED, "op %s: the %s backend has no FP8 KV "
+             "cache ops (SK_FP8_KV=0 keeps the cache in the act dtype)", op,
+             be->name ? be->name : "?");
+    SK_TRY(chk(op, "x", be, x, 2, be->act_dtype));
+    SK_TRY(chk(op, "q", be, q, 2, SK_DTYPE_F8_E4M3));
+    SK_TRY(chk(op, "s", be, s, 1, SK_DTYPE_F32));
+    SK_TRY(chk_len(op, "q", q, 0, "x", x, 0));
+    SK_TRY(chk_len(op, "q", q, 1, "x", x, 1));
+    SK_TRY(chk_len(op, "s", s, 0, "x", x, 0));
+    return be->ops->quantize_rows_pow2(be, q, s, x);
+}
+
+int sk_backend_has_fp8_kv(const sk_backend *be)
+{
+    return sk_backend_has_attention_fp8(be) && be->ops->quantize_rows_pow2;
+}
+
 sk_status sk_op_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
                            const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,
                            sk_act act)
@@ -105,8 +126,27 @@ sk_status sk_op_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q
     int64_t nk = 0;
     for (int r = 0; r < nranges; r++) {
         const sk_kv_range *kr = &ranges[r];
-        SK_TRY(chk(op, "ranges[].k", be, kr->k, 3, be->act_dtype));
-        SK_TRY(chk(op, "ranges[].v", be, kr->v, 3, be->act_dtype));
+        SK_CHECK(kr->k && kr->v, SK_E_INVALID_ARG, "op %s: range %d has a NULL k or v", op, r);
+        /* the FP8 KV cache: e4m3 keys and values with one scale per scale_rows rows */
+        const sk_dtype kdt = kr->k->dtype == SK_DTYPE_F8_E4M3 ? SK_DTYPE_F8_E4M3 : be->act_dtype;
+        SK_CHECK(r == 0 || (ranges[0].k->dtype == SK_DTYPE_F8_E4M3) == (kdt == SK_DTYPE_F8_E4M3),
+                 SK_E_DTYPE, "op %s: range %d is %s, range 0 %s: one call reads one cache", op, r,
+                 sk_dtype_name(kr->k->dtype), sk_dtype_name(ranges[0].k->dtype));
+        SK_TRY(chk(op, "ranges[].k", be, kr->k, 3, kdt));
+        SK_TRY(chk(op, "ranges[].v", be, kr->v, 3, kdt));
+        if (kdt == SK_DTYPE_F8_E4M3) {
+            const int64_t R = kr->scale_rows;
+            SK_CHECK(R > 0 && kr->k->shape[0] % R == 0, SK_E_SHAPE, "op %s: range %d: e4m3 "
+                     "keys of %lld rows with a scale every %lld rows", op, r,
+                     (long long)kr->k->shape[0], (long long)R);
+            SK_TRY(chk(op, "ranges[].k_scale", be, kr->k_scale, 1, SK_DTYPE_F32));
+            SK_TRY(chk(op, "ranges[].v_scale", be, kr->v_scale, 1, SK_DTYPE_F32));
+            SK_CHECK(kr->k_scale->shape[0] == kr->k->shape[0] / R &&
+                         kr->v_scale->shape[0] == kr->k->shape[0] / R, SK_E_SHAPE,
+                     "op %s: range %d: %lld key rows need %lld scales (k_scale %lld, v_scale "
+                     "%lld)", op, r, (long long)kr->k->shape[0], (long long)(kr->k->shape[0] / R),
+                     (long long)kr->k_scale->shape[0], (long long)kr->v_scale->shape[0]);
+        }
         for (int d = 0; d < 3; d++) SK_TRY(chk_len(op, "ranges[].k", kr->k, d, "ranges[].v", kr->v, d));
         SK_TRY(chk_len(op, "ranges[].k", kr->k, 1, "q", q, 1));
         SK_TRY(chk_len(op, "ranges[].k", kr->k, 2, "q", q, 2));

@@ -123,6 +123,7 @@ static const sk_backend_ops k_cpu_ops = {
     .quantize_rows = sk_cpu_quantize_rows,
     .linear_fp8 = sk_cpu_linear_fp8,
     .attention_fp8 = sk_cpu_attention_fp8,
+    .quantize_rows_pow2 = sk_cpu_quantize_rows_pow2,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)

@@ -24,6 +24,17 @@ sk_status sk_cpu_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const
     return SK_OK;
 }
 
+sk_status sk_cpu_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
+{
+    (void)be;
+    const int64_t M = x->shape[0], K = x->shape[1];
+    const float *xd = (const float *)x->data;
+    uint8_t *qd = (uint8_t *)q->data;
+    float *sd = (float *)s->data;
+    for (int64_t m = 0; m < M; m++) sd[m] = sk_fp8_quantize_row_pow2(xd + m * K, K, qd + m * K);
+    return SK_OK;
+}
+
 sk_status sk_cpu_linear_fp8_with(sk_backend *be, sk_tensor *y, const sk_tensor *q,
                                  const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
                                  const sk_tensor *b, sk_act act, sk_cpu_linear_fn linear)
@@ -64,8 +75,8 @@ sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, co
     return sk_cpu_linear_fp8_with(be, y, q, sx, w, sw, b, act, sk_cpu_linear);
 }
 
-/* FP8 self-attention: q, the concatenated keys and values quantized per tensor
- * (fp8.h), then the oracle (runtime/core/fp8_attention.c) on the e4m3 values */
+/* FP8 self-attention: q, the concatenated keys and values quantized per tensor (the
+ * FP8 KV cache's frames re-encoded to their largest scale instead; fp8.h), then the oracle (runtime/core/fp8_attention.c) on the e4m3 values */
 sk_status sk_cpu_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                                const sk_kv_range *ranges, int nranges, float scale)
 {
@@ -83,17 +94,34 @@ sk_status sk_cpu_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *
     if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row), (void **)&v8);
     if (st == SK_OK) {
         int64_t j = 0; /* the ranges concatenated (CPU activations are f32) */
+        const int kv8 = ranges[0].k->dtype == SK_DTYPE_F8_E4M3; /* the FP8 KV cache */
+        float sk = 0.0f, sv = 0.0f;
+        if (kv8) /* fp8.h: the largest frame scale of the call, every frame re-encoded to it */
+            for (int r = 0; r < nranges; r++) {
+                const sk_kv_range *g = &ranges[r];
+                sk = sk_fp8_frames_max_scale(sk, g->start, g->len, g->k_scale->data, g->scale_rows);
+                sv = sk_fp8_frames_max_scale(sv, g->start, g->len, g->v_scale->data, g->scale_rows);
+            }
         for (int r = 0; r < nranges; r++) {
             const sk_kv_range *g = &ranges[r];
-            memcpy(kf + j * row, (const float *)g->k->data + g->start * row,
-                   (size_t)(g->len * row) * sizeof(float));
-            memcpy(vf + j * row, (const float *)g->v->data + g->start * row,
-                   (size_t)(g->len * row) * sizeof(float));
+            if (kv8) {
+                sk_fp8_reencode_rows(k8 + j * row, g->k->data, g->start, g->len, row,
+                                     g->k_scale->data, g->scale_rows, sk);
+                sk_fp8_reencode_rows(v8 + j * row, g->v->data, g->start, g->len, row,
+                                     g->v_scale->data, g->scale_rows, sv);
+            } else {
+                memcpy(kf + j * row, (const float *)g->k->data + g->start * row,
+                       (size_t)(g->len * row) * sizeof(float));
+                memcpy(vf + j * row, (const float *)g->v->data + g->start * row,
+                       (size_t)(g->len * row) * sizeof(float));
+            }
             j += g->len;
         }
         const float sq = sk_fp8_quantize_row((const float *)q->data, Nq * row, q8);
-        const float sk = sk_fp8_quantize_row(kf, Nk * row, k8);
-        const float sv = sk_fp8_quantize_row(vf, Nk * row, v8);
+        if (!kv8) {
+            sk = sk_fp8_quantize_row(kf, Nk * row, k8);
+            sv = sk_fp8_quantize_row(vf, Nk * row, v8);
+        }
         sk_fp8_attention_rows((float *)out->data, q8, k8, v8, Nk, NH, HD, 0, Nq, scale, sq, sk, sv);
     }
     free(kf), free(vf), free(q8), free(k8), free(v8);

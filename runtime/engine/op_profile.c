@@ -180,6 +180,10 @@ static sk_status w_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q,
 W0(quantize_rows, "fp8 quantize (activation rows)", (sk_backend *be, sk_tensor *q, sk_tensor *s,
                                                      const sk_tensor *x), (be, q, s, x))
 
+W0(quantize_rows_pow2, "fp8 quantize (KV cache frames)", (sk_backend *be, sk_tensor *q,
+                                                           sk_tensor *s, const sk_tensor *x),
+   (be, q, s, x))
+
 static sk_status w_attention(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                              const sk_kv_range *r, int nr, float scale, const sk_tensor *bias)
 {
@@ -230,6 +234,7 @@ sk_status sk_op_profile_begin(sk_backend *be, const sk_dit_config *cfg)
     if (P.inner->linear_fp8) SET(linear_fp8);
     if (P.inner->quantize_rows) SET(quantize_rows);
     if (P.inner->attention_fp8) SET(attention_fp8);
+    if (P.inner->quantize_rows_pow2) SET(quantize_rows_pow2);
 #undef SET
     /* the profiled chunk runs op by op */
     P.table.graph_begin = NULL;

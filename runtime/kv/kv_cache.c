@@ -22,6 +22,8 @@ void sk_kv_cache_free(sk_kv_cache **pc)
         if (c->k) sk_tensor_free(&c->k[l]);
         if (c->v) sk_tensor_free(&c->v[l]);
         if (c->qbank) sk_tensor_free(&c->qbank[l]);
+        if (c->ks) sk_tensor_free(&c->ks[l]);
+        if (c->vs) sk_tensor_free(&c->vs[l]);
     }
     sk_tensor_free(&c->kscr);
     sk_tensor_free(&c->qs);
@@ -29,7 +31,7 @@ void sk_kv_cache_free(sk_kv_cache **pc)
     sk_tensor_free(&c->qmean);
     sk_tensor_free(&c->score);
     sk_tensor_free(&c->ids);
-    free(c->k); free(c->v); free(c->qbank); free(c->qbank_frame);
+    free(c->k); free(c->v); free(c->ks); free(c->vs); free(c->qbank); free(c->qbank_frame);
     free(c->slots); free(c->pend_slot); free(c->vis_slot); free(c->vis_pos); free(c->tmp);
     free(c->pre_slot); free(c->pre_pos); free(c->comp_done); free(c->lay_frame); free(c->lay_cat);
     free(c->h_score); free(c->h_cand); free(c->h_ids); free(c->h_order);
@@ -106,6 +108,24 @@ sk_status sk_kv_cache_init(sk_backend *be, const sk_kv_params *p, sk_kv_cache **
     for (int64_t l = 0; l < NL; l++) {
         SK_TRY_GOTO(st, sk_tensor_alloc(be, p->dtype, 3, shape, &c->k[l]), fail);
         SK_TRY_GOTO(st, sk_tensor_alloc(be, p->dtype, 3, shape, &c->v[l]), fail);
+    }
+    if (p->dtype == SK_DTYPE_F8_E4M3) { /* the FP8 cache: one scale per frame slot */
+        if (!sk_backend_has_fp8_kv(be)) {
+            st = SK_ERR(SK_E_UNSUPPORTED, "KV cache: an FP8 cache on the %s backend, which has "
+                        "no FP8 quantization or attention", be->name);
+            goto fail;
+        }
+        c->ks = calloc((size_t)NL, sizeof *c->ks);
+        c->vs = calloc((size_t)NL, sizeof *c->vs);
+        if (!c->ks || !c->vs) {
+            st = SK_ERR(SK_E_OOM, "KV cache: out of host memory");
+            goto fail;
+        }
+        int64_t ns1[1] = {c->n_slots};
+        for (int64_t l = 0; l < NL; l++) {
+            SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_F32, 1, ns1, &c->ks[l]), fail);
+            SK_TRY_GOTO(st, sk_tensor_alloc(be, SK_DTYPE_F32, 1, ns1, &c->vs[l]), fail);
+        }
     }
     if (c->raw) SK_TRY_GOTO(st, sk_tensor_alloc(be, p->dtype, 3, shape, &c->kscr), fail);
     if (g.comp_frames > 0) {
@@ -503,6 +523,30 @@ sk_status sk_kv_rope_qk(sk_kv_cache *c, int layer, sk_tensor *q, sk_tensor *k, i
     return kv_rope_temporal(c, q, 0, n, c->q_t0);
 }
 
+/* FP8 cache: n frames of x [n*S, NH, HD] (act dtype) into the e4m3 rows dst and the
+ * scales [slot0, slot0 + n) of sc, each frame quantized as one row with a
+ * power-of-two scale (fp8.h) */
+static sk_status kv_quantize_frames(sk_kv_cache *c, sk_tensor *dst, sk_tensor *sc, int64_t slot0,
+                                    const sk_tensor *x, int64_t n)
+{
+    const int64_t fr = c->p.tokens_per_frame * c->p.num_heads * c->p.head_dim;
+    int64_t s2[2] = {n, fr};
+    sk_tensor q2, x2, s = sk_tensor_rows(sc, slot0, n);
+    SK_TRY(sk_tensor_reshape(dst, 2, s2, &q2));
+    SK_TRY(sk_tensor_reshape(x, 2, s2, &x2));
+    return sk_op_quantize_rows_pow2(c->be, &q2, &s, &x2);
+}
+
+/* FP8 cache: each range's frame scales (one per tokens_per_frame rows) */
+static void kv_range_scales(const sk_kv_cache *c, int layer, sk_kv_range *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        r[i].k_scale = c->ks ? &c->ks[layer] : NULL;
+        r[i].v_scale = c->vs ? &c->vs[layer] : NULL;
+        r[i].scale_rows = c->ks ? c->p.tokens_per_frame : 0;
+    }
+}
+
 sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_tensor *v)
 {
     SK_CHECK(c->pending, SK_E_INTERNAL, "KV cache: write without a pending chunk");
@@ -511,12 +555,14 @@ sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_te
     const int64_t S = c->p.tokens_per_frame, n = c->pend_n;
     const int64_t want[3] = {n * S, c->p.num_heads, c->p.head_dim};
     char a[96], b[96];
-    sk_tensor d = sk_tensor_desc(c->p.dtype, 3, want);
-    SK_CHECK(sk_tensor_same_shape(k, &d) && sk_tensor_same_shape(v, &d) &&
-                 k->dtype == c->p.dtype && v->dtype == c->p.dtype,
+    const int f8 = c->ks != NULL; /* the FP8 cache takes act-dtype K/V and quantizes them */
+    const sk_dtype in = f8 ? c->be->act_dtype : c->p.dtype;
+    sk_tensor d = sk_tensor_desc(in, 3, want);
+    SK_CHECK(sk_tensor_same_shape(k, &d) && sk_tensor_same_shape(v, &d) && k->dtype == in &&
+                 v->dtype == in,
              SK_E_SHAPE, "KV cache: write of K %s (%s) into a chunk slot of %s (%s)",
              sk_shape_str(k, a, sizeof a), sk_dtype_name(k->dtype), sk_shape_str(&d, b, sizeof b),
-             sk_dtype_name(c->p.dtype));
+             sk_dtype_name(in));
     /* copy runs of consecutive slots at once; -1 marks query-only frames */
     for (int64_t i = 0; i < n;) {
         if (c->pend_slot[i] < 0) { i++; continue; }
@@ -526,8 +572,13 @@ sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_te
         sk_tensor dv = sk_tensor_rows(&c->v[layer], c->pend_slot[i] * S, (j - i) * S);
         sk_tensor sk_ = sk_tensor_rows(k, i * S, (j - i) * S);
         sk_tensor sv = sk_tensor_rows(v, i * S, (j - i) * S);
-        SK_TRY(sk_tensor_copy(&dk, &sk_));
-        SK_TRY(sk_tensor_copy(&dv, &sv));
+        if (f8) { /* each frame one row of S*NH*HD values: its own scale (fp8.h) */
+            SK_TRY(kv_quantize_frames(c, &dk, &c->ks[layer], c->pend_slot[i], &sk_, j - i));
+            SK_TRY(kv_quantize_frames(c, &dv, &c->vs[layer], c->pend_slot[i], &sv, j - i));
+        } else {
+            SK_TRY(sk_tensor_copy(&dk, &sk_));
+            SK_TRY(sk_tensor_copy(&dv, &sv));
+        }
         i = j;
     }
     return SK_OK;
@@ -535,7 +586,7 @@ sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_te
 
 int sk_kv_write_views(sk_kv_cache *c, int layer, sk_tensor *k, sk_tensor *v)
 {
-    if (!c->pending || layer < 0 || layer >= c->p.num_layers || c->pend_n < 1) return 0;
+    if (!c->pending || layer < 0 || layer >= c->p.num_layers || c->pend_n < 1 || c->ks) return 0;
     for (int64_t i = 0; i < c->pend_n; i++)
         if (c->pend_slot[i] < 0 || c->pend_slot[i] != c->pend_slot[0] + i) return 0;
     const int64_t S = c->p.tokens_per_frame;
@@ -555,13 +606,17 @@ sk_status sk_kv_attention_ranges(sk_kv_cache *c, int layer, sk_kv_range *out, in
         nr = kv_slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
     }
     SK_CHECK(nr <= cap, SK_E_INTERNAL, "KV cache: %d ranges, room for %d", nr, cap);
+    kv_range_scales(c, layer, out, nr);
     *n = nr;
     return SK_OK;
 }
 
 int sk_kv_visible(const sk_kv_cache *c, int layer, sk_kv_range *out, int cap)
 {
-    return kv_slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
+    const int nr =
+        kv_slot_ranges(c, &c->k[layer], &c->v[layer], c->vis_slot, c->n_vis, c->tmp, out, cap);
+    kv_range_scales(c, layer, out, nr < cap ? nr : cap);
+    return nr;
 }
 
 int64_t sk_kv_visible_frames(const sk_kv_cache *c, int64_t *frames, int64_t cap)
@@ -682,14 +737,17 @@ int64_t sk_kv_local_end(const sk_kv_cache *c)
     return f * c->p.tokens_per_frame;
 }
 
+/* bytes of an allocated tensor (a zeroed, never allocated one counts 0, not one element) */
+static size_t nb(const sk_tensor *t) { return t->data ? sk_tensor_nbytes(t) : 0; }
+
 size_t sk_kv_bytes(const sk_kv_cache *c)
 {
     size_t b = 0;
     for (int64_t l = 0; l < c->p.num_layers; l++) {
-        b += sk_tensor_nbytes(&c->k[l]) + sk_tensor_nbytes(&c->v[l]);
-        if (c->qbank) b += sk_tensor_nbytes(&c->qbank[l]);
+        b += nb(&c->k[l]) + nb(&c->v[l]);
+        if (c->qbank) b += nb(&c->qbank[l]);
+        if (c->ks) b += nb(&c->ks[l]) + nb(&c->vs[l]);
     }
-    b += sk_tensor_nbytes(&c->kscr) + sk_tensor_nbytes(&c->qs) + sk_tensor_nbytes(&c->qzero) +
-         sk_tensor_nbytes(&c->qmean) + sk_tensor_nbytes(&c->score) + sk_tensor_nbytes(&c->ids);
+    b += nb(&c->kscr) + nb(&c->qs) + nb(&c->qzero) + nb(&c->qmean) + nb(&c->score) + nb(&c->ids);
     return b;
 }

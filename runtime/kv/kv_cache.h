@@ -115,7 +115,9 @@ typedef struct {
     int64_t max_chunk_frames; /* largest chunk that will be written (rolling: a block) */
     int64_t tokens_per_frame; /* S = Hp * Wp */
     int64_t num_layers, num_heads, head_dim;
-    sk_dtype dtype;           /* storage dtype (the backend's act dtype) */
+    sk_dtype dtype;           /* storage dtype: the backend's act dtype, or e4m3 (the FP8
+                                 cache: baked keys only, sk_kv_params_baked; read by
+                                 attention_fp8 alone) */
     double ema_alpha;         /* ema: sink momentum in [0, 1] (Reward Forcing: 0.999) */
     int64_t compress_frames;  /* participative compression budget N in frames (0: off) */
     int64_t recent_frames;    /* PC: recent frames R (the chunk included); 0: 4 */
@@ -149,6 +151,8 @@ struct sk_kv_cache {
     int raw;                 /* keys stored temporally raw (see above) */
     int64_t n_slots;
     sk_tensor *k, *v;        /* [num_layers] pools [n_slots * S, NH, HD] */
+    sk_tensor *ks, *vs;      /* FP8 cache: [num_layers] frame scales [n_slots] f32 (fp8.h);
+                                else NULL */
     sk_kv_slot *slots;       /* [n_slots] committed metadata */
     int64_t next_frame;      /* frames committed so far (global_end / S) */
     /* regions */
@@ -230,11 +234,13 @@ int64_t sk_kv_recache_span(const sk_kv_cache *c, int64_t *frame0);
 sk_status sk_kv_rope_qk(sk_kv_cache *c, int layer, sk_tensor *q, sk_tensor *k, int64_t Hp,
                         int64_t Wp);
 /* Writes the pending pass's K and V ([n*S, NH, HD]) of one layer into its
- * slots (overwriting any earlier pass of the same chunk). */
+ * slots (overwriting any earlier pass of the same chunk). An FP8 cache
+ * quantizes each frame as one row (fp8.h) into its slot and frame scale. */
 sk_status sk_kv_write(sk_kv_cache *c, int layer, const sk_tensor *k, const sk_tensor *v);
-/* When the pending pass writes all its frames into one run of consecutive slots:
- * views k, v [n*S, NH, HD] of those slots of `layer` (returns 1), so the producer
- * of K and V can write them in place instead of calling sk_kv_write; else 0. */
+/* When the pending pass writes all its frames into one run of consecutive slots
+ * of an act-dtype cache: views k, v [n*S, NH, HD] of those slots of `layer`
+ * (returns 1), so the producer of K and V can write them in place instead of
+ * calling sk_kv_write; else 0 (always for an FP8 cache). */
 int sk_kv_write_views(sk_kv_cache *c, int layer, sk_tensor *k, sk_tensor *v);
 /* The key/value ranges a query of the pending pass attends to in `layer`,
  * keys rotated to their positions (raw mode: into the scratch; baked: the
@@ -279,6 +285,14 @@ int64_t sk_kv_global_end(const sk_kv_cache *c);
 int64_t sk_kv_local_end(const sk_kv_cache *c);
 /* Backend bytes: pools + scratch. */
 size_t sk_kv_bytes(const sk_kv_cache *c);
+/* 1 when keys are stored rotated once and never rewritten (fifo, sink, multishot
+ * with absolute RoPE, no compression): what an FP8 (e4m3) cache needs. */
+int sk_kv_params_baked(const sk_kv_params *p);
+/* The storage dtype of a stream's cache: e4m3 (the FP8 cache, half the bytes) when
+ * the DiT runs self-attention in FP8 (fp8_attention), the keys are baked, the
+ * backend (NULL: not checked) has the FP8 ops and SK_FP8_KV is not "0"; else act. */
+sk_dtype sk_kv_storage_dtype(const sk_kv_params *p, const sk_backend *be, int fp8_attention,
+                             sk_dtype act);
 /* Frame slots of one layer's K and V pools for these params (the resident
  * cache is that x tokens_per_frame x heads x head_dim x 2 x dtype, per layer). */
 int64_t sk_kv_pool_frames(const sk_kv_params *p);

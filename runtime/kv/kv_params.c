@@ -142,6 +142,11 @@ sk_status kv_validate(const sk_kv_params *p)
                  "KV cache: --kv-compress works with fifo, sink and deep-sink, not rolling");
     }
     if (p->policy == SK_KV_MULTISHOT) SK_TRY(sk_kv_ms_validate(p));
+    SK_CHECK(p->dtype != SK_DTYPE_F8_E4M3 || sk_kv_params_baked(p), SK_E_UNSUPPORTED,
+             "KV cache: an FP8 (e4m3) cache needs keys stored rotated once: policies fifo, "
+             "sink and multishot with absolute RoPE and no --kv-compress; %s%s rewrites or "
+             "re-rotates cached keys (SK_FP8_KV=0 keeps the cache in bf16)",
+             sk_kv_policy_name(p->policy), p->compress_frames > 0 ? " with --kv-compress" : "");
     if (p->compress_frames > 0) {
         const int64_t R = p->recent_frames > 0 ? p->recent_frames : 4;
         SK_CHECK(p->policy != SK_KV_EMA, SK_E_INVALID_ARG,
@@ -158,6 +163,20 @@ sk_status kv_validate(const sk_kv_params *p)
                  (long long)p->window_frames);
     }
     return SK_OK;
+}
+
+int sk_kv_params_baked(const sk_kv_params *p)
+{
+    return !kv_plan_of(p).raw && p->compress_frames == 0;
+}
+
+sk_dtype sk_kv_storage_dtype(const sk_kv_params *p, const sk_backend *be, int fp8_attention,
+                             sk_dtype act)
+{
+    const char *e = getenv("SK_FP8_KV");
+    if (!fp8_attention || (e && !strcmp(e, "0")) || !sk_kv_params_baked(p)) return act;
+    if (be && !sk_backend_has_fp8_kv(be)) return act;
+    return SK_DTYPE_F8_E4M3;
 }
 
 int64_t sk_kv_pool_frames(const sk_kv_params *p0)
@@ -219,10 +238,11 @@ void sk_kv_describe(const sk_kv_params *p0, size_t elem_bytes, char *buf, size_t
                  "the chunk)", (long long)p.compress_frames, (long long)S,
                  (long long)g.comp_frames, (long long)p.recent_frames);
     snprintf(buf, cap, "policy %s, %s RoPE (%s), window %lld frames, sink %lld, chunk %lld; "
-             "a query sees %s%s; %lld frame slots = %.1f MB of K/V per layer%s",
+             "a query sees %s%s; %lld frame slots = %.1f MB of K/V per layer%s%s",
              sk_kv_policy_name(p.policy), sk_kv_rope_name(p.rope),
              g.raw ? "keys stored temporally raw, rotated each pass" : "keys stored rotated once",
              (long long)W, (long long)S, (long long)n, sees, pc, (long long)g.n_slots,
              frame_b * (double)g.n_slots / 1e6,
-             g.raw ? " (+ one layer of rotated-key scratch)" : "");
+             g.raw ? " (+ one layer of rotated-key scratch)" : "",
+             p.dtype == SK_DTYPE_F8_E4M3 ? " (e4m3, one scale per frame)" : "");
 }

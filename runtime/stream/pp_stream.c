@@ -454,6 +454,7 @@ sk_status sk_pp_stream_init(const sk_pp_params *p, sk_pp_stream **out)
             .compress_frames = sp->kv_compress, .recent_frames = sp->kv_recent,
             .rope_theta = cf->rope_theta,
         };
+        kp.dtype = sk_kv_storage_dtype(&kp, g->be, g->m->fp8_attention, act);
         for (int l = 0; l < s->n_lanes; l++) {
             SK_TRY_GOTO(st, sk_kv_cache_init(g->be, &kp, &g->kv[l]), fail);
             SK_TRY_GOTO(st, sk_dit_ctx_init_blocks(g->m, s->chunk, s->H, s->W,

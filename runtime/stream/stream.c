@@ -100,6 +100,7 @@ sk_status sk_stream_init(const sk_dit_model *m, const sk_stream_params *p, sk_st
         .recent_frames = p->kv_recent, .roll_chunks = rolling ? p->sched.n : 0,
         .rope_theta = cf->rope_theta, .shot_rope_offset = p->shot_rope_offset,
     };
+    kp.dtype = sk_kv_storage_dtype(&kp, s->be, m->fp8_attention, s->be->act_dtype);
     if (p->sampler == SK_SAMPLER_UNIPC && (rolling || p->unipc.n < 1)) {
         st = SK_ERR(SK_E_INVALID_ARG, "stream: --sampler unipc %s",
                     rolling ? "does not work with --kv-policy rolling" : "needs --num-steps");

@@ -23,7 +23,12 @@
  *    (runtime/core/fp8_attention.c) with the device's scales (which must equal the
  *    host's), and both against exact f64 attention beside cuDNN's bf16.
  * 6. unless --no-time: FP8 attention (with and without the per-call quantization)
- *    beside bf16 cuDNN at those shapes, TFLOP/s, the table printed last.
+ *    beside bf16 cuDNN at those shapes, TFLOP/s, the table printed last; and the
+ *    FP8 KV cache's call (frames re-encoded, no K/V quantization pass) and its write.
+ * 7. the FP8 KV cache: quantize_rows_pow2 bytes and scales == CPU (frames of the 1.3B
+ *    and 5B as long rows, the one-block and scalar kernels) and the amax rules' long-row
+ *    kernel; attention_fp8 over e4m3 frame ranges against the CPU op (emulation kernel
+ *    and default path), the call's scales equal to the largest frame scales.
  *
  * SK_CUDA_FP8_MODE=0|1|2 forces the way the scales are applied (cuda/cuda_fp8.cu).
  * Lines end in " PASS " / " FAIL " (tests/gpu/all.sh counts them).
@@ -78,8 +83,9 @@ static sk_tensor mk(sk_backend *be, sk_dtype dt, int nd, int64_t a, int64_t b)
     return t;
 }
 
-/* 1. quantize_rows: CUDA bytes and scales == CPU */
-static void check_quantize(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t K, int specials)
+/* 1. quantize_rows: CUDA bytes and scales == CPU (pow2: quantize_rows_pow2, part 7) */
+static void check_quantize_op(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t K, int specials,
+                              int pow2)
 {
     const size_t n = (size_t)(M * K);
     float *x = malloc(n * sizeof *x);
@@ -97,8 +103,8 @@ static void check_quantize(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t 
               sg = mk(gpu, SK_DTYPE_F32, 1, M, 0);
     OK(sk_tensor_upload_f32(&xc, x, n));
     OK(sk_tensor_upload_f32(&xg, x, n));
-    OK(sk_op_quantize_rows(cpu, &qc, &sc, &xc));
-    OK(sk_op_quantize_rows(gpu, &qg, &sg, &xg));
+    OK((pow2 ? sk_op_quantize_rows_pow2 : sk_op_quantize_rows)(cpu, &qc, &sc, &xc));
+    OK((pow2 ? sk_op_quantize_rows_pow2 : sk_op_quantize_rows)(gpu, &qg, &sg, &xg));
     uint8_t *q = malloc(n);
     float *s = malloc((size_t)M * sizeof *s);
     OK(sk_tensor_download_raw(&qg, q, n));
@@ -117,12 +123,17 @@ static void check_quantize(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t 
     char at[96] = "";
     if (bad) snprintf(at, sizeof at, ", first at %zu: cuda 0x%02x cpu 0x%02x", first, q[first],
                       qr[first]);
-    verdict(!bad && !bad_s, "quantize_rows %lldx%lld %s%s: %zu of %zu bytes differ, %d of %lld "
-            "scales differ%s", (long long)M, (long long)K, sk_dtype_name(gpu->act_dtype),
+    verdict(!bad && !bad_s, "quantize_rows%s %lldx%lld %s%s: %zu of %zu bytes differ, %d of %lld "
+            "scales differ%s", pow2 ? "_pow2" : "", (long long)M, (long long)K, sk_dtype_name(gpu->act_dtype),
             specials ? " (zero row, NaN)" : "", bad, n, bad_s, (long long)M, at);
     sk_tensor_free(&xc), sk_tensor_free(&qc), sk_tensor_free(&sc);
     sk_tensor_free(&xg), sk_tensor_free(&qg), sk_tensor_free(&sg);
     free(x), free(q), free(s);
+}
+
+static void check_quantize(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t K, int specials)
+{
+    check_quantize_op(cpu, gpu, M, K, specials, 0);
 }
 
 /* 2. linear_fp8 from the same quantized operands */
@@ -598,6 +609,201 @@ static int cmp_dd(const void *a, const void *b)
 
 static char g_att_table[4096];
 
+/* 7. the FP8 KV cache: a pool of NF frames of R rows quantized frame by frame
+ * (quantize_rows_pow2 on the CPU, bytes and scales uploaded to both sides), attention
+ * over frames [0, a) and [a + 1, NF) on CUDA against the CPU op */
+typedef struct {
+    sk_tensor k8, v8, ks, vs;
+} kv8_pool;
+
+static void kv8_make(sk_backend *be, const float *k, const float *v, int64_t NF, int64_t R,
+                     int64_t row, kv8_pool *p)
+{
+    const int64_t n = NF * R * row;
+    uint8_t *b = malloc((size_t)(2 * n));
+    float *sc = malloc((size_t)(2 * NF) * 4);
+    for (int64_t f = 0; f < NF; f++) {
+        sc[f] = sk_fp8_quantize_row_pow2(k + f * R * row, R * row, b + f * R * row);
+        sc[NF + f] = sk_fp8_quantize_row_pow2(v + f * R * row, R * row, b + n + f * R * row);
+    }
+    p->k8 = mk(be, SK_DTYPE_F8_E4M3, 2, NF * R, row);
+    p->v8 = mk(be, SK_DTYPE_F8_E4M3, 2, NF * R, row);
+    p->ks = mk(be, SK_DTYPE_F32, 1, NF, 0);
+    p->vs = mk(be, SK_DTYPE_F32, 1, NF, 0);
+    OK(sk_tensor_upload_raw(&p->k8, b, (size_t)n));
+    OK(sk_tensor_upload_raw(&p->v8, b + n, (size_t)n));
+    OK(sk_tensor_upload_raw(&p->ks, sc, (size_t)NF * 4));
+    OK(sk_tensor_upload_raw(&p->vs, sc + NF, (size_t)NF * 4));
+    free(b), free(sc);
+}
+
+static void kv8_free(kv8_pool *p)
+{
+    sk_tensor_free(&p->k8), sk_tensor_free(&p->v8), sk_tensor_free(&p->ks), sk_tensor_free(&p->vs);
+}
+
+/* attention_fp8 over the pool's frames [0, a) and [a + 1, NF) (3-D views of the pool) */
+static sk_status run_att8(sk_backend *be, sk_tensor *out, sk_tensor *q, kv8_pool *p, int64_t NF,
+                          int64_t R, int64_t a, int64_t NH, int64_t HD, float scale)
+{
+    int64_t s3[3] = {NF * R, NH, HD};
+    sk_tensor k3, v3;
+    SK_TRY(sk_tensor_reshape(&p->k8, 3, s3, &k3));
+    SK_TRY(sk_tensor_reshape(&p->v8, 3, s3, &v3));
+    sk_kv_range r[2] = {{&k3, &v3, 0, a * R, &p->ks, &p->vs, R},
+                        {&k3, &v3, (a + 1) * R, (NF - a - 1) * R, &p->ks, &p->vs, R}};
+    return sk_op_attention_fp8(be, out, q, a > 0 ? r : &r[1], a > 0 ? 2 : 1, scale);
+}
+
+static void check_att_cache(sk_backend *cpu, sk_backend *gpu, int64_t Nq, int64_t NH, int64_t HD,
+                            int64_t NF, int64_t R, int64_t a, int ref_kernel)
+{
+    const int64_t row = NH * HD, n = Nq * row, cap = NF * R;
+    const float scale = 1.0f / sqrtf((float)HD);
+    float *q = malloc((size_t)n * 4), *k = malloc((size_t)(cap * row) * 4), *v = malloc((size_t)(cap * row) * 4);
+    sk_test_fill_normal(q, (size_t)n, 300 + (uint64_t)Nq, 1.0f);
+    sk_test_fill_normal(k, (size_t)(cap * row), 301, 1.0f);
+    sk_test_fill_normal(v, (size_t)(cap * row), 302, 1.0f);
+    for (int64_t f = 0; f < NF; f++) /* frames of different magnitudes: different scales */
+        for (int64_t i = 0; i < R * row; i++) k[f * R * row + i] *= 1.0f + (float)(f % 3);
+    sk_round_through(q, (size_t)n, gpu->act_dtype);
+    kv8_pool pc, pg;
+    kv8_make(cpu, k, v, NF, R, row, &pc);
+    kv8_make(gpu, k, v, NF, R, row, &pg);
+    sk_tensor qc = mk(cpu, SK_DTYPE_F32, 2, Nq, row), oc = mk(cpu, SK_DTYPE_F32, 2, Nq, row);
+    sk_tensor qg = mk(gpu, gpu->act_dtype, 2, Nq, row), og = mk(gpu, gpu->act_dtype, 2, Nq, row);
+    OK(sk_tensor_upload_f32(&qc, q, (size_t)n));
+    OK(sk_tensor_upload_f32(&qg, q, (size_t)n));
+    int64_t s3[3] = {Nq, NH, HD};
+    sk_tensor qc3, qg3;
+    OK(sk_tensor_reshape(&qc, 3, s3, &qc3));
+    OK(sk_tensor_reshape(&qg, 3, s3, &qg3));
+    float *yc = malloc((size_t)n * 4), *yg = malloc((size_t)n * 4);
+    OK(run_att8(cpu, &oc, &qc3, &pc, NF, R, a, NH, HD, scale));
+    OK(sk_tensor_download_f32(&oc, yc, (size_t)n));
+    if (ref_kernel) setenv("SK_CUDA_FP8_ATTN", "ref", 1);
+    const sk_status st = run_att8(gpu, &og, &qg3, &pg, NF, R, a, NH, HD, scale);
+    unsetenv("SK_CUDA_FP8_ATTN");
+    if (st != SK_OK) {
+        verdict(0, "attention_fp8 FP8 cache q%lld: %s", (long long)Nq, sk_error_message());
+    } else {
+        OK(sk_tensor_download_f32(&og, yg, (size_t)n));
+        float sc[6] = {0};
+        OK(sk_cuda_attention_fp8_scalars(gpu, sc));
+        /* the call's scales: the largest frame scales of its frames (fp8.h), bit for bit */
+        float mk_ = 0, mv = 0;
+        const float *hk = pc.ks.data, *hv = pc.vs.data;
+        for (int64_t f = 0; f < NF; f++)
+            if (f != a) mk_ = fmaxf(mk_, hk[f]), mv = fmaxf(mv, hv[f]);
+        const int sc_ok = sc[1] == mk_ && sc[2] == mv;
+        const double e = rel_l2_rows(yg, yc, (size_t)n);
+        const int dnn = sc[5] >= 0, bf = gpu->act_dtype == SK_DTYPE_BF16;
+        /* bounds as in check_att_small: the P rounding of the same softmax (estimated
+         * from the per-call quantization of these keys) and the e4m3 output on the grid
+         * of the call's value scale */
+        double e_p = 0.0, e_o8 = 0.0;
+        if (dnn) { /* att_p_err's layout: the call's keys after a gap of 7 rows */
+            const int64_t Nk = (NF - 1) * R;
+            float *kk = calloc((size_t)((Nk + 7) * row), 4), *vv = calloc((size_t)((Nk + 7) * row), 4);
+            for (int64_t f = 0, j = 7; f < NF; f++) {
+                if (f == a) continue;
+                memcpy(kk + j * row, k + f * R * row, (size_t)(R * row) * 4);
+                memcpy(vv + j * row, v + f * R * row, (size_t)(R * row) * 4);
+                j += R;
+            }
+            att_shape sh = {Nq, NH, HD, 0, Nk};
+            att_data d = {q, kk, vv, Nk + 7};
+            e_p = att_p_err(&d, &sh, scale);
+            free(kk), free(vv);
+            if (sc[5] > 0) e_o8 = o8_err(yc, (size_t)n, mv * 448.0f);
+        }
+        const double bound = !dnn ? (bf ? 4e-3 : 1e-4) : 1.5 * e_p + 1.1 * e_o8;
+        verdict(isfinite(e) && e <= bound && sc_ok, "attention_fp8 FP8 cache q%lld %lld frames x %lld "
+                "rows %lldx%lld %s (%s): vs cpu rel L2 %.3g (bound %.3g); call scales %s (k %g v %g); "
+                "path %s", (long long)Nq, (long long)(NF - 1), (long long)R, (long long)NH,
+                (long long)HD, sk_dtype_name(gpu->act_dtype), ref_kernel ? "emulation kernel" :
+                "default path", e, bound, sc_ok ? "equal" : "DIFFER", (double)sc[1], (double)sc[2],
+                sc[5] < 0 ? "emulation" : sc[5] > 0 ? "cuDNN, e4m3 output" : "cuDNN, bf16 output");
+    }
+    kv8_free(&pc), kv8_free(&pg);
+    sk_tensor_free(&qc), sk_tensor_free(&oc), sk_tensor_free(&qg), sk_tensor_free(&og);
+    free(q), free(k), free(v), free(yc), free(yg);
+}
+
+/* timing of the FP8-cache call at a DiT shape (frames of S rows; no K/V quantization
+ * pass, the frames re-encoded to the call's scale): ms and TFLOP/s into the table */
+static void time_att_cache(sk_backend *gpu, const att_shape *sh, int64_t S, int reps)
+{
+    const int64_t row = sh->NH * sh->HD, NF = (sh->sink + sh->win) / S + 1, a = sh->sink / S;
+    const int64_t cap = NF * S;
+    float *h = malloc((size_t)(cap * row) * 4);
+    sk_tensor x = mk(gpu, SK_DTYPE_BF16, 2, NF, S * row);
+    kv8_pool p;
+    p.k8 = mk(gpu, SK_DTYPE_F8_E4M3, 2, cap, row);
+    p.v8 = mk(gpu, SK_DTYPE_F8_E4M3, 2, cap, row);
+    p.ks = mk(gpu, SK_DTYPE_F32, 1, NF, 0);
+    p.vs = mk(gpu, SK_DTYPE_F32, 1, NF, 0);
+    int64_t s2[2] = {NF, S * row};
+    sk_tensor k2, v2;
+    OK(sk_tensor_reshape(&p.k8, 2, s2, &k2));
+    OK(sk_tensor_reshape(&p.v8, 2, s2, &v2));
+    sk_test_fill_normal(h, (size_t)(cap * row), 501, 1.0f);
+    OK(sk_tensor_upload_f32(&x, h, (size_t)(cap * row)));
+    OK(sk_op_quantize_rows_pow2(gpu, &k2, &p.ks, &x));
+    /* the cache write itself: one layer's K of a 3-frame (8-frame) chunk, frames as rows */
+    const int64_t nc = sh->Nq / S;
+    sk_tensor xc = sk_tensor_rows(&x, 0, nc), kc = sk_tensor_rows(&k2, 0, nc),
+              sc1 = sk_tensor_rows(&p.ks, 0, nc);
+    double tw[64];
+    const int nr = reps > 64 ? 64 : reps;
+    for (int r = -2; r < nr; r++) {
+        OK(sk_backend_sync(gpu));
+        const double t0 = now_s();
+        for (int j = 0; j < 5; j++) OK(sk_op_quantize_rows_pow2(gpu, &kc, &sc1, &xc));
+        OK(sk_backend_sync(gpu));
+        if (r >= 0) tw[r] = (now_s() - t0) * 1e3 / 5;
+    }
+    qsort(tw, (size_t)nr, sizeof(double), cmp_dd);
+    sk_test_fill_normal(h, (size_t)(cap * row), 502, 1.0f);
+    OK(sk_tensor_upload_f32(&x, h, (size_t)(cap * row)));
+    OK(sk_op_quantize_rows_pow2(gpu, &v2, &p.vs, &x));
+    sk_tensor q = mk(gpu, SK_DTYPE_BF16, 2, sh->Nq, row), o = mk(gpu, SK_DTYPE_BF16, 2, sh->Nq, row);
+    OK(sk_tensor_upload_f32(&q, h, (size_t)(sh->Nq * row)));
+    int64_t s3[3] = {sh->Nq, sh->NH, sh->HD};
+    sk_tensor q3;
+    OK(sk_tensor_reshape(&q, 3, s3, &q3));
+    const float scale = 1.0f / sqrtf((float)sh->HD);
+    setenv("SK_CUDA_FP8_ATTN", "cudnn", 1);
+    const sk_status st = run_att8(gpu, &o, &q3, &p, NF, S, a, sh->NH, sh->HD, scale);
+    double t[64], med = 0;
+    if (st == SK_OK) {
+        for (int r = -2; r < nr; r++) {
+            OK(sk_backend_sync(gpu));
+            const double t0 = now_s();
+            for (int j = 0; j < 5; j++) OK(run_att8(gpu, &o, &q3, &p, NF, S, a, sh->NH, sh->HD, scale));
+            OK(sk_backend_sync(gpu));
+            if (r >= 0) t[r] = (now_s() - t0) * 1e3 / 5;
+        }
+        qsort(t, (size_t)nr, sizeof(double), cmp_dd);
+        med = t[nr / 2];
+    }
+    unsetenv("SK_CUDA_FP8_ATTN");
+    const double fl = 4.0 * (double)sh->Nq * (double)(sh->sink + sh->win) * (double)row;
+    const size_t len = strlen(g_att_table);
+    if (st == SK_OK)
+        snprintf(g_att_table + len, sizeof g_att_table - len,
+                 "| q%lld kv%lld+%lld %lldx%lld, FP8 cache | fp8 from the cache: %.3f ms (%.0f TFLOP/s); "
+                 "writing a chunk's K (%lld frames): %.3f ms |\n", (long long)sh->Nq,
+                 (long long)sh->sink, (long long)sh->win, (long long)sh->NH, (long long)sh->HD,
+                 med, fl / med / 1e9, (long long)nc, tw[nr / 2]);
+    else
+        snprintf(g_att_table + len, sizeof g_att_table - len, "| FP8 cache q%lld: %s |\n",
+                 (long long)sh->Nq, sk_error_message());
+    kv8_free(&p);
+    sk_tensor_free(&x), sk_tensor_free(&q), sk_tensor_free(&o);
+    free(h);
+}
+
 /* 6. timing: median of reps batches of 5 calls, host clock around a synced batch */
 static void time_att(sk_backend *gpu, const att_shape *sh, int reps)
 {
@@ -760,10 +966,24 @@ int main(int argc, char **argv)
         check_att_big(gb, &big[0], 6);
         check_att_big(gb, &big[1], 3);
     }
+    if (do_att) { /* 7. the FP8 KV cache: frame quantization (long rows) and attention */
+        for (int g = 0; g < 2; g++) {
+            check_quantize_op(cpu, gpus[g], 3, 1560 * 1536, 0, 1); /* 1.3B frames */
+            check_quantize_op(cpu, gpus[g], 2, 880 * 3072, 1, 1);  /* 5B frames, zero row, NaN */
+            check_quantize_op(cpu, gpus[g], 64, 8960, 1, 1);       /* one block per row */
+            check_quantize_op(cpu, gpus[g], 29, 24, 1, 1);         /* the scalar kernel */
+            check_quantize_op(cpu, gpus[g], 3, 1560 * 1536 + 4, 0, 0); /* long rows, amax rules */
+            check_att_cache(cpu, gpus[g], 200, 2, 128, 12, 32, 3, 1);
+            check_att_cache(cpu, gpus[g], 200, 2, 128, 12, 32, 3, 0);
+            check_att_cache(cpu, gpus[g], 77, 3, 32, 9, 16, 0, 0);
+        }
+    }
     check_dit(src);
     if (do_time) time_shapes(gb, reps);
     if (do_time && do_att) {
         for (int i = 0; i < 2; i++) time_att(gb, &big[i], reps);
+        time_att_cache(gb, &big[0], 1560, reps);
+        time_att_cache(gb, &big[1], 880, reps);
         printf("\nattention (median of %d, host clock around a synced batch of 5; ms (TFLOP/s)):\n"
                "| shape | bf16 cuDNN | fp8 (quantize + cuDNN fp8) | fp8 cuDNN alone | fp8 speedup |\n"
                "|---|---:|---:|---:|---:|\n%s", reps, g_att_table);
