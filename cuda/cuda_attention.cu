@@ -5,9 +5,9 @@
  * shape is large (cuda_attention_cudnn.cu), else to the tensor-core flash
  * kernels (cuda_flash_wgmma.cu on Hopper, cuda_flash_mma.cu). The one-pass
  * FA3-style kernel (cuda_flash_fa3.cu: TMA, producer/consumer warpgroups, all
- * ranges in one softmax) runs only when SK_CUDA_ATTN=fa3 until it measures
- * faster than cuDNN (tests/gpu/check_attn_fa3.c); SK_CUDA_ATTN=fa3|cudnn|wgmma|
- * mma|generic forces one kernel wherever it applies. Everything else (the
+ * ranges in one softmax) is the default where it measured faster than cuDNN
+ * (use_fa3: the 1.3B self-attention shapes; SK_CUDA_NO_FA3=1 turns it off);
+ * SK_CUDA_ATTN=fa3|cudnn|wgmma|mma|generic forces one kernel wherever it applies. Everything else (the
  * f32 parity mode, odd head dims, mixed dtypes) runs the generic kernel here:
  * online softmax in f32, K/V tiles of 32 keys staged in shared memory as f32,
  * one warp per query row, lane j scoring key j of the tile. Neither kernel
@@ -279,15 +279,25 @@ static int forced(const char *name)
 }
 
 /* the one-pass FA3 kernel for this shape? (bf16, no bias, aligned: checked by
- * the caller). Default off: cuDNN stays the default until the FA3 kernel
- * measures faster at the shape (tests/gpu/check_attn_fa3 prints both). */
-static int use_fa3(sk_backend *be, int64_t Nq, int64_t Nk)
+ * the caller). Measured on H100 (2026-12-07, tests/gpu/check_attn_fa3, median of
+ * 10, TFLOP/s; docs/PERF.md), its default config (128-row tiles, 2 stages, KV split
+ * over two CTAs) against cuDNN:
+ *   1.3B self-attention q4680 kv18720 12x128: 642.5 vs 531.8 (1 range), 638.5 vs
+ *   499.2 (3 ranges: cuDNN's per-range calls + merge); 444 CTA tiles, 3.4 waves;
+ *   5B q7040 kv28160 24x128: 610.5 vs 700.3 (1320 tiles, 10 waves: the split only
+ *   costs there, and cuDNN's kernel is the faster one).
+ * So: self-attention sized shapes (>= 4096 keys) whose query tiles x heads fill at
+ * most 8 waves of the chip, head dim 128; everything else keeps cuDNN. */
+static int use_fa3(sk_backend *be, int64_t Nq, int64_t NH, int64_t HD, int64_t Nk)
 {
-    (void)Nq;
-    (void)Nk;
     if (!sk_cuda(be)->wgmma_ok) return 0;
     if (forced_kernel()) return forced("fa3");
-    return 0;
+    const char *e = getenv("SK_CUDA_CUDNN_ATTN");
+    if ((e && e[0] == '1') || getenv("SK_CUDA_NO_WGMMA") || getenv("SK_CUDA_FA_VARIANT") ||
+        getenv("SK_CUDA_WG_NWG") || getenv("SK_CUDA_NO_FA3"))
+        return 0; /* A/B runs of the other kernels */
+    const int64_t tiles = (Nq + 127) / 128 * NH;
+    return HD == 128 && Nk >= 4096 && tiles <= 8 * (int64_t)sk_cuda(be)->n_sm;
 }
 
 /* the cuDNN path for this shape? (bf16, no bias, aligned: checked by the caller) */
@@ -355,7 +365,7 @@ extern "C" sk_status sk_cuda_attention(sk_backend *be, sk_tensor *out, const sk_
     }
     if (getenv("SK_CUDA_ATTN_GENERIC") || forced("generic")) fast = 0; /* A/B switch for tests */
     /* the one-pass FA3 kernel (cuda_flash_fa3.cu): every range in one softmax */
-    if (fast && !bias && use_fa3(be, Nq, Nk) && sk_cuda_flash_fa3_supported(HD, Nq, &R, scale))
+    if (fast && !bias && use_fa3(be, Nq, NH, HD, Nk) && sk_cuda_flash_fa3_supported(HD, Nq, &R, scale))
         return sk_cuda_flash_fa3(be, out->data, q->data, &R, Nq, NH, scale);
     /* Hopper, large bf16 shapes without bias: cuDNN's fused flash attention
      * (cuda_attention_cudnn.cu; 1.06 ms vs 1.86 ms for the wgmma kernel at
