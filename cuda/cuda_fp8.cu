@@ -56,6 +56,25 @@ __device__ __forceinline__ void row_scales(int p2, float amax, float *inv, float
     else fp8_row_scales(amax, inv, scale);
 }
 
+/* max |x| over this thread's elements of a row of K: element (or 8-element group with
+ * VEC) i0, i0 + step, ... (NaN ignored by fmaxf) */
+template <int VEC>
+__device__ __forceinline__ float span_amax(const void *xr, int dt, int64_t K, int64_t i0, int64_t step)
+{
+    float amax = 0.0f;
+    if (VEC) {
+        for (int64_t c = i0; c < K / 8; c += step) {
+            float v[8];
+            sk_ld8(xr, dt, c, v);
+#pragma unroll
+            for (int k = 0; k < 8; k++) amax = fmaxf(amax, fabsf(v[k]));
+        }
+    } else {
+        for (int64_t i = i0; i < K; i += step) amax = fmaxf(amax, fabsf(sk_ld(xr, dt, i)));
+    }
+    return amax;
+}
+
 template <int VEC>
 __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict__ s,
                                      const void *__restrict__ x, int dt, int64_t K, int p2)
@@ -63,17 +82,7 @@ __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict_
     const int64_t row = blockIdx.x;
     const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
     uint8_t *qr = q + (size_t)row * K;
-    float amax = 0.0f;
-    if (VEC) {
-        for (int64_t c = threadIdx.x; c < K / 8; c += blockDim.x) {
-            float v[8];
-            sk_ld8(xr, dt, c, v);
-#pragma unroll
-            for (int k = 0; k < 8; k++) amax = fmaxf(amax, fabsf(v[k]));
-        }
-    } else {
-        for (int64_t i = threadIdx.x; i < K; i += blockDim.x) amax = fmaxf(amax, fabsf(sk_ld(xr, dt, i)));
-    }
+    float amax = span_amax<VEC>(xr, dt, K, threadIdx.x, blockDim.x);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     __shared__ float red[32];
@@ -109,20 +118,8 @@ __global__ void quantize_long_amax(float *__restrict__ s, const void *__restrict
 {
     const int64_t row = blockIdx.y;
     const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
-    float amax = 0.0f;
-    if (VEC) {
-        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < K / 8;
-             c += (int64_t)gridDim.x * blockDim.x) {
-            float v[8];
-            sk_ld8(xr, dt, c, v);
-#pragma unroll
-            for (int k = 0; k < 8; k++) amax = fmaxf(amax, fabsf(v[k]));
-        }
-    } else {
-        for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < K;
-             i += (int64_t)gridDim.x * blockDim.x)
-            amax = fmaxf(amax, fabsf(sk_ld(xr, dt, i)));
-    }
+    float amax = span_amax<VEC>(xr, dt, K, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
+                                (int64_t)gridDim.x * blockDim.x);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     __shared__ float red[32];

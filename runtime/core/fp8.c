@@ -34,22 +34,24 @@ void sk_fp8_row_scales_pow2(float amax, float *inv, float *scale)
     *inv = ldexpf(1.0f, -e);
 }
 
-float sk_fp8_quantize_row_pow2(const float *x, int64_t n, uint8_t *q)
+/* one row by the given scale rules: amax, (inv, scale), q = e4m3(x * inv) */
+static float quantize_row_by(const float *x, int64_t n, uint8_t *q,
+                             void (*rules)(float, float *, float *))
 {
     float amax = 0.0f;
     for (int64_t k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k]));
     float inv, scale;
-    sk_fp8_row_scales_pow2(amax, &inv, &scale);
+    rules(amax, &inv, &scale);
     for (int64_t k = 0; k < n; k++) q[k] = sk_fp8_sat(x[k] * inv);
     return scale;
 }
 
+float sk_fp8_quantize_row_pow2(const float *x, int64_t n, uint8_t *q)
+{
+    return quantize_row_by(x, n, q, sk_fp8_row_scales_pow2);
+}
+
 float sk_fp8_quantize_row(const float *x, int64_t n, uint8_t *q)
 {
-    float amax = 0.0f;
-    for (int64_t k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k]));
-    float inv, scale;
-    sk_fp8_row_scales(amax, &inv, &scale);
-    for (int64_t k = 0; k < n; k++) q[k] = sk_fp8_sat(x[k] * inv);
-    return scale;
+    return quantize_row_by(x, n, q, sk_fp8_row_scales);
 }

@@ -42,17 +42,24 @@ int sk_backend_has_fp8(const sk_backend *be)
     SK_CHECK(sk_backend_has_fp8(be), SK_E_UNSUPPORTED, "op %s: the %s backend has no FP8 "      \
              "ops; use --dtype bf16 there", op, be->name ? be->name : "?")
 
-sk_status sk_op_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
+/* the shapes of both row quantizations: x [M, K] act dtype, q [M, K] e4m3, s [M] f32 */
+static sk_status chk_quantize(const char *op, const sk_backend *be, const sk_tensor *q,
+                              const sk_tensor *s, const sk_tensor *x)
 {
-    const char *op = "quantize_rows";
-    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
-    NO_FP8(op);
     SK_TRY(chk(op, "x", be, x, 2, be->act_dtype));
     SK_TRY(chk(op, "q", be, q, 2, SK_DTYPE_F8_E4M3));
     SK_TRY(chk(op, "s", be, s, 1, SK_DTYPE_F32));
     SK_TRY(chk_len(op, "q", q, 0, "x", x, 0));
     SK_TRY(chk_len(op, "q", q, 1, "x", x, 1));
-    SK_TRY(chk_len(op, "s", s, 0, "x", x, 0));
+    return chk_len(op, "s", s, 0, "x", x, 0);
+}
+
+sk_status sk_op_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
+{
+    const char *op = "quantize_rows";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    NO_FP8(op);
+    SK_TRY(chk_quantize(op, be, q, s, x));
     return be->ops->quantize_rows(be, q, s, x);
 }
 
@@ -63,12 +70,7 @@ sk_status sk_op_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, c
     SK_CHECK(sk_backend_has_fp8_kv(be), SK_E_UNSUPPORTED, "op %s: the %s backend has no FP8 KV "
              "cache ops (SK_FP8_KV=0 keeps the cache in the act dtype)", op,
              be->name ? be->name : "?");
-    SK_TRY(chk(op, "x", be, x, 2, be->act_dtype));
-    SK_TRY(chk(op, "q", be, q, 2, SK_DTYPE_F8_E4M3));
-    SK_TRY(chk(op, "s", be, s, 1, SK_DTYPE_F32));
-    SK_TRY(chk_len(op, "q", q, 0, "x", x, 0));
-    SK_TRY(chk_len(op, "q", q, 1, "x", x, 1));
-    SK_TRY(chk_len(op, "s", s, 0, "x", x, 0));
+    SK_TRY(chk_quantize(op, be, q, s, x));
     return be->ops->quantize_rows_pow2(be, q, s, x);
 }
 
