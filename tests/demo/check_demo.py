@@ -123,7 +123,7 @@ def check_long(a, tmp):
            f"{m_short:.1f} MB for 5 s (constant-size cache)")
 
 
-POLICIES = [("fifo", []), ("sink", []), ("ema", ["--kv-window", "15"]),
+POLICIES = [("fifo", ["--kv-sink", "0"]), ("sink", []), ("ema", ["--kv-window", "15"]),
             ("deep-sink", ["--kv-window", "15"]), ("rolling", ["--kv-window", "15"])]
 DRIFT_PROMPTS = ["a yellow triangle moving right on a dark green background",
                  "a white circle bouncing on a dark blue background",
