@@ -15,6 +15,7 @@ The analysis is tests/demo/analyze.py (pixel statistics only).
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -133,12 +134,17 @@ DRIFT_PROMPTS = ["a yellow triangle moving right on a dark green background",
 def check_drift(a, tmp):
     rows = []
     for pol, extra in POLICIES:
+        if a.policies and pol not in a.policies.split(","):
+            continue
         agg = {"color_end": [], "motion_end": [], "present_end": [], "shape_end": [],
                "cdist0": [], "cdist1": [], "sec": []}
         for i, p in enumerate(DRIFT_PROMPTS[:a.drift_prompts]):
             out = os.path.join(tmp, f"drift_{pol}_{i}.mp4")
-            sec, _ = generate(a, out, ["--prompt", p, "--seconds", str(a.seconds),
-                                       "--kv-policy", pol] + extra)
+            length = ["--seconds", str(a.seconds)]
+            if pol == "rolling":  # rolling denoises whole chunks (3 latent frames)
+                n = (int(math.ceil(a.seconds * 16 - 1e-9)) + 6) // 4
+                length = ["--frames", str(n - n % 3)]
+            sec, _ = generate(a, out, ["--prompt", p, "--kv-policy", pol] + length + extra)
             fr = A.read_video(out)
             n = min(16 * 10, len(fr) // 2)
             r0, per0 = A.summarize(fr[:n], p)
@@ -174,6 +180,7 @@ def main():
     ap.add_argument("--frames", type=int, default=12, help="prompts: latent frames per video")
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--drift-prompts", type=int, default=3, help="drift: prompts per policy")
+    ap.add_argument("--policies", default="", help="drift: only these KV policies (comma list)")
     ap.add_argument("check", choices=("prompts", "switch", "long", "drift"))
     a = ap.parse_args()
     if a.seconds is None:
