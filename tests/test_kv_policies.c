@@ -596,6 +596,14 @@ Test(kv_policies, generate_print_config_and_usage_errors)
     snprintf(cmd, sizeof cmd, GEN_TINY "--frames 1100 --kv-policy sink --rope relative "
              "--print-config 2>&1 | grep -q 'relative RoPE'", tu_bin());
     cr_expect_eq(system(cmd), 0, "print-config of a relative 1100-frame run");
+    /* --seconds is a length: rolling rounds it up to whole chunks (2.5 s = 40 video frames =
+     * 11 latent frames -> 12); --frames 11 stays exact and is refused (above: bad[]) */
+    snprintf(cmd, sizeof cmd, GEN_TINY "--seconds 2.5 --kv-policy rolling --print-config 2>&1 | "
+             "grep -q '^video  *12 latent frames'", tu_bin());
+    cr_expect_eq(system(cmd), 0, "--seconds 2.5 with rolling: not rounded to 12 latent frames");
+    snprintf(cmd, sizeof cmd, GEN_TINY "--frames 11 --kv-policy rolling --print-config "
+             ">/dev/null 2>&1", tu_bin());
+    cr_expect_neq(system(cmd), 0, "--frames 11 with rolling must be refused");
     const char *pols[] = {"fifo", "sink", "ema", "deep-sink", "rolling"};
     for (int i = 0; i < 5; i++) {
         snprintf(cmd, sizeof cmd, GEN_TINY "--frames 24 --kv-policy %s --print-config 2>&1 | "

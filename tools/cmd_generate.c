@@ -628,6 +628,11 @@ static int kv_usage(const sk_cli *cli, gen_opts *o, int64_t chunk)
         return sk_cli_usage_error(cli, "--kv-window %lld is too small for --kv-sink %lld plus a "
                                        "chunk of %lld frames", (long long)o->kv_window,
                                   (long long)o->kv_sink, (long long)chunk);
+    /* --seconds gives a length, not a latent frame count: the policies that work in whole
+     * chunks round it up to one (--frames N stays exact, the reference-run interface) */
+    if ((pol == SK_KV_ROLLING || pol == SK_KV_MULTISHOT) && o->seconds > 0 && chunk > 0 &&
+        o->frames % chunk)
+        o->frames += chunk - o->frames % chunk;
     if (pol == SK_KV_ROLLING) {
         if (o->kv_sink + (int64_t)o->steps.n * chunk > o->kv_window)
             return sk_cli_usage_error(cli, "--kv-policy rolling denoises %d chunks at once (one "
@@ -952,7 +957,8 @@ static int cmd_generate_impl(int argc, char **argv, sk_model_dir **md)
              "generate (rounded up to whole latent frames: 4N-3)", NULL, "N"),
          .lo = 1, .hi = 4 << 20},
         {OPT("seconds", SK_OPT_DOUBLE, &o.seconds, "from --frames", "video length in seconds "
-             "at --fps (instead of --frames); 0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
+             "at --fps (instead of --frames; rolling and multishot round it up to whole chunks); "
+             "0 = until stopped (stop command, Ctrl-C)", NULL, "S"),
          .lo = 0, .hi = 1e7},
         {OPT("height", SK_OPT_INT64, &o.height, NULL, "height in pixels (multiple of 16)", NULL,
              "PX"), .lo = 16, .hi = 16384},
