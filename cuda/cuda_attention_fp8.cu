@@ -85,30 +85,6 @@ __device__ __forceinline__ void seg_ld8(const f8_segs &G, int g, int dt, int64_t
     for (int k = 0; k < 8; k++) v[k] = __fmul_rn(v[k], s);
 }
 
-__device__ __forceinline__ float blk_reduce(float v, int is_max, float *red)
-{
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float w = __shfl_xor_sync(0xffffffffu, v, o);
-        v = is_max ? fmaxf(v, w) : v + w;
-    }
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-    __syncthreads();
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float w = __shfl_xor_sync(0xffffffffu, v, o);
-            v = is_max ? fmaxf(v, w) : v + w;
-        }
-        if (lane == 0) red[0] = v;
-    }
-    __syncthreads();
-    return red[0];
-}
-
 /* 1. amax per segment into its slot (vec: every segment 16-byte aligned, n % 8 == 0);
  * an FP8 KV cache segment gives its largest frame scale instead (fp8.h: no data pass) */
 __global__ void k_f8_amax(f8_segs G, int dt, int vec, float *sc)
@@ -135,7 +111,7 @@ __global__ void k_f8_amax(f8_segs G, int dt, int vec, float *sc)
             a = fmaxf(a, fabsf(seg_ld(G, g, dt, i)));
     }
     __shared__ float red[32];
-    a = blk_reduce(a, 1, red);
+    a = sk_blk_reduce(a, 1, red);
     if (threadIdx.x == 0 && a > 0.0f)
         atomicMax(reinterpret_cast<unsigned *>(SLOT(sc, SL_AMAX_Q + G.which[g])), __float_as_uint(a));
 }
@@ -216,7 +192,7 @@ __global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_
     float m = -INFINITY;
     for (int64_t j = t; j < Nk; j += REF_T)
         m = fmaxf(m, ref_score(qf, k8 + j * row + h * HD, HD, scale, dq, dk));
-    m = blk_reduce(m, 1, red);
+    m = sk_blk_reduce(m, 1, red);
     float acc0 = 0.0f, acc1 = 0.0f, z = 0.0f;
     for (int64_t j0 = 0; j0 < Nk; j0 += REF_T) {
         const int64_t j = j0 + t;
@@ -238,7 +214,7 @@ __global__ void k_f8_att_ref(void *out, int odt, const uint8_t *q8, const uint8_
         }
         __syncthreads();
     }
-    const float Z = blk_reduce(z, 0, red);
+    const float Z = sk_blk_reduce(z, 0, red);
     if (t < HD) sk_st(out, odt, i * row + h * HD + t, ((acc0 / Z) * (1.0f / 448.0f)) * dv);
     if (t + REF_T < HD)
         sk_st(out, odt, i * row + h * HD + t + REF_T, ((acc1 / Z) * (1.0f / 448.0f)) * dv);

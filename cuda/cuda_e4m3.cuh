@@ -43,4 +43,31 @@ __device__ __forceinline__ void sk_e4m3_ld8(const uint8_t *x, int64_t c, float v
     for (int k = 0; k < 8; k++) v[k] = sk_e4m3_dec(b[k]);
 }
 
+/* max (is_max) or sum of v over the block (blockDim a multiple of 32, <= 1024), the result
+ * in every thread; red: 32 floats of shared memory. Starts with a barrier, so red can be
+ * reused by consecutive calls. */
+__device__ __forceinline__ float sk_blk_reduce(float v, int is_max, float *red)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, w) : v + w;
+    }
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float w = __shfl_xor_sync(0xffffffffu, v, o);
+            v = is_max ? fmaxf(v, w) : v + w;
+        }
+        if (lane == 0) red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+
 #endif

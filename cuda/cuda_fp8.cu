@@ -82,21 +82,8 @@ __global__ void quantize_rows_kernel(uint8_t *__restrict__ q, float *__restrict_
     const int64_t row = blockIdx.x;
     const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
     uint8_t *qr = q + (size_t)row * K;
-    float amax = span_amax<VEC>(xr, dt, K, threadIdx.x, blockDim.x);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     __shared__ float red[32];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) red[warp] = amax;
-    __syncthreads();
-    if (warp == 0) {
-        amax = lane < (int)(blockDim.x / 32) ? red[lane] : 0.0f;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-        if (lane == 0) red[0] = amax;
-    }
-    __syncthreads();
-    amax = red[0];
+    const float amax = sk_blk_reduce(span_amax<VEC>(xr, dt, K, threadIdx.x, blockDim.x), 1, red);
     float inv, scale;
     row_scales(p2, amax, &inv, &scale);
     if (threadIdx.x == 0) s[row] = scale;
@@ -118,18 +105,12 @@ __global__ void quantize_long_amax(float *__restrict__ s, const void *__restrict
 {
     const int64_t row = blockIdx.y;
     const void *xr = (const char *)x + (size_t)row * K * (dt == SK_DTYPE_BF16 ? 2 : 4);
-    float amax = span_amax<VEC>(xr, dt, K, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
-                                (int64_t)gridDim.x * blockDim.x);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     __shared__ float red[32];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) red[warp] = amax;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < (int)(blockDim.x / 32); w++) amax = fmaxf(amax, red[w]);
-        if (amax > 0.0f) atomicMax(reinterpret_cast<unsigned *>(s + row), __float_as_uint(amax));
-    }
+    const float amax = sk_blk_reduce(
+        span_amax<VEC>(xr, dt, K, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
+                       (int64_t)gridDim.x * blockDim.x), 1, red);
+    if (threadIdx.x == 0 && amax > 0.0f)
+        atomicMax(reinterpret_cast<unsigned *>(s + row), __float_as_uint(amax));
 }
 
 template <int VEC>

@@ -76,7 +76,8 @@ sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, co
 }
 
 /* FP8 self-attention: q, the concatenated keys and values quantized per tensor (the
- * FP8 KV cache's frames re-encoded to their largest scale instead; fp8.h), then the oracle (runtime/core/fp8_attention.c) on the e4m3 values */
+ * FP8 KV cache's frames re-encoded to their largest scale instead; fp8.h), then the
+ * oracle (runtime/core/fp8_attention.c) on the e4m3 values */
 sk_status sk_cpu_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                                const sk_kv_range *ranges, int nranges, float scale)
 {
@@ -84,17 +85,19 @@ sk_status sk_cpu_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *
     const int64_t Nq = q->shape[0], NH = q->shape[1], HD = q->shape[2], row = NH * HD;
     int64_t Nk = 0;
     for (int r = 0; r < nranges; r++) Nk += ranges[r].len;
-    float *kf = NULL, *vf = NULL;
+    const int kv8 = ranges[0].k->dtype == SK_DTYPE_F8_E4M3; /* the FP8 KV cache (ops checked) */
+    float *kf = NULL, *vf = NULL; /* f32 copies of act-dtype keys/values (none for the cache) */
     uint8_t *q8 = NULL, *k8 = NULL, *v8 = NULL;
-    sk_status st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row) * sizeof(float), (void **)&kf);
-    if (st == SK_OK)
+    sk_status st = SK_OK;
+    if (!kv8)
+        st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row) * sizeof(float), (void **)&kf);
+    if (st == SK_OK && !kv8)
         st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row) * sizeof(float), (void **)&vf);
     if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nq * row), (void **)&q8);
     if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row), (void **)&k8);
     if (st == SK_OK) st = sk_cpu_scratch("attention_fp8", (size_t)(Nk * row), (void **)&v8);
     if (st == SK_OK) {
         int64_t j = 0; /* the ranges concatenated (CPU activations are f32) */
-        const int kv8 = ranges[0].k->dtype == SK_DTYPE_F8_E4M3; /* the FP8 KV cache */
         float sk = 0.0f, sv = 0.0f;
         if (kv8) /* fp8.h: the largest frame scale of the call, every frame re-encoded to it */
             for (int r = 0; r < nranges; r++) {
