@@ -185,8 +185,8 @@ extern "C" sk_status sk_cuda_rmsnorm_rope3d(sk_backend *be, sk_tensor *y, const 
     const int64_t N = y->shape[0], HD = y->shape[2], D = y->shape[1] * HD;
     if (N == 0 || D == 0) return SK_OK;
     const int64_t nch = D / 8;
-    const int threads = (int)(((nch < 256 ? nch : 256) + 31) / 32 * 32);
-    const int64_t nc = (nch + threads - 1) / threads;
+    const int64_t nc = (nch + 255) / 256; /* balanced as cuda_norm.cu's k_row8 launch */
+    const int threads = (int)(((nch + nc - 1) / nc + 31) / 32 * 32);
     int vec = HD % 8 == 0 && nc <= 4 && sk_cuda_vec_ok(x->data, x->dtype) &&
               sk_cuda_vec_ok(y->data, y->dtype) && (!w || sk_cuda_vec_ok(w->data, w->dtype)) &&
               !getenv("SK_CUDA_NO_FUSED_ROPE");

@@ -4,7 +4,7 @@
 # directory through tools/convert_checkpoint.py and the loss curves into docs/.
 #   PRESET=cpu|h100  cpu (default): the recipe of the committed models-demo/ (small models on
 #                    64x96 crops, ~23 min on 2 CPU cores); h100: the larger models and stage
-#                    lengths meant for one H100 (~14 min; not run yet, see docs/DEMO.md)
+#                    lengths meant for one H100 (~13 min of stages, see docs/DEMO.md)
 #   OUT_MODEL=dir    model directory to write (default models-demo)
 #   WORK=dir         checkpoints (default out/train_demo); SEED=n (default 0)
 # Needs python3 with PyTorch (CUDA is used when present) and sentencepiece (tokenizer stage,
@@ -12,16 +12,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-out/train_demo}
-common=(--work "$WORK" --seed "${SEED:-0}" --check --stages tokenizer,ae,dit,finetune
-        --ae-init structured)
+stages=tokenizer,ae,dit,finetune
+if ! python3 -c "import sentencepiece" 2>/dev/null; then
+  # the device machines have no sentencepiece module: the tokenizer stage (a second of CPU,
+  # deterministic: the ids in tokens.json are what the trainer reads) runs where it is installed
+  if [ -f "$WORK/tokens.json" ] && [ -f "$WORK/spiece.model" ]; then
+    stages=ae,dit,finetune
+    echo "train_all.sh: no sentencepiece module here; using the tokenizer in $WORK"
+  else
+    echo "train_all.sh: python3 has no sentencepiece module, and $WORK has no tokenizer yet;" >&2
+    echo "  run 'python3 tools/train_demo/train.py --work $WORK --stages tokenizer' where it is" >&2
+    echo "  installed (Debian: python3-sentencepiece), then this again" >&2
+    exit 2
+  fi
+fi
+common=(--work "$WORK" --seed "${SEED:-0}" --check --stages "$stages" --ae-init structured)
 if [ "${PRESET:-cpu}" = cpu ]; then
   python3 tools/train_demo/train.py "${common[@]}" --preset cpu --device cpu \
     --ae-seconds 110 --ae-batch 4 --ae-lr 3e-4 --dit-seconds 1020 --ft-seconds 240 \
     --dit-batch 4 --chunks 3 --dit-lr 1e-3 --ft-lr 3e-4 --ema 0.99 --save-every 100
 else
-  # one H100: ~14 min; split over device calls with --stages (each stage resumes from $WORK)
+  # one H100: ~13 min of stages; split over device calls with --stages (each stage resumes
+  # from $WORK): device_run.sh
   python3 tools/train_demo/train.py "${common[@]}" --preset h100 \
-    --ae-seconds 90 --ae-lr 5e-4 --dit-seconds 420 --ft-seconds 240
+    --ae-seconds 90 --ae-lr 5e-4 --dit-seconds 400 --dit-batch 48 --ft-seconds 270
 fi
 python3 tools/train_demo/export.py --work "$WORK" --out "${OUT_MODEL:-models-demo}"
 python3 tools/train_demo/plot_losses.py "$WORK/losses.json" docs/demo_losses.png
