@@ -149,6 +149,9 @@ static sk_status engine_load(sk_engine *e, const sk_engine_params *pin)
              p.act_dtype);
     e->act = a == 0 ? (e->cuda ? SK_DTYPE_BF16 : SK_DTYPE_F32) : a == 2 ? SK_DTYPE_BF16
                                                                         : SK_DTYPE_F32;
+    if (!e->cuda && e->act == SK_DTYPE_BF16) /* the CPU backends have f32 activations only */
+        SK_LOGW("engine: the CPU computes activations in f32; act_dtype bf16 (--dtype bf16) "
+                "applies on cuda only, so this run is the f32 one");
     /* fp8: the DiT's block linears in e4m3 with row scales, activations quantized per
      * token row for them (runtime/core/fp8.h); everything else in act_dtype */
     static const char *const wds[] = {"as-stored", "f32", "bf16", "f16", "fp8"};
