@@ -49,6 +49,18 @@ def main():
         fails.append(f"switch at frame 24 read as {cols}")
     if A.classify_motion(A.track(per[24:]))[0] != "moving down":
         fails.append("motion after the switch not read as moving down")
+    # motion in bursts (what the generated videos show): still for 2 frames, then a 4.5 px jump,
+    # so the median step is 0; read by the track's slope. A hop stays a hop, stillness stays still.
+    bursts = [(i, 96.0, 100.0 - 4.5 * (i // 3)) for i in range(45)]
+    hop = [(i, 96.0, 100.0 - 36.0 * abs(np.sin(np.pi * i / 24))) for i in range(45)]
+    still = [(i, 96.0 + 0.5 * (i % 2), 60.0) for i in range(45)]
+    for name, tr, want in (("bursts up", bursts, "moving up"), ("hop", hop, "bouncing"),
+                           ("still", still, "standing still"),
+                           ("bursts left", [(i, 150.0 - 6.0 * (i // 3), 60.0) for i in range(45)],
+                            "moving left")):
+        got = A.classify_motion(tr)[0]
+        if got != want:
+            fails.append(f"track '{name}' read as {got}, expected {want}")
     # negative case: noise (what an untrained model draws) is no object at all
     noise = np.random.default_rng(1).integers(0, 256, (8, 16, 24, 3), dtype=np.uint8)
     noise = noise.repeat(8, 1).repeat(8, 2)              # 8x8-pixel blocks, 128x192
