@@ -199,6 +199,14 @@ static void check_keysets(const char *fixture, int clean)
             }
             cr_expect_str_eq(got, want, "chunk %lld %s pass: attends chunks {%s }, upstream {%s }",
                              (long long)k, pass ? "clean" : "denoising", got, want);
+            /* a full window is the whole pool: one key range, so the attention is one call
+             * with no merge (what the 5B's speed rests on, docs/PERF.md) */
+            sk_kv_range rg[8];
+            int nr = 0;
+            dt_ok(sk_kv_attention_ranges(c, 0, rg, 8, &nr), "ranges");
+            if (nv == K * chunk)
+                cr_expect_eq(nr, 1, "chunk %lld %s pass: the full window in %d key ranges, "
+                             "expected 1", (long long)k, pass ? "clean" : "denoising", nr);
         }
         sk_kv_commit(c);
     }
