@@ -5,9 +5,10 @@
 # DiT + umT5 + TAEHV trained in this repository on rendered shapes, docs/DEMO.md):
 # every stage of the real pipeline runs (tokenizer -> umT5 -> causal DiT over the
 # sink KV cache -> streaming TAEHV decode -> libx264 MP4). The committed weights
-# come from a short GPU training (a quarter of the recipe): they draw an object of
-# the prompt's colour on its background, not yet its motion or shape (docs/DEMO.md,
-# "Status"); the analysis printed at the end says what the video shows.
+# come from short GPU training runs: they draw an object of the prompt's colour
+# moving the prompt's way on its background (both videos below read right), but
+# shapes are still blobs and some prompts lose the object in part of the frames
+# (docs/DEMO.md, "Status"); the analysis printed at the end says what the video shows.
 #
 # For real checkpoints see docs/MODELS.md (`sinkstream generate --model DIR`).
 #   OUT=path      output file (default out/quickstart.mp4; the switch example
