@@ -22,6 +22,15 @@ __device__ __forceinline__ float sk_e4m3_dec(uint8_t v)
     return __half2float(*reinterpret_cast<__half *>(&h));
 }
 
+/* fp8.h's row rules: (inv, scale) of a row with the given amax */
+__device__ __forceinline__ void fp8_row_scales(float amax, float *inv, float *scale)
+{
+    if (amax == 0.0f) { *inv = 1.0f; *scale = 1.0f; return; }
+    if (!isfinite(amax)) { *inv = 0.0f; *scale = __int_as_float(0x7f800000); return; }
+    *inv = __fdiv_rn(448.0f, amax);
+    *scale = __fdiv_rn(amax, 448.0f);
+}
+
 /* elements 8c..8c+7 of x (dtype dt), times inv, as e4m3 into q[8c..8c+7] in one 8-byte store */
 __device__ __forceinline__ void sk_e4m3_quant8(uint8_t *q, const void *x, int dt, int64_t c, float inv)
 {

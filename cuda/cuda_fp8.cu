@@ -26,13 +26,6 @@
 #include "cuda_internal.h"
 
 /* ------------------------------------------------------------ quantize_rows */
-__device__ __forceinline__ void fp8_row_scales(float amax, float *inv, float *scale)
-{
-    if (amax == 0.0f) { *inv = 1.0f; *scale = 1.0f; return; }
-    if (!isfinite(amax)) { *inv = 0.0f; *scale = __int_as_float(0x7f800000); return; }
-    *inv = __fdiv_rn(448.0f, amax);
-    *scale = __fdiv_rn(amax, 448.0f);
-}
 
 /* fp8.h's power-of-two rules (the FP8 KV cache's frames): the same bits as the host's
  * frexpf / ldexpf (IEEE division, exact exponent arithmetic) */

@@ -4,6 +4,7 @@
  * activations do not lose precision to E[x^2]-E[x]^2 cancellation. */
 #include <stdlib.h>
 
+#include "cuda_e4m3.cuh"
 #include "cuda_internal.h"
 
 #define NORM_THREADS 256
@@ -103,10 +104,14 @@ __global__ void k_gated_add(void *x, int xt, const void *y, int yt, const void *
  * into registers as NC chunks of 8 per thread, statistics come from the
  * registers, and the result is written once. mode: 0 layernorm, 1 rmsnorm,
  * 2 modulate (ln), 3 modulate (no ln). Same math as k_norm/k_modulate. */
-template <int NC>
+/* QUANT (modulate_fp8): the row y as stored (rounded to y's dtype) is also quantized
+ * to e4m3 with one scale per row (fp8.h), from the registers: quantize_rows(y) without
+ * reading y back. */
+template <int NC, int QUANT>
 __global__ void k_row8(void *y, int yt, const void *x, int xt, const void *w, int wt,
                        const void *b, int bt, const void *mod, int mt, int64_t D, int64_t K,
-                       int i_shift, int i_scale, int64_t rpg, float eps, int mode)
+                       int i_shift, int i_scale, int64_t rpg, float eps, int mode,
+                       uint8_t *__restrict__ q8, float *__restrict__ qs)
 {
     __shared__ float red[32];
     const int64_t r = blockIdx.x, nch = D / 8, c0 = r * nch;
@@ -169,6 +174,32 @@ __global__ void k_row8(void *y, int yt, const void *x, int xt, const void *w, in
             }
         }
         sk_st8(y, yt, c0 + c, o);
+        if (QUANT) /* keep the stored values: what quantize_rows would read back */
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                v[k][e] = yt == SK_DTYPE_BF16 ? __bfloat162float(__float2bfloat16_rn(o[e])) : o[e];
+    }
+    if (QUANT) {
+        float amax = 0.0f; /* fmaxf ignores NaN, as fp8.h's amax */
+#pragma unroll
+        for (int k = 0; k < NC; k++)
+            if (threadIdx.x + (int64_t)k * blockDim.x < nch)
+#pragma unroll
+                for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(v[k][e]));
+        amax = sk_blk_reduce(amax, 1, red);
+        float qinv, qscale;
+        fp8_row_scales(amax, &qinv, &qscale);
+        if (threadIdx.x == 0) qs[r] = qscale;
+#pragma unroll
+        for (int k = 0; k < NC; k++) {
+            const int64_t c = threadIdx.x + (int64_t)k * blockDim.x;
+            if (c >= nch) continue;
+            uint2 ob;
+            uint8_t *bb = reinterpret_cast<uint8_t *>(&ob);
+#pragma unroll
+            for (int e = 0; e < 8; e++) bb[e] = sk_e4m3_sat(v[k][e] * qinv);
+            reinterpret_cast<uint2 *>(q8)[c0 + c] = ob;
+        }
     }
 }
 
@@ -199,10 +230,11 @@ __global__ void k_gated_add8(void *x, int xt, const void *y, int yt, const void 
 static sk_status row8(sk_backend *be, const char *op, int *done, sk_tensor *y, const sk_tensor *x,
                       const sk_tensor *w, const sk_tensor *b, const sk_tensor *mod, int64_t D,
                       int64_t R, int64_t K, int i_shift, int i_scale, int64_t rpg, float eps,
-                      int mode)
+                      int mode, sk_tensor *q = NULL, sk_tensor *qs = NULL)
 {
     *done = 0;
     if (D % 8 || getenv("SK_CUDA_NORM_SCALAR")) return SK_OK;
+    if (q && ((uintptr_t)q->data % 8 || !qs)) return SK_OK;
     const sk_tensor *ts[5] = {y, x, w, b, mod};
     for (int i = 0; i < 5; i++)
         if (ts[i] && !sk_cuda_vec_ok(ts[i]->data, ts[i]->dtype)) return SK_OK;
@@ -213,14 +245,21 @@ static sk_status row8(sk_backend *be, const char *op, int *done, sk_tensor *y, c
     const int threads = (int)(((nch + nc - 1) / nc + 31) / 32 * 32);
     if (nc > 4) return SK_OK;
     cudaStream_t s = sk_cuda(be)->stream;
-#define ROW8(NCV)                                                                             \
-    k_row8<NCV><<<(unsigned)R, threads, 0, s>>>(                                              \
+#define ROW8(NCV, QV)                                                                         \
+    k_row8<NCV, QV><<<(unsigned)R, threads, 0, s>>>(                                          \
         y->data, y->dtype, x->data, x->dtype, w ? w->data : NULL, w ? w->dtype : 0,           \
         b ? b->data : NULL, b ? b->dtype : 0, mod ? mod->data : NULL, mod ? mod->dtype : 0, D, \
-        K, i_shift, i_scale, rpg, eps, mode)
-    if (nc == 1) ROW8(1);
-    else if (nc == 2) ROW8(2);
-    else ROW8(4);
+        K, i_shift, i_scale, rpg, eps, mode, q ? (uint8_t *)q->data : NULL,                   \
+        qs ? (float *)qs->data : NULL)
+    if (q) {
+        if (nc == 1) ROW8(1, 1);
+        else if (nc == 2) ROW8(2, 1);
+        else ROW8(4, 1);
+    } else {
+        if (nc == 1) ROW8(1, 0);
+        else if (nc == 2) ROW8(2, 0);
+        else ROW8(4, 0);
+    }
 #undef ROW8
     SK_CU_LAUNCH(op);
     *done = 1;
@@ -277,6 +316,25 @@ extern "C" sk_status sk_cuda_modulate(sk_backend *be, sk_tensor *y, const sk_ten
         rows_per_group, ln, eps);
     SK_CU_LAUNCH("modulate");
     return SK_OK;
+}
+
+/* modulate + quantize_rows of its output in one pass (k_row8's QUANT); where the row kernel
+ * does not apply (alignment, D % 8, D > 8192), the two ops */
+extern "C" sk_status sk_cuda_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                                          const sk_tensor *x, const sk_tensor *mod, int i_shift,
+                                          int i_scale, int64_t rows_per_group, int ln, float eps)
+{
+    int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
+    if (R == 0) return SK_OK;
+    SK_CHECK(mod->ndim >= 2 && rows_per_group > 0, SK_E_SHAPE,
+             "cuda modulate_fp8: mod must be [G, K, D] and rows_per_group > 0");
+    int64_t K = mod->shape[mod->ndim - 2];
+    int done = 0;
+    SK_TRY(row8(be, "modulate_fp8", &done, y, x, NULL, NULL, mod, D, R, K, i_shift, i_scale,
+                rows_per_group, eps, ln ? 2 : 3, q, s));
+    if (done) return SK_OK;
+    SK_TRY(sk_cuda_modulate(be, y, x, mod, i_shift, i_scale, rows_per_group, ln, eps));
+    return sk_cuda_quantize_rows(be, q, s, y);
 }
 
 extern "C" sk_status sk_cuda_gated_add(sk_backend *be, sk_tensor *x, const sk_tensor *y,

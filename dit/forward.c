@@ -155,17 +155,35 @@ static sk_status fp8_init(sk_dit_ctx *c, fp8_act *a, int64_t rows, int64_t cols)
     return sk_arena_tensor(&c->arena, SK_DTYPE_F32, 1, &rows, &a->sbuf);
 }
 
-/* Quantizes x [R, K] into a (no-op for a bf16/f32 model). */
-static sk_status fp8_quant(sk_dit_ctx *c, fp8_act *a, const sk_tensor *x)
+/* a's views for an activation x [R, K] */
+static sk_status fp8_views(fp8_act *a, const sk_tensor *x)
 {
-    if (!c->m->fp8) return SK_OK;
     int64_t qs[2] = {x->shape[0], x->shape[1]};
     a->q = a->qbuf;
     a->q.ndim = 2; a->q.shape[0] = qs[0]; a->q.shape[1] = qs[1]; a->q.owns = 0;
     SK_CHECK(qs[0] * qs[1] <= sk_tensor_numel(&a->qbuf), SK_E_INTERNAL,
              "DiT: fp8 buffer too small");
     a->s = sk_tensor_rows(&a->sbuf, 0, qs[0]);
+    return SK_OK;
+}
+
+/* Quantizes x [R, K] into a (no-op for a bf16/f32 model). */
+static sk_status fp8_quant(sk_dit_ctx *c, fp8_act *a, const sk_tensor *x)
+{
+    if (!c->m->fp8) return SK_OK;
+    SK_TRY(fp8_views(a, x));
     return sk_op_quantize_rows(c->be, &a->q, &a->s, x);
+}
+
+/* y = modulate(x) and, for an FP8 model, its quantized copy in a: one kernel where the
+ * backend fuses them (sk_op_modulate_fp8), the same values either way */
+static sk_status fp8_modulate(sk_dit_ctx *c, fp8_act *a, sk_tensor *y, const sk_tensor *x,
+                              const sk_tensor *mod, int i_shift, int i_scale, int64_t rpg,
+                              float eps)
+{
+    if (!c->m->fp8) return sk_op_modulate(c->be, y, x, mod, i_shift, i_scale, rpg, 1, eps);
+    SK_TRY(fp8_views(a, y));
+    return sk_op_modulate_fp8(c->be, y, &a->q, &a->s, x, mod, i_shift, i_scale, rpg, 1, eps);
 }
 
 /* A block linear y = act(x W^T + b), W = w[wi], b = w[wi + 1]: through the
@@ -348,7 +366,7 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(frame_mod(be, &mod, &w[SK_DB_MOD], &e0, F, 6 * D));
 
         /* self-attention on LN1(x)(1 + scale) + shift; K/V into the cache first */
-        SK_TRY(sk_op_modulate(be, &hb, &xs, &mod, 0, 1, S, 1, eps));
+        SK_TRY(fp8_modulate(c, &qa, &hb, &xs, &mod, 0, 1, S, eps));
         /* RoPE positions come from the cache's policy (absolute frames, or the
          * positions it assigns; docs/KV_POLICIES.md); K goes in as it stores it.
          * Keys baked at absolute positions (LongLive's sink/fifo) are rotated
@@ -360,7 +378,6 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         const int direct = fuse && c->kv_direct &&
                            sk_kv_write_views(kv, (int)(l - first), &kd, &vd) &&
                            kd.dtype == k3.dtype && sk_tensor_reshape(&vd, 2, v.shape, &vd2) == SK_OK;
-        SK_TRY(fp8_quant(c, &qa, &hb));
         SK_TRY(blin(c, &tmp, &hb, &qa, B, SK_DB_SA_Q_W, SK_ACT_NONE));
         if (fuse)
             SK_TRY(sk_op_rmsnorm_rope3d(be, &q3, &tmp, &w[SK_DB_SA_NQ], eps, F, c->Hp, c->Wp,
@@ -403,8 +420,7 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, NULL, -1, S));
 
         /* FFN on LN2(x)(1 + scale) + shift, gated */
-        SK_TRY(sk_op_modulate(be, &hb, &xs, &mod, 3, 4, S, 1, eps));
-        SK_TRY(fp8_quant(c, &qa, &hb));
+        SK_TRY(fp8_modulate(c, &qa, &hb, &xs, &mod, 3, 4, S, eps));
         SK_TRY(blin(c, &ffh, &hb, &qa, B, SK_DB_FFN0_W, SK_ACT_GELU_TANH));
         SK_TRY(fp8_quant(c, &qa, &ffh));
         SK_TRY(blin(c, &tmp, &ffh, &qa, B, SK_DB_FFN2_W, SK_ACT_NONE));

@@ -174,6 +174,74 @@ Test(fp8, ops_cpu_fast)
     sk_backend_free_(&be);
 }
 
+/* modulate_fp8 = modulate, then quantize_rows of its output: y equal to sk_op_modulate's,
+ * q/s equal to quantize_rows(y), whether the backend fuses them or not; bad shapes are
+ * refused naming the op */
+static void check_modulate_fp8(sk_backend *be)
+{
+    const int64_t G = 3, Kmod = 6, rpg = 4, R = G * rpg, D = 64;
+    float *x = malloc((size_t)(R * D) * sizeof *x), *m = malloc((size_t)(G * Kmod * D) * sizeof *m);
+    sk_test_fill_normal(x, (size_t)(R * D), 21, 2.0f);
+    sk_test_fill_normal(m, (size_t)(G * Kmod * D), 22, 0.5f);
+    sk_tensor xt, mt, y1, y2, q1, q2, s1, s2, qbad;
+    int64_t xs[2] = {R, D}, ms[3] = {G, Kmod, D}, bad[2] = {R, D - 8};
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 2, xs, &xt), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 3, ms, &mt), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 2, xs, &y1), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 2, xs, &y2), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, xs, &q1), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, xs, &q2), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F8_E4M3, 2, bad, &qbad), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 1, &R, &s1), "alloc");
+    ok(sk_tensor_alloc(be, SK_DTYPE_F32, 1, &R, &s2), "alloc");
+    ok(sk_tensor_upload_f32(&xt, x, (size_t)(R * D)), "upload");
+    ok(sk_tensor_upload_f32(&mt, m, (size_t)(G * Kmod * D)), "upload");
+    for (int ln = 0; ln < 2; ln++) {
+        for (int fused = 0; fused < 2; fused++) {
+            setenv("SK_FP8_FUSED_NORM", fused ? "1" : "0", 1);
+            ok(sk_op_modulate_fp8(be, &y1, &q1, &s1, &xt, &mt, 3, 4, rpg, ln, 1e-6f),
+               "modulate_fp8");
+            ok(sk_op_modulate(be, &y2, &xt, &mt, 3, 4, rpg, ln, 1e-6f), "modulate");
+            ok(sk_op_quantize_rows(be, &q2, &s2, &y2), "quantize_rows");
+            cr_expect(memcmp(y1.data, y2.data, (size_t)(R * D) * 4) == 0,
+                      "ln %d fused %d: y differs from modulate's", ln, fused);
+            cr_expect(memcmp(q1.data, q2.data, (size_t)(R * D)) == 0,
+                      "ln %d fused %d: q differs from quantize_rows(y)", ln, fused);
+            cr_expect(memcmp(s1.data, s2.data, (size_t)R * 4) == 0,
+                      "ln %d fused %d: scales differ from quantize_rows(y)", ln, fused);
+            /* and the scales are the row rules of y itself */
+            const float *y = y1.data, *sc = s1.data;
+            for (int64_t r = 0; r < R; r++) {
+                float amax = 0;
+                for (int64_t d = 0; d < D; d++) amax = fmaxf(amax, fabsf(y[r * D + d]));
+                cr_expect_eq(sc[r], amax / 448.0f, "row %lld scale", (long long)r);
+            }
+        }
+    }
+    unsetenv("SK_FP8_FUSED_NORM");
+    cr_expect_eq(sk_op_modulate_fp8(be, &y1, &qbad, &s1, &xt, &mt, 3, 4, rpg, 1, 1e-6f), SK_E_SHAPE,
+                 "q of the wrong width is refused");
+    cr_expect(strstr(sk_error_message(), "modulate_fp8"), "message names the op: %s",
+              sk_error_message());
+    cr_expect_neq(sk_op_modulate_fp8(be, &y1, &q1, &s1, &xt, &mt, 3, 7, rpg, 1, 1e-6f), SK_OK,
+                  "i_scale out of range is refused");
+    sk_tensor_free(&xt), sk_tensor_free(&mt), sk_tensor_free(&y1), sk_tensor_free(&y2);
+    sk_tensor_free(&q1), sk_tensor_free(&q2), sk_tensor_free(&s1), sk_tensor_free(&s2);
+    sk_tensor_free(&qbad);
+    free(x), free(m);
+}
+
+Test(fp8, modulate_fp8_cpu)
+{
+    sk_backend *be = NULL;
+    ok(sk_backend_cpu_create(&be), "cpu-ref");
+    check_modulate_fp8(be);
+    sk_backend_free_(&be);
+    ok(sk_backend_cpu_fast_create(&be), "cpu fast");
+    check_modulate_fp8(be);
+    sk_backend_free_(&be);
+}
+
 /* a NaN in one token row spoils that row of the output only */
 Test(fp8, nan_stays_in_its_row)
 {

@@ -202,6 +202,13 @@ typedef struct sk_backend_ops {
     /* quantize_rows with power-of-two scales (fp8.h: the FP8 KV cache's frames, one
      * row each). NULL: the backend keeps its KV cache in the act dtype. */
     sk_status (*quantize_rows_pow2)(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
+    /* modulate, then quantize_rows of its output, in one pass over each row (the FP8
+     * DiT's activations quantized inside the kernel that makes them: issue 19). y is
+     * written as modulate writes it and q/s are quantize_rows(y) of y's act-dtype values,
+     * bit for bit. NULL: sk_op_modulate_fp8 runs the two ops. */
+    sk_status (*modulate_fp8)(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                              const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                              int64_t rows_per_group, int ln, float eps);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -295,6 +302,16 @@ int sk_backend_has_fp8(const sk_backend *be);
 sk_status sk_op_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                               const sk_kv_range *ranges, int nranges, float scale);
 int sk_backend_has_attention_fp8(const sk_backend *be);
+/* y = modulate(x) (sk_op_modulate) and q/s = quantize_rows(y) (sk_op_quantize_rows), the
+ * same checks; one kernel where the backend has modulate_fp8 and SK_FP8_FUSED_NORM=1 (opt-in
+ * until measured on a GPU), else the two ops. Results are equal either way. */
+sk_status sk_op_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                             const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                             int64_t rows_per_group, int ln, float eps);
+/* sk_op_modulate's argument checks (op names the caller in messages) */
+sk_status sk_op_modulate_check(sk_backend *be, const char *op, const sk_tensor *y,
+                               const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                               int64_t rows_per_group, float eps);
 /* quantize_rows with power-of-two scales (fp8.h, the FP8 KV cache), the same checks */
 sk_status sk_op_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
 /* 1 when the backend can hold an FP8 KV cache: FP8 attention and quantize_rows_pow2 */

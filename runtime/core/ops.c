@@ -230,19 +230,27 @@ static sk_status chk_mod(const char *op, const sk_backend *be, const sk_tensor *
     return SK_OK;
 }
 
-sk_status sk_op_modulate(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *mod,
-                         int i_shift, int i_scale, int64_t rows_per_group, int ln, float eps)
+sk_status sk_op_modulate_check(sk_backend *be, const char *op, const sk_tensor *y,
+                               const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                               int64_t rows_per_group, float eps)
 {
-    const char *op = "modulate";
     CHK_BE(op);
     SK_TRY(chk_a(op, "y", be, y, 2, "[R, D]"));
     SK_TRY(chk_a(op, "x", be, x, 2, "[R, D]"));
     SK_TRY(chk_same(op, "y", y, "x", x));
     SK_TRY(chk_mod(op, be, x, mod, rows_per_group));
     SK_CHECK(i_shift >= 0 && i_shift < mod->shape[1] && i_scale >= 0 && i_scale < mod->shape[1],
-             SK_E_INVALID_ARG, "op modulate: i_shift %d / i_scale %d out of range for mod with "
-             "K = %lld entries", i_shift, i_scale, (long long)mod->shape[1]);
-    SK_CHECK(eps >= 0.0f, SK_E_INVALID_ARG, "op modulate: eps %g must be >= 0", (double)eps);
+             SK_E_INVALID_ARG, "op %s: i_shift %d / i_scale %d out of range for mod with "
+             "K = %lld entries", op, i_shift, i_scale, (long long)mod->shape[1]);
+    SK_CHECK(eps >= 0.0f, SK_E_INVALID_ARG, "op %s: eps %g must be >= 0", op, (double)eps);
+    return SK_OK;
+}
+
+sk_status sk_op_modulate(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *mod,
+                         int i_shift, int i_scale, int64_t rows_per_group, int ln, float eps)
+{
+    const char *op = "modulate";
+    SK_TRY(sk_op_modulate_check(be, op, y, x, mod, i_shift, i_scale, rows_per_group, eps));
     DISPATCH(op, modulate, y, x, mod, i_shift, i_scale, rows_per_group, ln, eps);
 }
 

@@ -6,6 +6,8 @@
 #include "runtime/core/backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static sk_status chk(const char *op, const char *arg, const sk_backend *be, const sk_tensor *t,
                      int ndim, sk_dtype dt)
@@ -61,6 +63,31 @@ sk_status sk_op_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const 
     NO_FP8(op);
     SK_TRY(chk_quantize(op, be, q, s, x));
     return be->ops->quantize_rows(be, q, s, x);
+}
+
+/* opt-in until the fused kernel is measured on a GPU (tests/gpu/check_fp8.c checks it) */
+static int fused_norm_wanted(void)
+{
+    const char *e = getenv("SK_FP8_FUSED_NORM");
+    return e && (strcmp(e, "1") == 0 || strcmp(e, "on") == 0);
+}
+
+sk_status sk_op_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                             const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                             int64_t rows_per_group, int ln, float eps)
+{
+    const char *op = "modulate_fp8";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    NO_FP8(op);
+    SK_TRY(sk_op_modulate_check(be, op, y, x, mod, i_shift, i_scale, rows_per_group, eps));
+    SK_TRY(chk_quantize(op, be, q, s, y));
+    if (be->ops->modulate_fp8 && fused_norm_wanted())
+        return be->ops->modulate_fp8(be, y, q, s, x, mod, i_shift, i_scale, rows_per_group, ln,
+                                     eps);
+    SK_CHECK(be->ops->modulate, SK_E_UNSUPPORTED, "op %s: the %s backend has no modulate", op,
+             be->name ? be->name : "?");
+    SK_TRY(be->ops->modulate(be, y, x, mod, i_shift, i_scale, rows_per_group, ln, eps));
+    return be->ops->quantize_rows(be, q, s, y);
 }
 
 sk_status sk_op_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)

@@ -30,6 +30,11 @@
  *    kernel; attention_fp8 over e4m3 frame ranges against the CPU op (emulation kernel
  *    and default path), the call's scales equal to the largest frame scales.
  *
+ * 8. modulate_fp8 (the quantization fused into the modulate kernel, SK_FP8_FUSED_NORM=1):
+ *    at the 1.3B and 5B widths (and one the row kernel does not take), y, q and s EQUAL
+ *    the unfused modulate + quantize_rows on the same backend, and q/s equal the CPU's
+ *    quantize_rows of the device's y; then (unless --no-time) both ways timed.
+ *
  * SK_CUDA_FP8_MODE=0|1|2 forces the way the scales are applied (cuda/cuda_fp8.cu).
  * Lines end in " PASS " / " FAIL " (tests/gpu/all.sh counts them).
  * usage: gpu_check_fp8 [--no-time] [--reps N] [--no-attention] (skips 5 and 6)
@@ -129,6 +134,85 @@ static void check_quantize_op(sk_backend *cpu, sk_backend *gpu, int64_t M, int64
     sk_tensor_free(&xc), sk_tensor_free(&qc), sk_tensor_free(&sc);
     sk_tensor_free(&xg), sk_tensor_free(&qg), sk_tensor_free(&sg);
     free(x), free(q), free(s);
+}
+
+static double now_s(void);
+
+/* 8. modulate_fp8 fused against modulate + quantize_rows (same backend: equal bits) and its
+ * q/s against the CPU's quantize_rows of the device's y */
+static double mod8_run(sk_backend *gpu, int fused, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                       const sk_tensor *x, const sk_tensor *m, int64_t rpg, int reps)
+{
+    setenv("SK_FP8_FUSED_NORM", fused ? "1" : "0", 1);
+    OK(sk_op_modulate_fp8(gpu, y, q, s, x, m, 3, 4, rpg, 1, 1e-6f));
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        OK(sk_backend_sync(gpu));
+        const double t0 = now_s();
+        for (int i = 0; i < 10; i++) OK(sk_op_modulate_fp8(gpu, y, q, s, x, m, 3, 4, rpg, 1, 1e-6f));
+        OK(sk_backend_sync(gpu));
+        const double t = (now_s() - t0) / 10;
+        if (t < best) best = t;
+    }
+    unsetenv("SK_FP8_FUSED_NORM");
+    return best;
+}
+
+static void check_modulate_fp8(sk_backend *cpu, sk_backend *gpu, int64_t F, int64_t rpg, int64_t D,
+                               int reps)
+{
+    const int64_t R = F * rpg, K6 = 6;
+    const size_t n = (size_t)(R * D);
+    float *x = malloc(n * sizeof *x), *m = malloc((size_t)(F * K6 * D) * sizeof *m);
+    sk_test_fill_normal(x, n, (uint64_t)(D + F), 3.0f);
+    sk_test_fill_normal(m, (size_t)(F * K6 * D), (uint64_t)(D * 7 + F), 0.3f);
+    sk_tensor xg, mg, y[2], q[2], sc[2];
+    int64_t ms[3] = {F, K6, D};
+    xg = mk(gpu, gpu->act_dtype, 2, R, D);
+    OK(sk_tensor_alloc(gpu, SK_DTYPE_F32, 3, ms, &mg));
+    for (int i = 0; i < 2; i++) {
+        y[i] = mk(gpu, gpu->act_dtype, 2, R, D);
+        q[i] = mk(gpu, SK_DTYPE_F8_E4M3, 2, R, D);
+        sc[i] = mk(gpu, SK_DTYPE_F32, 1, R, 0);
+    }
+    OK(sk_tensor_upload_f32(&xg, x, n));
+    OK(sk_tensor_upload_f32(&mg, m, (size_t)(F * K6 * D)));
+    const double tf = mod8_run(gpu, 1, &y[0], &q[0], &sc[0], &xg, &mg, rpg, reps);
+    const double tu = mod8_run(gpu, 0, &y[1], &q[1], &sc[1], &xg, &mg, rpg, reps);
+    const size_t yb = n * sk_dtype_size(gpu->act_dtype);
+    uint8_t *a = malloc(yb), *b = malloc(yb);
+    int same_y, same_q, same_s;
+    OK(sk_tensor_download_raw(&y[0], a, yb));
+    OK(sk_tensor_download_raw(&y[1], b, yb));
+    same_y = memcmp(a, b, yb) == 0;
+    OK(sk_tensor_download_raw(&q[0], a, n));
+    OK(sk_tensor_download_raw(&q[1], b, n));
+    same_q = memcmp(a, b, n) == 0;
+    OK(sk_tensor_download_raw(&sc[0], a, (size_t)R * 4));
+    OK(sk_tensor_download_raw(&sc[1], b, (size_t)R * 4));
+    same_s = memcmp(a, b, (size_t)R * 4) == 0;
+    /* the CPU's quantize_rows of the device's y */
+    float *yf = malloc(n * sizeof *yf);
+    OK(sk_tensor_download_f32(&y[0], yf, n));
+    sk_tensor yc = mk(cpu, SK_DTYPE_F32, 2, R, D), qc = mk(cpu, SK_DTYPE_F8_E4M3, 2, R, D),
+              scc = mk(cpu, SK_DTYPE_F32, 1, R, 0);
+    OK(sk_tensor_upload_f32(&yc, yf, n));
+    OK(sk_op_quantize_rows(cpu, &qc, &scc, &yc));
+    OK(sk_tensor_download_raw(&q[0], a, n));
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += a[i] != ((const uint8_t *)qc.data)[i];
+    OK(sk_tensor_download_raw(&sc[0], a, (size_t)R * 4));
+    const int cpu_s = memcmp(a, scc.data, (size_t)R * 4) == 0;
+    verdict(same_y && same_q && same_s && !bad && cpu_s,
+            "modulate_fp8 %lldx%lld %s: fused == unfused (y %s, q %s, s %s); q vs the CPU's "
+            "quantize_rows of y: %zu of %zu bytes differ, scales %s; %.1f us fused, %.1f us "
+            "modulate + quantize_rows", (long long)R, (long long)D, sk_dtype_name(gpu->act_dtype),
+            same_y ? "equal" : "DIFFER", same_q ? "equal" : "DIFFER", same_s ? "equal" : "DIFFER",
+            bad, n, cpu_s ? "equal" : "DIFFER", tf * 1e6, tu * 1e6);
+    for (int i = 0; i < 2; i++) sk_tensor_free(&y[i]), sk_tensor_free(&q[i]), sk_tensor_free(&sc[i]);
+    sk_tensor_free(&xg), sk_tensor_free(&mg), sk_tensor_free(&yc), sk_tensor_free(&qc);
+    sk_tensor_free(&scc);
+    free(x), free(m), free(a), free(b), free(yf);
 }
 
 static void check_quantize(sk_backend *cpu, sk_backend *gpu, int64_t M, int64_t K, int specials)
@@ -977,6 +1061,12 @@ int main(int argc, char **argv)
             check_att_cache(cpu, gpus[g], 200, 2, 128, 12, 32, 3, 0);
             check_att_cache(cpu, gpus[g], 77, 3, 32, 9, 16, 0, 0);
         }
+    }
+    for (int g = 0; g < 2; g++) { /* 8. modulate_fp8 */
+        const int r8 = do_time ? 5 : 1;
+        check_modulate_fp8(cpu, gpus[g], 3, 1560, 1536, r8); /* 1.3B chunk */
+        check_modulate_fp8(cpu, gpus[g], 8, 880, 3072, r8);  /* 5B chunk */
+        check_modulate_fp8(cpu, gpus[g], 2, 30, 1540, 1);    /* D % 8 != 0: the two ops */
     }
     check_dit(src);
     if (do_time) time_shapes(gb, reps);
