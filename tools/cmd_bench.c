@@ -789,8 +789,9 @@ int sk_cmd_bench(int argc, char **argv)
              "fp8: activations auto (bf16 on cuda), the DiT's block linears in FP8 e4m3 with a "
              "scale per row, activations quantized per token row for them; with SK_FP8_ATTENTION=1 "
              "self-attention in FP8 e4m3 too (q, k, v per tensor) and the KV cache in e4m3 with a "
-             "power-of-two scale per frame (half the bytes; SK_FP8_KV=0 keeps it bf16); not yet "
-             "measured on a GPU", NULL, NULL),
+             "power-of-two scale per frame (half the bytes; SK_FP8_KV=0 keeps it bf16): H100 "
+             "figures in docs/PERF.md; SK_FP8_FUSED_NORM=1 quantizes inside the modulate kernel "
+             "(not yet run on a GPU)", NULL, NULL),
          .choices = "auto|fp32|bf16|fp8"},
         {OPT("compare-dtype", SK_OPT_ENUM, &o.compare_dtype, NULL, "quality: run the warm-up "
              "and the measured chunks again on a second engine in this dtype (same weights, "
