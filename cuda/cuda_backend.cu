@@ -221,6 +221,7 @@ static const sk_backend_ops cuda_ops = {
     sk_cuda_attention_fp8,
     sk_cuda_quantize_rows_pow2,
     sk_cuda_modulate_fp8,
+    sk_cuda_layernorm_fp8,
 };
 
 extern "C" sk_status sk_backend_cuda_create(int device, sk_dtype act_dtype, sk_backend **out)

@@ -245,6 +245,9 @@ sk_status sk_cuda_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, cons
 sk_status sk_cuda_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
                                const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
                                int64_t rows_per_group, int ln, float eps);
+sk_status sk_cuda_layernorm_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                                const sk_tensor *x, const sk_tensor *w, const sk_tensor *b,
+                                float eps);
 sk_status sk_cuda_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
 sk_status sk_cuda_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,
                              const sk_tensor *w, const sk_tensor *sw, const sk_tensor *b,

@@ -337,6 +337,20 @@ extern "C" sk_status sk_cuda_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tenso
     return sk_cuda_quantize_rows(be, q, s, y);
 }
 
+/* layernorm + quantize_rows of its output in one pass, as sk_cuda_modulate_fp8 */
+extern "C" sk_status sk_cuda_layernorm_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q,
+                                           sk_tensor *s, const sk_tensor *x, const sk_tensor *w,
+                                           const sk_tensor *b, float eps)
+{
+    int64_t D = last_dim(x), R = D ? sk_tensor_numel(x) / D : 0;
+    if (R == 0) return SK_OK;
+    int done = 0;
+    SK_TRY(row8(be, "layernorm_fp8", &done, y, x, w, b, NULL, D, R, 1, 0, 0, 1, eps, 0, q, s));
+    if (done) return SK_OK;
+    SK_TRY(sk_cuda_layernorm(be, y, x, w, b, eps));
+    return sk_cuda_quantize_rows(be, q, s, y);
+}
+
 extern "C" sk_status sk_cuda_gated_add(sk_backend *be, sk_tensor *x, const sk_tensor *y,
                                        const sk_tensor *mod, int i_gate, int64_t rows_per_group)
 {

@@ -409,8 +409,13 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 2, S));
 
         /* cross-attention on norm3(x) (affine), no modulation, no gate */
-        SK_TRY(sk_op_layernorm(be, &hb, &xs, &w[SK_DB_N3_W], &w[SK_DB_N3_B], eps));
-        SK_TRY(fp8_quant(c, &qa, &hb));
+        if (m->fp8) {
+            SK_TRY(fp8_views(&qa, &hb));
+            SK_TRY(sk_op_layernorm_fp8(be, &hb, &qa.q, &qa.s, &xs, &w[SK_DB_N3_W],
+                                       &w[SK_DB_N3_B], eps));
+        } else {
+            SK_TRY(sk_op_layernorm(be, &hb, &xs, &w[SK_DB_N3_W], &w[SK_DB_N3_B], eps));
+        }
         SK_TRY(blin(c, &tmp, &hb, &qa, B, SK_DB_CA_Q_W, SK_ACT_NONE));
         SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_CA_NQ], eps));
         sk_kv_range cr = {&c->cross_k[l], &c->cross_v[l], 0, cf->text_len};

@@ -175,8 +175,8 @@ Test(fp8, ops_cpu_fast)
 }
 
 /* modulate_fp8 = modulate, then quantize_rows of its output: y equal to sk_op_modulate's,
- * q/s equal to quantize_rows(y), whether the backend fuses them or not; bad shapes are
- * refused naming the op */
+ * q/s equal to quantize_rows(y), whether the backend fuses them or not (layernorm_fp8
+ * likewise); bad shapes are refused naming the op */
 static void check_modulate_fp8(sk_backend *be)
 {
     const int64_t G = 3, Kmod = 6, rpg = 4, R = G * rpg, D = 64;
@@ -218,7 +218,28 @@ static void check_modulate_fp8(sk_backend *be)
             }
         }
     }
+    /* layernorm_fp8 (affine from mod's first rows as w and b) the same way */
+    sk_tensor m2, wt, bt;
+    int64_t d1[1] = {D}, m2s[2] = {G * Kmod, D};
+    ok(sk_tensor_reshape(&mt, 2, m2s, &m2), "mod as rows");
+    wt = sk_tensor_rows(&m2, 0, 1), bt = sk_tensor_rows(&m2, 1, 1);
+    ok(sk_tensor_reshape(&wt, 1, d1, &wt), "w view");
+    ok(sk_tensor_reshape(&bt, 1, d1, &bt), "b view");
+    for (int fused = 0; fused < 2; fused++) {
+        setenv("SK_FP8_FUSED_NORM", fused ? "1" : "0", 1);
+        ok(sk_op_layernorm_fp8(be, &y1, &q1, &s1, &xt, &wt, &bt, 1e-6f), "layernorm_fp8");
+        ok(sk_op_layernorm(be, &y2, &xt, &wt, &bt, 1e-6f), "layernorm");
+        ok(sk_op_quantize_rows(be, &q2, &s2, &y2), "quantize_rows");
+        cr_expect(memcmp(y1.data, y2.data, (size_t)(R * D) * 4) == 0 &&
+                      memcmp(q1.data, q2.data, (size_t)(R * D)) == 0 &&
+                      memcmp(s1.data, s2.data, (size_t)R * 4) == 0,
+                  "layernorm_fp8 (fused %d) differs from layernorm + quantize_rows", fused);
+    }
     unsetenv("SK_FP8_FUSED_NORM");
+    cr_expect_eq(sk_op_layernorm_fp8(be, &y1, &qbad, &s1, &xt, &wt, &bt, 1e-6f), SK_E_SHAPE,
+                 "layernorm_fp8: q of the wrong width is refused");
+    cr_expect(strstr(sk_error_message(), "layernorm_fp8"), "message names the op: %s",
+              sk_error_message());
     cr_expect_eq(sk_op_modulate_fp8(be, &y1, &qbad, &s1, &xt, &mt, 3, 4, rpg, 1, 1e-6f), SK_E_SHAPE,
                  "q of the wrong width is refused");
     cr_expect(strstr(sk_error_message(), "modulate_fp8"), "message names the op: %s",

@@ -209,6 +209,10 @@ typedef struct sk_backend_ops {
     sk_status (*modulate_fp8)(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
                               const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
                               int64_t rows_per_group, int ln, float eps);
+    /* the same for layernorm (affine w/b optional): y = layernorm(x), q/s = quantize_rows(y) */
+    sk_status (*layernorm_fp8)(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                               const sk_tensor *x, const sk_tensor *w, const sk_tensor *b,
+                               float eps);
 } sk_backend_ops;
 
 struct sk_backend {
@@ -308,6 +312,13 @@ int sk_backend_has_attention_fp8(const sk_backend *be);
 sk_status sk_op_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
                              const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
                              int64_t rows_per_group, int ln, float eps);
+/* y = layernorm(x) and q/s = quantize_rows(y), as sk_op_modulate_fp8 (the same opt-in) */
+sk_status sk_op_layernorm_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                              const sk_tensor *x, const sk_tensor *w, const sk_tensor *b, float eps);
+/* sk_op_layernorm's argument checks (op names the caller in messages) */
+sk_status sk_op_layernorm_check(sk_backend *be, const char *op, const sk_tensor *y,
+                                const sk_tensor *x, const sk_tensor *w, const sk_tensor *b,
+                                float eps);
 /* sk_op_modulate's argument checks (op names the caller in messages) */
 sk_status sk_op_modulate_check(sk_backend *be, const char *op, const sk_tensor *y,
                                const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,

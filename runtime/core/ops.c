@@ -178,10 +178,10 @@ sk_status sk_op_linear(sk_backend *be, sk_tensor *y, const sk_tensor *x, const s
     DISPATCH(op, linear, y, x, w, b, act);
 }
 
-sk_status sk_op_layernorm(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
-                          const sk_tensor *b, float eps)
+sk_status sk_op_layernorm_check(sk_backend *be, const char *op, const sk_tensor *y,
+                                const sk_tensor *x, const sk_tensor *w, const sk_tensor *b,
+                                float eps)
 {
-    const char *op = "layernorm";
     CHK_BE(op);
     SK_TRY(chk_a(op, "y", be, y, 2, "[R, D]"));
     SK_TRY(chk_a(op, "x", be, x, 2, "[R, D]"));
@@ -194,7 +194,15 @@ sk_status sk_op_layernorm(sk_backend *be, sk_tensor *y, const sk_tensor *x, cons
         SK_TRY(chk_w(op, "b", be, b, 1, "[D]"));
         SK_TRY(chk_dim(op, "b", b, 0, "x", x, 1, "D"));
     }
-    SK_CHECK(eps >= 0.0f, SK_E_INVALID_ARG, "op layernorm: eps %g must be >= 0", (double)eps);
+    SK_CHECK(eps >= 0.0f, SK_E_INVALID_ARG, "op %s: eps %g must be >= 0", op, (double)eps);
+    return SK_OK;
+}
+
+sk_status sk_op_layernorm(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_tensor *w,
+                          const sk_tensor *b, float eps)
+{
+    const char *op = "layernorm";
+    SK_TRY(sk_op_layernorm_check(be, op, y, x, w, b, eps));
     DISPATCH(op, layernorm, y, x, w, b, eps);
 }
 

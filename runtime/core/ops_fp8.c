@@ -90,6 +90,22 @@ sk_status sk_op_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tens
     return be->ops->quantize_rows(be, q, s, y);
 }
 
+sk_status sk_op_layernorm_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                              const sk_tensor *x, const sk_tensor *w, const sk_tensor *b, float eps)
+{
+    const char *op = "layernorm_fp8";
+    SK_CHECK(be, SK_E_INVALID_ARG, "op %s: backend is NULL", op);
+    NO_FP8(op);
+    SK_TRY(sk_op_layernorm_check(be, op, y, x, w, b, eps));
+    SK_TRY(chk_quantize(op, be, q, s, y));
+    if (be->ops->layernorm_fp8 && fused_norm_wanted())
+        return be->ops->layernorm_fp8(be, y, q, s, x, w, b, eps);
+    SK_CHECK(be->ops->layernorm, SK_E_UNSUPPORTED, "op %s: the %s backend has no layernorm", op,
+             be->name ? be->name : "?");
+    SK_TRY(be->ops->layernorm(be, y, x, w, b, eps));
+    return be->ops->quantize_rows(be, q, s, y);
+}
+
 sk_status sk_op_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x)
 {
     const char *op = "quantize_rows_pow2";

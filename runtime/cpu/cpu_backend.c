@@ -124,6 +124,8 @@ static const sk_backend_ops k_cpu_ops = {
     .linear_fp8 = sk_cpu_linear_fp8,
     .attention_fp8 = sk_cpu_attention_fp8,
     .quantize_rows_pow2 = sk_cpu_quantize_rows_pow2,
+    .modulate_fp8 = sk_cpu_modulate_fp8,
+    .layernorm_fp8 = sk_cpu_layernorm_fp8,
 };
 
 sk_status sk_backend_cpu_create(sk_backend **out)

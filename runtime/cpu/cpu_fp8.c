@@ -35,6 +35,24 @@ sk_status sk_cpu_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, 
     return SK_OK;
 }
 
+/* The fused norm + quantization ops' definition: the norm (this backend's, through its
+ * table: the fast backend's own kernels), then quantize_rows of its output. */
+sk_status sk_cpu_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                              const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                              int64_t rows_per_group, int ln, float eps)
+{
+    SK_TRY(be->ops->modulate(be, y, x, mod, i_shift, i_scale, rows_per_group, ln, eps));
+    return sk_cpu_quantize_rows(be, q, s, y);
+}
+
+sk_status sk_cpu_layernorm_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                               const sk_tensor *x, const sk_tensor *w, const sk_tensor *b,
+                               float eps)
+{
+    SK_TRY(be->ops->layernorm(be, y, x, w, b, eps));
+    return sk_cpu_quantize_rows(be, q, s, y);
+}
+
 sk_status sk_cpu_linear_fp8_with(sk_backend *be, sk_tensor *y, const sk_tensor *q,
                                  const sk_tensor *sx, const sk_tensor *w, const sk_tensor *sw,
                                  const sk_tensor *b, sk_act act, sk_cpu_linear_fn linear)

@@ -62,6 +62,12 @@ sk_status sk_cpu_mul(sk_backend *be, sk_tensor *y, const sk_tensor *x, const sk_
 sk_status sk_cpu_flag_nonfinite(sk_backend *be, const sk_tensor *x, void *flag);
 sk_status sk_cpu_quantize_rows(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
 sk_status sk_cpu_quantize_rows_pow2(sk_backend *be, sk_tensor *q, sk_tensor *s, const sk_tensor *x);
+sk_status sk_cpu_modulate_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                              const sk_tensor *x, const sk_tensor *mod, int i_shift, int i_scale,
+                              int64_t rows_per_group, int ln, float eps);
+sk_status sk_cpu_layernorm_fp8(sk_backend *be, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                               const sk_tensor *x, const sk_tensor *w, const sk_tensor *b,
+                               float eps);
 sk_status sk_cpu_attention_fp8(sk_backend *be, sk_tensor *out, const sk_tensor *q,
                                const sk_kv_range *ranges, int nranges, float scale);
 sk_status sk_cpu_linear_fp8(sk_backend *be, sk_tensor *y, const sk_tensor *q, const sk_tensor *sx,

@@ -30,7 +30,8 @@
  *    kernel; attention_fp8 over e4m3 frame ranges against the CPU op (emulation kernel
  *    and default path), the call's scales equal to the largest frame scales.
  *
- * 8. modulate_fp8 (the quantization fused into the modulate kernel, SK_FP8_FUSED_NORM=1):
+ * 8. modulate_fp8 / layernorm_fp8 (the quantization fused into the norm kernel,
+ *    SK_FP8_FUSED_NORM=1):
  *    at the 1.3B and 5B widths (and one the row kernel does not take), y, q and s EQUAL
  *    the unfused modulate + quantize_rows on the same backend, and q/s equal the CPU's
  *    quantize_rows of the device's y; then (unless --no-time) both ways timed.
@@ -140,16 +141,31 @@ static double now_s(void);
 
 /* 8. modulate_fp8 fused against modulate + quantize_rows (same backend: equal bits) and its
  * q/s against the CPU's quantize_rows of the device's y */
+/* ln_wb: layernorm_fp8 with w, b = rows 0 and 1 of m viewed as [rows, D] (else modulate_fp8) */
+static sk_status mod8_call(sk_backend *gpu, sk_tensor *y, sk_tensor *q, sk_tensor *s,
+                           const sk_tensor *x, const sk_tensor *m, int64_t rpg, int ln_wb)
+{
+    if (!ln_wb) return sk_op_modulate_fp8(gpu, y, q, s, x, m, 3, 4, rpg, 1, 1e-6f);
+    const int64_t D = m->shape[2];
+    int64_t m2s[2] = {m->shape[0] * m->shape[1], D}, d1[1] = {D};
+    sk_tensor m2, w, b;
+    SK_TRY(sk_tensor_reshape(m, 2, m2s, &m2));
+    w = sk_tensor_rows(&m2, 0, 1), b = sk_tensor_rows(&m2, 1, 1);
+    SK_TRY(sk_tensor_reshape(&w, 1, d1, &w));
+    SK_TRY(sk_tensor_reshape(&b, 1, d1, &b));
+    return sk_op_layernorm_fp8(gpu, y, q, s, x, &w, &b, 1e-6f);
+}
+
 static double mod8_run(sk_backend *gpu, int fused, sk_tensor *y, sk_tensor *q, sk_tensor *s,
-                       const sk_tensor *x, const sk_tensor *m, int64_t rpg, int reps)
+                       const sk_tensor *x, const sk_tensor *m, int64_t rpg, int reps, int ln_wb)
 {
     setenv("SK_FP8_FUSED_NORM", fused ? "1" : "0", 1);
-    OK(sk_op_modulate_fp8(gpu, y, q, s, x, m, 3, 4, rpg, 1, 1e-6f));
+    OK(mod8_call(gpu, y, q, s, x, m, rpg, ln_wb));
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         OK(sk_backend_sync(gpu));
         const double t0 = now_s();
-        for (int i = 0; i < 10; i++) OK(sk_op_modulate_fp8(gpu, y, q, s, x, m, 3, 4, rpg, 1, 1e-6f));
+        for (int i = 0; i < 10; i++) OK(mod8_call(gpu, y, q, s, x, m, rpg, ln_wb));
         OK(sk_backend_sync(gpu));
         const double t = (now_s() - t0) / 10;
         if (t < best) best = t;
@@ -159,7 +175,7 @@ static double mod8_run(sk_backend *gpu, int fused, sk_tensor *y, sk_tensor *q, s
 }
 
 static void check_modulate_fp8(sk_backend *cpu, sk_backend *gpu, int64_t F, int64_t rpg, int64_t D,
-                               int reps)
+                               int reps, int ln_wb)
 {
     const int64_t R = F * rpg, K6 = 6;
     const size_t n = (size_t)(R * D);
@@ -177,8 +193,8 @@ static void check_modulate_fp8(sk_backend *cpu, sk_backend *gpu, int64_t F, int6
     }
     OK(sk_tensor_upload_f32(&xg, x, n));
     OK(sk_tensor_upload_f32(&mg, m, (size_t)(F * K6 * D)));
-    const double tf = mod8_run(gpu, 1, &y[0], &q[0], &sc[0], &xg, &mg, rpg, reps);
-    const double tu = mod8_run(gpu, 0, &y[1], &q[1], &sc[1], &xg, &mg, rpg, reps);
+    const double tf = mod8_run(gpu, 1, &y[0], &q[0], &sc[0], &xg, &mg, rpg, reps, ln_wb);
+    const double tu = mod8_run(gpu, 0, &y[1], &q[1], &sc[1], &xg, &mg, rpg, reps, ln_wb);
     const size_t yb = n * sk_dtype_size(gpu->act_dtype);
     uint8_t *a = malloc(yb), *b = malloc(yb);
     int same_y, same_q, same_s;
@@ -204,9 +220,9 @@ static void check_modulate_fp8(sk_backend *cpu, sk_backend *gpu, int64_t F, int6
     OK(sk_tensor_download_raw(&sc[0], a, (size_t)R * 4));
     const int cpu_s = memcmp(a, scc.data, (size_t)R * 4) == 0;
     verdict(same_y && same_q && same_s && !bad && cpu_s,
-            "modulate_fp8 %lldx%lld %s: fused == unfused (y %s, q %s, s %s); q vs the CPU's "
+            "%s %lldx%lld %s: fused == unfused (y %s, q %s, s %s); q vs the CPU's "
             "quantize_rows of y: %zu of %zu bytes differ, scales %s; %.1f us fused, %.1f us "
-            "modulate + quantize_rows", (long long)R, (long long)D, sk_dtype_name(gpu->act_dtype),
+            "norm + quantize_rows", ln_wb ? "layernorm_fp8" : "modulate_fp8", (long long)R, (long long)D, sk_dtype_name(gpu->act_dtype),
             same_y ? "equal" : "DIFFER", same_q ? "equal" : "DIFFER", same_s ? "equal" : "DIFFER",
             bad, n, cpu_s ? "equal" : "DIFFER", tf * 1e6, tu * 1e6);
     for (int i = 0; i < 2; i++) sk_tensor_free(&y[i]), sk_tensor_free(&q[i]), sk_tensor_free(&sc[i]);
@@ -1064,9 +1080,11 @@ int main(int argc, char **argv)
     }
     for (int g = 0; g < 2; g++) { /* 8. modulate_fp8 */
         const int r8 = do_time ? 5 : 1;
-        check_modulate_fp8(cpu, gpus[g], 3, 1560, 1536, r8); /* 1.3B chunk */
-        check_modulate_fp8(cpu, gpus[g], 8, 880, 3072, r8);  /* 5B chunk */
-        check_modulate_fp8(cpu, gpus[g], 2, 30, 1540, 1);    /* D % 8 != 0: the two ops */
+        for (int ln_wb = 0; ln_wb < 2; ln_wb++) {
+            check_modulate_fp8(cpu, gpus[g], 3, 1560, 1536, r8, ln_wb); /* 1.3B chunk */
+            check_modulate_fp8(cpu, gpus[g], 8, 880, 3072, r8, ln_wb);  /* 5B chunk */
+            check_modulate_fp8(cpu, gpus[g], 2, 30, 1540, 1, ln_wb);    /* D % 8: the two ops */
+        }
     }
     check_dit(src);
     if (do_time) time_shapes(gb, reps);
