@@ -186,6 +186,15 @@ static sk_status fp8_modulate(sk_dit_ctx *c, fp8_act *a, sk_tensor *y, const sk_
     return sk_op_modulate_fp8(c->be, y, &a->q, &a->s, x, mod, i_shift, i_scale, rpg, 1, eps);
 }
 
+/* y = layernorm(x; w, b) and, for an FP8 model, its quantized copy in a, as fp8_modulate */
+static sk_status fp8_layernorm(sk_dit_ctx *c, fp8_act *a, sk_tensor *y, const sk_tensor *x,
+                               const sk_tensor *w, const sk_tensor *b, float eps)
+{
+    if (!c->m->fp8) return sk_op_layernorm(c->be, y, x, w, b, eps);
+    SK_TRY(fp8_views(a, y));
+    return sk_op_layernorm_fp8(c->be, y, &a->q, &a->s, x, w, b, eps);
+}
+
 /* A block linear y = act(x W^T + b), W = w[wi], b = w[wi + 1]: through the
  * quantized copy a of x when W is e4m3 (fp8_quant(a, x) came first; an FP8
  * model keeps a matrix whose sizes are not multiples of 16 in bf16, as
@@ -409,13 +418,7 @@ static sk_status forward(sk_dit_ctx *c, sk_kv_cache *kv, const sk_tensor *x, con
         SK_TRY(sk_op_gated_add(be, &xs, &tmp, &mod, 2, S));
 
         /* cross-attention on norm3(x) (affine), no modulation, no gate */
-        if (m->fp8) {
-            SK_TRY(fp8_views(&qa, &hb));
-            SK_TRY(sk_op_layernorm_fp8(be, &hb, &qa.q, &qa.s, &xs, &w[SK_DB_N3_W],
-                                       &w[SK_DB_N3_B], eps));
-        } else {
-            SK_TRY(sk_op_layernorm(be, &hb, &xs, &w[SK_DB_N3_W], &w[SK_DB_N3_B], eps));
-        }
+        SK_TRY(fp8_layernorm(c, &qa, &hb, &xs, &w[SK_DB_N3_W], &w[SK_DB_N3_B], eps));
         SK_TRY(blin(c, &tmp, &hb, &qa, B, SK_DB_CA_Q_W, SK_ACT_NONE));
         SK_TRY(sk_op_rmsnorm(be, &q, &tmp, &w[SK_DB_CA_NQ], eps));
         sk_kv_range cr = {&c->cross_k[l], &c->cross_v[l], 0, cf->text_len};
